@@ -1,0 +1,56 @@
+"""searcher: local semantic search with a coarse Matryoshka shortlist and a full-dimension rerank.
+
+    from searcher import build_index, Searcher
+    build_index("docs/", "indexes/default")
+    for hit in Searcher("indexes/default").search("how do I ...", k=5):
+        print(hit.score, hit.source, hit.text[:80])
+
+Names are imported on first use (PEP 562), so `import searcher` - and `searcher --help` - load neither
+numpy nor faiss nor torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "IndexConfig": "config",
+    "SearcherError": "errors",
+    "IndexNotFoundError": "errors",
+    "IndexFormatError": "errors",
+    "IndexBusyError": "errors",
+    "ModelError": "errors",
+    "InvalidInputError": "errors",
+    "build_index": "indexer",
+    "existing_config": "indexer",
+    "IndexReport": "indexer",
+    "Searcher": "search",
+    "Hit": "search",
+    "open_index": "store",
+    "load_encoder": "encoder",
+}
+__all__ = sorted(_EXPORTS)
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import IndexConfig
+    from .encoder import load_encoder
+    from .errors import (
+        IndexBusyError,
+        IndexFormatError,
+        IndexNotFoundError,
+        InvalidInputError,
+        ModelError,
+        SearcherError,
+    )
+    from .indexer import IndexReport, build_index, existing_config
+    from .search import Hit, Searcher
+    from .store import open_index
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    raise AttributeError(f"module 'searcher' has no attribute {name!r}")

