@@ -64,7 +64,7 @@ def cli() -> None:
 @click.option("--projection", type=click.Choice(PROJECTIONS), help="Coarse projection [default: auto].")
 @click.option("--coarse-dim", type=int, help="Width of the coarse index [default: 64].")
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
-@click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: 32].")
+@click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -167,7 +167,7 @@ def info(index_dir, as_json):
         f"model       {m.name} ({m.dim} dims, max {m.max_seq_length} tokens)",
         f"projection  {p.kind} to {p.coarse_dim} dims (requested {p.requested})"
         + (f"; measured {p.measurement}" if p.measurement else ""),
-        f"chunking    {c.chunk_tokens or m.max_seq_length} tokens, {c.overlap_tokens} overlap",
+        "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
         f"sources     {', '.join(manifest.sources)}",
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",

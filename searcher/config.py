@@ -29,7 +29,7 @@ class IndexConfig:
     projection: str = "auto"  # coarse projection: "prefix" (Matryoshka models), "pca", or "auto" (measured)
     coarse_dim: int = 64  # width of the coarse shortlist index
     chunk_tokens: int | None = None  # chunk size in model tokens; None = the model's max_seq_length
-    overlap_tokens: int = 32  # tokens repeated between neighbouring chunks of a document
+    overlap_tokens: int | None = None  # tokens repeated between neighbouring chunks; None = chunk_tokens // 8
     batch_size: int = 32  # chunks per encoder call
 
     def __post_init__(self) -> None:
@@ -41,14 +41,16 @@ class IndexConfig:
             raise InvalidInputError(f"coarse_dim must be at least 1, got {self.coarse_dim}")
         if self.chunk_tokens is not None and self.chunk_tokens < 16:
             raise InvalidInputError(f"chunk_tokens must be at least 16, got {self.chunk_tokens}")
-        if self.overlap_tokens < 0:
+        if self.overlap_tokens is not None and self.overlap_tokens < 0:
             raise InvalidInputError(f"overlap_tokens must be 0 or more, got {self.overlap_tokens}")
-        if self.chunk_tokens is not None and self.overlap_tokens >= self.chunk_tokens // 2:
-            raise InvalidInputError(
-                f"overlap_tokens ({self.overlap_tokens}) must be less than half of chunk_tokens ({self.chunk_tokens})"
-            )
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}")
+
+    def chunking(self, max_seq_length: int) -> tuple[int, int]:
+        """(chunk_tokens, overlap_tokens) for a model with this window, defaults resolved."""
+        chunk_tokens = self.chunk_tokens or max_seq_length
+        overlap = chunk_tokens // 8 if self.overlap_tokens is None else self.overlap_tokens
+        return chunk_tokens, overlap
 
     def replace(self, **changes: Any) -> IndexConfig:
         """A copy with the given fields changed; fields passed as None keep their current value."""

@@ -135,17 +135,14 @@ def _build(
             f"the index at {index_dir} was built with model {prev.manifest.model.name!r}, not {info.name!r}; "
             "index with that model, use another --index, or pass --rebuild to re-embed everything"
         )
-    chunk_tokens = config.chunk_tokens or info.max_seq_length
-    check_chunking(chunk_tokens, config.overlap_tokens, info.max_seq_length)
-    rechunk_all = prev is not None and (
-        (prev.manifest.config.chunk_tokens or info.max_seq_length, prev.manifest.config.overlap_tokens)
-        != (chunk_tokens, config.overlap_tokens)
-    )
+    chunk_tokens, overlap_tokens = config.chunking(info.max_seq_length)
+    check_chunking(chunk_tokens, overlap_tokens, info.max_seq_length)
+    rechunk_all = prev is not None and prev.manifest.config.chunking(info.max_seq_length) != (chunk_tokens, overlap_tokens)
     report = IndexReport(index_dir=str(index_dir))
     old_files = {e.path: e for e in prev.files()} if prev is not None else {}
 
     def chunker(doc):
-        return chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=config.overlap_tokens)
+        return chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
 
     kept, new_files = _scan(root, old_files, rechunk_all, chunker, report, progress)
     under_root = {p for p in old_files if _is_under(Path(p), root)}

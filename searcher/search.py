@@ -115,38 +115,44 @@ class Searcher:
         if mode == "full":
             return self._exact(xq, k)
         _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), max(shortlist, k))
+        return self._rerank(xq, candidates, k)
+
+    def _rerank(self, xq: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Score each query's candidate ids with the full vectors and keep the best k.
+
+        Both two-stage and exact search end here, so the same chunk always gets a bit-identical score and ties
+        (duplicate chunks) are broken the same way, by the smaller id.
+        """
+        n = len(xq)
         D = np.full((n, k), -np.inf, dtype=np.float32)
         I = np.full((n, k), -1, dtype=np.int64)
         for i in range(n):
             ids = candidates[i][candidates[i] >= 0]
             rows = np.sort(self.index.rows_of(ids))  # sorted rows read the memory map in one sweep
             scores = self.index.full[rows] @ xq[i]
-            top = _top_k(scores, self.index.ids[rows], k)
+            top = np.lexsort((self.index.ids[rows], -scores))[:k]
             D[i, : len(top)] = scores[top]
             I[i, : len(top)] = self.index.ids[rows[top]]
         return D, I
 
     def _exact(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        n = len(xq)
-        best_d = np.full((n, 0), -np.inf, dtype=np.float32)
-        best_i = np.full((n, 0), -1, dtype=np.int64)
+        """Exact top k over all full vectors, a block at a time (the full vectors need not fit in RAM)."""
+        # subtle: keep a few more than k from the blockwise matmul, whose rounding differs from _rerank's, so
+        # that ties at the k-th place are settled by _rerank like in two-stage search.
+        keep = min(len(self.index), 2 * k + 8)
+        best_d = np.full((len(xq), 0), -np.inf, dtype=np.float32)
+        best_i = np.full((len(xq), 0), -1, dtype=np.int64)
         for a in range(0, len(self.index), EXACT_BLOCK):
             block = np.asarray(self.index.full[a : a + EXACT_BLOCK])
             scores = xq @ block.T
             ids = np.broadcast_to(np.asarray(self.index.ids[a : a + len(block)]), scores.shape)
             all_d = np.concatenate([best_d, scores], axis=1)
             all_i = np.concatenate([best_i, ids], axis=1)
-            keep = min(k, all_d.shape[1])
-            part = np.argpartition(-all_d, keep - 1, axis=1)[:, :keep]
+            m = min(keep, all_d.shape[1])
+            part = np.argpartition(-all_d, m - 1, axis=1)[:, :m]
             best_d = np.take_along_axis(all_d, part, axis=1)
             best_i = np.take_along_axis(all_i, part, axis=1)
-        # Order each row best first; equal scores by id, so results are deterministic.
-        order = np.lexsort((best_i, -best_d), axis=1)
-        D = np.full((n, k), -np.inf, dtype=np.float32)
-        I = np.full((n, k), -1, dtype=np.int64)
-        D[:, : best_d.shape[1]] = np.take_along_axis(best_d, order, axis=1)
-        I[:, : best_i.shape[1]] = np.take_along_axis(best_i, order, axis=1)
-        return D, I
+        return self._rerank(xq, best_i, k)
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
         valid = ids >= 0
@@ -165,9 +171,4 @@ class Searcher:
             )
             for r, s in zip(records, scores[valid])
         ]
-
-
-def _top_k(scores: np.ndarray, ids: np.ndarray, k: int) -> np.ndarray:
-    """Positions of the k best scores, best first, ties broken by smaller id."""
-    return np.lexsort((ids, -scores))[:k]
 

@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+# No test may reach a model hub: fail fast instead of retrying for a minute.
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fakes import FakeEncoder  # noqa: E402
+
+from searcher import IndexConfig  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+TOPICS = {
+    "cooking.md": "# Cooking pasta\n\nBoil water with salt. Add the pasta and stir.\n\n"
+    "Drain the pasta when it is al dente. Serve with tomato sauce and basil.\n",
+    "astronomy.txt": "The moon orbits the earth. Telescopes reveal craters on the moon.\n\n"
+    "Jupiter is the largest planet. Saturn has bright rings of ice.\n",
+    "gardening.html": "<html><head><title>Growing tomatoes</title><script>var x = 'tomato';</script></head>"
+    "<body><nav>Home | About</nav><main><h1>Growing tomatoes</h1><p>Plant tomatoes in full sun.</p>"
+    "<p>Water the soil deeply twice a week.</p></main><footer>Copyright</footer></body></html>",
+    "python.rst": "Reading files\n=============\n\nUse open() to read a file line by line.\n\n"
+    "The with statement closes the file for you.\n",
+    "nested/birds.md": "# Birds\n\nOwls hunt at night. Sparrows eat seeds.\n\nEagles build large nests on cliffs.\n",
+}
+
+
+def write_corpus(root: Path, files: dict[str, str | bytes] = TOPICS) -> Path:
+    for name, content in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content, encoding="utf-8")
+    return root
+
+
+@pytest.fixture
+def fake() -> FakeEncoder:
+    return FakeEncoder()
+
+
+@pytest.fixture
+def fake_config(fake) -> IndexConfig:
+    return IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4)
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    return write_corpus(tmp_path / "docs")
+
+
+@pytest.fixture
+def use_fake_encoder(monkeypatch, fake):
+    """Make every model name load the fake encoder (for CLI tests)."""
+    import searcher.indexer
+    import searcher.search
+
+    monkeypatch.setattr(searcher.indexer, "load_encoder", lambda name: fake)
+    monkeypatch.setattr(searcher.search, "load_encoder", lambda name: fake)
+    return fake
+
+
+@pytest.fixture(scope="session")
+def minilm():
+    """The bundled all-MiniLM-L6-v2, loaded once per test session."""
+    from searcher.encoder import load_encoder
+
+    return load_encoder("sentence-transformers/all-MiniLM-L6-v2")

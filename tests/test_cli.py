@@ -1,0 +1,121 @@
+"""The CLI with the fake encoder: output formats, and every user-facing error's message and exit code."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from searcher.cli import cli
+
+
+def run(*args, input=None):
+    result = CliRunner().invoke(cli, [str(a) for a in args], input=input)
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture
+def indexed(tmp_path, corpus, use_fake_encoder):
+    idx = tmp_path / "idx"
+    result = run("index", corpus, "--index", idx, "--chunk-tokens", 32, "--overlap-tokens", 4, "-q")
+    assert result.exit_code == 0, result.output
+    return idx
+
+
+def test_index_prints_counts(tmp_path, corpus, use_fake_encoder):
+    (corpus / "notes.pdf").write_bytes(b"%PDF")
+    result = run("index", corpus, "--index", tmp_path / "idx", "--chunk-tokens", 32, "--overlap-tokens", 4, "-q")
+    assert result.exit_code == 0
+    assert "5 indexed, 0 unchanged, 1 skipped, 0 failed, 0 removed files" in result.output
+    again = run("index", corpus, "--index", tmp_path / "idx", "-q")
+    assert "0 indexed, 5 unchanged" in again.output and "0 chunks embedded" in again.output
+
+
+def test_query_human_and_json_output(indexed):
+    human = run("query", "owls hunt at night", "--index", indexed, "-k", 2)
+    assert human.exit_code == 0
+    assert human.output.splitlines()[0].startswith(" 1. ") and "birds.md  Birds" in human.output
+    as_json = run("query", "owls hunt at night", "--index", indexed, "-k", 2, "--json")
+    lines = [json.loads(line) for line in as_json.output.splitlines()]
+    assert [r["rank"] for r in lines] == [1, 2]
+    assert set(lines[0]) == {"rank", "id", "score", "doc_id", "title", "source", "text", "start", "end"}
+
+
+def test_queries_from_stdin(indexed):
+    result = run("query", "-", "--index", indexed, "-k", 1, "--json", input="owls\n\ntomatoes sun\n")
+    records = [json.loads(line) for line in result.output.splitlines()]
+    assert [r["query"] for r in records] == ["owls", "tomatoes sun"]
+
+
+def test_index_from_environment_variable(indexed, monkeypatch):
+    monkeypatch.setenv("SEARCHER_INDEX", str(indexed))
+    assert run("query", "owls").exit_code == 0
+
+
+def test_info_shows_the_manifest(indexed):
+    result = run("info", "--index", indexed)
+    assert "fake-hash-encoder (96 dims, max 64 tokens)" in result.output
+    assert "5 files, 5 documents" in result.output
+    data = json.loads(run("info", "--index", indexed, "--json").output)
+    assert data["format"] == "searcher-index" and data["version"] == 1 and data["counts"]["files"] == 5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["query", "owls", "--index", "{tmp}/none"], "Error: no index at {tmp}/none; run `searcher index DIR` first"),
+        (["info", "--index", "{tmp}/none"], "Error: no index at {tmp}/none; run `searcher index DIR` first"),
+        (["query", "  ", "--index", "{idx}"], "Error: query is empty; pass some text to search for"),
+        (["query", "owls", "--index", "{idx}", "-k", "0"], "Error: k must be at least 1, got 0"),
+        (["query", "owls", "--index", "{idx}", "--shortlist", "0"], "Error: shortlist must be at least 1, got 0"),
+        (["index", "{tmp}/missing", "--index", "{idx}"], "Error: no such file or folder: {tmp}/missing"),
+        (["index", "{tmp}/empty", "--index", "{idx}"], "Error: no documents to index in {tmp}/empty"),
+        (["index", "{tmp}/docs", "--index", "{idx}", "--chunk-tokens", "4"], "Error: chunk_tokens must be at least 16"),
+        (["index", "{tmp}/docs", "--index", "{idx}", "--chunk-tokens", "999"], "exceeds the model's max_seq_length of 64"),
+    ],
+)
+def test_user_errors_are_one_line_with_exit_code_1(tmp_path, indexed, args, message):
+    (tmp_path / "empty").mkdir()
+    fill = {"tmp": tmp_path, "idx": indexed}
+    result = run(*[a.format(**fill) for a in args])
+    assert result.exit_code == 1
+    assert message.format(**fill) in result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_unreadable_folder_is_a_one_line_error(tmp_path, corpus, use_fake_encoder, monkeypatch):
+    import searcher.indexer
+
+    def walk(root, onerror):  # what os.walk reports for a folder without read permission (root ignores chmod)
+        onerror(PermissionError(13, "Permission denied", str(root)))
+        return iter(())
+
+    monkeypatch.setattr(searcher.indexer.os, "walk", walk)
+    result = run("index", corpus, "--index", tmp_path / "idx")
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: cannot read folder {corpus}: Permission denied"
+
+
+def test_bad_choice_is_a_usage_error(indexed):
+    result = run("query", "owls", "--index", indexed, "--mode", "fast")
+    assert result.exit_code == 2 and "'fast' is not one of" in result.output
+
+
+@pytest.mark.model
+def test_model_that_cannot_be_loaded(tmp_path, corpus):
+    not_a_model = tmp_path / "not-a-model"
+    not_a_model.mkdir()
+    for model in (str(not_a_model), "no-such-org/no-such-model"):
+        result = run("index", corpus, "--index", tmp_path / "idx", "--model", model, "-q")
+        assert result.exit_code == 1
+        assert result.output.startswith(f"Error: could not load model '{model}'")
+        assert "pass a local sentence-transformers directory or a model name that is available offline" in result.output
+        assert len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "idx" / "manifest.json").exists()
+
+
+def test_help_ends_with_an_example():
+    for command in ([], ["index"], ["query"], ["info"]):
+        result = run(*command, "--help")
+        assert result.exit_code == 0
+        assert "Example:" in result.output

@@ -1,0 +1,76 @@
+from pathlib import Path
+
+import pytest
+
+from searcher.ingest import UnreadableFileError, decode, html_to_text, parse_file
+
+
+def parse(name: str, content: str | bytes):
+    data = content.encode() if isinstance(content, str) else content
+    return parse_file(Path("/x") / name, data, doc_id=name)
+
+
+def test_html_keeps_main_content_and_title_drops_scripts_and_navigation():
+    title, text = html_to_text(
+        "<html><head><title>My  Page</title><style>p {}</style></head><body>"
+        "<nav>Home</nav><div role='main'><h1>Heading<a class='headerlink' href='#h'>¶</a></h1>"
+        "<p>First <b>bold</b> paragraph.</p><script>alert(1)</script><p>Second&amp;last.</p></div>"
+        "<div class='sidebar'>Related pages</div></body></html>"
+    )
+    assert title == "My Page"
+    assert text == "Heading\n\nFirst bold paragraph.\n\nSecond&last."
+
+
+def test_html_without_main_region_uses_the_body_and_keeps_pre_whitespace():
+    _, text = html_to_text("<body><p>Intro</p><pre>def f():\n    return 1</pre><ul><li>a</li><li>b</li></ul></body>")
+    assert "def f():\n    return 1" in text
+    assert text.startswith("Intro")
+    assert "a\nb" in text
+
+
+def test_markdown_title_from_front_matter_then_heading_then_file_name():
+    docs, _ = parse("a.md", "---\ntitle: From Front Matter\n---\n# Heading\nbody")
+    assert docs[0].title == "From Front Matter"
+    assert "title:" not in docs[0].text
+    docs, _ = parse("b.md", "intro\n\n## Second level\n\ntext")
+    assert docs[0].title == "Second level"
+    docs, _ = parse("notes.md", "no heading at all")
+    assert docs[0].title == "notes"
+
+
+def test_rst_title_is_the_first_underlined_line():
+    docs, _ = parse("x.rst", ".. comment\n\n========\nOverview\n========\n\nText.\n")
+    assert docs[0].title == "Overview"
+
+
+def test_jsonl_reads_beir_records_and_reports_bad_lines():
+    content = "\n".join([
+        '{"_id": "d1", "title": "T1", "text": "one"}',
+        "not json",
+        '{"_id": "d2", "text": "two"}',
+        '{"_id": "d1", "text": "duplicate id"}',
+        '{"_id": "d3", "title": "no text field"}',
+        "",
+    ])
+    docs, warnings = parse("c.jsonl", content)
+    assert [(d.doc_id, d.title, d.text) for d in docs] == [("d1", "T1", "one"), ("d2", "", "two")]
+    assert len(warnings) == 1 and "3 line(s) skipped" in warnings[0] and "2, 4, 5" in warnings[0]
+
+
+def test_decode_accepts_utf8_with_bom_and_utf16_and_rejects_binary_and_latin1():
+    assert decode("\ufeffhé".encode("utf-8")) == "hé"
+    assert decode("hé".encode("utf-16")) == "hé"
+    with pytest.raises(UnreadableFileError, match="binary"):
+        decode(b"\x89PNG\x00\x00data")
+    with pytest.raises(UnreadableFileError, match="not UTF-8"):
+        decode("café".encode("latin-1"))
+
+
+def test_whitespace_only_file_gives_no_document():
+    docs, _ = parse("empty.txt", "  \n\n ")
+    assert docs == []
+
+
+def test_windows_newlines_are_normalised_so_offsets_are_stable():
+    docs, _ = parse("w.txt", "line one\r\nline two\r\n")
+    assert docs[0].text == "line one\nline two\n"

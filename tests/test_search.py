@@ -1,0 +1,139 @@
+"""Two-stage search against the exact reference, with the fake encoder."""
+
+import random
+
+import numpy as np
+import pytest
+from conftest import write_corpus
+
+from searcher import Searcher, build_index
+from searcher.errors import InvalidInputError, ModelError
+
+WORDS = ("river mountain forest ocean desert valley island canyon glacier meadow volcano lake "
+         "owl eagle sparrow heron falcon raven swan crane robin wren").split()
+
+
+@pytest.fixture(scope="module")
+def big_index(tmp_path_factory):
+    """~600 chunks of random word soup: enough that a small shortlist misses things."""
+    from fakes import FakeEncoder
+
+    fake = FakeEncoder(dim=128)
+    rng = random.Random(0)
+    files = {
+        f"doc{i:03d}.txt": "\n\n".join(
+            " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 20))) + "." for _ in range(6)
+        )
+        for i in range(100)
+    }
+    root = tmp_path_factory.mktemp("big")
+    write_corpus(root / "docs", files)
+    from searcher import IndexConfig
+
+    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=0, projection="prefix")
+    build_index(root / "docs", root / "idx", config, encoder=fake)
+    queries = [" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(40)]
+    return Searcher(root / "idx", encoder=fake), fake.encode_queries(queries)
+
+
+def overlap(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.mean([len(set(x) & set(y)) / len(x) for x, y in zip(a, b)]))
+
+
+def test_two_stage_equals_exact_when_the_shortlist_holds_every_chunk(big_index):
+    searcher, xq = big_index
+    n = len(searcher.index)
+    D_full, I_full = searcher.search_vectors(xq, k=10, mode="full")
+    D_two, I_two = searcher.search_vectors(xq, k=10, shortlist=n)
+    np.testing.assert_array_equal(I_two, I_full)
+    np.testing.assert_allclose(D_two, D_full, atol=1e-6)
+
+
+def test_agreement_with_exact_never_falls_as_the_shortlist_grows(big_index):
+    searcher, xq = big_index
+    _, I_full = searcher.search_vectors(xq, k=10, mode="full")
+    agreements = [overlap(searcher.search_vectors(xq, k=10, shortlist=s)[1], I_full) for s in (10, 20, 40, 80, 160, 320, 640)]
+    assert agreements == sorted(agreements)
+    assert agreements[0] < 1.0 and agreements[-1] == 1.0, "the test corpus must be hard enough to show a difference"
+
+
+def test_exact_search_matches_brute_force(big_index):
+    searcher, xq = big_index
+    D, I = searcher.search_vectors(xq[:3], k=5, mode="full")
+    scores = xq[:3] @ np.asarray(searcher.index.full).T
+    for i in range(3):
+        best = np.sort(scores[i])[::-1][:5]
+        np.testing.assert_allclose(D[i], best, atol=1e-6)
+
+
+def test_coarse_mode_returns_the_coarse_ranking(big_index):
+    searcher, xq = big_index
+    D, I = searcher.search_vectors(xq, k=5, mode="coarse")
+    assert (I >= 0).all() and (np.diff(D, axis=1) <= 1e-6).all()
+
+
+def test_search_results_are_padded_when_k_exceeds_the_index(tmp_path, corpus, fake, fake_config):
+    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
+    searcher = Searcher(tmp_path / "idx", encoder=fake)
+    n = len(searcher.index)
+    D, I = searcher.search_vectors(fake.encode_queries(["owls"]), k=n + 5, shortlist=3)
+    assert (I[0, :n] >= 0).all() and (I[0, n:] == -1).all()
+    assert len(searcher.search("owls", k=n + 5)) == n
+
+
+def test_hits_carry_the_chunk_metadata(tmp_path, corpus, fake, fake_config):
+    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
+    hits = Searcher(tmp_path / "idx", encoder=fake).search("Owls hunt at night", k=3)
+    top = hits[0]
+    assert top.source == str(corpus / "nested" / "birds.md") and top.title == "Birds"
+    assert "Owls hunt at night" in top.text
+    text = (corpus / "nested" / "birds.md").read_text()
+    assert text[top.start : top.end] == top.text
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_batch_equals_single_queries(tmp_path, corpus, fake, fake_config):
+    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
+    searcher = Searcher(tmp_path / "idx", encoder=fake)
+    queries = ["tomato sun", "moon craters", "rice"]
+    assert searcher.search_batch(queries, k=4) == [searcher.search(q, k=4) for q in queries]
+
+
+def test_pca_rotation_leaves_exact_scores_unchanged(tmp_path, corpus, fake, fake_config):
+    build_index(corpus, tmp_path / "a", fake_config.replace(projection="prefix"), encoder=fake)
+    build_index(corpus, tmp_path / "b", fake_config.replace(projection="pca"), encoder=fake)
+    xq = fake.encode_queries(["pasta with tomato sauce", "eagles nest"])
+    Da, Ia = Searcher(tmp_path / "a", encoder=fake).search_vectors(xq, k=5, mode="full")
+    Db, Ib = Searcher(tmp_path / "b", encoder=fake).search_vectors(xq, k=5, mode="full")
+    np.testing.assert_allclose(Da, Db, atol=1e-5)
+    # Ids agree wherever the score is not tied with another one (a rotation changes rounding, so tied chunks
+    # may trade places).
+    for da, ia, ib in zip(Da, Ia, Ib):
+        untied = [j for j in range(len(da)) if np.sum(np.abs(da - da[j]) < 1e-5) == 1]
+        assert untied and [ia[j] for j in untied] == [ib[j] for j in untied]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"query": "   "}, "query is empty"),
+        ({"query": "x", "k": 0}, "k must be at least 1, got 0"),
+        ({"query": "x", "shortlist": 0}, "shortlist must be at least 1, got 0"),
+        ({"query": "x", "mode": "fast"}, "mode must be one of two-stage, full, coarse"),
+    ],
+)
+def test_bad_search_arguments(tmp_path, corpus, fake, fake_config, kwargs, message):
+    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
+    with pytest.raises(InvalidInputError, match=message):
+        Searcher(tmp_path / "idx", encoder=fake).search(**kwargs)
+
+
+def test_querying_with_another_model_is_an_error(tmp_path, corpus, fake, fake_config):
+    from fakes import FakeEncoder
+
+    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
+    other = FakeEncoder(salt="x", name="other")
+    with pytest.raises(ModelError, match=r"'other' did not build the index .* \(built with 'fake-hash-encoder'\)"):
+        Searcher(tmp_path / "idx", encoder=other).search("owls")
+    same_weights_other_name = FakeEncoder(name="copy-of-fake")
+    assert Searcher(tmp_path / "idx", encoder=same_weights_other_name).search("owls")
