@@ -1,0 +1,157 @@
+"""IR metrics, BEIR data loading, and document-level rankings from chunk-level search results.
+
+The metrics are those of the two model cards (sentence-transformers' InformationRetrievalEvaluator):
+accuracy/precision/recall @1,3,5,10, ndcg@10, mrr@10 and map@100, with the same definitions - hits sorted by
+score then by document id, recall over all relevant documents, MAP normalised by min(k, #relevant). One
+extension: graded judgments (scores above 1) count as gains in nDCG (linear gain, as in trec_eval); with
+binary judgments the numbers equal the evaluator's exactly, which tests/test_evaluate.py checks.
+
+A document ranks by its best chunk, so results compare with published document-level numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .errors import InvalidInputError
+
+ACCURACY_AT = (1, 3, 5, 10)
+PRECISION_RECALL_AT = (1, 3, 5, 10)
+NDCG_AT = 10
+MRR_AT = 10
+MAP_AT = 100
+DEPTH = max(MAP_AT, NDCG_AT, MRR_AT, *ACCURACY_AT, *PRECISION_RECALL_AT)  # documents ranked per query
+METRICS = (
+    *(f"accuracy@{k}" for k in ACCURACY_AT),
+    *(f"precision@{k}" for k in PRECISION_RECALL_AT),
+    *(f"recall@{k}" for k in PRECISION_RECALL_AT),
+    f"ndcg@{NDCG_AT}",
+    f"mrr@{MRR_AT}",
+    f"map@{MAP_AT}",
+)
+
+Ranking = Sequence[tuple[str, float]]  # (doc_id, score), any order
+
+
+@dataclass(frozen=True)
+class BeirData:
+    corpus: Path  # corpus.jsonl
+    queries: dict[str, str]  # only the queries judged in the split
+    qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade > 0}
+
+
+def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
+    """Read a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); only judged queries are kept."""
+    data_dir = Path(data_dir)
+    corpus, queries_file, qrels_file = data_dir / "corpus.jsonl", data_dir / "queries.jsonl", data_dir / "qrels" / f"{split}.tsv"
+    for path in (corpus, queries_file):
+        if not path.is_file():
+            raise InvalidInputError(f"{path} is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/")
+    if not qrels_file.is_file():
+        splits = sorted(p.stem for p in (data_dir / "qrels").glob("*.tsv"))
+        raise InvalidInputError(f"no split {split!r} in {data_dir}/qrels (found: {', '.join(splits) or 'none'}); pick one with --split")
+    qrels = _read_qrels(qrels_file)
+    if not qrels:
+        raise InvalidInputError(f"{qrels_file} has no relevance judgments with a score above 0")
+    all_queries = {str(r["_id"]): r["text"] for r in _read_jsonl(queries_file)}
+    missing = sorted(set(qrels) - set(all_queries))
+    if missing:
+        raise InvalidInputError(
+            f"{len(missing)} query id(s) in {qrels_file.name} are not in queries.jsonl (first: {missing[0]!r})"
+        )
+    doc_ids = {str(r["_id"]) for r in _read_jsonl(corpus)}
+    unknown = sorted({d for rel in qrels.values() for d in rel} - doc_ids)
+    if unknown:
+        raise InvalidInputError(
+            f"{len(unknown)} document id(s) in {qrels_file.name} are not in corpus.jsonl (first: {unknown[0]!r})"
+        )
+    return BeirData(corpus=corpus, queries={q: all_queries[q] for q in qrels}, qrels=qrels)
+
+
+def _read_jsonl(path: Path) -> Iterable[dict]:
+    with open(path, "rb") as f:
+        for lineno, line in enumerate(f, start=1):
+            if line.strip():
+                try:
+                    yield orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    raise InvalidInputError(f"{path}:{lineno} is not valid JSON") from None
+
+
+def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
+    qrels: dict[str, dict[str, int]] = {}
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            parts = line.rstrip("\n").split("\t")
+            if lineno == 1 and parts[0] == "query-id" or not line.strip():
+                continue
+            if len(parts) != 3:
+                raise InvalidInputError(f"{path}:{lineno} must have 3 tab-separated columns: query-id corpus-id score")
+            try:
+                grade = int(float(parts[2]))
+            except ValueError:
+                raise InvalidInputError(f"{path}:{lineno} has a score that is not a number: {parts[2]!r}") from None
+            if grade > 0:
+                qrels.setdefault(parts[0], {})[parts[1]] = grade
+    return qrels
+
+
+def document_rankings(D: np.ndarray, I: np.ndarray, doc_of: Mapping[int, str], *, depth: int = DEPTH) -> list[list[tuple[str, float]]]:
+    """Chunk results (D, I), best first, -> per query the best `depth` documents, each scored by its best chunk."""
+    out = []
+    for scores, ids in zip(D, I):
+        ranking: dict[str, float] = {}
+        for score, chunk_id in zip(scores, ids):
+            if chunk_id < 0:
+                break
+            ranking.setdefault(doc_of[int(chunk_id)], float(score))
+            if len(ranking) == depth:
+                break
+        out.append(list(ranking.items()))
+    return out
+
+
+def _dcg(gains: Sequence[float]) -> float:
+    return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
+
+
+def ir_metrics(rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+    """Mean of each metric in METRICS over the queries of `qrels` (a query with no ranking scores 0)."""
+    totals = dict.fromkeys(METRICS, 0.0)
+    for qid, relevant in qrels.items():
+        hits = sorted(rankings.get(qid, ()), key=lambda h: (-h[1], h[0]))[:DEPTH]
+        found = [doc in relevant for doc, _ in hits]
+        for k in ACCURACY_AT:
+            totals[f"accuracy@{k}"] += any(found[:k])
+        for k in PRECISION_RECALL_AT:
+            totals[f"precision@{k}"] += sum(found[:k]) / k
+            totals[f"recall@{k}"] += sum(found[:k]) / len(relevant)
+        gains = [relevant.get(doc, 0) for doc, _ in hits[:NDCG_AT]]
+        ideal = sorted(relevant.values(), reverse=True)[:NDCG_AT]
+        totals[f"ndcg@{NDCG_AT}"] += _dcg(gains) / _dcg(ideal)
+        first = next((rank for rank, hit in enumerate(found[:MRR_AT]) if hit), None)
+        totals[f"mrr@{MRR_AT}"] += 0.0 if first is None else 1.0 / (first + 1)
+        correct, precision_sum = 0, 0.0
+        for rank, hit in enumerate(found[:MAP_AT]):
+            if hit:
+                correct += 1
+                precision_sum += correct / (rank + 1)
+        totals[f"map@{MAP_AT}"] += precision_sum / min(MAP_AT, len(relevant))
+    return {name: value / len(qrels) for name, value in totals.items()}
+
+
+def top_overlap(a: Sequence[Ranking], b: Sequence[Ranking], *, k: int = 10) -> float:
+    """Mean share of b's top-k documents that a's top-k also holds (set overlap)."""
+    shares = []
+    for ra, rb in zip(a, b):
+        top_a = {d for d, _ in sorted(ra, key=lambda h: (-h[1], h[0]))[:k]}
+        top_b = {d for d, _ in sorted(rb, key=lambda h: (-h[1], h[0]))[:k]}
+        if top_b:
+            shares.append(len(top_a & top_b) / len(top_b))
+    return float(np.mean(shares)) if shares else 1.0
