@@ -140,6 +140,53 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
             click.echo("no hits")
 
 
+@cli.command("eval")
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv to evaluate.")
+@click.option(
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Index of the corpus to build or reuse [default: indexes/eval/<data>-<hash of corpus, model, chunking>].",
+)
+@click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Model name or path [default: bundled MiniLM].")
+@click.option("--projection", type=click.Choice(PROJECTIONS), default="auto", show_default=True)
+@click.option("--coarse-dim", type=int, default=64, show_default=True)
+@click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
+@click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
+@click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True)
+@click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")
+@click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, shortlist,
+                 no_latency, as_json, quiet):
+    """Evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
+
+    Reports the model cards' metrics for two-stage, exact full-dim and coarse search and for each Matryoshka
+    dim, the two-stage top-10 agreement with exact search, and query latency. Embeddings are cached, so a
+    second run with other search settings embeds nothing.
+
+    \b
+    Example:
+        searcher eval ../shared/data/scifact --split test --shortlist 100
+    """
+    from .config import IndexConfig
+    from .evaluate import evaluate
+
+    config = IndexConfig().replace(
+        model=model, projection=projection, coarse_dim=coarse_dim, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
+    )
+    with _Progress(enabled=not quiet) as progress:
+        report = evaluate(data_dir, split=split, config=config, index_dir=index_dir, shortlist=shortlist,
+                          progress=progress, latency=not no_latency)
+    if as_json:
+        import orjson
+
+        click.echo(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(report.to_markdown())
+
+
 @cli.command()
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")

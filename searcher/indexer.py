@@ -90,11 +90,14 @@ def build_index(
     rebuild: bool = False,
     encoder: Encoder | None = None,
     progress: Progress | None = None,
+    cache_dir: Path | str | None = None,
 ) -> IndexReport:
     """Index (or update the index of) a folder or a single file.
 
     `config=None` keeps the settings the index was built with (the defaults for a new index). `rebuild=True`
-    ignores the existing index and embeds everything again (required to change the model).
+    ignores the existing index and embeds everything again (required to change the model). New embeddings go
+    to `<index>/pending` and are deleted once published; a `cache_dir` is used instead and kept, so another
+    index of the same texts with the same model embeds nothing (`searcher eval` keeps one per model).
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -111,7 +114,7 @@ def build_index(
         remove_garbage(index_dir, keep=current.generation if current else None)
         prev = open_index(index_dir) if current and not rebuild else None
         try:
-            return _build(source.resolve(), index_dir, config, current, prev, encoder, progress)
+            return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir)
         finally:
             if prev is not None:
                 prev.close()
@@ -125,6 +128,7 @@ def _build(
     prev: StoredIndex | None,
     encoder: Encoder | None,
     progress: Progress,
+    cache_dir: Path | str | None,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
     encoder = encoder or load_encoder(config.model)
@@ -157,7 +161,7 @@ def _build(
 
     new_chunks = [c for f in new_files for c in f.chunks]
     keys = [text_key(c.embedding_input) for c in new_chunks]
-    pending = EmbeddingCache(index_dir / PENDING, info)
+    pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
     reusable = _reusable_rows(prev, kept, keys)
     _embed_missing(encoder, config, new_chunks, keys, reusable, pending, report, progress)
 
@@ -165,7 +169,8 @@ def _build(
     manifest = _write_generation(
         index_dir, generation, config, info, current, prev, kept, new_files, keys, reusable, pending, root, progress
     )
-    pending.clear()
+    if cache_dir is None:
+        pending.clear()
     report.documents, report.chunks = manifest.documents, manifest.chunks
     report.projection = manifest.projection.kind
     return report

@@ -9,6 +9,7 @@ the evaluation code uses too; `search` and `search_batch` add query encoding and
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,19 +141,12 @@ class Searcher:
         # subtle: keep a few more than k from the blockwise matmul, whose rounding differs from _rerank's, so
         # that ties at the k-th place are settled by _rerank like in two-stage search.
         keep = min(len(self.index), 2 * k + 8)
-        best_d = np.full((len(xq), 0), -np.inf, dtype=np.float32)
-        best_i = np.full((len(xq), 0), -1, dtype=np.int64)
-        for a in range(0, len(self.index), EXACT_BLOCK):
-            block = np.asarray(self.index.full[a : a + EXACT_BLOCK])
-            scores = xq @ block.T
-            ids = np.broadcast_to(np.asarray(self.index.ids[a : a + len(block)]), scores.shape)
-            all_d = np.concatenate([best_d, scores], axis=1)
-            all_i = np.concatenate([best_i, ids], axis=1)
-            m = min(keep, all_d.shape[1])
-            part = np.argpartition(-all_d, m - 1, axis=1)[:, :m]
-            best_d = np.take_along_axis(all_d, part, axis=1)
-            best_i = np.take_along_axis(all_i, part, axis=1)
-        return self._rerank(xq, best_i, k)
+        blocks = (
+            (np.asarray(self.index.full[a : a + EXACT_BLOCK]), np.asarray(self.index.ids[a : a + EXACT_BLOCK]))
+            for a in range(0, len(self.index), EXACT_BLOCK)
+        )
+        _, candidates = exact_top_k(xq, blocks, keep)
+        return self._rerank(xq, candidates, k)
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
         valid = ids >= 0
@@ -172,3 +166,20 @@ class Searcher:
             for r, s in zip(records, scores[valid])
         ]
 
+
+def exact_top_k(xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact inner-product top k of each query over (vectors, ids) blocks; (D, I) best first, ties by id.
+
+    One block in memory at a time, so the database may be a memory map larger than RAM.
+    """
+    best_d = np.full((len(xq), 0), -np.inf, dtype=np.float32)
+    best_i = np.full((len(xq), 0), -1, dtype=np.int64)
+    for xb, ids in blocks:
+        scores = xq @ xb.T
+        all_d = np.concatenate([best_d, scores], axis=1)
+        all_i = np.concatenate([best_i, np.broadcast_to(ids, scores.shape)], axis=1)
+        m = min(k, all_d.shape[1])
+        part = np.argpartition(-all_d, m - 1, axis=1)[:, :m]
+        best_d, best_i = np.take_along_axis(all_d, part, axis=1), np.take_along_axis(all_i, part, axis=1)
+    order = np.lexsort((best_i, -best_d), axis=1)
+    return np.take_along_axis(best_d, order, axis=1), np.take_along_axis(best_i, order, axis=1)

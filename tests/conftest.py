@@ -60,11 +60,12 @@ def corpus(tmp_path) -> Path:
 @pytest.fixture
 def use_fake_encoder(monkeypatch, fake):
     """Make every model name load the fake encoder (for CLI tests)."""
+    import searcher.evaluate
     import searcher.indexer
     import searcher.search
 
-    monkeypatch.setattr(searcher.indexer, "load_encoder", lambda name: fake)
-    monkeypatch.setattr(searcher.search, "load_encoder", lambda name: fake)
+    for module in (searcher.indexer, searcher.search, searcher.evaluate):
+        monkeypatch.setattr(module, "load_encoder", lambda name: fake)
     return fake
 
 

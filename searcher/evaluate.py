@@ -1,0 +1,191 @@
+"""`searcher eval`: the model cards' IR tables for a BEIR data set, for every search mode and Matryoshka dim.
+
+One run indexes the corpus (or reuses a matching index: the default index directory is keyed by corpus,
+model and chunking, and re-indexing an unchanged corpus embeds nothing), embeds the judged queries (cached
+per model, like the corpus chunks), and reports:
+
+- the metrics of metrics.py for two-stage, exact full-dim and coarse-only search;
+- the same for exact search with each Matryoshka prefix of the model's own vectors (64 ... full width), as
+  the cards' `dim_N` tables do;
+- the share of the exact top-10 documents the two-stage top-10 keeps;
+- single-query latency, p50 and p95, with encoding and search apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .cache import EmbeddingCache, text_key
+from .config import DEFAULT_SHORTLIST, IndexConfig
+from .encoder import Encoder, load_encoder, normalize_rows
+from .indexer import Progress, build_index
+from .metrics import DEPTH, METRICS, document_rankings, ir_metrics, load_beir, top_overlap
+from .search import EXACT_BLOCK, Searcher, exact_top_k
+
+MATRYOSHKA_DIMS = (768, 512, 256, 128, 64)
+EVAL_ROOT = Path("indexes/eval")
+LATENCY_QUERIES = 100  # queries timed one at a time
+
+
+@dataclass
+class EvalReport:
+    data: str
+    split: str
+    queries: int
+    index: str
+    model: str
+    projection: str
+    coarse_dim: int
+    shortlist: int
+    modes: dict[str, dict[str, float]] = field(default_factory=dict)  # "two-stage"/"full"/"coarse" -> metrics
+    dims: dict[int, dict[str, float]] = field(default_factory=dict)  # prefix width -> metrics, exact search
+    agreement: float = 0.0  # share of the exact full-dim top-10 documents kept by the two-stage top-10
+    latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # encode/two-stage/full -> p50, p95
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["dims"] = {str(k): v for k, v in self.dims.items()}
+        return d
+
+    def to_markdown(self) -> str:
+        columns = [(name, m) for name, m in self.modes.items()] + [(f"dim {d}", m) for d, m in self.dims.items()]
+        lines = [
+            f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
+            f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}.",
+            "",
+            "| Metric | " + " | ".join(name for name, _ in columns) + " |",
+            "|:--|" + "--:|" * len(columns),
+        ]
+        for metric in METRICS:
+            cells = [f"{m[metric]:.4f}" for _, m in columns]
+            if metric.startswith("ndcg"):
+                lines.append(f"| **{metric}** | " + " | ".join(f"**{c}**" for c in cells) + " |")
+            else:
+                lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+        lines += [
+            "",
+            f"Two-stage top-10 keeps {self.agreement:.1%} of the exact full-dim top-10 (documents, set overlap).",
+        ]
+        if self.latency_ms:
+            parts = [f"{name} p50 {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms" for name, v in self.latency_ms.items()]
+            lines.append("Single-query latency: " + "; ".join(parts) + ".")
+        return "\n".join(lines)
+
+
+def default_index_dir(corpus: Path, config: IndexConfig, max_seq_length: int) -> Path:
+    """indexes/eval/<dataset>-<hash of corpus path, model and chunking>: one index per thing worth comparing."""
+    key = f"{corpus.resolve()}|{config.model}|{config.chunking(max_seq_length)}"
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.resolve().parent.name)
+    return EVAL_ROOT / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+
+
+def cache_dir_for(encoder: Encoder) -> Path:
+    info = encoder.info
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", info.name.strip("/"))[-60:]
+    fp = hashlib.sha256(repr(info.fingerprint).encode()).hexdigest()[:10]
+    return EVAL_ROOT / "cache" / f"{slug}-{fp}"
+
+
+def evaluate(
+    data_dir: Path | str,
+    *,
+    split: str = "test",
+    config: IndexConfig | None = None,
+    index_dir: Path | str | None = None,
+    shortlist: int = DEFAULT_SHORTLIST,
+    encoder: Encoder | None = None,
+    progress: Progress | None = None,
+    latency: bool = True,
+) -> EvalReport:
+    """Evaluate a model and searcher's search modes on a BEIR data set (see the module docstring)."""
+    data = load_beir(data_dir, split)
+    config = config or IndexConfig()
+    encoder = encoder or load_encoder(config.model)
+    config = config.replace(model=encoder.info.name)
+    index_dir = Path(index_dir) if index_dir else default_index_dir(data.corpus, config, encoder.info.max_seq_length)
+    cache = cache_dir_for(encoder)
+    build_index(data.corpus, index_dir, config, encoder=encoder, progress=progress, cache_dir=cache)
+
+    qids = list(data.queries)
+    xq = _query_vectors(encoder, [data.queries[q] for q in qids], EmbeddingCache(cache, encoder.info))
+    with Searcher(index_dir, encoder=encoder) as searcher:
+        manifest = searcher.manifest
+        doc_of = {r["id"]: r["doc_id"] for r in searcher.index.iter_chunks()}
+        depth = min(len(doc_of), DEPTH * max(Counter(doc_of.values()).values()))  # enough chunks for DEPTH docs
+
+        def score(D: np.ndarray, I: np.ndarray) -> tuple[dict[str, float], list]:
+            rankings = document_rankings(D, I, doc_of)
+            return ir_metrics(dict(zip(qids, rankings)), data.qrels), rankings
+
+        report = EvalReport(
+            data=str(data_dir), split=split, queries=len(qids), index=str(index_dir), model=manifest.model.name,
+            projection=manifest.projection.kind, coarse_dim=manifest.projection.coarse_dim, shortlist=shortlist,
+        )
+        report.modes["two-stage"], two_stage = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
+        report.modes["full"], full = score(*searcher.search_vectors(xq, k=depth, mode="full"))
+        report.modes["coarse"], _ = score(*searcher.search_vectors(xq, k=depth, mode="coarse"))
+        report.agreement = top_overlap(two_stage, full, k=10)
+        for dim in matryoshka_dims(manifest.model.dim):
+            report.dims[dim], _ = score(*exact_prefix_search(searcher, xq, dim=dim, k=depth))
+        if latency:
+            report.latency_ms = _latency(searcher, [data.queries[q] for q in qids[:LATENCY_QUERIES]], shortlist)
+    return report
+
+
+def matryoshka_dims(full_dim: int) -> list[int]:
+    """The cards' dims that a model of this width has, full width first."""
+    return [full_dim] + [d for d in MATRYOSHKA_DIMS if d < full_dim]
+
+
+def _query_vectors(encoder: Encoder, texts: list[str], cache: EmbeddingCache) -> np.ndarray:
+    """Query embeddings through the per-model cache (keys differ from documents': the prompt differs)."""
+    keys = [text_key("\0query\0" + encoder.info.query_prompt + t) for t in texts]
+    missing = sorted({k: t for k, t in zip(keys, texts) if k not in cache}.items())
+    if missing:
+        cache.add([k for k, _ in missing], encoder.encode_queries([t for _, t in missing]))
+    return cache.get(keys)
+
+
+def exact_prefix_search(searcher: Searcher, xq: np.ndarray, *, dim: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Exact search with the first `dim` dims of the model's own vectors (undoing any pca rotation),
+    re-normalised: what sentence-transformers' `truncate_dim` evaluates."""
+    index = searcher.index
+
+    def blocks():
+        for a in range(0, len(index), EXACT_BLOCK):
+            x = np.asarray(index.full[a : a + EXACT_BLOCK])
+            if index.rotation is not None:
+                x = x @ index.rotation.T
+            yield normalize_rows(x[:, :dim]), np.asarray(index.ids[a : a + len(x)])
+
+    return exact_top_k(normalize_rows(xq[:, :dim]), blocks(), k)
+
+
+def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, dict[str, float]]:
+    timings: dict[str, list[float]] = {"encode": [], "two-stage search": [], "full search": []}
+    searcher.encoder.encode_queries(texts[:1])  # warm-up
+    for text in texts:
+        t0 = time.perf_counter()
+        xq = searcher.encoder.encode_queries([text])
+        t1 = time.perf_counter()
+        searcher.search_vectors(xq, k=10, shortlist=shortlist)
+        t2 = time.perf_counter()
+        searcher.search_vectors(xq, k=10, mode="full")
+        t3 = time.perf_counter()
+        timings["encode"].append(t1 - t0)
+        timings["two-stage search"].append(t2 - t1)
+        timings["full search"].append(t3 - t2)
+    return {name: _percentiles(v) for name, v in timings.items()}
+
+
+def _percentiles(seconds: list[float]) -> dict[str, float]:
+    ms = np.asarray(seconds) * 1000
+    return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "n": float(len(ms))}
+

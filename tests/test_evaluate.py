@@ -1,0 +1,102 @@
+"""`searcher eval` on a small BEIR set with the fake encoder, and on real data when ../shared/data exists."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import SHARED_DATA
+
+from searcher import IndexConfig
+from searcher.cli import cli
+from searcher.evaluate import evaluate, exact_prefix_search
+from searcher.metrics import METRICS
+
+TOPICS = ["owls hunt at night", "tomatoes need sun", "the moon has craters", "rice needs water",
+          "trains run on rails", "volcanoes erupt lava", "eagles nest on cliffs", "pasta boils in water"]
+
+
+@pytest.fixture
+def beir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # indexes/eval/... lands in the test's own directory
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as f:
+        for i, topic in enumerate(TOPICS):
+            long_text = " ".join([f"{topic}, paragraph {j}." for j in range(12)])  # several chunks per document
+            f.write(json.dumps({"_id": f"d{i}", "title": f"Doc {i}", "text": long_text}) + "\n")
+    with open(root / "queries.jsonl", "w") as f:
+        for i, topic in enumerate(TOPICS):
+            f.write(json.dumps({"_id": f"q{i}", "text": topic.split()[0] + " " + topic.split()[-1]}) + "\n")
+    (root / "qrels" / "test.tsv").write_text(
+        "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(TOPICS)))
+    )
+    return root
+
+
+def test_eval_reports_every_mode_and_dim(beir, fake):
+    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
+    report = evaluate(beir, config=config, encoder=fake, shortlist=8)
+    assert report.queries == len(TOPICS)
+    assert set(report.modes) == {"two-stage", "full", "coarse"} and list(report.dims) == [96, 64]
+    for metrics in [*report.modes.values(), *report.dims.values()]:
+        assert list(metrics) == list(METRICS) and all(0 <= v <= 1 for v in metrics.values())
+    assert report.modes["full"]["ndcg@10"] > 0.9, "each query names its document's topic"
+    assert report.modes["full"] == report.dims[96], "full width prefix search is exact search"
+    assert 0 <= report.agreement <= 1
+    assert set(report.latency_ms) == {"encode", "two-stage search", "full search"}
+    table = report.to_markdown()
+    assert "| Metric | two-stage | full | coarse | dim 96 | dim 64 |" in table
+    assert "| **ndcg@10** |" in table
+
+
+def test_second_eval_with_other_search_settings_embeds_nothing(beir, fake):
+    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
+    evaluate(beir, config=config, encoder=fake, latency=False)
+    embedded = len(fake.embedded)
+    evaluate(beir, config=config.replace(projection="pca"), encoder=fake, shortlist=3, latency=False)
+    assert len(fake.embedded) == embedded
+    # Other chunking: a new index, but chunks with the same text come from the per-model cache.
+    evaluate(beir, config=config.replace(chunk_tokens=30), encoder=fake, latency=False)
+    assert len(fake.embedded) - embedded < embedded
+
+
+def test_prefix_search_undoes_the_pca_rotation(beir, fake):
+    from searcher import Searcher
+
+    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2, projection="pca")
+    report = evaluate(beir, config=config, encoder=fake, latency=False)
+    searcher = Searcher(report.index, encoder=fake)
+    xq = fake.encode_queries(["owls night"])
+    D, I = exact_prefix_search(searcher, xq, dim=64, k=3)
+    raw = {r["id"]: fake.encode_queries([r["text"] if r["text"].startswith(r["title"]) else r["title"] + "\n" + r["text"]])[0]
+           for r in searcher.index.iter_chunks()}
+    q = xq[0, :64] / np.linalg.norm(xq[0, :64])
+    expected = sorted(((float(v[:64] @ q / np.linalg.norm(v[:64])), i) for i, v in raw.items()), reverse=True)[:3]
+    np.testing.assert_allclose(D[0], [s for s, _ in expected], atol=1e-5)
+
+
+def test_eval_cli_errors(tmp_path, monkeypatch, use_fake_encoder):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["eval", str(tmp_path / "nothing")])
+    assert result.exit_code == 1
+    assert result.output.strip() == f"Error: {tmp_path}/nothing/corpus.jsonl is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/"
+
+
+def test_eval_cli_json(beir, use_fake_encoder):
+    result = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q",
+                                      "--no-latency"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["queries"] == len(TOPICS) and set(data["dims"]) == {"96", "64"}
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not (SHARED_DATA / "aie5-simonw-llms").is_dir(), reason="../shared/data is not present")
+def test_eval_on_the_first_model_cards_data(tmp_path, monkeypatch, minilm):
+    monkeypatch.chdir(tmp_path)
+    report = evaluate(SHARED_DATA / "aie5-simonw-llms", encoder=minilm, latency=False)
+    assert report.queries == 24
+    # All 102 chunks fit a 200-chunk shortlist, so two-stage search is exact here.
+    assert report.modes["two-stage"] == report.modes["full"] and report.agreement == 1.0
+    assert report.modes["full"]["ndcg@10"] > 0.5
