@@ -121,6 +121,8 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
     queries = [line for line in sys.stdin.read().splitlines() if line.strip()] if query == "-" else [query]
     with Searcher(index_dir, model=model) as searcher:
         results = searcher.search_batch(queries, k=k, shortlist=shortlist, mode=mode)
+    for notice in searcher.notices:
+        click.echo(f"notice: {notice}", err=True)
     for text, hits in zip(queries, results):
         if as_json:
             import orjson

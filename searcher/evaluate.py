@@ -79,18 +79,19 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def default_index_dir(corpus: Path, config: IndexConfig, max_seq_length: int) -> Path:
-    """indexes/eval/<dataset>-<hash of corpus path, model and chunking>: one index per thing worth comparing."""
+def default_index_dir(root: Path, corpus: Path, config: IndexConfig, max_seq_length: int) -> Path:
+    """<root>/<dataset>-<hash of corpus path, model and chunking>: one index per thing worth comparing."""
     key = f"{corpus.resolve()}|{config.model}|{config.chunking(max_seq_length)}"
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.resolve().parent.name)
-    return EVAL_ROOT / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
+    return root / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 
 
-def cache_dir_for(encoder: Encoder) -> Path:
+def cache_dir_for(root: Path, encoder: Encoder) -> Path:
+    """<root>/cache/<model>-<fingerprint>: embeddings of one model, shared by all its eval indexes."""
     info = encoder.info
     slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", info.name.strip("/"))[-60:]
     fp = hashlib.sha256(repr(info.fingerprint).encode()).hexdigest()[:10]
-    return EVAL_ROOT / "cache" / f"{slug}-{fp}"
+    return root / "cache" / f"{slug}-{fp}"
 
 
 def evaluate(
@@ -103,14 +104,19 @@ def evaluate(
     encoder: Encoder | None = None,
     progress: Progress | None = None,
     latency: bool = True,
+    root: Path | str = EVAL_ROOT,
 ) -> EvalReport:
-    """Evaluate a model and searcher's search modes on a BEIR data set (see the module docstring)."""
+    """Evaluate a model and searcher's search modes on a BEIR data set (see the module docstring).
+
+    Indexes (unless `index_dir` names one) and the per-model embedding cache live under `root`.
+    """
     data = load_beir(data_dir, split)
     config = config or IndexConfig()
     encoder = encoder or load_encoder(config.model)
     config = config.replace(model=encoder.info.name)
-    index_dir = Path(index_dir) if index_dir else default_index_dir(data.corpus, config, encoder.info.max_seq_length)
-    cache = cache_dir_for(encoder)
+    root = Path(root)
+    index_dir = Path(index_dir) if index_dir else default_index_dir(root, data.corpus, config, encoder.info.max_seq_length)
+    cache = cache_dir_for(root, encoder)
     build_index(data.corpus, index_dir, config, encoder=encoder, progress=progress, cache_dir=cache)
 
     qids = list(data.queries)

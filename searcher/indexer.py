@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +27,9 @@ from .atomic import exclusive_lock
 from .cache import EmbeddingCache, text_key
 from .chunking import Chunk, check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, DEFAULT_SHORTLIST, IndexConfig
-from .encoder import Encoder, load_encoder
+from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
 from .errors import InvalidInputError, ModelError, SearcherError
+from .onnx_encoder import ExportError, export_onnx
 from .ingest import FORMATS, UnreadableFileError, is_supported, parse_file
 from .store import (
     MANIFEST,
@@ -66,6 +68,7 @@ class IndexReport:
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
     warnings: list[str] = field(default_factory=list)
+    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "chunk", "embed", "write"), 0.0))
 
 
 @dataclass
@@ -91,6 +94,7 @@ def build_index(
     encoder: Encoder | None = None,
     progress: Progress | None = None,
     cache_dir: Path | str | None = None,
+    export_encoder: bool = True,
 ) -> IndexReport:
     """Index (or update the index of) a folder or a single file.
 
@@ -98,6 +102,7 @@ def build_index(
     ignores the existing index and embeds everything again (required to change the model). New embeddings go
     to `<index>/pending` and are deleted once published; a `cache_dir` is used instead and kept, so another
     index of the same texts with the same model embeds nothing (`searcher eval` keeps one per model).
+    `export_encoder` exports the model for torch-free queries (onnx_encoder.py) when the index has none.
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -111,10 +116,10 @@ def build_index(
     with exclusive_lock(index_dir):
         published = (index_dir / MANIFEST).exists()
         current = read_manifest(index_dir) if published else None
-        remove_garbage(index_dir, keep=current.generation if current else None)
+        remove_garbage(index_dir, current)
         prev = open_index(index_dir) if current and not rebuild else None
         try:
-            return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir)
+            return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir, export_encoder)
         finally:
             if prev is not None:
                 prev.close()
@@ -129,6 +134,7 @@ def _build(
     encoder: Encoder | None,
     progress: Progress,
     cache_dir: Path | str | None,
+    export_encoder: bool,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
     encoder = encoder or load_encoder(config.model)
@@ -166,14 +172,37 @@ def _build(
     _embed_missing(encoder, config, new_chunks, keys, reusable, pending, report, progress)
 
     generation = (current.generation if current else 0) + 1
+    started = time.perf_counter()
+    query_encoder = _query_encoder(index_dir, encoder, current if prev is not None else None, export_encoder, report)
     manifest = _write_generation(
-        index_dir, generation, config, info, current, prev, kept, new_files, keys, reusable, pending, root, progress
+        index_dir, generation, config, info, current, prev, kept, new_files, keys, reusable, pending, root, progress,
+        query_encoder,
     )
     if cache_dir is None:
         pending.clear()
+    report.seconds["write"] = time.perf_counter() - started
     report.documents, report.chunks = manifest.documents, manifest.chunks
     report.projection = manifest.projection.kind
     return report
+
+
+def _query_encoder(
+    index_dir: Path, encoder: Encoder, current: Manifest | None, export: bool, report: IndexReport
+) -> str | None:
+    """The directory name of the index's torch-free query encoder: the current one, or a new export."""
+    if current is not None and current.query_encoder and (index_dir / current.query_encoder).is_dir():
+        return current.query_encoder
+    if not export or not isinstance(encoder, SentenceTransformerEncoder):
+        return None
+    name = "encoder-" + hashlib.sha256(repr(encoder.info.fingerprint).encode()).hexdigest()[:12]
+    if (index_dir / name / "encoder.json").is_file():  # exported by an earlier run of the same model
+        return name
+    try:
+        export_onnx(encoder, index_dir / name)
+    except ExportError as e:
+        report.warnings.append(f"could not export the model for torch-free queries ({e}); queries will load torch")
+        return None
+    return name
 
 
 def _is_under(path: Path, root: Path) -> bool:
@@ -216,6 +245,7 @@ def _scan(
             report.skipped += 1
             continue
         old = old_files.get(str(path))
+        started = time.perf_counter()
         try:
             st = path.stat()
             if old and not rechunk_all and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
@@ -241,7 +271,10 @@ def _scan(
             report.warnings.append(f"{path}: skipped, {e}")
             continue
         report.warnings.extend(f"{path}: {w}" for w in warnings)
+        parsed = time.perf_counter()
+        report.seconds["read"] += parsed - started
         chunks = [c for doc in docs for c in chunker(doc)]
+        report.seconds["chunk"] += time.perf_counter() - parsed
         if not chunks:
             report.skipped += 1
             continue
@@ -291,11 +324,13 @@ def _embed_missing(
     order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
     group = config.batch_size * 8
     progress("embed", 0, len(order))
+    started = time.perf_counter()
     for start in range(0, len(order), group):
         batch = order[start : start + group]
         vectors = encoder.encode_documents([todo[k] for k in batch], batch_size=config.batch_size)
         pending.add(batch, vectors)
         progress("embed", min(start + group, len(order)), len(order))
+    report.seconds["embed"] = time.perf_counter() - started
 
 
 def _write_generation(
@@ -312,6 +347,7 @@ def _write_generation(
     pending: EmbeddingCache,
     root: Path,
     progress: Progress,
+    query_encoder: str | None,
 ) -> Manifest:
     keep_rows = _kept_rows(prev, kept)
     next_id = current.next_id if current and prev is not None else 0
@@ -383,6 +419,7 @@ def _write_generation(
         chunks=n,
         next_id=next_id,
         sources=tuple(sorted({*(current.sources if current and prev is not None else ()), str(root)})),
+        query_encoder=query_encoder,
     )
     progress("write", 1, 1)
     writer.publish(manifest)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, check_search_args
-from .encoder import Encoder, load_encoder, normalize_rows
+from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import InvalidInputError, ModelError
 from .projection import coarse_vectors
 from .store import open_index
@@ -47,9 +47,10 @@ class Searcher:
         self.index = open_index(index_dir)
         self.manifest = self.index.manifest
         self._coarse = self.index.load_coarse()
-        self._model = model
+        self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._checked = False
+        self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
     def __enter__(self) -> Searcher:
         return self
@@ -63,7 +64,19 @@ class Searcher:
     @property
     def encoder(self) -> Encoder:
         """The query encoder, loaded on first use and checked against the model that built the index."""
+        if self._encoder is None and self._model is None and self.manifest.query_encoder:
+            try:
+                from .onnx_encoder import OnnxEncoder
+
+                self._encoder = OnnxEncoder(self.index.index_dir / self.manifest.query_encoder)
+            except Exception as e:  # noqa: BLE001 - a broken export must not stop queries: torch still works
+                log.warning("exported query encoder unusable (%s); loading the model with torch", e)
         if self._encoder is None:
+            if self._model is None:
+                self.notices.append(
+                    "this index has no usable torch-free query encoder, so the model loads with torch (slower); "
+                    "re-run `searcher index` on it to export one"
+                )
             self._encoder = load_encoder(self._model or self.manifest.model.name)
         if not self._checked:
             built_with = self.manifest.model

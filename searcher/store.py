@@ -78,6 +78,7 @@ class Manifest:
     chunks: int
     next_id: int  # ids are never reused: the next chunk gets this one
     sources: tuple[str, ...]  # folders and files indexed into this index
+    query_encoder: str | None = None  # directory of the exported torch-free encoder (onnx_encoder.py), if any
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -92,6 +93,7 @@ class Manifest:
             "counts": {"files": self.files, "documents": self.documents, "chunks": self.chunks},
             "next_id": self.next_id,
             "sources": list(self.sources),
+            "query_encoder": self.query_encoder,
         }
 
     @classmethod
@@ -109,6 +111,7 @@ class Manifest:
             chunks=d["counts"]["chunks"],
             next_id=d["next_id"],
             sources=tuple(d["sources"]),
+            query_encoder=d.get("query_encoder"),
         )
 
 
@@ -267,16 +270,22 @@ class GenerationWriter:
             fsync_file(self.path / name)
         fsync_dir(self.path)
         write_atomic(self.index_dir / MANIFEST, orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2))
-        remove_garbage(self.index_dir, keep=manifest.generation)
+        remove_garbage(self.index_dir, manifest)
 
 
-def remove_garbage(index_dir: Path, *, keep: int | None) -> None:
-    """Delete generation directories other than `keep` (left by superseded or interrupted runs)."""
-    for entry in index_dir.glob("gen-*"):
-        if entry.name != generation_dir(index_dir, keep or 0).name:
+def remove_garbage(index_dir: Path, manifest: Manifest | None) -> None:
+    """Delete what the manifest does not name: older generations and encoders, and the leftovers of
+    interrupted runs (a generation never published, `*.tmp` files and directories)."""
+    keep = {MANIFEST, PENDING, ".lock"}
+    if manifest is not None:
+        keep |= {generation_dir(index_dir, manifest.generation).name, manifest.query_encoder or ""}
+    for entry in index_dir.iterdir():
+        if entry.name in keep or not (entry.name.startswith(("gen-", "encoder-")) or entry.name.endswith(".tmp")):
+            continue
+        if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)
-    for tmp in index_dir.glob("*.tmp"):
-        tmp.unlink(missing_ok=True)
+        else:
+            entry.unlink(missing_ok=True)
 
 
 def now() -> str:

@@ -34,16 +34,16 @@ def test_index_prints_counts(tmp_path, corpus, use_fake_encoder):
 def test_query_human_and_json_output(indexed):
     human = run("query", "owls hunt at night", "--index", indexed, "-k", 2)
     assert human.exit_code == 0
-    assert human.output.splitlines()[0].startswith(" 1. ") and "birds.md  Birds" in human.output
+    assert human.stdout.splitlines()[0].startswith(" 1. ") and "birds.md  Birds" in human.stdout
     as_json = run("query", "owls hunt at night", "--index", indexed, "-k", 2, "--json")
-    lines = [json.loads(line) for line in as_json.output.splitlines()]
+    lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["rank"] for r in lines] == [1, 2]
     assert set(lines[0]) == {"rank", "id", "score", "doc_id", "title", "source", "text", "start", "end"}
 
 
 def test_queries_from_stdin(indexed):
     result = run("query", "-", "--index", indexed, "-k", 1, "--json", input="owls\n\ntomatoes sun\n")
-    records = [json.loads(line) for line in result.output.splitlines()]
+    records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["query"] for r in records] == ["owls", "tomatoes sun"]
 
 

@@ -87,7 +87,7 @@ def test_eval_cli_json(beir, use_fake_encoder):
     result = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q",
                                       "--no-latency"])
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)
     assert data["queries"] == len(TOPICS) and set(data["dims"]) == {"96", "64"}
 
 

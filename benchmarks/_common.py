@@ -1,0 +1,55 @@
+"""Shared by the benchmark scripts: where data and caches live, machine facts, and RESULTS.md sections."""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import shlex
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CACHE = HERE / ".cache"  # indexes and embedding caches (untracked)
+RESULTS = HERE / "RESULTS.md"
+SHARED_DATA = HERE.parent.parent / "shared" / "data"
+sys.path.insert(0, str(HERE.parent))
+
+
+def require_data(name: str) -> Path:
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        sys.exit(f"{path} is missing: this benchmark reads ../shared/data/{name}")
+    return path
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
+    except (OSError, AttributeError):
+        pass
+    ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = []
+    for module in ("torch", "sentence_transformers", "faiss", "numpy", "onnxruntime"):
+        try:
+            versions.append(f"{module} {__import__(module).__version__}")
+        except ImportError:
+            pass
+    return f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, Python {platform.python_version()}; " + ", ".join(versions)
+
+
+def command() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in [os.path.relpath(sys.argv[0], HERE.parent), *sys.argv[1:]])
+
+
+def write_section(name: str, title: str, body: str) -> None:
+    """Replace (or append) the section `name` of RESULTS.md, stamped with date, machine and command."""
+    stamp = f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\nCommand: `{command()}`\n"
+    section = f"<!-- section:{name} -->\n## {title}\n\n{stamp}\n{body.strip()}\n<!-- /section:{name} -->"
+    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in this folder; see README.md there.\n"
+    pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    RESULTS.write_text(text)
+    print(section)

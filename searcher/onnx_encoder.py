@@ -1,0 +1,156 @@
+"""A torch-free encoder: the model exported to one ONNX graph (transformer, pooling, normalisation) beside
+its tokenizer.json, run with onnxruntime and `tokenizers`.
+
+`export_onnx` (needs torch) writes the directory; `OnnxEncoder` (needs only onnxruntime, tokenizers, numpy)
+reads it. An export is kept only if its vectors match sentence-transformers' on a set of probe texts
+(cosine >= MIN_COSINE), so a model whose graph does not trace faithfully keeps using the torch encoder.
+
+Directory layout: `model.onnx`, `tokenizer.json` (truncation at the model's max_seq_length, no padding) and
+`encoder.json` (format version, the model's ModelInfo, the graph's input names, lower-casing, pad id). Left out:
+quantisation (it would break the vector match) and GPU providers.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import warnings
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .atomic import write_atomic
+from .encoder import ModelInfo, normalize_rows
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+MIN_COSINE = 0.9999
+PROBES = [
+    "how do I read a file line by line",
+    "Represent this sentence: Ünïcödé façade, naïve résumé & 3.14 <tags>!",
+    "a",
+    " ".join(f"word{i} and some more ordinary text." for i in range(200)),  # longer than any window: truncated
+]
+
+
+class ExportError(Exception):
+    """The model could not be exported faithfully (the caller falls back to torch)."""
+
+
+def export_onnx(encoder, out_dir: Path) -> Path:
+    """Export a SentenceTransformerEncoder's model to `out_dir` (complete, or not there at all)."""
+    import torch
+
+    model = encoder.model.eval()
+    modules = list(model.children())
+    first = modules[0]
+    tokenizer = encoder.model.tokenizer
+    input_names = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
+    if "input_ids" not in input_names or "attention_mask" not in input_names:
+        raise ExportError(f"unsupported model inputs {tokenizer.model_input_names}")
+    lowercase = bool(getattr(first, "do_lower_case", False))
+
+    class Graph(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, *tensors):
+            features = dict(zip(input_names, tensors))
+            return torch.nn.functional.normalize(self.model(features)["sentence_embedding"], dim=-1)
+
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    example = tuple(torch.ones((2, 8), dtype=torch.long) for _ in input_names)
+    axes = {name: {0: "batch", 1: "sequence"} for name in input_names} | {"embedding": {0: "batch"}}
+    try:
+        with warnings.catch_warnings(), torch.no_grad():
+            warnings.simplefilter("ignore")  # tracer chatter; the probe comparison below is the real check
+            torch.onnx.export(
+                Graph().eval(), example, str(tmp / "model.onnx"), input_names=input_names,
+                output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
+            )
+    except Exception as e:  # noqa: BLE001 - any exporter failure means: no export, torch it is
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise ExportError(f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from None
+
+    from tokenizers import Tokenizer
+
+    tk = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+    tk.no_padding()
+    tk.enable_truncation(max_length=encoder.info.max_seq_length)
+    tk.save(str(tmp / "tokenizer.json"))
+    meta = {"format": "searcher-onnx-encoder", "version": FORMAT_VERSION, "model": encoder.info.to_dict(),
+            "inputs": input_names, "lowercase": lowercase, "pad_id": int(tokenizer.pad_token_id or 0)}
+    write_atomic(tmp / "encoder.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
+
+    exported = OnnxEncoder(tmp)
+    for encode in ("encode_documents", "encode_queries"):
+        ours, theirs = getattr(exported, encode)(PROBES), getattr(encoder, encode)(PROBES)
+        cosine = float(np.min(np.sum(ours * theirs, axis=1)))
+        if cosine < MIN_COSINE:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise ExportError(f"exported vectors differ from the model's ({encode}: cosine {cosine:.6f})")
+    shutil.rmtree(out_dir, ignore_errors=True)
+    os.replace(tmp, out_dir)
+    return out_dir
+
+
+class OnnxEncoder:
+    """The Encoder interface over an exported directory; imports neither torch nor transformers."""
+
+    def __init__(self, directory: Path | str) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        directory = Path(directory)
+        meta = orjson.loads((directory / "encoder.json").read_bytes())
+        if meta.get("version") != FORMAT_VERSION:
+            raise ExportError(f"exported encoder at {directory} has version {meta.get('version')}")
+        self.info = ModelInfo.from_dict(meta["model"])
+        self._inputs = meta["inputs"]
+        self._lowercase = meta["lowercase"]
+        self._pad_id = meta["pad_id"]
+        self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        options = ort.SessionOptions()
+        options.log_severity_level = 3
+        self._session = ort.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        self._spans = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self._spans.no_truncation()
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        return self._spans.encode(text, add_special_tokens=False).offsets
+
+    def input_lengths(self, texts: list[str]) -> list[int]:
+        return [len(e.ids) for e in self._spans.encode_batch([self.info.document_prompt + t for t in texts])]
+
+    def encode_documents(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        return self._encode([self.info.document_prompt + t for t in texts], batch_size)
+
+    def encode_queries(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
+        return self._encode([self.info.query_prompt + t for t in texts], batch_size)
+
+    def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        if self._lowercase:
+            texts = [t.lower() for t in texts]
+        encodings = self._tokenizer.encode_batch(texts)
+        out = np.empty((len(texts), self.info.dim), dtype=np.float32)
+        # Longest first, batches of similar length: the least padding.
+        order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
+        for a in range(0, len(order), batch_size):
+            batch = [encodings[i] for i in order[a : a + batch_size]]
+            width = max(len(e.ids) for e in batch)
+            arrays = {name: np.zeros((len(batch), width), dtype=np.int64) for name in self._inputs}
+            arrays["input_ids"][:] = self._pad_id
+            for row, e in enumerate(batch):
+                n = len(e.ids)
+                arrays["input_ids"][row, :n] = e.ids
+                arrays["attention_mask"][row, :n] = e.attention_mask
+                if "token_type_ids" in arrays:
+                    arrays["token_type_ids"][row, :n] = e.type_ids
+            out[order[a : a + batch_size]] = self._session.run(None, arrays)[0]
+        return normalize_rows(out)
