@@ -1,0 +1,95 @@
+"""The exported torch-free encoder: same vectors as sentence-transformers, and a query path without torch."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from models import random_bert
+
+from searcher import build_index, open_index
+from searcher.cli import cli
+from searcher.onnx_encoder import OnnxEncoder, export_onnx
+
+pytestmark = pytest.mark.model
+
+TEXTS = [
+    "What is the capital of France?",
+    "Ünïcödé: façade, naïve, résumé - and emoji 🙂 too",
+    "x",
+    "   leading and trailing spaces   ",
+    "A long passage. " * 300,  # beyond every window: truncated the same way
+    "def f(x):\n    return x ** 2  # code\n\n\nwith blank lines",
+]
+
+
+@pytest.fixture(scope="module")
+def bert1024_encoder(tmp_path_factory):
+    from searcher.encoder import load_encoder
+
+    return load_encoder(str(random_bert(tmp_path_factory.mktemp("m") / "bert1024", hidden=1024)))
+
+
+@pytest.mark.parametrize("which", ["minilm", "bert1024_encoder"])
+def test_exported_vectors_match_sentence_transformers(tmp_path, request, which):
+    encoder = request.getfixturevalue(which)
+    exported = OnnxEncoder(export_onnx(encoder, tmp_path / "encoder"))
+    assert exported.info == encoder.info
+    for method in ("encode_queries", "encode_documents"):
+        ours, theirs = getattr(exported, method)(TEXTS, batch_size=4), getattr(encoder, method)(TEXTS)
+        cosine = np.sum(ours * theirs, axis=1)
+        assert cosine.min() >= 0.9999, (method, cosine)
+    if encoder.info.query_prompt:  # the random BERT has a query prompt: queries and documents must differ
+        assert not np.allclose(exported.encode_queries(TEXTS[:1]), exported.encode_documents(TEXTS[:1]), atol=1e-3)
+
+
+def test_query_process_never_imports_torch(tmp_path, corpus, minilm):
+    build_index(corpus, tmp_path / "idx", encoder=minilm)
+    assert open_index(tmp_path / "idx").manifest.query_encoder
+    code = (
+        "import sys; from searcher.cli import cli; "
+        f"cli(['query', 'owls at night', '--index', {str(tmp_path / 'idx')!r}, '-k', '1'], standalone_mode=False); "
+        "print(sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "birds.md" in result.stdout
+    assert result.stdout.strip().splitlines()[-1] == "[]"
+    assert result.stderr == ""
+
+
+def test_index_without_exported_encoder_still_answers_with_a_notice(tmp_path, corpus, minilm, monkeypatch):
+    import searcher.search
+
+    build_index(corpus, tmp_path / "idx", encoder=minilm, export_encoder=False)  # like an index from before
+    monkeypatch.setattr(searcher.search, "load_encoder", lambda name: minilm)
+    result = CliRunner().invoke(cli, ["query", "owls", "--index", str(tmp_path / "idx"), "-k", "1"])
+    assert result.exit_code == 0 and "birds.md" in result.stdout
+    assert result.stderr.startswith("notice: this index has no usable torch-free query encoder")
+    assert len(result.stderr.strip().splitlines()) == 1
+    # Re-running `searcher index` exports one, without re-embedding anything.
+    report = build_index(corpus, tmp_path / "idx", encoder=minilm)
+    assert report.embedded == 0 and open_index(tmp_path / "idx").manifest.query_encoder
+
+
+def test_model_that_cannot_be_exported_falls_back_to_torch(tmp_path, corpus, minilm, monkeypatch):
+    import searcher.indexer
+    from searcher.onnx_encoder import ExportError
+
+    def fail(encoder, out_dir):
+        raise ExportError("unsupported operator")
+
+    monkeypatch.setattr(searcher.indexer, "export_onnx", fail)
+    report = build_index(corpus, tmp_path / "idx", encoder=minilm)
+    assert any("could not export the model for torch-free queries (unsupported operator)" in w for w in report.warnings)
+    assert open_index(tmp_path / "idx").manifest.query_encoder is None
+
+
+def test_exported_encoder_is_kept_across_updates_and_replaced_on_rebuild(tmp_path, corpus, minilm):
+    idx = tmp_path / "idx"
+    build_index(corpus, idx, encoder=minilm)
+    name = open_index(idx).manifest.query_encoder
+    (corpus / "new.txt").write_text("Fresh notes about comets.")
+    build_index(corpus, idx, encoder=minilm)
+    assert open_index(idx).manifest.query_encoder == name
+    assert sorted(p.name for p in idx.iterdir() if p.name.startswith("encoder-")) == [name]
