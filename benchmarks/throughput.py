@@ -49,14 +49,15 @@ def main() -> None:
         report = build_index(corpus, work / "index", config, encoder=encoder, rebuild=True, cache_dir=work / "fresh-cache")
         total = time.perf_counter() - t
         shutil.rmtree(work / "fresh-cache")
-        index_runs.append((report.chunks / total, report.seconds, total, report.chunks))
+        index_runs.append((report.chunks / total, report.seconds, total, report.chunks, report.embedded_with))
         if not texts:
             texts = [embedding_input(r["title"], r["text"]) for r in open_index(work / "index").iter_chunks()]
             t = time.perf_counter()
             encoder.model.encode(texts, batch_size=args.batch_size)
             encode_runs.append(len(texts) / (time.perf_counter() - t))
 
-    rate, seconds, total, chunks = max(index_runs, key=lambda r: r[0])
+    rate, seconds, total, chunks, embedded_with = max(index_runs, key=lambda r: r[0])
+    steady = chunks / (total - seconds["export"])
     plain = max(encode_runs)
     split = ", ".join(f"{name} {s:.1f} s ({s / total:.0%})" for name, s in seconds.items())
     body = "\n".join([
@@ -66,11 +67,14 @@ def main() -> None:
         "",
         "| | chunks/s |",
         "|:--|--:|",
-        f"| `build_index` (read, chunk, embed, write; fresh index, nothing cached) | {rate:.1f} |",
+        f"| `build_index`, everything (read, chunk, export the query encoder, embed, write; fresh index) | {rate:.1f} |",
+        f"| `build_index` without the one-time encoder export (what every later run pays) | {steady:.1f} |",
         f"| plain `SentenceTransformer.encode` of the same chunk texts | {plain:.1f} |",
-        f"| ratio | **{rate / plain:.2f}x** |",
+        f"| ratio, everything / without export | **{rate / plain:.2f}x** / **{steady / plain:.2f}x** |",
         "",
-        f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping.",
+        f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping. "
+        f"Chunks were embedded with the {embedded_with} encoder (build_index times one batch on each and keeps "
+        "the faster; both give the same vectors).",
     ])
     write_section("throughput", "Indexing throughput", body)
 

@@ -94,7 +94,8 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
     click.echo(
         f"{report.indexed} indexed, {report.unchanged} unchanged, {report.skipped} skipped, "
         f"{report.failed} failed, {report.removed} removed files; "
-        f"{report.embedded} chunks embedded, {report.reused} reused; "
+        f"{report.embedded} chunks embedded{f' ({report.embedded_with})' if report.embedded else ''}, "
+        f"{report.reused} reused; "
         f"index {index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
     )
 
@@ -190,6 +191,51 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
 
 
 @cli.command()
+@click.argument("data", type=click.Path(path_type=Path))
+@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Directory for the fine-tuned model.")
+@click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Base model [default: bundled MiniLM].")
+@click.option("--epochs", type=int, default=4, show_default=True)
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--learning-rate", type=float, default=2e-5, show_default=True)
+@click.option("--warmup-ratio", type=float, default=0.1, show_default=True)
+@click.option("--max-seq-length", type=int, help="Training window in tokens [default: the base model's].")
+@click.option("--max-pairs", type=int, help="Train on a random sample of at most this many pairs.")
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
+@click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
+@click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_ratio, max_seq_length, max_pairs, seed,
+             eval_split, no_eval, overwrite, quiet):
+    """Fine-tune a model with MatryoshkaLoss on DATA: a JSONL file of (query, passage) pairs, a BEIR folder
+    with a train split, or a plain corpus (folder, file or index) to generate pairs from.
+
+    \b
+    Example:
+        searcher finetune ../shared/data/scifact -o models/scifact-minilm --epochs 4
+    """
+    from .config import DEFAULT_MODEL
+    from .train import FinetuneConfig
+    from .train import finetune as run_finetune
+
+    config = FinetuneConfig(base_model=model or DEFAULT_MODEL, epochs=epochs, batch_size=batch_size,
+                            learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed,
+                            max_seq_length=max_seq_length, max_pairs=max_pairs)
+    with _Progress(enabled=not quiet) as progress:
+        report = run_finetune(data, output, config, eval_split=eval_split, evaluate_model=not no_eval,
+                              overwrite=overwrite, progress=progress)
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f"trained {report.pairs} pairs x {epochs} epochs in {report.train_seconds:.0f} s "
+               f"({report.pairs_per_second:.1f} pairs/s); model written to {report.output}")
+    if report.before and report.after:
+        click.echo(f"ndcg@10 on {report.evaluation}:")
+        for column in report.after:
+            click.echo(f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}")
+
+
+@cli.command()
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
 def info(index_dir, as_json):
@@ -239,7 +285,7 @@ class _Progress:
         if self.bar is not None:
             self.bar.close()
 
-    def __call__(self, phase: str, done: int, total: int | None) -> None:
+    def __call__(self, phase: str, done: int, total: int | None, **extra: float) -> None:
         if not self.enabled:
             return
         if phase != self.phase:
@@ -247,11 +293,14 @@ class _Progress:
 
             if self.bar is not None:
                 self.bar.close()
-            units = {"scan": ("scanning", "file"), "embed": ("embedding", "chunk"), "write": ("writing", "step")}
+            units = {"scan": ("scanning", "file"), "embed": ("embedding", "chunk"), "write": ("writing", "step"),
+                     "train": ("training", "step")}
             desc, unit = units.get(phase, (phase, "it"))
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
             self.phase = phase
         self.bar.total = total
+        if extra:
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in extra.items()}, refresh=False)
         self.bar.update(done - self.bar.n)
 
 

@@ -141,7 +141,7 @@ class SentenceTransformerEncoder:
             bars_were_on = hf_logging.is_progress_bar_enabled()
             hf_logging.disable_progress_bar()
             try:
-                self.model = SentenceTransformer(target, device=device)
+                model = SentenceTransformer(target, device=device)
             finally:
                 if bars_were_on:
                     hf_logging.enable_progress_bar()
@@ -151,31 +151,42 @@ class SentenceTransformerEncoder:
                 f"could not load model {name!r} ({reason}); pass a local sentence-transformers directory "
                 "or a model name that is available offline"
             ) from None
+        model_dir = Path(target)
+        self._setup(model, canonical, declared_matryoshka_dims(model_dir, int(model.get_embedding_dimension()))
+                    if model_dir.is_dir() else ())
+
+    @classmethod
+    def wrap(cls, model, *, name: str, matryoshka_dims: tuple[int, ...] = ()) -> SentenceTransformerEncoder:
+        """An encoder around an already loaded SentenceTransformer (e.g. one just fine-tuned)."""
+        self = cls.__new__(cls)
+        self._setup(model, name, matryoshka_dims)
+        return self
+
+    def _setup(self, model, name: str, matryoshka_dims: tuple[int, ...]) -> None:
         from tokenizers import Tokenizer
 
+        self.model = model
         # subtle: tokenizer.json files often carry the truncation/padding used in training (MiniLM's: 128);
         # chunking must see the whole document, so work on a copy without them.
-        backend = getattr(self.model.tokenizer, "backend_tokenizer", None)
+        backend = getattr(model.tokenizer, "backend_tokenizer", None)
         if backend is None:
             raise ModelError(f"model {name!r} has no fast tokenizer; searcher needs one to measure chunks")
         self._tokenizer = Tokenizer.from_str(backend.to_str())
         self._tokenizer.no_truncation()
         self._tokenizer.no_padding()
-        prompts = self.model.prompts or {}
+        prompts = model.prompts or {}
         # The lookup order of SentenceTransformer.encode_document, skipping empty prompts; passed explicitly
         # below so that the prompt we count tokens for is the prompt the model sees.
         self._query_prompt = prompts.get("query") or ""
         self._document_prompt = next((prompts[k] for k in ("document", "passage", "corpus") if prompts.get(k)), "")
-        dim = int(self.model.get_embedding_dimension())
-        max_seq = self.model.max_seq_length or getattr(self.model.tokenizer, "model_max_length", 512)
-        model_dir = Path(target)
+        max_seq = model.max_seq_length or getattr(model.tokenizer, "model_max_length", 512)
         self.info = ModelInfo(
-            name=canonical,
-            dim=dim,
+            name=name,
+            dim=int(model.get_embedding_dimension()),
             max_seq_length=int(max_seq),
             query_prompt=self._query_prompt,
             document_prompt=self._document_prompt,
-            matryoshka_dims=declared_matryoshka_dims(model_dir, dim) if model_dir.is_dir() else (),
+            matryoshka_dims=matryoshka_dims,
             fingerprint=fingerprint(self.encode_documents),
         )
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -29,7 +30,7 @@ from .chunking import Chunk, check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, DEFAULT_SHORTLIST, IndexConfig
 from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
 from .errors import InvalidInputError, ModelError, SearcherError
-from .onnx_encoder import ExportError, export_onnx
+from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .ingest import FORMATS, UnreadableFileError, is_supported, parse_file
 from .store import (
     MANIFEST,
@@ -65,10 +66,13 @@ class IndexReport:
     documents: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks the model embedded in this run
+    embedded_with: str = ""  # "onnx" (the exported encoder, when faster) or "torch"
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
     warnings: list[str] = field(default_factory=list)
-    seconds: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("read", "chunk", "embed", "write"), 0.0))
+    seconds: dict[str, float] = field(
+        default_factory=lambda: dict.fromkeys(("read", "chunk", "export", "embed", "write"), 0.0)
+    )
 
 
 @dataclass
@@ -169,11 +173,13 @@ def _build(
     keys = [text_key(c.embedding_input) for c in new_chunks]
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
     reusable = _reusable_rows(prev, kept, keys)
-    _embed_missing(encoder, config, new_chunks, keys, reusable, pending, report, progress)
+    started = time.perf_counter()
+    query_encoder = _query_encoder(index_dir, encoder, current if prev is not None else None, export_encoder, report)
+    report.seconds["export"] = time.perf_counter() - started
+    _embed_missing(encoder, index_dir, query_encoder, config, new_chunks, keys, reusable, pending, report, progress)
 
     generation = (current.generation if current else 0) + 1
     started = time.perf_counter()
-    query_encoder = _query_encoder(index_dir, encoder, current if prev is not None else None, export_encoder, report)
     manifest = _write_generation(
         index_dir, generation, config, info, current, prev, kept, new_files, keys, reusable, pending, root, progress,
         query_encoder,
@@ -196,6 +202,11 @@ def _query_encoder(
         return None
     name = "encoder-" + hashlib.sha256(repr(encoder.info.fingerprint).encode()).hexdigest()[:12]
     if (index_dir / name / "encoder.json").is_file():  # exported by an earlier run of the same model
+        return name
+    carried = exported_with_model(encoder.info)
+    if carried is not None:  # a fine-tuned model brings its own export: copy it, then switch it in
+        shutil.copytree(carried, index_dir / (name + ".tmp"), dirs_exist_ok=True)
+        os.replace(index_dir / (name + ".tmp"), index_dir / name)
         return name
     try:
         export_onnx(encoder, index_dir / name)
@@ -304,6 +315,8 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 def _embed_missing(
     encoder: Encoder,
+    index_dir: Path,
+    query_encoder: str | None,
     config: IndexConfig,
     chunks: list[Chunk],
     keys: list[str],
@@ -325,12 +338,41 @@ def _embed_missing(
     group = config.batch_size * 8
     progress("embed", 0, len(order))
     started = time.perf_counter()
+    encoder = _document_encoder(encoder, index_dir, query_encoder, [todo[k] for k in order], config.batch_size, report)
     for start in range(0, len(order), group):
         batch = order[start : start + group]
         vectors = encoder.encode_documents([todo[k] for k in batch], batch_size=config.batch_size)
         pending.add(batch, vectors)
         progress("embed", min(start + group, len(order)), len(order))
     report.seconds["embed"] = time.perf_counter() - started
+
+
+def _document_encoder(
+    encoder: Encoder, index_dir: Path, query_encoder: str | None, texts: list[str], batch_size: int, report: IndexReport
+) -> Encoder:
+    """The exported ONNX encoder if it embeds these texts faster than the model itself, else the model.
+
+    The export gives the same vectors (checked when it was made), so only speed decides; it is measured on one
+    batch of the longest texts, which dominate the time, and only when there is enough work to pay for that.
+    """
+    report.embedded_with = "torch"
+    if query_encoder is None or len(texts) < 4 * batch_size:
+        return encoder
+    from .onnx_encoder import OnnxEncoder
+
+    onnx = OnnxEncoder(index_dir / query_encoder)
+    sample = texts[:batch_size]
+    seconds = {}
+    for name, candidate in (("torch", encoder), ("onnx", onnx)):
+        candidate.encode_documents(sample[:2], batch_size=batch_size)  # warm-up
+        t = time.perf_counter()
+        candidate.encode_documents(sample, batch_size=batch_size)
+        seconds[name] = time.perf_counter() - t
+    log.info("embedding speed on %d texts: %s", len(sample), seconds)
+    if seconds["onnx"] < seconds["torch"]:
+        report.embedded_with = "onnx"
+        return onnx
+    return encoder
 
 
 def _write_generation(
@@ -453,7 +495,11 @@ def _fit_projection(full: np.ndarray, config: IndexConfig, coarse_dim: int, info
 
 
 def _coarse_index(prev: StoredIndex | None, ids, keep_rows, full, n_keep: int, coarse_dim: int):
-    """The coarse IndexIDMap2: the previous one with dead ids removed and new ones added, or a fresh build."""
+    """The coarse index: the previous one with dead ids removed and new ones added, or a fresh build.
+
+    IndexIDMap, not IndexIDMap2: ids stay stable either way, and IndexIDMap2's reverse hash map (id -> row, for
+    reconstruct) would add ~40 bytes per chunk of RAM that searcher never uses (full vectors are in full.npy).
+    """
     import faiss
 
     if prev is not None:
@@ -463,7 +509,7 @@ def _coarse_index(prev: StoredIndex | None, ids, keep_rows, full, n_keep: int, c
             index.remove_ids(dead.astype(np.int64))
         start = n_keep
     else:
-        index = faiss.IndexIDMap2(faiss.IndexFlatIP(coarse_dim))
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(coarse_dim))
         start = 0
     for a in range(start, len(ids), BLOCK):
         b = min(a + BLOCK, len(ids))

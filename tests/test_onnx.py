@@ -93,3 +93,15 @@ def test_exported_encoder_is_kept_across_updates_and_replaced_on_rebuild(tmp_pat
     build_index(corpus, idx, encoder=minilm)
     assert open_index(idx).manifest.query_encoder == name
     assert sorted(p.name for p in idx.iterdir() if p.name.startswith("encoder-")) == [name]
+
+
+def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, corpus, minilm):
+    from searcher import IndexConfig
+    from searcher.chunking import embedding_input
+
+    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1), encoder=minilm)  # >= 4 batches: the race runs
+    assert report.embedded_with in ("onnx", "torch") and report.embedded >= 4
+    index = open_index(tmp_path / "idx")
+    stored = np.asarray(index.full) @ index.rotation.T if index.rotation is not None else np.asarray(index.full)
+    expected = minilm.encode_documents([embedding_input(r["title"], r["text"]) for r in index.iter_chunks()])
+    assert np.sum(stored * expected, axis=1).min() >= 0.9999

@@ -1,0 +1,99 @@
+"""`searcher finetune` end to end on a tiny randomly initialised BERT (fast enough for CI)."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from models import random_bert
+
+from searcher import IndexConfig, build_index, open_index
+from searcher.cli import cli
+from searcher.errors import InvalidInputError
+from searcher.train import FinetuneConfig, finetune
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return random_bert(tmp_path_factory.mktemp("base") / "tiny", hidden=128, layers=1, max_seq_length=64)
+
+
+@pytest.fixture
+def pairs_file(tmp_path):
+    topics = ["owls", "trains", "tomatoes", "volcanoes", "rice", "comets", "violins", "glaciers", "bees", "ships",
+              "maps", "clocks"]
+    path = tmp_path / "pairs.jsonl"
+    with open(path, "w") as f:
+        for t in topics:
+            for i in range(3):
+                f.write(json.dumps({"sentence_0": f"question {i} about {t}",
+                                    "sentence_1": f"A passage number {i} that explains {t} in detail."}) + "\n")
+    return path
+
+
+def test_finetune_writes_a_loadable_matryoshka_model(tmp_path, tiny_base, pairs_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "model"
+    config = FinetuneConfig(base_model=str(tiny_base), epochs=2, batch_size=4)
+    report = finetune(pairs_file, out, config)
+    assert report.dims == [128, 64], "the full width is always trained"
+    assert report.steps > 0 and report.losses and report.pairs_per_second > 0
+    assert set(report.before) == set(report.after) == {"dim 128", "dim 64"}
+
+    from sentence_transformers import SentenceTransformer
+
+    plain = SentenceTransformer(str(out), device="cpu")
+    assert plain.get_embedding_dimension() == 128
+    card = (out / "README.md").read_text()
+    assert "loss:MatryoshkaLoss" in card and "### Before (base model)" in card and "matryoshka_dims` [128, 64]" in card
+    marker = json.loads((out / "searcher_model.json").read_text())
+    assert marker["matryoshka_dims"] == [128, 64]
+    assert (out / "searcher-onnx" / "model.onnx").is_file()
+    assert not list(tmp_path.glob(".model.partial*"))
+    # The weights changed, and `auto` projection picks prefix for the declared Matryoshka model.
+    base_vec = SentenceTransformer(str(tiny_base), device="cpu").encode(["owls"])
+    assert not np.allclose(base_vec, plain.encode(["owls"]), atol=1e-4)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "a.txt").write_text("Owls hunt at night. " * 5)
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=str(out)))
+    manifest = open_index(tmp_path / "idx").manifest
+    assert manifest.projection.kind == "prefix" and "Matryoshka" in manifest.projection.measurement["reason"]
+    assert report.seconds["export"] < 1.0, "the model's own export is copied, not redone"
+    assert (tmp_path / "idx" / manifest.query_encoder / "model.onnx").is_file()
+
+
+def test_existing_output_is_refused(tmp_path, tiny_base, pairs_file):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("precious")
+    with pytest.raises(InvalidInputError, match="already exists and is not empty; choose another output or pass --overwrite"):
+        finetune(pairs_file, out, FinetuneConfig(base_model=str(tiny_base)))
+    assert (out / "keep.txt").read_text() == "precious"
+
+
+def test_interrupted_training_leaves_no_model_at_the_output(tmp_path, tiny_base, pairs_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def interrupt(phase, done, total, **extra):
+        if phase == "train" and done >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        finetune(pairs_file, tmp_path / "model", FinetuneConfig(base_model=str(tiny_base), epochs=3, batch_size=4),
+                 evaluate_model=False, progress=interrupt)
+    assert not (tmp_path / "model").exists()
+    assert not list(tmp_path.glob(".model.partial"))
+
+
+def test_finetune_cli(tmp_path, tiny_base, pairs_file, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m"), "--model", str(tiny_base),
+                                      "--epochs", "1", "--batch-size", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "model written to" in result.stdout and "dim 64:" in result.stdout
+    bad = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base),
+                                   "--batch-size", "1"])
+    assert bad.exit_code == 1 and "batch_size must be at least 2" in bad.output
