@@ -11,6 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -135,16 +137,9 @@ class SentenceTransformerEncoder:
         canonical, target = resolve_model(name)
         try:
             from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
 
-            # The library never prints: silence transformers' "Loading weights" bar while we load.
-            bars_were_on = hf_logging.is_progress_bar_enabled()
-            hf_logging.disable_progress_bar()
-            try:
+            with no_progress_bars():
                 model = SentenceTransformer(target, device=device)
-            finally:
-                if bars_were_on:
-                    hf_logging.enable_progress_bar()
         except Exception as e:  # noqa: BLE001 - any failure to load is the same user problem
             reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(
@@ -208,6 +203,20 @@ class SentenceTransformerEncoder:
             list(texts), prompt=self._query_prompt, batch_size=batch_size, normalize_embeddings=True
         )
         return normalize_rows(x)
+
+
+@contextmanager
+def no_progress_bars() -> Iterator[None]:
+    """Silence transformers' own bars ("Loading weights", "Writing model shards"): the library never prints."""
+    from transformers.utils import logging as hf_logging
+
+    were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if were_on:
+            hf_logging.enable_progress_bar()
 
 
 def load_encoder(name: str) -> Encoder:
