@@ -200,14 +200,15 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
 @click.option("--learning-rate", type=float, default=2e-5, show_default=True)
 @click.option("--warmup-ratio", type=float, default=0.1, show_default=True)
 @click.option("--max-seq-length", type=int, help="Training window in tokens [default: the base model's].")
+@click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [default: when the CPU has native bf16].")
 @click.option("--max-pairs", type=int, help="Train on a random sample of at most this many pairs.")
 @click.option("--seed", type=int, default=42, show_default=True)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_ratio, max_seq_length, max_pairs, seed,
-             eval_split, no_eval, overwrite, quiet):
+def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_ratio, max_seq_length, bf16, max_pairs,
+             seed, eval_split, no_eval, overwrite, quiet):
     """Fine-tune a model with MatryoshkaLoss on DATA: a JSONL file of (query, passage) pairs, a BEIR folder
     with a train split, or a plain corpus (folder, file or index) to generate pairs from.
 
@@ -221,7 +222,7 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
 
     config = FinetuneConfig(base_model=model or DEFAULT_MODEL, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed,
-                            max_seq_length=max_seq_length, max_pairs=max_pairs)
+                            max_seq_length=max_seq_length, max_pairs=max_pairs, bf16=bf16)
     with _Progress(enabled=not quiet) as progress:
         report = run_finetune(data, output, config, eval_split=eval_split, evaluate_model=not no_eval,
                               overwrite=overwrite, progress=progress)

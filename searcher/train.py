@@ -47,7 +47,7 @@ class FinetuneConfig:
     seed: int = 42
     max_seq_length: int | None = None  # training window in tokens; None = the base model's
     max_pairs: int | None = None  # cap on training pairs (a random sample)
-    bf16: bool = False  # bfloat16 autocast (faster on CPUs with AVX512-BF16/AMX)
+    bf16: bool | None = None  # bfloat16 autocast; None = when the CPU has native bf16 (AVX512-BF16 or AMX)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "batch_size"):
@@ -75,6 +75,7 @@ class FinetuneReport:
     before: dict[str, dict[str, float]] = field(default_factory=dict)  # "dim 384", "two-stage", ... -> metrics
     after: dict[str, dict[str, float]] = field(default_factory=dict)
     pairs_per_second: float = 0.0  # training pairs processed per second (pairs x epochs / train time)
+    bf16: bool = False
     warnings: list[str] = field(default_factory=list)
 
 
@@ -98,6 +99,7 @@ def finetune(
     training = load_training_data(data, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs)
     dims = matryoshka_dims(encoder.info.dim)
     report = FinetuneReport(str(output), encoder.info.name, training.description, len(training.train), dims,
+                            bf16=cpu_has_bf16() if config.bf16 is None else config.bf16,
                             warnings=list(training.warnings))
     if evaluate_model and training.evaluation is not None:
         progress("evaluate", 0, 1)
@@ -123,6 +125,15 @@ def finetune(
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return report
+
+
+def cpu_has_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (Linux; elsewhere assume not). Emulated bf16 is slower."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[int], partial: Path,
@@ -162,7 +173,7 @@ def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[i
         use_cpu=True,
         log_level="error",
         dataloader_num_workers=0,
-        bf16=config.bf16,
+        bf16=report.bf16,
     )
 
     class Progress(TrainerCallback):
@@ -265,7 +276,8 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
         f"`matryoshka_dims` {report.dims}, weights {[1] * len(report.dims)}.",
         f"- Hyperparameters: epochs {config.epochs}, batch size {config.batch_size}, learning rate "
         f"{config.learning_rate}, warmup ratio {config.warmup_ratio}, linear schedule, no-duplicates batch sampler, "
-        f"seed {config.seed}, max sequence length {config.max_seq_length or 'of the base model'}.",
+        f"seed {config.seed}, training window {config.max_seq_length or 'of the base model'} tokens"
+        f"{', bf16 autocast' if report.bf16 else ''}.",
         f"- {report.steps} steps in {report.train_seconds:.0f} s on the CPU ({report.pairs_per_second:.1f} pairs/s).",
     ]
     if report.losses:
