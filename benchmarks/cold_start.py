@@ -15,9 +15,8 @@ import statistics
 import subprocess
 import time
 
-from _common import CACHE, HERE, require_data, write_section
-
 import numpy as np
+from _common import CACHE, HERE, require_data, write_section
 
 from searcher import Searcher, build_index, open_index
 from searcher.chunking import embedding_input

@@ -24,7 +24,8 @@ from searcher.train import FinetuneConfig, finetune
 MODELS = CACHE / "models"
 ARCTIC_COMMAND = (
     "searcher finetune ../shared/data/aie5-simonw-llms -o models/aie5-arctic-embed-l "
-    "--model Snowflake/snowflake-arctic-embed-l --batch-size 10 --epochs 10 --learning-rate 5e-5 --warmup-ratio 0"
+    "--model Snowflake/snowflake-arctic-embed-l --batch-size 10 --epochs 10 --learning-rate 5e-5 --warmup-ratio 0 "
+    "--max-seq-length 0"
 )
 
 
@@ -45,10 +46,11 @@ def run(data, name: str, config: FinetuneConfig):
 
 
 def aie5() -> str:
-    config = FinetuneConfig(batch_size=10, epochs=10, learning_rate=5e-5, warmup_ratio=0.0)
+    config = FinetuneConfig(batch_size=10, epochs=10, learning_rate=5e-5, warmup_ratio=0.0, max_seq_length=None)
     report, total = run(require_data("aie5-simonw-llms"), "aie5-minilm", config)
     return "\n".join([
-        "The first card's hyperparameters (batch 10, 10 epochs, learning rate 5e-5, no warmup, seed 42; "
+        "The first card's hyperparameters (batch 10, 10 epochs, learning rate 5e-5, no warmup, seed 42, the "
+        "model's whole window; "
         "MatryoshkaLoss dims [384, 256, 128, 64] since the base is 384 wide), no-duplicates batches, "
         f"{report.pairs} training pairs. Trained in {report.train_seconds:.0f} s ({total:.0f} s with both "
         f"evaluations), on {report.evaluation}.",

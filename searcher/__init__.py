@@ -6,7 +6,8 @@
         print(hit.score, hit.source, hit.text[:80])
 
 Names are imported on first use (PEP 562), so `import searcher` - and `searcher --help` - load neither
-numpy nor faiss nor torch.
+numpy nor faiss nor torch. (`evaluate` is used as `from searcher.evaluate import evaluate`: a package-level
+name would clash with the module.)
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ __version__ = "0.1.0"
 
 _EXPORTS = {
     "IndexConfig": "config",
+    "FinetuneConfig": "config",
+    "EvalReport": "evaluate",
+    "finetune": "train",
+    "FinetuneReport": "train",
     "SearcherError": "errors",
     "IndexNotFoundError": "errors",
     "IndexFormatError": "errors",
@@ -35,8 +40,9 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .config import IndexConfig
+    from .config import FinetuneConfig, IndexConfig
     from .encoder import load_encoder
+    from .evaluate import EvalReport
     from .errors import (
         IndexBusyError,
         IndexFormatError,
@@ -48,6 +54,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .indexer import IndexReport, build_index, existing_config
     from .search import Hit, Searcher
     from .store import open_index
+    from .train import FinetuneReport, finetune
 
 
 def __getattr__(name: str):

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, PROJECTIONS, SEARCH_MODES
+from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, PROJECTIONS, SEARCH_MODES, FinetuneConfig
 from .errors import SearcherError
 
 
@@ -195,14 +195,15 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for the fine-tuned model.")
 @click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Base model [default: bundled MiniLM].")
-@click.option("--epochs", type=int, default=4, show_default=True)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--learning-rate", type=float, default=2e-5, show_default=True)
-@click.option("--warmup-ratio", type=float, default=0.1, show_default=True)
-@click.option("--max-seq-length", type=int, help="Training window in tokens [default: the base model's].")
+@click.option("--epochs", type=int, default=FinetuneConfig.epochs, show_default=True)
+@click.option("--batch-size", type=int, default=FinetuneConfig.batch_size, show_default=True)
+@click.option("--learning-rate", type=float, default=FinetuneConfig.learning_rate, show_default=True)
+@click.option("--warmup-ratio", type=float, default=FinetuneConfig.warmup_ratio, show_default=True)
+@click.option("--max-seq-length", type=int, default=FinetuneConfig.max_seq_length, show_default=True,
+              help="Training window in tokens (0: the base model's own); the saved model keeps its window.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [default: when the CPU has native bf16].")
 @click.option("--max-pairs", type=int, help="Train on a random sample of at most this many pairs.")
-@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--seed", type=int, default=FinetuneConfig.seed, show_default=True)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
@@ -214,15 +215,14 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
 
     \b
     Example:
-        searcher finetune ../shared/data/scifact -o models/scifact-minilm --epochs 4
+        searcher finetune ../shared/data/scifact -o models/scifact-minilm
     """
     from .config import DEFAULT_MODEL
-    from .train import FinetuneConfig
     from .train import finetune as run_finetune
 
     config = FinetuneConfig(base_model=model or DEFAULT_MODEL, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed,
-                            max_seq_length=max_seq_length, max_pairs=max_pairs, bf16=bf16)
+                            max_seq_length=max_seq_length or None, max_pairs=max_pairs, bf16=bf16)
     with _Progress(enabled=not quiet) as progress:
         report = run_finetune(data, output, config, eval_split=eval_split, evaluate_model=not no_eval,
                               overwrite=overwrite, progress=progress)

@@ -66,6 +66,33 @@ class IndexConfig:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+@dataclass(frozen=True)
+class FinetuneConfig:
+    base_model: str = DEFAULT_MODEL
+    epochs: int = 10  # as the first card; SciFact train (919 pairs) still takes ~7 min on 2 cores
+    batch_size: int = 32  # in-batch negatives: larger is better for MultipleNegativesRankingLoss
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    # Training window in tokens (the saved model keeps its own); None = the base model's. 128 trains ~3x faster
+    # than 256 on CPU, and at equal time gives better models (benchmarks/RESULTS.md, fine-tuning).
+    max_seq_length: int | None = 128
+    max_pairs: int | None = None  # cap on training pairs (a random sample)
+    bf16: bool | None = None  # bfloat16 autocast; None = when the CPU has native bf16 (AVX512-BF16 or AMX)
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise InvalidInputError(f"epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 2:
+            raise InvalidInputError("batch_size must be at least 2: the loss needs in-batch negatives")
+        if not 0 < self.learning_rate < 1:
+            raise InvalidInputError(f"learning_rate must be between 0 and 1, got {self.learning_rate}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.max_seq_length is not None and self.max_seq_length < 8:
+            raise InvalidInputError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+
+
 def check_search_args(*, k: int, shortlist: int, mode: str) -> None:
     """Validate the options of a search; shared by `Searcher.search` and the evaluation code."""
     if k < 1:

@@ -30,8 +30,8 @@ from .chunking import Chunk, check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, DEFAULT_SHORTLIST, IndexConfig
 from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
 from .errors import InvalidInputError, ModelError, SearcherError
-from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .ingest import FORMATS, UnreadableFileError, is_supported, parse_file
+from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
     PENDING,

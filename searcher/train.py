@@ -25,7 +25,7 @@ import numpy as np
 import orjson
 
 from .atomic import write_atomic
-from .config import DEFAULT_MODEL, IndexConfig
+from .config import FinetuneConfig, IndexConfig
 from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, no_progress_bars
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
@@ -35,30 +35,6 @@ from .pairs import BeirEval, PairEval, TrainingData, load_training_data
 
 log = logging.getLogger(__name__)
 MAX_EVAL_CORPUS = 5000  # passages in a held-out-pairs evaluation (held-out passages always included)
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    base_model: str = DEFAULT_MODEL
-    epochs: int = 4  # BioBERT card: 4; arctic card: 10 (on 156 pairs)
-    batch_size: int = 32  # in-batch negatives: larger is better for MultipleNegativesRankingLoss
-    learning_rate: float = 2e-5
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    max_seq_length: int | None = None  # training window in tokens; None = the base model's
-    max_pairs: int | None = None  # cap on training pairs (a random sample)
-    bf16: bool | None = None  # bfloat16 autocast; None = when the CPU has native bf16 (AVX512-BF16 or AMX)
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}")
-        if self.batch_size < 2:
-            raise InvalidInputError("batch_size must be at least 2: the loss needs in-batch negatives")
-        if not 0 < self.learning_rate < 1:
-            raise InvalidInputError(f"learning_rate must be between 0 and 1, got {self.learning_rate}")
-        if not 0 <= self.warmup_ratio < 1:
-            raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
 
 
 @dataclass
@@ -109,7 +85,13 @@ def finetune(
     shutil.rmtree(partial, ignore_errors=True)
     try:
         _train(encoder, training, config, dims, partial, report, progress)
-        trained = SentenceTransformerEncoder.wrap(encoder.model, name=str(output), matryoshka_dims=tuple(dims))
+        # Evaluate and export what was saved, loaded afresh: the trained object in memory still carries the
+        # trainer's mixed-precision wrapper around forward(), which the ONNX tracer cannot follow.
+        from sentence_transformers import SentenceTransformer
+
+        with no_progress_bars():
+            saved = SentenceTransformer(str(partial), device="cpu")
+        trained = SentenceTransformerEncoder.wrap(saved, name=str(output), matryoshka_dims=tuple(dims))
         if evaluate_model and training.evaluation is not None:
             progress("evaluate", 0, 1)
             _, report.after = _evaluate(trained, training.evaluation, dims, Path(eval_root))

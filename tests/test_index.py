@@ -8,7 +8,7 @@ import pytest
 from conftest import write_corpus
 from fakes import FakeEncoder
 
-from searcher import IndexConfig, Searcher, build_index, open_index
+from searcher import Searcher, build_index, open_index
 from searcher.errors import InvalidInputError, ModelError
 from searcher.projection import coarse_vectors
 from searcher.store import Manifest
