@@ -34,7 +34,7 @@ from _common import CACHE, write_section
 
 from searcher.config import DEFAULT_SHORTLIST, IndexConfig
 from searcher.encoder import ModelInfo, normalize_rows
-from searcher.indexer import _coarse_index
+from searcher.generation import coarse_index
 from searcher.store import FileEntry, GenerationWriter, Manifest, Projection, now
 
 BLOCK = 50_000
@@ -66,7 +66,7 @@ def build(index_dir: Path, n: int, d: int) -> None:
     np.save(index_dir / "queries.npy", normalize_rows(np.asarray(writer.full[rows]) + noise)[rng.permutation(len(rows))])
     ids = np.arange(n, dtype=np.int64)
     writer.write_ids(ids)
-    writer.write_coarse(_coarse_index(None, ids, None, writer.full, 0, 64))
+    writer.write_coarse(coarse_index(writer.full, ids, 64))
     writer.write_chunks(
         b'{"id":%d,"doc_id":"d%d","title":"","source":"synthetic","start":0,"end":0,"hash":"","text":""}\n' % (i, i)
         for i in range(n)

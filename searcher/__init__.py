@@ -42,7 +42,6 @@ __all__ = sorted(_EXPORTS)
 if TYPE_CHECKING:  # pragma: no cover
     from .config import FinetuneConfig, IndexConfig
     from .encoder import load_encoder
-    from .evaluate import EvalReport
     from .errors import (
         IndexBusyError,
         IndexFormatError,
@@ -51,6 +50,7 @@ if TYPE_CHECKING:  # pragma: no cover
         ModelError,
         SearcherError,
     )
+    from .evaluate import EvalReport
     from .indexer import IndexReport, build_index, existing_config
     from .search import Hit, Searcher
     from .store import open_index

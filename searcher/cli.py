@@ -120,6 +120,8 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
     from .search import Searcher
 
     queries = [line for line in sys.stdin.read().splitlines() if line.strip()] if query == "-" else [query]
+    if not queries:
+        raise click.ClickException("no queries on standard input; pass one query per line")
     with Searcher(index_dir, model=model) as searcher:
         results = searcher.search_batch(queries, k=k, shortlist=shortlist, mode=mode)
     for notice in searcher.notices:

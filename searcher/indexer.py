@@ -4,7 +4,7 @@ publish a new generation.
 Incremental by content: a file whose size and mtime are unchanged is not read; one whose bytes hash the same
 is not re-chunked; a chunk whose exact text was embedded before (in the previous generation, or by an
 interrupted run, see cache.py) is not embedded again. Removed files disappear from both indexes and the
-metadata. Chunk ids are never reused.
+metadata. Chunk ids are never reused. Writing the new generation is generation.py.
 
 Left out: watching folders, parallel parsing, deleting a whole source root (delete the index instead).
 """
@@ -21,26 +21,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 
-from . import projection as proj
 from .atomic import exclusive_lock
 from .cache import EmbeddingCache, text_key
-from .chunking import Chunk, check_chunking, chunk_document
-from .config import DEFAULT_INDEX_DIR, DEFAULT_SHORTLIST, IndexConfig
+from .chunking import check_chunking, chunk_document
+from .config import DEFAULT_INDEX_DIR, IndexConfig
 from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
 from .errors import InvalidInputError, ModelError, SearcherError
+from .generation import NewFile, Plan, write_generation
 from .ingest import FORMATS, UnreadableFileError, is_supported, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
     PENDING,
     FileEntry,
-    GenerationWriter,
     Manifest,
-    Projection,
     StoredIndex,
-    now,
     open_index,
     read_manifest,
     remove_garbage,
@@ -50,7 +46,6 @@ log = logging.getLogger(__name__)
 
 # progress(phase, done, total): phase is "scan" (files seen, total None), "embed" (chunks) or "write".
 Progress = Callable[[str, int, "int | None"], None]
-BLOCK = 8192  # rows per block when copying or rotating vectors
 
 
 @dataclass
@@ -73,12 +68,6 @@ class IndexReport:
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("read", "chunk", "export", "embed", "write"), 0.0)
     )
-
-
-@dataclass
-class _NewFile:
-    entry: FileEntry  # id range filled in at assembly
-    chunks: list[Chunk]
 
 
 def existing_config(index_dir: Path | str) -> IndexConfig:
@@ -169,21 +158,16 @@ def _build(
     kept += [e for p, e in old_files.items() if p not in under_root]
     kept.sort(key=lambda e: e.id_start)
 
-    new_chunks = [c for f in new_files for c in f.chunks]
-    keys = [text_key(c.embedding_input) for c in new_chunks]
-    pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
-    reusable = _reusable_rows(prev, kept, keys)
+    keys = [text_key(c.embedding_input) for f in new_files for c in f.chunks]
     started = time.perf_counter()
     query_encoder = _query_encoder(index_dir, encoder, current if prev is not None else None, export_encoder, report)
     report.seconds["export"] = time.perf_counter() - started
-    _embed_missing(encoder, index_dir, query_encoder, config, new_chunks, keys, reusable, pending, report, progress)
+    plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
+    pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
+    _embed_missing(encoder, index_dir, plan, pending, report, progress)
 
-    generation = (current.generation if current else 0) + 1
     started = time.perf_counter()
-    manifest = _write_generation(
-        index_dir, generation, config, info, current, prev, kept, new_files, keys, reusable, pending, root, progress,
-        query_encoder,
-    )
+    manifest = write_generation(index_dir, plan, current, prev, pending, progress)
     if cache_dir is None:
         pending.clear()
     report.seconds["write"] = time.perf_counter() - started
@@ -246,9 +230,9 @@ def _scan(
     chunker: Callable,
     report: IndexReport,
     progress: Progress,
-) -> tuple[list[FileEntry], list[_NewFile]]:
+) -> tuple[list[FileEntry], list[NewFile]]:
     kept: list[FileEntry] = []
-    new_files: list[_NewFile] = []
+    new_files: list[NewFile] = []
     base = root.parent  # document ids start with the name of the folder (or file) being indexed
     for seen, path in enumerate(_walk(root, report), start=1):
         progress("scan", seen, None)
@@ -290,7 +274,7 @@ def _scan(
             report.skipped += 1
             continue
         entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, len(docs), 0, 0)
-        new_files.append(_NewFile(entry, chunks))
+        new_files.append(NewFile(entry, chunks))
         report.indexed += 1
     return kept, new_files
 
@@ -314,21 +298,13 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 
 def _embed_missing(
-    encoder: Encoder,
-    index_dir: Path,
-    query_encoder: str | None,
-    config: IndexConfig,
-    chunks: list[Chunk],
-    keys: list[str],
-    reusable: dict[str, int],
-    pending: EmbeddingCache,
-    report: IndexReport,
-    progress: Progress,
+    encoder: Encoder, index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport, progress: Progress
 ) -> None:
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go."""
+    config, keys = plan.config, plan.keys
     todo: dict[str, str] = {}
-    for chunk, key in zip(chunks, keys):
-        if key not in reusable and key not in pending and key not in todo:
+    for chunk, key in zip(plan.new_chunks, keys):
+        if key not in plan.reusable and key not in pending and key not in todo:
             todo[key] = chunk.embedding_input
     report.embedded = len(todo)
     report.reused = sum(1 for k in keys if k not in todo)
@@ -338,7 +314,8 @@ def _embed_missing(
     group = config.batch_size * 8
     progress("embed", 0, len(order))
     started = time.perf_counter()
-    encoder = _document_encoder(encoder, index_dir, query_encoder, [todo[k] for k in order], config.batch_size, report)
+    encoder = _document_encoder(encoder, index_dir, plan.query_encoder, [todo[k] for k in order], config.batch_size,
+                                report)
     for start in range(0, len(order), group):
         batch = order[start : start + group]
         vectors = encoder.encode_documents([todo[k] for k in batch], batch_size=config.batch_size)
@@ -375,165 +352,3 @@ def _document_encoder(
     return encoder
 
 
-def _write_generation(
-    index_dir: Path,
-    generation: int,
-    config: IndexConfig,
-    info,
-    current: Manifest | None,
-    prev: StoredIndex | None,
-    kept: list[FileEntry],
-    new_files: list[_NewFile],
-    keys: list[str],
-    reusable: dict[str, int],
-    pending: EmbeddingCache,
-    root: Path,
-    progress: Progress,
-    query_encoder: str | None,
-) -> Manifest:
-    keep_rows = _kept_rows(prev, kept)
-    next_id = current.next_id if current and prev is not None else 0
-    first_new_id = next_id
-    entries = list(kept)
-    for f in new_files:
-        n = len(f.chunks)
-        entries.append(FileEntry(**{**f.entry.__dict__, "id_start": next_id, "id_end": next_id + n}))
-        next_id += n
-    new_chunks = [c for f in new_files for c in f.chunks]
-    new_ids = np.arange(first_new_id, next_id, dtype=np.int64)
-    n_keep, n = len(keep_rows), len(keep_rows) + len(new_chunks)
-    coarse_dim = min(config.coarse_dim, info.dim)
-    old = prev.manifest.projection if prev is not None else None
-    keep_projection = (
-        old is not None
-        and (old.requested, old.coarse_dim) == (config.projection, coarse_dim)
-        and not (n >= 2 * old.fitted_chunks and old.fitted_chunks < proj.FIT_SAMPLE)
-    )
-    old_rotation = prev.rotation if prev is not None else None
-    frame = old_rotation if keep_projection else None  # the frame vectors are written in
-
-    progress("write", 0, 1)
-    writer = GenerationWriter(index_dir, generation, n, info.dim)
-    full = writer.full
-
-    def to_frame(x: np.ndarray, rotation_of_x: np.ndarray | None) -> np.ndarray:
-        if rotation_of_x is not None:
-            x = x @ rotation_of_x.T  # back to the model's own frame
-        return x @ frame if frame is not None else x
-
-    for a in range(0, n_keep, BLOCK):
-        rows = keep_rows[a : a + BLOCK]
-        full[a : a + len(rows)] = prev.full[rows] if keep_projection else to_frame(prev.full[rows], old_rotation)
-    for a in range(0, len(new_chunks), BLOCK):
-        block = keys[a : a + BLOCK]
-        x = np.empty((len(block), info.dim), dtype=np.float32)
-        from_prev = [i for i, k in enumerate(block) if k in reusable]
-        from_cache = [i for i, k in enumerate(block) if k not in reusable]
-        if from_prev:
-            x[from_prev] = to_frame(prev.full[[reusable[block[i]] for i in from_prev]], old_rotation)
-        if from_cache:
-            x[from_cache] = to_frame(pending.get([block[i] for i in from_cache]), None)
-        full[n_keep + a : n_keep + a + len(block)] = x
-
-    if keep_projection:
-        projection, rotation = old, old_rotation
-    else:
-        projection, rotation = _fit_projection(full, config, coarse_dim, info)
-        if rotation is not None:
-            for a in range(0, n, BLOCK):
-                full[a : a + BLOCK] = full[a : a + BLOCK] @ rotation
-
-    ids = np.concatenate([prev.ids[keep_rows] if prev is not None else np.empty(0, np.int64), new_ids])
-    writer.write_ids(ids)
-    writer.write_rotation(rotation)
-    writer.write_coarse(_coarse_index(prev if keep_projection else None, ids, keep_rows, full, n_keep, coarse_dim))
-    writer.write_chunks(_chunk_lines(prev, keep_rows, new_chunks, new_ids, keys))
-    writer.write_files(entries)
-    manifest = Manifest(
-        generation=generation,
-        created=current.created if current else now(),
-        updated=now(),
-        config=config,
-        model=info,
-        projection=projection,
-        files=len(entries),
-        documents=sum(e.documents for e in entries),
-        chunks=n,
-        next_id=next_id,
-        sources=tuple(sorted({*(current.sources if current and prev is not None else ()), str(root)})),
-        query_encoder=query_encoder,
-    )
-    progress("write", 1, 1)
-    writer.publish(manifest)
-    return manifest
-
-
-def _kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:
-    if prev is None:
-        return np.empty(0, dtype=np.int64)
-    parts = []
-    for e in kept:
-        a, b = prev.rows_of(np.array([e.id_start, e.id_end]))
-        parts.append(np.arange(a, b, dtype=np.int64))
-    return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
-
-
-def _fit_projection(full: np.ndarray, config: IndexConfig, coarse_dim: int, info) -> tuple[Projection, np.ndarray | None]:
-    n = len(full)
-    rng = np.random.default_rng(0)
-    sample_rows = np.sort(rng.choice(n, min(n, proj.FIT_SAMPLE), replace=False))
-    kind, rotation, measurement = proj.choose(
-        np.asarray(full[sample_rows]),
-        requested=config.projection,
-        coarse_dim=coarse_dim,
-        matryoshka_dims=info.matryoshka_dims,
-        shortlist=DEFAULT_SHORTLIST,
-        total=n,
-    )
-    log.info("coarse projection: %s %s", kind, measurement)
-    return Projection(kind, config.projection, coarse_dim, n, measurement), rotation
-
-
-def _coarse_index(prev: StoredIndex | None, ids, keep_rows, full, n_keep: int, coarse_dim: int):
-    """The coarse index: the previous one with dead ids removed and new ones added, or a fresh build.
-
-    IndexIDMap, not IndexIDMap2: ids stay stable either way, and IndexIDMap2's reverse hash map (id -> row, for
-    reconstruct) would add ~40 bytes per chunk of RAM that searcher never uses (full vectors are in full.npy).
-    """
-    import faiss
-
-    if prev is not None:
-        index = prev.load_coarse()
-        dead = np.setdiff1d(np.asarray(prev.ids), ids[:n_keep], assume_unique=True)
-        if len(dead):
-            index.remove_ids(dead.astype(np.int64))
-        start = n_keep
-    else:
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(coarse_dim))
-        start = 0
-    for a in range(start, len(ids), BLOCK):
-        b = min(a + BLOCK, len(ids))
-        index.add_with_ids(proj.coarse_vectors(full[a:b], coarse_dim), ids[a:b])
-    return index
-
-
-def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:
-    if prev is not None and len(keep_rows):
-        keep = np.zeros(len(prev), dtype=bool)
-        keep[keep_rows] = True
-        with open(prev.path / "chunks.jsonl", "rb") as f:
-            for row, line in enumerate(f):
-                if keep[row]:
-                    yield line
-    for chunk, chunk_id, key in zip(new_chunks, new_ids, keys):
-        record = {
-            "id": int(chunk_id),
-            "doc_id": chunk.doc_id,
-            "title": chunk.title,
-            "source": chunk.source,
-            "start": chunk.start,
-            "end": chunk.end,
-            "hash": key,
-            "text": chunk.text,
-        }
-        yield orjson.dumps(record) + b"\n"

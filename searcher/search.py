@@ -102,6 +102,8 @@ class Searcher:
     ) -> list[list[Hit]]:
         """`search` for many queries at once (one encoder call, one coarse search)."""
         check_search_args(k=k, shortlist=shortlist, mode=mode)
+        if not queries:
+            return []
         for query in queries:
             if not isinstance(query, str) or not query.strip():
                 raise InvalidInputError("query is empty; pass some text to search for")

@@ -7,7 +7,7 @@ model is evaluated before and after, per Matryoshka dim, with the metrics of `se
 
 The output is a standard sentence-transformers directory (loads with plain `SentenceTransformer(path)` and
 with `searcher index --model PATH`) plus a README model card (training configuration, before/after tables),
-`searcher_model.json` (declares the Matryoshka dims, so `auto` projection picks `prefix`) and an exported
+`searcher_model.json` (declares the Matryoshka dims; `auto` projection records them) and an exported
 torch-free encoder. Everything is written to a hidden sibling directory that is renamed into place at the end,
 so an interrupted run never leaves a half-written model at the output path.
 """

@@ -47,6 +47,11 @@ def test_queries_from_stdin(indexed):
     assert [r["query"] for r in records] == ["owls", "tomatoes sun"]
 
 
+def test_empty_stdin_is_an_error(indexed):
+    result = run("query", "-", "--index", indexed, input="\n  \n")
+    assert result.exit_code == 1 and result.output.strip() == "Error: no queries on standard input; pass one query per line"
+
+
 def test_index_from_environment_variable(indexed, monkeypatch):
     monkeypatch.setenv("SEARCHER_INDEX", str(indexed))
     assert run("query", "owls").exit_code == 0

@@ -52,7 +52,7 @@ def test_finetune_writes_a_loadable_matryoshka_model(tmp_path, tiny_base, pairs_
     assert marker["matryoshka_dims"] == [128, 64]
     assert (out / "searcher-onnx" / "model.onnx").is_file()
     assert not list(tmp_path.glob(".model.partial*"))
-    # The weights changed, and `auto` projection picks prefix for the declared Matryoshka model.
+    # The weights changed, and the index records the dims the model declares.
     base_vec = SentenceTransformer(str(tiny_base), device="cpu").encode(["owls"])
     assert not np.allclose(base_vec, plain.encode(["owls"]), atol=1e-4)
     docs = tmp_path / "docs"
@@ -60,7 +60,7 @@ def test_finetune_writes_a_loadable_matryoshka_model(tmp_path, tiny_base, pairs_
     (docs / "a.txt").write_text("Owls hunt at night. " * 5)
     report = build_index(docs, tmp_path / "idx", IndexConfig(model=str(out)))
     manifest = open_index(tmp_path / "idx").manifest
-    assert manifest.projection.kind == "prefix" and "Matryoshka" in manifest.projection.measurement["reason"]
+    assert manifest.projection.measurement["declared_matryoshka_dims"] == [128, 64]
     assert report.seconds["export"] < 1.0, "the model's own export is copied, not redone"
     assert (tmp_path / "idx" / manifest.query_encoder / "model.onnx").is_file()
 

@@ -1,0 +1,215 @@
+"""A run's plan -> a new generation on disk: vectors in the projection's frame, the coarse index, chunk
+metadata and the file table, then the manifest (store.GenerationWriter does the atomic part).
+
+Unchanged files keep their rows and ids; new chunks get new ids and their vectors from the previous generation
+(same text, e.g. an edited or moved file) or from the embedding cache. The projection is kept, or fitted again
+when the config asks for another one or the index has doubled since it was fitted; a new rotation re-rotates
+every stored vector (inner products do not change).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from . import projection as proj
+from .cache import EmbeddingCache
+from .chunking import Chunk
+from .config import DEFAULT_SHORTLIST, IndexConfig
+from .encoder import ModelInfo
+from .store import FileEntry, GenerationWriter, Manifest, Projection, StoredIndex, now
+
+log = logging.getLogger(__name__)
+BLOCK = 8192  # rows per block when copying or rotating vectors
+
+
+@dataclass
+class NewFile:
+    entry: FileEntry  # id range filled in when the generation is written
+    chunks: list[Chunk]
+
+
+@dataclass
+class Plan:
+    """What one run changes, decided before anything is written."""
+
+    root: Path  # the folder or file this run indexed
+    config: IndexConfig
+    model: ModelInfo
+    kept: list[FileEntry]  # files whose chunks stay as they are (rows and ids unchanged)
+    new_files: list[NewFile]  # files (re)chunked in this run: their chunks get new ids
+    keys: list[str]  # the embedding-cache key of each new chunk, in order
+    reusable: dict[str, int]  # key -> row of the previous generation that already holds its vector
+    query_encoder: str | None  # directory of the exported query encoder
+
+    @property
+    def new_chunks(self) -> list[Chunk]:
+        return [c for f in self.new_files for c in f.chunks]
+
+
+def write_generation(
+    index_dir: Path,
+    plan: Plan,
+    current: Manifest | None,
+    prev: StoredIndex | None,
+    vectors: EmbeddingCache,
+    progress,
+) -> Manifest:
+    """Write and publish generation current+1; `prev` is None for a fresh build (no rows or ids carried over)."""
+    config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
+    generation = (current.generation if current else 0) + 1
+    keep_rows = _kept_rows(prev, plan.kept)
+    next_id = current.next_id if current and prev is not None else 0
+    first_new_id = next_id
+    entries = list(plan.kept)
+    for f in plan.new_files:
+        n = len(f.chunks)
+        entries.append(FileEntry(**{**f.entry.__dict__, "id_start": next_id, "id_end": next_id + n}))
+        next_id += n
+    new_chunks = plan.new_chunks
+    new_ids = np.arange(first_new_id, next_id, dtype=np.int64)
+    n_keep, n = len(keep_rows), len(keep_rows) + len(new_chunks)
+    coarse_dim = min(config.coarse_dim, info.dim)
+    old = prev.manifest.projection if prev is not None else None
+    keep_projection = (
+        old is not None
+        and (old.requested, old.coarse_dim) == (config.projection, coarse_dim)
+        and not (n >= 2 * old.fitted_chunks and old.fitted_chunks < proj.FIT_SAMPLE)
+    )
+    old_rotation = prev.rotation if prev is not None else None
+    frame = old_rotation if keep_projection else None  # the frame vectors are written in
+
+    progress("write", 0, 1)
+    writer = GenerationWriter(index_dir, generation, n, info.dim)
+    full = writer.full
+
+    def to_frame(x: np.ndarray, rotation_of_x: np.ndarray | None) -> np.ndarray:
+        if rotation_of_x is not None:
+            x = x @ rotation_of_x.T  # back to the model's own frame
+        return x @ frame if frame is not None else x
+
+    for a in range(0, n_keep, BLOCK):
+        rows = keep_rows[a : a + BLOCK]
+        full[a : a + len(rows)] = prev.full[rows] if keep_projection else to_frame(prev.full[rows], old_rotation)
+    for a in range(0, len(new_chunks), BLOCK):
+        block = keys[a : a + BLOCK]
+        x = np.empty((len(block), info.dim), dtype=np.float32)
+        from_prev = [i for i, k in enumerate(block) if k in reusable]
+        from_cache = [i for i, k in enumerate(block) if k not in reusable]
+        if from_prev:
+            x[from_prev] = to_frame(prev.full[[reusable[block[i]] for i in from_prev]], old_rotation)
+        if from_cache:
+            x[from_cache] = to_frame(vectors.get([block[i] for i in from_cache]), None)
+        full[n_keep + a : n_keep + a + len(block)] = x
+
+    if keep_projection:
+        projection, rotation = old, old_rotation
+    else:
+        projection, rotation = _fit_projection(full, config, coarse_dim, info)
+        if rotation is not None:
+            for a in range(0, n, BLOCK):
+                full[a : a + BLOCK] = full[a : a + BLOCK] @ rotation
+
+    ids = np.concatenate([prev.ids[keep_rows] if prev is not None else np.empty(0, np.int64), new_ids])
+    writer.write_ids(ids)
+    writer.write_rotation(rotation)
+    writer.write_coarse(coarse_index(full, ids, coarse_dim, prev=prev if keep_projection else None, n_keep=n_keep))
+    writer.write_chunks(_chunk_lines(prev, keep_rows, new_chunks, new_ids, keys))
+    writer.write_files(entries)
+    manifest = Manifest(
+        generation=generation,
+        created=current.created if current else now(),
+        updated=now(),
+        config=config,
+        model=info,
+        projection=projection,
+        files=len(entries),
+        documents=sum(e.documents for e in entries),
+        chunks=n,
+        next_id=next_id,
+        sources=tuple(sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
+        query_encoder=plan.query_encoder,
+    )
+    progress("write", 1, 1)
+    writer.publish(manifest)
+    return manifest
+
+
+def _kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:
+    if prev is None:
+        return np.empty(0, dtype=np.int64)
+    parts = []
+    for e in kept:
+        a, b = prev.rows_of(np.array([e.id_start, e.id_end]))
+        parts.append(np.arange(a, b, dtype=np.int64))
+    return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
+
+
+def _fit_projection(
+    full: np.ndarray, config: IndexConfig, coarse_dim: int, info: ModelInfo
+) -> tuple[Projection, np.ndarray | None]:
+    n = len(full)
+    rng = np.random.default_rng(0)
+    sample_rows = np.sort(rng.choice(n, min(n, proj.FIT_SAMPLE), replace=False))
+    kind, rotation, measurement = proj.choose(
+        np.asarray(full[sample_rows]),
+        requested=config.projection,
+        coarse_dim=coarse_dim,
+        matryoshka_dims=info.matryoshka_dims,
+        shortlist=DEFAULT_SHORTLIST,
+        total=n,
+    )
+    log.info("coarse projection: %s %s", kind, measurement)
+    return Projection(kind, config.projection, coarse_dim, n, measurement), rotation
+
+
+def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, *, prev: StoredIndex | None = None,
+                 n_keep: int = 0):
+    """The coarse index over the rows of `full`: `prev`'s, with the ids it no longer has removed and rows
+    n_keep.. added, or (prev=None) a fresh build over every row.
+
+    IndexIDMap, not IndexIDMap2: ids stay stable either way, and IndexIDMap2's reverse hash map (id -> row, for
+    reconstruct) would add ~40 bytes per chunk of RAM that searcher never uses (full vectors are in full.npy).
+    """
+    import faiss
+
+    if prev is not None:
+        index = prev.load_coarse()
+        dead = np.setdiff1d(np.asarray(prev.ids), ids[:n_keep], assume_unique=True)
+        if len(dead):
+            index.remove_ids(dead.astype(np.int64))
+        start = n_keep
+    else:
+        index = faiss.IndexIDMap(faiss.IndexFlatIP(coarse_dim))
+        start = 0
+    for a in range(start, len(ids), BLOCK):
+        b = min(a + BLOCK, len(ids))
+        index.add_with_ids(proj.coarse_vectors(full[a:b], coarse_dim), ids[a:b])
+    return index
+
+
+def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:
+    if prev is not None and len(keep_rows):
+        keep = np.zeros(len(prev), dtype=bool)
+        keep[keep_rows] = True
+        with open(prev.path / "chunks.jsonl", "rb") as f:
+            for row, line in enumerate(f):
+                if keep[row]:
+                    yield line
+    for chunk, chunk_id, key in zip(new_chunks, new_ids, keys):
+        record = {
+            "id": int(chunk_id),
+            "doc_id": chunk.doc_id,
+            "title": chunk.title,
+            "source": chunk.source,
+            "start": chunk.start,
+            "end": chunk.end,
+            "hash": key,
+            "text": chunk.text,
+        }
+        yield orjson.dumps(record) + b"\n"
