@@ -267,6 +267,7 @@ def info(index_dir, as_json):
         + (f"; measured {p.measurement}" if p.measurement else ""),
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
+        f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
         f"sources     {', '.join(manifest.sources)}",
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
     ]

@@ -44,7 +44,7 @@ def test_eval_reports_every_mode_and_dim(beir, fake):
     assert report.modes["full"]["ndcg@10"] > 0.9, "each query names its document's topic"
     assert report.modes["full"] == report.dims[96], "full width prefix search is exact search"
     assert 0 <= report.agreement <= 1
-    assert set(report.latency_ms) == {"encode", "two-stage search", "full search"}
+    assert set(report.latency_ms) == {"encode (torch)", "two-stage search", "full search"}
     table = report.to_markdown()
     assert "| Metric | two-stage | full | coarse | dim 96 | dim 64 |" in table
     assert "| **ndcg@10** |" in table
