@@ -28,6 +28,7 @@ from .encoder import Encoder, load_encoder, normalize_rows
 from .indexer import Progress, build_index
 from .metrics import DEPTH, METRICS, document_rankings, ir_metrics, load_beir, top_overlap
 from .search import EXACT_BLOCK, Searcher, exact_top_k
+from .store import MANIFEST, read_manifest
 
 MATRYOSHKA_DIMS = (768, 512, 256, 128, 64)
 EVAL_ROOT = Path("indexes/eval")
@@ -117,7 +118,9 @@ def evaluate(
     root = Path(root)
     index_dir = Path(index_dir) if index_dir else default_index_dir(root, data.corpus, config, encoder.info.max_seq_length)
     cache = cache_dir_for(root, encoder)
-    build_index(data.corpus, index_dir, config, encoder=encoder, progress=progress, cache_dir=cache)
+    # An eval index is derived data: if the model at this name has been retrained since, start it over.
+    stale = (index_dir / MANIFEST).exists() and not read_manifest(index_dir).model.same_weights(encoder.info)
+    build_index(data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress, cache_dir=cache)
 
     qids = list(data.queries)
     xq = _query_vectors(encoder, [data.queries[q] for q in qids], EmbeddingCache(cache, encoder.info))

@@ -133,10 +133,15 @@ def _build(
     encoder = encoder or load_encoder(config.model)
     info = encoder.info
     config = config.replace(model=info.name)
-    if prev is not None and not (prev.manifest.model.name == info.name and prev.manifest.model.same_weights(info)):
+    if prev is not None and prev.manifest.model.name != info.name:
         raise ModelError(
             f"the index at {index_dir} was built with model {prev.manifest.model.name!r}, not {info.name!r}; "
             "index with that model, use another --index, or pass --rebuild to re-embed everything"
+        )
+    if prev is not None and not prev.manifest.model.same_weights(info):
+        raise ModelError(
+            f"the model {info.name!r} has changed since the index at {index_dir} was built with it (other "
+            "weights); pass --rebuild to re-embed everything with it, or use another --index"
         )
     chunk_tokens, overlap_tokens = config.chunking(info.max_seq_length)
     check_chunking(chunk_tokens, overlap_tokens, info.max_seq_length)

@@ -1,16 +1,19 @@
 """`searcher eval` on a small BEIR set with the fake encoder, and on real data when ../shared/data exists."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import SHARED_DATA
+from fakes import FakeEncoder
 
 from searcher import IndexConfig
 from searcher.cli import cli
 from searcher.evaluate import evaluate, exact_prefix_search
 from searcher.metrics import METRICS
+from searcher.store import read_manifest
 
 TOPICS = ["owls hunt at night", "tomatoes need sun", "the moon has craters", "rice needs water",
           "trains run on rails", "volcanoes erupt lava", "eagles nest on cliffs", "pasta boils in water"]
@@ -59,6 +62,17 @@ def test_second_eval_with_other_search_settings_embeds_nothing(beir, fake):
     # Other chunking: a new index, but chunks with the same text come from the per-model cache.
     evaluate(beir, config=config.replace(chunk_tokens=30), encoder=fake, latency=False)
     assert len(fake.embedded) - embedded < embedded
+
+
+def test_eval_after_the_model_was_retrained_at_the_same_name_starts_its_index_over(beir, fake):
+    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
+    before = evaluate(beir, config=config, encoder=fake, latency=False)
+    retrained = FakeEncoder(salt="new weights")  # same name, other vectors: `finetune --overwrite` into one path
+    assert retrained.info.name == fake.info.name and not retrained.info.same_weights(fake.info)
+    after = evaluate(beir, config=config, encoder=retrained, latency=False)
+    assert after.index == before.index
+    assert len(retrained.embedded) > 0, "the retrained model's vectors, not the old index's"
+    assert read_manifest(Path(after.index)).model.same_weights(retrained.info)
 
 
 def test_prefix_search_undoes_the_pca_rotation(beir, fake):

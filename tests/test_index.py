@@ -175,6 +175,14 @@ def test_other_model_is_refused_unless_rebuilding(tmp_path, corpus, fake, fake_c
     assert open_index(tmp_path / "idx").manifest.model.name == "other-model"
 
 
+def test_same_model_name_with_other_weights_is_refused_and_says_so(tmp_path, corpus, fake, fake_config):
+    build(corpus, tmp_path / "idx", fake, fake_config)
+    retrained = FakeEncoder(salt="retrained")  # same name, e.g. a model directory fine-tuned again
+    with pytest.raises(ModelError, match="'fake-hash-encoder' has changed since the index .* was built with it"):
+        build(corpus, tmp_path / "idx", retrained, fake_config)
+    assert open_index(tmp_path / "idx").manifest.model.same_weights(fake.info), "nothing changed"
+
+
 def test_changing_chunk_size_rechunks_everything(tmp_path, corpus, fake, fake_config):
     build(corpus, tmp_path / "idx", fake, fake_config)
     n = open_index(tmp_path / "idx").manifest.chunks
