@@ -8,6 +8,7 @@ and code that only reads an index stay light.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import re
@@ -74,6 +75,10 @@ class ModelInfo:
             return False
         diff = np.abs(np.asarray(self.fingerprint) - np.asarray(other.fingerprint))
         return bool(diff.max(initial=0.0) < FINGERPRINT_TOLERANCE)
+
+    def weights_id(self) -> str:
+        """A short name for these weights, for directories that belong to one model (eval caches, exports)."""
+        return hashlib.sha256(repr(self.fingerprint).encode()).hexdigest()[:10]
 
 
 class Encoder(Protocol):

@@ -89,10 +89,8 @@ def default_index_dir(root: Path, corpus: Path, config: IndexConfig, max_seq_len
 
 def cache_dir_for(root: Path, encoder: Encoder) -> Path:
     """<root>/cache/<model>-<fingerprint>: embeddings of one model, shared by all its eval indexes."""
-    info = encoder.info
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", info.name.strip("/"))[-60:]
-    fp = hashlib.sha256(repr(info.fingerprint).encode()).hexdigest()[:10]
-    return root / "cache" / f"{slug}-{fp}"
+    slug = re.sub(r"[^A-Za-z0-9_.-]+", "-", encoder.info.name.strip("/"))[-60:]
+    return root / "cache" / f"{slug}-{encoder.info.weights_id()}"
 
 
 def evaluate(

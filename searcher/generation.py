@@ -63,7 +63,7 @@ def write_generation(
     """Write and publish generation current+1; `prev` is None for a fresh build (no rows or ids carried over)."""
     config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
     generation = (current.generation if current else 0) + 1
-    keep_rows = _kept_rows(prev, plan.kept)
+    keep_rows = kept_rows(prev, plan.kept)
     next_id = current.next_id if current and prev is not None else 0
     first_new_id = next_id
     entries = list(plan.kept)
@@ -140,7 +140,8 @@ def write_generation(
     return manifest
 
 
-def _kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:
+def kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:
+    """Rows of the previous generation that hold the chunks of the `kept` files, ascending."""
     if prev is None:
         return np.empty(0, dtype=np.int64)
     parts = []

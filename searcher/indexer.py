@@ -28,7 +28,7 @@ from .chunking import check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, IndexConfig
 from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
 from .errors import InvalidInputError, ModelError, SearcherError
-from .generation import NewFile, Plan, write_generation
+from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, UnreadableFileError, is_supported, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
@@ -189,7 +189,7 @@ def _query_encoder(
         return current.query_encoder
     if not export or not isinstance(encoder, SentenceTransformerEncoder):
         return None
-    name = "encoder-" + hashlib.sha256(repr(encoder.info.fingerprint).encode()).hexdigest()[:12]
+    name = "encoder-" + encoder.info.weights_id()
     if (index_dir / name / "encoder.json").is_file():  # exported by an earlier run of the same model
         return name
     carried = exported_with_model(encoder.info)
@@ -290,9 +290,7 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
     if prev is None or not keys:
         return {}
     live = np.zeros(len(prev), dtype=bool)
-    for e in kept:
-        a, b = prev.rows_of(np.array([e.id_start, e.id_end]))
-        live[a:b] = True
+    live[kept_rows(prev, kept)] = True
     wanted = set(keys)
     dead_rows = np.flatnonzero(~live)
     found = {}
