@@ -20,7 +20,7 @@ from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig
 from searcher.evaluate import evaluate
-from searcher.metrics import METRICS
+from searcher.metrics import METRICS, metrics_table
 from searcher.train import FinetuneConfig, finetune
 
 MODELS = CACHE / "models"
@@ -32,13 +32,9 @@ ARCTIC_COMMAND = (
 
 
 def table(before: dict, after: dict, metrics=METRICS) -> str:
-    columns = list(after)
-    lines = ["| Metric | " + " | ".join(f"{c} before | {c} after" for c in columns) + " |",
-             "|:--|" + "--:|--:|" * len(columns)]
-    for m in metrics:
-        cells = " | ".join(f"{before[c][m]:.4f} | {after[c][m]:.4f}" for c in columns)
-        lines.append(f"| {'**' + m + '**' if m.startswith('ndcg') else m} | {cells} |")
-    return "\n".join(lines)
+    """Before and after side by side, per column (dim or mode)."""
+    columns = {f"{c} {when}": m for c in after for when, m in (("before", before[c]), ("after", after[c]))}
+    return "\n".join(metrics_table(columns, metrics))
 
 
 def run(data, name: str, config: FinetuneConfig):

@@ -26,7 +26,8 @@ from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
 from .indexer import Progress, build_index
-from .metrics import DEPTH, METRICS, document_rankings, ir_metrics, load_beir, top_overlap
+from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, top_overlap
+from .onnx_encoder import OnnxEncoder
 from .search import EXACT_BLOCK, Searcher, exact_top_k
 from .store import MANIFEST, read_manifest
 
@@ -56,21 +57,12 @@ class EvalReport:
         return d
 
     def to_markdown(self) -> str:
-        columns = [(name, m) for name, m in self.modes.items()] + [(f"dim {d}", m) for d, m in self.dims.items()]
+        columns = {**self.modes, **{f"dim {d}": m for d, m in self.dims.items()}}
         lines = [
             f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
             f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}.",
             "",
-            "| Metric | " + " | ".join(name for name, _ in columns) + " |",
-            "|:--|" + "--:|" * len(columns),
-        ]
-        for metric in METRICS:
-            cells = [f"{m[metric]:.4f}" for _, m in columns]
-            if metric.startswith("ndcg"):
-                lines.append(f"| **{metric}** | " + " | ".join(f"**{c}**" for c in cells) + " |")
-            else:
-                lines.append(f"| {metric} | " + " | ".join(cells) + " |")
-        lines += [
+            *metrics_table(columns),
             "",
             f"Two-stage top-10 keeps {self.agreement:.1%} of the exact full-dim top-10 (documents, set overlap).",
         ]
@@ -178,7 +170,7 @@ def exact_prefix_search(searcher: Searcher, xq: np.ndarray, *, dim: int, k: int)
 
 
 def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, dict[str, float]]:
-    runtime = "onnx" if type(searcher.encoder).__name__ == "OnnxEncoder" else "torch"
+    runtime = "onnx" if isinstance(searcher.encoder, OnnxEncoder) else "torch"
     timings: dict[str, list[float]] = {f"encode ({runtime})": [], "two-stage search": [], "full search": []}
     encode = timings[f"encode ({runtime})"]
     searcher.encoder.encode_queries(texts[:1])  # warm-up

@@ -155,3 +155,15 @@ def top_overlap(a: Sequence[Ranking], b: Sequence[Ranking], *, k: int = 10) -> f
         if top_b:
             shares.append(len(top_a & top_b) / len(top_b))
     return float(np.mean(shares)) if shares else 1.0
+
+
+def metrics_table(columns: Mapping[str, Mapping[str, float]], metrics: Sequence[str] = METRICS) -> list[str]:
+    """The model cards' layout: one row per metric, one column per search mode or dim, nDCG in bold."""
+    names = list(columns)
+    lines = ["| Metric | " + " | ".join(names) + " |", "|:--|" + "--:|" * len(names)]
+    for metric in metrics:
+        cells = [f"{columns[name][metric]:.4f}" for name in names]
+        if metric.startswith("ndcg"):
+            metric, cells = f"**{metric}**", [f"**{c}**" for c in cells]
+        lines.append(f"| {metric} | " + " | ".join(cells) + " |")
+    return lines

@@ -26,10 +26,10 @@ import orjson
 
 from .atomic import write_atomic
 from .config import FinetuneConfig, IndexConfig
-from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, no_progress_bars
+from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, no_progress_bars, normalize_rows
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
-from .metrics import DEPTH, ir_metrics
+from .metrics import DEPTH, ir_metrics, metrics_table
 from .onnx_encoder import MODEL_EXPORT_DIR, ExportError, export_onnx
 from .pairs import BeirEval, PairEval, TrainingData, load_training_data
 
@@ -200,8 +200,6 @@ def _evaluate(encoder, evaluation: PairEval | BeirEval, dims: list[int], root: P
 
 def evaluate_pairs(encoder, evaluation: PairEval, dims: list[int]) -> dict[int, dict[str, float]]:
     """Exact search with each Matryoshka prefix over an in-memory corpus: the IR evaluator's three dicts."""
-    from .encoder import normalize_rows
-
     relevant = {p for rel in evaluation.qrels.values() for p in rel}
     others = [p for p in evaluation.corpus if p not in relevant]
     rng = np.random.default_rng(0)
@@ -220,18 +218,6 @@ def evaluate_pairs(encoder, evaluation: PairEval, dims: list[int]) -> dict[int, 
 
 
 def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
-    from .metrics import METRICS
-
-    def table(columns: dict[str, dict[str, float]]) -> list[str]:
-        names = list(columns)
-        rows = ["| Metric | " + " | ".join(names) + " |", "|:--|" + "--:|" * len(names)]
-        for metric in METRICS:
-            bold = metric.startswith("ndcg")
-            cells = [f"{columns[n][metric]:.4f}" for n in names]
-            rows.append(f"| {'**' + metric + '**' if bold else metric} | "
-                        + " | ".join(f"**{c}**" if bold else c for c in cells) + " |")
-        return rows
-
     lines = [
         "---",
         "library_name: sentence-transformers",
@@ -271,7 +257,8 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
     if report.before and report.after:
         lines += ["", "## Evaluation", "", f"On {report.evaluation}. Exact search per dimension "
                   "(sentence-transformers' `truncate_dim`); documents rank by their best chunk.", "",
-                  "### Before (base model)", "", *table(report.before), "", "### After", "", *table(report.after)]
+                  "### Before (base model)", "", *metrics_table(report.before), "", "### After", "",
+                  *metrics_table(report.after)]
     lines += ["", "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
               "", "model = SentenceTransformer(\"path/to/this/model\", truncate_dim=64)  # or the full width", "```",
               "", "or `searcher index DOCS --model path/to/this/model`.", ""]
