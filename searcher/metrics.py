@@ -12,9 +12,10 @@ A document ranks by its best chunk, so results compare with published document-l
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -59,13 +60,13 @@ def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
     qrels = _read_qrels(qrels_file)
     if not qrels:
         raise InvalidInputError(f"{qrels_file} has no relevance judgments with a score above 0")
-    all_queries = {str(r["_id"]): r["text"] for r in _read_jsonl(queries_file)}
+    all_queries = {str(r["_id"]): r["text"] for _, r in read_jsonl(queries_file)}
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
         raise InvalidInputError(
             f"{len(missing)} query id(s) in {qrels_file.name} are not in queries.jsonl (first: {missing[0]!r})"
         )
-    doc_ids = {str(r["_id"]) for r in _read_jsonl(corpus)}
+    doc_ids = {str(r["_id"]) for _, r in read_jsonl(corpus)}
     unknown = sorted({d for rel in qrels.values() for d in rel} - doc_ids)
     if unknown:
         raise InvalidInputError(
@@ -74,12 +75,13 @@ def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
     return BeirData(corpus=corpus, queries={q: all_queries[q] for q in qrels}, qrels=qrels)
 
 
-def _read_jsonl(path: Path) -> Iterable[dict]:
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, record) for each non-blank line of a JSON Lines file; bad JSON names its line."""
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, start=1):
             if line.strip():
                 try:
-                    yield orjson.loads(line)
+                    yield lineno, orjson.loads(line)
                 except orjson.JSONDecodeError:
                     raise InvalidInputError(f"{path}:{lineno} is not valid JSON") from None
 

@@ -22,12 +22,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import orjson
-
 from .chunking import chunk_document, embedding_input
+from .config import IndexConfig
 from .errors import InvalidInputError
 from .ingest import FORMATS, is_supported, iter_files, parse_file
-from .metrics import load_beir
+from .metrics import load_beir, read_jsonl
+from .store import MANIFEST, open_index
 
 COLUMNS = (("sentence_0", "sentence_1"), ("anchor", "positive"), ("query", "passage"))
 HELD_OUT = 0.1
@@ -91,26 +91,16 @@ def load_training_data(source: Path | str, encoder, *, eval_split: str | None = 
 
 
 def _looks_like_pairs(path: Path) -> bool:
-    first = next((line for line in path.open("rb") if line.strip()), None)
-    if first is None:
+    _, record = next(read_jsonl(path), (0, None))
+    if record is None:
         raise InvalidInputError(f"{path} is empty; it must hold one JSON object per line")
-    try:
-        record = orjson.loads(first)
-    except orjson.JSONDecodeError:
-        raise InvalidInputError(f"{path}:1 is not valid JSON") from None
     return isinstance(record, dict) and not ("text" in record and ("_id" in record or "title" in record))
 
 
 def _from_jsonl(path: Path, seed: int) -> TrainingData:
     pairs: list[Pair] = []
     columns = None
-    for lineno, line in enumerate(path.open("rb"), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            raise InvalidInputError(f"{path}:{lineno} is not valid JSON") from None
+    for lineno, record in read_jsonl(path):
         if columns is None:
             columns = next((c for c in COLUMNS if isinstance(record, dict) and set(c) <= set(record)), None)
             if columns is None:
@@ -132,11 +122,7 @@ def _from_jsonl(path: Path, seed: int) -> TrainingData:
 
 def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
     data = load_beir(data_dir, "train")
-    docs = {}
-    for line in data.corpus.open("rb"):
-        if line.strip():
-            r = orjson.loads(line)
-            docs[str(r["_id"])] = embedding_input(r.get("title") or "", r["text"])
+    docs = {str(r["_id"]): embedding_input(r.get("title") or "", r["text"]) for _, r in read_jsonl(data.corpus)}
     pairs = [Pair(data.queries[q], docs[d]) for q, rel in data.qrels.items() for d in rel]
     if eval_split is None:
         eval_split = next((s for s in ("test", "dev") if (data_dir / "qrels" / f"{s}.tsv").is_file()), None)
@@ -189,20 +175,17 @@ def _cloze(text: str, rng: random.Random) -> Pair | None:
 
 def _chunks_of(source: Path, encoder) -> Iterable[tuple[str, str, str]]:
     """(doc_id, title, chunk text) from an existing index, or from reading and chunking the files."""
-    if (source / "manifest.json").is_file():
-        from .store import open_index
-
+    if (source / MANIFEST).is_file():
         for r in open_index(source).iter_chunks():
             yield r["doc_id"], r["title"], r["text"]
         return
-    files = [source] if source.is_file() else [p for p in iter_files(source) if is_supported(p)]
     if source.is_file() and not is_supported(source):
         raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
-    for path in files:
+    chunk_tokens, overlap_tokens = IndexConfig().chunking(encoder.info.max_seq_length)  # as `searcher index` would
+    for path in (p for p in iter_files(source) if is_supported(p)):
         docs, _ = parse_file(path, path.read_bytes(), doc_id=path.name)
         for doc in docs:
-            for chunk in chunk_document(doc, encoder, chunk_tokens=encoder.info.max_seq_length,
-                                        overlap_tokens=encoder.info.max_seq_length // 8):
+            for chunk in chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens):
                 yield chunk.doc_id, chunk.title, chunk.text
 
 
