@@ -24,6 +24,14 @@ def require_data(name: str) -> Path:
     return path
 
 
+def corpus_size(report) -> str:
+    """'N documents in M chunks' of the index an EvalReport was measured on."""
+    from searcher.store import read_manifest
+
+    manifest = read_manifest(Path(report.index))
+    return f"{manifest.documents:,} documents in {manifest.chunks:,} chunks"
+
+
 def machine() -> str:
     cpu = "unknown CPU"
     try:

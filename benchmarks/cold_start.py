@@ -21,7 +21,7 @@ from _common import CACHE, HERE, require_data, write_section
 from searcher import Searcher, build_index, open_index
 from searcher.chunking import embedding_input
 from searcher.encoder import load_encoder
-from searcher.evaluate import cache_dir_for
+from searcher.evaluate import cache_dir_for, percentiles_ms
 from searcher.metrics import load_beir
 from searcher.onnx_encoder import OnnxEncoder
 
@@ -76,7 +76,7 @@ def main() -> None:
         "",
         "| | p50 | p95 |",
         "|:--|--:|--:|",
-        *(f"| {name} | {v[0]:.2f} | {v[1]:.2f} |" for name, v in warm.items()),
+        *(f"| {name} | {v['p50']:.2f} | {v['p95']:.2f} |" for name, v in warm.items()),
         "",
         "faiss searches a single query on one thread (its flat search parallelises over queries), so the coarse "
         "search of one query uses one of the two cores.",
@@ -88,7 +88,7 @@ def main() -> None:
     write_section("cold-start", "Cold start", body)
 
 
-def warm_latency(index_dir, n: int) -> dict[str, tuple[float, float]]:
+def warm_latency(index_dir, n: int) -> dict[str, dict[str, float]]:
     """p50/p95 ms of Searcher.search, and of its two parts, for single queries."""
     queries = list(load_beir(require_data("scifact"), "test").queries.values())[:n]
     with Searcher(index_dir) as searcher:
@@ -107,11 +107,9 @@ def warm_latency(index_dir, n: int) -> dict[str, tuple[float, float]]:
             search.append(t2 - t1)
             total.append(t3 - t2)
 
-    def pct(v):
-        return float(np.percentile(v, 50)) * 1000, float(np.percentile(v, 95)) * 1000
-
-    return {"`Searcher.search` (encode + two-stage search + chunk metadata)": pct(total),
-            "of which: encode the query (ONNX)": pct(encode), "of which: two-stage search": pct(search)}
+    return {"`Searcher.search` (encode + two-stage search + chunk metadata)": percentiles_ms(total),
+            "of which: encode the query (ONNX)": percentiles_ms(encode),
+            "of which: two-stage search": percentiles_ms(search)}
 
 
 def indexing_speed(index_dir, encoder, n: int) -> tuple[float, float, float]:

@@ -16,11 +16,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig
+from searcher.encoder import load_encoder
 from searcher.evaluate import evaluate
 from searcher.metrics import METRICS, metrics_table
+from searcher.pairs import load_training_data
 from searcher.train import FinetuneConfig, finetune
 
 MODELS = CACHE / "models"
@@ -90,7 +93,7 @@ def scifact() -> str:
 def generated() -> str:
     data = require_data("scifact")
     config = FinetuneConfig(epochs=1)
-    report, total = run(data / "corpus.jsonl", "scifact-generated", config)
+    report, _ = run(data / "corpus.jsonl", "scifact-generated", config)
     base = evaluate(data, root=CACHE, latency=False)
     tuned = evaluate(data, config=IndexConfig(model=str(MODELS / "scifact-generated")), root=CACHE, latency=False)
     before = {f"dim {d}": m for d, m in base.dims.items()} | {"two-stage": base.modes["two-stage"]}
@@ -116,14 +119,21 @@ SWEEP = [  # (batch size, training window, epochs, learning rate)
 
 
 def speed() -> str:
+    data = require_data("scifact")
+    encoder = load_encoder(FinetuneConfig().base_model)
+    pairs = load_training_data(data, encoder).train
+    passages = np.array(encoder.input_lengths([p.passage for p in pairs]))
+    queries = np.array(encoder.input_lengths([p.query for p in pairs]))
     rows = []
     for batch, window, bf16 in SPEED:
         config = FinetuneConfig(epochs=1, batch_size=batch, max_seq_length=window, bf16=bf16, max_pairs=320)
-        report = finetune(require_data("scifact"), MODELS / "speed", config, evaluate_model=False, overwrite=True)
+        report = finetune(data, MODELS / "speed", config, evaluate_model=False, overwrite=True)
         rows.append(f"| {batch} | {window} | {'bf16' if bf16 else 'fp32'} | {report.pairs_per_second:.1f} |")
     return "\n".join([
-        "Training throughput on 320 SciFact train pairs (claims against title + abstract, most abstracts over 256 "
-        "tokens), 1 epoch, MiniLM, 2 cores. Passages dominate: forward and backward over the whole window.",
+        f"Training throughput on 320 SciFact train pairs (claims against title + abstract), 1 epoch, MiniLM, 2 cores. "
+        f"In tokens, the {len(pairs)} training passages have a median of {np.median(passages):.0f} "
+        f"({np.mean(passages > 128):.0%} longer than 128, {np.mean(passages > 256):.0%} longer than 256), the queries "
+        f"{np.median(queries):.0f}: the passages' forward and backward pass over the training window is the time.",
         "", "| batch | training window | precision | pairs/s |", "|--:|--:|:--|--:|", *rows,
     ])
 

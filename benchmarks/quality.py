@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import CACHE, require_data, write_section
+from _common import CACHE, corpus_size, require_data, write_section
 
 from searcher import IndexConfig
 from searcher.config import DEFAULT_SHORTLIST
@@ -24,10 +24,9 @@ def main() -> None:
     args = parser.parse_args()
     config = IndexConfig().replace(model=args.model, projection=args.projection)
     parts = []
-    for name, title in (("scifact", "SciFact test (300 queries, 5,183 abstracts)"),
-                        ("aie5-simonw-llms", "aie5-simonw-llms test (24 queries, all 102 chunks)")):
+    for name in ("scifact", "aie5-simonw-llms"):
         report = evaluate(require_data(name), split="test", config=config, shortlist=args.shortlist, root=CACHE)
-        parts.append(f"### {title}\n\n{report.to_markdown()}")
+        parts.append(f"### {name} test ({report.queries} queries; {corpus_size(report)})\n\n{report.to_markdown()}")
     write_section(args.section, f"Quality ({config.model}, {args.projection} projection)", "\n\n".join(parts))
 
 

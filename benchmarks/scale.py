@@ -136,6 +136,7 @@ def measure(index_dir: Path, n_queries: int) -> dict:
     """Run in a fresh process: memory and latency of one index."""
     import faiss
 
+    from searcher.evaluate import percentiles_ms
     from searcher.search import Searcher
 
     xq = np.load(index_dir / "queries.npy")[:n_queries]
@@ -169,9 +170,6 @@ def measure(index_dir: Path, n_queries: int) -> dict:
     _, I_exact = flat.search(xq, 10)
     agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I_two, I_exact)]))
 
-    def ms(v):
-        return {"p50": 1000 * float(np.percentile(v, 50)), "p95": 1000 * float(np.percentile(v, 95))}
-
     return {
         "n": n,
         "d": d,
@@ -180,10 +178,10 @@ def measure(index_dir: Path, n_queries: int) -> dict:
         "full_file_mb": n * d * 4 / 1e6,
         "full_mapped_mb_cold": full_mapped,
         "full_read_mb_cold": full_read,
-        "two_stage_single_ms": ms(single),
-        "two_stage_batched_ms_per_query": ms(batched),
-        "exact_single_ms": ms(exact_single),
-        "exact_batched_ms_per_query": ms(exact_batched),
+        "two_stage_single_ms": percentiles_ms(single),
+        "two_stage_batched_ms_per_query": percentiles_ms(batched),
+        "exact_single_ms": percentiles_ms(exact_single),
+        "exact_batched_ms_per_query": percentiles_ms(exact_batched),
         "agreement": agreement,
         "faiss_threads": faiss.omp_get_max_threads(),
     }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from _common import CACHE, HERE, require_data, write_section
+from _common import CACHE, HERE, corpus_size, require_data, write_section
 
 from searcher import IndexConfig
 from searcher.evaluate import evaluate
@@ -34,7 +34,7 @@ def main() -> None:
     model = report.model
     lines = [
         f"Model `{model}`; exact full-dim nDCG@10 = {exact:.4f}. Agreement = share of the exact top-10 documents "
-        "kept by the two-stage top-10. Shortlists count chunks (SciFact: 9,979 chunks for 5,183 abstracts).",
+        f"kept by the two-stage top-10. Shortlists count chunks (SciFact: {corpus_size(report)}).",
         "",
         "| shortlist | prefix nDCG@10 | prefix agreement | pca nDCG@10 | pca agreement |",
         "|--:|--:|--:|--:|--:|",

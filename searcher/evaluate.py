@@ -185,10 +185,11 @@ def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, 
         encode.append(t1 - t0)
         timings["two-stage search"].append(t2 - t1)
         timings["full search"].append(t3 - t2)
-    return {name: _percentiles(v) for name, v in timings.items()}
+    return {name: percentiles_ms(v) for name, v in timings.items()}
 
 
-def _percentiles(seconds: list[float]) -> dict[str, float]:
+def percentiles_ms(seconds: list[float]) -> dict[str, float]:
+    """p50 and p95 in milliseconds of a list of durations in seconds (and how many there were)."""
     ms = np.asarray(seconds) * 1000
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "n": float(len(ms))}
 
