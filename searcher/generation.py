@@ -175,7 +175,7 @@ def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, *, prev: St
     n_keep.. added, or (prev=None) a fresh build over every row.
 
     IndexIDMap, not IndexIDMap2: ids stay stable either way, and IndexIDMap2's reverse hash map (id -> row, for
-    reconstruct) would add ~40 bytes per chunk of RAM that searcher never uses (full vectors are in full.npy).
+    reconstruct) would cost RAM per chunk for lookups searcher never makes (full vectors are in full.npy).
     """
     import faiss
 
