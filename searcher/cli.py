@@ -192,6 +192,20 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
         click.echo(report.to_markdown())
 
 
+def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, float], ...]:
+    """`--dim-weight 64=2` -> ((64, 2.0),)."""
+    parsed = []
+    for value in values:
+        dim, sep, weight = value.partition("=")
+        try:
+            parsed.append((int(dim), float(weight)))
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise click.BadParameter(f"expected DIM=WEIGHT such as 64=2, got {value!r}")
+    return tuple(parsed)
+
+
 @cli.command()
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
@@ -205,13 +219,15 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
               help="Training window in tokens (0: the base model's own); the saved model keeps its window.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [default: when the CPU has native bf16].")
 @click.option("--max-pairs", type=int, help="Train on a random sample of at most this many pairs.")
+@click.option("--dim-weight", "dim_weights", multiple=True, callback=_parse_dim_weights, metavar="DIM=WEIGHT",
+              help="MatryoshkaLoss weight of one dim, e.g. 64=2 (repeatable) [default: every dim 1].")
 @click.option("--seed", type=int, default=FinetuneConfig.seed, show_default=True)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_ratio, max_seq_length, bf16, max_pairs,
-             seed, eval_split, no_eval, overwrite, quiet):
+             dim_weights, seed, eval_split, no_eval, overwrite, quiet):
     """Fine-tune a model with MatryoshkaLoss on DATA: a JSONL file of (query, passage) pairs, a BEIR folder
     with a train split, or a plain corpus (folder, file or index) to generate pairs from.
 
@@ -224,7 +240,8 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
 
     config = FinetuneConfig(base_model=model or DEFAULT_MODEL, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed,
-                            max_seq_length=max_seq_length or None, max_pairs=max_pairs, bf16=bf16)
+                            max_seq_length=max_seq_length or None, max_pairs=max_pairs, bf16=bf16,
+                            dim_weights=dim_weights)
     with _Progress(enabled=not quiet) as progress:
         report = run_finetune(data, output, config, eval_split=eval_split, evaluate_model=not no_eval,
                               overwrite=overwrite, progress=progress)

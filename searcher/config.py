@@ -80,6 +80,8 @@ class FinetuneConfig:
     max_seq_length: int | None = 128
     max_pairs: int | None = None  # cap on training pairs (a random sample)
     bf16: bool | None = None  # bfloat16 autocast; None = when the CPU has native bf16 (AVX512-BF16 or AMX)
+    # MatryoshkaLoss weight per dim, as (dim, weight) pairs; dims not named weigh 1 (the cards' setting).
+    dim_weights: tuple[tuple[int, float], ...] = ()
 
     def __post_init__(self) -> None:
         if self.epochs < 1:
@@ -92,6 +94,17 @@ class FinetuneConfig:
             raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_seq_length is not None and self.max_seq_length < 8:
             raise InvalidInputError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        for dim, weight in self.dim_weights:
+            if not weight > 0:
+                raise InvalidInputError(f"the weight of dim {dim} must be above 0, got {weight}")
+
+    def loss_weights(self, dims: list[int]) -> list[float]:
+        """MatryoshkaLoss weights for `dims`; naming a dim the model does not train is an error."""
+        weights = dict(self.dim_weights)
+        if unknown := sorted(set(weights) - set(dims)):
+            raise InvalidInputError(f"no Matryoshka dim {unknown[0]} to weight: this model trains dims "
+                                    f"{', '.join(map(str, dims))}; pass --dim-weight with one of those")
+        return [float(weights.get(d, 1.0)) for d in dims]
 
 
 def check_search_args(*, k: int, shortlist: int, mode: str) -> None:

@@ -1,9 +1,10 @@
 """`searcher finetune`: Matryoshka fine-tuning of a sentence-transformers model on the user's own data.
 
 MatryoshkaLoss over MultipleNegativesRankingLoss, with the model's full width plus those of 768, 512, 256,
-128 and 64 that are smaller, all weighted 1. The full width is always trained: left out, the full vector is
-never optimised (sentence-transformers warns about exactly this). Training data comes from pairs.py. The
-model is evaluated before and after, per Matryoshka dim, with the metrics of `searcher eval`.
+128 and 64 that are smaller, weighted 1 unless `dim_weights` says otherwise. The full width is always trained:
+left out, the full vector is never optimised (sentence-transformers warns about exactly this). Training data
+comes from pairs.py. The model is evaluated before and after, per Matryoshka dim, with the metrics of
+`searcher eval`.
 
 The output is a standard sentence-transformers directory (loads with plain `SentenceTransformer(path)` and
 with `searcher index --model PATH`) plus a README model card (training configuration, before/after tables),
@@ -72,8 +73,9 @@ def finetune(
         raise InvalidInputError(f"{output} already exists and is not empty; choose another output or pass --overwrite")
     progress = progress or (lambda *a, **k: None)
     encoder = SentenceTransformerEncoder(config.base_model)
-    training = load_training_data(data, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs)
     dims = matryoshka_dims(encoder.info.dim)
+    config.loss_weights(dims)  # a bad dim weight fails before the data is read
+    training = load_training_data(data, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs)
     report = FinetuneReport(str(output), encoder.info.name, training.description, len(training.train), dims,
                             bf16=cpu_has_bf16() if config.bf16 is None else config.bf16,
                             warnings=list(training.warnings))
@@ -137,7 +139,7 @@ def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[i
     if config.max_seq_length:  # a shorter window for training only; the saved model keeps its own
         model.max_seq_length = min(config.max_seq_length, window)
     loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=dims,
-                          matryoshka_weights=[1] * len(dims))
+                          matryoshka_weights=config.loss_weights(dims))
     dataset = Dataset.from_dict({"anchor": [p.query for p in training.train],
                                  "positive": [p.passage for p in training.train]})
     args = SentenceTransformerTrainingArguments(
@@ -241,7 +243,7 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
         "",
         f"- Data: {report.data}; {report.pairs} training pairs after cleaning.",
         "- Loss: MatryoshkaLoss over MultipleNegativesRankingLoss, "
-        f"`matryoshka_dims` {report.dims}, weights {[1] * len(report.dims)}.",
+        f"`matryoshka_dims` {report.dims}, weights {config.loss_weights(report.dims)}.",
         f"- Hyperparameters: epochs {config.epochs}, batch size {config.batch_size}, learning rate "
         f"{config.learning_rate}, warmup ratio {config.warmup_ratio}, linear schedule, no-duplicates batch sampler, "
         f"seed {config.seed}, training window {config.max_seq_length or 'of the base model'} tokens"

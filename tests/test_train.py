@@ -93,12 +93,40 @@ def test_interrupted_training_leaves_no_model_at_the_output(tmp_path, tiny_base,
     assert not list(tmp_path.glob(".model.partial"))
 
 
+def test_dim_weights_are_checked_against_the_model_dims():
+    config = FinetuneConfig(dim_weights=((64, 4.0),))
+    assert config.loss_weights([384, 256, 128, 64]) == [1.0, 1.0, 1.0, 4.0]
+    assert FinetuneConfig().loss_weights([128, 64]) == [1.0, 1.0], "every dim weighs 1 by default, as in the cards"
+    with pytest.raises(InvalidInputError, match="no Matryoshka dim 32 to weight: this model trains dims 128, 64"):
+        FinetuneConfig(dim_weights=((32, 2.0),)).loss_weights([128, 64])
+    with pytest.raises(InvalidInputError, match="the weight of dim 64 must be above 0"):
+        FinetuneConfig(dim_weights=((64, 0.0),))
+
+
 def test_finetune_cli(tmp_path, tiny_base, pairs_file, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    import sentence_transformers.sentence_transformer.losses as losses
+
+    seen = []
+    real = losses.MatryoshkaLoss
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["matryoshka_weights"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(losses, "MatryoshkaLoss", recording)
     result = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m"), "--model", str(tiny_base),
-                                      "--epochs", "1", "--batch-size", "4", "-q"])
+                                      "--epochs", "1", "--batch-size", "4", "--dim-weight", "64=3", "-q"])
     assert result.exit_code == 0, result.output
     assert "model written to" in result.stdout and "dim 64:" in result.stdout
+    assert seen == [[1.0, 3.0]], "the loss gets the weights asked for"
+    assert "weights [1.0, 3.0]" in (tmp_path / "m" / "README.md").read_text()
+    for arg, message in (("64", "expected DIM=WEIGHT such as 64=2, got '64'"),
+                         ("32=2", "no Matryoshka dim 32 to weight: this model trains dims 128, 64")):
+        bad = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m3"), "--model",
+                                       str(tiny_base), "--dim-weight", arg])
+        assert bad.exit_code != 0 and message in bad.output
+        assert not (tmp_path / "m3").exists()
     bad = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base),
                                    "--batch-size", "1"])
     assert bad.exit_code == 1 and "batch_size must be at least 2" in bad.output
