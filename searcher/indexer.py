@@ -29,7 +29,7 @@ from .config import DEFAULT_INDEX_DIR, IndexConfig
 from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
 from .errors import InvalidInputError, ModelError, SearcherError
 from .generation import NewFile, Plan, kept_rows, write_generation
-from .ingest import FORMATS, UnreadableFileError, is_supported, parse_file
+from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
@@ -209,25 +209,6 @@ def _is_under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-def _walk(root: Path, report: IndexReport) -> Iterator[Path]:
-    """Files under root in sorted order, hidden files and folders left out; unreadable folders are reported."""
-    if root.is_file():
-        yield root
-        return
-
-    def on_error(err: OSError) -> None:
-        if Path(err.filename) == root:
-            raise InvalidInputError(f"cannot read folder {root}: {err.strerror}") from None
-        report.failed += 1
-        report.warnings.append(f"{err.filename}: cannot read folder ({err.strerror})")
-
-    for folder, dirs, files in os.walk(root, onerror=on_error):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(folder) / name
-
-
 def _scan(
     root: Path,
     old_files: dict[str, FileEntry],
@@ -239,7 +220,11 @@ def _scan(
     kept: list[FileEntry] = []
     new_files: list[NewFile] = []
     base = root.parent  # document ids start with the name of the folder (or file) being indexed
-    for seen, path in enumerate(_walk(root, report), start=1):
+    def unreadable(folder: str, reason: str) -> None:
+        report.failed += 1
+        report.warnings.append(f"{folder}: cannot read folder ({reason})")
+
+    for seen, path in enumerate(iter_files(root, unreadable), start=1):
         progress("scan", seen, None)
         if not is_supported(path):
             report.skipped += 1

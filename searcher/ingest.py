@@ -10,15 +10,16 @@ a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer 
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
 import orjson
 
-from .errors import SearcherError
+from .errors import InvalidInputError, SearcherError
 
 FORMATS = {
     ".txt": "text",
@@ -48,24 +49,30 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in FORMATS
 
 
-def iter_files(root: Path) -> Iterator[Path]:
+def iter_files(root: Path, on_error: Callable[[str, str], None] | None = None) -> Iterator[Path]:
     """Every non-hidden file under `root` (or `root` itself if it is a file), in a stable sorted order.
 
     Hidden files and folders (name starting with '.') are never entered: they hold VCS data, caches and,
-    often, an index of our own.
+    often, an index of our own. A folder under `root` that cannot be read is skipped and passed to
+    `on_error(folder, reason)`; `root` itself unreadable is an InvalidInputError.
     """
     if root.is_file():
         yield root
         return
-    # subtle: sorted() per directory, not one global sort, so huge trees stream instead of being listed first.
-    entries = sorted(root.iterdir(), key=lambda p: p.name)
-    for entry in entries:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            yield from iter_files(entry)
-        elif entry.is_file():
-            yield entry
+
+    def handle(err: OSError) -> None:
+        if Path(err.filename) == root:
+            raise InvalidInputError(f"cannot read folder {root}: {err.strerror}") from None
+        if on_error is not None:
+            on_error(err.filename, err.strerror)
+
+    # subtle: sorted per folder as os.walk goes, not one global sort, so huge trees stream instead of being
+    # listed first.
+    for folder, dirs, files in os.walk(root, onerror=handle):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder) / name
 
 
 def decode(data: bytes) -> str:

@@ -25,7 +25,7 @@ from pathlib import Path
 from .chunking import chunk_document, embedding_input
 from .config import IndexConfig
 from .errors import InvalidInputError
-from .ingest import FORMATS, is_supported, iter_files, parse_file
+from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
 from .metrics import load_beir, read_jsonl
 from .store import MANIFEST, open_index
 
@@ -131,7 +131,8 @@ def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
 
 
 def _generated(source: Path, encoder, seed: int) -> TrainingData:
-    chunks = list(_chunks_of(source, encoder))
+    warnings: list[str] = []
+    chunks = list(_chunks_of(source, encoder, warnings))
     if not chunks:
         raise InvalidInputError(f"no documents in {source} to generate training pairs from")
     rng = random.Random(seed)
@@ -157,6 +158,7 @@ def _generated(source: Path, encoder, seed: int) -> TrainingData:
         train, evaluation,
         f"{len(train) + len(held_pairs)} pairs generated from {len(chunks)} chunks of {source.name} "
         "(titles and inverse-cloze sentences as queries)",
+        warnings,
     )
 
 
@@ -173,8 +175,11 @@ def _cloze(text: str, rng: random.Random) -> Pair | None:
     return Pair(m.group().strip(), rest)
 
 
-def _chunks_of(source: Path, encoder) -> Iterable[tuple[str, str, str]]:
-    """(doc_id, title, chunk text) from an existing index, or from reading and chunking the files."""
+def _chunks_of(source: Path, encoder, warnings: list[str]) -> Iterable[tuple[str, str, str]]:
+    """(doc_id, title, chunk text) from an existing index, or from reading and chunking the files.
+
+    Folders and files that cannot be read are skipped, each with a warning.
+    """
     if (source / MANIFEST).is_file():
         for r in open_index(source).iter_chunks():
             yield r["doc_id"], r["title"], r["text"]
@@ -182,8 +187,18 @@ def _chunks_of(source: Path, encoder) -> Iterable[tuple[str, str, str]]:
     if source.is_file() and not is_supported(source):
         raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
     chunk_tokens, overlap_tokens = IndexConfig().chunking(encoder.info.max_seq_length)  # as `searcher index` would
-    for path in (p for p in iter_files(source) if is_supported(p)):
-        docs, _ = parse_file(path, path.read_bytes(), doc_id=path.name)
+    def unreadable(folder: str, reason: str) -> None:
+        warnings.append(f"{folder}: cannot read folder ({reason}); skipped")
+
+    for path in (p for p in iter_files(source, unreadable) if is_supported(p)):
+        try:
+            docs, _ = parse_file(path, path.read_bytes(), doc_id=path.name)
+        except OSError as e:
+            warnings.append(f"{path}: cannot read ({e.strerror}); skipped")
+            continue
+        except UnreadableFileError as e:
+            warnings.append(f"{path}: {e}; skipped")
+            continue
         for doc in docs:
             for chunk in chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens):
                 yield chunk.doc_id, chunk.title, chunk.text

@@ -89,13 +89,13 @@ def test_user_errors_are_one_line_with_exit_code_1(tmp_path, indexed, args, mess
 
 
 def test_unreadable_folder_is_a_one_line_error(tmp_path, corpus, use_fake_encoder, monkeypatch):
-    import searcher.indexer
+    import searcher.ingest
 
     def walk(root, onerror):  # what os.walk reports for a folder without read permission (root ignores chmod)
         onerror(PermissionError(13, "Permission denied", str(root)))
         return iter(())
 
-    monkeypatch.setattr(searcher.indexer.os, "walk", walk)
+    monkeypatch.setattr(searcher.ingest.os, "walk", walk)
     result = run("index", corpus, "--index", tmp_path / "idx")
     assert result.exit_code == 1
     assert result.output.strip() == f"Error: cannot read folder {corpus}: Permission denied"

@@ -82,6 +82,28 @@ def test_pairs_generated_from_a_corpus(tmp_path):
     assert "generated from" in data.description
 
 
+def test_unreadable_files_and_folders_are_skipped_with_warnings(tmp_path, monkeypatch):
+    import os
+
+    import searcher.ingest
+
+    docs = {f"doc{i}.txt": " ".join(f"Line {j} of text {i} says something about item {j + i}." for j in range(6))
+            for i in range(12)}
+    write_corpus(tmp_path / "docs", docs)
+    (tmp_path / "docs" / "blob.txt").write_bytes(b"\x00\x01binary")
+    real_walk = os.walk
+
+    def walk(root, onerror):  # a locked subfolder, as os.walk reports it (root ignores chmod)
+        onerror(PermissionError(13, "Permission denied", str(root / "locked")))
+        return real_walk(root, onerror=onerror)
+
+    monkeypatch.setattr(searcher.ingest.os, "walk", walk)
+    data = load_training_data(tmp_path / "docs", FakeEncoder(max_seq_length=48))
+    assert len(data.train) > 5
+    assert f"{tmp_path / 'docs' / 'locked'}: cannot read folder (Permission denied); skipped" in data.warnings
+    assert f"{tmp_path / 'docs' / 'blob.txt'}: binary content (NUL bytes); skipped" in data.warnings
+
+
 def test_pairs_generated_from_an_existing_index(tmp_path, corpus, fake, fake_config):
     from searcher import build_index
 
