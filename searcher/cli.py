@@ -221,13 +221,16 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 @click.option("--max-pairs", type=int, help="Train on a random sample of at most this many pairs.")
 @click.option("--dim-weight", "dim_weights", multiple=True, callback=_parse_dim_weights, metavar="DIM=WEIGHT",
               help="MatryoshkaLoss weight of one dim, e.g. 64=2 (repeatable) [default: every dim 1].")
+@click.option("--pca-prefix/--no-pca-prefix", default=FinetuneConfig.pca_prefix, show_default=True,
+              help="End the model with a rotation onto the corpus's principal directions, so that its 64-dim "
+                   "prefix shortlists faithfully (full-dim similarities are unchanged).")
 @click.option("--seed", type=int, default=FinetuneConfig.seed, show_default=True)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_ratio, max_seq_length, bf16, max_pairs,
-             dim_weights, seed, eval_split, no_eval, overwrite, quiet):
+             dim_weights, pca_prefix, seed, eval_split, no_eval, overwrite, quiet):
     """Fine-tune a model with MatryoshkaLoss on DATA: a JSONL file of (query, passage) pairs, a BEIR folder
     with a train split, or a plain corpus (folder, file or index) to generate pairs from.
 
@@ -241,7 +244,7 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
     config = FinetuneConfig(base_model=model or DEFAULT_MODEL, epochs=epochs, batch_size=batch_size,
                             learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed,
                             max_seq_length=max_seq_length or None, max_pairs=max_pairs, bf16=bf16,
-                            dim_weights=dim_weights)
+                            dim_weights=dim_weights, pca_prefix=pca_prefix)
     with _Progress(enabled=not quiet) as progress:
         report = run_finetune(data, output, config, eval_split=eval_split, evaluate_model=not no_eval,
                               overwrite=overwrite, progress=progress)

@@ -82,6 +82,8 @@ class FinetuneConfig:
     bf16: bool | None = None  # bfloat16 autocast; None = when the CPU has native bf16 (AVX512-BF16 or AMX)
     # MatryoshkaLoss weight per dim, as (dim, weight) pairs; dims not named weigh 1 (the cards' setting).
     dim_weights: tuple[tuple[int, float], ...] = ()
+    # End the model with an orthogonal rotation onto the corpus's principal directions (train.py says why).
+    pca_prefix: bool = True
 
     def __post_init__(self) -> None:
         if self.epochs < 1:

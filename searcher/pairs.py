@@ -61,6 +61,7 @@ class TrainingData:
     evaluation: PairEval | BeirEval | None
     description: str  # one line for the model card
     warnings: list[str] = field(default_factory=list)
+    corpus: list[str] = field(default_factory=list)  # texts of the corpus searched, when known (no labels needed)
 
 
 def load_training_data(source: Path | str, encoder, *, eval_split: str | None = None, seed: int = 42,
@@ -127,7 +128,8 @@ def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
     if eval_split is None:
         eval_split = next((s for s in ("test", "dev") if (data_dir / "qrels" / f"{s}.tsv").is_file()), None)
     evaluation = BeirEval(data_dir, eval_split) if eval_split else None
-    return TrainingData(pairs, evaluation, f"{len(pairs)} (query, document) pairs from {data_dir.name} train split")
+    return TrainingData(pairs, evaluation, f"{len(pairs)} (query, document) pairs from {data_dir.name} train split",
+                        corpus=list(docs.values()))
 
 
 def _generated(source: Path, encoder, seed: int) -> TrainingData:
@@ -159,6 +161,7 @@ def _generated(source: Path, encoder, seed: int) -> TrainingData:
         f"{len(train) + len(held_pairs)} pairs generated from {len(chunks)} chunks of {source.name} "
         "(titles and inverse-cloze sentences as queries)",
         warnings,
+        passages,
     )
 
 

@@ -52,6 +52,25 @@ def test_finetune_writes_a_loadable_matryoshka_model(tmp_path, tiny_base, pairs_
     assert marker["matryoshka_dims"] == [128, 64]
     assert (out / "searcher-onnx" / "model.onnx").is_file()
     assert not list(tmp_path.glob(".model.partial*"))
+    # The output ends with an orthogonal rotation onto the principal directions of the passages' embeddings.
+    import torch
+
+    dense = plain[-1]
+    assert type(dense).__name__ == "Dense" and isinstance(dense.activation_function, torch.nn.Identity)
+    w = dense.linear.weight.detach().numpy()
+    np.testing.assert_allclose(w @ w.T, np.eye(128), atol=1e-5)
+    passages = [json.loads(line)["sentence_1"] for line in pairs_file.read_text().splitlines()]
+    rotated = plain.encode(passages)
+    unrotated = torch.nn.Sequential(*list(plain)[:-1])
+    with torch.no_grad():
+        features = plain.preprocess(passages)
+        before = unrotated(features)["sentence_embedding"].numpy()
+    np.testing.assert_allclose(rotated, before @ w.T, atol=1e-5)
+    np.testing.assert_allclose(rotated @ rotated.T, before @ before.T, rtol=1e-5)  # full-dim similarity unchanged
+    spread = plain.encode(passages, normalize_embeddings=True).var(axis=0)  # what the rotation was fitted on
+    assert np.all(np.diff(spread[:16]) <= 0.01 * spread[0]) and spread[0] > 100 * spread[64], "strongest first"
+    assert report.rotation_fitted_on == report.pairs, "fitted on the distinct training passages"
+    assert "Output rotated" in card
     # The weights changed, and the index records the dims the model declares.
     base_vec = SentenceTransformer(str(tiny_base), device="cpu").encode(["owls"])
     assert not np.allclose(base_vec, plain.encode(["owls"]), atol=1e-4)
