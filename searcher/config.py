@@ -69,7 +69,7 @@ class IndexConfig:
 @dataclass(frozen=True)
 class FinetuneConfig:
     base_model: str = DEFAULT_MODEL
-    epochs: int = 10  # as the first card; SciFact train (916 pairs) trains in 7.5 min on 2 cores
+    epochs: int = 10  # as the first card; SciFact train (916 pairs) trains in about 7 min on 2 cores (RESULTS.md)
     batch_size: int = 32  # in-batch negatives: larger is better for MultipleNegativesRankingLoss
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.1

@@ -27,7 +27,7 @@ def pairs_file(tmp_path):
     path = tmp_path / "pairs.jsonl"
     with open(path, "w") as f:
         for t in topics:
-            for i in range(3):
+            for i in range(6):
                 f.write(json.dumps({"sentence_0": f"question {i} about {t}",
                                     "sentence_1": f"A passage number {i} that explains {t} in detail."}) + "\n")
     return path
@@ -87,6 +87,17 @@ def test_finetune_writes_a_loadable_matryoshka_model(tmp_path, tiny_base, pairs_
     manifest = open_index(tmp_path / "idx").manifest
     assert manifest.projection.measurement["declared_matryoshka_dims"] == [128, 64]
     assert (tmp_path / "idx" / manifest.query_encoder / "model.onnx").is_file()
+
+
+def test_too_few_passages_for_the_rotation_is_a_warning(tmp_path, tiny_base, pairs_file):
+    config = FinetuneConfig(base_model=str(tiny_base), epochs=1, batch_size=4, max_pairs=40)
+    report = finetune(pairs_file, tmp_path / "model", config, evaluate_model=False)
+    assert report.rotation_fitted_on == 0
+    assert any("too few distinct passages to fit the closing rotation (it needs more than 64)" in w
+               for w in report.warnings)
+    from sentence_transformers import SentenceTransformer
+
+    assert type(SentenceTransformer(str(tmp_path / "model"), device="cpu")[-1]).__name__ != "Dense"
 
 
 def test_existing_output_is_refused(tmp_path, tiny_base, pairs_file):
