@@ -57,6 +57,7 @@ class FinetuneReport:
     pairs_per_second: float = 0.0  # training pairs processed per second (pairs x epochs / train time)
     bf16: bool = False
     rotation_fitted_on: int = 0  # texts the closing PCA rotation was fitted on (0: no rotation)
+    rotation_seconds: float = 0.0  # time to embed those texts and fit the rotation
     warnings: list[str] = field(default_factory=list)
 
 
@@ -99,10 +100,12 @@ def finetune(
             saved = SentenceTransformer(str(partial), device="cpu")
         if config.pca_prefix:
             progress("rotate", 0, 1)
+            started = time.perf_counter()
             report.rotation_fitted_on = _rotate_prefix(saved, training, config.seed, partial, min(dims))
             if not report.rotation_fitted_on:
                 report.warnings.append(f"too few distinct passages to fit the closing rotation (it needs more than "
                                        f"{min(dims)}); the model's prefixes are MatryoshkaLoss's own")
+            report.rotation_seconds = time.perf_counter() - started
         trained = SentenceTransformerEncoder.wrap(saved, name=str(output), matryoshka_dims=tuple(dims))
         if evaluate_model and training.evaluation is not None:
             progress("evaluate", 0, 1)
@@ -293,8 +296,8 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
     ]
     if report.rotation_fitted_on:
         lines.append(f"- Output rotated (a last, bias-free Dense layer) onto the principal directions of "
-                     f"{report.rotation_fitted_on} corpus embeddings, so that each prefix is the corpus's principal "
-                     "subspace; the rotation is orthogonal and changes no full-dim similarity.")
+                     f"{report.rotation_fitted_on} corpus embeddings ({report.rotation_seconds:.0f} s), so that each prefix is the "
+                     "corpus's principal subspace; the rotation is orthogonal and changes no full-dim similarity.")
     if report.losses:
         marks = report.losses[:: max(1, len(report.losses) // 10)] + [report.losses[-1]]
         lines += ["", "| Step | Training loss |", "|--:|--:|"]
