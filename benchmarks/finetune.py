@@ -158,12 +158,10 @@ def sweep() -> str:
                                 pca_prefix=False)  # as measured, before the closing rotation existed
         report, total = run(data, "sweep", config)
         b, a = report.before, report.after
-        prefix = evaluate(data, config=IndexConfig(model=str(MODELS / "sweep"), projection="prefix"), shortlist=100,
-                          root=CACHE, latency=False)
-        gap = prefix.modes["full"]["ndcg@10"] - prefix.modes["two-stage"]["ndcg@10"]
+        gap, agreement = prefix_gap(data, MODELS / "sweep", "test", 100)
         rows.append(f"| {batch} | {window} | {epochs} | {lr:g} | {report.train_seconds / 60:.1f} | {total / 60:.1f} "
                     f"| {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | {a['two-stage']['ndcg@10']:.4f} "
-                    f"| {gap:.4f} ({prefix.agreement:.1%}) |")
+                    f"| {gap:.4f} ({agreement:.1%}) |")
     return "\n".join([
         f"SciFact train -> test, MiniLM base (before: full {b['dim 384']['ndcg@10']:.4f}, dim 64 "
         f"{b['dim 64']['ndcg@10']:.4f}, two-stage {b['two-stage']['ndcg@10']:.4f}), bf16, warmup 0.1, no closing "
@@ -206,24 +204,30 @@ def prefix_gap(data: Path, model: Path, split: str, shortlist: int) -> tuple[flo
     return r.modes["full"]["ndcg@10"] - r.modes["two-stage"]["ndcg@10"], r.agreement
 
 
-def weights() -> str:
-    data = require_data("scifact")
-    validation = validation_split(data)
+def validation_rows(name: str, runs: list[tuple[str, FinetuneConfig]]) -> tuple[list[str], object]:
+    """One table row per (label, config), trained on the validation split's train and measured on its dev;
+    and the last run's report."""
+    validation = validation_split(require_data("scifact"))
     rows = []
-    for w in WEIGHTS:
-        config = FinetuneConfig(dim_weights=((64, w),), pca_prefix=False)
-        report, total = run(validation, "weights", config)
+    for label, config in runs:
+        report, total = run(validation, name, config)
         a = report.after
-        gaps = [prefix_gap(validation, MODELS / "weights", "dev", s) for s in (50, 100)]
-        rows.append(f"| {w} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | "
+        gaps = [prefix_gap(validation, MODELS / name, "dev", s) for s in (50, 100)]
+        rows.append(f"| {label} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | "
                     + " | ".join(f"{g:.4f} ({agree:.1%})" for g, agree in gaps) + " |")
+    return rows, report
+
+
+def weights() -> str:
+    rows, report = validation_rows(
+        "weights", [(str(w), FinetuneConfig(dim_weights=((64, w),), pca_prefix=False)) for w in WEIGHTS])
     b = report.before
     return "\n".join([
         f"Validation: {VALIDATION_QUERIES} of SciFact's train queries held out (seed 0), the model trained on the "
-        f"rest ({report.pairs} pairs) with searcher's defaults but the weight of dim 64 and no closing rotation, evaluated on the held-out "
-        f"queries against the whole corpus (before: full {b['dim 384']['ndcg@10']:.4f}, dim 64 "
-        f"{b['dim 64']['ndcg@10']:.4f}). nDCG@10 after; prefix gap = exact full minus two-stage with the prefix "
-        "projection (top-10 agreement in brackets).",
+        f"rest ({report.pairs} pairs) with searcher's defaults but the weight of dim 64 and no closing rotation, "
+        f"evaluated on the held-out queries against the whole corpus (before: full {b['dim 384']['ndcg@10']:.4f}, "
+        f"dim 64 {b['dim 64']['ndcg@10']:.4f}). nDCG@10 after; prefix gap = exact full minus two-stage with the "
+        "prefix projection (top-10 agreement in brackets).",
         "",
         "| dim 64 weight | total min | full | dim 64 | prefix gap @50 | prefix gap @100 |",
         "|--:|--:|--:|--:|--:|--:|",
@@ -232,15 +236,8 @@ def weights() -> str:
 
 
 def rotation() -> str:
-    data = require_data("scifact")
-    validation = validation_split(data)
-    rows = []
-    for pca_prefix in (False, True):
-        report, total = run(validation, "rotation", FinetuneConfig(pca_prefix=pca_prefix))
-        a = report.after
-        gaps = [prefix_gap(validation, MODELS / "rotation", "dev", s) for s in (50, 100)]
-        rows.append(f"| {'yes' if pca_prefix else 'no'} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | "
-                    f"{a['dim 64']['ndcg@10']:.4f} | " + " | ".join(f"{g:.4f} ({agree:.1%})" for g, agree in gaps) + " |")
+    rows, report = validation_rows(
+        "rotation", [("yes" if on else "no", FinetuneConfig(pca_prefix=on)) for on in (False, True)])
     return "\n".join([
         f"The validation split of finetune-weights ({VALIDATION_QUERIES} SciFact train queries held out, "
         f"{report.pairs} training pairs), searcher's defaults with and without the closing PCA rotation "
