@@ -196,13 +196,11 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     """`--dim-weight 64=2` -> ((64, 2.0),)."""
     parsed = []
     for value in values:
-        dim, sep, weight = value.partition("=")
+        dim, _, weight = value.partition("=")
         try:
-            parsed.append((int(dim), float(weight)))
+            parsed.append((int(dim), float(weight)))  # no "=": float("") fails
         except ValueError:
-            sep = ""
-        if not sep:
-            raise click.BadParameter(f"expected DIM=WEIGHT such as 64=2, got {value!r}")
+            raise click.BadParameter(f"expected DIM=WEIGHT such as 64=2, got {value!r}") from None
     return tuple(parsed)
 
 

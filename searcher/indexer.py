@@ -16,7 +16,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -220,6 +220,7 @@ def _scan(
     kept: list[FileEntry] = []
     new_files: list[NewFile] = []
     base = root.parent  # document ids start with the name of the folder (or file) being indexed
+
     def unreadable(folder: str, reason: str) -> None:
         report.failed += 1
         report.warnings.append(f"{folder}: cannot read folder ({reason})")

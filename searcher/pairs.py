@@ -190,6 +190,7 @@ def _chunks_of(source: Path, encoder, warnings: list[str]) -> Iterable[tuple[str
     if source.is_file() and not is_supported(source):
         raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
     chunk_tokens, overlap_tokens = IndexConfig().chunking(encoder.info.max_seq_length)  # as `searcher index` would
+
     def unreadable(folder: str, reason: str) -> None:
         warnings.append(f"{folder}: cannot read folder ({reason}); skipped")
 
