@@ -131,8 +131,8 @@ class OnnxEncoder:
         options = ort.SessionOptions()
         options.log_severity_level = 3
         # subtle: by default onnxruntime's threads spin after each run; on 2 cores they starve the faiss search
-        # that follows a query encoding (benchmarks/cold_start.py: two-stage search p50 3.4 ms with spinning, 0.4
-        # ms without).
+        # that follows a query encoding (benchmarks/cold_start.py, warm two-stage search p50: 3.42 ms with spinning
+        # in RESULTS.md as of commit 2d0572f, 0.45 ms without in today's).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
         self._spans = Tokenizer.from_file(str(directory / "tokenizer.json"))

@@ -9,9 +9,9 @@
   the corpus, with sample chunks as queries; `pca` must win by PREFER_PCA_MARGIN (prefix needs no rotation).
   subtle: this holds for Matryoshka-trained models too. MatryoshkaLoss makes the prefix a good embedding on
   its own, not a faithful summary of the full vector: fine-tuned on SciFact, MiniLM's 64-dim prefix kept 84% of
-  the exact top-10 at a shortlist of 100, its PCA projection 98% (benchmarks/RESULTS.md). `searcher finetune`
-  therefore ends its models with a PCA rotation (train.py), which makes the two nearly the same; other
-  Matryoshka models still get measured. The model's declared dims are recorded with the measurement.
+  the exact top-10 at a shortlist of 100, a PCA projection 98% (benchmarks/RESULTS.md). `searcher finetune`
+  therefore ends its models with a PCA rotation (train.py), after which the two nearly agree; Matryoshka
+  models made elsewhere still need measuring. The model's declared dims are recorded with the measurement.
 
 Arrays are float32, C-contiguous, shape (n, d); names follow faiss (x, n, d, k).
 """
