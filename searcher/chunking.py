@@ -16,11 +16,21 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import InvalidInputError
 from .ingest import Document
+
+
+# Documents longer than this are chunked a segment at a time, cut at a paragraph (else line, else space) break:
+# memory stays bounded by the segment, not the document (a 50 MB file took 7.3 GB when chunked whole).
+SEGMENT_CHARS = 200_000
+# WordPiece maps a "word" longer than this (its max_input_chars_per_word) to one [UNK]: a 5 MB line without
+# spaces became one chunk with the vector of [UNK]. Longer runs are cut into pieces of this many characters,
+# counted and embedded as separate words, so they cannot swallow text.
+MAX_RUN_CHARS = 100
 
 
 class TokenCounter(Protocol):
@@ -49,9 +59,18 @@ class Chunk:
 
 
 def embedding_input(title: str, text: str) -> str:
+    if len(text) > MAX_RUN_CHARS and _LONG_RUN.search(text):
+        text = _LONG_RUN.sub(lambda m: " ".join(_pieces(m.group())), text)
     if not title or text.startswith(title):
         return text
     return f"{title}\n{text}"
+
+
+_LONG_RUN = re.compile(rf"\w{{{MAX_RUN_CHARS + 1},}}")
+
+
+def _pieces(run: str) -> list[str]:
+    return [run[i : i + MAX_RUN_CHARS] for i in range(0, len(run), MAX_RUN_CHARS)]
 
 
 # Boundaries between units, strongest first. The whitespace of a boundary belongs to no unit.
@@ -69,9 +88,13 @@ class _Unit:
 
 
 def chunk_document(
-    doc: Document, counter: TokenCounter, *, chunk_tokens: int, overlap_tokens: int
+    doc: Document, counter: TokenCounter, *, chunk_tokens: int, overlap_tokens: int,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[Chunk]:
-    """Cut one document into chunks whose model input is at most `chunk_tokens` tokens."""
+    """Cut one document into chunks whose model input is at most `chunk_tokens` tokens.
+
+    `progress(characters done, total)` is called after each segment of a document longer than SEGMENT_CHARS.
+    """
     text = doc.text
     if not text.strip():
         return []
@@ -84,14 +107,28 @@ def chunk_document(
             f"chunk_tokens={chunk_tokens} leaves {budget} tokens for text after the model's prompt and the title; "
             "raise chunk_tokens"
         )
-    spans = counter.token_spans(text)
+    chunks: list[Chunk] = []
+    for a, b in _segments(text, SEGMENT_CHARS):
+        chunks.extend(_chunk_segment(doc, title, counter, a, b, chunk_tokens, overlap_tokens, budget))
+        if progress is not None and len(text) > SEGMENT_CHARS:
+            progress(b, len(text))
+    return chunks
+
+
+def _chunk_segment(
+    doc: Document, title: str, counter: TokenCounter, a: int, b: int, chunk_tokens: int, overlap_tokens: int,
+    budget: int,
+) -> list[Chunk]:
+    text = doc.text
+    segment = text[a:b]
+    spans = [(s + a, e + a) for s, e in _split_runs(segment, counter.token_spans(segment), counter)]
+    if not spans:
+        return []
     starts = [s for s, _ in spans]
-    units = _units(text, spans, starts, budget)
     while True:
-        ranges = _pack(units, starts, budget, min(overlap_tokens, budget // 2))
-        chunks = [
-            Chunk(doc.doc_id, title, doc.source, text[a:b], a, b) for a, b in ranges
-        ]
+        units = _units(text, spans, starts, budget, a, b)
+        ranges = _pack(units, starts, budget, min(overlap_tokens, budget // 2), budget * MAX_RUN_CHARS)
+        chunks = [Chunk(doc.doc_id, title, doc.source, text[s:e], s, e) for s, e in ranges]
         lengths = counter.input_lengths([c.embedding_input for c in chunks])
         excess = max(n - chunk_tokens for n in lengths)
         if excess <= 0:
@@ -101,6 +138,34 @@ def chunk_document(
         budget -= excess
         if budget < 8:
             raise InvalidInputError(f"cannot fit the text of {doc.doc_id!r} into chunks of {chunk_tokens} tokens")
+
+
+def _segments(text: str, size: int) -> list[tuple[int, int]]:
+    """(start, end) ranges of at most `size` characters covering `text`, cut at the strongest break available."""
+    out, a, n = [], 0, len(text)
+    while n - a > size:
+        window = text[a : a + size]
+        cut = max(window.rfind("\n\n"), 0) or max(window.rfind("\n"), 0) or max(window.rfind(" "), 0)
+        b = a + cut if cut > size // 2 else a + size
+        out.append((a, b))
+        a = b
+    out.append((a, n))
+    return out
+
+
+def _split_runs(text: str, spans: list[tuple[int, int]], counter: TokenCounter) -> list[tuple[int, int]]:
+    """Token spans, with any token longer than MAX_RUN_CHARS (an [UNK] swallowing a run) re-tokenised in pieces."""
+    if all(e - s <= MAX_RUN_CHARS for s, e in spans):
+        return spans
+    out: list[tuple[int, int]] = []
+    for s, e in spans:
+        if e - s <= MAX_RUN_CHARS:
+            out.append((s, e))
+            continue
+        for p in range(s, e, MAX_RUN_CHARS):
+            q = min(p + MAX_RUN_CHARS, e)
+            out.extend((p + x, p + y) for x, y in counter.token_spans(text[p:q]) or [(0, q - p)])
+    return out
 
 
 def _cap_title(title: str, counter: TokenCounter, *, limit: int) -> str:
@@ -119,18 +184,19 @@ def _count(starts: list[int], a: int, b: int) -> int:
     return bisect.bisect_left(starts, b) - bisect.bisect_left(starts, a)
 
 
-def _units(text: str, spans: list[tuple[int, int]], starts: list[int], budget: int) -> list[_Unit]:
+def _units(text: str, spans: list[tuple[int, int]], starts: list[int], budget: int, a: int, b: int) -> list[_Unit]:
+    """Sentence-sized units of text[a:b], each tagged with the strength of the boundary before it."""
     units: list[_Unit] = []
-    pos, strength = 0, _PARAGRAPH
-    lead = len(text) - len(text.lstrip())
-    pos = lead
-    for m in _BOUNDARY.finditer(text, lead):
+    strength = _PARAGRAPH
+    segment = text[a:b]
+    pos = a + len(segment) - len(segment.lstrip())
+    for m in _BOUNDARY.finditer(text, pos, b):
         if m.start() > pos:
             units.extend(_split_long(text, spans, starts, pos, m.start(), strength, budget))
         pos = max(pos, m.end())
         kind = m.lastgroup
         strength = _PARAGRAPH if kind == "para" else _LINE if kind == "line" else _SENTENCE
-    end = len(text.rstrip())
+    end = a + len(segment.rstrip())
     if end > pos:
         units.extend(_split_long(text, spans, starts, pos, end, strength, budget))
     return units
@@ -140,7 +206,7 @@ def _split_long(
     text: str, spans: list[tuple[int, int]], starts: list[int], a: int, b: int, strength: int, budget: int
 ) -> list[_Unit]:
     """One sentence as a unit, or, if it alone exceeds the budget, its words (or tokens) as units."""
-    if _count(starts, a, b) <= budget:
+    if _count(starts, a, b) <= budget and b - a <= budget * MAX_RUN_CHARS:
         return [_Unit(a, b, strength)]
     out: list[_Unit] = []
     for i, m in enumerate(re.finditer(r"\S+", text[a:b])):
@@ -155,13 +221,15 @@ def _split_long(
     return out
 
 
-def _pack(units: list[_Unit], starts: list[int], budget: int, overlap: int) -> list[tuple[int, int]]:
-    """Greedy packing of units into (start, end) ranges of at most `budget` tokens, with overlap."""
+def _pack(units: list[_Unit], starts: list[int], budget: int, overlap: int, max_chars: int) -> list[tuple[int, int]]:
+    """Greedy packing of units into (start, end) ranges of at most `budget` tokens and `max_chars` characters
+    (so that long whitespace between words stays bounded too), with overlap."""
     ranges: list[tuple[int, int]] = []
     i, n = 0, len(units)
     while i < n:
         j = i
-        while j + 1 < n and _count(starts, units[i].start, units[j + 1].end) <= budget:
+        while (j + 1 < n and _count(starts, units[i].start, units[j + 1].end) <= budget
+               and units[j + 1].end - units[i].start <= max_chars):
             j += 1
         if j + 1 < n:
             j = _best_end(units, starts, i, j, budget)

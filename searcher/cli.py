@@ -53,7 +53,7 @@ def cli() -> None:
 
 
 @cli.command()
-@click.argument("source", type=click.Path(path_type=Path))
+@click.argument("source", type=click.Path(path_type=Path, readable=False))
 @index_option
 @click.option(
     "--model",
@@ -119,7 +119,7 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
     """
     from .search import Searcher
 
-    queries = [line for line in sys.stdin.read().splitlines() if line.strip()] if query == "-" else [query]
+    queries = _stdin_queries() if query == "-" else [_valid_text(query, "the query")]
     if not queries:
         raise click.ClickException("no queries on standard input; pass one query per line")
     with Searcher(index_dir, model=model) as searcher:
@@ -292,6 +292,32 @@ def info(index_dir, as_json):
     click.echo("\n".join(lines))
 
 
+def _valid_text(text: str, what: str) -> str:
+    """Command-line text with bytes that are not UTF-8 (they arrive as lone surrogates) replaced, with a notice."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        click.echo(f"notice: {what} holds bytes that are not UTF-8; they were replaced with U+FFFD", err=True)
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _stdin_queries() -> list[str]:
+    """One query per line of standard input ("\n" only); a line that is not UTF-8 is repaired, not fatal."""
+    queries = []
+    for lineno, raw in enumerate(sys.stdin.buffer.read().split(b"\n"), start=1):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            click.echo(f"notice: line {lineno} of standard input is not UTF-8; bad bytes replaced with U+FFFD",
+                       err=True)
+            line = raw.decode("utf-8", "replace")
+        line = line.removesuffix("\r")
+        if line.strip():
+            queries.append(line)
+    return queries
+
+
 class _Progress:
     """Turns the library's progress(phase, done, total) calls into tqdm bars on stderr."""
 
@@ -315,8 +341,8 @@ class _Progress:
 
             if self.bar is not None:
                 self.bar.close()
-            units = {"scan": ("scanning", "file"), "embed": ("embedding", "chunk"), "write": ("writing", "step"),
-                     "train": ("training", "step")}
+            units = {"scan": ("scanning", "file"), "chunk": ("chunking a long file", "char"),
+                     "embed": ("embedding", "chunk"), "write": ("writing", "step"), "train": ("training", "step")}
             desc, unit = units.get(phase, (phase, "it"))
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
             self.phase = phase

@@ -50,6 +50,10 @@ class EvalReport:
     dims: dict[int, dict[str, float]] = field(default_factory=dict)  # prefix width -> metrics, exact search
     agreement: float = 0.0  # share of the exact full-dim top-10 documents kept by the two-stage top-10
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # encode/two-stage/full -> p50, p95
+    corpus_documents: int = 0  # usable records in corpus.jsonl
+    indexed_documents: int = 0  # documents the index holds
+    judged_not_indexed: list[str] = field(default_factory=list)  # judged documents missing from the index
+    warnings: list[str] = field(default_factory=list)  # what indexing dropped (bad lines, unreadable files, ...)
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -61,6 +65,11 @@ class EvalReport:
         lines = [
             f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
             f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}.",
+            f"Corpus: {self.corpus_documents} documents read, {self.indexed_documents} in the index; "
+            f"{len(self.judged_not_indexed)} judged document(s) not in the index"
+            + (f" (they cap recall; first: {', '.join(self.judged_not_indexed[:5])})" if self.judged_not_indexed else "")
+            + ".",
+            *(f"warning: {w}" for w in self.warnings),
             "",
             *metrics_table(columns),
             "",
@@ -110,7 +119,8 @@ def evaluate(
     cache = cache_dir_for(root, encoder)
     # An eval index is derived data: if the model at this name has been retrained since, start it over.
     stale = (index_dir / MANIFEST).exists() and not read_manifest(index_dir).model.same_weights(encoder.info)
-    build_index(data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress, cache_dir=cache)
+    built = build_index(data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress,
+                        cache_dir=cache)
 
     qids = list(data.queries)
     xq = _query_vectors(encoder, [data.queries[q] for q in qids], EmbeddingCache(cache, encoder.info))
@@ -123,9 +133,14 @@ def evaluate(
             rankings = document_rankings(D, I, doc_of)
             return ir_metrics(dict(zip(qids, rankings)), data.qrels), rankings
 
+        indexed = set(doc_of.values())
+        stored = [f"{e.path}: {w}" for e in searcher.index.files() for w in e.warnings]
         report = EvalReport(
             data=str(data_dir), split=split, queries=len(qids), index=str(index_dir), model=manifest.model.name,
             projection=manifest.projection.kind, coarse_dim=manifest.projection.coarse_dim, shortlist=shortlist,
+            corpus_documents=data.documents, indexed_documents=len(indexed),
+            judged_not_indexed=sorted({d for rel in data.qrels.values() for d in rel} - indexed),
+            warnings=list(dict.fromkeys(built.warnings + stored)),
         )
         report.modes["two-stage"], two_stage = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
         report.modes["full"], full = score(*searcher.search_vectors(xq, k=depth, mode="full"))

@@ -51,6 +51,10 @@ class Plan:
     def new_chunks(self) -> list[Chunk]:
         return [c for f in self.new_files for c in f.chunks]
 
+    def size(self, prev: StoredIndex | None) -> int:
+        """Rows of the generation this plan writes."""
+        return len(kept_rows(prev, self.kept)) + sum(len(f.chunks) for f in self.new_files)
+
 
 def write_generation(
     index_dir: Path,
@@ -59,10 +63,24 @@ def write_generation(
     prev: StoredIndex | None,
     vectors: EmbeddingCache,
     progress,
+    generation: int,
 ) -> Manifest:
-    """Write and publish generation current+1; `prev` is None for a fresh build (no rows or ids carried over)."""
+    """Write and publish `generation`; `prev` is None for a fresh build (no rows or ids carried over).
+
+    If anything fails before the publish, the half-written generation is deleted at once (a full disk wants its
+    space back); the published index is untouched either way."""
+    writer = GenerationWriter(index_dir, generation, plan.size(prev), plan.model.dim)
+    try:
+        return _write(writer, plan, current, prev, vectors, progress)
+    except BaseException:
+        if not writer.published:
+            writer.discard()
+        raise
+
+
+def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progress) -> Manifest:
+    index_dir, generation = writer.index_dir, writer.generation
     config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
-    generation = (current.generation if current else 0) + 1
     keep_rows = kept_rows(prev, plan.kept)
     next_id = current.next_id if current and prev is not None else 0
     first_new_id = next_id
@@ -85,7 +103,6 @@ def write_generation(
     frame = old_rotation if keep_projection else None  # the frame vectors are written in
 
     progress("write", 0, 1)
-    writer = GenerationWriter(index_dir, generation, n, info.dim)
     full = writer.full
 
     def to_frame(x: np.ndarray, rotation_of_x: np.ndarray | None) -> np.ndarray:
@@ -146,7 +163,7 @@ def kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:
         return np.empty(0, dtype=np.int64)
     parts = []
     for e in kept:
-        a, b = prev.rows_of(np.array([e.id_start, e.id_end]))
+        a, b = np.searchsorted(prev.ids, [e.id_start, e.id_end])
         parts.append(np.arange(a, b, dtype=np.int64))
     return np.sort(np.concatenate(parts)) if parts else np.empty(0, dtype=np.int64)
 

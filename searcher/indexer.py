@@ -11,6 +11,8 @@ Left out: watching folders, parallel parsing, deleting a whole source root (dele
 
 from __future__ import annotations
 
+import dataclasses
+import errno
 import hashlib
 import logging
 import os
@@ -27,7 +29,7 @@ from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, IndexConfig
 from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
-from .errors import InvalidInputError, ModelError, SearcherError
+from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
@@ -37,14 +39,18 @@ from .store import (
     FileEntry,
     Manifest,
     StoredIndex,
+    generations_on_disk,
+    is_index_dir,
     open_index,
+    prepare_index_dir,
     read_manifest,
     remove_garbage,
 )
 
 log = logging.getLogger(__name__)
 
-# progress(phase, done, total): phase is "scan" (files seen, total None), "embed" (chunks) or "write".
+# progress(phase, done, total): phase is "scan" (files seen, total None), "chunk" (characters of one long
+# document), "embed" (chunks) or "write".
 Progress = Callable[[str, int, "int | None"], None]
 
 
@@ -105,17 +111,41 @@ def build_index(
             f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}"
         )
     index_dir = Path(index_dir)
+    if inside_index := next((p for p in (source.resolve(), *source.resolve().parents) if is_index_dir(p)), None):
+        raise InvalidInputError(f"{source} is inside the searcher index {inside_index}; index your documents, "
+                                "not an index")
     progress = progress or (lambda phase, done, total: None)
-    with exclusive_lock(index_dir):
-        published = (index_dir / MANIFEST).exists()
-        current = read_manifest(index_dir) if published else None
-        remove_garbage(index_dir, current)
-        prev = open_index(index_dir) if current and not rebuild else None
-        try:
-            return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir, export_encoder)
-        finally:
-            if prev is not None:
-                prev.close()
+    try:
+        prepare_index_dir(index_dir)
+        with exclusive_lock(index_dir):
+            try:
+                current = read_manifest(index_dir) if (index_dir / MANIFEST).exists() else None
+            except IndexFormatError:
+                if not rebuild:
+                    raise
+                current = None  # a damaged index of ours: --rebuild starts it over
+            else:
+                remove_garbage(index_dir, current)
+            generation = max([current.generation if current else 0, *generations_on_disk(index_dir)]) + 1
+            prev = open_index(index_dir) if current and not rebuild else None
+            try:
+                return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
+                              export_encoder, generation)
+            finally:
+                if prev is not None:
+                    prev.close()
+    except OSError as e:
+        raise _os_error(e, index_dir) from None
+
+
+def _os_error(e: OSError, index_dir: Path) -> SearcherError:
+    """An OSError while indexing as one line; the published index is untouched by then (publish is one rename)."""
+    where = e.filename or index_dir
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return SearcherError(f"disk full at {where}; free some space and run again (the index is as it was)")
+    if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return SearcherError(f"cannot write to {where} ({e.strerror}); pass --index with a folder you can write to")
+    return SearcherError(f"{e.strerror or e} at {where}; the index is as it was before this run")
 
 
 def _build(
@@ -128,6 +158,7 @@ def _build(
     progress: Progress,
     cache_dir: Path | str | None,
     export_encoder: bool,
+    generation: int,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
     encoder = encoder or load_encoder(config.model)
@@ -150,12 +181,22 @@ def _build(
     old_files = {e.path: e for e in prev.files()} if prev is not None else {}
 
     def chunker(doc):
-        return chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+        return chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
+                              progress=lambda done, total: progress("chunk", done, total))
 
-    kept, new_files = _scan(root, old_files, rechunk_all, chunker, report, progress)
+    # One file, one document id: ids are relative to the outermost folder this index was ever given that holds
+    # the file, whichever root this run starts from.
+    sources = [Path(s) for s in (current.sources if prev is not None else ())] + [root]
+    anchor = min((s for s in sources if _is_under(root, s)), key=lambda s: len(s.parts))
+    kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, chunker, report, progress)
     under_root = {p for p in old_files if _is_under(Path(p), root)}
-    kept_paths = {e.path for e in kept}
-    report.removed = len(under_root - kept_paths - {f.entry.path for f in new_files})
+    seen = {e.path for e in kept} | {f.entry.path for f in new_files}
+    # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
+    for path in sorted(under_root - seen):
+        if any(_is_under(Path(path), folder) for folder in unreadable):
+            kept.append(old_files[path])
+            seen.add(path)
+    report.removed = len(under_root - seen)
     if not new_files and not any(_is_under(Path(e.path), root) for e in kept):
         raise InvalidInputError(
             f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
@@ -172,7 +213,7 @@ def _build(
     _embed_missing(encoder, index_dir, plan, pending, report, progress)
 
     started = time.perf_counter()
-    manifest = write_generation(index_dir, plan, current, prev, pending, progress)
+    manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)
     if cache_dir is None:
         pending.clear()
     report.seconds["write"] = time.perf_counter() - started
@@ -211,21 +252,29 @@ def _is_under(path: Path, root: Path) -> bool:
 
 def _scan(
     root: Path,
+    base: Path,
     old_files: dict[str, FileEntry],
     rechunk_all: bool,
     chunker: Callable,
     report: IndexReport,
     progress: Progress,
-) -> tuple[list[FileEntry], list[NewFile]]:
+) -> tuple[list[FileEntry], list[NewFile], list[Path]]:
+    """(files kept as indexed, files (re)chunked, folders that could not be read). Document ids are relative
+    to `base`."""
     kept: list[FileEntry] = []
     new_files: list[NewFile] = []
-    base = root.parent  # document ids start with the name of the folder (or file) being indexed
+    unreadable: list[Path] = []
 
-    def unreadable(folder: str, reason: str) -> None:
+    def cannot_read(folder: str, reason: str) -> None:
         report.failed += 1
-        report.warnings.append(f"{folder}: cannot read folder ({reason})")
+        unreadable.append(Path(folder))
+        report.warnings.append(f"{folder}: cannot read folder ({reason}); kept what was indexed under it")
 
-    for seen, path in enumerate(iter_files(root, unreadable), start=1):
+    def skip(path: str, reason: str) -> None:
+        report.skipped += 1
+        report.warnings.append(f"{path}: skipped, {reason}")
+
+    for seen, path in enumerate(iter_files(root, cannot_read, skip), start=1):
         progress("scan", seen, None)
         if not is_supported(path):
             report.skipped += 1
@@ -234,7 +283,9 @@ def _scan(
         started = time.perf_counter()
         try:
             st = path.stat()
-            if old and not rechunk_all and (old.size, old.mtime_ns) == (st.st_size, st.st_mtime_ns):
+            if old and not rechunk_all and (old.size, old.mtime_ns, old.ctime_ns) == (
+                st.st_size, st.st_mtime_ns, st.st_ctime_ns
+            ):
                 kept.append(old)
                 report.unchanged += 1
                 continue
@@ -247,15 +298,15 @@ def _scan(
             continue
         digest = hashlib.sha256(data).hexdigest()
         if old and not rechunk_all and old.sha256 == digest:
-            kept.append(FileEntry(**{**old.__dict__, "mtime_ns": st.st_mtime_ns}))
+            kept.append(dataclasses.replace(old, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns))
             report.unchanged += 1
             continue
         try:
             docs, warnings = parse_file(path, data, doc_id=path.relative_to(base).as_posix())
         except UnreadableFileError as e:
-            report.skipped += 1
-            report.warnings.append(f"{path}: skipped, {e}")
+            skip(str(path), str(e))
             continue
+        del data
         report.warnings.extend(f"{path}: {w}" for w in warnings)
         parsed = time.perf_counter()
         report.seconds["read"] += parsed - started
@@ -264,10 +315,11 @@ def _scan(
         if not chunks:
             report.skipped += 1
             continue
-        entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, len(docs), 0, 0)
+        entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, len(docs), 0, 0, st.st_ctime_ns,
+                          tuple(warnings))
         new_files.append(NewFile(entry, chunks))
         report.indexed += 1
-    return kept, new_files
+    return kept, new_files, unreadable
 
 
 def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[str]) -> dict[str, int]:
@@ -298,9 +350,9 @@ def _embed_missing(
     report.embedded = len(todo)
     report.reused = sum(1 for k in keys if k not in todo)
     # Longest first, as sentence-transformers itself sorts, so batches hold texts of similar length (less
-    # padding); a group of several batches is saved to the pending cache before the next one starts.
+    # padding); each batch is saved to the pending cache before the next one starts.
     order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
-    group = config.batch_size * 8
+    group = config.batch_size  # saved after every batch: a killed run loses at most the batch in flight
     progress("embed", 0, len(order))
     started = time.perf_counter()
     encoder = _document_encoder(encoder, index_dir, plan.query_encoder, [todo[k] for k in order], config.batch_size,

@@ -49,30 +49,73 @@ def is_supported(path: Path) -> bool:
     return path.suffix.lower() in FORMATS
 
 
-def iter_files(root: Path, on_error: Callable[[str, str], None] | None = None) -> Iterator[Path]:
+def iter_files(
+    root: Path,
+    on_error: Callable[[str, str], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
+) -> Iterator[Path]:
     """Every non-hidden file under `root` (or `root` itself if it is a file), in a stable sorted order.
 
-    Hidden files and folders (name starting with '.') are never entered: they hold VCS data, caches and,
-    often, an index of our own. A folder under `root` that cannot be read is skipped and passed to
-    `on_error(folder, reason)`; `root` itself unreadable is an InvalidInputError.
+    Hidden files and folders (name starting with '.') are never entered: they hold VCS data and caches. A folder
+    that is a searcher index is never entered either (an index must not ingest an index), nor are links to
+    folders. A folder under `root` that cannot be read is passed to `on_error(folder, reason)`; a file or folder
+    whose name is not valid UTF-8, or a nested index, to `on_skip(path, reason)`. `root` itself unreadable is an
+    InvalidInputError. The walk is iterative, so any depth works.
     """
     if root.is_file():
         yield root
         return
+    from .store import is_index_dir
 
-    def handle(err: OSError) -> None:
-        if Path(err.filename) == root:
-            raise InvalidInputError(f"cannot read folder {root}: {err.strerror}") from None
-        if on_error is not None:
-            on_error(err.filename, err.strerror)
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as err:
+            if folder == root:
+                raise InvalidInputError(f"cannot read folder {root}: {err.strerror}") from None
+            if on_error is not None:
+                on_error(str(folder), err.strerror or str(err))
+            continue
+        if is_index_dir(folder, {e.name for e in entries}):
+            if folder == root:
+                raise InvalidInputError(f"{root} is a searcher index; index your documents, not an index")
+            if on_skip is not None:
+                on_skip(str(folder), "a searcher index")
+            continue
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if not _valid_name(entry.name):
+                if on_skip is not None:
+                    on_skip(printable_path(entry.path), "its name is not valid UTF-8; rename it to index it")
+                continue
+            try:
+                is_dir = entry.is_dir()
+            except OSError:
+                is_dir = False
+            if is_dir:
+                if not entry.is_symlink():
+                    subfolders.append(Path(entry.path))
+            else:
+                yield Path(entry.path)
+        stack.extend(reversed(subfolders))  # depth first, in name order, as os.walk goes
 
-    # subtle: sorted per folder as os.walk goes, not one global sort, so huge trees stream instead of being
-    # listed first.
-    for folder, dirs, files in os.walk(root, onerror=handle):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(folder) / name
+
+def _valid_name(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # undecodable bytes arrive as lone surrogates (PEP 383)
+        return False
+    return True
+
+
+def printable_path(path: str) -> str:
+    """A path with undecodable bytes shown as \\xNN escapes, for messages."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def decode(data: bytes) -> str:
@@ -121,7 +164,10 @@ def _parse_jsonl(text: str, source: str) -> tuple[list[Document], list[str]]:
     docs: list[Document] = []
     bad: list[int] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    # JSON Lines separates records by "\n" only: str.splitlines() would also split inside strings holding
+    # U+0085, U+2028, U+2029 or other Unicode line breaks.
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -139,7 +185,11 @@ def _parse_jsonl(text: str, source: str) -> tuple[list[Document], list[str]]:
         seen.add(doc_id)
         body = _normalise_newlines(record["text"])
         title = record.get("title") or ""
-        if body.strip() or title.strip():
+        if not isinstance(title, str):
+            title = str(title)
+        if not body.strip():
+            body = title  # a title-only record is still a document: its title is its text
+        if body.strip():
             docs.append(Document(doc_id=doc_id, title=str(title), text=body, source=source))
     warnings = []
     if bad:

@@ -45,6 +45,7 @@ class BeirData:
     corpus: Path  # corpus.jsonl
     queries: dict[str, str]  # only the queries judged in the split
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade > 0}
+    documents: int = 0  # usable records in corpus.jsonl
 
 
 def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
@@ -60,30 +61,45 @@ def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
     qrels = _read_qrels(qrels_file)
     if not qrels:
         raise InvalidInputError(f"{qrels_file} has no relevance judgments with a score above 0")
-    all_queries = {str(r["_id"]): r["text"] for _, r in read_jsonl(queries_file)}
+    all_queries = {}
+    for lineno, r in read_jsonl(queries_file):
+        if not isinstance(r, dict) or not isinstance(r.get("_id"), (str, int)) or not isinstance(r.get("text"), str):
+            raise InvalidInputError(f"{queries_file}:{lineno} is not a query: each line needs an '_id' and a string "
+                                    "'text'; fix or remove that line")
+        all_queries[str(r["_id"])] = r["text"]
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
         raise InvalidInputError(
             f"{len(missing)} query id(s) in {qrels_file.name} are not in queries.jsonl (first: {missing[0]!r})"
         )
-    doc_ids = {str(r["_id"]) for _, r in read_jsonl(corpus)}
-    unknown = sorted({d for rel in qrels.values() for d in rel} - doc_ids)
+    doc_ids = [doc_id for doc_id, _, _ in corpus_records(corpus)]
+    unknown = sorted({d for rel in qrels.values() for d in rel} - set(doc_ids))
     if unknown:
         raise InvalidInputError(
             f"{len(unknown)} document id(s) in {qrels_file.name} are not in corpus.jsonl (first: {unknown[0]!r})"
         )
-    return BeirData(corpus=corpus, queries={q: all_queries[q] for q in qrels}, qrels=qrels)
+    return BeirData(corpus=corpus, queries={q: all_queries[q] for q in qrels}, qrels=qrels, documents=len(doc_ids))
 
 
-def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, record) for each non-blank line of a JSON Lines file; bad JSON names its line."""
+def corpus_records(path: Path) -> Iterator[tuple[str, str, str]]:
+    """(id, title, text) of each usable BEIR corpus line; lines that are not such a record are skipped here
+    (the indexer skips the same lines and warns about them)."""
+    for _, r in read_jsonl(path, strict=False):
+        if isinstance(r, dict) and "_id" in r and isinstance(r.get("text"), str):
+            yield str(r["_id"]), str(r.get("title") or ""), r["text"]
+
+
+def read_jsonl(path: Path, *, strict: bool = True) -> Iterator[tuple[int, Any]]:
+    """(line number, record) for each non-blank line of a JSON Lines file (records end at "\\n" only); bad JSON
+    names its line, or is skipped when not `strict`."""
     with open(path, "rb") as f:
         for lineno, line in enumerate(f, start=1):
             if line.strip():
                 try:
                     yield lineno, orjson.loads(line)
                 except orjson.JSONDecodeError:
-                    raise InvalidInputError(f"{path}:{lineno} is not valid JSON") from None
+                    if strict:
+                        raise InvalidInputError(f"{path}:{lineno} is not valid JSON; fix or remove that line") from None
 
 
 def _read_qrels(path: Path) -> dict[str, dict[str, int]]:

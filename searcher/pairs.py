@@ -26,7 +26,7 @@ from .chunking import chunk_document, embedding_input
 from .config import IndexConfig
 from .errors import InvalidInputError
 from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
-from .metrics import load_beir, read_jsonl
+from .metrics import corpus_records, load_beir, read_jsonl
 from .store import MANIFEST, open_index
 
 COLUMNS = (("sentence_0", "sentence_1"), ("anchor", "positive"), ("query", "passage"))
@@ -123,7 +123,7 @@ def _from_jsonl(path: Path, seed: int) -> TrainingData:
 
 def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
     data = load_beir(data_dir, "train")
-    docs = {str(r["_id"]): embedding_input(r.get("title") or "", r["text"]) for _, r in read_jsonl(data.corpus)}
+    docs = {doc_id: embedding_input(title, text) for doc_id, title, text in corpus_records(data.corpus)}
     pairs = [Pair(data.queries[q], docs[d]) for q, rel in data.qrels.items() for d in rel]
     if eval_split is None:
         eval_split = next((s for s in ("test", "dev") if (data_dir / "qrels" / f"{s}.tsv").is_file()), None)

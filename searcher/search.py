@@ -9,7 +9,8 @@ the evaluation code uses too; `search` and `search_batch` add query encoding and
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,8 +106,7 @@ class Searcher:
         if not queries:
             return []
         for query in queries:
-            if not isinstance(query, str) or not query.strip():
-                raise InvalidInputError("query is empty; pass some text to search for")
+            check_query(query)
         xq = self.encoder.encode_queries(list(queries))
         D, I = self.search_vectors(xq, k=k, shortlist=shortlist, mode=mode)
         return [self._hits(D[i], I[i]) for i in range(len(queries))]
@@ -114,24 +114,30 @@ class Searcher:
     def search_vectors(
         self, xq: np.ndarray, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(D, I) of shape (n, k): scores and chunk ids of the top k for each query vector, best first.
+        """(D, I) of shape (n, min(k, chunks)): scores and chunk ids of the top k for each query vector, best first.
 
         xq: (n, dim) query embeddings in the model's own frame. Missing results are padded with -inf / -1.
         """
         check_search_args(k=k, shortlist=shortlist, mode=mode)
         n, d = xq.shape
-        assert d == self.manifest.model.dim, (d, self.manifest.model.dim)
+        if d != self.manifest.model.dim:
+            raise InvalidInputError(f"query vectors have {d} dims, the index's model {self.manifest.model.dim}")
+        # Nothing is allocated for more results than the index holds (-k 100000000 on 31 chunks).
+        total = len(self.index)
+        k, shortlist = min(k, total), min(max(shortlist, k), total)
+        if k == 0:
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64)
         xq = normalize_rows(xq)
         if self.index.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.index.rotation)
         coarse_dim = self.manifest.projection.coarse_dim
-        if mode == "coarse":
-            D, I = self._coarse.search(coarse_vectors(xq, coarse_dim), k)
-            return D, I
-        if mode == "full":
-            return self._exact(xq, k)
-        _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), max(shortlist, k))
-        return self._rerank(xq, candidates, k)
+        with query_threads(n):
+            if mode == "coarse":
+                return self._coarse.search(coarse_vectors(xq, coarse_dim), k)
+            if mode == "full":
+                return self._exact(xq, k)
+            _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), shortlist)
+            return self._rerank(xq, candidates, k)
 
     def _rerank(self, xq: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Score each query's candidate ids with the full vectors and keep the best k.
@@ -180,6 +186,45 @@ class Searcher:
             )
             for r, s in zip(records, scores[valid])
         ]
+
+
+def check_query(query) -> None:
+    if not isinstance(query, str) or not query.strip():
+        raise InvalidInputError("query is empty; pass some text to search for")
+    try:
+        query.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInputError("query is not valid UTF-8 text (it holds lone surrogates); pass text") from None
+
+
+# Up to this many queries are searched on one thread. subtle: a single query gains nothing from a thread team,
+# and when the machine is busy, waking idle OpenMP/BLAS threads cost tens of milliseconds a query (a coarse
+# search 33.8 ms with FAISS's threads, 0.23 ms on one; benchmarks/RESULTS.md, busy machine).
+SINGLE_THREAD_QUERIES = 8
+_blas = None
+
+
+@contextmanager
+def query_threads(n_queries: int) -> Iterator[None]:
+    """Run FAISS and BLAS on one thread for a small batch of queries, restoring the settings afterwards; large
+    batches keep every thread. The user's environment (OMP_NUM_THREADS, ...) is not touched."""
+    global _blas
+    if n_queries > SINGLE_THREAD_QUERIES:
+        yield
+        return
+    import faiss
+
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
+    try:
+        with _blas.limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def exact_top_k(xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:

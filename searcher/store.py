@@ -10,6 +10,13 @@
         rotation.npy               float32 (dim, dim) orthogonal rotation, for the `pca` projection only
         files.jsonl                the indexed files: path, sha256, size, mtime, document count, id range
     <index>/pending/               embeddings of a run that has not published yet (see cache.py)
+    <index>/.searcher-index        the marker: written first, so a folder searcher did not make is never touched
+
+An index directory is untrusted input. Everything the manifest names must be one of searcher's own generated
+names inside the index directory (never a symlink), and every file is checked when opened - dtype, shape, counts,
+ids - so a damaged or hostile index gives one IndexFormatError naming the file and the fix, never a traceback,
+and never a read outside the index. Garbage collection deletes only exact generated names, and only inside a
+directory that carries the marker.
 
 A writer builds a complete new generation beside the current one, fsyncs it, then replaces manifest.json in
 one rename; only then is the old generation deleted. So a reader always sees a whole index, and a run killed
@@ -20,9 +27,12 @@ at any moment leaves the previous index in place. JSON, .npy and FAISS files onl
 from __future__ import annotations
 
 import dataclasses
+import errno
 import mmap
 import os
+import re
 import shutil
+import stat
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -35,12 +45,17 @@ import orjson
 from .atomic import fsync_dir, fsync_file, write_atomic
 from .config import IndexConfig
 from .encoder import ModelInfo
-from .errors import IndexFormatError, IndexNotFoundError
+from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError
 
 FORMAT_NAME = "searcher-index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 PENDING = "pending"
+MARKER = ".searcher-index"  # written into an index directory before anything else
+GENERATION_NAME = re.compile(r"gen-(\d{6})")
+ENCODER_NAME = re.compile(r"encoder-[0-9a-f]{10}")
+# Leftovers searcher itself may leave behind when killed: exact names, nothing else is ever deleted.
+_GARBAGE = re.compile(r"(?:gen-\d{6}|encoder-[0-9a-f]{10}(?:\.tmp)?|manifest\.json\.tmp|\.searcher-index\.tmp)")
 
 
 @dataclass(frozen=True)
@@ -61,9 +76,21 @@ class FileEntry:
     documents: int
     id_start: int  # the file's chunks have ids id_start .. id_end - 1
     id_end: int
+    ctime_ns: int = 0  # users can set mtime back (touch -d); ctime they cannot, so both decide "unchanged"
+    warnings: tuple[str, ...] = ()  # what was dropped when the file was read (bad JSONL lines, ...)
 
     def to_json(self) -> bytes:
         return orjson.dumps(dataclasses.asdict(self))
+
+    @classmethod
+    def from_json(cls, line: bytes) -> FileEntry:
+        """Inverse of `to_json`; raises ValueError/TypeError/KeyError on a malformed line."""
+        d = orjson.loads(line)
+        entry = cls(**{**d, "warnings": tuple(d.get("warnings", ()))})
+        ints = (entry.size, entry.mtime_ns, entry.documents, entry.id_start, entry.id_end, entry.ctime_ns)
+        if not isinstance(entry.path, str) or not all(type(v) is int for v in ints) or entry.id_end < entry.id_start:
+            raise ValueError("a field has the wrong type")
+        return entry
 
 
 @dataclass(frozen=True)
@@ -120,76 +147,228 @@ def generation_dir(index_dir: Path, generation: int) -> Path:
     return index_dir / f"gen-{generation:06d}"
 
 
-def read_manifest(index_dir: Path) -> Manifest:
-    path = Path(index_dir) / MANIFEST
+def rebuild_hint(index_dir: Path) -> str:
+    return f"rebuild it with `searcher index SOURCE --index {index_dir} --rebuild`"
+
+
+def damaged(index_dir: Path, path: Path, what: str) -> IndexFormatError:
+    """The one error for a damaged or hostile index file: which file, what is wrong, how to fix it."""
+    return IndexFormatError(f"{path} is damaged ({what}); {rebuild_hint(index_dir)}")
+
+
+def has_marker(directory: Path) -> bool:
     try:
-        data = orjson.loads(path.read_bytes())
+        return stat.S_ISREG(os.lstat(directory / MARKER).st_mode)
+    except OSError:  # missing, or a folder we may not enter
+        return False
+
+
+def _legacy_manifest(directory: Path) -> bool:
+    """An index made before the marker existed: a manifest that says it is ours."""
+    try:
+        data = orjson.loads((directory / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT_NAME
+
+
+def is_index_dir(directory: Path, names: set[str] | None = None) -> bool:
+    """Whether `directory` is a searcher index (its marker, or a manifest of ours). `names`: its entries, if known."""
+    if names is not None and MARKER not in names and MANIFEST not in names:
+        return False
+    return has_marker(directory) or _legacy_manifest(directory)
+
+
+def prepare_index_dir(index_dir: Path) -> None:
+    """Make `index_dir` an index directory (new or empty folder) or check that it is one; refuse anything else.
+
+    subtle: this runs before the lock file or any garbage collection, so a folder that holds the user's own
+    files is never written to, let alone cleaned.
+    """
+    if index_dir.exists() and not index_dir.is_dir():
+        raise InvalidInputError(f"{index_dir} is a file, not an index folder; pass --index with a folder")
+    if index_dir.is_dir() and has_marker(index_dir):
+        return
+    if index_dir.is_dir() and not _legacy_manifest(index_dir) and any(index_dir.iterdir()):
+        raise InvalidInputError(
+            f"{index_dir} is a folder that is not a searcher index and is not empty; searcher only writes into "
+            "its own index folders, so pass --index with a new or empty folder"
+        )
+    index_dir.mkdir(parents=True, exist_ok=True)
+    write_atomic(index_dir / MARKER, f"{FORMAT_NAME} {FORMAT_VERSION}\n".encode())
+
+
+def _int(value: Any, minimum: int = 0) -> int:
+    if type(value) is not int or value < minimum:
+        raise TypeError(f"expected an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def read_manifest(index_dir: Path) -> Manifest:
+    index_dir = Path(index_dir)
+    path = index_dir / MANIFEST
+    try:
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise IndexNotFoundError(f"no index at {index_dir}; run `searcher index DIR` first") from None
+    except IsADirectoryError:
+        raise damaged(index_dir, path, "a folder, not a file") from None
+    except OSError as e:
+        raise IndexFormatError(f"cannot read {path} ({e.strerror})") from None
+    try:
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        raise IndexFormatError(f"{path} is not valid JSON; rebuild the index with `searcher index DIR --rebuild`") from None
-    if data.get("format") != FORMAT_NAME:
-        raise IndexFormatError(f"{index_dir} is not a searcher index (no '{FORMAT_NAME}' manifest)")
+        raise damaged(index_dir, path, "not valid JSON") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        raise IndexFormatError(f"{index_dir} is not a searcher index (its {MANIFEST} is not searcher's)")
     if data.get("version") != FORMAT_VERSION:
         raise IndexFormatError(
-            f"index at {index_dir} has format version {data.get('version')}, this searcher reads version "
-            f"{FORMAT_VERSION}; rebuild it with `searcher index DIR --rebuild`"
+            f"index at {index_dir} has format version {data.get('version')!r}, this searcher reads version "
+            f"{FORMAT_VERSION}; {rebuild_hint(index_dir)}"
         )
     try:
-        return Manifest.from_dict(data)
-    except (KeyError, TypeError) as e:
-        raise IndexFormatError(f"manifest of {index_dir} is missing {e}; rebuild the index") from None
+        manifest = Manifest.from_dict(data)
+        _int(manifest.generation, 1)
+        _int(manifest.chunks)
+        _int(manifest.next_id)
+        _int(manifest.model.dim, 1)
+        if not 1 <= _int(manifest.projection.coarse_dim, 1) <= manifest.model.dim:
+            raise ValueError("coarse_dim exceeds the model's width")
+        if manifest.projection.kind not in ("prefix", "pca"):
+            raise ValueError(f"unknown projection {manifest.projection.kind!r}")
+        if manifest.query_encoder is not None and not (
+            isinstance(manifest.query_encoder, str) and ENCODER_NAME.fullmatch(manifest.query_encoder)
+        ):
+            raise ValueError(f"query_encoder {str(manifest.query_encoder)[:80]!r} is not an encoder of this index")
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        what = f"missing {e}" if isinstance(e, KeyError) else str(e).splitlines()[0][:200]
+        raise damaged(index_dir, path, what) from None
+    return manifest
+
+
+def generations_on_disk(index_dir: Path) -> list[int]:
+    """Numbers of the generation directories present (published or not)."""
+    try:
+        names = os.listdir(index_dir)
+    except OSError:
+        return []
+    return sorted(int(m.group(1)) for n in names if (m := GENERATION_NAME.fullmatch(n)))
+
+
+def inside(index_dir: Path, path: Path) -> Path:
+    """`path`, checked to be a real file or folder of the index: not a symlink, not outside it."""
+    if path.is_symlink() or path.resolve().parent != index_dir.resolve():
+        raise damaged(index_dir, path, "a link or a path outside the index")
+    return path
 
 
 class StoredIndex:
-    """A read-only view of the published generation. Files are opened eagerly, so a writer that publishes a
-    newer generation (and deletes this one) while we hold it does not disturb us."""
+    """A read-only, validated view of the published generation. Every file is opened once, at construction, so a
+    writer that publishes a newer generation (and deletes this one) while we hold it does not disturb us."""
 
     def __init__(self, index_dir: Path) -> None:
         self.index_dir = Path(index_dir)
-        for attempt in range(2):
+        for attempt in range(3):
             self.manifest = read_manifest(self.index_dir)
             self.path = generation_dir(self.index_dir, self.manifest.generation)
             try:
                 self._open()
                 return
-            except FileNotFoundError:
+            except FileNotFoundError as e:
                 # subtle: a writer may have replaced the manifest and deleted our generation between the two
                 # reads; the retry sees the new manifest.
-                if attempt == 1:
-                    raise IndexFormatError(
-                        f"index at {self.index_dir} is missing files of generation {self.manifest.generation}; "
-                        "rebuild it with `searcher index DIR --rebuild`"
-                    ) from None
+                if attempt == 2:
+                    raise damaged(self.index_dir, Path(e.filename or self.path), "missing") from None
 
     def _open(self) -> None:
-        self.ids = np.load(self.path / "ids.npy", mmap_mode="r", allow_pickle=False)
-        self.full = map_rows(self.path / "full.npy")
-        self.offsets = np.load(self.path / "chunks.offsets.npy", mmap_mode="r", allow_pickle=False)
-        self._chunks = open(self.path / "chunks.jsonl", "rb")  # noqa: SIM115 - closed in close()
-        rotation = self.path / "rotation.npy"
-        self.rotation = np.load(rotation, allow_pickle=False) if rotation.exists() else None
-        self._coarse_path = self.path / "coarse.faiss"
-        if not self._coarse_path.exists():
-            raise FileNotFoundError(self._coarse_path)
-        n, d = len(self.ids), self.manifest.model.dim
-        if self.full.shape != (n, d) or len(self.offsets) != n + 1:
-            raise IndexFormatError(f"index at {self.index_dir} has inconsistent files; rebuild it")
+        inside(self.index_dir, self.path)
+        if not self.path.is_dir():
+            raise FileNotFoundError(errno.ENOENT, "missing", str(self.path))
+        n_expected, d = self.manifest.chunks, self.manifest.model.dim
+        self.ids = self._npy("ids.npy", np.int64, 1)
+        n = len(self.ids)
+        if n != n_expected:
+            raise self._bad("ids.npy", f"{n} ids where the manifest counts {n_expected} chunks")
+        if n > 1 and not bool(np.all(np.diff(self.ids) > 0)):
+            raise self._bad("ids.npy", "ids are not strictly ascending")
+        if n and (self.ids[0] < 0 or self.ids[-1] >= self.manifest.next_id):
+            raise self._bad("ids.npy", "ids outside the range the manifest allows")
+        self.full = map_rows(self._file("full.npy"), index_dir=self.index_dir)
+        if self.full.shape != (n, d):
+            raise self._bad("full.npy", f"shape {self.full.shape}, expected {(n, d)}")
+        self.offsets = self._npy("chunks.offsets.npy", np.int64, 1)
+        chunks_path = self._file("chunks.jsonl")
+        self._chunks = open(chunks_path, "rb")  # noqa: SIM115 - closed in close()
+        self._coarse_file = None
+        try:
+            size = os.fstat(self._chunks.fileno()).st_size
+            if len(self.offsets) != n + 1 or (n + 1 and (self.offsets[0] != 0 or self.offsets[-1] != size)):
+                raise self._bad("chunks.offsets.npy", "offsets do not match chunks.jsonl")
+            if n and not bool(np.all(np.diff(self.offsets) > 0)):
+                raise self._bad("chunks.offsets.npy", "offsets are not ascending")
+            self.rotation = None
+            if self.manifest.projection.kind == "pca":
+                self.rotation = np.asarray(self._npy("rotation.npy", np.float32, 2))
+                if self.rotation.shape != (d, d):
+                    raise self._bad("rotation.npy", f"shape {self.rotation.shape}, expected {(d, d)}")
+            self._coarse_file = open(self._file("coarse.faiss"), "rb")  # noqa: SIM115 - read in load_coarse
+        except BaseException:
+            self.close()
+            raise
+
+    def _bad(self, name: str, what: str) -> IndexFormatError:
+        return damaged(self.index_dir, self.path / name, what)
+
+    def _file(self, name: str) -> Path:
+        path = self.path / name
+        if path.is_symlink():
+            raise self._bad(name, "a link, not a file of the index")
+        if not path.is_file():
+            raise FileNotFoundError(errno.ENOENT, "missing", str(path))
+        return path
+
+    def _npy(self, name: str, dtype, ndim: int) -> np.ndarray:
+        path = self._file(name)
+        try:
+            x = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (ValueError, EOFError, OSError, TypeError) as e:
+            raise self._bad(name, f"not a readable .npy file: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
+        if not isinstance(x, np.ndarray) or x.dtype != dtype or x.ndim != ndim:
+            raise self._bad(name, f"dtype {getattr(x, 'dtype', '?')} and {getattr(x, 'ndim', '?')} dims, "
+                                  f"expected {np.dtype(dtype)} and {ndim}")
+        return x
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def close(self) -> None:
-        self._chunks.close()
+        for f in (getattr(self, "_chunks", None), getattr(self, "_coarse_file", None)):
+            if f is not None:
+                f.close()
 
     def load_coarse(self):
+        """The coarse FAISS index, read from the file opened with the generation, checked against ids.npy."""
         import faiss
 
-        return faiss.read_index(str(self._coarse_path))
+        path = self.path / "coarse.faiss"
+        self._coarse_file.seek(0)
+        try:
+            index = faiss.read_index(faiss.PyCallbackIOReader(self._coarse_file.read))
+        except (RuntimeError, MemoryError, ValueError) as e:
+            raise self._bad("coarse.faiss", f"not a readable FAISS index: {str(e).strip().splitlines()[-1][:120]}") from None
+        coarse_dim = self.manifest.projection.coarse_dim
+        if not isinstance(index, faiss.IndexIDMap) or index.d != coarse_dim or index.ntotal != len(self):
+            raise self._bad("coarse.faiss", f"{type(index).__name__} of {index.ntotal} vectors of {index.d} dims, "
+                                            f"expected an IndexIDMap of {len(self)} of {coarse_dim}")
+        return index
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
-        """Row numbers of chunk ids (all of which must be in the index)."""
-        return np.searchsorted(self.ids, ids)
+        """Row numbers of chunk ids; an id the index does not hold means its files disagree."""
+        ids = np.asarray(ids, dtype=np.int64)
+        rows = np.searchsorted(self.ids, ids)
+        if len(ids) and (rows.max(initial=0) >= len(self.ids) or not np.array_equal(self.ids[rows], ids)):
+            raise self._bad("coarse.faiss", "it names chunk ids that ids.npy does not hold")
+        return rows
 
     def chunk_lines(self, rows: Iterable[int]) -> list[bytes]:
         out = []
@@ -201,33 +380,60 @@ class StoredIndex:
 
     def chunks(self, rows: Iterable[int]) -> list[dict[str, Any]]:
         """Chunk records (id, doc_id, title, source, text, start, end, hash) of the given rows."""
-        return [orjson.loads(line) for line in self.chunk_lines(rows)]
+        return [self._record(line) for line in self.chunk_lines(rows)]
+
+    def _record(self, line: bytes) -> dict[str, Any]:
+        try:
+            r = orjson.loads(line)
+            if not (isinstance(r, dict) and type(r["id"]) is int and all(isinstance(r[k], str) for k in CHUNK_STR)
+                    and type(r["start"]) is int and type(r["end"]) is int):
+                raise TypeError
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            raise self._bad("chunks.jsonl", "a line is not a chunk record") from None
+        return r
 
     def iter_chunks(self) -> Iterator[dict[str, Any]]:
         """Every chunk record, in row order."""
-        with open(self.path / "chunks.jsonl", "rb") as f:
+        with open(self._file("chunks.jsonl"), "rb") as f:
             for line in f:
-                yield orjson.loads(line)
+                yield self._record(line)
 
     def files(self) -> list[FileEntry]:
-        with open(self.path / "files.jsonl", "rb") as f:
-            return [FileEntry(**orjson.loads(line)) for line in f if line.strip()]
+        try:
+            with open(self._file("files.jsonl"), "rb") as f:
+                return [FileEntry.from_json(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            raise self._bad("files.jsonl", "missing") from None
+        except (orjson.JSONDecodeError, TypeError, ValueError, KeyError):
+            raise self._bad("files.jsonl", "a line is not a file record") from None
 
 
-def map_rows(path: Path) -> np.ndarray:
-    """A read-only memory map of a 2-d .npy file, advised for random row access.
+CHUNK_STR = ("doc_id", "title", "source", "text", "hash")
+
+
+def map_rows(path: Path, *, index_dir: Path | None = None) -> np.ndarray:
+    """A read-only memory map of a 2-d float32 .npy file, advised for random row access.
 
     subtle: a rerank reads a few hundred scattered rows. With the default advice the kernel reads ahead and maps
     64 KB around every touched row, so a cold query reads far more than it needs and the process's resident
     memory soon covers most of the file; MADV_RANDOM maps only the pages that are touched.
     """
+    def bad(what: str) -> IndexFormatError:
+        return damaged(index_dir or path.parent, path, what)
+
     with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-        shape, fortran, dtype = read_header(f)
+        try:
+            version = np.lib.format.read_magic(f)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, dtype = read_header(f)
+        except (ValueError, EOFError, OSError, TypeError) as e:
+            raise bad(f"not a readable .npy file: {e}") from None
         offset = f.tell()
-        assert not fortran and len(shape) == 2, (path, shape)
-        if shape[0] == 0:
+        if fortran or len(shape) != 2 or dtype != np.float32:
+            raise bad(f"dtype {dtype}, shape {shape}: expected a C-ordered 2-d float32 array")
+        if os.fstat(f.fileno()).st_size < offset + shape[0] * shape[1] * 4:
+            raise bad("shorter than its header says (truncated)")
+        if shape[0] == 0 or shape[1] == 0:
             return np.empty(shape, dtype=dtype)
         mapped = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)
     if hasattr(mmap, "MADV_RANDOM"):
@@ -245,12 +451,23 @@ class GenerationWriter:
     def __init__(self, index_dir: Path, generation: int, n: int, dim: int) -> None:
         self.index_dir = index_dir
         self.generation = generation
+        self.published = False
         self.path = generation_dir(index_dir, generation)
-        if self.path.exists():
+        if self.path.exists() and not self.path.is_symlink():
             shutil.rmtree(self.path)
         self.path.mkdir(parents=True)
         self.n, self.dim = n, dim
-        self.full = np.lib.format.open_memmap(self.path / "full.npy", mode="w+", dtype=np.float32, shape=(n, dim))
+        try:
+            # subtle: open_memmap makes a sparse file. Writing into its pages on a full disk raises no error but
+            # SIGBUS (seen on tmpfs); reserving the blocks first turns that into ENOSPC here, with a message.
+            with open(self.path / "full.npy", "wb") as f:
+                np.lib.format.write_array_header_2_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, dim)})
+                size = f.tell() + n * dim * 4
+                os.posix_fallocate(f.fileno(), 0, size)
+            self.full = np.lib.format.open_memmap(self.path / "full.npy", mode="r+") if n * dim else np.empty((n, dim), np.float32)
+        except BaseException:
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
 
     def write_chunks(self, lines: Iterable[bytes]) -> None:
         """One serialized record per row, in row order (each ending with a newline)."""
@@ -277,7 +494,9 @@ class GenerationWriter:
     def write_coarse(self, index) -> None:
         import faiss
 
-        faiss.write_index(index, str(self.path / "coarse.faiss"))
+        # Through a Python file, so that a full disk is an OSError (ENOSPC) like every other write.
+        with open(self.path / "coarse.faiss", "wb") as f:
+            faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
 
     def write_files(self, entries: Iterable[FileEntry]) -> None:
         with open(self.path / "files.jsonl", "wb") as f:
@@ -286,23 +505,32 @@ class GenerationWriter:
 
     def publish(self, manifest: Manifest) -> None:
         """fsync every file, then switch the manifest; the previous generation is deleted afterwards."""
-        self.full.flush()
+        if isinstance(self.full, np.memmap):
+            self.full.flush()
         del self.full
         for name in os.listdir(self.path):
             fsync_file(self.path / name)
         fsync_dir(self.path)
         write_atomic(self.index_dir / MANIFEST, orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2))
+        self.published = True
         remove_garbage(self.index_dir, manifest)
+
+    def discard(self) -> None:
+        """Delete this unpublished generation (after a failure: a full disk wants its space back at once)."""
+        self.__dict__.pop("full", None)
+        shutil.rmtree(self.path, ignore_errors=True)
 
 
 def remove_garbage(index_dir: Path, manifest: Manifest | None) -> None:
-    """Delete what the manifest does not name: older generations and encoders, and the leftovers of
-    interrupted runs (a generation never published, `*.tmp` files and directories)."""
-    keep = {MANIFEST, PENDING, ".lock"}
+    """Delete what the manifest does not name: older generations and encoders, and the leftovers of interrupted
+    runs. Only exact names searcher generates, never a link, and only in a directory carrying the marker."""
+    if not has_marker(index_dir):
+        return
+    keep = {MANIFEST, PENDING, MARKER, ".lock"}
     if manifest is not None:
         keep |= {generation_dir(index_dir, manifest.generation).name, manifest.query_encoder or ""}
     for entry in index_dir.iterdir():
-        if entry.name in keep or not (entry.name.startswith(("gen-", "encoder-")) or entry.name.endswith(".tmp")):
+        if entry.name in keep or not _GARBAGE.fullmatch(entry.name) or entry.is_symlink():
             continue
         if entry.is_dir():
             shutil.rmtree(entry, ignore_errors=True)

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -75,3 +77,17 @@ def minilm():
     from searcher.encoder import load_encoder
 
     return load_encoder("sentence-transformers/all-MiniLM-L6-v2")
+
+
+def run_unprivileged(code: str, *args) -> subprocess.CompletedProcess:
+    """Run Python `code` in a child that file permissions apply to. Root reads a chmod 000 folder, so as root the
+    child runs without the capabilities that bypass permissions (setpriv, util-linux). The child can import
+    searcher and tests/fakes."""
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("running as root without setpriv (util-linux): cannot make a folder unreadable")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+    return subprocess.run([*prefix, sys.executable, "-c", prelude + code, *map(str, args)], capture_output=True,
+                          text=True, timeout=120)

@@ -88,17 +88,26 @@ def test_user_errors_are_one_line_with_exit_code_1(tmp_path, indexed, args, mess
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_unreadable_folder_is_a_one_line_error(tmp_path, corpus, use_fake_encoder, monkeypatch):
-    import searcher.ingest
+def test_unreadable_folder_is_a_one_line_error(tmp_path):
+    from conftest import run_unprivileged, write_corpus
 
-    def walk(root, onerror):  # what os.walk reports for a folder without read permission (root ignores chmod)
-        onerror(PermissionError(13, "Permission denied", str(root)))
-        return iter(())
-
-    monkeypatch.setattr(searcher.ingest.os, "walk", walk)
-    result = run("index", corpus, "--index", tmp_path / "idx")
-    assert result.exit_code == 1
-    assert result.output.strip() == f"Error: cannot read folder {corpus}: Permission denied"
+    corpus = write_corpus(tmp_path / "docs")
+    corpus.chmod(0)  # a real folder without read permission; the child runs as a user it applies to
+    child = run_unprivileged(
+        "import sys, searcher.indexer, searcher.search\n"
+        "from click.testing import CliRunner\n"
+        "from fakes import FakeEncoder\n"
+        "from searcher.cli import cli\n"
+        "searcher.indexer.load_encoder = lambda name: FakeEncoder()\n"
+        "result = CliRunner().invoke(cli, ['index', sys.argv[1], '--index', sys.argv[2]])\n"
+        "print(result.exit_code); print(result.output, end='')\n",
+        corpus, tmp_path / "idx",
+    )
+    corpus.chmod(0o755)
+    assert child.returncode == 0, child.stderr
+    code, *output = child.stdout.splitlines()
+    assert code == "1"
+    assert output == [f"Error: cannot read folder {corpus}: Permission denied"]
 
 
 def test_bad_choice_is_a_usage_error(indexed):

@@ -82,26 +82,30 @@ def test_pairs_generated_from_a_corpus(tmp_path):
     assert "generated from" in data.description
 
 
-def test_unreadable_files_and_folders_are_skipped_with_warnings(tmp_path, monkeypatch):
-    import os
+def test_unreadable_files_and_folders_are_skipped_with_warnings(tmp_path):
+    import json
 
-    import searcher.ingest
+    from conftest import run_unprivileged
 
     docs = {f"doc{i}.txt": " ".join(f"Line {j} of text {i} says something about item {j + i}." for j in range(6))
             for i in range(12)}
-    write_corpus(tmp_path / "docs", docs)
+    write_corpus(tmp_path / "docs", {**docs, "locked/secret.txt": "Nobody may read this folder."})
     (tmp_path / "docs" / "blob.txt").write_bytes(b"\x00\x01binary")
-    real_walk = os.walk
-
-    def walk(root, onerror):  # a locked subfolder, as os.walk reports it (root ignores chmod)
-        onerror(PermissionError(13, "Permission denied", str(root / "locked")))
-        return real_walk(root, onerror=onerror)
-
-    monkeypatch.setattr(searcher.ingest.os, "walk", walk)
-    data = load_training_data(tmp_path / "docs", FakeEncoder(max_seq_length=48))
-    assert len(data.train) > 5
-    assert f"{tmp_path / 'docs' / 'locked'}: cannot read folder (Permission denied); skipped" in data.warnings
-    assert f"{tmp_path / 'docs' / 'blob.txt'}: binary content (NUL bytes); skipped" in data.warnings
+    (tmp_path / "docs" / "locked").chmod(0)  # real permissions; the child runs as a user they apply to
+    child = run_unprivileged(
+        "import json, sys\n"
+        "from fakes import FakeEncoder\n"
+        "from searcher.pairs import load_training_data\n"
+        "data = load_training_data(sys.argv[1], FakeEncoder(max_seq_length=48))\n"
+        "print(json.dumps({'train': len(data.train), 'warnings': data.warnings}))\n",
+        tmp_path / "docs",
+    )
+    (tmp_path / "docs" / "locked").chmod(0o755)
+    assert child.returncode == 0, child.stderr
+    data = json.loads(child.stdout)
+    assert data["train"] > 5
+    assert f"{tmp_path / 'docs' / 'locked'}: cannot read folder (Permission denied); skipped" in data["warnings"]
+    assert f"{tmp_path / 'docs' / 'blob.txt'}: binary content (NUL bytes); skipped" in data["warnings"]
 
 
 def test_pairs_generated_from_an_existing_index(tmp_path, corpus, fake, fake_config):
