@@ -112,8 +112,8 @@ def build_index(
         )
     index_dir = Path(index_dir)
     if inside_index := next((p for p in (source.resolve(), *source.resolve().parents) if is_index_dir(p)), None):
-        raise InvalidInputError(f"{source} is inside the searcher index {inside_index}; index your documents, "
-                                "not an index")
+        where = "is a searcher index" if inside_index == source.resolve() else f"is inside the searcher index {inside_index}"
+        raise InvalidInputError(f"{source} {where}; index your documents, not an index")
     progress = progress or (lambda phase, done, total: None)
     try:
         prepare_index_dir(index_dir)

@@ -220,6 +220,8 @@ def read_manifest(index_dir: Path) -> Manifest:
     except orjson.JSONDecodeError:
         raise damaged(index_dir, path, "not valid JSON") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
+        if has_marker(index_dir):
+            raise damaged(index_dir, path, "not a searcher manifest")
         raise IndexFormatError(f"{index_dir} is not a searcher index (its {MANIFEST} is not searcher's)")
     if data.get("version") != FORMAT_VERSION:
         raise IndexFormatError(
