@@ -286,6 +286,7 @@ def info(index_dir, as_json):
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
+        f"documents   embedded with {_encoder_choice(manifest.document_encoder)}",
         f"sources     {', '.join(manifest.sources)}",
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
     ]
@@ -350,6 +351,13 @@ class _Progress:
         if extra:
             self.bar.set_postfix({k: f"{v:.4f}" for k, v in extra.items()}, refresh=False)
         self.bar.update(done - self.bar.n)
+
+
+def _encoder_choice(record: dict | None) -> str:
+    if not record:
+        return "torch (not measured)"
+    rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in record.get("texts_per_second", {}).items())
+    return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates})"
 
 
 def _snippet(text: str, width: int = 100, lines: int = 2) -> str:

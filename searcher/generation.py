@@ -46,6 +46,7 @@ class Plan:
     keys: list[str]  # the embedding-cache key of each new chunk, in order
     reusable: dict[str, int]  # key -> row of the previous generation that already holds its vector
     query_encoder: str | None  # directory of the exported query encoder
+    document_encoder: dict | None = None  # how documents were embedded on this CPU (indexer.choose_document_encoder)
 
     @property
     def new_chunks(self) -> list[Chunk]:
@@ -151,6 +152,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
         next_id=next_id,
         sources=tuple(sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
         query_encoder=plan.query_encoder,
+        document_encoder=plan.document_encoder,
     )
     progress("write", 1, 1)
     writer.publish(manifest)

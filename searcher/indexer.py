@@ -28,7 +28,7 @@ from .atomic import exclusive_lock
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, IndexConfig
-from .encoder import Encoder, SentenceTransformerEncoder, load_encoder
+from .encoder import Bf16Encoder, Encoder, SentenceTransformerEncoder, cpu_has_bf16, cpu_name, load_encoder
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
@@ -67,7 +67,7 @@ class IndexReport:
     documents: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks the model embedded in this run
-    embedded_with: str = ""  # "onnx" (the exported encoder, when faster) or "torch"
+    embedded_with: str = ""  # "torch", "torch-bf16" or "onnx": the fastest this CPU has (choose_document_encoder)
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
     warnings: list[str] = field(default_factory=list)
@@ -210,7 +210,8 @@ def _build(
     report.seconds["export"] = time.perf_counter() - started
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
-    _embed_missing(encoder, index_dir, plan, pending, report, progress)
+    _embed_missing(encoder, index_dir, plan, pending, report, progress,
+                   current.document_encoder if current and prev is not None else None)
 
     started = time.perf_counter()
     manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)
@@ -339,7 +340,8 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 
 def _embed_missing(
-    encoder: Encoder, index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport, progress: Progress
+    encoder: Encoder, index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport, progress: Progress,
+    previous: dict | None,
 ) -> None:
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go."""
     config, keys = plan.config, plan.keys
@@ -350,46 +352,78 @@ def _embed_missing(
     report.embedded = len(todo)
     report.reused = sum(1 for k in keys if k not in todo)
     # Longest first, as sentence-transformers itself sorts, so batches hold texts of similar length (less
-    # padding); each batch is saved to the pending cache before the next one starts.
+    # padding); each batch is saved to the pending cache before the next one starts, so a killed run loses at
+    # most the batch in flight.
     order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
-    group = config.batch_size  # saved after every batch: a killed run loses at most the batch in flight
+    batch_size = config.batch_size
     progress("embed", 0, len(order))
     started = time.perf_counter()
-    encoder = _document_encoder(encoder, index_dir, plan.query_encoder, [todo[k] for k in order], config.batch_size,
-                                report)
-    for start in range(0, len(order), group):
-        batch = order[start : start + group]
-        vectors = encoder.encode_documents([todo[k] for k in batch], batch_size=config.batch_size)
-        pending.add(batch, vectors)
-        progress("embed", min(start + group, len(order)), len(order))
+    choice = choose_document_encoder(encoder, index_dir / plan.query_encoder if plan.query_encoder else None,
+                                     [todo[k] for k in order], batch_size, previous)
+    report.embedded_with = choice.name
+    plan.document_encoder = choice.record
+    if choice.sample is not None:  # the measurement's float32 vectors of the first texts: kept, not redone
+        pending.add(order[: len(choice.sample)], choice.sample)
+    for start in range(0 if choice.sample is None else len(choice.sample), len(order), batch_size):
+        batch = order[start : start + batch_size]
+        pending.add(batch, choice.encoder.encode_documents([todo[k] for k in batch], batch_size=batch_size))
+        progress("embed", min(start + batch_size, len(order)), len(order))
+    progress("embed", len(order), len(order))
     report.seconds["embed"] = time.perf_counter() - started
 
 
-def _document_encoder(
-    encoder: Encoder, index_dir: Path, query_encoder: str | None, texts: list[str], batch_size: int, report: IndexReport
-) -> Encoder:
-    """The exported ONNX encoder if it embeds these texts faster than the model itself, else the model.
+@dataclass
+class EncoderChoice:
+    name: str  # "torch", "torch-bf16" or "onnx"
+    encoder: Encoder
+    record: dict | None  # what the manifest keeps: the choice, the CPU, the measurement
+    sample: np.ndarray | None = None  # float32 vectors of the first texts, when it measured
 
-    The export gives the same vectors (checked when it was made), so only speed decides; it is measured on one
-    batch of the longest texts, which dominate the time, and only when there is enough work to pay for that.
+
+MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every measured text
+
+
+def choose_document_encoder(
+    encoder: Encoder, export: Path | None, texts: list[str], batch_size: int, previous: dict | None
+) -> EncoderChoice:
+    """The fastest way this machine has to embed documents like the model in float32.
+
+    Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, and the exported
+    ONNX graph. Which is fastest depends on the CPU (ONNX was 1.8x torch on an AMD EPYC and 0.7x on an Intel
+    Xeon with AMX, where bf16 was 2.7x; benchmarks/RESULTS.md), so it is measured: each candidate is warmed up,
+    then embeds the same two batches of the longest texts; a candidate must be 5% faster than float32 and agree
+    with it (cosine >= MIN_COSINE on each text) to be chosen. With too little to embed for a measurement to pay,
+    the previous choice made on the same CPU is kept.
     """
-    report.embedded_with = "torch"
-    if query_encoder is None or len(texts) < 4 * batch_size:
-        return encoder
-    from .onnx_encoder import OnnxEncoder
+    candidates: dict[str, Callable[[], Encoder]] = {"torch": lambda: encoder}
+    if isinstance(encoder, SentenceTransformerEncoder) and cpu_has_bf16():
+        candidates["torch-bf16"] = lambda: Bf16Encoder(encoder)
+    if export is not None:
+        from .onnx_encoder import OnnxEncoder
 
-    onnx = OnnxEncoder(index_dir / query_encoder)
-    sample = texts[:batch_size]
-    seconds = {}
-    for name, candidate in (("torch", encoder), ("onnx", onnx)):
-        candidate.encode_documents(sample[:2], batch_size=batch_size)  # warm-up
+        candidates["onnx"] = lambda: OnnxEncoder(export)
+    cpu = cpu_name()
+    if len(candidates) == 1:
+        return EncoderChoice("torch", encoder, None)
+    if len(texts) < 6 * batch_size:
+        if previous and previous.get("cpu") == cpu and previous.get("choice") in candidates:
+            return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
+        return EncoderChoice("torch", encoder, previous)
+    sample = texts[: 2 * batch_size]
+    rates, cosines, reference = {}, {}, None
+    built = {}
+    for name, make in candidates.items():
+        built[name] = candidate = make()
+        candidate.encode_documents(sample[:4], batch_size=batch_size)  # warm-up: first-call allocations
         t = time.perf_counter()
-        candidate.encode_documents(sample, batch_size=batch_size)
-        seconds[name] = time.perf_counter() - t
-    log.info("embedding speed on %d texts: %s", len(sample), seconds)
-    if seconds["onnx"] < seconds["torch"]:
-        report.embedded_with = "onnx"
-        return onnx
-    return encoder
-
-
+        x = candidate.encode_documents(sample, batch_size=batch_size)
+        rates[name] = round(len(sample) / (time.perf_counter() - t), 1)
+        if reference is None:
+            reference = x
+        cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
+    eligible = [n for n in candidates if n == "torch" or (cosines[n] >= MIN_COSINE and rates[n] >= 1.05 * rates["torch"])]
+    name = max(eligible, key=lambda n: rates[n])
+    record = {"choice": name, "cpu": cpu, "texts_per_second": rates, "min_cosine_to_float32": cosines,
+              "measured_on": len(sample)}
+    log.info("document encoder: %s", record)
+    return EncoderChoice(name, built[name], record, reference)

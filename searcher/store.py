@@ -107,6 +107,7 @@ class Manifest:
     next_id: int  # ids are never reused: the next chunk gets this one
     sources: tuple[str, ...]  # folders and files indexed into this index
     query_encoder: str | None = None  # directory of the exported torch-free encoder (onnx_encoder.py), if any
+    document_encoder: dict | None = None  # which encoder path embedded documents, on which CPU, and why
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +123,7 @@ class Manifest:
             "next_id": self.next_id,
             "sources": list(self.sources),
             "query_encoder": self.query_encoder,
+            "document_encoder": self.document_encoder,
         }
 
     @classmethod
@@ -140,6 +142,7 @@ class Manifest:
             next_id=d["next_id"],
             sources=tuple(d["sources"]),
             query_encoder=d.get("query_encoder"),
+            document_encoder=d.get("document_encoder") if isinstance(d.get("document_encoder"), dict) else None,
         )
 
 

@@ -28,7 +28,7 @@ import orjson
 
 from .atomic import write_atomic
 from .config import FinetuneConfig, IndexConfig
-from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, no_progress_bars, normalize_rows
+from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, cpu_has_bf16, no_progress_bars, normalize_rows
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
 from .metrics import DEPTH, ir_metrics, metrics_table
@@ -122,15 +122,6 @@ def finetune(
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return report
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU computes bfloat16 natively (Linux; elsewhere assume not). Emulated bf16 is slower."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[int], partial: Path,

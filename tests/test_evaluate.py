@@ -114,3 +114,21 @@ def test_eval_on_the_first_model_cards_data(tmp_path, monkeypatch, minilm):
     # All 102 chunks fit a 200-chunk shortlist, so two-stage search is exact here.
     assert report.modes["two-stage"] == report.modes["full"] and report.agreement == 1.0
     assert report.modes["full"]["ndcg@10"] > 0.5
+
+
+def test_eval_reports_what_indexing_dropped_and_judged_documents_it_lacks(beir, use_fake_encoder):
+    with open(beir / "corpus.jsonl", "a") as f:
+        f.write("{broken json\n")
+        f.write(json.dumps({"_id": "d-empty", "title": "", "text": ""}) + "\n")  # judged, but nothing to index
+    with open(beir / "qrels" / "test.tsv", "a") as f:
+        f.write("q0\td-empty\t1\n")
+    result = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q",
+                                      "--no-latency"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["judged_not_indexed"] == ["d-empty"]
+    assert data["corpus_documents"] == len(TOPICS) + 1 and data["indexed_documents"] == len(TOPICS)
+    assert any("1 line(s) skipped" in w for w in data["warnings"])
+    text = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "-q",
+                                    "--no-latency"]).stdout
+    assert "1 judged document(s) not in the index" in text and "warning: " in text, "also when the index is reused"

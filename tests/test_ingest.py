@@ -74,3 +74,14 @@ def test_whitespace_only_file_gives_no_document():
 def test_windows_newlines_are_normalised_so_offsets_are_stable():
     docs, _ = parse("w.txt", "line one\r\nline two\r\n")
     assert docs[0].text == "line one\nline two\n"
+
+
+def test_jsonl_records_end_at_newlines_only_not_at_unicode_line_separators():
+    import json
+
+    text = "caf\u0085e au lait \u2028 and \u2029 more \x1c\x1d\x1e\x0b\x0c end"
+    data = (json.dumps({"_id": "d1", "title": "", "text": text}, ensure_ascii=False) + "\r\n"
+            + json.dumps({"_id": "d2", "title": "", "text": "two"}, ensure_ascii=False) + "\n").encode()
+    docs, warnings = parse("c.jsonl", data)
+    assert warnings == []
+    assert [(d.doc_id, d.text) for d in docs] == [("d1", text), ("d2", "two")]

@@ -99,9 +99,30 @@ def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, cor
     from searcher import IndexConfig
     from searcher.chunking import embedding_input
 
-    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1), encoder=minilm)  # >= 4 batches: the race runs
-    assert report.embedded_with in ("onnx", "torch") and report.embedded >= 4
+    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1), encoder=minilm)  # >= 6 batches: it measures
+    assert report.embedded_with in ("onnx", "torch", "torch-bf16") and report.embedded >= 4
     index = open_index(tmp_path / "idx")
     stored = np.asarray(index.full) @ index.rotation.T if index.rotation is not None else np.asarray(index.full)
     expected = minilm.encode_documents([embedding_input(r["title"], r["text"]) for r in index.iter_chunks()])
     assert np.sum(stored * expected, axis=1).min() >= 0.9999
+
+
+def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, minilm):
+    from searcher.encoder import cpu_has_bf16, cpu_name
+    from searcher.indexer import MIN_COSINE, choose_document_encoder
+
+    texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
+    choice = choose_document_encoder(minilm, None, texts, 8, None)
+    record = choice.record
+    expected = {"torch", "torch-bf16"} if cpu_has_bf16() else {"torch"}
+    if expected == {"torch"}:
+        assert record is None and choice.name == "torch"
+        return
+    assert set(record["texts_per_second"]) == expected and record["cpu"] == cpu_name()
+    assert choice.name == record["choice"] and record["min_cosine_to_float32"]["torch"] == 1.0
+    assert choice.name == "torch" or record["min_cosine_to_float32"][choice.name] >= MIN_COSINE
+    assert choice.sample.shape == (16, minilm.info.dim)
+    np.testing.assert_allclose(choice.sample, minilm.encode_documents(texts[:16]), atol=1e-5)
+    # Too little to measure: the previous choice on this CPU stands.
+    again = choose_document_encoder(minilm, None, texts[:3], 8, record)
+    assert again.name == record["choice"] and again.record == record

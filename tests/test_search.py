@@ -72,12 +72,12 @@ def test_coarse_mode_returns_the_coarse_ranking(big_index):
     assert (I >= 0).all() and (np.diff(D, axis=1) <= 1e-6).all()
 
 
-def test_search_results_are_padded_when_k_exceeds_the_index(tmp_path, corpus, fake, fake_config):
+def test_search_results_are_clamped_when_k_exceeds_the_index(tmp_path, corpus, fake, fake_config):
     build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
     searcher = Searcher(tmp_path / "idx", encoder=fake)
     n = len(searcher.index)
     D, I = searcher.search_vectors(fake.encode_queries(["owls"]), k=n + 5, shortlist=3)
-    assert (I[0, :n] >= 0).all() and (I[0, n:] == -1).all()
+    assert I.shape == (1, n) and (I[0] >= 0).all(), "k is clamped to the index, nothing padded beyond it"
     assert len(searcher.search("owls", k=n + 5)) == n
 
 
@@ -137,3 +137,30 @@ def test_querying_with_another_model_is_an_error(tmp_path, corpus, fake, fake_co
         Searcher(tmp_path / "idx", encoder=other).search("owls")
     same_weights_other_name = FakeEncoder(name="copy-of-fake")
     assert Searcher(tmp_path / "idx", encoder=same_weights_other_name).search("owls")
+
+
+def test_small_batches_search_on_one_thread_and_large_ones_keep_the_team(tmp_path, corpus, fake, fake_config):
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
+    searcher = Searcher(tmp_path / "idx", encoder=fake)
+    seen = []
+
+    class Recording:  # records the thread settings in force when FAISS is called; the real index answers
+        def __init__(self, index):
+            self.index = index
+
+        def search(self, x, k):
+            blas = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+            seen.append((len(x), faiss.omp_get_max_threads(), blas))
+            return self.index.search(x, k)
+
+    searcher._coarse = Recording(searcher._coarse)
+    before = faiss.omp_get_max_threads()
+    for mode in ("two-stage", "coarse"):
+        searcher.search("owls at night", k=3, mode=mode)
+    searcher.search_batch(["owls"] * 64, k=3)
+    assert [(n, threads) for n, threads, _ in seen] == [(1, 1), (1, 1), (64, before)]
+    assert all(b == [1] * len(b) for _, _, b in seen[:2]) and seen[0][2], f"BLAS on one thread too: {seen}"
+    assert faiss.omp_get_max_threads() == before, "the setting is restored"
