@@ -82,7 +82,7 @@ def scifact() -> str:
         for shortlist in (50, 100, 200):
             r = evaluate(data, config=IndexConfig(model=model, projection=projection), shortlist=shortlist, root=root,
                          latency=False)
-            full, two = r.modes["full"]["ndcg@10"], r.modes["two-stage"]["ndcg@10"]
+            full, two = r.modes["full"]["ndcg@10"], r.modes["dense"]["ndcg@10"]
             rows.append(f"| {projection}{f' (chose {r.projection})' if projection == 'auto' else ''} | {shortlist} "
                         f"| {two:.4f} | {full:.4f} | {full - two:.4f} | {r.agreement:.1%} |")
     shutil.rmtree(root)
@@ -108,8 +108,8 @@ def generated() -> str:
     report, _ = run(data / "corpus.jsonl", "scifact-generated", config)
     base = evaluate(data, root=CACHE, latency=False)
     tuned = evaluate(data, config=IndexConfig(model=str(MODELS / "scifact-generated")), root=CACHE, latency=False)
-    before = {f"dim {d}": m for d, m in base.dims.items()} | {"two-stage": base.modes["two-stage"]}
-    after = {f"dim {d}": m for d, m in tuned.dims.items()} | {"two-stage": tuned.modes["two-stage"]}
+    before = {f"dim {d}": m for d, m in base.dims.items()} | {"two-stage": base.modes["dense"]}
+    after = {f"dim {d}": m for d, m in tuned.dims.items()} | {"two-stage": tuned.modes["dense"]}
     held = ""
     if report.before:
         held = (f" On its own held-out generated pairs ({report.evaluation}) full-dim nDCG@10 went "
@@ -201,7 +201,7 @@ def prefix_gap(data: Path, model: Path, split: str, shortlist: int) -> tuple[flo
     """(exact minus two-stage nDCG@10, top-10 agreement) with the prefix projection."""
     r = evaluate(data, split=split, config=IndexConfig(model=str(model), projection="prefix"), shortlist=shortlist,
                  root=CACHE, latency=False)
-    return r.modes["full"]["ndcg@10"] - r.modes["two-stage"]["ndcg@10"], r.agreement
+    return r.modes["full"]["ndcg@10"] - r.modes["dense"]["ndcg@10"], r.agreement
 
 
 def validation_rows(name: str, runs: list[tuple[str, FinetuneConfig]]) -> tuple[list[str], object]:

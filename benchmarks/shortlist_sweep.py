@@ -29,7 +29,7 @@ def main() -> None:
         rows[projection] = []
         for shortlist in SHORTLISTS:
             report = evaluate(data, config=config, shortlist=shortlist, root=CACHE, latency=False)
-            rows[projection].append((shortlist, report.modes["two-stage"]["ndcg@10"], report.agreement))
+            rows[projection].append((shortlist, report.modes["dense"]["ndcg@10"], report.agreement))
             exact = report.modes["full"]["ndcg@10"]
     model = report.model
     lines = [

@@ -1,10 +1,11 @@
-"""Indexing throughput: chunks/s of `build_index` against plain `SentenceTransformer.encode` over the same
-chunks in the same run, with the indexing time split into reading, chunking, embedding and writing.
+"""Indexing throughput: chunks/s of `build_index` and of every document-encoder path against plain
+`SentenceTransformer.encode` (float32) over the same chunk texts, in one run, on the CPU at hand; and what the
+faster paths cost in nDCG@10 (exact search over each path's own vectors of a whole corpus).
 
-The corpus is the first --docs abstracts of SciFact. Runs alternate (encode, index, encode, index, ...) so that
-both see the same machine state; the best run of each is reported.
+The corpus is the first --docs abstracts of SciFact. Runs alternate (encode, paths, index, ...) so that all see
+the same machine state; the best run of each is reported.
 
-    python benchmarks/throughput.py [--docs 500] [--rounds 2] [--model NAME_OR_PATH]
+    python benchmarks/throughput.py [--docs 1000] [--rounds 2] [--model NAME_OR_PATH] [--no-quality]
 """
 
 from __future__ import annotations
@@ -13,19 +14,58 @@ import argparse
 import shutil
 import time
 
+import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig, build_index, open_index
-from searcher.chunking import embedding_input
-from searcher.encoder import load_encoder
+from searcher.chunking import chunk_document, embedding_input
+from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
+from searcher.ingest import Document
+from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
+from searcher.onnx_encoder import OnnxEncoder, export_onnx
+from searcher.search import exact_top_k
+
+
+def paths(encoder, work) -> dict:
+    """Every document-encoder path this machine offers (as choose_document_encoder sees them)."""
+    out = {"torch float32": encoder}
+    if cpu_has_bf16():
+        out["torch bf16 autocast"] = Bf16Encoder(encoder)
+    export = work / "onnx"
+    if not (export / "encoder.json").is_file():
+        export_onnx(encoder, export)
+    out["onnx float32"] = OnnxEncoder(export)
+    return out
+
+
+def ndcg_by_path(name: str, encoders: dict, chunk_tokens: int, overlap: int) -> dict[str, float]:
+    """nDCG@10 on a BEIR test split with exact search over each path's own document vectors (queries in
+    float32, as `searcher query` embeds them)."""
+    data = load_beir(require_data(name), "test")
+    base = encoders["torch float32"]
+    chunks = []
+    for doc_id, title, text in corpus_records(data.corpus):
+        doc = Document(doc_id, title, text or title, "")
+        chunks += chunk_document(doc, base, chunk_tokens=chunk_tokens, overlap_tokens=overlap)
+    texts = [c.embedding_input for c in chunks]
+    doc_of = dict(enumerate(c.doc_id for c in chunks))
+    qids = list(data.queries)
+    xq = base.encode_queries([data.queries[q] for q in qids])
+    out = {}
+    for path, enc in encoders.items():
+        xb = enc.encode_documents(texts)
+        D, I = exact_top_k(xq, [(xb, np.arange(len(xb)))], min(len(xb), 1000))
+        out[path] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--docs", type=int, default=500)
+    parser.add_argument("--docs", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model", default=None)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--no-quality", action="store_true", help="skip the nDCG@10 of each path")
     args = parser.parse_args()
     work = CACHE / "throughput"
     work.mkdir(parents=True, exist_ok=True)
@@ -36,14 +76,20 @@ def main() -> None:
     config = IndexConfig().replace(model=args.model, batch_size=args.batch_size)
     encoder = load_encoder(config.model)
     config = config.replace(model=encoder.info.name)
+    encoders = paths(encoder, work)
 
     index_runs, encode_runs = [], []
+    path_runs: dict[str, list[float]] = {p: [] for p in encoders}
     texts: list[str] = []
     for _ in range(args.rounds):
         if texts:
             t = time.perf_counter()
             encoder.model.encode(texts, batch_size=args.batch_size)
             encode_runs.append(len(texts) / (time.perf_counter() - t))
+            for name, enc in encoders.items():
+                t = time.perf_counter()
+                enc.encode_documents(texts, batch_size=args.batch_size)
+                path_runs[name].append(len(texts) / (time.perf_counter() - t))
         shutil.rmtree(work / "index", ignore_errors=True)
         t = time.perf_counter()
         report = build_index(corpus, work / "index", config, encoder=encoder, rebuild=True, cache_dir=work / "fresh-cache")
@@ -52,31 +98,41 @@ def main() -> None:
         index_runs.append((report.chunks / total, report.seconds, total, report.chunks, report.embedded_with))
         if not texts:
             texts = [embedding_input(r["title"], r["text"]) for r in open_index(work / "index").iter_chunks()]
-            t = time.perf_counter()
-            encoder.model.encode(texts, batch_size=args.batch_size)
-            encode_runs.append(len(texts) / (time.perf_counter() - t))
 
     rate, seconds, total, chunks, embedded_with = max(index_runs, key=lambda r: r[0])
     steady = chunks / (total - seconds["export"])
     plain = max(encode_runs)
     split = ", ".join(f"{name} {s:.1f} s ({s / total:.0%})" for name, s in seconds.items())
-    body = "\n".join([
-        f"{args.docs} SciFact abstracts -> {chunks} chunks, model `{encoder.info.name}`, batch size {args.batch_size}; "
-        f"best of {args.rounds} rounds each (all rounds: index {', '.join(f'{r[0]:.1f}' for r in index_runs)}; "
-        f"encode {', '.join(f'{r:.1f}' for r in encode_runs)} chunks/s).",
+    record = open_index(work / "index").manifest.document_encoder or {}
+    rows = [f"| `{name}`.encode_documents | {max(r):.1f} | {max(r) / plain:.2f}x |" for name, r in path_runs.items()]
+    lines = [
+        f"CPU: **{cpu_name()}**. {args.docs} SciFact abstracts -> {chunks} chunks, model `{encoder.info.name}`, batch "
+        f"size {args.batch_size}; best of {args.rounds} rounds each (all rounds: index "
+        f"{', '.join(f'{r[0]:.1f}' for r in index_runs)}; plain encode {', '.join(f'{r:.1f}' for r in encode_runs)} "
+        "chunks/s).",
         "",
-        "| | chunks/s |",
-        "|:--|--:|",
-        f"| `build_index`, everything (read, chunk, export the query encoder, embed, write; fresh index) | {rate:.1f} |",
-        f"| `build_index` without the one-time encoder export (what every later run pays) | {steady:.1f} |",
-        f"| plain `SentenceTransformer.encode` of the same chunk texts | {plain:.1f} |",
-        f"| ratio, everything / without export | **{rate / plain:.2f}x** / **{steady / plain:.2f}x** |",
+        "| | chunks/s | / plain float32 encode |",
+        "|:--|--:|--:|",
+        f"| plain `SentenceTransformer.encode` (float32) of the same chunk texts | {plain:.1f} | 1.00x |",
+        *rows,
+        f"| `build_index`, everything (read, chunk, export the query encoder, choose, embed, write; fresh index) "
+        f"| {rate:.1f} | **{rate / plain:.2f}x** |",
+        f"| `build_index` without the one-time encoder export (what every later run pays) | {steady:.1f} | "
+        f"**{steady / plain:.2f}x** |",
         "",
-        f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping. "
-        f"Chunks were embedded with the {embedded_with} encoder (build_index times one batch on each and keeps "
-        "the faster; both give the same vectors).",
-    ])
-    write_section("throughput", "Indexing throughput", body)
+        f"`build_index` embedded with **{embedded_with}**; its measurement (texts/s on the longest "
+        f"{record.get('measured_on', '?')} texts, and the lowest cosine to float32): "
+        f"{record.get('texts_per_second')}, {record.get('min_cosine_to_float32')}.",
+        f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping.",
+    ]
+    if not args.no_quality:
+        chunk_tokens, overlap = config.chunking(encoder.info.max_seq_length)
+        lines += ["", "nDCG@10 (test split, exact search) with each path's own document vectors:", "",
+                  "| data | " + " | ".join(encoders) + " |", "|:--|" + "--:|" * len(encoders)]
+        for name in ("aie5-simonw-llms", "scifact"):
+            scores = ndcg_by_path(name, encoders, chunk_tokens, overlap)
+            lines.append(f"| {name} | " + " | ".join(f"{scores[p]:.4f}" for p in encoders) + " |")
+    write_section("throughput", "Indexing throughput", "\n".join(lines))
 
 
 if __name__ == "__main__":

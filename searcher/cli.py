@@ -14,7 +14,16 @@ from pathlib import Path
 
 import click
 
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, PROJECTIONS, SEARCH_MODES, FinetuneConfig
+from .config import (
+    DEFAULT_INDEX_DIR,
+    DEFAULT_K,
+    DEFAULT_MODE,
+    DEFAULT_SHORTLIST,
+    MODE_ALIASES,
+    PROJECTIONS,
+    SEARCH_MODES,
+    FinetuneConfig,
+)
 from .errors import SearcherError
 
 
@@ -107,11 +116,16 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
 @click.option(
     "--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True, help="Coarse candidates to rerank."
 )
-@click.option("--mode", type=click.Choice(SEARCH_MODES), default="two-stage", show_default=True)
+@click.option("--mode", type=click.Choice([*SEARCH_MODES, *MODE_ALIASES]), default=DEFAULT_MODE, show_default=True,
+              help="hybrid: meaning and exact words together; dense: meaning only; lexical: words only (BM25); "
+                   "full and coarse: exact and shortlist-only dense search, for comparison.")
 @click.option("--model", envvar="SEARCHER_MODEL", help="Query with this model (it must match the index's).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
 def query(query, index_dir, k, shortlist, mode, model, as_json):
     """Search the index for QUERY; pass - to read one query per line from stdin.
+
+    Words in "double quotes" must occur together, as a phrase. A query that nothing in the index matches
+    (no word of it occurs, and nothing is close in meaning) prints "no match" and exits with status 1, like grep.
 
     \b
     Example:
@@ -123,10 +137,14 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
     if not queries:
         raise click.ClickException("no queries on standard input; pass one query per line")
     with Searcher(index_dir, model=model) as searcher:
-        results = searcher.search_batch(queries, k=k, shortlist=shortlist, mode=mode)
+        results = searcher.search_batch(queries, k, shortlist=shortlist, mode=mode)
     for notice in searcher.notices:
         click.echo(f"notice: {notice}", err=True)
     for text, hits in zip(queries, results):
+        if hits.no_match:
+            click.echo(f"no match for {text!r}: no word of it occurs in the index and nothing is close in meaning",
+                       err=True)
+            continue
         if as_json:
             import orjson
 
@@ -143,6 +161,8 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
             click.echo(textwrap.indent(_snippet(hit.text), "    "))
         if not hits:
             click.echo("no hits")
+    if all(hits.no_match for hits in results):
+        sys.exit(1)
 
 
 @cli.command("eval")

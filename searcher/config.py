@@ -19,7 +19,16 @@ DEFAULT_K = 10
 # Chosen from the shortlist sweep on SciFact (benchmarks/RESULTS.md): the smallest shortlist whose two-stage
 # top-10 keeps >= 97% of the exact full-dim top-10 with the default model and `auto` projection.
 DEFAULT_SHORTLIST = 200
-SEARCH_MODES = ("two-stage", "full", "coarse")
+# hybrid: dense and lexical fused (fusion.py); dense: coarse shortlist reranked with full vectors ("two-stage" is
+# accepted as its old name); lexical: BM25 alone; full: exact dense search; coarse: the shortlist index alone.
+SEARCH_MODES = ("hybrid", "dense", "lexical", "full", "coarse")
+MODE_ALIASES = {"two-stage": "dense"}
+DEFAULT_MODE = "hybrid"
+# Weight of the dense side in the fused score, chosen on the training splits of SciFact and aie5-simonw-llms
+# (benchmarks/RESULTS.md, hybrid section); `searcher eval DATA --tune` picks one for an index from labelled queries.
+DEFAULT_FUSION_WEIGHT = 0.5
+# Candidates each side brings to the fusion (at least k).
+FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
 
 
@@ -31,6 +40,8 @@ class IndexConfig:
     chunk_tokens: int | None = None  # chunk size in model tokens; None = the model's max_seq_length
     overlap_tokens: int | None = None  # tokens repeated between neighbouring chunks; None = chunk_tokens // 8
     batch_size: int = 32  # chunks per encoder call
+    lexical_tokenizer: str = "english"  # the lexical index's words: english (stemmed), plain, ngram (CJK)
+    fusion_weight: float = DEFAULT_FUSION_WEIGHT  # weight of the dense side in hybrid search
 
     def __post_init__(self) -> None:
         if not self.model:
@@ -45,6 +56,12 @@ class IndexConfig:
             raise InvalidInputError(f"overlap_tokens must be 0 or more, got {self.overlap_tokens}")
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}")
+        if self.lexical_tokenizer not in ("english", "plain", "ngram"):
+            raise InvalidInputError(
+                f"lexical_tokenizer must be one of english, plain, ngram, got {self.lexical_tokenizer!r}"
+            )
+        if not 0.0 <= self.fusion_weight <= 1.0:
+            raise InvalidInputError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
 
     def chunking(self, max_seq_length: int) -> tuple[int, int]:
         """(chunk_tokens, overlap_tokens) for a model with this window, defaults resolved."""
@@ -109,11 +126,13 @@ class FinetuneConfig:
         return [float(weights.get(d, 1.0)) for d in dims]
 
 
-def check_search_args(*, k: int, shortlist: int, mode: str) -> None:
-    """Validate the options of a search; shared by `Searcher.search` and the evaluation code."""
+def check_search_args(*, k: int, shortlist: int, mode: str) -> str:
+    """Validate the options of a search (shared by `Searcher.search` and the evaluation code); the mode's name."""
+    mode = MODE_ALIASES.get(mode, mode)
     if k < 1:
         raise InvalidInputError(f"k must be at least 1, got {k}")
     if shortlist < 1:
         raise InvalidInputError(f"shortlist must be at least 1, got {shortlist}")
     if mode not in SEARCH_MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
+    return mode

@@ -4,10 +4,10 @@ One run indexes the corpus (or reuses a matching index: the default index direct
 model and chunking, and re-indexing an unchanged corpus embeds nothing), embeds the judged queries (cached
 per model, like the corpus chunks), and reports:
 
-- the metrics of metrics.py for two-stage, exact full-dim and coarse-only search;
+- the metrics of metrics.py for hybrid, dense (two-stage), lexical, exact full-dim and coarse-only search;
 - the same for exact search with each Matryoshka prefix of the model's own vectors (64 ... full width), as
   the cards' `dim_N` tables do;
-- the share of the exact top-10 documents the two-stage top-10 keeps;
+- the share of the exact top-10 documents the dense (two-stage) top-10 keeps;
 - single-query latency, p50 and p95, with encoding and search apart.
 """
 
@@ -46,7 +46,8 @@ class EvalReport:
     projection: str
     coarse_dim: int
     shortlist: int
-    modes: dict[str, dict[str, float]] = field(default_factory=dict)  # "two-stage"/"full"/"coarse" -> metrics
+    modes: dict[str, dict[str, float]] = field(default_factory=dict)  # hybrid/dense/lexical/full/coarse -> metrics
+    fusion_weight: float = 0.0  # the index's dense weight in hybrid search
     dims: dict[int, dict[str, float]] = field(default_factory=dict)  # prefix width -> metrics, exact search
     agreement: float = 0.0  # share of the exact full-dim top-10 documents kept by the two-stage top-10
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # encode/two-stage/full -> p50, p95
@@ -64,7 +65,8 @@ class EvalReport:
         columns = {**self.modes, **{f"dim {d}": m for d, m in self.dims.items()}}
         lines = [
             f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
-            f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}.",
+            f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}; hybrid = "
+            f"{self.fusion_weight:g} x dense + {1 - self.fusion_weight:g} x lexical (min-max normalised).",
             f"Corpus: {self.corpus_documents} documents read, {self.indexed_documents} in the index; "
             f"{len(self.judged_not_indexed)} judged document(s) not in the index"
             + (f" (they cap recall; first: {', '.join(self.judged_not_indexed[:5])})" if self.judged_not_indexed else "")
@@ -73,7 +75,7 @@ class EvalReport:
             "",
             *metrics_table(columns),
             "",
-            f"Two-stage top-10 keeps {self.agreement:.1%} of the exact full-dim top-10 (documents, set overlap).",
+            f"Dense (two-stage) top-10 keeps {self.agreement:.1%} of the exact full-dim top-10 (documents, set overlap).",
         ]
         if self.latency_ms:
             parts = [f"{name} p50 {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms" for name, v in self.latency_ms.items()]
@@ -142,10 +144,17 @@ def evaluate(
             judged_not_indexed=sorted({d for rel in data.qrels.values() for d in rel} - indexed),
             warnings=list(dict.fromkeys(built.warnings + stored)),
         )
-        report.modes["two-stage"], two_stage = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
+        texts = [data.queries[q] for q in qids]
+        if searcher.lexical is not None:
+            report.modes["hybrid"], _ = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist,
+                                                                        mode="hybrid", texts=texts))
+        report.modes["dense"], dense = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
+        if searcher.lexical is not None:
+            report.modes["lexical"], _ = score(*searcher.search_vectors(None, k=depth, mode="lexical", texts=texts))
         report.modes["full"], full = score(*searcher.search_vectors(xq, k=depth, mode="full"))
         report.modes["coarse"], _ = score(*searcher.search_vectors(xq, k=depth, mode="coarse"))
-        report.agreement = top_overlap(two_stage, full, k=10)
+        report.agreement = top_overlap(dense, full, k=10)
+        report.fusion_weight = manifest.config.fusion_weight
         for dim in matryoshka_dims(manifest.model.dim):
             report.dims[dim], _ = score(*exact_prefix_search(searcher, xq, dim=dim, k=depth))
     if latency:
@@ -186,7 +195,8 @@ def exact_prefix_search(searcher: Searcher, xq: np.ndarray, *, dim: int, k: int)
 
 def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, dict[str, float]]:
     runtime = "onnx" if isinstance(searcher.encoder, OnnxEncoder) else "torch"
-    timings: dict[str, list[float]] = {f"encode ({runtime})": [], "two-stage search": [], "full search": []}
+    timings: dict[str, list[float]] = {f"encode ({runtime})": [], "dense search": [], "full search": [],
+                                       "hybrid search": []}
     encode = timings[f"encode ({runtime})"]
     searcher.encoder.encode_queries(texts[:1])  # warm-up
     for text in texts:
@@ -197,10 +207,13 @@ def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, 
         t2 = time.perf_counter()
         searcher.search_vectors(xq, k=10, mode="full")
         t3 = time.perf_counter()
+        if searcher.lexical is not None:
+            searcher.search_vectors(xq, k=10, shortlist=shortlist, mode="hybrid", texts=[text])
+            timings["hybrid search"].append(time.perf_counter() - t3)
         encode.append(t1 - t0)
-        timings["two-stage search"].append(t2 - t1)
+        timings["dense search"].append(t2 - t1)
         timings["full search"].append(t3 - t2)
-    return {name: percentiles_ms(v) for name, v in timings.items()}
+    return {name: percentiles_ms(v) for name, v in timings.items() if v}
 
 
 def percentiles_ms(seconds: list[float]) -> dict[str, float]:

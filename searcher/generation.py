@@ -19,9 +19,10 @@ import orjson
 
 from . import projection as proj
 from .cache import EmbeddingCache
-from .chunking import Chunk
+from .chunking import Chunk, embedding_input
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .encoder import ModelInfo
+from .lexical import LEXICAL_DIR, LexicalWriter
 from .store import FileEntry, GenerationWriter, Manifest, Projection, StoredIndex, now
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
     writer.write_coarse(coarse_index(full, ids, coarse_dim, prev=prev if keep_projection else None, n_keep=n_keep))
     writer.write_chunks(_chunk_lines(prev, keep_rows, new_chunks, new_ids, keys))
     writer.write_files(entries)
+    _write_lexical(writer, config.lexical_tokenizer, prev, ids[:n_keep], new_chunks, new_ids)
     manifest = Manifest(
         generation=generation,
         created=current.created if current else now(),
@@ -157,6 +159,26 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
     progress("write", 1, 1)
     writer.publish(manifest)
     return manifest
+
+
+def _write_lexical(writer: GenerationWriter, tokenizer: str, prev: StoredIndex | None, kept_ids: np.ndarray,
+                   new_chunks: list[Chunk], new_ids: np.ndarray) -> None:
+    """The generation's lexical index: the previous one's, hard-linked, with removed chunks deleted and new ones
+    added; or, when there is none to start from (a new index, an older format, a damaged one, another tokenizer),
+    built from every chunk."""
+    base = prev.lexical_path() if prev is not None and prev.manifest.config.lexical_tokenizer == tokenizer else None
+    lexical = LexicalWriter(writer.path / LEXICAL_DIR, tokenizer, base)
+    if base is not None:
+        lexical.delete(np.setdiff1d(np.asarray(prev.ids), kept_ids, assume_unique=True))
+    elif len(kept_ids):
+        keep = set(kept_ids.tolist())
+        records = [r for r in prev.iter_chunks() if r["id"] in keep]
+        lexical.add([r["id"] for r in records], [embedding_input(r["title"], r["text"]) for r in records])
+    lexical.add(new_ids, (c.embedding_input for c in new_chunks))
+    count = lexical.commit()
+    expected = len(kept_ids) + len(new_ids)
+    if count != expected:
+        raise RuntimeError(f"lexical index holds {count} chunks, expected {expected}")
 
 
 def kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:

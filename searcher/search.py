@@ -17,9 +17,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_SHORTLIST, check_search_args
+from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
-from .errors import InvalidInputError, ModelError
+from .errors import IndexFormatError, InvalidInputError, ModelError
+from .fusion import fuse
+from .lexical import LexicalIndex
 from .projection import coarse_vectors
 from .store import open_index
 
@@ -39,6 +41,18 @@ class Hit:
     end: int
 
 
+# Below this best dense score, and with no word of the query in the index, a query has no match (measured for the
+# bundled model on the given sets: benchmarks/RESULTS.md, hybrid section).
+NO_MATCH_SCORE = 0.3
+
+
+class Hits(list):
+    """The hits of one query, best first; `no_match` is True when nothing in the index is close to the query
+    (the hits are still there, with their scores)."""
+
+    no_match: bool = False
+
+
 class Searcher:
     """Queries one index. `model` (a name or path) or `encoder` override the model recorded in the index;
     either must embed like that model, or every query raises ModelError."""
@@ -51,6 +65,7 @@ class Searcher:
         self._coarse = self.index.load_coarse()
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
+        self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -93,52 +108,132 @@ class Searcher:
             self._checked = True
         return self._encoder
 
+    @property
+    def lexical(self) -> LexicalIndex | None:
+        """The lexical index of this generation, or None (with a notice) when the index has no usable one."""
+        if self._lexical is False:
+            self._lexical = self.index.open_lexical()
+            if self._lexical is None:
+                self.notices.append(
+                    "this index has no usable lexical side (made by an older searcher, or damaged), so search is "
+                    "dense only; re-run `searcher index` on it to build one"
+                )
+        return self._lexical
+
     def search(
-        self, query: str, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
-    ) -> list[Hit]:
-        """The top `k` chunks for one query, best first."""
-        return self.search_batch([query], k=k, shortlist=shortlist, mode=mode)[0]
+        self, query: str, k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
+        fusion_weight: float | None = None,
+    ) -> Hits:
+        """The top `k` chunks for one query, best first (see `search_batch`)."""
+        return self.search_batch([query], k, shortlist=shortlist, mode=mode, fusion_weight=fusion_weight)[0]
 
     def search_batch(
-        self, queries: list[str], *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
-    ) -> list[list[Hit]]:
-        """`search` for many queries at once (one encoder call, one coarse search)."""
-        check_search_args(k=k, shortlist=shortlist, mode=mode)
+        self, queries: list[str], k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
+        fusion_weight: float | None = None,
+    ) -> list[Hits]:
+        """`search` for many queries at once (one encoder call, one coarse search).
+
+        Scores are the fused score in [0, 1] for `hybrid`, BM25 for `lexical`, cosine similarity otherwise. Each
+        result list says `no_match` when neither side found anything close: no word of the query occurs in the
+        index and (hybrid) the best dense score is below NO_MATCH_SCORE. Modes that do not ask the lexical side
+        never say `no_match`: without it, a low dense score alone does not tell.
+        """
+        mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if not queries:
             return []
         for query in queries:
             check_query(query)
-        xq = self.encoder.encode_queries(list(queries))
-        D, I = self.search_vectors(xq, k=k, shortlist=shortlist, mode=mode)
-        return [self._hits(D[i], I[i]) for i in range(len(queries))]
+        xq = None if mode == "lexical" else self.encoder.encode_queries(list(queries))
+        D, I, found = self._search(xq, list(queries), k, shortlist, mode, fusion_weight)
+        out = []
+        for i in range(len(queries)):
+            hits = Hits(self._hits(D[i], I[i]))
+            hits.no_match = found[i][0] == 0 and found[i][1] < NO_MATCH_SCORE
+            out.append(hits)
+        return out
 
     def search_vectors(
-        self, xq: np.ndarray, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST, mode: str = "two-stage"
+        self, xq: np.ndarray | None, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST,
+        mode: str = "dense", texts: list[str] | None = None, fusion_weight: float | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """(D, I) of shape (n, min(k, chunks)): scores and chunk ids of the top k for each query vector, best first.
+        """(D, I) of shape (n, min(k, chunks)): scores and chunk ids of the top k for each query, best first.
 
-        xq: (n, dim) query embeddings in the model's own frame. Missing results are padded with -inf / -1.
+        xq: (n, dim) query embeddings in the model's own frame; `texts`, the queries themselves, are needed by the
+        `hybrid` and `lexical` modes (which may pass xq=None). Missing results are padded with -inf / -1.
         """
-        check_search_args(k=k, shortlist=shortlist, mode=mode)
-        n, d = xq.shape
-        if d != self.manifest.model.dim:
-            raise InvalidInputError(f"query vectors have {d} dims, the index's model {self.manifest.model.dim}")
+        mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
+        if mode in ("hybrid", "lexical") and texts is None:
+            raise InvalidInputError(f"mode {mode!r} needs the query texts: pass texts=[...]")
+        D, I, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight)
+        return D, I
+
+    def _search(self, xq, texts, k, shortlist, mode, fusion_weight):
+        """(D, I, [(lexical hits, best dense score)] per query)."""
+        n = len(texts) if xq is None else len(xq)
+        if xq is not None and xq.shape[1] != self.manifest.model.dim:
+            raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
         # Nothing is allocated for more results than the index holds (-k 100000000 on 31 chunks).
         total = len(self.index)
         k, shortlist = min(k, total), min(max(shortlist, k), total)
         if k == 0:
-            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64)
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n
+        if mode == "hybrid" and self.lexical is None:
+            mode = "dense"
+        if mode == "lexical":
+            if self.lexical is None:
+                raise IndexFormatError(f"the index at {self.index.index_dir} has no usable lexical side; "
+                                       "re-run `searcher index` on it to build one")
+            return self._lexical_only(texts, k)
         xq = normalize_rows(xq)
         if self.index.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.index.rotation)
         coarse_dim = self.manifest.projection.coarse_dim
         with query_threads(n):
             if mode == "coarse":
-                return self._coarse.search(coarse_vectors(xq, coarse_dim), k)
-            if mode == "full":
-                return self._exact(xq, k)
-            _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), shortlist)
-            return self._rerank(xq, candidates, k)
+                D, I = self._coarse.search(coarse_vectors(xq, coarse_dim), k)
+            elif mode == "full":
+                D, I = self._exact(xq, k)
+            else:
+                depth = min(max(k, FUSION_DEPTH), total) if mode == "hybrid" else k
+                _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), max(shortlist, depth))
+                D, I = self._rerank(xq, candidates, depth)
+                if mode == "hybrid":
+                    weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
+                    return self._fuse(xq, texts, D, I, k, weight)
+        return D, I, [(-1, float(D[i, 0])) for i in range(n)]  # -1: the lexical side was not asked
+
+    def _lexical_only(self, texts, k):
+        D = np.full((len(texts), k), -np.inf, dtype=np.float32)
+        I = np.full((len(texts), k), -1, dtype=np.int64)
+        found = []
+        for i, text in enumerate(texts):
+            scores, ids = self.lexical.search(text, k)
+            D[i, : len(ids)], I[i, : len(ids)] = scores, ids
+            found.append((len(ids), -1.0))
+        return D, I, found
+
+    def _fuse(self, xq, texts, Dd, Id, k, weight):
+        """Fuse each query's dense candidates (D, I) with its lexical top hits; lexical-only candidates get their
+        dense score from the full vectors."""
+        n, depth = Id.shape
+        D = np.full((n, k), -np.inf, dtype=np.float32)
+        I = np.full((n, k), -1, dtype=np.int64)
+        found = []
+        for i in range(n):
+            valid = Id[i] >= 0
+            dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
+            lex_scores, lex_ids = self.lexical.search(texts[i], depth)
+            found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
+            extra = np.setdiff1d(lex_ids, dense_ids)
+            if len(extra):
+                rows = self.index.rows_of(extra)
+                order = np.argsort(rows)  # sorted rows read the memory map in one sweep
+                extra, rows = extra[order], rows[order]
+                dense_ids = np.concatenate([dense_ids, extra])
+                dense_scores = np.concatenate([dense_scores, self.index.full[rows] @ xq[i]])
+            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, weight, k)
+            D[i, : len(ids)], I[i, : len(ids)] = scores, ids
+        return D, I, found
 
     def _rerank(self, xq: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Score each query's candidate ids with the full vectors and keep the best k.

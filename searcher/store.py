@@ -321,6 +321,35 @@ class StoredIndex:
             self.close()
             raise
 
+    def open_lexical(self):
+        """The generation's LexicalIndex, if it has a usable one (a real folder, tantivy-readable, one entry per
+        chunk); None otherwise."""
+        from .lexical import LEXICAL_DIR, LexicalIndex
+
+        path = self.path / LEXICAL_DIR
+        if path.is_symlink() or not path.is_dir():
+            return None
+        tokenizer = self.manifest.config.lexical_tokenizer
+        try:
+            lexical = LexicalIndex(path, tokenizer)
+        except ValueError as e:
+            if "Lockfile" not in str(e):
+                return None
+            # subtle: tantivy takes a lock file even to read; on a read-only index folder, read a private copy.
+            try:
+                lexical = LexicalIndex(_private_copy(path), tokenizer)
+            except Exception:  # noqa: BLE001 - damaged: rebuild it
+                return None
+        except Exception:  # noqa: BLE001 - tantivy raises ValueError/OSError on damage; any means: rebuild it
+            return None
+        return lexical if len(lexical) == len(self) else None
+
+    def lexical_path(self) -> Path | None:
+        """The folder of the generation's lexical index, if usable (see open_lexical)."""
+        from .lexical import LEXICAL_DIR
+
+        return self.path / LEXICAL_DIR if self.open_lexical() is not None else None
+
     def _bad(self, name: str, what: str) -> IndexFormatError:
         return damaged(self.index_dir, self.path / name, what)
 
@@ -414,6 +443,19 @@ class StoredIndex:
 
 
 CHUNK_STR = ("doc_id", "title", "source", "text", "hash")
+
+
+def _private_copy(path: Path) -> Path:
+    """A copy of a folder in a temporary directory that is deleted when the process exits."""
+    import atexit
+    import tempfile
+
+    copy = Path(tempfile.mkdtemp(prefix="searcher-lexical-"))
+    atexit.register(shutil.rmtree, copy, True)
+    for name in os.listdir(path):
+        if not name.startswith(".tantivy-"):
+            shutil.copyfile(path / name, copy / name)
+    return copy
 
 
 def map_rows(path: Path, *, index_dir: Path | None = None) -> np.ndarray:
@@ -513,9 +555,10 @@ class GenerationWriter:
         if isinstance(self.full, np.memmap):
             self.full.flush()
         del self.full
-        for name in os.listdir(self.path):
-            fsync_file(self.path / name)
-        fsync_dir(self.path)
+        for folder, _, names in os.walk(self.path):
+            for name in names:
+                fsync_file(Path(folder) / name)
+            fsync_dir(Path(folder))
         write_atomic(self.index_dir / MANIFEST, orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2))
         self.published = True
         remove_garbage(self.index_dir, manifest)

@@ -41,15 +41,15 @@ def test_eval_reports_every_mode_and_dim(beir, fake):
     config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
     report = evaluate(beir, config=config, encoder=fake, shortlist=8)
     assert report.queries == len(TOPICS)
-    assert set(report.modes) == {"two-stage", "full", "coarse"} and list(report.dims) == [96, 64]
+    assert set(report.modes) == {"hybrid", "dense", "lexical", "full", "coarse"} and list(report.dims) == [96, 64]
     for metrics in [*report.modes.values(), *report.dims.values()]:
         assert list(metrics) == list(METRICS) and all(0 <= v <= 1 for v in metrics.values())
     assert report.modes["full"]["ndcg@10"] > 0.9, "each query names its document's topic"
     assert report.modes["full"] == report.dims[96], "full width prefix search is exact search"
     assert 0 <= report.agreement <= 1
-    assert set(report.latency_ms) == {"encode (torch)", "two-stage search", "full search"}
+    assert set(report.latency_ms) == {"encode (torch)", "dense search", "full search", "hybrid search"}
     table = report.to_markdown()
-    assert "| Metric | two-stage | full | coarse | dim 96 | dim 64 |" in table
+    assert "| Metric | hybrid | dense | lexical | full | coarse | dim 96 | dim 64 |" in table
     assert "| **ndcg@10** |" in table
 
 
@@ -112,7 +112,7 @@ def test_eval_on_the_first_model_cards_data(tmp_path, monkeypatch, minilm):
     report = evaluate(SHARED_DATA / "aie5-simonw-llms", encoder=minilm, latency=False)
     assert report.queries == 24
     # All 102 chunks fit a 200-chunk shortlist, so two-stage search is exact here.
-    assert report.modes["two-stage"] == report.modes["full"] and report.agreement == 1.0
+    assert report.modes["dense"] == report.modes["full"] and report.agreement == 1.0
     assert report.modes["full"]["ndcg@10"] > 0.5
 
 

@@ -347,10 +347,10 @@ def test_a_file_name_that_is_not_utf8_is_skipped_by_name_and_the_rest_indexed(tm
 
 def test_queries_that_are_not_utf8_do_not_lose_the_batch(real_index, use_fake_encoder):
     result = CliRunner().invoke(cli, ["query", "-", "--index", str(real_index), "--json"],
-                                input=b"moon craters\n\xff\xfe owls\nrice\n")
+                                input=b"moon craters\n\xff\xfe owls\npasta\n")
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
-    assert {r["query"] for r in records} == {"moon craters", "\ufffd\ufffd owls", "rice"}
+    assert {r["query"] for r in records} == {"moon craters", "\ufffd\ufffd owls", "pasta"}
     assert "line 2 of standard input is not UTF-8" in result.stderr
     surrogate = os.fsdecode(b"moon \xff")
     result = CliRunner().invoke(cli, ["query", surrogate, "--index", str(real_index)])
@@ -406,7 +406,8 @@ def test_a_read_only_index_is_one_line(tmp_path, corpus, use_fake_encoder):
         (corpus / "new.txt").write_text("Penguins.")
         line = _one_line_error(CliRunner().invoke(cli, ["index", str(corpus), "--index", str(mount / "idx"), "-q"]))
         assert "cannot write to" in line and "Read-only file system" in line
-        assert CliRunner().invoke(cli, ["query", "moon", "--index", str(mount / "idx")]).exit_code == 0
+        result = CliRunner().invoke(cli, ["query", "moon", "--index", str(mount / "idx")])
+        assert result.exit_code == 0 and "lexical" not in result.output, result.output
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
 

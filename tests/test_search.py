@@ -119,7 +119,7 @@ def test_pca_rotation_leaves_exact_scores_unchanged(tmp_path, corpus, fake, fake
         ({"query": "   "}, "query is empty"),
         ({"query": "x", "k": 0}, "k must be at least 1, got 0"),
         ({"query": "x", "shortlist": 0}, "shortlist must be at least 1, got 0"),
-        ({"query": "x", "mode": "fast"}, "mode must be one of two-stage, full, coarse"),
+        ({"query": "x", "mode": "fast"}, "mode must be one of hybrid, dense, lexical, full, coarse"),
     ],
 )
 def test_bad_search_arguments(tmp_path, corpus, fake, fake_config, kwargs, message):
@@ -158,7 +158,7 @@ def test_small_batches_search_on_one_thread_and_large_ones_keep_the_team(tmp_pat
 
     searcher._coarse = Recording(searcher._coarse)
     before = faiss.omp_get_max_threads()
-    for mode in ("two-stage", "coarse"):
+    for mode in ("dense", "coarse"):
         searcher.search("owls at night", k=3, mode=mode)
     searcher.search_batch(["owls"] * 64, k=3)
     assert [(n, threads) for n, threads, _ in seen] == [(1, 1), (1, 1), (64, before)]
