@@ -140,7 +140,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
     writer.write_coarse(coarse_index(full, ids, coarse_dim, prev=prev if keep_projection else None, n_keep=n_keep))
     writer.write_chunks(_chunk_lines(prev, keep_rows, new_chunks, new_ids, keys))
     writer.write_files(entries)
-    _write_lexical(writer, config.lexical_tokenizer, prev, ids[:n_keep], new_chunks, new_ids)
+    lexical_deleted = _write_lexical(writer, config.lexical_tokenizer, prev, ids[:n_keep], new_chunks, new_ids)
     manifest = Manifest(
         generation=generation,
         created=current.created if current else now(),
@@ -155,21 +155,31 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
         sources=tuple(sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
         query_encoder=plan.query_encoder,
         document_encoder=plan.document_encoder,
+        lexical_deleted=lexical_deleted,
     )
     progress("write", 1, 1)
     writer.publish(manifest)
     return manifest
 
 
+# Deleted chunks stay in a tantivy segment's BM25 statistics until it is merged away, so scores drift from a
+# rebuild's as deletes pile up; past this share of the index, the lexical side is rebuilt from the chunk store.
+LEXICAL_COMPACT_SHARE = 0.1
+
+
 def _write_lexical(writer: GenerationWriter, tokenizer: str, prev: StoredIndex | None, kept_ids: np.ndarray,
-                   new_chunks: list[Chunk], new_ids: np.ndarray) -> None:
+                   new_chunks: list[Chunk], new_ids: np.ndarray) -> int:
     """The generation's lexical index: the previous one's, hard-linked, with removed chunks deleted and new ones
-    added; or, when there is none to start from (a new index, an older format, a damaged one, another tokenizer),
-    built from every chunk."""
+    added; or, when there is none to start from (a new index, an older format, a damaged one, another tokenizer)
+    or deletes have piled up, built from every chunk. Returns the deletes it now carries."""
     base = prev.lexical_path() if prev is not None and prev.manifest.config.lexical_tokenizer == tokenizer else None
+    dead = np.setdiff1d(np.asarray(prev.ids), kept_ids, assume_unique=True) if prev is not None else np.empty(0)
+    deleted = (prev.manifest.lexical_deleted if base is not None else 0) + len(dead)
+    if deleted > LEXICAL_COMPACT_SHARE * (len(kept_ids) + len(new_ids)):
+        base, deleted = None, 0
     lexical = LexicalWriter(writer.path / LEXICAL_DIR, tokenizer, base)
     if base is not None:
-        lexical.delete(np.setdiff1d(np.asarray(prev.ids), kept_ids, assume_unique=True))
+        lexical.delete(dead)
     elif len(kept_ids):
         keep = set(kept_ids.tolist())
         records = [r for r in prev.iter_chunks() if r["id"] in keep]
@@ -179,6 +189,7 @@ def _write_lexical(writer: GenerationWriter, tokenizer: str, prev: StoredIndex |
     expected = len(kept_ids) + len(new_ids)
     if count != expected:
         raise RuntimeError(f"lexical index holds {count} chunks, expected {expected}")
+    return deleted
 
 
 def kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:

@@ -108,6 +108,7 @@ class Manifest:
     sources: tuple[str, ...]  # folders and files indexed into this index
     query_encoder: str | None = None  # directory of the exported torch-free encoder (onnx_encoder.py), if any
     document_encoder: dict | None = None  # which encoder path embedded documents, on which CPU, and why
+    lexical_deleted: int = 0  # deleted chunks the lexical index still counts (generation.LEXICAL_COMPACT_SHARE)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,6 +125,7 @@ class Manifest:
             "sources": list(self.sources),
             "query_encoder": self.query_encoder,
             "document_encoder": self.document_encoder,
+            "lexical_deleted": self.lexical_deleted,
         }
 
     @classmethod
@@ -143,6 +145,7 @@ class Manifest:
             sources=tuple(d["sources"]),
             query_encoder=d.get("query_encoder"),
             document_encoder=d.get("document_encoder") if isinstance(d.get("document_encoder"), dict) else None,
+            lexical_deleted=d.get("lexical_deleted", 0),
         )
 
 
@@ -236,6 +239,7 @@ def read_manifest(index_dir: Path) -> Manifest:
         _int(manifest.generation, 1)
         _int(manifest.chunks)
         _int(manifest.next_id)
+        _int(manifest.lexical_deleted)
         _int(manifest.model.dim, 1)
         if not 1 <= _int(manifest.projection.coarse_dim, 1) <= manifest.model.dim:
             raise ValueError("coarse_dim exceeds the model's width")

@@ -1,0 +1,143 @@
+"""Hybrid retrieval: every search mode on the three given sets, the fusion weight chosen on training splits,
+what adapting the weight without labels does, reciprocal rank fusion for comparison, the no-match threshold,
+and hybrid latency.
+
+Protocol (no tuning on a reported split): the default weight is the one with the best mean nDCG@10 over the
+*tuning* splits - SciFact train and aie5-simonw-llms train+dev - and is then reported on SciFact test,
+aie5-simonw-llms test and StatPearls train (never used for a choice). `--tune` figures (`searcher eval --tune`)
+pick a weight per set on its own tuning split and report it on its test split.
+
+    python benchmarks/hybrid.py [--model NAME_OR_PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+from _common import CACHE, require_data, write_section
+
+from searcher import IndexConfig, Searcher
+from searcher.cache import EmbeddingCache
+from searcher.encoder import load_encoder
+from searcher.evaluate import _query_vectors, cache_dir_for, evaluate, percentiles_ms
+from searcher.metrics import DEPTH, document_rankings, ir_metrics, load_beir
+
+WEIGHTS = [round(w, 2) for w in np.arange(0.0, 1.01, 0.1)]
+SETS = {  # name: (tuning splits, reported split)
+    "scifact": (["train"], "test"),
+    "aie5-simonw-llms": (["train", "dev"], "test"),
+    "dmiai2025-emergency-rag-statpearls": ([], "train"),
+}
+
+
+class Set:
+    """One data set's index, and its queries (vectors embedded once) per split."""
+
+    def __init__(self, name: str, encoder, config: IndexConfig) -> None:
+        self.name = name
+        self.report = evaluate(require_data(name), split=SETS[name][1], config=config, encoder=encoder, root=CACHE,
+                               latency=False)
+        self.searcher = Searcher(self.report.index, encoder=encoder)
+        self.doc_of = {r["id"]: r["doc_id"] for r in self.searcher.index.iter_chunks()}
+        cache = EmbeddingCache(cache_dir_for(CACHE, encoder), encoder.info)
+        self.splits = {}
+        for split in [*SETS[name][0], SETS[name][1]]:
+            data = load_beir(require_data(name), split)
+            qids = list(data.queries)
+            texts = [data.queries[q] for q in qids]
+            self.splits[split] = (qids, texts, _query_vectors(encoder, texts, cache), data.qrels)
+
+    def ndcg(self, split: str, **search) -> float:
+        qids, texts, xq, qrels = self.splits[split]
+        D, I = self.searcher.search_vectors(xq, texts=texts, **search)
+        return ir_metrics(dict(zip(qids, document_rankings(D, I, self.doc_of))), qrels)["ndcg@10"]
+
+    def tuning(self, **search) -> float:
+        """Mean nDCG@10 over the tuning splits' queries (weighted by their number)."""
+        splits = SETS[self.name][0]
+        n = [len(self.splits[s][0]) for s in splits]
+        return float(np.average([self.ndcg(s, **search) for s in splits], weights=n)) if splits else float("nan")
+
+
+def rrf(s: Set, split: str, k: int = 60) -> float:
+    """Reciprocal rank fusion of the dense and lexical chunk rankings, for comparison."""
+    qids, texts, xq, qrels = s.splits[split]
+    Dd, Id = s.searcher.search_vectors(xq, k=200, shortlist=200, mode="dense")
+    _, Il = s.searcher.search_vectors(None, k=200, mode="lexical", texts=texts)
+    rankings = {}
+    for q, dense, lexical in zip(qids, Id, Il):
+        score: dict[int, float] = {}
+        for ranked in (dense, lexical):
+            for rank, chunk in enumerate(c for c in ranked if c >= 0):
+                score[int(chunk)] = score.get(int(chunk), 0.0) + 1.0 / (k + rank + 1)
+        best: dict[str, float] = {}
+        for chunk, v in sorted(score.items(), key=lambda x: -x[1]):
+            best.setdefault(s.doc_of[chunk], v)
+        rankings[q] = list(best.items())[:DEPTH]
+    return ir_metrics(rankings, qrels)["ndcg@10"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    config = IndexConfig().replace(model=args.model)
+    encoder = load_encoder(config.model)
+    sets = {name: Set(name, encoder, config) for name in SETS}
+    base = dict(k=200, shortlist=200, mode="hybrid")
+
+    # 1. The default weight, from the tuning splits only.
+    sweep = {w: {n: s.tuning(**base, fusion_weight=w) for n, s in sets.items() if SETS[n][0]} for w in WEIGHTS}
+    chosen = max(WEIGHTS, key=lambda w: (np.mean(list(sweep[w].values())), -abs(w - 0.5)))
+    lines = ["### The default weight (tuning splits only)", "",
+             "Dense weight w in fused = w x dense + (1 - w) x lexical; nDCG@10 on the tuning splits:", "",
+             "| w | " + " | ".join(n for n in SETS if SETS[n][0]) + " | mean |", "|--:|" + "--:|" * 3]
+    for w in WEIGHTS:
+        row = sweep[w]
+        mark = " **(chosen)**" if w == chosen else ""
+        lines.append(f"| {w:.1f}{mark} | " + " | ".join(f"{v:.4f}" for v in row.values()) + f" | {np.mean(list(row.values())):.4f} |")
+
+    # 2. Every mode on the reported splits, with the chosen weight, and RRF beside it.
+    lines += ["", f"### Every mode, reported splits (w = {chosen})", "",
+              "| set (split, queries) | dense | lexical | hybrid | better side | hybrid - better | RRF (k=60) | tuned w -> hybrid |",
+              "|:--|--:|--:|--:|--:|--:|--:|--:|"]
+    gains, rows = [], {}
+    for name, s in sets.items():
+        split = SETS[name][1]
+        dense = s.ndcg(split, k=200, shortlist=200, mode="dense")
+        lexical = s.ndcg(split, k=2000, mode="lexical")
+        hybrid = s.ndcg(split, **base, fusion_weight=chosen)
+        better = max(dense, lexical)
+        tuned = "n/a (no tuning split)"
+        if SETS[name][0]:
+            w_set = max(WEIGHTS, key=lambda w: (sweep[w][name], -abs(w - 0.5)))
+            tuned = f"{w_set:.1f} -> {s.ndcg(split, **base, fusion_weight=w_set):.4f}"
+        rows[name] = (dense, lexical, hybrid)
+        gains.append((hybrid, better))
+        lines.append(f"| {name} ({split}, {len(s.splits[split][0])}) | {dense:.4f} | {lexical:.4f} | **{hybrid:.4f}** | "
+                     f"{better:.4f} | {hybrid - better:+.4f} | {rrf(s, split):.4f} | {tuned} |")
+    mean_h, mean_b = np.mean([g[0] for g in gains]), np.mean([g[1] for g in gains])
+    lines += ["", f"Mean over the three: hybrid {mean_h:.4f}, better side {mean_b:.4f}, difference **{mean_h - mean_b:+.4f}**."]
+
+    # 3. Latency: hybrid against dense, single queries, SciFact.
+    s = sets["scifact"]
+    qids, texts, xq, _ = s.splits["test"]
+    timings = {"dense": [], "hybrid": [], "lexical": []}
+    for _ in range(2):
+        for i in range(len(qids)):
+            for mode in timings:
+                t = time.perf_counter()
+                s.searcher.search_vectors(None if mode == "lexical" else xq[i : i + 1], k=10, mode=mode, texts=[texts[i]])
+                timings[mode].append(time.perf_counter() - t)
+    p = {m: percentiles_ms(v) for m, v in timings.items()}
+    lines += ["", "### Latency (SciFact test, single queries, search only, query vectors embedded beforehand)", "",
+              "| mode | p50 ms | p95 ms |", "|:--|--:|--:|",
+              *(f"| {m} | {v['p50']:.2f} | {v['p95']:.2f} |" for m, v in p.items()),
+              "", f"Hybrid / dense p50: **{p['hybrid']['p50'] / p['dense']['p50']:.2f}x**."]
+    write_section("hybrid", f"Hybrid retrieval ({encoder.info.name})", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

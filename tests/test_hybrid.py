@@ -1,0 +1,243 @@
+"""Hybrid retrieval: the fusion math by hand, the lexical index's incremental updates against a rebuild, phrases,
+tokenizers, the no-match signal, and eval's lexical and hybrid figures against an independent computation."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_corpus
+from fakes import FakeEncoder
+
+from searcher import IndexConfig, Searcher, build_index, open_index
+from searcher.cli import cli
+from searcher.evaluate import evaluate
+from searcher.fusion import convex, fuse, normalise
+from searcher.lexical import analyzer, split_phrases
+from searcher.metrics import ir_metrics
+
+CONFIG = dict(chunk_tokens=32, overlap_tokens=4)
+
+
+def build(source, index_dir, fake=None, **config):
+    fake = fake or FakeEncoder()
+    return build_index(source, index_dir, IndexConfig(model=fake.info.name, **{**CONFIG, **config}), encoder=fake)
+
+
+# --- fusion on fixed scores ---------------------------------------------------------------------------------------
+
+
+def test_normalise_and_convex_by_hand():
+    np.testing.assert_allclose(normalise(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
+    np.testing.assert_allclose(normalise(np.array([5.0, 5.0])), [1.0, 1.0])  # all equal: all best
+    got = normalise(np.array([1.0, np.nan, 3.0]))
+    assert got[0] == 0.0 and np.isnan(got[1]) and got[2] == 1.0
+    # dense [0.9, 0.5, 0.7] -> [1, 0, 0.5]; lexical [10, -, 4] -> [1, floor 0, 0]; w = 0.25:
+    # 0.25*1 + 0.75*1 = 1.0; 0.25*0 + 0.75*0 = 0.0; 0.25*0.5 + 0.75*0 = 0.125
+    np.testing.assert_allclose(convex(np.array([0.9, 0.5, 0.7]), np.array([10.0, np.nan, 4.0]), 0.25), [1.0, 0.0, 0.125])
+    with pytest.raises(ValueError, match="weight"):
+        convex(np.array([1.0]), np.array([1.0]), 1.5)
+
+
+def test_fuse_orders_the_union_and_breaks_ties_by_id():
+    # ids 7, 3, 5 with dense 0.8, 0.6, 0.4 -> [1, 0.5, 0]; lexical: 5 -> 2.0, 3 -> 1.0 -> [1, 0]; w = 0.5:
+    # 7: 0.5; 3: 0.25 + 0 = 0.25; 5: 0 + 0.5 = 0.5 -> 5 and 7 tie at 0.5: the smaller id (5) first.
+    scores, ids = fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 0.5, 3)
+    assert ids.tolist() == [5, 7, 3]
+    np.testing.assert_allclose(scores, [0.5, 0.5, 0.25])
+    # w = 1 is dense alone, w = 0 lexical alone (dense-only candidates at the floor, ordered by id).
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 1.0, 3)[1].tolist() == [7, 3, 5]
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 0.0, 2)[1].tolist() == [5, 3]
+
+
+def test_split_phrases():
+    assert split_phrases('tar "exclude pattern" dir') == [(False, "tar "), (True, "exclude pattern"), (False, " dir")]
+    assert split_phrases('an "unpaired quote') == [(False, "an  unpaired quote")]
+
+
+# --- the lexical index: phrases, tokenizers, incremental updates ---------------------------------------------------
+
+
+def test_a_quoted_phrase_must_match_as_a_phrase(tmp_path):
+    docs = write_corpus(tmp_path / "docs", {"a.txt": "She ate a red apple today.", "b.txt": "A red car and an apple pie.",
+                                            "c.txt": "Nothing about fruit here."})
+    build(docs, tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    assert [h.source.rsplit("/", 1)[1] for h in s.search('"red apple"', mode="lexical")] == ["a.txt"]
+    assert {h.source.rsplit("/", 1)[1] for h in s.search("red apple", mode="lexical")} == {"a.txt", "b.txt"}
+    assert [h.source.rsplit("/", 1)[1] for h in s.search('"red apples"', mode="lexical")] == ["a.txt"], "stemmed"
+
+
+def test_the_ngram_tokenizer_finds_words_in_text_without_spaces(tmp_path):
+    docs = write_corpus(tmp_path / "docs", {"zh.txt": "我们今天去北京大学看展览。", "ja.txt": "東京の天気は晴れです。"})
+    build(docs, tmp_path / "idx", lexical_tokenizer="ngram")
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    assert s.search("北京", mode="lexical")[0].source.endswith("zh.txt")
+    assert s.search("天気", mode="lexical")[0].source.endswith("ja.txt")
+    with pytest.raises(Exception, match="lexical_tokenizer must be one of"):
+        IndexConfig(lexical_tokenizer="klingon")
+
+
+def _lexical_view(index_dir, queries):
+    """Per query: {(source, start, text): BM25 score} of every lexical hit."""
+    s = Searcher(index_dir, encoder=FakeEncoder())
+    out = []
+    for q in queries:
+        out.append({(h.source, h.start, h.text): round(h.score, 3) for h in s.search(q, 1000, mode="lexical")})
+    return out
+
+
+def test_incremental_lexical_updates_equal_a_rebuild(tmp_path, corpus):
+    build(corpus, tmp_path / "idx")
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice and simmer it for twenty minutes.\n")  # change
+    (corpus / "astronomy.txt").unlink()  # delete
+    (corpus / "volcano.txt").write_text("Lava and ash rise from the crater. The moon is far away.")  # add
+    report = build(corpus, tmp_path / "idx")
+    assert report.indexed == 2 and report.removed == 1
+    build(corpus, tmp_path / "fresh")
+    queries = ["rice", "pasta", "moon", "lava crater", "owls night", "tomatoes sun", '"the moon"']
+    incremental, fresh = _lexical_view(tmp_path / "idx", queries), _lexical_view(tmp_path / "fresh", queries)
+    for q, a, b in zip(queries, incremental, fresh):
+        assert a.keys() == b.keys(), q  # the same chunks match
+    assert not incremental[1], "the changed file's old text is gone"
+    # Deletes passed LEXICAL_COMPACT_SHARE of this small index, so it was rebuilt: the scores are a rebuild's.
+    assert incremental == fresh
+
+
+def test_an_update_touches_only_what_changed_in_the_lexical_index(tmp_path, corpus):
+    write_corpus(corpus, {f"more/{i}.txt": f"Filler document number {i} about nothing much." for i in range(40)})
+    build(corpus, tmp_path / "idx")
+    old = open_index(tmp_path / "idx").path / "lexical"
+    segments_before = {p.name for p in old.iterdir() if not p.name.startswith(".") and p.suffix != ".json"}
+    (corpus / "new.txt").write_text("Penguins swim in cold water.")
+    build(corpus, tmp_path / "idx")
+    new = open_index(tmp_path / "idx").path / "lexical"
+    kept = {p.name for p in new.iterdir()} & segments_before
+    assert kept == segments_before, "the old segments are reused (hard links), not re-tokenised"
+    assert all((new / name).stat().st_nlink == 1 for name in kept), "the old generation is gone, its links with it"
+
+
+def test_an_index_without_a_lexical_side_answers_dense_only_and_the_next_update_builds_it(tmp_path, corpus):
+    import shutil
+
+    build(corpus, tmp_path / "idx")
+    shutil.rmtree(open_index(tmp_path / "idx").path / "lexical")
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    assert s.search("moon craters")[0].source.endswith("astronomy.txt")
+    assert "no usable lexical side" in s.notices[0]
+    build(corpus, tmp_path / "idx")
+    assert open_index(tmp_path / "idx").open_lexical() is not None
+
+
+# --- no match ------------------------------------------------------------------------------------------------------
+
+
+def test_a_query_with_no_match_is_flagged_and_exits_1(tmp_path, corpus, use_fake_encoder):
+    build(corpus, tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    nothing = s.search("xylophonist zeppelin")
+    assert nothing.no_match and len(nothing) > 0, "the hits are still returned, with a flag"
+    assert not s.search("moon craters").no_match
+    result = CliRunner().invoke(cli, ["query", "xylophonist zeppelin", "--index", str(tmp_path / "idx")])
+    assert result.exit_code == 1 and "no match for 'xylophonist zeppelin'" in result.stderr and not result.stdout
+    result = CliRunner().invoke(cli, ["query", "-", "--index", str(tmp_path / "idx")], input="zeppelin\nmoon\n")
+    assert result.exit_code == 0 and "astronomy.txt" in result.stdout, "one match is enough, as with grep"
+
+
+# --- eval against an independent computation ------------------------------------------------------------------------
+
+
+def _bm25(query_tokens, docs_tokens, k1=1.2, b=0.75):
+    """Okapi BM25 as tantivy scores it (idf = ln(1 + (N - n + 0.5) / (n + 0.5))), written out independently."""
+    n_docs = len(docs_tokens)
+    avgdl = sum(map(len, docs_tokens)) / n_docs
+    scores = []
+    for tokens in docs_tokens:
+        s = 0.0
+        for t in query_tokens:
+            tf = tokens.count(t)
+            if tf:
+                n = sum(1 for d in docs_tokens if t in d)
+                idf = math.log(1 + (n_docs - n + 0.5) / (n + 0.5))
+                s += idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(tokens) / avgdl))
+        scores.append(s)
+    return np.array(scores)
+
+
+def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    topics = ["owls hunt mice at night", "the moon has craters", "boil pasta in salted water", "plant tomatoes in sun",
+              "jupiter is a gas giant", "rinse rice before cooking", "eagles nest on cliffs", "water the soil weekly"]
+    root = tmp_path / "beir"
+    write_corpus(root, {
+        "corpus.jsonl": "".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(topics)),
+        "queries.jsonl": "".join(json.dumps({"_id": f"q{i}", "text": t.split()[1] + " " + t.split()[-1]}) + "\n"
+                                 for i, t in enumerate(topics)),
+        "qrels/test.tsv": "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics))),
+    })
+    fake = FakeEncoder()
+    report = evaluate(root, config=IndexConfig(model=fake.info.name, **CONFIG), encoder=fake, latency=False)
+    queries = {f"q{i}": t.split()[1] + " " + t.split()[-1] for i, t in enumerate(topics)}
+    qrels = {f"q{i}": {f"d{i}": 1} for i in range(len(topics))}
+    tokenize = analyzer("english").analyze
+    docs_tokens = [tokenize(t) for t in topics]  # one chunk per document here
+    xb = fake.encode_documents(topics)
+    lexical, hybrid = {}, {}
+    w = report.fusion_weight
+    for q, text in queries.items():
+        bm25 = _bm25(tokenize(text), docs_tokens)
+        dense = xb @ fake.encode_queries([text])[0]
+        found = bm25 > 0
+        lexical[q] = [(f"d{i}", float(bm25[i])) for i in np.flatnonzero(found)]
+        lex_norm = np.where(found, (bm25 - bm25[found].min()) / max(bm25[found].max() - bm25[found].min(), 1e-12), 0.0)
+        if found.sum() == 1 or np.ptp(bm25[found]) == 0:
+            lex_norm = np.where(found, 1.0, 0.0)
+        fused = w * (dense - dense.min()) / (dense.max() - dense.min()) + (1 - w) * lex_norm
+        hybrid[q] = [(f"d{i}", float(fused[i])) for i in range(len(topics))]
+    assert report.modes["lexical"] == pytest.approx(ir_metrics(lexical, qrels))
+    assert report.modes["hybrid"] == pytest.approx(ir_metrics(hybrid, qrels))
+    s = Searcher(report.index, encoder=fake)
+    for q, text in queries.items():  # the BM25 scores themselves, not only the metrics
+        got = {h.doc_id: h.score for h in s.search(text, 10, mode="lexical")}
+        want = dict(lexical[q])
+        assert got.keys() == want.keys() and all(got[d] == pytest.approx(want[d], rel=1e-4) for d in got)
+
+
+# --- the real model: a token that occurs in exactly one document comes first -----------------------------------------
+
+
+@pytest.mark.model
+def test_a_rare_token_finds_its_one_document_first_with_the_real_model(tmp_path, minilm):
+    filler = {f"doc{i}.md": f"# Networking notes {i}\n\nServers listen on ports and clients connect to them. "
+              f"Errors are reported through callbacks and events, topic {i}." for i in range(30)}
+    unique = {
+        "eaddrinuse.md": "# Listen errors\n\nWhen the port is taken the server emits EADDRINUSE and stops.",
+        "emitter.md": "# Events\n\nToo many listeners trigger MaxListenersExceededWarning in the emitter.",
+        "people.md": "# Committee\n\nThe committee members are Wojciechowski, Abernathy and Lindqvist.",
+        "codes.md": "# Windows\n\nThe installer failed with error 0x80070643 on the second run.",
+    }
+    docs = write_corpus(tmp_path / "docs", {**filler, **unique})
+    build_index(docs, tmp_path / "idx", IndexConfig(), encoder=minilm)
+    s = Searcher(tmp_path / "idx", encoder=minilm)
+    for token, name in [("EADDRINUSE", "eaddrinuse.md"), ("MaxListenersExceededWarning", "emitter.md"),
+                        ("Wojciechowski", "people.md"), ("0x80070643", "codes.md")]:
+        hits = s.search(token, 5)
+        assert hits[0].source.endswith(name), (token, [h.source for h in hits])
+        assert not hits.no_match
+    assert s.search("zqxjv wvkbrt").no_match
+
+
+def test_a_small_change_keeps_the_segments_and_scores_stay_close_to_a_rebuild(tmp_path, corpus):
+    write_corpus(corpus, {f"more/{i}.txt": f"Filler document number {i} about moons and rice." for i in range(40)})
+    build(corpus, tmp_path / "idx")
+    (corpus / "more" / "3.txt").write_text("A changed filler document about the rice harvest.")
+    build(corpus, tmp_path / "idx")
+    assert open_index(tmp_path / "idx").manifest.lexical_deleted == 1, "one chunk deleted, no rebuild"
+    build(corpus, tmp_path / "fresh")
+    queries = ["rice", "moon", "harvest"]
+    for a, b in zip(_lexical_view(tmp_path / "idx", queries), _lexical_view(tmp_path / "fresh", queries)):
+        assert a.keys() == b.keys()
+        assert all(a[key] == pytest.approx(b[key], rel=0.05) for key in a)
