@@ -181,15 +181,18 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True)
 @click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")
+@click.option("--tune", is_flag=True, help="First pick the hybrid fusion weight on another labelled split and store "
+                                          "it in the index (train, else dev; never the split reported).")
+@click.option("--tune-split", help="The split to tune on [default: train, else dev].")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, shortlist,
-                 no_latency, as_json, quiet):
+                 no_latency, tune, tune_split, as_json, quiet):
     """Evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
 
-    Reports the model cards' metrics for two-stage, exact full-dim and coarse search and for each Matryoshka
-    dim, the two-stage top-10 agreement with exact search, and query latency. Embeddings are cached, so a
-    second run with other search settings embeds nothing.
+    Reports the model cards' metrics for every search mode (hybrid, dense, lexical, exact full-dim, coarse)
+    and each Matryoshka dim, the dense top-10 agreement with exact search, and query latency. Embeddings are
+    cached, so a second run with other search settings embeds nothing. --tune picks the hybrid weight first.
 
     \b
     Example:
@@ -203,7 +206,8 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
     )
     with _Progress(enabled=not quiet) as progress:
         report = evaluate(data_dir, split=split, config=config, index_dir=index_dir, shortlist=shortlist,
-                          progress=progress, latency=not no_latency)
+                          progress=progress, latency=not no_latency, tune=tune or tune_split is not None,
+                          tune_split=tune_split)
     if as_json:
         import orjson
 

@@ -24,10 +24,11 @@ DEFAULT_SHORTLIST = 200
 SEARCH_MODES = ("hybrid", "dense", "lexical", "full", "coarse")
 MODE_ALIASES = {"two-stage": "dense"}
 DEFAULT_MODE = "hybrid"
-# Weight of the dense side in the fused score, chosen on the training splits of SciFact and aie5-simonw-llms
-# (benchmarks/RESULTS.md, hybrid section); `searcher eval DATA --tune` picks one for an index from labelled queries.
-DEFAULT_FUSION_WEIGHT = 0.5
-# Candidates each side brings to the fusion (at least k).
+# Base weight of the dense side in the fused score (fusion.adaptive_weight shifts it per query), chosen on the
+# training splits of SciFact and aie5-simonw-llms (benchmarks/RESULTS.md, hybrid section); `searcher eval DATA
+# --tune` picks one for an index from its own labelled queries.
+DEFAULT_FUSION_WEIGHT = 0.7
+# Candidates each side brings to the fusion (at least k); their top FUSION_DEPTH scores set each side's range.
 FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
 
@@ -41,7 +42,8 @@ class IndexConfig:
     overlap_tokens: int | None = None  # tokens repeated between neighbouring chunks; None = chunk_tokens // 8
     batch_size: int = 32  # chunks per encoder call
     lexical_tokenizer: str = "english"  # the lexical index's words: english (stemmed), plain, ngram (CJK)
-    fusion_weight: float = DEFAULT_FUSION_WEIGHT  # weight of the dense side in hybrid search
+    fusion_weight: float = DEFAULT_FUSION_WEIGHT  # (base) weight of the dense side in hybrid search
+    fusion_adaptive: bool = True  # shift the weight per query toward the more confident side (fusion.py)
 
     def __post_init__(self) -> None:
         if not self.model:

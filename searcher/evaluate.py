@@ -25,7 +25,8 @@ import numpy as np
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
-from .indexer import Progress, build_index
+from .errors import InvalidInputError
+from .indexer import Progress, build_index, set_fusion_weight
 from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, top_overlap
 from .onnx_encoder import OnnxEncoder
 from .search import EXACT_BLOCK, Searcher, exact_top_k
@@ -47,7 +48,9 @@ class EvalReport:
     coarse_dim: int
     shortlist: int
     modes: dict[str, dict[str, float]] = field(default_factory=dict)  # hybrid/dense/lexical/full/coarse -> metrics
-    fusion_weight: float = 0.0  # the index's dense weight in hybrid search
+    fusion_weight: float = 0.0  # the index's (base) dense weight in hybrid search
+    fusion_adaptive: bool = True  # whether that weight adapts per query
+    tuned: dict | None = None  # with --tune: the split, its queries, nDCG@10 per weight, the weight chosen
     dims: dict[int, dict[str, float]] = field(default_factory=dict)  # prefix width -> metrics, exact search
     agreement: float = 0.0  # share of the exact full-dim top-10 documents kept by the two-stage top-10
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # encode/two-stage/full -> p50, p95
@@ -66,12 +69,16 @@ class EvalReport:
         lines = [
             f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
             f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}; hybrid = "
-            f"{self.fusion_weight:g} x dense + {1 - self.fusion_weight:g} x lexical (min-max normalised).",
+            f"{self.fusion_weight:g} x dense + {1 - self.fusion_weight:g} x lexical, min-max normalised"
+            + (", the weight adapted per query." if self.fusion_adaptive else "."),
             f"Corpus: {self.corpus_documents} documents read, {self.indexed_documents} in the index; "
             f"{len(self.judged_not_indexed)} judged document(s) not in the index"
             + (f" (they cap recall; first: {', '.join(self.judged_not_indexed[:5])})" if self.judged_not_indexed else "")
             + ".",
             *(f"warning: {w}" for w in self.warnings),
+            *([f"Fusion weight tuned on the {self.tuned['split']} split ({self.tuned['queries']} queries): "
+               + ", ".join(f"{w}: {v:.4f}" for w, v in self.tuned["ndcg@10"].items())
+               + f"; chosen {self.tuned['weight']}, stored in the index."] if self.tuned else []),
             "",
             *metrics_table(columns),
             "",
@@ -107,10 +114,14 @@ def evaluate(
     progress: Progress | None = None,
     latency: bool = True,
     root: Path | str = EVAL_ROOT,
+    tune: bool = False,
+    tune_split: str | None = None,
 ) -> EvalReport:
     """Evaluate a model and searcher's search modes on a BEIR data set (see the module docstring).
 
-    Indexes (unless `index_dir` names one) and the per-model embedding cache live under `root`.
+    Indexes (unless `index_dir` names one) and the per-model embedding cache live under `root`. `tune=True`
+    first picks the hybrid fusion weight on another labelled split (`tune_split`, by default train, else dev;
+    never the split reported) and stores it in the index.
     """
     data = load_beir(data_dir, split)
     config = config or IndexConfig()
@@ -119,10 +130,19 @@ def evaluate(
     root = Path(root)
     index_dir = Path(index_dir) if index_dir else default_index_dir(root, data.corpus, config, encoder.info.max_seq_length)
     cache = cache_dir_for(root, encoder)
+    tune_split = _tune_split(Path(data_dir), split, tune_split) if tune else None
     # An eval index is derived data: if the model at this name has been retrained since, start it over.
     stale = (index_dir / MANIFEST).exists() and not read_manifest(index_dir).model.same_weights(encoder.info)
+    if (index_dir / MANIFEST).exists() and not stale:  # a weight tuned earlier stays
+        kept = read_manifest(index_dir).config
+        config = config.replace(fusion_weight=kept.fusion_weight, fusion_adaptive=kept.fusion_adaptive)
     built = build_index(data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress,
                         cache_dir=cache)
+    tuned = None
+    if tune_split is not None:
+        tuned = tune_fusion(index_dir, load_beir(data_dir, tune_split), encoder, EmbeddingCache(cache, encoder.info),
+                            shortlist)
+        tuned["split"] = tune_split
 
     qids = list(data.queries)
     xq = _query_vectors(encoder, [data.queries[q] for q in qids], EmbeddingCache(cache, encoder.info))
@@ -155,6 +175,8 @@ def evaluate(
         report.modes["coarse"], _ = score(*searcher.search_vectors(xq, k=depth, mode="coarse"))
         report.agreement = top_overlap(dense, full, k=10)
         report.fusion_weight = manifest.config.fusion_weight
+        report.tuned = tuned
+        report.fusion_adaptive = manifest.config.fusion_adaptive
         for dim in matryoshka_dims(manifest.model.dim):
             report.dims[dim], _ = score(*exact_prefix_search(searcher, xq, dim=dim, k=depth))
     if latency:
@@ -162,6 +184,47 @@ def evaluate(
         with Searcher(index_dir, encoder=None if manifest.query_encoder else encoder) as searcher:
             report.latency_ms = _latency(searcher, [data.queries[q] for q in qids[:LATENCY_QUERIES]], shortlist)
     return report
+
+
+TUNE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
+
+
+def _tune_split(data_dir: Path, split: str, requested: str | None) -> str:
+    """The labelled split to tune on: the one asked for, else train, else dev; never the split reported."""
+    available = sorted(p.stem for p in (data_dir / "qrels").glob("*.tsv"))
+    if requested is not None:
+        if requested == split:
+            raise InvalidInputError(f"cannot tune on the {split!r} split and report it; pass another --tune-split")
+        if requested not in available:
+            raise InvalidInputError(f"no split {requested!r} in {data_dir}/qrels (found: {', '.join(available)})")
+        return requested
+    for candidate in ("train", "dev"):
+        if candidate in available and candidate != split:
+            return candidate
+    raise InvalidInputError(f"{data_dir}/qrels has no labelled split other than {split!r} to tune on "
+                            f"(found: {', '.join(available)}); tuning on the reported split would overstate it")
+
+
+def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict:
+    """Pick the hybrid fusion weight with the best nDCG@10 on `data`'s queries and store it in the index.
+
+    Ties go to the weight nearer 0.5. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
+    """
+    qids = list(data.queries)
+    texts = [data.queries[q] for q in qids]
+    xq = _query_vectors(encoder, texts, cache)
+    scores = {}
+    with Searcher(index_dir, encoder=encoder) as searcher:
+        if searcher.lexical is None:
+            raise InvalidInputError(f"the index at {index_dir} has no lexical side to fuse; re-run `searcher index`")
+        doc_of = {r["id"]: r["doc_id"] for r in searcher.index.iter_chunks()}
+        for w in TUNE_WEIGHTS:
+            D, I = searcher.search_vectors(xq, k=shortlist, shortlist=shortlist, mode="hybrid", texts=texts,
+                                           fusion_weight=w)
+            scores[w] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
+    best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - 0.5)))
+    set_fusion_weight(index_dir, best)
+    return {"queries": len(qids), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
 
 
 def matryoshka_dims(full_dim: int) -> list[int]:

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import orjson
 
-from .atomic import exclusive_lock
+from .atomic import exclusive_lock, write_atomic
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, IndexConfig
@@ -136,6 +137,16 @@ def build_index(
                     prev.close()
     except OSError as e:
         raise _os_error(e, index_dir) from None
+
+
+def set_fusion_weight(index_dir: Path | str, weight: float, *, adaptive: bool | None = None) -> None:
+    """Store a hybrid fusion weight (and whether it adapts per query) in an index, nothing else changed."""
+    index_dir = Path(index_dir)
+    with exclusive_lock(index_dir):
+        manifest = read_manifest(index_dir)
+        config = manifest.config.replace(fusion_weight=float(weight), fusion_adaptive=adaptive)
+        write_atomic(index_dir / MANIFEST, orjson.dumps(dataclasses.replace(manifest, config=config).to_dict(),
+                                                          option=orjson.OPT_INDENT_2))
 
 
 def _os_error(e: OSError, index_dir: Path) -> SearcherError:

@@ -20,7 +20,7 @@ import numpy as np
 from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import IndexFormatError, InvalidInputError, ModelError
-from .fusion import fuse
+from .fusion import adaptive_weight, fuse
 from .lexical import LexicalIndex
 from .projection import coarse_vectors
 from .store import open_index
@@ -216,6 +216,7 @@ class Searcher:
         """Fuse each query's dense candidates (D, I) with its lexical top hits; lexical-only candidates get their
         dense score from the full vectors."""
         n, depth = Id.shape
+        adaptive = self.manifest.config.fusion_adaptive
         D = np.full((n, k), -np.inf, dtype=np.float32)
         I = np.full((n, k), -1, dtype=np.int64)
         found = []
@@ -224,14 +225,13 @@ class Searcher:
             dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
             lex_scores, lex_ids = self.lexical.search(texts[i], depth)
             found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
+            w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
             extra = np.setdiff1d(lex_ids, dense_ids)
             if len(extra):
-                rows = self.index.rows_of(extra)
-                order = np.argsort(rows)  # sorted rows read the memory map in one sweep
-                extra, rows = extra[order], rows[order]
+                rows = self.index.rows_of(extra)  # ascending, as extra is: one sweep through the memory map
                 dense_ids = np.concatenate([dense_ids, extra])
                 dense_scores = np.concatenate([dense_scores, self.index.full[rows] @ xq[i]])
-            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, weight, k)
+            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, w, k, FUSION_DEPTH)
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
         return D, I, found
 

@@ -229,6 +229,8 @@ def _evaluate(encoder, evaluation: PairEval | BeirEval, dims: list[int], root: P
         report = evaluate(evaluation.data_dir, split=evaluation.split, config=IndexConfig(model=encoder.info.name),
                           encoder=encoder, latency=False, root=root)
         columns = {f"dim {d}": m for d, m in report.dims.items()} | {"two-stage": report.modes["dense"]}
+        if "hybrid" in report.modes:
+            columns["hybrid"] = report.modes["hybrid"]
         return f"{evaluation.data_dir.name}, {evaluation.split} split: {report.queries} queries, whole corpus", columns
     columns = {f"dim {d}": m for d, m in evaluate_pairs(encoder, evaluation, dims).items()}
     return (f"held-out pairs: {len(evaluation.queries)} queries against {min(len(evaluation.corpus), MAX_EVAL_CORPUS)} "

@@ -132,3 +132,26 @@ def test_eval_reports_what_indexing_dropped_and_judged_documents_it_lacks(beir, 
     text = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "-q",
                                     "--no-latency"]).stdout
     assert "1 judged document(s) not in the index" in text and "warning: " in text, "also when the index is reused"
+
+
+def test_eval_tune_picks_the_weight_on_another_split_and_stores_it(beir, use_fake_encoder):
+    from searcher.store import read_manifest
+
+    (beir / "qrels" / "train.tsv").write_text((beir / "qrels" / "test.tsv").read_text())
+    args = ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q", "--no-latency"]
+    result = CliRunner().invoke(cli, [*args, "--tune"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    tuned = data["tuned"]
+    assert tuned["split"] == "train" and tuned["queries"] == len(TOPICS) and len(tuned["ndcg@10"]) == 11
+    assert tuned["ndcg@10"][str(tuned["weight"])] == max(tuned["ndcg@10"].values())
+    assert read_manifest(data["index"]).config.fusion_weight == tuned["weight"] == data["fusion_weight"]
+    again = json.loads(CliRunner().invoke(cli, args).stdout)
+    assert again["fusion_weight"] == tuned["weight"] and again["tuned"] is None, "a later eval keeps the tuned weight"
+    for extra, message in ((["--tune-split", "test"], "cannot tune on the 'test' split and report it"),
+                           (["--tune-split", "dev"], "no split 'dev'")):
+        result = CliRunner().invoke(cli, [*args, *extra])
+        assert result.exit_code == 1 and message in result.output
+    (beir / "qrels" / "train.tsv").unlink()
+    result = CliRunner().invoke(cli, [*args, "--tune"])
+    assert result.exit_code == 1 and "no labelled split other than 'test'" in result.output

@@ -15,7 +15,7 @@ from fakes import FakeEncoder
 from searcher import IndexConfig, Searcher, build_index, open_index
 from searcher.cli import cli
 from searcher.evaluate import evaluate
-from searcher.fusion import convex, fuse, normalise
+from searcher.fusion import adaptive_weight, confidence, convex, fuse, normalise
 from searcher.lexical import analyzer, split_phrases
 from searcher.metrics import ir_metrics
 
@@ -51,6 +51,19 @@ def test_fuse_orders_the_union_and_breaks_ties_by_id():
     # w = 1 is dense alone, w = 0 lexical alone (dense-only candidates at the floor, ordered by id).
     assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 1.0, 3)[1].tolist() == [7, 3, 5]
     assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 0.0, 2)[1].tolist() == [5, 3]
+
+
+def test_depth_limited_normalisation_and_the_adaptive_weight_by_hand():
+    # range from the top 2 of [9, 7, 1]: (x - 7) / 2 -> [1, 0, -3 clipped to 0]
+    np.testing.assert_allclose(normalise(np.array([9.0, 7.0, 1.0]), depth=2), [1.0, 0.0, 0.0])
+    # confidence = (1st - 10th) / (1st - last): scores 20, 19, ..., 1 -> (20 - 11) / (20 - 1) = 9/19
+    assert confidence(np.arange(20, 0, -1.0), depth=100) == pytest.approx(9 / 19)
+    assert confidence(np.array([3.0, 2.0]), depth=100) == 1.0, "a handful of matches is confident"
+    assert confidence(np.ones(12), depth=100) == 0.0, "flat scores say nothing"
+    # base 0.7, dense confidence 9/19, lexical 1: 0.7*(9/19) / (0.7*(9/19) + 0.3*1) = 0.3316 / 0.6316 = 0.525
+    w = adaptive_weight(0.7, np.arange(20, 0, -1.0), np.array([5.0, 4.0]), depth=100)
+    assert w == pytest.approx(0.7 * 9 / 19 / (0.7 * 9 / 19 + 0.3))
+    assert adaptive_weight(0.7, np.arange(20, 0, -1.0), np.array([]), depth=100) == 1.0, "no lexical match"
 
 
 def test_split_phrases():
@@ -179,7 +192,8 @@ def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monk
         "qrels/test.tsv": "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics))),
     })
     fake = FakeEncoder()
-    report = evaluate(root, config=IndexConfig(model=fake.info.name, **CONFIG), encoder=fake, latency=False)
+    config = IndexConfig(model=fake.info.name, fusion_adaptive=False, fusion_weight=0.6, **CONFIG)
+    report = evaluate(root, config=config, encoder=fake, latency=False)
     queries = {f"q{i}": t.split()[1] + " " + t.split()[-1] for i, t in enumerate(topics)}
     qrels = {f"q{i}": {f"d{i}": 1} for i in range(len(topics))}
     tokenize = analyzer("english").analyze
