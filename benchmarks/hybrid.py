@@ -20,6 +20,7 @@ import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig, Searcher
+from searcher.config import FUSION_DEPTH
 from searcher.cache import EmbeddingCache
 from searcher.encoder import load_encoder
 from searcher.evaluate import _query_vectors, cache_dir_for, evaluate, percentiles_ms
@@ -87,7 +88,7 @@ def main() -> None:
     config = IndexConfig().replace(model=args.model)
     encoder = load_encoder(config.model)
     sets = {name: Set(name, encoder, config) for name in SETS}
-    base = dict(k=200, shortlist=200, mode="hybrid")
+    base = dict(k=FUSION_DEPTH, shortlist=200, mode="hybrid")  # as searcher eval runs it
 
     # 1. The default weight, and whether it adapts per query, from the tuning splits only.
     def tuning_row(w: float, adaptive: bool) -> dict[str, float]:

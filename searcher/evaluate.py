@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import EmbeddingCache, text_key
-from .config import DEFAULT_SHORTLIST, IndexConfig
+from .config import DEFAULT_SHORTLIST, FUSION_DEPTH, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
 from .errors import InvalidInputError
 from .indexer import Progress, build_index, set_fusion_weight
@@ -166,7 +166,8 @@ def evaluate(
         )
         texts = [data.queries[q] for q in qids]
         if searcher.lexical is not None:
-            report.modes["hybrid"], _ = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist,
+            # k = FUSION_DEPTH: each side brings the candidates it brings for any k up to that, as users see it
+            report.modes["hybrid"], _ = score(*searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist,
                                                                         mode="hybrid", texts=texts))
         report.modes["dense"], dense = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
         if searcher.lexical is not None:
@@ -219,7 +220,7 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
             raise InvalidInputError(f"the index at {index_dir} has no lexical side to fuse; re-run `searcher index`")
         doc_of = {r["id"]: r["doc_id"] for r in searcher.index.iter_chunks()}
         for w in TUNE_WEIGHTS:
-            D, I = searcher.search_vectors(xq, k=shortlist, shortlist=shortlist, mode="hybrid", texts=texts,
+            D, I = searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts,
                                            fusion_weight=w)
             scores[w] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
     best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - 0.5)))

@@ -3,9 +3,9 @@
     fused = w * norm(dense) + (1 - w) * norm(lexical)
 
 over the union of each side's top candidates. Every candidate has a dense score (a lexical-only candidate is
-scored with its full vector); a candidate the lexical side did not return gets that side's floor, 0 after
-normalisation. Each side is normalised by the minimum and maximum of its own top `depth` scores, and clipped to
-[0, 1].
+scored with its full vector), and dense scores are normalised over the whole union; a candidate the lexical side
+did not return gets that side's floor, 0 after normalisation. (Normalising each side by its own top list only, with
+the rest clipped to 0, measured worse on the tuning splits: 0.8259 against 0.8329 at a fixed weight of 0.6.)
 
 Why a convex combination and not reciprocal rank fusion: it can put its weight on the stronger side when the other
 is weak, where RRF gives a weak side's first hit the same credit as a strong side's. It beat RRF on every given set
@@ -27,27 +27,22 @@ import numpy as np
 CONFIDENCE_RANK = 10  # a side's confidence: how far its 1st score stands above its 10th, within its list's range
 
 
-def normalise(scores: np.ndarray, depth: int | None = None) -> np.ndarray:
-    """Min-max to [0, 1] by the range of the first `depth` finite scores (all, if None), clipped; NaN (not
-    returned by that side) stays NaN; if they are all equal, they become 1."""
+def normalise(scores: np.ndarray) -> np.ndarray:
+    """Min-max to [0, 1]; NaN (not returned by that side) stays NaN; if all are equal, they become 1."""
     x = np.asarray(scores, dtype=np.float64)
     finite = x[~np.isnan(x)]
-    if depth is not None:
-        finite = np.sort(finite)[::-1][:depth]
     if not len(finite):
         return x
     lo, hi = finite.min(), finite.max()
-    if hi <= lo:
-        return np.where(np.isnan(x), np.nan, np.where(x >= hi, 1.0, 0.0))
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return (x - lo) / (hi - lo) if hi > lo else np.where(np.isnan(x), np.nan, 1.0)
 
 
-def convex(dense: np.ndarray, lexical: np.ndarray, weight: float, depth: int | None = None) -> np.ndarray:
+def convex(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
     """Fused scores of candidates with these dense and lexical scores (NaN: not returned by the lexical side)."""
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight}")
-    lex = np.nan_to_num(normalise(lexical, depth), nan=0.0)
-    return weight * np.nan_to_num(normalise(dense, depth), nan=0.0) + (1.0 - weight) * lex
+    lex = np.nan_to_num(normalise(lexical), nan=0.0)
+    return weight * np.nan_to_num(normalise(dense), nan=0.0) + (1.0 - weight) * lex
 
 
 def confidence(scores: np.ndarray, depth: int) -> float:
@@ -77,13 +72,11 @@ def fuse(
     lexical_scores: np.ndarray,
     weight: float,
     k: int,
-    depth: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the top k of the union, best first, ties by the smaller id.
 
     `dense_ids`/`dense_scores` must cover every candidate of the union (the caller scores lexical-only candidates
-    with their full vectors); `lexical_ids` are a subset with their BM25 scores. `depth`: how many of each side's
-    best scores set its normalisation range.
+    with their full vectors); `lexical_ids` are a subset with their BM25 scores.
     """
     dense_ids = np.asarray(dense_ids, dtype=np.int64)
     lex = np.full(len(dense_ids), np.nan)
@@ -91,6 +84,6 @@ def fuse(
         order = np.argsort(dense_ids)
         where = order[np.searchsorted(dense_ids, np.asarray(lexical_ids, dtype=np.int64), sorter=order)]
         lex[where] = lexical_scores
-    fused = convex(np.asarray(dense_scores, dtype=np.float64), lex, weight, depth)
+    fused = convex(np.asarray(dense_scores, dtype=np.float64), lex, weight)
     top = np.lexsort((dense_ids, -fused))[:k]
     return fused[top].astype(np.float32), dense_ids[top]

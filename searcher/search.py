@@ -231,7 +231,7 @@ class Searcher:
                 rows = self.index.rows_of(extra)  # ascending, as extra is: one sweep through the memory map
                 dense_ids = np.concatenate([dense_ids, extra])
                 dense_scores = np.concatenate([dense_scores, self.index.full[rows] @ xq[i]])
-            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, w, k, FUSION_DEPTH)
+            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, w, k)
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
         return D, I, found
 

@@ -53,11 +53,10 @@ def test_fuse_orders_the_union_and_breaks_ties_by_id():
     assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 0.0, 2)[1].tolist() == [5, 3]
 
 
-def test_depth_limited_normalisation_and_the_adaptive_weight_by_hand():
-    # range from the top 2 of [9, 7, 1]: (x - 7) / 2 -> [1, 0, -3 clipped to 0]
-    np.testing.assert_allclose(normalise(np.array([9.0, 7.0, 1.0]), depth=2), [1.0, 0.0, 0.0])
+def test_confidence_and_the_adaptive_weight_by_hand():
     # confidence = (1st - 10th) / (1st - last): scores 20, 19, ..., 1 -> (20 - 11) / (20 - 1) = 9/19
     assert confidence(np.arange(20, 0, -1.0), depth=100) == pytest.approx(9 / 19)
+    assert confidence(np.arange(20, 0, -1.0), depth=10) == 1.0, "only the top `depth` count: 10th = last"
     assert confidence(np.array([3.0, 2.0]), depth=100) == 1.0, "a handful of matches is confident"
     assert confidence(np.ones(12), depth=100) == 0.0, "flat scores say nothing"
     # base 0.7, dense confidence 9/19, lexical 1: 0.7*(9/19) / (0.7*(9/19) + 0.3*1) = 0.3316 / 0.6316 = 0.525
