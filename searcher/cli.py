@@ -75,9 +75,16 @@ def cli() -> None:
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
+@click.option("--lexical-tokenizer", type=click.Choice(["english", "plain", "ngram"]),
+              help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
+                   "Korean) [default: english].")
+@click.option("--fusion-weight", type=click.FloatRange(0, 1),
+              help="Weight of meaning against exact words in hybrid search, 0-1 [default: 0.7, or what "
+                   "`searcher eval --tune` stored].")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, rebuild, quiet):
+def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size,
+          lexical_tokenizer, fusion_weight, rebuild, quiet):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
@@ -95,6 +102,8 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         chunk_tokens=chunk_tokens,
         overlap_tokens=overlap_tokens,
         batch_size=batch_size,
+        lexical_tokenizer=lexical_tokenizer,
+        fusion_weight=fusion_weight,
     )
     with _Progress(enabled=not quiet) as progress:
         report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress)

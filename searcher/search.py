@@ -43,7 +43,7 @@ class Hit:
 
 # Below this best dense score, and with no word of the query in the index, a query has no match (measured for the
 # bundled model on the given sets: benchmarks/RESULTS.md, hybrid section).
-NO_MATCH_SCORE = 0.3
+NO_MATCH_SCORE = 0.35
 
 
 class Hits(list):
