@@ -51,11 +51,50 @@ class Chunk:
     text: str  # == document.text[start:end]
     start: int  # character offsets into the document's extracted text
     end: int
+    line: int = 0  # 1-based lines of the source file where the chunk starts and ends (0: unknown)
+    end_line: int = 0
+    heading: str = ""  # the section heading path at the chunk's start: "Errors > ERR_REQUIRE_ESM"
+    anchor: str = ""  # HTML: the id of the nearest element with one, at or before the chunk's start
 
     @property
     def embedding_input(self) -> str:
         """The exact text given to the encoder for this chunk."""
         return embedding_input(self.title, self.text)
+
+
+def lexical_text(title: str, heading: str, text: str) -> str:
+    """What the lexical index holds for a chunk: its title, heading path and text."""
+    return "\n".join(part for part in (title, heading, text) if part)
+
+
+class Locator:
+    """Where offsets of a document's text are in its file: line, heading path, nearest id anchor."""
+
+    def __init__(self, doc: Document) -> None:
+        self.offsets = [o for o, _ in doc.lines]
+        self.lines = [line for _, line in doc.lines]
+        self.newlines = [m.start() for m in re.finditer("\n", doc.text)] if doc.count_newlines else None
+        self.heading_offsets, self.paths, stack = [], [], []
+        for offset, level, text in doc.headings:
+            stack = [h for h in stack if h[0] < level] + [(level, text)]
+            self.heading_offsets.append(offset)
+            self.paths.append(" > ".join(t for _, t in stack))
+        self.anchor_offsets = [o for o, _ in doc.anchors]
+        self.anchor_ids = [a for _, a in doc.anchors]
+
+    def line(self, offset: int) -> int:
+        i = max(bisect.bisect_right(self.offsets, offset) - 1, 0)
+        if self.newlines is None:
+            return self.lines[i]
+        return self.lines[i] + bisect.bisect_left(self.newlines, offset) - bisect.bisect_left(self.newlines, self.offsets[i])
+
+    def heading(self, offset: int) -> str:
+        i = bisect.bisect_right(self.heading_offsets, offset) - 1
+        return self.paths[i] if i >= 0 else ""
+
+    def anchor(self, offset: int) -> str:
+        i = bisect.bisect_right(self.anchor_offsets, offset) - 1
+        return self.anchor_ids[i] if i >= 0 else ""
 
 
 def embedding_input(title: str, text: str) -> str:
@@ -108,8 +147,11 @@ def chunk_document(
             "raise chunk_tokens"
         )
     chunks: list[Chunk] = []
+    locate = Locator(doc)
     for a, b in _segments(text, SEGMENT_CHARS):
-        chunks.extend(_chunk_segment(doc, title, counter, a, b, chunk_tokens, overlap_tokens, budget))
+        for c in _chunk_segment(doc, title, counter, a, b, chunk_tokens, overlap_tokens, budget):
+            chunks.append(Chunk(c.doc_id, c.title, c.source, c.text, c.start, c.end, locate.line(c.start),
+                                locate.line(max(c.start, c.end - 1)), locate.heading(c.start), locate.anchor(c.start)))
         if progress is not None and len(text) > SEGMENT_CHARS:
             progress(b, len(text))
     return chunks

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -36,6 +37,11 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted; the index is as it was before this command", err=True)
             sys.exit(130)
+        except BrokenPipeError:
+            # `searcher query ... | head -1`: the reader has what it wanted; end quietly, like other Unix tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
 
 
 index_option = click.option(
@@ -158,16 +164,15 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
             import orjson
 
             for rank, hit in enumerate(hits, start=1):
-                record = {"rank": rank, **dataclasses.asdict(hit)}
-                if len(queries) > 1:
-                    record = {"query": text, **record}
-                click.echo(orjson.dumps(record).decode())
+                click.echo(orjson.dumps(_record(text, rank, hit)).decode())
             continue
         if len(queries) > 1:
             click.echo(f"# {text}")
+        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         for rank, hit in enumerate(hits, start=1):
-            click.echo(f"{rank:>2}. {hit.score:.3f}  {_display_path(hit.source)}  {hit.title}")
-            click.echo(textwrap.indent(_snippet(hit.text), "    "))
+            where = _display_path(hit.source) + (f":{hit.line}" if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
+            click.echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}")
+            click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, color), "    "))
         if not hits:
             click.echo("no hits")
     if all(hits.no_match for hits in results):
@@ -393,9 +398,30 @@ def _encoder_choice(record: dict | None) -> str:
     return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates})"
 
 
-def _snippet(text: str, width: int = 100, lines: int = 2) -> str:
-    flat = " ".join(text.split())
-    return textwrap.fill(textwrap.shorten(flat, width=width * lines, placeholder=" ..."), width) if flat else ""
+def _record(query: str, rank: int, hit) -> dict:
+    """One JSON record per hit: the query, where it matched, the score to 4 places, then the chunk."""
+    d = dataclasses.asdict(hit)
+    d.pop("highlights")
+    return {"query": query, "rank": rank, "score": round(hit.score, 4),
+            **{k: d[k] for k in ("source", "line", "end_line", "title", "heading", "anchor", "snippet", "doc_id", "id",
+                                 "start", "end", "text")}}
+
+
+def _label(hit) -> str:
+    """Title and section: the heading path, unless it already starts with the title."""
+    if not hit.heading:
+        return hit.title
+    return hit.heading if hit.heading.startswith(hit.title) else f"{hit.title} > {hit.heading}"
+
+
+def _highlight(text: str, marks, color: bool, width: int = 100) -> str:
+    """The snippet wrapped to `width`, the query's words in bold yellow on a terminal (NO_COLOR turns it off)."""
+    lines = textwrap.wrap(text, width)
+    if not color or not marks:
+        return "\n".join(lines)
+    # Wrapped on the plain text first: escape codes would count toward the width.
+    words = re.compile(r"\b(" + "|".join(sorted({re.escape(text[a:b]) for a, b in marks}, key=len, reverse=True)) + r")\b")
+    return "\n".join(words.sub("\x1b[1;33m\\1\x1b[0m", line) for line in lines)
 
 
 def _display_path(path: str) -> str:

@@ -19,7 +19,7 @@ import orjson
 
 from . import projection as proj
 from .cache import EmbeddingCache
-from .chunking import Chunk, embedding_input
+from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .encoder import ModelInfo
 from .lexical import LEXICAL_DIR, LexicalWriter
@@ -183,8 +183,9 @@ def _write_lexical(writer: GenerationWriter, tokenizer: str, prev: StoredIndex |
     elif len(kept_ids):
         keep = set(kept_ids.tolist())
         records = [r for r in prev.iter_chunks() if r["id"] in keep]
-        lexical.add([r["id"] for r in records], [embedding_input(r["title"], r["text"]) for r in records])
-    lexical.add(new_ids, (c.embedding_input for c in new_chunks))
+        lexical.add([r["id"] for r in records],
+                    [lexical_text(r["title"], r.get("heading", ""), r["text"]) for r in records])
+    lexical.add(new_ids, (lexical_text(c.title, c.heading, c.text) for c in new_chunks))
     count = lexical.commit()
     expected = len(kept_ids) + len(new_ids)
     if count != expected:
@@ -262,6 +263,10 @@ def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:
             "source": chunk.source,
             "start": chunk.start,
             "end": chunk.end,
+            "line": chunk.line,
+            "end_line": chunk.end_line,
+            "heading": chunk.heading,
+            "anchor": chunk.anchor,
             "hash": key,
             "text": chunk.text,
         }

@@ -10,6 +10,7 @@ a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer 
 
 from __future__ import annotations
 
+import bisect
 import os
 import re
 from collections.abc import Callable, Iterator
@@ -39,6 +40,13 @@ class Document:
     title: str
     text: str  # the extracted plain text; chunk offsets point into it
     source: str  # absolute path of the file it came from
+    # Where the text is in the file: (text offset, file line) anchors, ascending. With `count_newlines`, a later
+    # offset's line adds the newlines after its anchor (text that is the file's own, as in .txt and .md); without,
+    # it is its anchor's line (HTML, where the text is extracted; JSONL, a record per line).
+    lines: tuple[tuple[int, int], ...] = ((0, 1),)
+    count_newlines: bool = True
+    headings: tuple[tuple[int, int, str], ...] = ()  # (text offset, level 1-6, heading text), ascending
+    anchors: tuple[tuple[int, str], ...] = ()  # (text offset, id) of HTML elements with an id, ascending
 
 
 class UnreadableFileError(SearcherError):
@@ -143,16 +151,17 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
     source = str(path)
     if kind == "jsonl":
         return _parse_jsonl(text, source)
+    fields: dict = {}
     if kind == "html":
-        title, body = html_to_text(text)
+        title, body, fields = html_document(text)
     elif kind == "markdown":
-        title, body = _markdown_title(text)
+        title, body, fields = _markdown_document(text)
     elif kind == "rst":
-        title, body = _rst_title(text), text
+        body = _normalise_newlines(text)
+        title, fields = _rst_title(body), {"headings": _rst_headings(body)}
     else:
-        title, body = "", text
-    body = _normalise_newlines(body)
-    docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source)] if body.strip() else []
+        title, body = "", _normalise_newlines(text)
+    docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
     return docs, []
 
 
@@ -190,7 +199,8 @@ def _parse_jsonl(text: str, source: str) -> tuple[list[Document], list[str]]:
         if not body.strip():
             body = title  # a title-only record is still a document: its title is its text
         if body.strip():
-            docs.append(Document(doc_id=doc_id, title=str(title), text=body, source=source))
+            docs.append(Document(doc_id=doc_id, title=str(title), text=body, source=source, lines=((0, lineno),),
+                                 count_newlines=False))
     warnings = []
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
@@ -207,22 +217,69 @@ _SETEXT_HEADING = re.compile(r"^(\S.*)\n(?:=+|-+)[ \t]*$", re.M)
 
 def _markdown_title(text: str) -> tuple[str, str]:
     """(title, body): the front-matter title, else the first heading; front matter is dropped from the body."""
+    title, body, _ = _markdown_document(text)
+    return title, body
+
+
+# Markup that is not text: HTML comments, empty anchors (<a id=...></a>), and link targets "(url)" after "[text]".
+_MD_NOISE = re.compile(r"<!--.*?-->|<a\s+(?:id|name)=[^>]*>\s*</a>|(?<=\])\([^)\s]*(?:\s+\"[^\"]*\")?\)", re.S | re.I)
+_FENCE = re.compile(r"^(?:```|~~~).*?^(?:```|~~~)[ \t]*$", re.M | re.S)
+
+
+def _blank(match: re.Match) -> str:
+    """Spaces for the matched markup, newlines kept: offsets and line numbers stay those of the file."""
+    return re.sub(r"[^\n]", " ", match.group())
+
+
+def _markdown_document(text: str) -> tuple[str, str, dict]:
+    """(title, body, Document fields): front matter dropped (and counted, so lines stay the file's), markup
+    noise blanked, headings (ATX and setext, outside code fences) with their offsets."""
     text = _normalise_newlines(text)
+    title, first_line = "", 1
     match = _FRONT_MATTER.match(text)
     if match:
-        text = text[match.end():]
+        first_line += text.count("\n", 0, match.end())
         for line in match.group(1).splitlines():
             key, _, value = line.partition(":")
             if key.strip().lower() == "title" and value.strip():
-                return value.strip().strip("\"'"), text
-    headings = [m for m in (_ATX_HEADING.search(text), _SETEXT_HEADING.search(text)) if m]
-    if headings:
-        first = min(headings, key=lambda m: m.start())
-        return first.group(1).strip(), text
-    return "", text
+                title = value.strip().strip("\"'")
+        text = text[match.end():]
+    body = _MD_NOISE.sub(_blank, text)
+    fenced = [m.span() for m in _FENCE.finditer(body)]
+
+    def outside(pos: int) -> bool:
+        return not any(a <= pos < b for a, b in fenced)
+
+    headings = [(m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")), m.group(1).strip())
+                for m in _ATX_HEADING.finditer(body) if outside(m.start())]
+    headings += [(m.start(), 1 if m.group(0).rstrip()[-1] == "=" else 2, m.group(1).strip())
+                 for m in _SETEXT_HEADING.finditer(body) if outside(m.start())]
+    headings.sort()
+    if not title and headings:
+        title = headings[0][2]
+    return title, body, {"lines": ((0, first_line),), "headings": tuple(headings)}
 
 
 _RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.<>_])\1{2,}[ \t]*$")
+
+
+def _rst_headings(text: str) -> tuple[tuple[int, int, str], ...]:
+    """Section titles with their offsets; levels in the order adornment styles first appear, as RST defines."""
+    out, styles, pos = [], [], 0
+    lines = text.split("\n")
+    starts = []
+    for line in lines:
+        starts.append(pos)
+        pos += len(line) + 1
+    for i in range(len(lines) - 1):
+        line, under = lines[i].strip(), lines[i + 1]
+        if line and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(under) and len(under.strip()) >= len(line):
+            over = i > 0 and _RST_ADORNMENT.match(lines[i - 1]) is not None
+            style = (under.strip()[0], over)
+            if style not in styles:
+                styles.append(style)
+            out.append((starts[i] + len(lines[i]) - len(lines[i].lstrip()), min(styles.index(style) + 1, 6), line))
+    return tuple(out)
 
 
 def _rst_title(text: str) -> str:
@@ -246,29 +303,48 @@ _LINE = {"br", "li", "dt", "dd", "tr", "caption"}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
 
 
+class _Stream:
+    """Extracted text with, for each piece, where it came from: file lines, headings and id anchors."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+        self.length = 0
+        self.lines: list[tuple[int, int]] = []
+        self.headings: list[tuple[int, int, str]] = []
+        self.anchors: list[tuple[int, str]] = []
+
+    def emit(self, text: str) -> None:
+        self.parts.append(text)
+        self.length += len(text)
+
+
 class _TextExtractor(HTMLParser):
     """Collects visible text, with paragraph breaks at block elements; remembers the main region separately.
 
     The main region is the first <main> or element with role="main" (Sphinx, MkDocs and most blog themes mark
-    their content this way); when present, navigation and sidebars outside it are left out.
+    their content this way); when present, navigation and sidebars outside it are left out. Each stream records
+    the file line of every piece of text, the headings (h1-h6) and the elements with an id.
     """
 
     def __init__(self) -> None:
         super().__init__(convert_charrefs=True)
         self.title_parts: list[str] = []
-        self.all_parts: list[str] = []
-        self.main_parts: list[str] = []
+        self.all = _Stream()
+        self.main = _Stream()
         self._skip: list[str] = []  # open skipped elements (their text is not visible content)
         self._in_title = False
         self._pre = 0
         self._main_tag: str | None = None  # tag name of the open main region
         self._main_depth = 0  # nesting of `_main_tag` inside the main region
         self._main_done = False
+        self._heading: tuple[int, list[str], list[tuple[_Stream, int]]] | None = None  # level, text, starts
+
+    def _streams(self) -> list[_Stream]:
+        return [self.all, self.main] if self._main_tag is not None else [self.all]
 
     def _emit(self, text: str) -> None:
-        self.all_parts.append(text)
-        if self._main_tag is not None:
-            self.main_parts.append(text)
+        for stream in self._streams():
+            stream.emit(text)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _VOID:
@@ -293,6 +369,11 @@ class _TextExtractor(HTMLParser):
             self._emit("\n")
         elif tag in ("td", "th"):
             self._emit(" ")
+        if attr.get("id"):
+            for stream in self._streams():
+                stream.anchors.append((stream.length, str(attr["id"])))
+        if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
+            self._heading = (int(tag[1]), [], [(stream, stream.length) for stream in self._streams()])
 
     def handle_endtag(self, tag: str) -> None:
         if self._skip:
@@ -303,6 +384,13 @@ class _TextExtractor(HTMLParser):
             self._in_title = False
         if tag == "pre" and self._pre:
             self._pre -= 1
+        if self._heading is not None and tag == f"h{self._heading[0]}":
+            level, words, starts = self._heading
+            text = " ".join("".join(words).split())
+            if text:
+                for stream, offset in starts:
+                    stream.headings.append((offset, level, text))
+            self._heading = None
         if tag in _BLOCK:
             self._emit("\n\n")
         if tag == self._main_tag:
@@ -316,17 +404,75 @@ class _TextExtractor(HTMLParser):
         if self._in_title:
             self.title_parts.append(data)
             return
-        self._emit(data if self._pre else re.sub(r"\s+", " ", data))
+        if self._heading is not None:
+            self._heading[1].append(data)
+        line = self.getpos()[0]
+        for k, piece in enumerate(data.split("\n")):  # an anchor per file line, so every line maps back
+            for stream in self._streams():
+                stream.lines.append((stream.length, line + k))
+            if k:
+                piece = "\n" + piece
+            self._emit(piece if self._pre else re.sub(r"\s+", " ", piece))
+
+
+def _sub_tracked(pattern: re.Pattern, repl: str, text: str) -> tuple[str, list[tuple[int, int, int]]]:
+    """re.sub, and the edits it made as (start, end, length of the replacement), for mapping offsets."""
+    out, edits, pos = [], [], 0
+    for m in pattern.finditer(text):
+        out += [text[pos : m.start()], repl]
+        edits.append((m.start(), m.end(), len(repl)))
+        pos = m.end()
+    out.append(text[pos:])
+    return "".join(out), edits
+
+
+def _offset_mapper(edits: list[tuple[int, int, int]]):
+    """old offset -> new offset after `edits` (ascending, non-overlapping)."""
+    ends = [b for _, b, _ in edits]
+    shifts, total = [], 0
+    for a, b, n in edits:
+        total += n - (b - a)
+        shifts.append(total)
+
+    def new(offset: int) -> int:
+        i = bisect.bisect_right(ends, offset)  # edits ending at or before offset
+        shift = shifts[i - 1] if i else 0
+        if i < len(edits) and edits[i][0] < offset:  # inside an edit: its start (or within its replacement)
+            a, _, n = edits[i]
+            return a + shift + min(offset - a, n)
+        return offset + shift
+
+    return new
+
+
+def html_document(html: str) -> tuple[str, str, dict]:
+    """(title, visible text, Document fields: file lines, headings, id anchors) of an HTML page; the text of its
+    main region when it marks one."""
+    parser = _TextExtractor()
+    parser.feed(html)
+    parser.close()
+    stream = parser.main if "".join(parser.main.parts).strip() else parser.all
+    text = "".join(stream.parts)
+    text, first = _sub_tracked(re.compile(r"[ \t]*\n[ \t]*(?=\n)"), "\n", text)  # blank lines of spaces: empty
+    text, second = _sub_tracked(re.compile(r"\n{3,}"), "\n\n", text)
+    lead = len(text) - len(text.lstrip())
+    text = text.strip()
+    one, two = _offset_mapper(first), _offset_mapper(second)
+
+    def where(offset: int) -> int:
+        return min(max(two(one(offset)) - lead, 0), len(text))
+
+    fields = {
+        "lines": tuple((where(o), line) for o, line in stream.lines) or ((0, 1),),
+        "count_newlines": False,
+        "headings": tuple((where(o), level, t) for o, level, t in stream.headings),
+        "anchors": tuple((where(o), name) for o, name in stream.anchors),
+    }
+    title = " ".join("".join(parser.title_parts).split())
+    return title, text, fields
 
 
 def html_to_text(html: str) -> tuple[str, str]:
     """(title, visible text) of an HTML page; the text of its main region when it marks one."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    parts = parser.main_parts if "".join(parser.main_parts).strip() else parser.all_parts
-    text = "".join(parts)
-    text = re.sub(r"[ \t]*\n[ \t]*(?=\n)", "\n", text)  # blank lines made of spaces become empty
-    text = re.sub(r"\n{3,}", "\n\n", text).strip()
-    title = " ".join("".join(parser.title_parts).split())
+    title, text, _ = html_document(html)
     return title, text

@@ -9,6 +9,7 @@ the evaluation code uses too; `search` and `search_batch` add query encoding and
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -23,6 +24,7 @@ from .errors import IndexFormatError, InvalidInputError, ModelError
 from .fusion import adaptive_weight, fuse
 from .lexical import LexicalIndex
 from .projection import coarse_vectors
+from .snippets import snippet
 from .store import open_index
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,12 @@ class Hit:
     text: str  # the chunk's text
     start: int  # character offsets of the chunk in its document's extracted text
     end: int
+    line: int = 0  # 1-based lines of the source file where the chunk starts and ends (0: unknown, older index)
+    end_line: int = 0
+    heading: str = ""  # section heading path: "Errors > ERR_REQUIRE_ESM"
+    anchor: str = ""  # HTML: id of the nearest element with one (open source#anchor)
+    snippet: str = ""  # the passage of the chunk that holds most of the query's words (snippets.py)
+    highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of the query's words in the snippet
 
 
 # Below this best dense score, and with no word of the query in the index, a query has no match (measured for the
@@ -147,7 +155,7 @@ class Searcher:
         D, I, found = self._search(xq, list(queries), k, shortlist, mode, fusion_weight)
         out = []
         for i in range(len(queries)):
-            hits = Hits(self._hits(D[i], I[i]))
+            hits = Hits(self._hits(D[i], I[i], queries[i]))
             hits.no_match = found[i][0] == 0 and found[i][1] < NO_MATCH_SCORE
             out.append(hits)
         return out
@@ -265,10 +273,17 @@ class Searcher:
         _, candidates = exact_top_k(xq, blocks, keep)
         return self._rerank(xq, candidates, k)
 
-    def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
+    def _analyze(self, text: str) -> list[str]:
+        """The lexical index's analyzer (lowercase words when the index has no lexical side)."""
+        if self.lexical is not None:
+            return self.lexical.analyzer.analyze(text)
+        return [w.lower() for w in re.findall(r"\w+", text)]
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, query: str) -> list[Hit]:
         valid = ids >= 0
         rows = self.index.rows_of(ids[valid])
         records = self.index.chunks(rows)
+        shown = [snippet(r["text"], query, self._analyze) for r in records]
         return [
             Hit(
                 id=r["id"],
@@ -279,8 +294,14 @@ class Searcher:
                 text=r["text"],
                 start=r["start"],
                 end=r["end"],
+                line=r.get("line", 0),
+                end_line=r.get("end_line", 0),
+                heading=r.get("heading", ""),
+                anchor=r.get("anchor", ""),
+                snippet=text,
+                highlights=tuple(marks),
             )
-            for r, s in zip(records, scores[valid])
+            for r, s, (text, marks) in zip(records, scores[valid], shown)
         ]
 
 

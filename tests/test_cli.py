@@ -34,11 +34,14 @@ def test_index_prints_counts(tmp_path, corpus, use_fake_encoder):
 def test_query_human_and_json_output(indexed):
     human = run("query", "owls hunt at night", "--index", indexed, "-k", 2)
     assert human.exit_code == 0
-    assert human.stdout.splitlines()[0].startswith(" 1. ") and "birds.md  Birds" in human.stdout
+    assert human.stdout.splitlines()[0].startswith(" 1. ") and "birds.md:1  Birds" in human.stdout
     as_json = run("query", "owls hunt at night", "--index", indexed, "-k", 2, "--json")
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["rank"] for r in lines] == [1, 2]
-    assert set(lines[0]) == {"rank", "id", "score", "doc_id", "title", "source", "text", "start", "end"}
+    assert list(lines[0]) == ["query", "rank", "score", "source", "line", "end_line", "title", "heading", "anchor",
+                              "snippet", "doc_id", "id", "start", "end", "text"]
+    assert lines[0]["query"] == "owls hunt at night" and lines[0]["score"] == round(lines[0]["score"], 4)
+    assert "Owls hunt at night" in lines[0]["snippet"]
 
 
 def test_queries_from_stdin(indexed):

@@ -1,0 +1,44 @@
+"""The part of a hit worth showing: the passage of its chunk that holds most of the query's words, and where
+those words are, for highlighting.
+
+A chunk is cut into sentences (and lines); every run of up to SNIPPET_CHARS of consecutive sentences is scored by
+the distinct query words it holds, rare-in-the-chunk words first, and the best run wins (the chunk's head when no
+query word occurs, as for a match by meaning alone). Words are compared after the lexical index's own analyzer
+(stemming included), so "running" in a query lights "runs" in the text. Pure functions; no model involved.
+"""
+
+from __future__ import annotations
+
+import re
+
+SNIPPET_CHARS = 240
+_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+_WORD = re.compile(r"\w+")
+
+
+def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[int, int]:
+    """(start, end) in `text` of the best passage for the analysed query `terms` (see the module docstring)."""
+    spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
+    if not spans:
+        return 0, min(len(text), limit)
+    found = [set(analyze(text[a:b])) & terms if terms else set() for a, b in spans]
+    best, best_score = (spans[0][0], min(spans[0][1], spans[0][0] + limit)), (0, 0)
+    for i in range(len(spans)):
+        words: set[str] = set()
+        for j in range(i, len(spans)):
+            if spans[j][1] - spans[i][0] > limit and j > i:
+                break
+            words |= found[j]
+            score = (len(words), -(j - i))
+            if score > best_score:
+                best, best_score = (spans[i][0], min(spans[j][1], spans[i][0] + limit)), score
+    return best
+
+
+def snippet(text: str, query: str, analyze, limit: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+    """(passage, [(start, end) of each query word in it]) with whitespace folded to single spaces."""
+    terms = {t for t in analyze(query)}
+    a, b = passage(text, terms, analyze, limit)
+    flat = " ".join(text[a:b].split())
+    marks = [m.span() for m in _WORD.finditer(flat) if terms and set(analyze(m.group())) & terms]
+    return flat, marks

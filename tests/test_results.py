@@ -1,0 +1,158 @@
+"""Results a person can act on: file lines checked against the raw files, heading paths, markup noise kept out of
+the text, the best passage as the snippet, JSON records, and a closed pipe."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import write_corpus
+from fakes import FakeEncoder
+
+from searcher import IndexConfig, Searcher, build_index, open_index
+from searcher.snippets import passage, snippet
+
+MD = """---
+title: Node errors
+---
+
+# Errors
+
+Intro text about errors in general.
+
+<!-- an editor's note that is not text -->
+<a id="err-require-esm"></a>
+## ERR_REQUIRE_ESM
+
+An attempt was made to require() an ES module. See [the docs](https://nodejs.org/api/esm.html "ESM").
+
+```
+# not a heading inside a fence
+```
+
+### Details
+
+Use import() instead of require() for ES modules.
+"""
+
+RST = """Reading files
+=============
+
+Use open() to read a file.
+
+Line by line
+------------
+
+Iterate over the file object to read it line by line.
+"""
+
+HTML = """<html><head><title>Server errors</title></head>
+<body>
+<nav>Home</nav>
+<main>
+<h1>Errors</h1>
+<p>General words about errors that servers report, how to read them, and where the details of each error live
+in this page, so that the next section starts a chunk of its own.</p>
+<h2 id="eaddrinuse">EADDRINUSE</h2>
+<p>The port is already in use
+by another process.</p>
+</main>
+</body></html>
+"""
+
+
+@pytest.fixture
+def located(tmp_path):
+    docs = write_corpus(tmp_path / "docs", {"errors.md": MD, "files.rst": RST, "server.html": HTML,
+                                            "notes.txt": "first line\n\nsecond paragraph\nthird line here\n"})
+    fake = FakeEncoder()
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=20, overlap_tokens=0), encoder=fake)
+    return docs, {r["text"]: r for r in open_index(tmp_path / "idx").iter_chunks()}, tmp_path / "idx"
+
+
+def raw_lines(path: Path) -> list[str]:
+    return path.read_text().split("\n")
+
+
+def test_lines_point_at_the_raw_file_for_every_text_format(located):
+    docs, records, _ = located
+    for r in records.values():
+        path = Path(r["source"])
+        lines = raw_lines(path)
+        assert 1 <= r["line"] <= r["end_line"] <= len(lines), r
+        if path.suffix in (".md", ".rst", ".txt", ".html"):
+            # the chunk's first and last words are on the lines it names
+            words = r["text"].split()
+            assert words[0] in lines[r["line"] - 1], (r["line"], words[0], lines[r["line"] - 1])
+            assert words[-1] in lines[r["end_line"] - 1], (r["end_line"], words[-1])
+    by_file = {}
+    for r in records.values():
+        by_file.setdefault(Path(r["source"]).name, []).append(r)
+    esm = next(r for r in by_file["errors.md"] if "require() an ES module" in r["text"])
+    assert raw_lines(docs / "errors.md")[esm["line"] - 1].startswith(("## ERR_REQUIRE_ESM", "An attempt"))
+    port = next(r for r in by_file["server.html"] if "already in use" in r["text"])
+    assert raw_lines(docs / "server.html")[port["line"] - 1] in ('<h2 id="eaddrinuse">EADDRINUSE</h2>',
+                                                                 "<p>The port is already in use")
+    assert raw_lines(docs / "server.html")[port["end_line"] - 1] == "by another process.</p>"
+    assert port["anchor"] == "eaddrinuse"
+
+
+def test_chunks_carry_their_heading_path(located):
+    _, records, _ = located
+    details = next(r for r in records.values() if "Use import() instead" in r["text"])
+    assert details["heading"] == "Errors > ERR_REQUIRE_ESM > Details"
+    line_by_line = next(r for r in records.values() if "Iterate over the file" in r["text"])
+    assert line_by_line["heading"] == "Reading files > Line by line"
+    port = next(r for r in records.values() if "already in use" in r["text"])
+    assert port["heading"] == "Errors > EADDRINUSE"
+    assert not any("not a heading" in r["heading"] for r in records.values()), "fenced code is not a heading"
+
+
+def test_markup_noise_never_reaches_chunk_text(located):
+    _, records, _ = located
+    text = " ".join(records)
+    assert "<!--" not in text and "editor's note" not in text and "<a id" not in text
+    assert "https://nodejs.org" not in text and "the docs" in text, "a link keeps its words, not its target"
+
+
+def test_the_snippet_is_the_passage_that_matches(tmp_path):
+    text = ("--add-file=FILE add the file. --backup make a backup. " * 8
+            + "--exclude=PATTERN exclude files matching PATTERN, a directory too. " + "--verbose lists files. " * 8)
+    from searcher.lexical import analyzer
+
+    analyze = analyzer("english").analyze
+    shown, marks = snippet(text, "exclude a directory", analyze)
+    assert "--exclude=PATTERN" in shown and len(shown) <= 240
+    assert {shown[a:b].lower() for a, b in marks} >= {"exclude", "directory"}
+    a, b = passage("No query word here. Nothing at all.", {"zebra"}, analyze)
+    assert a == 0, "no match: the chunk's head"
+
+
+def test_hits_show_lines_headings_and_the_matching_passage(located, use_fake_encoder):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    _, _, idx = located
+    hits = Searcher(idx, encoder=FakeEncoder()).search("import instead of require", 3)
+    top = hits[0]
+    assert top.line > 0 and top.heading.endswith("Details") and "import()" in top.snippet
+    out = CliRunner().invoke(cli, ["query", "import instead of require", "--index", str(idx), "-k", "1"]).stdout
+    assert f"errors.md:{top.line}" in out and "ERR_REQUIRE_ESM > Details" in out
+
+
+def test_a_closed_pipe_ends_quietly(located, tmp_path):
+    _, _, idx = located
+    script = tmp_path / "run.py"
+    script.write_text(f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                      "from fakes import FakeEncoder\nimport searcher.search\n"
+                      "searcher.search.load_encoder = lambda name: FakeEncoder()\n"
+                      "from searcher.cli import cli\ncli()\n")
+    # 400 queries: far more output than a pipe buffers, so the writer meets the closed pipe
+    done = subprocess.run(f"set -o pipefail; {sys.executable} {script} query - --index {idx} --json -k 50 "
+                          "| head -c 10", shell=True, capture_output=True, text=True, executable="/bin/bash",
+                          input="errors in the server\n" * 400)
+    assert done.stdout.startswith('{"query"')
+    assert done.returncode == 0 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
