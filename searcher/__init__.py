@@ -34,6 +34,8 @@ _EXPORTS = {
     "IndexReport": "indexer",
     "Searcher": "search",
     "Hit": "search",
+    "Hits": "search",
+    "Where": "filters",
     "open_index": "store",
     "load_encoder": "encoder",
 }
@@ -52,7 +54,8 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .evaluate import EvalReport
     from .indexer import IndexReport, build_index, existing_config
-    from .search import Hit, Searcher
+    from .filters import Where
+    from .search import Hit, Hits, Searcher
     from .store import open_index
     from .train import FinetuneReport, finetune
 

@@ -134,9 +134,15 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
 @click.option("--mode", type=click.Choice([*SEARCH_MODES, *MODE_ALIASES]), default=DEFAULT_MODE, show_default=True,
               help="hybrid: meaning and exact words together; dense: meaning only; lexical: words only (BM25); "
                    "full and coarse: exact and shortlist-only dense search, for comparison.")
+@click.option("--path", "paths", multiple=True, metavar="GLOB",
+              help="Only files whose path matches GLOB, e.g. 'api/*.md' (repeatable: any of them).")
+@click.option("--type", "types", multiple=True, metavar="EXT", help="Only files of this type, e.g. md (repeatable).")
+@click.option("--min-score", type=float, help="Drop hits scoring below this (hybrid scores run from 0 to 1).")
+@click.option("--per-doc/--per-chunk", default=True, show_default=True,
+              help="One hit per document, its best passage first, or every matching chunk.")
 @click.option("--model", envvar="SEARCHER_MODEL", help="Query with this model (it must match the index's).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
-def query(query, index_dir, k, shortlist, mode, model, as_json):
+def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, as_json):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Words in "double quotes" must occur together, as a phrase. A query that nothing in the index matches
@@ -151,8 +157,11 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
     queries = _stdin_queries() if query == "-" else [_valid_text(query, "the query")]
     if not queries:
         raise click.ClickException("no queries on standard input; pass one query per line")
+    from .filters import Where
+
     with Searcher(index_dir, model=model) as searcher:
-        results = searcher.search_batch(queries, k, shortlist=shortlist, mode=mode)
+        results = searcher.search_batch(queries, k, shortlist=shortlist, mode=mode, where=Where(paths, types),
+                                        min_score=min_score, per_doc=per_doc)
     for notice in searcher.notices:
         click.echo(f"notice: {notice}", err=True)
     for text, hits in zip(queries, results):
@@ -173,9 +182,12 @@ def query(query, index_dir, k, shortlist, mode, model, as_json):
             where = _display_path(hit.source) + (f":{hit.line}" if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
             click.echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}")
             click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, color), "    "))
+            if hit.more:
+                click.echo(f"    also at line{'s' if len(hit.more) > 1 else ''} "
+                           + ", ".join(str(m.line) for m in hit.more[:8]) + (" ..." if len(hit.more) > 8 else ""))
         if not hits:
-            click.echo("no hits")
-    if all(hits.no_match for hits in results):
+            click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
+    if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
 
 
@@ -400,11 +412,13 @@ def _encoder_choice(record: dict | None) -> str:
 
 def _record(query: str, rank: int, hit) -> dict:
     """One JSON record per hit: the query, where it matched, the score to 4 places, then the chunk."""
-    d = dataclasses.asdict(hit)
-    d.pop("highlights")
-    return {"query": query, "rank": rank, "score": round(hit.score, 4),
-            **{k: d[k] for k in ("source", "line", "end_line", "title", "heading", "anchor", "snippet", "doc_id", "id",
-                                 "start", "end", "text")}}
+    fields = ("source", "line", "end_line", "title", "heading", "anchor", "snippet", "doc_id", "id", "start", "end",
+              "text")
+    record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
+    if hit.more:
+        record["more"] = [{"score": round(m.score, 4), "line": m.line, "end_line": m.end_line, "heading": m.heading,
+                           "snippet": m.snippet, "id": m.id} for m in hit.more]
+    return record
 
 
 def _label(hit) -> str:

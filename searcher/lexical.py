@@ -129,11 +129,16 @@ class LexicalIndex:
     def __len__(self) -> int:
         return self.searcher.num_docs
 
-    def search(self, query: str, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """(scores, chunk ids) of the top k chunks by BM25, best first; empty when no word of the query occurs."""
+    def search(self, query: str, k: int, ids: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(scores, chunk ids) of the top k chunks by BM25, best first; empty when no word of the query occurs.
+        `ids`: only these chunks (a filter), required inside the search."""
         q = self.query(query)
-        if q is None or k < 1:
+        if q is None or k < 1 or (ids is not None and not len(ids)):
             return np.empty(0, np.float32), np.empty(0, np.int64)
+        if ids is not None:
+            tantivy = _tantivy()
+            allowed = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in ids])
+            q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))])
         hits = self.searcher.search(q, k).hits
         if not hits:
             return np.empty(0, np.float32), np.empty(0, np.int64)

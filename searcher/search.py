@@ -8,6 +8,7 @@ the evaluation code uses too; `search` and `search_batch` add query encoding and
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import sys
@@ -21,6 +22,7 @@ import numpy as np
 from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import IndexFormatError, InvalidInputError, ModelError
+from .filters import Where, selected_ids
 from .fusion import adaptive_weight, fuse
 from .lexical import LexicalIndex
 from .projection import coarse_vectors
@@ -47,6 +49,7 @@ class Hit:
     anchor: str = ""  # HTML: id of the nearest element with one (open source#anchor)
     snippet: str = ""  # the passage of the chunk that holds most of the query's words (snippets.py)
     highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of the query's words in the snippet
+    more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
 
 
 # Below this best dense score, and with no word of the query in the index, a query has no match (measured for the
@@ -74,6 +77,7 @@ class Searcher:
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
+        self._allowed: np.ndarray | None = None  # chunk ids the current search's filter keeps
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -130,32 +134,46 @@ class Searcher:
 
     def search(
         self, query: str, k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
-        fusion_weight: float | None = None,
+        fusion_weight: float | None = None, where: Where | None = None, min_score: float | None = None,
+        per_doc: bool = False,
     ) -> Hits:
-        """The top `k` chunks for one query, best first (see `search_batch`)."""
-        return self.search_batch([query], k, shortlist=shortlist, mode=mode, fusion_weight=fusion_weight)[0]
+        """The top `k` chunks (or documents, `per_doc`) for one query, best first (see `search_batch`)."""
+        return self.search_batch([query], k, shortlist=shortlist, mode=mode, fusion_weight=fusion_weight,
+                                 where=where, min_score=min_score, per_doc=per_doc)[0]
 
     def search_batch(
         self, queries: list[str], k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
-        fusion_weight: float | None = None,
+        fusion_weight: float | None = None, where: Where | None = None, min_score: float | None = None,
+        per_doc: bool = False,
     ) -> list[Hits]:
         """`search` for many queries at once (one encoder call, one coarse search).
 
-        Scores are the fused score in [0, 1] for `hybrid`, BM25 for `lexical`, cosine similarity otherwise. Each
-        result list says `no_match` when neither side found anything close: no word of the query occurs in the
-        index and (hybrid) the best dense score is below NO_MATCH_SCORE. Modes that do not ask the lexical side
-        never say `no_match`: without it, a low dense score alone does not tell.
+        Scores are the fused score in [0, 1] for `hybrid`, BM25 for `lexical`, cosine similarity otherwise.
+        `where` keeps only some files (filters.Where: path globs, file types), inside each side's search, so k hits
+        come back whenever k chunks match. `min_score` drops weaker hits. `per_doc` returns one hit per document,
+        its best chunk, with the document's next-best chunks in `Hit.more`. Each result list says `no_match` when
+        neither side found anything close: no word of the query occurs in the index and (hybrid) the best dense
+        score is below NO_MATCH_SCORE. Modes that do not ask the lexical side never say `no_match`: without it, a
+        low dense score alone does not tell.
         """
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if not queries:
             return []
         for query in queries:
             check_query(query)
+        allowed = selected_ids(self.index, where) if where else None
+        fetch = k
+        if per_doc:  # enough chunks for k documents (for hybrid, no more than it fuses anyway)
+            fetch = max(FUSION_DEPTH, PER_DOC_CHUNKS * k) if mode == "hybrid" else PER_DOC_CHUNKS * k
         xq = None if mode == "lexical" else self.encoder.encode_queries(list(queries))
-        D, I, found = self._search(xq, list(queries), k, shortlist, mode, fusion_weight)
+        D, I, found = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, allowed)
         out = []
         for i in range(len(queries)):
-            hits = Hits(self._hits(D[i], I[i], queries[i]))
+            hits = self._hits(D[i], I[i], queries[i])
+            if per_doc:
+                hits = _per_document(hits)
+            hits = Hits(h for h in hits if min_score is None or h.score >= min_score)
+            hits[k:] = []
             hits.no_match = found[i][0] == 0 and found[i][1] < NO_MATCH_SCORE
             out.append(hits)
         return out
@@ -163,6 +181,7 @@ class Searcher:
     def search_vectors(
         self, xq: np.ndarray | None, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST,
         mode: str = "dense", texts: list[str] | None = None, fusion_weight: float | None = None,
+        where: Where | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(D, I) of shape (n, min(k, chunks)): scores and chunk ids of the top k for each query, best first.
 
@@ -172,16 +191,18 @@ class Searcher:
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if mode in ("hybrid", "lexical") and texts is None:
             raise InvalidInputError(f"mode {mode!r} needs the query texts: pass texts=[...]")
-        D, I, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight)
+        allowed = selected_ids(self.index, where) if where else None
+        D, I, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, allowed)
         return D, I
 
-    def _search(self, xq, texts, k, shortlist, mode, fusion_weight):
-        """(D, I, [(lexical hits, best dense score)] per query)."""
+    def _search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed=None):
+        """(D, I, [(lexical hits, best dense score)] per query); `allowed`: sorted chunk ids a filter keeps."""
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
             raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
-        # Nothing is allocated for more results than the index holds (-k 100000000 on 31 chunks).
-        total = len(self.index)
+        self._allowed = allowed
+        # Nothing is allocated for more results than the index (or the filter) holds (-k 100000000 on 31 chunks).
+        total = len(self.index) if allowed is None else len(allowed)
         k, shortlist = min(k, total), min(max(shortlist, k), total)
         if k == 0:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n
@@ -198,24 +219,33 @@ class Searcher:
         coarse_dim = self.manifest.projection.coarse_dim
         with query_threads(n):
             if mode == "coarse":
-                D, I = self._coarse.search(coarse_vectors(xq, coarse_dim), k)
+                D, I = self._coarse_search(coarse_vectors(xq, coarse_dim), k)
             elif mode == "full":
                 D, I = self._exact(xq, k)
             else:
                 depth = min(max(k, FUSION_DEPTH), total) if mode == "hybrid" else k
-                _, candidates = self._coarse.search(coarse_vectors(xq, coarse_dim), max(shortlist, depth))
+                _, candidates = self._coarse_search(coarse_vectors(xq, coarse_dim), max(shortlist, depth))
                 D, I = self._rerank(xq, candidates, depth)
                 if mode == "hybrid":
                     weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
                     return self._fuse(xq, texts, D, I, k, weight)
         return D, I, [(-1, float(D[i, 0])) for i in range(n)]  # -1: the lexical side was not asked
 
+    def _coarse_search(self, x: np.ndarray, k: int):
+        """The coarse FAISS search, restricted to the filter's ids by a selector inside the search."""
+        if self._allowed is None:
+            return self._coarse.search(x, k)
+        import faiss
+
+        selector = faiss.IDSelectorBatch(self._allowed)
+        return self._coarse.search(x, k, params=faiss.SearchParameters(sel=selector))
+
     def _lexical_only(self, texts, k):
         D = np.full((len(texts), k), -np.inf, dtype=np.float32)
         I = np.full((len(texts), k), -1, dtype=np.int64)
         found = []
         for i, text in enumerate(texts):
-            scores, ids = self.lexical.search(text, k)
+            scores, ids = self.lexical.search(text, k, self._allowed)
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
             found.append((len(ids), -1.0))
         return D, I, found
@@ -231,7 +261,7 @@ class Searcher:
         for i in range(n):
             valid = Id[i] >= 0
             dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
-            lex_scores, lex_ids = self.lexical.search(texts[i], depth)
+            lex_scores, lex_ids = self.lexical.search(texts[i], depth, self._allowed)
             found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
             w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
             extra = np.setdiff1d(lex_ids, dense_ids)
@@ -265,6 +295,13 @@ class Searcher:
         """Exact top k over all full vectors, a block at a time (the full vectors need not fit in RAM)."""
         # subtle: keep a few more than k from the blockwise matmul, whose rounding differs from _rerank's, so
         # that ties at the k-th place are settled by _rerank like in two-stage search.
+        if self._allowed is not None:
+            rows = self.index.rows_of(self._allowed)
+            keep = min(len(rows), 2 * k + 8)
+            blocks = ((np.asarray(self.index.full[rows[a : a + EXACT_BLOCK]]), self._allowed[a : a + EXACT_BLOCK])
+                      for a in range(0, len(rows), EXACT_BLOCK))
+            _, candidates = exact_top_k(xq, blocks, keep)
+            return self._rerank(xq, candidates, k)
         keep = min(len(self.index), 2 * k + 8)
         blocks = (
             (np.asarray(self.index.full[a : a + EXACT_BLOCK]), np.asarray(self.index.ids[a : a + EXACT_BLOCK]))
@@ -303,6 +340,17 @@ class Searcher:
             )
             for r, s, (text, marks) in zip(records, scores[valid], shown)
         ]
+
+
+PER_DOC_CHUNKS = 5  # chunks fetched per document asked for, when grouping by document
+
+
+def _per_document(hits: list[Hit]) -> list[Hit]:
+    """One hit per document, in order of its best chunk; its other chunks folded into `more`."""
+    groups: dict[str, list[Hit]] = {}
+    for hit in hits:
+        groups.setdefault(hit.doc_id, []).append(hit)
+    return [dataclasses.replace(best, more=tuple(rest)) for best, *rest in groups.values()]
 
 
 def check_query(query) -> None:

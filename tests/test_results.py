@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import write_corpus
 from fakes import FakeEncoder
@@ -156,3 +157,65 @@ def test_a_closed_pipe_ends_quietly(located, tmp_path):
                           input="errors in the server\n" * 400)
     assert done.stdout.startswith('{"query"')
     assert done.returncode == 0 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
+
+
+@pytest.fixture(scope="module")
+def many_files(tmp_path_factory):
+    """1,000 files of 3+ chunks each; one file in a thousand is 'needle.md'."""
+    root = tmp_path_factory.mktemp("many")
+    files = {f"hay/{i:04d}.txt": "\n\n".join(f"Paragraph {j} of file {i} talks about moons, rivers and maps."
+                                             for j in range(4)) for i in range(999)}
+    files["deep/needle.md"] = "\n\n".join(f"# Part {j}\n\nThe needle talks about moons and rivers too, part {j}."
+                                          for j in range(4))
+    docs = write_corpus(root / "docs", files)
+    fake = FakeEncoder()
+    build_index(docs, root / "idx", IndexConfig(model=fake.info.name, chunk_tokens=20, overlap_tokens=0), encoder=fake)
+    return root / "idx"
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "lexical", "full", "coarse"])
+def test_a_filter_keeping_a_thousandth_still_returns_k_hits(many_files, mode):
+    from searcher import Where
+
+    s = Searcher(many_files, encoder=FakeEncoder())
+    for where in (Where(paths=("deep/*",)), Where(types=("md",)), Where(paths=("*needle*",))):
+        hits = s.search("moons and rivers", 3, mode=mode, where=where, per_doc=False)
+        assert len(hits) == 3 and all(h.source.endswith("needle.md") for h in hits), (mode, where)
+    assert len(s.search("moons", 3, mode=mode, where=Where(types=("pdf",)))) == 0
+
+
+def test_the_filtered_dense_ranking_equals_exact_search_over_the_kept_files(many_files):
+    from searcher import Where
+
+    s = Searcher(many_files, encoder=FakeEncoder())
+    where = Where(paths=("hay/000*",))  # 10 files
+    index = s.index
+    kept = [r for r in index.iter_chunks() if "/hay/000" in r["source"]]
+    x = FakeEncoder().encode_queries(["paragraph 2 rivers"])[0]
+    rows = index.rows_of(np.array([r["id"] for r in kept]))
+    full = np.asarray(index.full[rows]) @ (x @ index.rotation if index.rotation is not None else x)
+    expected = [kept[i]["id"] for i in np.lexsort(([r["id"] for r in kept], -full))[:5]]
+    got = [h.id for h in s.search("paragraph 2 rivers", 5, mode="full", where=where)]
+    assert got == expected
+
+
+def test_per_document_folds_a_documents_chunks_and_min_score_drops_weak_hits(many_files, use_fake_encoder):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    s = Searcher(many_files, encoder=FakeEncoder())
+    chunks = s.search("needle part", 10, per_doc=False)
+    docs = s.search("needle part", 10, per_doc=True)
+    assert len({h.doc_id for h in docs}) == len(docs), "one hit per document"
+    needle = next(h for h in docs if h.source.endswith("needle.md"))
+    assert len(needle.more) >= 1 and all(m.doc_id == needle.doc_id for m in needle.more)
+    assert needle.score >= max(m.score for m in needle.more)
+    assert sum(1 for h in chunks if h.source.endswith("needle.md")) > 1
+    weak = min(h.score for h in chunks)
+    assert all(h.score >= weak + 1e-6 for h in s.search("needle part", 10, per_doc=False, min_score=weak + 1e-6))
+    result = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--min-score", "2"])
+    assert result.exit_code == 1 and "nothing scored 2.0 or more" in result.stderr
+    out = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--json", "--type", "md"])
+    records = [__import__("json").loads(line) for line in out.stdout.splitlines()]
+    assert len(records) == 1 and records[0]["more"] and records[0]["source"].endswith("needle.md")
