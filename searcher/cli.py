@@ -392,7 +392,8 @@ class _Progress:
 
             if self.bar is not None:
                 self.bar.close()
-            units = {"scan": ("scanning", "file"), "chunk": ("chunking a long file", "char"),
+            units = {"load": ("loading the model", "it"), "scan": ("scanning", "file"),
+                     "chunk": ("chunking a long file", "char"),
                      "embed": ("embedding", "chunk"), "write": ("writing", "step"), "train": ("training", "step")}
             desc, unit = units.get(phase, (phase, "it"))
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -29,7 +29,15 @@ from .atomic import exclusive_lock, write_atomic
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
 from .config import DEFAULT_INDEX_DIR, IndexConfig
-from .encoder import Bf16Encoder, Encoder, SentenceTransformerEncoder, cpu_has_bf16, cpu_name, load_encoder
+from .encoder import (
+    Bf16Encoder,
+    Encoder,
+    SentenceTransformerEncoder,
+    cpu_has_bf16,
+    cpu_name,
+    load_encoder,
+    resolve_model,
+)
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
@@ -111,6 +119,11 @@ def build_index(
         raise InvalidInputError(
             f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}"
         )
+    if source.is_dir():  # fail before a model is loaded, not after
+        try:
+            os.scandir(source).close()
+        except OSError as e:
+            raise InvalidInputError(f"cannot read folder {source}: {e.strerror}") from None
     index_dir = Path(index_dir)
     if inside_index := next((p for p in (source.resolve(), *source.resolve().parents) if is_index_dir(p)), None):
         where = "is a searcher index" if inside_index == source.resolve() else f"is inside the searcher index {inside_index}"
@@ -172,19 +185,22 @@ def _build(
     generation: int,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
-    encoder = encoder or load_encoder(config.model)
-    info = encoder.info
+    # subtle: updating an index with its own model loads that model (torch, seconds) only once a file needs
+    # chunking or embedding; a run that finds nothing changed never imports torch.
+    if encoder is None and prev is not None and resolve_model(config.model)[0] == prev.manifest.model.name:
+        info = prev.manifest.model
+    else:
+        encoder = encoder or _load(config.model, progress)
+        info = _checked(encoder.info, prev, index_dir)
+
+    def model() -> Encoder:
+        nonlocal encoder
+        if encoder is None:
+            encoder = _load(config.model, progress)
+            _checked(encoder.info, prev, index_dir)
+        return encoder
+
     config = config.replace(model=info.name)
-    if prev is not None and prev.manifest.model.name != info.name:
-        raise ModelError(
-            f"the index at {index_dir} was built with model {prev.manifest.model.name!r}, not {info.name!r}; "
-            "index with that model, use another --index, or pass --rebuild to re-embed everything"
-        )
-    if prev is not None and not prev.manifest.model.same_weights(info):
-        raise ModelError(
-            f"the model {info.name!r} has changed since the index at {index_dir} was built with it (other "
-            "weights); pass --rebuild to re-embed everything with it, or use another --index"
-        )
     chunk_tokens, overlap_tokens = config.chunking(info.max_seq_length)
     check_chunking(chunk_tokens, overlap_tokens, info.max_seq_length)
     rechunk_all = prev is not None and prev.manifest.config.chunking(info.max_seq_length) != (chunk_tokens, overlap_tokens)
@@ -192,7 +208,7 @@ def _build(
     old_files = {e.path: e for e in prev.files()} if prev is not None else {}
 
     def chunker(doc):
-        return chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
+        return chunk_document(doc, model(), chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
                               progress=lambda done, total: progress("chunk", done, total))
 
     # One file, one document id: ids are relative to the outermost folder this index was ever given that holds
@@ -217,11 +233,14 @@ def _build(
 
     keys = [text_key(c.embedding_input) for f in new_files for c in f.chunks]
     started = time.perf_counter()
-    query_encoder = _query_encoder(index_dir, encoder, current if prev is not None else None, export_encoder, report)
+    previous = current if prev is not None else None
+    query_encoder = previous.query_encoder if previous and encoder is None else None
+    if encoder is not None or new_files:  # with nothing to embed, an index keeps the export it has
+        query_encoder = _query_encoder(index_dir, model(), previous, export_encoder, report)
     report.seconds["export"] = time.perf_counter() - started
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
-    _embed_missing(encoder, index_dir, plan, pending, report, progress,
+    _embed_missing(model, index_dir, plan, pending, report, progress,
                    current.document_encoder if current and prev is not None else None)
 
     started = time.perf_counter()
@@ -232,6 +251,26 @@ def _build(
     report.documents, report.chunks = manifest.documents, manifest.chunks
     report.projection = manifest.projection.kind
     return report
+
+
+def _load(name: str, progress: Progress) -> Encoder:
+    progress("load", 0, None)
+    return load_encoder(name)
+
+
+def _checked(info, prev: StoredIndex | None, index_dir: Path):
+    """The model's info, once it is known to be the one that built `prev`."""
+    if prev is not None and prev.manifest.model.name != info.name:
+        raise ModelError(
+            f"the index at {index_dir} was built with model {prev.manifest.model.name!r}, not {info.name!r}; "
+            "index with that model, use another --index, or pass --rebuild to re-embed everything"
+        )
+    if prev is not None and not prev.manifest.model.same_weights(info):
+        raise ModelError(
+            f"the model {info.name!r} has changed since the index at {index_dir} was built with it (other "
+            "weights); pass --rebuild to re-embed everything with it, or use another --index"
+        )
+    return info
 
 
 def _query_encoder(
@@ -351,8 +390,8 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 
 def _embed_missing(
-    encoder: Encoder, index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport, progress: Progress,
-    previous: dict | None,
+    model: Callable[[], Encoder], index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport,
+    progress: Progress, previous: dict | None,
 ) -> None:
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go."""
     config, keys = plan.config, plan.keys
@@ -367,9 +406,12 @@ def _embed_missing(
     # most the batch in flight.
     order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
     batch_size = config.batch_size
+    plan.document_encoder = previous
+    if not order:
+        return
     progress("embed", 0, len(order))
     started = time.perf_counter()
-    choice = choose_document_encoder(encoder, index_dir / plan.query_encoder if plan.query_encoder else None,
+    choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
                                      [todo[k] for k in order], batch_size, previous)
     report.embedded_with = choice.name
     plan.document_encoder = choice.record

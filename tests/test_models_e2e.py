@@ -84,3 +84,19 @@ def test_console_script_with_the_default_model(tmp_path, corpus):
                             "-k", "1"], capture_output=True, text=True)
     assert query.returncode == 0, query.stderr
     assert "gardening.html" in query.stdout and query.stderr == ""
+
+
+def test_an_update_that_finds_nothing_changed_never_imports_torch(tmp_path, corpus, minilm):
+    from searcher import build_index
+
+    build_index(corpus, tmp_path / "idx", encoder=minilm)
+    code = ("import sys, json\nfrom searcher import build_index\n"
+            f"r = build_index({str(corpus)!r}, {str(tmp_path / 'idx')!r})\n"
+            "print(json.dumps([r.unchanged, r.embedded, 'torch' in sys.modules, 'sentence_transformers' in sys.modules]))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [5, 0, False, False]
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it.\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    unchanged, embedded, *_ = json.loads(done.stdout)
+    assert (unchanged, embedded) == (4, 1), "a change loads the model and embeds"
