@@ -16,7 +16,6 @@ from pathlib import Path
 import click
 
 from .config import (
-    DEFAULT_INDEX_DIR,
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_SHORTLIST,
@@ -49,10 +48,8 @@ index_option = click.option(
     "index_dir",
     envvar="SEARCHER_INDEX",
     show_envvar=True,
-    default=DEFAULT_INDEX_DIR,
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Index directory.",
+    help="Index name, or a folder (anything with a /) [default: the index named 'default' in "
+         "$SEARCHER_HOME, else $XDG_DATA_HOME/searcher, else ~/.local/share/searcher].",
 )
 
 
@@ -120,7 +117,7 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         f"{report.failed} failed, {report.removed} removed files; "
         f"{report.embedded} chunks embedded{f' ({report.embedded_with})' if report.embedded else ''}, "
         f"{report.reused} reused; "
-        f"index {index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
+        f"index {report.index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
     )
 
 
@@ -189,6 +186,89 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
             click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
     if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
+
+
+@cli.command("list")
+@click.option("--index", "index_dir", envvar="SEARCHER_INDEX",
+              help="Show this index's sources (and with --files, its files) instead of every named index.")
+@click.option("--files", "show_files", is_flag=True, help="With --index: every indexed file.")
+def list_command(index_dir, show_files):
+    """List your indexes, or what one index holds.
+
+    \b
+    Example:
+        searcher list                  # indexes in ~/.local/share/searcher
+        searcher list --index notes    # its sources, with file, document and chunk counts
+    """
+    from .home import home, named_indexes, resolve
+    from .store import open_index, read_manifest
+
+    if index_dir is None:
+        indexes = named_indexes()
+        if not indexes:
+            click.echo(f"no indexes in {home()} yet; make one with `searcher index FOLDER`")
+            return
+        for path in indexes:
+            try:
+                m = read_manifest(path)
+                click.echo(f"{path.name:<20} {m.documents:>8} documents {m.chunks:>9} chunks  updated {m.updated}  "
+                           f"{m.model.name}")
+            except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
+                click.echo(f"{path.name:<20} unreadable: {str(e).splitlines()[0]}")
+        return
+    index = open_index(resolve(index_dir))
+    try:
+        files = index.files()
+    finally:
+        index.close()
+    click.echo(f"index {index.index_dir}: {index.manifest.documents} documents, {index.manifest.chunks} chunks, "
+               f"updated {index.manifest.updated}")
+    for source in index.manifest.sources:
+        under = [e for e in files if e.path == source or e.path.startswith(source.rstrip("/") + "/")]
+        gone = "" if Path(source).exists() else "  (gone from disk: `searcher remove` or `searcher update`)"
+        click.echo(f"  {source}: {len(under)} files, {sum(e.documents for e in under)} documents, "
+                   f"{sum(e.id_end - e.id_start for e in under)} chunk ids{gone}")
+    if show_files:
+        for e in files:
+            click.echo(f"    {e.path}  {e.documents} documents")
+
+
+@cli.command()
+@click.argument("path")
+@index_option
+def remove(path, index_dir):
+    """Take PATH (a source, a folder or a file, even one gone from disk) out of the index.
+
+    \b
+    Example:
+        searcher remove ~/notes/old-project --index notes
+    """
+    from .indexer import remove_from_index
+
+    report = remove_from_index(index_dir, path)
+    click.echo(f"{report.removed} files removed; index {report.index_dir}: {report.documents} documents, "
+               f"{report.chunks} chunks")
+
+
+@cli.command()
+@index_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def update(index_dir, quiet):
+    """Re-scan every source the index holds: changed files are re-indexed, vanished ones removed.
+
+    \b
+    Example:
+        searcher update --index notes
+    """
+    from .indexer import update_index
+
+    with _Progress(enabled=not quiet) as progress:
+        results = update_index(index_dir, progress=progress)
+    for source, report in results:
+        for warning in report.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{source}: {report.indexed} indexed, {report.unchanged} unchanged, {report.removed} removed, "
+                   f"{report.failed} failed")
 
 
 @cli.command("eval")
@@ -316,8 +396,10 @@ def info(index_dir, as_json):
     Example:
         searcher info --index indexes/default
     """
+    from .home import resolve
     from .store import read_manifest
 
+    index_dir = resolve(index_dir)
     manifest = read_manifest(index_dir)
     data = manifest.to_dict()
     data["disk_bytes"] = _disk_bytes(index_dir)

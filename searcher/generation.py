@@ -48,6 +48,7 @@ class Plan:
     reusable: dict[str, int]  # key -> row of the previous generation that already holds its vector
     query_encoder: str | None  # directory of the exported query encoder
     document_encoder: dict | None = None  # how documents were embedded on this CPU (indexer.choose_document_encoder)
+    sources: tuple[str, ...] | None = None  # the index's sources after this run; None: the current ones and root
 
     @property
     def new_chunks(self) -> list[Chunk]:
@@ -152,7 +153,8 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
         documents=sum(e.documents for e in entries),
         chunks=n,
         next_id=next_id,
-        sources=tuple(sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
+        sources=plan.sources if plan.sources is not None else tuple(
+            sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
         query_encoder=plan.query_encoder,
         document_encoder=plan.document_encoder,
         lexical_deleted=lexical_deleted,

@@ -28,7 +28,7 @@ import orjson
 from .atomic import exclusive_lock, write_atomic
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
-from .config import DEFAULT_INDEX_DIR, IndexConfig
+from .config import IndexConfig
 from .encoder import (
     Bf16Encoder,
     Encoder,
@@ -39,6 +39,7 @@ from .encoder import (
     resolve_model,
 )
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
+from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
@@ -85,17 +86,17 @@ class IndexReport:
     )
 
 
-def existing_config(index_dir: Path | str) -> IndexConfig:
+def existing_config(index_dir: Path | str | None) -> IndexConfig:
     """The config an index was built with, or the defaults when there is no index yet."""
     try:
-        return read_manifest(Path(index_dir)).config
+        return read_manifest(resolve_index(index_dir)).config
     except SearcherError:  # no index, or an unreadable one that build_index will report
         return IndexConfig()
 
 
 def build_index(
     source: Path | str,
-    index_dir: Path | str = DEFAULT_INDEX_DIR,
+    index_dir: Path | str | None = None,
     config: IndexConfig | None = None,
     *,
     rebuild: bool = False,
@@ -104,7 +105,8 @@ def build_index(
     cache_dir: Path | str | None = None,
     export_encoder: bool = True,
 ) -> IndexReport:
-    """Index (or update the index of) a folder or a single file.
+    """Index (or update the index of) a folder or a single file, into the index named or found at `index_dir`
+    (home.resolve: a name in the per-user home, or a path; None is the default index).
 
     `config=None` keeps the settings the index was built with (the defaults for a new index). `rebuild=True`
     ignores the existing index and embeds everything again (required to change the model). New embeddings go
@@ -124,7 +126,7 @@ def build_index(
             os.scandir(source).close()
         except OSError as e:
             raise InvalidInputError(f"cannot read folder {source}: {e.strerror}") from None
-    index_dir = Path(index_dir)
+    index_dir = resolve_index(index_dir)
     if inside_index := next((p for p in (source.resolve(), *source.resolve().parents) if is_index_dir(p)), None):
         where = "is a searcher index" if inside_index == source.resolve() else f"is inside the searcher index {inside_index}"
         raise InvalidInputError(f"{source} {where}; index your documents, not an index")
@@ -150,6 +152,53 @@ def build_index(
                     prev.close()
     except OSError as e:
         raise _os_error(e, index_dir) from None
+
+
+def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
+                      ) -> IndexReport:
+    """Take every indexed file under `path` (a source, a folder or a file, on disk or long gone) out of an index,
+    and `path` and any source under it out of its sources. Nothing is embedded and no model is loaded."""
+    index_dir = resolve_index(index_dir)
+    target = Path(os.path.realpath(Path(path).expanduser()))
+    progress = progress or (lambda phase, done, total: None)
+    try:
+        with exclusive_lock(index_dir):
+            current = read_manifest(index_dir)
+            prev = open_index(index_dir)
+            try:
+                files = prev.files()
+                kept = [e for e in files if not _is_under(Path(e.path), target)]
+                if len(kept) == len(files):
+                    raise InvalidInputError(f"nothing in the index at {index_dir} is under {target}; "
+                                            "`searcher list --index ...` shows what is")
+                sources = tuple(s for s in current.sources if not _is_under(Path(s), target))
+                plan = Plan(target, current.config, current.model, kept, [], [], {}, current.query_encoder,
+                            current.document_encoder, sources)
+                manifest = write_generation(index_dir, plan, current, prev, None, progress,
+                                            max([current.generation, *generations_on_disk(index_dir)]) + 1)
+            finally:
+                prev.close()
+    except OSError as e:
+        raise _os_error(e, index_dir) from None
+    report = IndexReport(index_dir=str(index_dir), removed=len(files) - len(kept), documents=manifest.documents,
+                         chunks=manifest.chunks, projection=manifest.projection.kind)
+    return report
+
+
+def update_index(index_dir: Path | str | None = None, *, progress: Progress | None = None
+                 ) -> list[tuple[str, IndexReport]]:
+    """Re-scan every source the index records: each one still on disk is updated (build_index), each one gone
+    is removed. [(source, report)] in the index's order."""
+    index_dir = resolve_index(index_dir)
+    out = []
+    for source in read_manifest(index_dir).sources:
+        if Path(source).exists():
+            out.append((source, build_index(source, index_dir, progress=progress)))
+        else:
+            report = remove_from_index(index_dir, source, progress=progress)
+            report.warnings.append(f"{source} is gone; its files were removed from the index")
+            out.append((source, report))
+    return out
 
 
 def set_fusion_weight(index_dir: Path | str, weight: float, *, adaptive: bool | None = None) -> None:

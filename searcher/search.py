@@ -19,10 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_INDEX_DIR, DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
+from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import IndexFormatError, InvalidInputError, ModelError
 from .filters import Where, selected_ids
+from .home import resolve as resolve_index
 from .fusion import adaptive_weight, fuse
 from .lexical import LexicalIndex
 from .projection import coarse_vectors
@@ -65,13 +66,13 @@ class Hits(list):
 
 
 class Searcher:
-    """Queries one index. `model` (a name or path) or `encoder` override the model recorded in the index;
+    """Queries one index (a name in the per-user home, a path, or None for the default index: home.resolve). `model` (a name or path) or `encoder` override the model recorded in the index;
     either must embed like that model, or every query raises ModelError."""
 
     def __init__(
-        self, index_dir: Path | str = DEFAULT_INDEX_DIR, *, model: str | None = None, encoder: Encoder | None = None
+        self, index_dir: Path | str | None = None, *, model: str | None = None, encoder: Encoder | None = None
     ) -> None:
-        self.index = open_index(index_dir)
+        self.index = open_index(resolve_index(index_dir))
         self.manifest = self.index.manifest
         self._coarse = self.index.load_coarse()
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model

@@ -44,6 +44,13 @@ def write_corpus(root: Path, files: dict[str, str | bytes] = TOPICS) -> Path:
     return root
 
 
+@pytest.fixture(autouse=True)
+def _searcher_home(tmp_path_factory, monkeypatch):
+    """Named indexes go to a temporary home, never the user's ~/.local/share/searcher."""
+    monkeypatch.setenv("SEARCHER_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.delenv("SEARCHER_INDEX", raising=False)
+
+
 @pytest.fixture
 def fake() -> FakeEncoder:
     return FakeEncoder()

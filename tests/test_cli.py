@@ -4,6 +4,7 @@ import json
 
 import pytest
 from click.testing import CliRunner
+from conftest import write_corpus
 
 from searcher.cli import cli
 
@@ -136,3 +137,42 @@ def test_help_ends_with_an_example():
         result = run(*command, "--help")
         assert result.exit_code == 0
         assert "Example:" in result.output
+
+
+def test_indexes_are_named_in_the_home_folder_and_found_from_anywhere(tmp_path, corpus, use_fake_encoder, monkeypatch):
+    import os
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("SEARCHER_HOME", str(home))
+    assert run("index", corpus, "--chunk-tokens", 32, "--overlap-tokens", 4, "-q").exit_code == 0
+    assert (home / "default" / "manifest.json").is_file(), "no --index: the default index in the home"
+    assert run("index", corpus, "--index", "notes", "-q").exit_code == 0
+    monkeypatch.chdir(tmp_path)
+    assert run("query", "owls", "--index", "notes").exit_code == 0
+    os.chdir("/")
+    assert "birds.md" in run("query", "owls").stdout, "found from any folder"
+    listing = run("list").stdout
+    assert "default" in listing and "notes" in listing
+    assert run("query", "owls", "--index", "no such").exit_code == 1
+
+
+def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_fake_encoder):
+    import shutil
+
+    other = write_corpus(tmp_path / "other", {"penguins.txt": "Penguins swim in cold water."})
+    idx = tmp_path / "idx"
+    for source in (corpus, other):
+        assert run("index", source, "--index", idx, "--chunk-tokens", 32, "--overlap-tokens", 4, "-q").exit_code == 0
+    assert str(other) in run("list", "--index", idx).stdout
+    shutil.rmtree(other)
+    (corpus / "astronomy.txt").write_text("The moon has craters and no air at all.")
+    result = run("update", "--index", idx, "-q")
+    assert result.exit_code == 0 and f"{other} is gone" in result.stderr
+    assert f"{corpus}: 1 indexed" in result.stdout
+    listing = run("list", "--index", idx, "--files").stdout
+    assert str(other) not in listing and "astronomy.txt" in listing
+    result = run("remove", corpus / "nested", "--index", idx)
+    assert result.exit_code == 0 and "1 files removed" in result.stdout
+    assert "birds.md" not in run("list", "--index", idx, "--files").stdout
+    result = run("remove", tmp_path / "never", "--index", idx)
+    assert result.exit_code == 1 and "nothing in the index" in result.output
