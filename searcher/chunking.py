@@ -55,6 +55,7 @@ class Chunk:
     end_line: int = 0
     heading: str = ""  # the section heading path at the chunk's start: "Errors > ERR_REQUIRE_ESM"
     anchor: str = ""  # HTML: the id of the nearest element with one, at or before the chunk's start
+    page: int = 0  # PDF: the page the chunk starts on
 
     @property
     def embedding_input(self) -> str:
@@ -81,6 +82,8 @@ class Locator:
             self.paths.append(" > ".join(t for _, t in stack))
         self.anchor_offsets = [o for o, _ in doc.anchors]
         self.anchor_ids = [a for _, a in doc.anchors]
+        self.page_offsets = [o for o, _ in doc.pages]
+        self.page_numbers = [p for _, p in doc.pages]
 
     def line(self, offset: int) -> int:
         i = max(bisect.bisect_right(self.offsets, offset) - 1, 0)
@@ -91,6 +94,10 @@ class Locator:
     def heading(self, offset: int) -> str:
         i = bisect.bisect_right(self.heading_offsets, offset) - 1
         return self.paths[i] if i >= 0 else ""
+
+    def page(self, offset: int) -> int:
+        i = bisect.bisect_right(self.page_offsets, offset) - 1
+        return self.page_numbers[i] if i >= 0 else 0
 
     def anchor(self, offset: int) -> str:
         i = bisect.bisect_right(self.anchor_offsets, offset) - 1
@@ -151,7 +158,8 @@ def chunk_document(
     for a, b in _segments(text, SEGMENT_CHARS):
         for c in _chunk_segment(doc, title, counter, a, b, chunk_tokens, overlap_tokens, budget):
             chunks.append(Chunk(c.doc_id, c.title, c.source, c.text, c.start, c.end, locate.line(c.start),
-                                locate.line(max(c.start, c.end - 1)), locate.heading(c.start), locate.anchor(c.start)))
+                                locate.line(max(c.start, c.end - 1)), locate.heading(c.start), locate.anchor(c.start),
+                                locate.page(c.start)))
         if progress is not None and len(text) > SEGMENT_CHARS:
             progress(b, len(text))
     return chunks

@@ -84,10 +84,15 @@ def cli() -> None:
 @click.option("--fusion-weight", type=click.FloatRange(0, 1),
               help="Weight of meaning against exact words in hybrid search, 0-1 [default: 0.7, or what "
                    "`searcher eval --tune` stored].")
+@click.option("--include", multiple=True, metavar="GLOB",
+              help="Index only files matching GLOB (gitignore syntax, repeatable) [default: every file it can read].")
+@click.option("--exclude", multiple=True, metavar="GLOB",
+              help="Leave out files matching GLOB (repeatable), beside what .gitignore and .searcherignore leave out.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
 def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size,
-          lexical_tokenizer, fusion_weight, rebuild, quiet):
+          lexical_tokenizer, fusion_weight, include, exclude, rebuild, quiet, verbose):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
@@ -107,11 +112,18 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         batch_size=batch_size,
         lexical_tokenizer=lexical_tokenizer,
         fusion_weight=fusion_weight,
+        include=include or None,
+        exclude=exclude or None,
     )
     with _Progress(enabled=not quiet) as progress:
         report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress)
     for warning in report.warnings:
-        click.echo(f"warning: {warning}", err=True)
+        if "skipped" not in warning or verbose:
+            click.echo(f"warning: {warning}", err=True)
+    if report.skipped_files:
+        shown = report.skipped_files if verbose else report.skipped_files[:10]
+        more = "" if len(shown) == len(report.skipped_files) else f", and {len(report.skipped_files) - 10} more (-v)"
+        click.echo(f"skipped: {'; '.join(shown)}{more}", err=True)
     click.echo(
         f"{report.indexed} indexed, {report.unchanged} unchanged, {report.skipped} skipped, "
         f"{report.failed} failed, {report.removed} removed files; "
@@ -176,7 +188,8 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
             click.echo(f"# {text}")
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         for rank, hit in enumerate(hits, start=1):
-            where = _display_path(hit.source) + (f":{hit.line}" if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
+            where = (_display_path(hit.source) + (f":{hit.line}" if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
+                     + (f" (page {hit.page})" if hit.page else ""))
             click.echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}")
             click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, color), "    "))
             if hit.more:
@@ -495,8 +508,8 @@ def _encoder_choice(record: dict | None) -> str:
 
 def _record(query: str, rank: int, hit) -> dict:
     """One JSON record per hit: the query, where it matched, the score to 4 places, then the chunk."""
-    fields = ("source", "line", "end_line", "title", "heading", "anchor", "snippet", "doc_id", "id", "start", "end",
-              "text")
+    fields = ("source", "line", "end_line", "page", "title", "heading", "anchor", "snippet", "doc_id", "id", "start",
+              "end", "text")
     record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
     if hit.more:
         record["more"] = [{"score": round(m.score, 4), "line": m.line, "end_line": m.end_line, "heading": m.heading,

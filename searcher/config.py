@@ -43,8 +43,12 @@ class IndexConfig:
     lexical_tokenizer: str = "english"  # the lexical index's words: english (stemmed), plain, ngram (CJK)
     fusion_weight: float = DEFAULT_FUSION_WEIGHT  # (base) weight of the dense side in hybrid search
     fusion_adaptive: bool = True  # shift the weight per query toward the more confident side (fusion.py)
+    include: tuple[str, ...] = ()  # gitignore-style patterns: index only files they match (none: every file)
+    exclude: tuple[str, ...] = ()  # gitignore-style patterns to leave out, beside .gitignore and .searcherignore
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "include", tuple(self.include))  # lists when read back from JSON
+        object.__setattr__(self, "exclude", tuple(self.exclude))
         if not self.model:
             raise InvalidInputError("model must be a sentence-transformers name or path, got an empty string")
         if self.projection not in PROJECTIONS:

@@ -269,6 +269,7 @@ def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:
             "end_line": chunk.end_line,
             "heading": chunk.heading,
             "anchor": chunk.anchor,
+            "page": chunk.page,
             "hash": key,
             "text": chunk.text,
         }

@@ -41,7 +41,7 @@ from .encoder import (
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
-from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
+from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
@@ -81,6 +81,7 @@ class IndexReport:
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
     warnings: list[str] = field(default_factory=list)
+    skipped_files: list[str] = field(default_factory=list)  # every skipped file, with the reason
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("read", "chunk", "export", "embed", "write"), 0.0)
     )
@@ -264,7 +265,8 @@ def _build(
     # the file, whichever root this run starts from.
     sources = [Path(s) for s in (current.sources if prev is not None else ())] + [root]
     anchor = min((s for s in sources if _is_under(root, s)), key=lambda s: len(s.parts))
-    kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, chunker, report, progress)
+    ignore = Ignore(root, config.include, config.exclude)
+    kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, chunker, report, progress, ignore)
     under_root = {p for p in old_files if _is_under(Path(p), root)}
     seen = {e.path for e in kept} | {f.entry.path for f in new_files}
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
@@ -358,6 +360,7 @@ def _scan(
     chunker: Callable,
     report: IndexReport,
     progress: Progress,
+    ignore: Ignore | None = None,
 ) -> tuple[list[FileEntry], list[NewFile], list[Path]]:
     """(files kept as indexed, files (re)chunked, folders that could not be read). Document ids are relative
     to `base`."""
@@ -372,12 +375,14 @@ def _scan(
 
     def skip(path: str, reason: str) -> None:
         report.skipped += 1
+        report.skipped_files.append(f"{path} ({reason})")
         report.warnings.append(f"{path}: skipped, {reason}")
 
-    for seen, path in enumerate(iter_files(root, cannot_read, skip), start=1):
+    for seen, path in enumerate(iter_files(root, cannot_read, skip, ignore), start=1):
         progress("scan", seen, None)
         if not is_supported(path):
             report.skipped += 1
+            report.skipped_files.append(f"{path} (not a type searcher reads)")
             continue
         old = old_files.get(str(path))
         started = time.perf_counter()
@@ -414,6 +419,7 @@ def _scan(
         report.seconds["chunk"] += time.perf_counter() - parsed
         if not chunks:
             report.skipped += 1
+            report.skipped_files.append(f"{path} (no text)")
             continue
         entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, len(docs), 0, 0, st.st_ctime_ns,
                           tuple(warnings))

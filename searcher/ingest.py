@@ -1,10 +1,10 @@
 """Files -> documents: walk a folder, decode each supported file, and extract its title and plain text.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
-and .jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`). Everything is pure and
+.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), and .pdf and .docx (formats/). Everything is pure and
 streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
-Left out on purpose: PDF and office formats, language detection, encodings other than UTF-8 (and UTF-16 with
+Left out on purpose: other office formats, OCR, language detection, encodings other than UTF-8 (and UTF-16 with
 a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
 """
 
@@ -31,7 +31,17 @@ FORMATS = {
     ".html": "html",
     ".htm": "html",
     ".jsonl": "jsonl",
+    ".pdf": "pdf",
+    ".docx": "docx",
 }
+# Source code and other plain-text files, read as text (lines and all).
+CODE = (
+    ".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .c .h .cc .cpp .hpp .cs .rb .php .swift .m .lua .pl "
+    ".r .jl .sh .bash .zsh .fish .ps1 .sql .css .scss .vue .svelte .ex .exs .erl .hs .ml .clj .dart .zig .nim .tex "
+    ".toml .yaml .yml .ini .cfg .conf .xml .csv .tsv .org .adoc .asciidoc .log"
+).split()
+FORMATS.update(dict.fromkeys(CODE, "text"))
+IGNORE_FILES = (".gitignore", ".searcherignore")
 
 
 @dataclass(frozen=True)
@@ -47,6 +57,7 @@ class Document:
     count_newlines: bool = True
     headings: tuple[tuple[int, int, str], ...] = ()  # (text offset, level 1-6, heading text), ascending
     anchors: tuple[tuple[int, str], ...] = ()  # (text offset, id) of HTML elements with an id, ascending
+    pages: tuple[tuple[int, int], ...] = ()  # PDF: (text offset, page number) where each page's text starts
 
 
 class UnreadableFileError(SearcherError):
@@ -54,13 +65,76 @@ class UnreadableFileError(SearcherError):
 
 
 def is_supported(path: Path) -> bool:
-    return path.suffix.lower() in FORMATS
+    """A known extension, or no extension and text inside (README, LICENSE, Makefile...)."""
+    if path.suffix.lower() in FORMATS:
+        return True
+    return not path.suffix and sniffs_as_text(path)
+
+
+def sniffs_as_text(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8192)
+    except OSError:
+        return False
+    if not head or b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return e.start >= len(head) - 3  # a character cut by the 8 KB window
+    return True
+
+
+def kind_of(path: Path) -> str:
+    return FORMATS.get(path.suffix.lower(), "text")
+
+
+class Ignore:
+    """What a walk leaves out: .gitignore/.searcherignore files (each for its own folder and below) and the user's
+    --exclude patterns, with --include patterns limiting files to those they match (gitignore syntax, relative to
+    the folder being indexed)."""
+
+    def __init__(self, root: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
+        import pathspec
+
+        self.root = root
+        self.include = pathspec.GitIgnoreSpec.from_lines(include) if include else None
+        self.exclude = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
+        self.specs: dict[Path, object] = {}
+
+    def load(self, folder: Path, names: set[str]) -> None:
+        import pathspec
+
+        lines = []
+        for name in IGNORE_FILES:
+            if name in names:
+                try:
+                    lines += (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()
+                except OSError:
+                    pass
+        if lines:
+            self.specs[folder] = pathspec.GitIgnoreSpec.from_lines(lines)
+
+    def ignored(self, path: Path, is_dir: bool) -> bool:
+        suffix = "/" if is_dir else ""
+        for folder in (path.parent, *path.parent.parents):
+            spec = self.specs.get(folder)
+            if spec is not None and spec.match_file(path.relative_to(folder).as_posix() + suffix):
+                return True
+            if folder == self.root:
+                break
+        relative = path.relative_to(self.root).as_posix() + suffix
+        if self.exclude is not None and self.exclude.match_file(relative):
+            return True
+        return not is_dir and self.include is not None and not self.include.match_file(relative)
 
 
 def iter_files(
     root: Path,
     on_error: Callable[[str, str], None] | None = None,
     on_skip: Callable[[str, str], None] | None = None,
+    ignore: Ignore | None = None,
 ) -> Iterator[Path]:
     """Every non-hidden file under `root` (or `root` itself if it is a file), in a stable sorted order.
 
@@ -94,6 +168,8 @@ def iter_files(
                 on_skip(str(folder), "a searcher index")
             continue
         subfolders = []
+        if ignore is not None:
+            ignore.load(folder, {e.name for e in entries})
         for entry in entries:
             if entry.name.startswith("."):
                 continue
@@ -105,6 +181,8 @@ def iter_files(
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
+            if ignore is not None and ignore.ignored(Path(entry.path), is_dir):
+                continue
             if is_dir:
                 if not entry.is_symlink():
                     subfolders.append(Path(entry.path))
@@ -146,9 +224,22 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
 
     `doc_id` names the document of a plain file; JSONL records carry their own `_id`.
     """
-    kind = FORMATS[path.suffix.lower()]
-    text = decode(data)
+    kind = kind_of(path)
     source = str(path)
+    if kind == "pdf":
+        from .formats.pdf import read_pdf
+
+        body, pages, title = read_pdf(data)
+        return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, lines=((0, 0),),
+                         count_newlines=False, pages=pages)], []
+    if kind == "docx":
+        from .formats.docx import read_docx
+
+        body, headings, title = read_docx(data)
+        docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, lines=((0, 0),),
+                         count_newlines=False, headings=headings)] if body.strip() else []
+        return docs, []
+    text = decode(data)
     if kind == "jsonl":
         return _parse_jsonl(text, source)
     fields: dict = {}

@@ -48,6 +48,7 @@ class Hit:
     end_line: int = 0
     heading: str = ""  # section heading path: "Errors > ERR_REQUIRE_ESM"
     anchor: str = ""  # HTML: id of the nearest element with one (open source#anchor)
+    page: int = 0  # PDF: the page the chunk starts on
     snippet: str = ""  # the passage of the chunk that holds most of the query's words (snippets.py)
     highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of the query's words in the snippet
     more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
@@ -336,6 +337,7 @@ class Searcher:
                 end_line=r.get("end_line", 0),
                 heading=r.get("heading", ""),
                 anchor=r.get("anchor", ""),
+                page=r.get("page", 0),
                 snippet=text,
                 highlights=tuple(marks),
             )

@@ -219,3 +219,57 @@ def test_per_document_folds_a_documents_chunks_and_min_score_drops_weak_hits(man
     out = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--json", "--type", "md"])
     records = [__import__("json").loads(line) for line in out.stdout.splitlines()]
     assert len(records) == 1 and records[0]["more"] and records[0]["source"].endswith("needle.md")
+
+
+def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
+    from formats_fixtures import write_docx, write_pdf
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pdf(docs / "manual.pdf", [["Installing the widget", "Unpack the box first."],
+                                    ["Calibrating the flux capacitor", "Turn the dial to 88."]], title="Widget manual")
+    write_docx(docs / "report.docx", [("Heading 1", "Quarterly report"), ("", "Sales grew in the north."),
+                                      ("Heading 2", "Risks"), ("", "Penguins may migrate south."),
+                                      ("table", "cell")])
+    write_pdf(docs / "scan.pdf", [[]])  # a page with no text layer
+    fake = FakeEncoder()
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0),
+                         encoder=fake)
+    assert report.indexed == 2 and report.skipped == 1
+    assert any("scan.pdf" in w and "no text layer" in w for w in report.warnings)
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    flux = s.search("flux capacitor dial", 1, mode="lexical")[0]
+    assert flux.source.endswith("manual.pdf") and flux.page == 2 and flux.title == "Widget manual"
+    penguins = s.search("penguins migrate", 1, mode="lexical")[0]
+    assert penguins.source.endswith("report.docx") and penguins.heading == "Quarterly report > Risks"
+    assert s.search("cell 3", 1, mode="lexical")[0].source.endswith("report.docx"), "table cells are text too"
+
+
+def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_path, use_fake_encoder):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = write_corpus(tmp_path / "repo", {
+        "src/server.py": "def listen(port):\n    raise OSError('EADDRINUSE')\n",
+        "README": "This project serves files over HTTP.\n",
+        "node_modules/dep/index.js": "module.exports = 'vendored';\n",
+        "build/out.txt": "generated output\n",
+        "notes/keep.md": "# Keep\n\nThis note stays.\n",
+        "notes/draft.md": "# Draft\n\nThis note is excluded by the user.\n",
+        "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
+        ".gitignore": "node_modules/\nbuild/\n",
+    })
+    (docs / "notes" / ".searcherignore").write_text("")  # present but empty: ignores nothing
+    result = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "--exclude", "draft.md",
+                                      "--chunk-tokens", "32", "--overlap-tokens", "4", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "3 indexed" in result.stdout and "1 skipped" in result.stdout
+    assert "logo.png (not a type searcher reads)" in result.stderr, "skipped files are named"
+    sources = {Path(r["source"]).name for r in open_index(tmp_path / "idx").iter_chunks()}
+    assert sources == {"server.py", "README", "keep.md"}
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    hit = s.search("EADDRINUSE", 1, mode="lexical")[0]
+    assert hit.source.endswith("server.py") and hit.line == 1 and hit.end_line == 2
+    again = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "-q"])
+    assert "0 indexed, 3 unchanged" in again.stdout, "the --exclude setting is kept by the index"
