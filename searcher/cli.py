@@ -43,6 +43,9 @@ class _Group(click.Group):
             sys.exit(0)
 
 
+OUTPUTS = ("text", "jsonl", "json", "csv", "paths", "grep")
+CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
+
 index_option = click.option(
     "--index",
     "index_dir",
@@ -56,15 +59,18 @@ index_option = click.option(
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="searcher")
 def cli() -> None:
-    """Local semantic search: a 64-dim coarse shortlist, reranked with full Matryoshka vectors.
+    """Search your documents by meaning and by exact words, on your own machine.
+
+    Index a folder once (notes, docs, code, PDFs), then ask in plain language or paste an error code:
+    searcher finds the passages that answer, with the file, line and section they are in.
 
     \b
     Example:
-        searcher index corpus/ && searcher query "how do I read a file line by line"
+        searcher index ~/notes && searcher query "how did I configure the backup job"
     """
 
 
-@cli.command()
+@cli.command(short_help="Index a folder or file (re-run to update it).")
 @click.argument("source", type=click.Path(path_type=Path, readable=False))
 @index_option
 @click.option(
@@ -133,7 +139,7 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
     )
 
 
-@cli.command()
+@cli.command(short_help="Search an index: the best passages, with file, line and section.")
 @click.argument("query")
 @index_option
 @click.option("-k", "--k", "k", type=int, default=DEFAULT_K, show_default=True, help="Number of hits.")
@@ -150,8 +156,11 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
 @click.option("--per-doc/--per-chunk", default=True, show_default=True,
               help="One hit per document, its best passage first, or every matching chunk.")
 @click.option("--model", envvar="SEARCHER_MODEL", help="Query with this model (it must match the index's).")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per hit.")
-def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, as_json):
+@click.option("--format", "output", type=click.Choice(OUTPUTS), default="text", show_default=True,
+              help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
+                   "matching file once; grep: path:line:passage.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Words in "double quotes" must occur together, as a phrase. A query that nothing in the index matches
@@ -173,16 +182,39 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
                                         min_score=min_score, per_doc=per_doc)
     for notice in searcher.notices:
         click.echo(f"notice: {notice}", err=True)
+    output = "jsonl" if as_json else output
+    if output == "csv":
+        import csv
+
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CSV_FIELDS)
+    records = []
     for text, hits in zip(queries, results):
         if hits.no_match:
             click.echo(f"no match for {text!r}: no word of it occurs in the index and nothing is close in meaning",
                        err=True)
             continue
-        if as_json:
-            import orjson
-
+        if not hits:
+            click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
+        if output in ("jsonl", "json", "csv"):
             for rank, hit in enumerate(hits, start=1):
-                click.echo(orjson.dumps(_record(text, rank, hit)).decode())
+                record = _record(text, rank, hit)
+                if output == "jsonl":
+                    import orjson
+
+                    click.echo(orjson.dumps(record).decode())
+                elif output == "csv":
+                    writer.writerow([record[f] for f in CSV_FIELDS])
+                else:
+                    records.append(record)
+            continue
+        if output == "paths":
+            for source in dict.fromkeys(hit.source for hit in hits):
+                click.echo(source)
+            continue
+        if output == "grep":
+            for hit in hits:
+                click.echo(f"{hit.source}:{hit.line or hit.page}:{hit.snippet}")
             continue
         if len(queries) > 1:
             click.echo(f"# {text}")
@@ -194,14 +226,16 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
             click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, color), "    "))
             if hit.more:
                 click.echo(f"    also at line{'s' if len(hit.more) > 1 else ''} "
-                           + ", ".join(str(m.line) for m in hit.more[:8]) + (" ..." if len(hit.more) > 8 else ""))
-        if not hits:
-            click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
+                           + ", ".join(str(m.line or m.page) for m in hit.more[:8]) + (" ..." if len(hit.more) > 8 else ""))
+    if output == "json":
+        import orjson
+
+        click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
     if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
 
 
-@cli.command("list")
+@cli.command("list", short_help="List your indexes, or one index's sources and files.")
 @click.option("--index", "index_dir", envvar="SEARCHER_INDEX",
               help="Show this index's sources (and with --files, its files) instead of every named index.")
 @click.option("--files", "show_files", is_flag=True, help="With --index: every indexed file.")
@@ -246,7 +280,7 @@ def list_command(index_dir, show_files):
             click.echo(f"    {e.path}  {e.documents} documents")
 
 
-@cli.command()
+@cli.command(short_help="Take a folder or file out of an index (also one gone from disk).")
 @click.argument("path")
 @index_option
 def remove(path, index_dir):
@@ -263,7 +297,7 @@ def remove(path, index_dir):
                f"{report.chunks} chunks")
 
 
-@cli.command()
+@cli.command(short_help="Re-scan every source of an index.")
 @index_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def update(index_dir, quiet):
@@ -284,7 +318,7 @@ def update(index_dir, quiet):
                    f"{report.failed} failed")
 
 
-@cli.command("eval")
+@cli.command("eval", short_help="Measure retrieval quality on a labelled (BEIR) data set.")
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--split", default="test", show_default=True, help="Which qrels/<split>.tsv to evaluate.")
 @click.option(
@@ -294,11 +328,13 @@ def update(index_dir, quiet):
     help="Index of the corpus to build or reuse [default: indexes/eval/<data>-<hash of corpus, model, chunking>].",
 )
 @click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Model name or path [default: bundled MiniLM].")
-@click.option("--projection", type=click.Choice(PROJECTIONS), default="auto", show_default=True)
-@click.option("--coarse-dim", type=int, default=64, show_default=True)
+@click.option("--projection", type=click.Choice(PROJECTIONS), default="auto", show_default=True,
+              help="How coarse vectors are made: the first dims (prefix), a PCA rotation, or measured (auto).")
+@click.option("--coarse-dim", type=int, default=64, show_default=True, help="Width of the coarse index.")
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
-@click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True)
+@click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True,
+              help="Coarse candidates reranked with the full vectors.")
 @click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")
 @click.option("--tune", is_flag=True, help="First pick the hybrid fusion weight on another labelled split and store "
                                           "it in the index (train, else dev; never the split reported).")
@@ -347,15 +383,18 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     return tuple(parsed)
 
 
-@cli.command()
+@cli.command(short_help="Fine-tune an embedding model on your own documents or labels.")
 @click.argument("data", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Directory for the fine-tuned model.")
 @click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Base model [default: bundled MiniLM].")
-@click.option("--epochs", type=int, default=FinetuneConfig.epochs, show_default=True)
-@click.option("--batch-size", type=int, default=FinetuneConfig.batch_size, show_default=True)
-@click.option("--learning-rate", type=float, default=FinetuneConfig.learning_rate, show_default=True)
-@click.option("--warmup-ratio", type=float, default=FinetuneConfig.warmup_ratio, show_default=True)
+@click.option("--epochs", type=int, default=FinetuneConfig.epochs, show_default=True, help="Passes over the pairs.")
+@click.option("--batch-size", type=int, default=FinetuneConfig.batch_size, show_default=True,
+              help="Pairs per step; the others in a batch are each pair's negatives.")
+@click.option("--learning-rate", type=float, default=FinetuneConfig.learning_rate, show_default=True,
+              help="Peak learning rate (linear schedule).")
+@click.option("--warmup-ratio", type=float, default=FinetuneConfig.warmup_ratio, show_default=True,
+              help="Share of steps spent warming the learning rate up.")
 @click.option("--max-seq-length", type=int, default=FinetuneConfig.max_seq_length, show_default=True,
               help="Training window in tokens (0: the base model's own); the saved model keeps its window.")
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [default: when the CPU has native bf16].")
@@ -365,7 +404,7 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 @click.option("--pca-prefix/--no-pca-prefix", default=FinetuneConfig.pca_prefix, show_default=True,
               help="End the model with a rotation onto the corpus's principal directions, so that its 64-dim "
                    "prefix shortlists faithfully (full-dim similarities are unchanged).")
-@click.option("--seed", type=int, default=FinetuneConfig.seed, show_default=True)
+@click.option("--seed", type=int, default=FinetuneConfig.seed, show_default=True, help="Random seed (shuffling, sampling).")
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
@@ -399,7 +438,7 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
             click.echo(f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}")
 
 
-@cli.command()
+@cli.command(short_help="Show what an index holds and how it was built.")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
 def info(index_dir, as_json):
@@ -427,7 +466,10 @@ def info(index_dir, as_json):
         f"updated     {manifest.updated} (created {manifest.created})",
         f"model       {m.name} ({m.dim} dims, max {m.max_seq_length} tokens)",
         f"projection  {p.kind} to {p.coarse_dim} dims (requested {p.requested})"
-        + (f"; measured {p.measurement}" if p.measurement else ""),
+        + (f"; auto measured top-10 kept: prefix {p.measurement.get('prefix')}, pca {p.measurement.get('pca')}"
+           if p.measurement else ""),
+        f"search      hybrid by default: dense weight {c.fusion_weight:g}"
+        + (" (adapted per query)" if c.fusion_adaptive else "") + f", lexical words: {c.lexical_tokenizer}",
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",

@@ -176,3 +176,32 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     assert "birds.md" not in run("list", "--index", idx, "--files").stdout
     result = run("remove", tmp_path / "never", "--index", idx)
     assert result.exit_code == 1 and "nothing in the index" in result.output
+
+
+def test_output_formats_for_scripts(indexed):
+    import csv
+    import io
+
+    args = ["query", "owls hunt at night", "--index", indexed, "-k", 2, "--per-chunk"]
+    rows = list(csv.reader(io.StringIO(run(*args, "--format", "csv").stdout)))
+    assert rows[0][:4] == ["query", "rank", "score", "source"] and len(rows) == 3
+    paths = run(*args, "--format", "paths").stdout.splitlines()
+    assert len(paths) == len(set(paths)) >= 1 and paths[0].endswith("birds.md")
+    grep = run(*args, "--format", "grep").stdout.splitlines()[0]
+    path, line, passage = grep.split(":", 2)
+    assert path.endswith("birds.md") and line.isdigit() and "Owls" in passage
+    array = json.loads(run(*args, "--format", "json").stdout)
+    assert [r["rank"] for r in array] == [1, 2] and array[0]["query"] == "owls hunt at night"
+
+
+def test_every_command_and_option_has_help_and_summaries_are_whole():
+    import click
+
+    from searcher.cli import cli as group
+
+    listing = CliRunner().invoke(group, ["--help"]).stdout.split("Commands:")[1]
+    assert "..." not in listing and len(listing.strip().splitlines()) == len(group.commands), "summaries are whole"
+    for name, command in group.commands.items():
+        for param in command.params:
+            if isinstance(param, click.Option) and param.name not in ("help",):
+                assert param.help, f"{name} {param.opts} has no help"
