@@ -563,7 +563,10 @@ def _label(hit) -> str:
     """Title and section: the heading path, unless it already starts with the title."""
     if not hit.heading:
         return hit.title
-    return hit.heading if hit.heading.startswith(hit.title) else f"{hit.title} > {hit.heading}"
+    top = hit.heading.split(" > ")[0]
+    if hit.heading.startswith(hit.title) or hit.title.startswith(top):  # the page's title is its first heading
+        return hit.heading
+    return f"{hit.title} > {hit.heading}"
 
 
 def _highlight(text: str, marks, color: bool, width: int = 100) -> str:

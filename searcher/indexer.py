@@ -281,6 +281,12 @@ def _build(
         )
     kept += [e for p, e in old_files.items() if p not in under_root]
     kept.sort(key=lambda e: e.id_start)
+    if (prev is not None and not new_files and kept == sorted(old_files.values(), key=lambda e: e.id_start)
+            and config == current.config and str(root) in current.sources and prev.lexical_path() is not None):
+        # Nothing changed: the published generation stays as it is (no write, no model).
+        report.documents, report.chunks = current.documents, current.chunks
+        report.projection = current.projection.kind
+        return report
 
     keys = [text_key(c.embedding_input) for f in new_files for c in f.chunks]
     started = time.perf_counter()
