@@ -199,13 +199,33 @@ def real_index(tmp_path, corpus):
     return tmp_path / "idx"
 
 
+_OPENED: list[str] | None = None
+
+
+def _record_opens(event: str, args: tuple) -> None:
+    if _OPENED is not None and event == "open" and args and isinstance(args[0], (str, bytes, os.PathLike)):
+        _OPENED.append(os.fsdecode(args[0]))
+
+
+sys.addaudithook(_record_opens)  # audit hooks cannot be removed; it records only while _OPENED is a list
+
+
 def test_a_query_encoder_outside_the_index_is_never_loaded(real_index, tmp_path):
+    global _OPENED
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    (outside / "encoder.json").write_text("{}")
     manifest = json.loads((real_index / "manifest.json").read_text())
-    for hostile in ("../../elsewhere", "/tmp/elsewhere", "encoder-../../x", "gen-000001"):
+    for hostile in ("../elsewhere", str(outside), "encoder-../../x", "gen-000001"):
         manifest["query_encoder"] = hostile
         (real_index / "manifest.json").write_text(json.dumps(manifest))
-        with pytest.raises(IndexFormatError, match="manifest.json is damaged"):
-            Searcher(real_index)
+        _OPENED = []
+        try:
+            with pytest.raises(IndexFormatError, match="manifest.json is damaged"):
+                Searcher(real_index).search("moon")
+            assert not [p for p in _OPENED if p.startswith(str(outside))], "nothing outside the index was read"
+        finally:
+            _OPENED = None
 
 
 def test_a_generation_that_links_outside_is_not_followed(real_index, tmp_path):
