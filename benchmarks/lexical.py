@@ -133,7 +133,10 @@ def build_synthetic(index_dir: Path, n: int, d: int) -> None:
     writer.write_coarse(coarse_index(writer.full, ids, 64))
     writer.write_chunks(json.dumps({"id": i, "doc_id": f"d{i}", "title": "", "source": "synthetic", "start": 0,
                                     "end": 0, "hash": "", "text": t}).encode() + b"\n" for i, t in enumerate(texts))
-    writer.write_files([FileEntry("synthetic", "", 0, 0, n, 0, n)])
+    # 10,000 synthetic files of n / 10,000 chunks each, so that path filters can select 1% or 0.1% of them
+    per = max(1, n // 10_000)
+    writer.write_files([FileEntry(f"/synthetic/{a // per:05d}.txt", "", 0, 0, 1, a, min(a + per, n))
+                        for a in range(0, n, per)])
     t = time.perf_counter()
     from searcher.chunking import Chunk
 

@@ -80,6 +80,7 @@ class Searcher:
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
         self._allowed: np.ndarray | None = None  # chunk ids the current search's filter keeps
+        self._filters: dict[Where, np.ndarray] = {}
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -163,7 +164,7 @@ class Searcher:
             return []
         for query in queries:
             check_query(query)
-        allowed = selected_ids(self.index, where) if where else None
+        allowed = self._selected(where)
         fetch = k
         if per_doc:  # enough chunks for k documents (for hybrid, no more than it fuses anyway)
             fetch = max(FUSION_DEPTH, PER_DOC_CHUNKS * k) if mode == "hybrid" else PER_DOC_CHUNKS * k
@@ -193,8 +194,7 @@ class Searcher:
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if mode in ("hybrid", "lexical") and texts is None:
             raise InvalidInputError(f"mode {mode!r} needs the query texts: pass texts=[...]")
-        allowed = selected_ids(self.index, where) if where else None
-        D, I, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, allowed)
+        D, I, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, self._selected(where))
         return D, I
 
     def _search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed=None):
@@ -232,6 +232,16 @@ class Searcher:
                     weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
                     return self._fuse(xq, texts, D, I, k, weight)
         return D, I, [(-1, float(D[i, 0])) for i in range(n)]  # -1: the lexical side was not asked
+
+    def _selected(self, where: Where | None) -> np.ndarray | None:
+        """The chunk ids a filter keeps, worked out once per filter and Searcher (the index does not change)."""
+        if not where:
+            return None
+        if where not in self._filters:
+            if len(self._filters) > 64:
+                self._filters.clear()
+            self._filters[where] = selected_ids(self.index, where)
+        return self._filters[where]
 
     def _coarse_search(self, x: np.ndarray, k: int):
         """The coarse FAISS search, restricted to the filter's ids by a selector inside the search."""
