@@ -79,7 +79,6 @@ class Searcher:
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
-        self._allowed: np.ndarray | None = None  # chunk ids the current search's filter keeps
         self._filters: dict[Where, np.ndarray] = {}
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
@@ -202,7 +201,6 @@ class Searcher:
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
             raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
-        self._allowed = allowed
         # Nothing is allocated for more results than the index (or the filter) holds (-k 100000000 on 31 chunks).
         total = len(self.index) if allowed is None else len(allowed)
         k, shortlist = min(k, total), min(max(shortlist, k), total)
@@ -214,23 +212,23 @@ class Searcher:
             if self.lexical is None:
                 raise IndexFormatError(f"the index at {self.index.index_dir} has no usable lexical side; "
                                        "re-run `searcher index` on it to build one")
-            return self._lexical_only(texts, k)
+            return self._lexical_only(texts, k, allowed)
         xq = normalize_rows(xq)
         if self.index.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.index.rotation)
         coarse_dim = self.manifest.projection.coarse_dim
         with query_threads(n):
             if mode == "coarse":
-                D, I = self._coarse_search(coarse_vectors(xq, coarse_dim), k)
+                D, I = self._coarse_search(coarse_vectors(xq, coarse_dim), k, allowed)
             elif mode == "full":
-                D, I = self._exact(xq, k)
+                D, I = self._exact(xq, k, allowed)
             else:
                 depth = min(max(k, FUSION_DEPTH), total) if mode == "hybrid" else k
-                _, candidates = self._coarse_search(coarse_vectors(xq, coarse_dim), max(shortlist, depth))
+                _, candidates = self._coarse_search(coarse_vectors(xq, coarse_dim), max(shortlist, depth), allowed)
                 D, I = self._rerank(xq, candidates, depth)
                 if mode == "hybrid":
                     weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
-                    return self._fuse(xq, texts, D, I, k, weight)
+                    return self._fuse(xq, texts, D, I, k, weight, allowed)
         return D, I, [(-1, float(D[i, 0])) for i in range(n)]  # -1: the lexical side was not asked
 
     def _selected(self, where: Where | None) -> np.ndarray | None:
@@ -243,26 +241,26 @@ class Searcher:
             self._filters[where] = selected_ids(self.index, where)
         return self._filters[where]
 
-    def _coarse_search(self, x: np.ndarray, k: int):
+    def _coarse_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None):
         """The coarse FAISS search, restricted to the filter's ids by a selector inside the search."""
-        if self._allowed is None:
+        if allowed is None:
             return self._coarse.search(x, k)
         import faiss
 
-        selector = faiss.IDSelectorBatch(self._allowed)
+        selector = faiss.IDSelectorBatch(allowed)
         return self._coarse.search(x, k, params=faiss.SearchParameters(sel=selector))
 
-    def _lexical_only(self, texts, k):
+    def _lexical_only(self, texts, k, allowed):
         D = np.full((len(texts), k), -np.inf, dtype=np.float32)
         I = np.full((len(texts), k), -1, dtype=np.int64)
         found = []
         for i, text in enumerate(texts):
-            scores, ids = self.lexical.search(text, k, self._allowed)
+            scores, ids = self.lexical.search(text, k, allowed)
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
             found.append((len(ids), -1.0))
         return D, I, found
 
-    def _fuse(self, xq, texts, Dd, Id, k, weight):
+    def _fuse(self, xq, texts, Dd, Id, k, weight, allowed):
         """Fuse each query's dense candidates (D, I) with its lexical top hits; lexical-only candidates get their
         dense score from the full vectors."""
         n, depth = Id.shape
@@ -273,7 +271,7 @@ class Searcher:
         for i in range(n):
             valid = Id[i] >= 0
             dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
-            lex_scores, lex_ids = self.lexical.search(texts[i], depth, self._allowed)
+            lex_scores, lex_ids = self.lexical.search(texts[i], depth, allowed)
             found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
             w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
             extra = np.setdiff1d(lex_ids, dense_ids)
@@ -303,14 +301,14 @@ class Searcher:
             I[i, : len(top)] = self.index.ids[rows[top]]
         return D, I
 
-    def _exact(self, xq: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def _exact(self, xq: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top k over all full vectors, a block at a time (the full vectors need not fit in RAM)."""
         # subtle: keep a few more than k from the blockwise matmul, whose rounding differs from _rerank's, so
         # that ties at the k-th place are settled by _rerank like in two-stage search.
-        if self._allowed is not None:
-            rows = self.index.rows_of(self._allowed)
+        if allowed is not None:
+            rows = self.index.rows_of(allowed)
             keep = min(len(rows), 2 * k + 8)
-            blocks = ((np.asarray(self.index.full[rows[a : a + EXACT_BLOCK]]), self._allowed[a : a + EXACT_BLOCK])
+            blocks = ((np.asarray(self.index.full[rows[a : a + EXACT_BLOCK]]), allowed[a : a + EXACT_BLOCK])
                       for a in range(0, len(rows), EXACT_BLOCK))
             _, candidates = exact_top_k(xq, blocks, keep)
             return self._rerank(xq, candidates, k)
