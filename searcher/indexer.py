@@ -282,7 +282,8 @@ def _build(
     kept += [e for p, e in old_files.items() if p not in under_root]
     kept.sort(key=lambda e: e.id_start)
     if (prev is not None and not new_files and kept == sorted(old_files.values(), key=lambda e: e.id_start)
-            and config == current.config and str(root) in current.sources and prev.lexical_path() is not None):
+            and config == current.config and str(root) in current.sources and prev.lexical_path() is not None
+            and (current.query_encoder is not None or not export_encoder)):
         # Nothing changed: the published generation stays as it is (no write, no model).
         report.documents, report.chunks = current.documents, current.chunks
         report.projection = current.projection.kind
@@ -292,7 +293,7 @@ def _build(
     started = time.perf_counter()
     previous = current if prev is not None else None
     query_encoder = previous.query_encoder if previous and encoder is None else None
-    if encoder is not None or new_files:  # with nothing to embed, an index keeps the export it has
+    if encoder is not None or new_files or (export_encoder and query_encoder is None):
         query_encoder = _query_encoder(index_dir, model(), previous, export_encoder, report)
     report.seconds["export"] = time.perf_counter() - started
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
