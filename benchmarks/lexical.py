@@ -42,7 +42,8 @@ def folder_bytes(path: Path) -> int:
 
 def size_section() -> str:
     eval_root = CACHE
-    indexes = [p for p in eval_root.glob("scifact-*") if (p / "manifest.json").is_file()]
+    indexes = [p for p in eval_root.glob("scifact-*") if (p / "manifest.json").is_file()
+               and open_index(p).manifest.config.chunk_tokens is None]  # default chunking, not funnel.py's variant
     if not indexes:
         return "No SciFact eval index under benchmarks/.cache: run benchmarks/hybrid.py first."
     index = open_index(indexes[0])
