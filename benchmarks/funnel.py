@@ -27,7 +27,7 @@ from searcher.evaluate import _query_vectors, cache_dir_for, evaluate
 from searcher.metrics import DEPTH, document_rankings, ir_metrics, load_beir
 from searcher.projection import coarse_vectors
 
-VARIANT_WORDS = 50
+VARIANT_WORDS = 70
 VARIANT_CHUNK_TOKENS = 64
 
 
