@@ -146,6 +146,8 @@ def build_index(
             generation = max([current.generation if current else 0, *generations_on_disk(index_dir)]) + 1
             prev = open_index(index_dir) if current and not rebuild else None
             try:
+                if prev is not None:
+                    prev.check_order()
                 return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
                               export_encoder, generation)
             finally:
@@ -167,6 +169,7 @@ def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progres
             current = read_manifest(index_dir)
             prev = open_index(index_dir)
             try:
+                prev.check_order()
                 files = prev.files()
                 kept = [e for e in files if not _is_under(Path(e.path), target)]
                 if len(kept) == len(files):
