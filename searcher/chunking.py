@@ -25,7 +25,8 @@ from .ingest import Document
 
 
 # Documents longer than this are chunked a segment at a time, cut at a paragraph (else line, else space) break:
-# memory stays bounded by the segment, not the document (a 50 MB file took 7.3 GB when chunked whole).
+# memory stays bounded by the segment, not the document (the reliability issue saw a 50 MB file take 7.3 GB when
+# chunked whole; tests/test_reliability.py bounds a 5.3 MB one).
 SEGMENT_CHARS = 200_000
 # WordPiece maps a "word" longer than this (its max_input_chars_per_word) to one [UNK]: a 5 MB line without
 # spaces became one chunk with the vector of [UNK]. Longer runs are cut into pieces of this many characters,
@@ -156,20 +157,19 @@ def chunk_document(
     chunks: list[Chunk] = []
     locate = Locator(doc)
     for a, b in _segments(text, SEGMENT_CHARS):
-        for c in _chunk_segment(doc, title, counter, a, b, chunk_tokens, overlap_tokens, budget):
-            chunks.append(Chunk(c.doc_id, c.title, c.source, c.text, c.start, c.end, locate.line(c.start),
-                                locate.line(max(c.start, c.end - 1)), locate.heading(c.start), locate.anchor(c.start),
-                                locate.page(c.start)))
+        for s, e in _chunk_ranges(doc.text, title, counter, a, b, chunk_tokens, overlap_tokens, budget, doc.doc_id):
+            chunks.append(Chunk(doc.doc_id, title, doc.source, text[s:e], s, e, locate.line(s),
+                                locate.line(max(s, e - 1)), locate.heading(s), locate.anchor(s), locate.page(s)))
         if progress is not None and len(text) > SEGMENT_CHARS:
             progress(b, len(text))
     return chunks
 
 
-def _chunk_segment(
-    doc: Document, title: str, counter: TokenCounter, a: int, b: int, chunk_tokens: int, overlap_tokens: int,
-    budget: int,
-) -> list[Chunk]:
-    text = doc.text
+def _chunk_ranges(
+    text: str, title: str, counter: TokenCounter, a: int, b: int, chunk_tokens: int, overlap_tokens: int,
+    budget: int, doc_id: str,
+) -> list[tuple[int, int]]:
+    """(start, end) of the chunks of text[a:b], each fitting `chunk_tokens` with its title."""
     segment = text[a:b]
     spans = [(s + a, e + a) for s, e in _split_runs(segment, counter.token_spans(segment), counter)]
     if not spans:
@@ -178,16 +178,15 @@ def _chunk_segment(
     while True:
         units = _units(text, spans, starts, budget, a, b)
         ranges = _pack(units, starts, budget, min(overlap_tokens, budget // 2), budget * MAX_RUN_CHARS)
-        chunks = [Chunk(doc.doc_id, title, doc.source, text[s:e], s, e) for s, e in ranges]
-        lengths = counter.input_lengths([c.embedding_input for c in chunks])
+        lengths = counter.input_lengths([embedding_input(title, text[s:e]) for s, e in ranges])
         excess = max(n - chunk_tokens for n in lengths)
         if excess <= 0:
-            return chunks
+            return ranges
         # subtle: a token count taken over the whole document can differ by a token or two from the count of a
         # chunk on its own (BPE merges at the edges); shrink the budget by what overflowed and pack again.
         budget -= excess
         if budget < 8:
-            raise InvalidInputError(f"cannot fit the text of {doc.doc_id!r} into chunks of {chunk_tokens} tokens")
+            raise InvalidInputError(f"cannot fit the text of {doc_id!r} into chunks of {chunk_tokens} tokens")
 
 
 def _segments(text: str, size: int) -> list[tuple[int, int]]:
