@@ -6,7 +6,6 @@ Library errors (`SearcherError`) become one line on stderr and exit status 1, tr
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import sys

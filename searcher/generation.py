@@ -82,7 +82,7 @@ def write_generation(
 
 
 def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progress) -> Manifest:
-    index_dir, generation = writer.index_dir, writer.generation
+    generation = writer.generation
     config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
     keep_rows = kept_rows(prev, plan.kept)
     next_id = current.next_id if current and prev is not None else 0

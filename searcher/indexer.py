@@ -507,8 +507,8 @@ def choose_document_encoder(
     """The fastest way this machine has to embed documents like the model in float32.
 
     Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, and the exported
-    ONNX graph. Which is fastest depends on the CPU (ONNX was 1.8x torch on an AMD EPYC and 0.7x on an Intel
-    Xeon with AMX, where bf16 was 2.7x; benchmarks/RESULTS.md), so it is measured: each candidate is warmed up,
+    ONNX graph. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of earlier runs; on an
+    Intel Xeon with AMX bf16 ran 2.97x plain float32 encode and ONNX 1.22x: RESULTS.md, throughput), so it is measured: each candidate is warmed up,
     then embeds the same two batches of the longest texts; a candidate must be 5% faster than float32 and agree
     with it (cosine >= MIN_COSINE on each text) to be chosen. With too little to embed for a measurement to pay,
     the previous choice made on the same CPU is kept.

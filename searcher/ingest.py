@@ -249,7 +249,8 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         title, body, fields = _markdown_document(text)
     elif kind == "rst":
         body = _normalise_newlines(text)
-        title, fields = _rst_title(body), {"headings": _rst_headings(body)}
+        headings = _rst_headings(body)
+        title, fields = (headings[0][2] if headings else ""), {"headings": headings}
     else:
         title, body = "", _normalise_newlines(text)
     docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
@@ -304,12 +305,6 @@ def _parse_jsonl(text: str, source: str) -> tuple[list[Document], list[str]]:
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n(?:---|\.\.\.)\n", re.S)
 _ATX_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
 _SETEXT_HEADING = re.compile(r"^(\S.*)\n(?:=+|-+)[ \t]*$", re.M)
-
-
-def _markdown_title(text: str) -> tuple[str, str]:
-    """(title, body): the front-matter title, else the first heading; front matter is dropped from the body."""
-    title, body, _ = _markdown_document(text)
-    return title, body
 
 
 # Markup that is not text: HTML comments, empty anchors (<a id=...></a>), and link targets "(url)" after "[text]".
@@ -371,16 +366,6 @@ def _rst_headings(text: str) -> tuple[tuple[int, int, str], ...]:
                 styles.append(style)
             out.append((starts[i] + len(lines[i]) - len(lines[i].lstrip()), min(styles.index(style) + 1, 6), line))
     return tuple(out)
-
-
-def _rst_title(text: str) -> str:
-    """The first section title: a text line underlined (and maybe overlined) with a repeated punctuation mark."""
-    lines = _normalise_newlines(text).splitlines()
-    for i in range(len(lines) - 1):
-        line, under = lines[i].strip(), lines[i + 1]
-        if line and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(under) and len(under.strip()) >= len(line):
-            return line
-    return ""
 
 
 # --- HTML -------------------------------------------------------------------------------------------------

@@ -373,9 +373,10 @@ def check_query(query) -> None:
         raise InvalidInputError("query is not valid UTF-8 text (it holds lone surrogates); pass text") from None
 
 
-# Up to this many queries are searched on one thread. subtle: a single query gains nothing from a thread team,
-# and when the machine is busy, waking idle OpenMP/BLAS threads cost tens of milliseconds a query (a coarse
-# search 33.8 ms with FAISS's threads, 0.23 ms on one; benchmarks/RESULTS.md, busy machine).
+# Up to this many queries are searched on one thread. subtle: on a busy machine, waking idle OpenMP/BLAS threads
+# costs milliseconds a query: on SciFact, one thread took two-stage p95 from 4.77 to 0.87 ms with the other core
+# loaded, for +0.08 ms p50 idle (RESULTS.md, threads; Intel Xeon with AMX). A large flat index is the exception: at
+# 1M chunks one query on one thread took 35.8 ms p50 idle (RESULTS.md, upkeep), so a size-aware rule is the next step.
 SINGLE_THREAD_QUERIES = 8
 _blas = None
 

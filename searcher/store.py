@@ -392,7 +392,6 @@ class StoredIndex:
         """The coarse FAISS index, read from the file opened with the generation, checked against ids.npy."""
         import faiss
 
-        path = self.path / "coarse.faiss"
         self._coarse_file.seek(0)
         try:
             index = faiss.read_index(faiss.PyCallbackIOReader(self._coarse_file.read))

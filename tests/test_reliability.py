@@ -21,7 +21,7 @@ from fakes import FakeEncoder
 from searcher import IndexConfig, Searcher, build_index, open_index
 from searcher.chunking import MAX_RUN_CHARS, chunk_document
 from searcher.cli import cli
-from searcher.errors import IndexFormatError, InvalidInputError, SearcherError
+from searcher.errors import IndexFormatError, InvalidInputError
 from searcher.ingest import Document, iter_files
 
 CONFIG = dict(chunk_tokens=32, overlap_tokens=4)
@@ -537,4 +537,7 @@ def test_disk_errors_name_the_cause(tmp_path):
     from searcher.indexer import _os_error
 
     assert "disk full at /x" in str(_os_error(OSError(28, "No space left on device", "/x"), tmp_path))
-    assert isinstance(_os_error(OSError(5, "Input/output error", "/y"), tmp_path), SearcherError)
+    assert str(_os_error(OSError(5, "Input/output error", "/y"), tmp_path)) == (
+        "Input/output error at /y; the index is as it was before this run")
+    assert "cannot write to /z (Read-only file system)" in str(_os_error(OSError(30, "Read-only file system", "/z"),
+                                                                        tmp_path))
