@@ -18,6 +18,7 @@ from .config import (
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_SHORTLIST,
+    LEXICAL_TOKENIZERS,
     MODE_ALIASES,
     PROJECTIONS,
     SEARCH_MODES,
@@ -83,7 +84,7 @@ def cli() -> None:
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
-@click.option("--lexical-tokenizer", type=click.Choice(["english", "plain", "ngram"]),
+@click.option("--lexical-tokenizer", type=click.Choice(LEXICAL_TOKENIZERS),
               help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
                    "Korean) [default: english].")
 @click.option("--fusion-weight", type=click.FloatRange(0, 1),

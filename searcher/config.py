@@ -30,6 +30,7 @@ DEFAULT_FUSION_WEIGHT = 0.7
 # Candidates each side brings to the fusion (at least k); their top FUSION_DEPTH scores set each side's range.
 FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
+LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each does
 
 
 @dataclass(frozen=True)
@@ -61,9 +62,9 @@ class IndexConfig:
             raise InvalidInputError(f"overlap_tokens must be 0 or more, got {self.overlap_tokens}")
         if self.batch_size < 1:
             raise InvalidInputError(f"batch_size must be at least 1, got {self.batch_size}")
-        if self.lexical_tokenizer not in ("english", "plain", "ngram"):
+        if self.lexical_tokenizer not in LEXICAL_TOKENIZERS:
             raise InvalidInputError(
-                f"lexical_tokenizer must be one of english, plain, ngram, got {self.lexical_tokenizer!r}"
+                f"lexical_tokenizer must be one of {', '.join(LEXICAL_TOKENIZERS)}, got {self.lexical_tokenizer!r}"
             )
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise InvalidInputError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")

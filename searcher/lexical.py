@@ -31,7 +31,6 @@ import numpy as np
 from .errors import InvalidInputError
 
 LEXICAL_DIR = "lexical"
-TOKENIZERS = ("english", "plain", "ngram")
 WRITER_HEAP = 50_000_000  # bytes tantivy buffers before writing a segment
 _ANALYZER = "searcher"
 
@@ -44,15 +43,10 @@ def _tantivy():
     return tantivy
 
 
-def check_tokenizer(name: str) -> None:
-    if name not in TOKENIZERS:
-        raise InvalidInputError(f"lexical tokenizer must be one of {', '.join(TOKENIZERS)}, got {name!r}")
-
-
 def analyzer(name: str):
-    """The tantivy text analyzer for a tokenizer setting (the same for indexing and for queries)."""
+    """The tantivy text analyzer for a tokenizer setting (config.LEXICAL_TOKENIZERS; the same for indexing and
+    queries)."""
     tantivy = _tantivy()
-    check_tokenizer(name)
     if name == "ngram":
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(2, 3)).filter(tantivy.Filter.lowercase())
     else:
