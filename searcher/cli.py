@@ -10,6 +10,7 @@ import os
 import re
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import click
@@ -95,10 +96,11 @@ def cli() -> None:
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Leave out files matching GLOB (repeatable), beside what .gitignore and .searcherignore leave out.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("--watch", is_flag=True, help="Then keep watching SOURCE and update the index after each change.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
 def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size,
-          lexical_tokenizer, fusion_weight, include, exclude, rebuild, quiet, verbose):
+          lexical_tokenizer, fusion_weight, include, exclude, rebuild, watch, quiet, verbose):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
@@ -123,6 +125,12 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
     )
     with _Progress(enabled=not quiet) as progress:
         report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress)
+    _print_report(report, verbose)
+    if watch:
+        _watch(source, index_dir, verbose)
+
+
+def _print_report(report, verbose: bool) -> None:
     for warning in report.warnings:
         if "skipped" not in warning or verbose:
             click.echo(f"warning: {warning}", err=True)
@@ -137,6 +145,22 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         f"{report.reused} reused; "
         f"index {report.index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
     )
+
+
+def _watch(source: Path, index_dir, verbose: bool) -> None:
+    import threading
+
+    from .watch import watch
+
+    click.echo(f"watching {source} (Ctrl-C to stop)", err=True)
+    stop = threading.Event()
+    try:
+        watch(source, index_dir, stop=stop,
+              on_update=lambda report: (click.echo(time.strftime("%H:%M:%S "), nl=False),
+                                        _print_report(report, verbose)),
+              on_error=lambda e: click.echo(f"warning: {e} (still watching)", err=True))
+    except KeyboardInterrupt:
+        stop.set()
 
 
 @cli.command(short_help="Search an index: the best passages, with file, line and section.")

@@ -6,7 +6,7 @@ is not re-chunked; a chunk whose exact text was embedded before (in the previous
 interrupted run, see cache.py) is not embedded again. Removed files disappear from both indexes and the
 metadata. Chunk ids are never reused. Writing the new generation is generation.py.
 
-Left out: watching folders, parallel parsing, deleting a whole source root (delete the index instead).
+Watching a folder is watch.py. Left out: parallel parsing.
 """
 
 from __future__ import annotations
@@ -105,6 +105,7 @@ def build_index(
     progress: Progress | None = None,
     cache_dir: Path | str | None = None,
     export_encoder: bool = True,
+    load_model: Callable[[str], Encoder] | None = None,
 ) -> IndexReport:
     """Index (or update the index of) a folder or a single file, into the index named or found at `index_dir`
     (home.resolve: a name in the per-user home, or a path; None is the default index).
@@ -114,6 +115,7 @@ def build_index(
     to `<index>/pending` and are deleted once published; a `cache_dir` is used instead and kept, so another
     index of the same texts with the same model embeds nothing (`searcher eval` keeps one per model).
     `export_encoder` exports the model for torch-free queries (onnx_encoder.py) when the index has none.
+    `load_model(name)` loads the model when this run needs it (watch.py passes one that keeps it for the next run).
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -149,7 +151,7 @@ def build_index(
                 if prev is not None:
                     prev.check_order()
                 return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
-                              export_encoder, generation)
+                              export_encoder, generation, load_model or load_encoder)
             finally:
                 if prev is not None:
                     prev.close()
@@ -236,6 +238,7 @@ def _build(
     cache_dir: Path | str | None,
     export_encoder: bool,
     generation: int,
+    load_model: Callable[[str], Encoder],
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
     # subtle: updating an index with its own model loads that model (torch, seconds) only once a file needs
@@ -243,13 +246,13 @@ def _build(
     if encoder is None and prev is not None and resolve_model(config.model)[0] == prev.manifest.model.name:
         info = prev.manifest.model
     else:
-        encoder = encoder or _load(config.model, progress)
+        encoder = encoder or _load(load_model, config.model, progress)
         info = _checked(encoder.info, prev, index_dir)
 
     def model() -> Encoder:
         nonlocal encoder
         if encoder is None:
-            encoder = _load(config.model, progress)
+            encoder = _load(load_model, config.model, progress)
             _checked(encoder.info, prev, index_dir)
         return encoder
 
@@ -314,9 +317,9 @@ def _build(
     return report
 
 
-def _load(name: str, progress: Progress) -> Encoder:
+def _load(load_model: Callable[[str], Encoder], name: str, progress: Progress) -> Encoder:
     progress("load", 0, None)
-    return load_encoder(name)
+    return load_model(name)
 
 
 def _checked(info, prev: StoredIndex | None, index_dir: Path):

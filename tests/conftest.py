@@ -72,8 +72,9 @@ def use_fake_encoder(monkeypatch, fake):
     import searcher.evaluate
     import searcher.indexer
     import searcher.search
+    import searcher.watch
 
-    for module in (searcher.indexer, searcher.search, searcher.evaluate):
+    for module in (searcher.indexer, searcher.search, searcher.evaluate, searcher.watch):
         monkeypatch.setattr(module, "load_encoder", lambda name: fake)
     return fake
 
