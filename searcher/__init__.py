@@ -31,6 +31,11 @@ _EXPORTS = {
     "InvalidInputError": "errors",
     "build_index": "indexer",
     "existing_config": "indexer",
+    "remove_from_index": "indexer",
+    "update_index": "indexer",
+    "delete_index": "indexer",
+    "watch": "watch",
+    "named_indexes": "home",
     "IndexReport": "indexer",
     "Searcher": "search",
     "Hit": "search",
@@ -53,7 +58,9 @@ if TYPE_CHECKING:  # pragma: no cover
         SearcherError,
     )
     from .evaluate import EvalReport
-    from .indexer import IndexReport, build_index, existing_config
+    from .home import named_indexes
+    from .indexer import IndexReport, build_index, delete_index, existing_config, remove_from_index, update_index
+    from .watch import watch
     from .filters import Where
     from .search import Hit, Hits, Searcher
     from .store import open_index

@@ -321,6 +321,29 @@ def remove(path, index_dir):
                f"{report.chunks} chunks")
 
 
+@cli.command(short_help="Delete an index.")
+@click.argument("index_name", metavar="INDEX")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
+def drop(index_name, yes):
+    """Delete the index INDEX (a name, or a path to an index folder); your documents are not touched.
+
+    \b
+    Example:
+        searcher drop old-notes
+    """
+    from .home import resolve
+    from .indexer import delete_index
+
+    path = resolve(index_name)
+    if not yes:
+        click.confirm(f"Delete the index at {path}?", abort=True, err=True)
+    left = delete_index(path)
+    if left:
+        click.echo(f"deleted the index at {path}; kept what searcher did not create there: {', '.join(left[:10])}")
+    else:
+        click.echo(f"deleted the index at {path}")
+
+
 @cli.command(short_help="Re-scan every source of an index.")
 @index_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")

@@ -4,12 +4,19 @@
 else ~/.local/share/searcher. Anything with a slash (or starting with "." or "~") is a path: `--index ./idx`,
 `--index /data/idx`. With no --index (and no $SEARCHER_INDEX), the index is the one named "default", so
 `cd ~ && searcher query ...` finds the same index as `cd ~/work && searcher query ...`.
+
+The home also holds one copy of each exported query encoder (`.encoders/encoder-<weights id>`), which every
+index of that model hard-links instead of carrying its own ~90 MB copy. A shared encoder whose files no index
+links any more (every link count 1) is collected by `collect_encoders`. Where a hard link is not possible (the
+index on another filesystem), the index keeps its own copy and nothing is shared.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import shutil
 from pathlib import Path
 
 from .errors import InvalidInputError
@@ -48,3 +55,72 @@ def named_indexes() -> list[Path]:
     if not root.is_dir():
         return []
     return sorted(p for p in root.iterdir() if p.is_dir() and is_index_dir(p))
+
+
+ENCODERS = ".encoders"  # never an index name: names start with a letter or digit
+
+
+def shared_encoders() -> Path:
+    return home() / ENCODERS
+
+
+def adopt_encoder(target: Path) -> bool:
+    """Give an index the shared copy of the encoder `target.name` (hard links, then one rename); False when
+    there is no shared copy or it cannot be linked from there."""
+    shared = shared_encoders() / target.name
+    if not (shared / "encoder.json").is_file():
+        return False
+    return _link_tree(shared, target)
+
+
+def share_encoder(exported: Path) -> None:
+    """Offer an index's freshly exported encoder to the other indexes (no-op when one is shared already or the
+    home is on another filesystem)."""
+    shared = shared_encoders() / exported.name
+    if (shared / "encoder.json").is_file():
+        return
+    try:
+        shared.parent.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return
+    _link_tree(exported, shared)
+
+
+def collect_encoders() -> list[str]:
+    """Delete the shared encoders no index links any more; their names."""
+    from .store import ENCODER_NAME
+
+    gone = []
+    root = shared_encoders()
+    if not root.is_dir():
+        return gone
+    for entry in root.iterdir():
+        if not ENCODER_NAME.fullmatch(entry.name) or entry.is_symlink() or not entry.is_dir():
+            continue
+        try:
+            files = [f for f in entry.iterdir() if f.is_file() and not f.is_symlink()]
+            if all(f.stat().st_nlink == 1 for f in files):
+                shutil.rmtree(entry)
+                gone.append(entry.name)
+        except OSError:
+            continue
+    return gone
+
+
+def _link_tree(src: Path, dst: Path) -> bool:
+    """Hard-link the files of `src` into a new folder `dst` (built beside it, then renamed into place)."""
+    tmp = dst.with_name(f"{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+        for f in src.iterdir():
+            if f.is_file() and not f.is_symlink():
+                os.link(f, tmp / f.name)
+        os.replace(tmp, dst)
+        return True
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTEMPTY, errno.EEXIST, errno.EACCES,
+                           errno.EROFS, errno.ENOSPC):
+            raise
+        return False

@@ -38,7 +38,8 @@ from .encoder import (
     load_encoder,
     resolve_model,
 )
-from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
+from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError, ModelError, SearcherError
+from .home import adopt_encoder, collect_encoders, share_encoder
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file
@@ -56,6 +57,7 @@ from .store import (
     read_manifest,
     remove_garbage,
 )
+from .store import delete_index as store_delete_index
 
 log = logging.getLogger(__name__)
 
@@ -150,11 +152,13 @@ def build_index(
             try:
                 if prev is not None:
                     prev.check_order()
-                return _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
-                              export_encoder, generation, load_model or load_encoder)
+                report = _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
+                                export_encoder, generation, load_model or load_encoder)
             finally:
                 if prev is not None:
                     prev.close()
+        collect_encoders()  # this index may have let go of an encoder it shared (a new model)
+        return report
     except OSError as e:
         raise _os_error(e, index_dir) from None
 
@@ -205,6 +209,18 @@ def update_index(index_dir: Path | str | None = None, *, progress: Progress | No
             report.warnings.append(f"{source} is gone; its files were removed from the index")
             out.append((source, report))
     return out
+
+
+def delete_index(index_dir: Path | str) -> list[str]:
+    """Delete an index (by name or path) and any shared encoder no other index uses; only searcher's own files
+    are deleted, and the names of anything else found in the folder are returned (the folder is then kept)."""
+    index_dir = resolve_index(index_dir)
+    if not index_dir.is_dir() or not is_index_dir(index_dir):
+        raise IndexNotFoundError(f"no searcher index at {index_dir}; `searcher list` shows your indexes")
+    with exclusive_lock(index_dir):
+        left = store_delete_index(index_dir)
+    collect_encoders()
+    return left
 
 
 def set_fusion_weight(index_dir: Path | str, weight: float, *, adaptive: bool | None = None) -> None:
@@ -348,16 +364,19 @@ def _query_encoder(
     name = "encoder-" + encoder.info.weights_id()
     if (index_dir / name / "encoder.json").is_file():  # exported by an earlier run of the same model
         return name
+    if adopt_encoder(index_dir / name):  # another index of this model exported it: share its copy
+        return name
     carried = exported_with_model(encoder.info)
     if carried is not None:  # a fine-tuned model brings its own export: copy it, then switch it in
         shutil.copytree(carried, index_dir / (name + ".tmp"), dirs_exist_ok=True)
         os.replace(index_dir / (name + ".tmp"), index_dir / name)
-        return name
-    try:
-        export_onnx(encoder, index_dir / name)
-    except ExportError as e:
-        report.warnings.append(f"could not export the model for torch-free queries ({e}); queries will load torch")
-        return None
+    else:
+        try:
+            export_onnx(encoder, index_dir / name)
+        except ExportError as e:
+            report.warnings.append(f"could not export the model for torch-free queries ({e}); queries will load torch")
+            return None
+    share_encoder(index_dir / name)
     return name
 
 

@@ -593,5 +593,24 @@ def remove_garbage(index_dir: Path, manifest: Manifest | None) -> None:
             entry.unlink(missing_ok=True)
 
 
+def delete_index(index_dir: Path) -> list[str]:
+    """Delete an index: searcher's own files in it, then the folder if nothing else is left. Returns the names of
+    entries it left alone (files someone else put there). Refuses a folder that is not an index."""
+    if not index_dir.is_dir() or index_dir.is_symlink() or not is_index_dir(index_dir):
+        raise IndexNotFoundError(f"no searcher index at {index_dir}; `searcher list` shows your indexes")
+    ours = {MANIFEST, PENDING, ".lock", MARKER}
+    left = []
+    for entry in sorted(index_dir.iterdir(), key=lambda e: e.name == MARKER):  # the marker last
+        if entry.is_symlink() or not (entry.name in ours or _GARBAGE.fullmatch(entry.name)):
+            left.append(entry.name)
+        elif entry.is_dir():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
+    if not left:
+        index_dir.rmdir()
+    return left
+
+
 def now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
