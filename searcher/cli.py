@@ -251,6 +251,8 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
             if hit.more:
                 click.echo(f"    also at line{'s' if len(hit.more) > 1 else ''} "
                            + ", ".join(str(m.line or m.page) for m in hit.more[:8]) + (" ..." if len(hit.more) > 8 else ""))
+            if hit.duplicates:
+                click.echo("    the same text in " + ", ".join(_display_path(p) for p in hit.duplicates))
     if output == "json":
         import orjson
 
@@ -600,6 +602,8 @@ def _record(query: str, rank: int, hit) -> dict:
     fields = ("source", "line", "end_line", "page", "title", "heading", "anchor", "snippet", "doc_id", "id", "start",
               "end", "text")
     record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
+    if hit.duplicates:
+        record["duplicates"] = list(hit.duplicates)
     if hit.more:
         record["more"] = [{"score": round(m.score, 4), "line": m.line, "end_line": m.end_line, "heading": m.heading,
                            "snippet": m.snippet, "id": m.id} for m in hit.more]

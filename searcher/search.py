@@ -52,6 +52,7 @@ class Hit:
     snippet: str = ""  # the passage of the chunk that holds most of the query's words (snippets.py)
     highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of the query's words in the snippet
     more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
+    duplicates: tuple[str, ...] = ()  # per_doc: files whose best chunk says the same (the page as .md and .html)
 
 
 # Below this best dense score, and with no word of the query in the index, a query has no match (measured for the
@@ -356,12 +357,36 @@ class Searcher:
 PER_DOC_CHUNKS = 5  # chunks fetched per document asked for, when grouping by document
 
 
+# Two documents whose matching chunks share this share of their words (Jaccard) are shown as one hit. The words of
+# all of a document's matching chunks, not its best one alone: the same text as .md and .html is chunked at
+# different places.
+NEAR_DUPLICATE = 0.8
+_WORD = re.compile(r"\w+")
+
+
 def _per_document(hits: list[Hit]) -> list[Hit]:
-    """One hit per document, in order of its best chunk; its other chunks folded into `more`."""
+    """One hit per document, in order of its best chunk; its other chunks folded into `more`. A document whose
+    matching chunks say what a better document's say (the same page as .md and .html, a copied file) is folded
+    into that hit's `duplicates`."""
     groups: dict[str, list[Hit]] = {}
     for hit in hits:
         groups.setdefault(hit.doc_id, []).append(hit)
-    return [dataclasses.replace(best, more=tuple(rest)) for best, *rest in groups.values()]
+    out: list[Hit] = []
+    words: list[set[str]] = []
+    for best, *rest in groups.values():
+        mine = set(_WORD.findall(" ".join(h.text for h in (best, *rest)).lower()))
+        same = next((i for i, w in enumerate(words) if out[i].source != best.source
+                     and _jaccard(mine, w) >= NEAR_DUPLICATE), None)  # records of one JSONL file stay apart
+        if same is None:
+            out.append(dataclasses.replace(best, more=tuple(rest)))
+            words.append(mine)
+        elif best.source not in out[same].duplicates:
+            out[same] = dataclasses.replace(out[same], duplicates=(*out[same].duplicates, best.source))
+    return out
+
+
+def _jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
 
 
 def check_query(query) -> None:

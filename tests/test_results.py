@@ -273,3 +273,24 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
     assert hit.source.endswith("server.py") and hit.line == 1 and hit.end_line == 2
     again = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "-q"])
     assert "0 indexed, 3 unchanged" in again.stdout, "the --exclude setting is kept by the index"
+
+
+def test_near_duplicate_files_are_one_hit_per_document(tmp_path, fake, fake_config):
+    page = ("Errors\n\nERR_REQUIRE_ESM is thrown when require() loads an ES module. Use import() instead, "
+            "or set type to commonjs in package.json.")
+    docs = write_corpus(tmp_path / "docs", {
+        "errors.md": "# " + page,
+        "errors.html": f"<html><body><h1>Errors</h1><p>{page.split(chr(10))[-1]}</p></body></html>",
+        "other.md": "# Modules\n\nAn ES module is loaded with import; require() loads CommonJS modules.",
+        "data.jsonl": '{"_id": "a", "text": "require loads an ES module"}\n{"_id": "b", "text": "require loads an ES module"}\n',
+    })
+    build_index(docs, tmp_path / "idx", fake_config, encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    chunks = s.search("require ES module error", 10, per_doc=False)
+    assert {Path(h.source).name for h in chunks} >= {"errors.md", "errors.html"}
+    hits = s.search("require ES module error", 10, per_doc=True)
+    names = [Path(h.source).name for h in hits]
+    first = next(h for h in hits if Path(h.source).name in ("errors.md", "errors.html"))
+    assert [Path(p).name for p in first.duplicates] == [({"errors.md", "errors.html"} - {Path(first.source).name}).pop()]
+    assert sorted(names) == ["data.jsonl", "data.jsonl", Path(first.source).name, "other.md"]  # records stay apart
+    assert all(not h.duplicates for h in hits if h is not first)
