@@ -194,7 +194,7 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
     Example:
         searcher query "how do I read a file line by line" -k 5 --json
     """
-    from .search import Searcher
+    from .search import Searcher, hit_record
 
     queries = _stdin_queries() if query == "-" else [_valid_text(query, "the query")]
     if not queries:
@@ -222,7 +222,7 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
             click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
         if output in ("jsonl", "json", "csv"):
             for rank, hit in enumerate(hits, start=1):
-                record = _record(text, rank, hit)
+                record = hit_record(text, rank, hit)
                 if output == "jsonl":
                     import orjson
 
@@ -487,6 +487,70 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
             click.echo(f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}")
 
 
+@cli.command(short_help="Answer searches over HTTP, with a search page in the browser.")
+@click.option("--index", "indexes", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
+              help="An index name or folder to serve (repeatable) [default: the index named 'default'].")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; anything but this machine needs $SEARCHER_TOKEN.")
+@click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--token", envvar="SEARCHER_TOKEN", show_envvar=True,
+              help="Require this API token (Authorization: Bearer TOKEN) on every request.")
+@click.option("--stop-after", type=float, hidden=True, help="Stop after this many seconds (tests, benchmarks).")
+def serve(indexes, host, port, token, stop_after):
+    """Serve searches over HTTP: a search page at /, the API at /search, its description at /docs.
+
+    Each index is loaded once, and the server follows new index generations (from `searcher index`, `update`
+    or `--watch`) within a second, without a restart.
+
+    \b
+    Example:
+        searcher serve --index notes --port 8765   # then open http://127.0.0.1:8765/
+    """
+    from .server import need
+
+    need("fastapi", "fastapi")
+    need("uvicorn", "uvicorn")
+    if not _loopback(host) and not token:
+        raise click.ClickException(f"listening on {host} lets other machines search your documents; set "
+                                   "SEARCHER_TOKEN (or --token) to a secret to require it, or keep --host 127.0.0.1")
+    from .server.app import create_app, run
+    from .server.catalog import Catalog
+
+    catalog = Catalog(list(indexes))
+    click.echo(f"serving {', '.join(catalog.names)} on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
+    run(create_app(catalog, token=token), host=host, port=port, stop_after=stop_after)
+
+
+@cli.command(short_help="Let an AI agent search an index (MCP server on stdio).")
+@click.option("--index", "indexes", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
+              help="An index name or folder to serve (repeatable) [default: the index named 'default'].")
+def mcp(indexes):
+    """Run a Model Context Protocol server on stdin/stdout with the tools `search` and `get_document`.
+
+    \b
+    Example (an agent's MCP configuration):
+        {"command": "searcher", "args": ["mcp", "--index", "notes"]}
+    """
+    from .server import need
+
+    need("mcp", "mcp")
+    from .server.catalog import Catalog
+    from .server.mcp import create_mcp
+
+    create_mcp(Catalog(list(indexes))).run("stdio")
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @cli.command(short_help="Show what an index holds and how it was built.")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
@@ -595,19 +659,6 @@ def _encoder_choice(record: dict | None) -> str:
         return "torch (not measured)"
     rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in record.get("texts_per_second", {}).items())
     return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates})"
-
-
-def _record(query: str, rank: int, hit) -> dict:
-    """One JSON record per hit: the query, where it matched, the score to 4 places, then the chunk."""
-    fields = ("source", "line", "end_line", "page", "title", "heading", "anchor", "snippet", "doc_id", "id", "start",
-              "end", "text")
-    record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
-    if hit.duplicates:
-        record["duplicates"] = list(hit.duplicates)
-    if hit.more:
-        record["more"] = [{"score": round(m.score, 4), "line": m.line, "end_line": m.end_line, "heading": m.heading,
-                           "snippet": m.snippet, "id": m.id} for m in hit.more]
-    return record
 
 
 def _label(hit) -> str:

@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -354,6 +355,21 @@ class Searcher:
         ]
 
 
+def hit_record(query: str, rank: int, hit: Hit) -> dict:
+    """One hit as a JSON record (`searcher query --format json`, the server, MCP): the query, where it matched,
+    the score to 4 places, then the chunk."""
+    fields = ("source", "line", "end_line", "page", "title", "heading", "anchor", "snippet", "doc_id", "id", "start",
+              "end", "text")
+    record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
+    record["highlights"] = [list(span) for span in hit.highlights]
+    if hit.duplicates:
+        record["duplicates"] = list(hit.duplicates)
+    if hit.more:
+        record["more"] = [{"score": round(m.score, 4), "line": m.line, "end_line": m.end_line, "heading": m.heading,
+                           "snippet": m.snippet, "id": m.id} for m in hit.more]
+    return record
+
+
 PER_DOC_CHUNKS = 5  # chunks fetched per document asked for, when grouping by document
 
 
@@ -404,31 +420,47 @@ def check_query(query) -> None:
 # 1M chunks one query on one thread took 35.8 ms p50 idle (RESULTS.md, upkeep), so a size-aware rule is the next step.
 SINGLE_THREAD_QUERIES = 8
 _blas = None
+_single = threading.Lock()
+_single_users = [0, None]  # [queries running single-threaded, (faiss threads before, BLAS limiter)]
 
 
 @contextmanager
 def query_threads(n_queries: int) -> Iterator[None]:
     """Run FAISS and BLAS on one thread for a small batch of queries, restoring the settings afterwards; large
-    batches keep every thread. The user's environment (OMP_NUM_THREADS, ...) is not touched."""
+    batches keep every thread. The user's environment (OMP_NUM_THREADS, ...) is not touched.
+
+    subtle: the settings are process-wide, and a server runs queries in several threads at once: the first query
+    in saves and lowers them, the last one out restores them (without the count, an interleaving could leave
+    FAISS on one thread for good)."""
     global _blas
     if n_queries > SINGLE_THREAD_QUERIES:
         yield
         return
     import faiss
 
-    # subtle: the controller knows the libraries loaded when it was made; a later import (torch brings its own
-    # BLAS) would escape it, so it is made again when the set of loaded modules has grown (0.2 ms; 0.02 ms to use).
-    if _blas is None or _blas[0] != len(sys.modules):
-        from threadpoolctl import ThreadpoolController
+    with _single:
+        if _single_users[0] == 0:
+            # subtle: the controller knows the libraries loaded when it was made; a later import (torch brings its
+            # own BLAS) would escape it, so it is made again when the set of loaded modules has grown (0.2 ms).
+            if _blas is None or _blas[0] != len(sys.modules):
+                from threadpoolctl import ThreadpoolController
 
-        _blas = (len(sys.modules), ThreadpoolController())
-    before = faiss.omp_get_max_threads()
-    faiss.omp_set_num_threads(1)
+                _blas = (len(sys.modules), ThreadpoolController())
+            before = faiss.omp_get_max_threads()
+            faiss.omp_set_num_threads(1)
+            limiter = _blas[1].limit(limits=1, user_api="blas")
+            _single_users[1] = (before, limiter)
+        _single_users[0] += 1
     try:
-        with _blas[1].limit(limits=1, user_api="blas"):
-            yield
+        yield
     finally:
-        faiss.omp_set_num_threads(before)
+        with _single:
+            _single_users[0] -= 1
+            if _single_users[0] == 0:
+                before, limiter = _single_users[1]
+                limiter.restore_original_limits()
+                faiss.omp_set_num_threads(before)
+                _single_users[1] = None
 
 
 def exact_top_k(xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:

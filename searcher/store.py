@@ -317,6 +317,7 @@ class StoredIndex:
                 if self.rotation.shape != (d, d):
                     raise self._bad("rotation.npy", f"shape {self.rotation.shape}, expected {(d, d)}")
             self._coarse_file = open(self._file("coarse.faiss"), "rb")  # noqa: SIM115 - read in load_coarse
+            self._lexical = self._open_lexical()
         except BaseException:
             self.close()
             raise
@@ -331,11 +332,19 @@ class StoredIndex:
 
     def open_lexical(self):
         """The generation's LexicalIndex, if it has a usable one (a real folder, tantivy-readable, one entry per
-        chunk); None otherwise."""
+        chunk); None otherwise. Opened with the other files (see _open_lexical)."""
+        return self._lexical
+
+    def _open_lexical(self):
+        """subtle: opened with the rest of the generation, not on first use: tantivy maps its files when it opens,
+        so a reader keeps its generation's lexical side even after a writer deletes that folder (publishing a
+        newer one), as it keeps the vectors; opened later, it would find the folder gone."""
         from .lexical import LEXICAL_DIR, LexicalIndex
 
         path = self.path / LEXICAL_DIR
         if path.is_symlink() or not path.is_dir():
+            if not self.path.is_dir():  # deleted by a writer since the manifest was read: the caller retries
+                raise FileNotFoundError(errno.ENOENT, "missing", str(self.path))
             return None
         tokenizer = self.manifest.config.lexical_tokenizer
         try:
@@ -387,6 +396,7 @@ class StoredIndex:
         for f in (getattr(self, "_chunks", None), getattr(self, "_coarse_file", None)):
             if f is not None:
                 f.close()
+        self._lexical = None  # tantivy unmaps its files when the last reference goes
 
     def load_coarse(self):
         """The coarse FAISS index, read from the file opened with the generation, checked against ids.npy."""

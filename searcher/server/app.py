@@ -1,0 +1,201 @@
+"""The HTTP API and the search page: a FastAPI app over a Catalog of indexes, served by uvicorn.
+
+FastAPI rather than bare Starlette because its request models give what the API needs with no code of ours:
+validation of every parameter with a precise message, and the OpenAPI description at /docs. Endpoints are plain
+`def` functions: FastAPI runs them in its thread pool, so queries run side by side (FAISS, onnxruntime and
+tantivy release the GIL; search.query_threads keeps each query on one thread).
+
+Every error is a 4xx with one line of JSON, {"error": "..."}: bad JSON, a bad parameter, an unknown index, a
+body over MAX_BODY_BYTES, a missing or wrong token. Anything unexpected is a 500 with the exception's type only
+(the traceback goes to the log, not to the client).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import asdict
+import logging
+from pathlib import Path
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .. import __version__
+from ..documents import read_lines
+from ..config import DEFAULT_SHORTLIST, MODE_ALIASES, SEARCH_MODES
+from ..errors import IndexNotFoundError, SearcherError
+from ..filters import Where
+from ..search import hit_record
+from .catalog import Catalog
+
+log = logging.getLogger(__name__)
+STATIC = Path(__file__).parent / "static"
+MAX_K = 100
+MAX_SHORTLIST = 10_000
+MAX_QUERY_CHARS = 2_000
+MAX_BATCH = 64
+MAX_BODY_BYTES = 256 * 1024
+Mode = Literal[tuple([*SEARCH_MODES, *MODE_ALIASES])]  # type: ignore[valid-type]
+
+
+class SearchRequest(BaseModel):
+    """One query; the fields and defaults of `searcher query`."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, description="what to search for")
+    k: int = Field(10, ge=1, le=MAX_K, description="hits (documents with per_doc) to return")
+    mode: Mode = Field("hybrid", description="hybrid, dense, lexical, full or coarse")
+    paths: list[str] = Field(default_factory=list, max_length=64, description="only files matching any glob")
+    types: list[str] = Field(default_factory=list, max_length=64, description="only files of these types (md, pdf)")
+    per_doc: bool = Field(True, description="one hit per document, its other passages in `more`")
+    min_score: float | None = Field(None, description="drop hits scoring below this")
+    shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST, description="coarse candidates to rerank")
+    index: str | None = Field(None, description="which index (GET /indexes); default: the first")
+
+
+class BatchRequest(BaseModel):
+    """Several queries with the same options, answered in one pass."""
+
+    model_config = ConfigDict(extra="forbid")
+    queries: list[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]] = Field(min_length=1,
+                                                                                          max_length=MAX_BATCH)
+    k: int = Field(10, ge=1, le=MAX_K)
+    mode: Mode = "hybrid"
+    paths: list[str] = Field(default_factory=list, max_length=64)
+    types: list[str] = Field(default_factory=list, max_length=64)
+    per_doc: bool = True
+    min_score: float | None = None
+    shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST)
+    index: str | None = None
+
+
+def create_app(catalog: Catalog, *, token: str | None = None) -> FastAPI:
+    """The app answering from `catalog`; with `token`, every endpoint but /health and the page's files needs
+    `Authorization: Bearer TOKEN`."""
+    app = FastAPI(title="searcher", version=__version__,
+                  description="Search your indexed documents by meaning and by exact words.")
+    app.state.catalog = catalog
+    open_paths = {"/health", "/", "/favicon.ico"}
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        length = request.headers.get("content-length")
+        if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
+            return _error(413, f"request body over {MAX_BODY_BYTES} bytes; send fewer or shorter queries")
+        if token is not None and request.url.path not in open_paths and not request.url.path.startswith("/static/"):
+            given = request.headers.get("authorization", "")
+            expected = f"Bearer {token}"
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                return _error(401, "missing or wrong token; send the header Authorization: Bearer $SEARCHER_TOKEN")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        loc = list(first.get("loc", ()))
+        where = ".".join(str(p) for p in (loc[1:] if loc[:1] in (["body"], ["query"]) else loc))  # where it came in
+        what = first.get("msg", "invalid request")
+        if first.get("type") == "json_invalid":
+            return _error(400, "the body is not valid JSON")
+        return _error(422, f"{where}: {what}" if where else what)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        return _error(exc.status_code, str(exc.detail))
+
+    @app.exception_handler(SearcherError)
+    async def searcher_error(request: Request, exc: SearcherError):
+        return _error(404 if isinstance(exc, IndexNotFoundError) else 400, str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception):
+        log.exception("unexpected error answering %s", request.url.path)
+        return _error(500, f"internal error ({type(exc).__name__}); the server log has the details")
+
+    @app.get("/search", summary="Search one index (query string form)")
+    def search_get(
+        query: str = Query(min_length=1, max_length=MAX_QUERY_CHARS),
+        k: int = Query(10, ge=1, le=MAX_K),
+        mode: Mode = Query("hybrid"),
+        path: list[str] = Query(default_factory=list, max_length=64),
+        type: list[str] = Query(default_factory=list, max_length=64),  # noqa: A002 - the CLI's --type
+        per_doc: bool = Query(True),
+        min_score: float | None = Query(None),
+        shortlist: int = Query(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST),
+        index: str | None = Query(None),
+    ) -> dict:
+        request = SearchRequest(query=query, k=k, mode=mode, paths=path, types=type, per_doc=per_doc,
+                                min_score=min_score, shortlist=shortlist, index=index)
+        return search(request)
+
+    @app.post("/search", summary="Search one index")
+    def search(request: SearchRequest) -> dict:
+        name, searcher, (hits,) = _run(catalog, [request.query], request)
+        return _result(name, searcher, request.query, hits)
+
+    @app.post("/search/batch", summary="Search one index with several queries")
+    def search_batch(request: BatchRequest) -> dict:
+        name, searcher, results = _run(catalog, request.queries, request)
+        return {"index": name, "generation": searcher.manifest.generation,
+                "results": [_result(name, searcher, q, hits) for q, hits in zip(request.queries, results)]}
+
+    @app.get("/document", summary="Lines of an indexed file (a hit's source), to read around a hit")
+    def document(
+        source: str = Query(min_length=1, max_length=4096),
+        start_line: int = Query(1, ge=1),
+        end_line: int | None = Query(None, ge=1),
+        index: str | None = Query(None),
+    ) -> dict:
+        return asdict(read_lines(catalog.searcher(index).index, source, start_line, end_line))
+
+    @app.get("/indexes", summary="The indexes this server answers from")
+    def indexes() -> dict:
+        return {"indexes": catalog.describe()}
+
+    @app.get("/health", summary="Liveness")
+    def health() -> dict:
+        return {"status": "ok", "indexes": catalog.names}
+
+    @app.get("/", include_in_schema=False)
+    def page():
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+def _run(catalog: Catalog, queries: list[str], request):
+    name = request.index or catalog.default
+    searcher = catalog.searcher(name)
+    results = searcher.search_batch(queries, request.k, shortlist=request.shortlist, mode=request.mode,
+                                    where=Where(tuple(request.paths), tuple(request.types)),
+                                    min_score=request.min_score, per_doc=request.per_doc)
+    return name, searcher, results
+
+
+def _result(name: str, searcher, query: str, hits) -> dict:
+    return {"query": query, "index": name, "generation": searcher.manifest.generation, "no_match": hits.no_match,
+            "hits": [hit_record(query, rank, hit) for rank, hit in enumerate(hits, start=1)]}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+def run(app: FastAPI, *, host: str, port: int, stop_after: float | None = None) -> None:
+    """Serve `app` with uvicorn until Ctrl-C (or `stop_after` seconds: a test's or benchmark's safety net)."""
+    import threading
+
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    if stop_after is not None:
+        timer = threading.Timer(stop_after, lambda: setattr(server, "should_exit", True))
+        timer.daemon = True
+        timer.start()
+    server.run()

@@ -1,0 +1,105 @@
+"""The indexes a server answers from, each followed to its newest published generation.
+
+A request takes the current Searcher of its index and uses it to the end, so all of its hits come from one
+generation. At most every CHECK_SECONDS a request stats the index's manifest; when a writer (`searcher index`,
+`update`, `--watch`) has published a new generation, a new Searcher is opened on it and becomes current for later
+requests. The old one is not closed while a request may hold it: its files were opened once, so the writer
+deleting that generation's folder frees nothing until the last reference goes (POSIX keeps unlinked files that
+are open or mapped), then the garbage collector releases them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import IndexNotFoundError, SearcherError
+from ..home import resolve
+from ..search import Searcher
+from ..store import MANIFEST
+
+CHECK_SECONDS = 0.25  # how stale a server's view of an index may be
+
+
+@dataclass
+class _Entry:
+    path: Path
+    searcher: Searcher
+    stamp: tuple
+    checked: float
+
+
+class Catalog:
+    """Named indexes (`names`: index names or paths, as --index takes them), opened once and kept current."""
+
+    def __init__(self, names: list[str | Path]) -> None:
+        self._entries: dict[str, _Entry] = {}
+        self._lock = threading.Lock()
+        for name in names or [None]:
+            path = resolve(name)
+            key = path.name if path.name not in self._entries else str(path)  # a name, or a path where names clash
+            if key in self._entries:
+                raise SearcherError(f"index {key!r} is given twice; give each index once")
+            searcher = Searcher(path)
+            self._warm(searcher)
+            self._entries[key] = _Entry(path, searcher, _stamp(path), time.monotonic())
+        self.default = next(iter(self._entries))
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    def searcher(self, name: str | None = None) -> Searcher:
+        """The current Searcher of index `name` (None: the first one given)."""
+        key = self.default if name is None else name
+        entry = self._entries.get(key)
+        if entry is None:
+            raise IndexNotFoundError(f"no index named {key!r} here; this server has {', '.join(self._entries)}")
+        now = time.monotonic()
+        if now - entry.checked < CHECK_SECONDS:
+            return entry.searcher
+        with self._lock:
+            if now - entry.checked >= CHECK_SECONDS:
+                stamp = _stamp(entry.path)
+                if stamp != entry.stamp:
+                    try:
+                        entry.searcher = self._reopen(entry)
+                        entry.stamp = stamp
+                    except SearcherError:  # a generation being switched in, or damaged: keep answering from ours
+                        pass
+                entry.checked = now
+            return entry.searcher
+
+    def describe(self) -> list[dict]:
+        out = []
+        for key in self._entries:
+            m = self.searcher(key).manifest
+            out.append({"name": key, "path": str(self._entries[key].path), "documents": m.documents,
+                        "chunks": m.chunks, "model": m.model.name, "dim": m.model.dim, "generation": m.generation,
+                        "updated": m.updated, "sources": list(m.sources)})
+        return out
+
+    def _reopen(self, entry: _Entry) -> Searcher:
+        old = entry.searcher
+        new = Searcher(entry.path, encoder=old.encoder)  # the same exported model (usually): keep its session
+        if new.manifest.query_encoder != old.manifest.query_encoder or new.manifest.model != old.manifest.model:
+            new = Searcher(entry.path)  # rebuilt with another model
+        self._warm(new)
+        return new
+
+    @staticmethod
+    def _warm(searcher: Searcher) -> None:
+        """Load the encoder and open the lexical side now, not in the first request that needs them."""
+        searcher.encoder  # noqa: B018
+        searcher.lexical  # noqa: B018
+
+
+def _stamp(path: Path) -> tuple:
+    try:
+        st = os.stat(path / MANIFEST)
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)

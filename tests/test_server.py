@@ -1,0 +1,299 @@
+"""`searcher serve` and `searcher mcp`: the real server in a subprocess on a free 127.0.0.1 port, spoken to over
+HTTP (httpx), through the MCP client library over stdio, and in a headless Chromium (skipped with the reason where
+none is installed). The index is built with the bundled model, so the server answers with its exported,
+torch-free encoder, as it does for a user."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import write_corpus
+from searcher import build_index
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytestmark = pytest.mark.slow
+STOP_AFTER = 300  # every server stops itself after this many seconds, whatever happens to the test
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, index_dirs, home: Path, token: str | None = None) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "SEARCHER_HOME": str(home)}
+        env.pop("SEARCHER_TOKEN", None)
+        if token:
+            env["SEARCHER_TOKEN"] = token
+        args = [a for d in index_dirs for a in ("--index", str(d))]
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "searcher", "serve", *args, "--port", str(self.port), "--stop-after",
+             str(STOP_AFTER)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"server exited: {self.process.stderr.read()}")
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("server did not answer /health within 60 s")
+
+    def stop(self) -> str:
+        self.process.terminate()
+        try:
+            _, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            _, err = self.process.communicate()
+        return err
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory, minilm):
+    """(home, docs, index folder) of a small index built with the bundled model (and its ONNX export)."""
+    home = tmp_path_factory.mktemp("home")
+    docs = write_corpus(tmp_path_factory.mktemp("served") / "docs")
+    index_dir = docs.parent / "index"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEARCHER_HOME", str(home))
+        build_index(docs, index_dir, encoder=minilm)
+    return home, docs, index_dir
+
+
+@pytest.fixture(scope="module")
+def server(served):
+    home, docs, index_dir = served
+    s = Server([index_dir], home)
+    yield s
+    err = s.stop()
+    assert "Traceback" not in err, err
+
+
+def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
+    home, docs, index_dir = served
+    got = httpx.get(server.url + "/search", params={"query": "planets with rings", "k": 3}).json()
+    assert got["index"] == "index" and got["generation"] >= 1 and not got["no_match"]
+    top = got["hits"][0]
+    assert top["source"] == str(docs / "astronomy.txt") and (top["line"], top["end_line"]) == (1, 3) and top["rank"] == 1
+    assert "Saturn" in top["snippet"] and top["highlights"]
+    env = {**os.environ, "SEARCHER_HOME": str(home)}
+    cli = subprocess.run([sys.executable, "-m", "searcher", "query", "planets with rings", "-k", "3", "--index",
+                          str(index_dir), "--format", "json"], capture_output=True, text=True, env=env, check=True)
+    assert got["hits"] == __import__("json").loads(cli.stdout)  # the same JSON records as `searcher query`
+
+    posted = httpx.post(server.url + "/search", json={"query": "planets with rings", "k": 3}).json()
+    assert posted["hits"] == got["hits"]
+    filtered = httpx.get(server.url + "/search", params=[("query", "water"), ("type", "md"), ("path", "*/cooking*")])
+    assert {h["source"] for h in filtered.json()["hits"]} == {str(docs / "cooking.md")}
+    chunks = httpx.post(server.url + "/search", json={"query": "pasta", "per_doc": False, "mode": "lexical"}).json()
+    assert len(chunks["hits"]) >= 1 and all("more" not in h for h in chunks["hits"])
+    batch = httpx.post(server.url + "/search/batch", json={"queries": ["owls at night", "tomato soil"], "k": 2}).json()
+    assert [r["hits"][0]["source"] for r in batch["results"]] == [str(docs / "nested" / "birds.md"),
+                                                                  str(docs / "gardening.html")]
+    nothing = httpx.get(server.url + "/search", params={"query": "xqzvwk"}).json()
+    assert nothing["no_match"] is True
+
+
+def test_indexes_health_docs_page_and_document(server, served):
+    _, docs, index_dir = served
+    (listed,) = httpx.get(server.url + "/indexes").json()["indexes"]
+    assert listed["name"] == "index" and listed["documents"] == 5 and listed["path"] == str(index_dir)
+    assert listed["model"] == "sentence-transformers/all-MiniLM-L6-v2" and listed["updated"]
+    assert httpx.get(server.url + "/health").json() == {"status": "ok", "indexes": ["index"]}
+    assert "/search" in httpx.get(server.url + "/openapi.json").json()["paths"]
+    assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+    page = httpx.get(server.url + "/")
+    assert page.status_code == 200 and "/static/app.js" in page.text
+    assert httpx.get(server.url + "/static/app.js").status_code == 200
+    lines = httpx.get(server.url + "/document", params={"source": str(docs / "astronomy.txt"), "start_line": 3,
+                                                          "end_line": 3}).json()
+    assert lines["text"] == "Jupiter is the largest planet. Saturn has bright rings of ice."
+    outside = httpx.get(server.url + "/document", params={"source": "/etc/passwd"})
+    assert outside.status_code == 400 and "not a file of this index" in outside.json()["error"]
+
+
+@pytest.mark.parametrize("method, path, payload, status, words", [
+    ("post", "/search", b'{"query": "x", ', 400, "not valid JSON"),
+    ("post", "/search", {"query": ""}, 422, "query"),
+    ("post", "/search", {"query": "   "}, 400, "query is empty"),
+    ("post", "/search", {"query": "x", "k": 0}, 422, "k"),
+    ("post", "/search", {"query": "x", "k": 101}, 422, "k"),
+    ("get", "/search?query=x&k=1000", None, 422, "k"),
+    ("get", "/search", None, 422, "query"),
+    ("post", "/search", {"query": "x", "index": "nope"}, 404, "no index named 'nope'"),
+    ("post", "/search", {"query": "x", "colour": "red"}, 422, "colour"),
+    ("post", "/search", {"query": "x", "mode": "fuzzy"}, 422, "mode"),
+    ("post", "/search/batch", {"queries": []}, 422, "queries"),
+    ("post", "/search", {"query": "x" * 300_000}, 413, "request body over"),
+    ("get", "/nowhere", None, 404, "Not Found"),
+])
+def test_bad_requests_get_a_4xx_and_one_line_of_json(server, method, path, payload, status, words):
+    if isinstance(payload, bytes):
+        response = httpx.post(server.url + path, content=payload, headers={"content-type": "application/json"})
+    elif method == "post":
+        response = httpx.post(server.url + path, json=payload)
+    else:
+        response = httpx.get(server.url + path)
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert list(body) == ["error"] and words in body["error"] and "\n" not in body["error"]
+
+
+def test_a_token_is_required_when_set_and_beyond_loopback(served):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    home, _, index_dir = served
+    refused = CliRunner().invoke(cli, ["serve", "--index", str(index_dir), "--host", "0.0.0.0"],
+                                 env={"SEARCHER_TOKEN": None})
+    assert refused.exit_code == 1 and "set SEARCHER_TOKEN" in refused.output  # refused before binding anything
+    s = Server([index_dir], home, token="s3cret")
+    try:
+        url = s.url + "/search?query=moon"
+        assert httpx.get(url).status_code == 401
+        wrong = httpx.get(url, headers={"Authorization": "Bearer s3cre"})
+        assert wrong.status_code == 401 and "SEARCHER_TOKEN" in wrong.json()["error"]
+        assert httpx.get(url, headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        assert httpx.get(s.url + "/health").status_code == 200  # liveness stays open
+    finally:
+        s.stop()
+
+
+def test_the_server_switches_to_a_new_generation_without_a_failed_or_mixed_request(tmp_path, served, minilm):
+    home, docs, _ = served
+    mine = tmp_path / "docs"
+    shutil.copytree(docs, mine)
+    index_dir = tmp_path / "index"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEARCHER_HOME", str(home))
+        build_index(mine, index_dir, encoder=minilm)
+        s = Server([index_dir], home)
+        seen, errors, stop = [], [], threading.Event()
+
+        def loop() -> None:
+            with httpx.Client(base_url=s.url, timeout=10) as client:
+                while not stop.is_set() and len(seen) < 20_000:
+                    asked = time.monotonic()
+                    response = client.get("/search", params={"query": "volcano magma eruption", "k": 3})
+                    if response.status_code != 200:
+                        errors.append(response.text)
+                        continue
+                    body = response.json()
+                    seen.append((asked, body["generation"],
+                                 any(h["source"].endswith("volcano.md") for h in body["hits"])))
+
+        threads = [threading.Thread(target=loop) for _ in range(2)]
+        try:
+            for t in threads:
+                t.start()
+            time.sleep(1)
+            (mine / "volcano.md").write_text("# Volcanoes\n\nMagma rises and the volcano erupts in an eruption.\n")
+            build_index(mine, index_dir, encoder=minilm)
+            published = time.monotonic()
+            time.sleep(2)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(timeout=30)
+            s.stop()
+    assert errors == []
+    old = seen[0][1]
+    new = old + 1
+    assert {g for _, g, _ in seen} == {old, new}
+    # Each response is from one generation: the old never has the new file, the new always has it.
+    assert all(has == (g == new) for _, g, has in seen)
+    # Requests asked more than a second after the new generation was published are answered from it.
+    assert all(g == new for t, g, _ in seen if t > published + 1.0)
+    assert sum(1 for t, g, _ in seen if t > published + 1.0) > 0
+    assert not (index_dir / "gen-000001").exists()  # the old generation was collected
+
+
+def test_mcp_tools_through_an_mcp_client(served):
+    pytest.importorskip("mcp")
+    import anyio
+    from mcp import Client, StdioServerParameters
+
+    home, docs, index_dir = served
+    params = StdioServerParameters(command=sys.executable, args=["-m", "searcher", "mcp", "--index", str(index_dir)],
+                                   env={"SEARCHER_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+
+    async def talk():
+        async with Client(params, read_timeout_seconds=60) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            found = await client.call_tool("search", {"query": "where do owls hunt", "k": 2})
+            lines = await client.call_tool("get_document", {"source": str(docs / "nested" / "birds.md"),
+                                                            "start_line": 3, "end_line": 3})
+            refused = await client.call_tool("get_document", {"source": "/etc/passwd"})
+            return tools, found, lines, refused
+
+    tools, found, lines, refused = anyio.run(talk)
+    assert {"search", "get_document"} <= tools
+    hit = found.structured_content["hits"][0]
+    assert hit["source"] == str(docs / "nested" / "birds.md") and hit["line"] == 1 and "Owls" in hit["snippet"]
+    assert lines.structured_content["text"] == "Owls hunt at night. Sparrows eat seeds."
+    assert refused.is_error and "not a file of this index" in str(refused.content)
+
+
+def _chromium():
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_the_search_page_in_a_headless_browser(server, served, tmp_path):
+    browser, driver = _chromium(), shutil.which("chromedriver")
+    if browser is None or driver is None:
+        pytest.skip("no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, docs, _ = served
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
+        options.add_argument(arg)
+    chrome = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)
+    try:
+        chrome.set_page_load_timeout(30)
+        chrome.get(server.url + "/")
+        box = chrome.find_element(By.ID, "query")
+        box.send_keys("which planet has rings\n")
+        WebDriverWait(chrome, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results li.hit")))
+        first = chrome.find_elements(By.CSS_SELECTOR, "#results li.hit")[0]
+        assert first.find_element(By.CSS_SELECTOR, ".where").text == f"{docs / 'astronomy.txt'}:1"
+        assert "Saturn" in first.find_element(By.CSS_SELECTOR, ".snippet").text
+        assert first.find_elements(By.CSS_SELECTOR, ".snippet mark")  # the query's words highlighted
+        option = chrome.find_element(By.CSS_SELECTOR, "#index option")  # hidden in the closed Filters
+        assert option.get_attribute("textContent") == "index (5 documents)"
+        # A filter from the page: only Markdown files.
+        chrome.find_element(By.CSS_SELECTOR, "#options summary").click()
+        chrome.find_element(By.ID, "type").send_keys("md")
+        box.clear()
+        box.send_keys("water\n")
+        WebDriverWait(chrome, 20).until(lambda c: "from index" in c.find_element(By.ID, "status").text
+                                        and all(w.text.split(":")[0].endswith(".md")
+                                                for w in c.find_elements(By.CSS_SELECTOR, ".where")))
+        assert chrome.save_screenshot(str(tmp_path / "page.png"))
+    finally:
+        chrome.quit()
