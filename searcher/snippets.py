@@ -12,6 +12,10 @@ from __future__ import annotations
 import re
 
 SNIPPET_CHARS = 240
+# Function words neither choose the passage nor get highlighted (unless the query has nothing else): lighting
+# every "a" and "the" hides the words that matter.
+STOPWORDS = ("a an and are as at be by do does for from how i if in is it of on or that the this to was what "
+             "when where which who why with")
 _SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 _WORD = re.compile(r"\w+")
 
@@ -37,7 +41,8 @@ def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> 
 
 def snippet(text: str, query: str, analyze, limit: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
     """(passage, [(start, end) of each query word in it]) with whitespace folded to single spaces."""
-    terms = {t for t in analyze(query)}
+    terms = set(analyze(query))
+    terms = (terms - set(analyze(STOPWORDS))) or terms
     a, b = passage(text, terms, analyze, limit)
     flat = " ".join(text[a:b].split())
     marks = [m.span() for m in _WORD.finditer(flat) if terms and set(analyze(m.group())) & terms]
