@@ -421,7 +421,7 @@ def check_query(query) -> None:
 SINGLE_THREAD_QUERIES = 8
 _blas = None
 _single = threading.Lock()
-_single_users = [0, None]  # [queries running single-threaded, (faiss threads before, BLAS limiter)]
+_blas_state = {"queries": 0, "original": None}  # single-thread queries running now; BLAS settings before the first
 
 
 @contextmanager
@@ -429,9 +429,11 @@ def query_threads(n_queries: int) -> Iterator[None]:
     """Run FAISS and BLAS on one thread for a small batch of queries, restoring the settings afterwards; large
     batches keep every thread. The user's environment (OMP_NUM_THREADS, ...) is not touched.
 
-    subtle: the settings are process-wide, and a server runs queries in several threads at once: the first query
-    in saves and lowers them, the last one out restores them (without the count, an interleaving could leave
-    FAISS on one thread for good)."""
+    subtle: a server runs queries in several threads at once, and thread settings differ in scope: OpenMP's
+    (FAISS, an OpenMP build of OpenBLAS) belong to the calling thread, a pthreads OpenBLAS's to the process. Each
+    query lowers both for itself; the settings found before the first of overlapping queries are restored when
+    the last one leaves (restoring what each query found would leave a process-wide setting lowered for good when
+    two overlap)."""
     global _blas
     if n_queries > SINGLE_THREAD_QUERIES:
         yield
@@ -439,28 +441,27 @@ def query_threads(n_queries: int) -> Iterator[None]:
     import faiss
 
     with _single:
-        if _single_users[0] == 0:
+        if _blas_state["queries"] == 0:
             # subtle: the controller knows the libraries loaded when it was made; a later import (torch brings its
             # own BLAS) would escape it, so it is made again when the set of loaded modules has grown (0.2 ms).
             if _blas is None or _blas[0] != len(sys.modules):
                 from threadpoolctl import ThreadpoolController
 
                 _blas = (len(sys.modules), ThreadpoolController())
-            before = faiss.omp_get_max_threads()
-            faiss.omp_set_num_threads(1)
-            limiter = _blas[1].limit(limits=1, user_api="blas")
-            _single_users[1] = (before, limiter)
-        _single_users[0] += 1
+            _blas_state["original"] = _blas[1].select(user_api="blas").info()
+        _blas_state["queries"] += 1
+        controller = _blas[1]
+    controller.limit(limits=1, user_api="blas")
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(1)
     try:
         yield
     finally:
+        faiss.omp_set_num_threads(before)
         with _single:
-            _single_users[0] -= 1
-            if _single_users[0] == 0:
-                before, limiter = _single_users[1]
-                limiter.restore_original_limits()
-                faiss.omp_set_num_threads(before)
-                _single_users[1] = None
+            _blas_state["queries"] -= 1
+            if _blas_state["queries"] == 0:
+                controller.limit(limits=_blas_state["original"])
 
 
 def exact_top_k(xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -422,11 +422,12 @@ class StoredIndex:
         return rows
 
     def chunk_lines(self, rows: Iterable[int]) -> list[bytes]:
+        # pread, not seek + read: threads (the server's) share this file, and pread has no shared position.
+        fd = self._chunks.fileno()
         out = []
         for row in rows:
             start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-            self._chunks.seek(start)
-            out.append(self._chunks.read(end - start))
+            out.append(os.pread(fd, end - start, start))
         return out
 
     def chunks(self, rows: Iterable[int]) -> list[dict[str, Any]]:

@@ -164,3 +164,43 @@ def test_small_batches_search_on_one_thread_and_large_ones_keep_the_team(tmp_pat
     assert [(n, threads) for n, threads, _ in seen] == [(1, 1), (1, 1), (64, before)]
     assert all(b == [1] * len(b) for _, _, b in seen[:2]) and seen[0][2], f"BLAS on one thread too: {seen}"
     assert faiss.omp_get_max_threads() == before, "the setting is restored"
+
+
+def test_query_threads_holds_when_queries_overlap_and_restores_after_the_last():
+    """Server threads enter and leave query_threads in any order: each query runs FAISS and BLAS on one thread
+    while it is inside, also after another query has left, and the settings come back after the last one.
+    (Some limits are per thread - OpenMP's, and an OpenMP build of OpenBLAS - so they are read inside each query.)"""
+    import threading
+
+    import faiss
+    from threadpoolctl import threadpool_info
+
+    from searcher.search import query_threads
+
+    def threads_now():
+        blas = sorted((i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")
+        return [faiss.omp_get_max_threads(), *(n for _, n in blas)]
+
+    before = threads_now()
+    inside, first_out = threading.Barrier(2), threading.Event()
+    seen: dict[str, list[int]] = {}
+
+    def first():
+        with query_threads(1):
+            inside.wait(timeout=10)
+            seen["first"] = threads_now()
+        first_out.set()
+
+    def second():
+        with query_threads(1):
+            inside.wait(timeout=10)
+            first_out.wait(timeout=10)
+            seen["second, after the first left"] = threads_now()
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)
+    assert all(n == 1 for ns in seen.values() for n in ns) and len(seen) == 2, seen
+    assert threads_now() == before

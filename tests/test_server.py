@@ -111,6 +111,24 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     assert nothing["no_match"] is True
 
 
+def test_concurrent_requests_get_the_answers_sequential_ones_do(server):
+    from concurrent.futures import ThreadPoolExecutor
+
+    queries = ["planets with rings", "owls hunt at night", "boil pasta", "tomatoes in full sun", "read a file",
+               "water the soil", "eagles nests", "telescopes craters"] * 6
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        expected = {q: client.get("/search", params={"query": q, "per_doc": False}).json()["hits"] for q in set(queries)}
+
+        def ask(q):
+            r = client.get("/search", params={"query": q, "per_doc": False})
+            return q, r.status_code, r.json()
+
+        with ThreadPoolExecutor(16) as pool:
+            answers = list(pool.map(ask, queries))
+    assert all(status == 200 for _, status, _ in answers), [a for a in answers if a[1] != 200][:2]
+    assert all(body["hits"] == expected[q] for q, _, body in answers)
+
+
 def test_indexes_health_docs_page_and_document(server, served):
     _, docs, index_dir = served
     (listed,) = httpx.get(server.url + "/indexes").json()["indexes"]
