@@ -173,11 +173,10 @@ class Searcher:
         D, I, found = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, allowed)
         out = []
         for i in range(len(queries)):
-            hits = self._hits(D[i], I[i], queries[i])
+            hits = self._hits(D[i], I[i])
             if per_doc:
-                hits = _per_document(hits)
-            hits = Hits(h for h in hits if min_score is None or h.score >= min_score)
-            hits[k:] = []
+                hits = _per_document(hits, k)
+            hits = Hits(self._with_snippet(h, queries[i]) for h in hits[:k] if min_score is None or h.score >= min_score)
             hits.no_match = found[i][0] == 0 and found[i][1] < NO_MATCH_SCORE
             out.append(hits)
         return out
@@ -328,11 +327,17 @@ class Searcher:
             return self.lexical.analyzer.analyze(text)
         return [w.lower() for w in re.findall(r"\w+", text)]
 
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, query: str) -> list[Hit]:
+    def _with_snippet(self, hit: Hit, query: str) -> Hit:
+        """The hit (and the chunks folded under it) with the passage that matches the query: computed for the
+        hits returned only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
+        text, marks = snippet(hit.text, query, self._analyze)
+        more = tuple(self._with_snippet(m, query) for m in hit.more)
+        return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more)
+
+    def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
         valid = ids >= 0
         rows = self.index.rows_of(ids[valid])
         records = self.index.chunks(rows)
-        shown = [snippet(r["text"], query, self._analyze) for r in records]
         return [
             Hit(
                 id=r["id"],
@@ -348,10 +353,8 @@ class Searcher:
                 heading=r.get("heading", ""),
                 anchor=r.get("anchor", ""),
                 page=r.get("page", 0),
-                snippet=text,
-                highlights=tuple(marks),
             )
-            for r, s, (text, marks) in zip(records, scores[valid], shown)
+            for r, s in zip(records, scores[valid])
         ]
 
 
@@ -380,16 +383,18 @@ NEAR_DUPLICATE = 0.8
 _WORD = re.compile(r"\w+")
 
 
-def _per_document(hits: list[Hit]) -> list[Hit]:
-    """One hit per document, in order of its best chunk; its other chunks folded into `more`. A document whose
-    matching chunks say what a better document's say (the same page as .md and .html, a copied file) is folded
-    into that hit's `duplicates`."""
+def _per_document(hits: list[Hit], k: int) -> list[Hit]:
+    """The first k documents, one hit each, in order of its best chunk; its other chunks folded into `more`. A
+    document whose matching chunks say what a better document's say (the same page as .md and .html, a copied
+    file) is folded into that hit's `duplicates`."""
     groups: dict[str, list[Hit]] = {}
     for hit in hits:
         groups.setdefault(hit.doc_id, []).append(hit)
     out: list[Hit] = []
     words: list[set[str]] = []
     for best, *rest in groups.values():
+        if len(out) == k:
+            break
         mine = set(_WORD.findall(" ".join(h.text for h in (best, *rest)).lower()))
         same = next((i for i, w in enumerate(words) if out[i].source != best.source
                      and _jaccard(mine, w) >= NEAR_DUPLICATE), None)  # records of one JSONL file stay apart
