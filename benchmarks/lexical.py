@@ -131,7 +131,7 @@ def build_synthetic(index_dir: Path, n: int, d: int) -> None:
     (index_dir / "queries.json").write_text(json.dumps([" ".join(texts[r].split()[5:9]) for r in rows]))
     ids = np.arange(n, dtype=np.int64)
     writer.write_ids(ids)
-    writer.write_coarse(coarse_index(writer.full, ids, 64))
+    writer.write_coarse(coarse_index(writer.full, ids, 64)[0])
     writer.write_chunks(json.dumps({"id": i, "doc_id": f"d{i}", "title": "", "source": "synthetic", "start": 0,
                                     "end": 0, "hash": "", "text": t}).encode() + b"\n" for i, t in enumerate(texts))
     # 10,000 synthetic files of n / 10,000 chunks each, so that path filters can select 1% or 0.1% of them

@@ -66,7 +66,7 @@ def build(index_dir: Path, n: int, d: int) -> None:
     np.save(index_dir / "queries.npy", normalize_rows(np.asarray(writer.full[rows]) + noise)[rng.permutation(len(rows))])
     ids = np.arange(n, dtype=np.int64)
     writer.write_ids(ids)
-    writer.write_coarse(coarse_index(writer.full, ids, 64))
+    writer.write_coarse(coarse_index(writer.full, ids, 64)[0])
     writer.write_chunks(
         b'{"id":%d,"doc_id":"d%d","title":"","source":"synthetic","start":0,"end":0,"hash":"","text":""}\n' % (i, i)
         for i in range(n)

@@ -16,9 +16,11 @@ from pathlib import Path
 import click
 
 from .config import (
+    DEFAULT_FULL_STORAGE,
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_SHORTLIST,
+    FULL_STORAGE_TYPES,
     LEXICAL_TOKENIZERS,
     MODE_ALIASES,
     PROJECTIONS,
@@ -85,6 +87,9 @@ def cli() -> None:
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
+@click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
+              help="How full vectors are stored: float32, float16 or int8 (4, 2 or 1 byte per dimension) "
+                   "[default: the index's own, else " + DEFAULT_FULL_STORAGE + "].")
 @click.option("--lexical-tokenizer", type=click.Choice(LEXICAL_TOKENIZERS),
               help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
                    "Korean) [default: english].")
@@ -99,7 +104,7 @@ def cli() -> None:
 @click.option("--watch", is_flag=True, help="Then keep watching SOURCE and update the index after each change.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
-def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size,
+def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, full_storage,
           lexical_tokenizer, fusion_weight, include, exclude, rebuild, watch, quiet, verbose):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
@@ -118,6 +123,7 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         chunk_tokens=chunk_tokens,
         overlap_tokens=overlap_tokens,
         batch_size=batch_size,
+        full_storage=full_storage,
         lexical_tokenizer=lexical_tokenizer,
         fusion_weight=fusion_weight,
         include=include or None,
@@ -384,6 +390,9 @@ def update(index_dir, quiet):
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True,
               help="Coarse candidates reranked with the full vectors.")
+@click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
+              help="How full vectors are stored: float32, float16 or int8 (4, 2 or 1 byte per dimension) "
+                   "[default: " + DEFAULT_FULL_STORAGE + "].")
 @click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")
 @click.option("--tune", is_flag=True, help="First pick the hybrid fusion weight on another labelled split and store "
                                           "it in the index (train, else dev; never the split reported).")
@@ -391,7 +400,7 @@ def update(index_dir, quiet):
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, shortlist,
-                 no_latency, tune, tune_split, as_json, quiet):
+                 full_storage, no_latency, tune, tune_split, as_json, quiet):
     """Evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
 
     Reports the model cards' metrics for every search mode (hybrid, dense, lexical, exact full-dim, coarse)
@@ -406,7 +415,8 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
     from .evaluate import evaluate
 
     config = IndexConfig().replace(
-        model=model, projection=projection, coarse_dim=coarse_dim, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens
+        model=model, projection=projection, coarse_dim=coarse_dim, chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens, full_storage=full_storage,
     )
     with _Progress(enabled=not quiet) as progress:
         report = evaluate(data_dir, split=split, config=config, index_dir=index_dir, shortlist=shortlist,

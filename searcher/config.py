@@ -31,6 +31,10 @@ DEFAULT_FUSION_WEIGHT = 0.7
 FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
 LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each does
+COARSE_INDEXES = ("auto", "flat", "ivf")  # coarse.py says what each is
+FULL_STORAGE_TYPES = ("float32", "float16", "int8")  # vectors.py says how each is stored
+# The full vectors' storage type for new indexes, chosen by measurement (benchmarks/RESULTS.md, storage section).
+DEFAULT_FULL_STORAGE = "float32"
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class IndexConfig:
     fusion_adaptive: bool = True  # shift the weight per query toward the more confident side (fusion.py)
     include: tuple[str, ...] = ()  # gitignore-style patterns: index only files they match (none: every file)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns to leave out, beside .gitignore and .searcherignore
+    full_storage: str = DEFAULT_FULL_STORAGE  # the full vectors on disk: float32, float16 or int8 (vectors.py)
+    coarse_index: str = "auto"  # the shortlist index: flat, ivf, or auto (by index size; coarse.py)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "include", tuple(self.include))  # lists when read back from JSON
@@ -66,6 +72,12 @@ class IndexConfig:
             raise InvalidInputError(
                 f"lexical_tokenizer must be one of {', '.join(LEXICAL_TOKENIZERS)}, got {self.lexical_tokenizer!r}"
             )
+        if self.full_storage not in FULL_STORAGE_TYPES:
+            raise InvalidInputError(
+                f"full_storage must be one of {', '.join(FULL_STORAGE_TYPES)}, got {self.full_storage!r}")
+        if self.coarse_index not in COARSE_INDEXES:
+            raise InvalidInputError(
+                f"coarse_index must be one of {', '.join(COARSE_INDEXES)}, got {self.coarse_index!r}")
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise InvalidInputError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
 

@@ -91,8 +91,10 @@ class EvalReport:
 
 
 def default_index_dir(root: Path, corpus: Path, config: IndexConfig, max_seq_length: int) -> Path:
-    """<root>/<dataset>-<hash of corpus path, model and chunking>: one index per thing worth comparing."""
+    """<root>/<dataset>-<hash of corpus path, model, chunking, storage>: one index per thing worth comparing."""
     key = f"{corpus.resolve()}|{config.model}|{config.chunking(max_seq_length)}"
+    if config.full_storage != "float32":  # (float32 indexes keep the names they had before storage types)
+        key += f"|{config.full_storage}"
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.resolve().parent.name)
     return root / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 

@@ -17,7 +17,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from . import coarse
 from . import projection as proj
+from . import vectors
 from .cache import EmbeddingCache
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
@@ -136,9 +138,13 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
                 full[a : a + BLOCK] = full[a : a + BLOCK] @ rotation
 
     ids = np.concatenate([prev.ids[keep_rows] if prev is not None else np.empty(0, np.int64), new_ids])
+    coarse, coarse_record = coarse_index(full, ids, coarse_dim, config.coarse_index,
+                                         prev=prev if keep_projection else None, n_keep=n_keep)
+    del full
+    full_fitted = _encode_full(writer, config.full_storage, prev, keep_projection, n)  # after: coarse from float32
     writer.write_ids(ids)
     writer.write_rotation(rotation)
-    writer.write_coarse(coarse_index(full, ids, coarse_dim, prev=prev if keep_projection else None, n_keep=n_keep))
+    writer.write_coarse(coarse)
     writer.write_chunks(_chunk_lines(prev, keep_rows, new_chunks, new_ids, keys))
     writer.write_files(entries)
     lexical_deleted = _write_lexical(writer, config.lexical_tokenizer, prev, ids[:n_keep], new_chunks, new_ids)
@@ -158,10 +164,29 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
         query_encoder=plan.query_encoder,
         document_encoder=plan.document_encoder,
         lexical_deleted=lexical_deleted,
+        full_fitted=full_fitted,
+        coarse=coarse_record,
     )
     progress("write", 1, 1)
     writer.publish(manifest)
     return manifest
+
+
+def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | None, same_frame: bool, n: int) -> int:
+    """Store the generation's full vectors (written as float32) as `storage`; for int8, the previous generation's
+    quantizer is kept while the frame is the same and the index has less than doubled since it was trained.
+    Returns the chunk count the int8 quantizer was trained at (0 for the other types)."""
+    if storage == "float32":
+        return 0
+    quantizer, fitted = None, n
+    if (storage == "int8" and prev is not None and same_frame and prev.manifest.config.full_storage == "int8"
+            and n < 2 * max(prev.manifest.full_fitted, 1)):
+        quantizer, fitted = prev.full.quantizer, prev.manifest.full_fitted
+    if isinstance(writer.full, np.memmap):
+        writer.full.flush()
+    writer.full = None  # unmapped before full.npy is converted and deleted
+    vectors.encode_full(writer.path, storage, quantizer)
+    return fitted if storage == "int8" else 0
 
 
 # Deleted chunks stay in a tantivy segment's BM25 statistics until it is merged away, so scores drift from a
@@ -224,29 +249,39 @@ def _fit_projection(
     return Projection(kind, config.projection, coarse_dim, n, measurement), rotation
 
 
-def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, *, prev: StoredIndex | None = None,
-                 n_keep: int = 0):
-    """The coarse index over the rows of `full`: `prev`'s, with the ids it no longer has removed and rows
-    n_keep.. added, or (prev=None) a fresh build over every row.
+def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, requested: str = "auto", *,
+                 prev: StoredIndex | None = None, n_keep: int = 0) -> tuple[object, dict]:
+    """The coarse index over the rows of `full` (coarse.py), and its manifest record: `prev`'s, with the ids it
+    no longer has removed and rows n_keep.. added, or a fresh build over every row (prev=None, another kind
+    asked for or due by size, or an IVF grown RETRAIN_GROWTH times since it was trained).
 
-    IndexIDMap, not IndexIDMap2: ids stay stable either way, and IndexIDMap2's reverse hash map (id -> row, for
-    reconstruct) would cost RAM per chunk for lookups searcher never makes (full vectors are in full.npy).
+    IndexIDMap, not IndexIDMap2, for flat: ids stay stable either way, and IndexIDMap2's reverse hash map (id ->
+    row, for reconstruct) would cost RAM per chunk for lookups searcher never makes.
     """
-    import faiss
-
-    if prev is not None:
+    n = len(ids)
+    kind = coarse.kind_for(requested, n)
+    record = dict(prev.manifest.coarse) if prev is not None else {}
+    reuse = prev is not None and record.get("kind") == kind and not (
+        kind == "ivf" and n >= coarse.RETRAIN_GROWTH * record.get("trained_at", n))
+    if reuse:
         index = prev.load_coarse()
         dead = np.setdiff1d(np.asarray(prev.ids), ids[:n_keep], assume_unique=True)
         if len(dead):
             index.remove_ids(dead.astype(np.int64))
         start = n_keep
     else:
-        index = faiss.IndexIDMap(faiss.IndexFlatIP(coarse_dim))
         start = 0
-    for a in range(start, len(ids), BLOCK):
-        b = min(a + BLOCK, len(ids))
+        if kind == "ivf":
+            nlist = coarse.nlist_for(n)
+            rows = np.sort(np.random.default_rng(0).choice(n, min(n, coarse.TRAIN_PER_CELL * nlist), replace=False))
+            index = coarse.new_ivf(proj.coarse_vectors(np.asarray(full[rows]), coarse_dim), nlist)
+            record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.NPROBE, "trained_at": n}
+        else:
+            index, record = coarse.new_flat(coarse_dim), {"kind": "flat"}
+    for a in range(start, n, BLOCK):
+        b = min(a + BLOCK, n)
         index.add_with_ids(proj.coarse_vectors(full[a:b], coarse_dim), ids[a:b])
-    return index
+    return index, record
 
 
 def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:

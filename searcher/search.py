@@ -27,6 +27,7 @@ from .filters import Where, selected_ids
 from .home import resolve as resolve_index
 from .fusion import adaptive_weight, fuse
 from .lexical import LexicalIndex
+from . import coarse
 from .projection import coarse_vectors
 from .snippets import snippet
 from .store import open_index
@@ -243,13 +244,17 @@ class Searcher:
         return self._filters[where]
 
     def _coarse_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None):
-        """The coarse FAISS search, restricted to the filter's ids by a selector inside the search."""
-        if allowed is None:
-            return self._coarse.search(x, k)
-        import faiss
-
-        selector = faiss.IDSelectorBatch(allowed)
-        return self._coarse.search(x, k, params=faiss.SearchParameters(sel=selector))
+        """The coarse FAISS search (coarse.py), restricted to the filter's ids by a selector inside the search.
+        An IVF visits some cells only, so a selective filter can leave fewer than k there: those queries are
+        answered by an exact search of the allowed chunks' coarse vectors instead (the filter made them few)."""
+        D, I = coarse.search(self._coarse, x, k, allowed, coarse.nprobe_for(self.manifest.coarse, k, len(self.index)))
+        if allowed is not None and self.manifest.coarse.get("kind") == "ivf":
+            short = np.flatnonzero((I >= 0).sum(axis=1) < min(k, len(allowed)))
+            if len(short):
+                rows = self.index.rows_of(allowed)
+                xb = coarse_vectors(np.asarray(self.index.full[rows]), x.shape[1])
+                D[short], I[short] = exact_top_k(x[short], [(xb, allowed)], k)
+        return D, I
 
     def _lexical_only(self, texts, k, allowed):
         D = np.full((len(texts), k), -np.inf, dtype=np.float32)

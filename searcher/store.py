@@ -5,7 +5,8 @@
         chunks.jsonl               one chunk per line, in id order (orjson)
         chunks.offsets.npy         int64 byte offset of each line, plus the file length
         ids.npy                    int64 chunk ids, ascending; row i of every file is chunk ids[i]
-        full.npy                   float32 (n, dim) unit vectors, in the projection's frame; memory-mapped
+        full.npy                   float32 (n, dim) unit vectors, in the projection's frame; memory-mapped (or
+                                   full.f16.npy, or full.sq8.npy + full.sq8.faiss: config.full_storage, vectors.py)
         coarse.faiss               IndexIDMap(IndexFlatIP(coarse_dim)) over the same ids
         rotation.npy               float32 (dim, dim) orthogonal rotation, for the `pca` projection only
         files.jsonl                the indexed files: path, sha256, size, mtime, document count, id range
@@ -42,6 +43,7 @@ from typing import Any
 import numpy as np
 import orjson
 
+from . import coarse, vectors
 from .atomic import fsync_dir, fsync_file, write_atomic
 from .config import IndexConfig
 from .encoder import ModelInfo
@@ -109,6 +111,8 @@ class Manifest:
     query_encoder: str | None = None  # directory of the exported torch-free encoder (onnx_encoder.py), if any
     document_encoder: dict | None = None  # which encoder path embedded documents, on which CPU, and why
     lexical_deleted: int = 0  # deleted chunks the lexical index still counts (generation.LEXICAL_COMPACT_SHARE)
+    full_fitted: int = 0  # int8 full vectors: chunks in the index when the quantizer was trained (vectors.py)
+    coarse: dict = field(default_factory=lambda: {"kind": "flat"})  # kind, and for ivf nlist, nprobe, trained_at
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +130,8 @@ class Manifest:
             "query_encoder": self.query_encoder,
             "document_encoder": self.document_encoder,
             "lexical_deleted": self.lexical_deleted,
+            "full_fitted": self.full_fitted,
+            "coarse": self.coarse,
         }
 
     @classmethod
@@ -135,7 +141,8 @@ class Manifest:
             generation=d["generation"],
             created=d["created"],
             updated=d["updated"],
-            config=IndexConfig.from_dict(d["config"]),
+            # an index made before storage types existed has float32 full vectors, whatever today's default is
+            config=IndexConfig.from_dict({"full_storage": "float32", **d["config"]}),
             model=ModelInfo.from_dict(d["model"]),
             projection=Projection(**d["projection"]),
             files=d["counts"]["files"],
@@ -146,6 +153,8 @@ class Manifest:
             query_encoder=d.get("query_encoder"),
             document_encoder=d.get("document_encoder") if isinstance(d.get("document_encoder"), dict) else None,
             lexical_deleted=d.get("lexical_deleted", 0),
+            full_fitted=d.get("full_fitted", 0),
+            coarse=d.get("coarse") if isinstance(d.get("coarse"), dict) else {"kind": "flat"},
         )
 
 
@@ -245,6 +254,8 @@ def read_manifest(index_dir: Path) -> Manifest:
             raise ValueError("coarse_dim exceeds the model's width")
         if manifest.projection.kind not in ("prefix", "pca"):
             raise ValueError(f"unknown projection {manifest.projection.kind!r}")
+        if manifest.coarse.get("kind") not in ("flat", "ivf") or not isinstance(manifest.coarse.get("nprobe", 1), int):
+            raise ValueError(f"unknown coarse index {str(manifest.coarse)[:80]}")
         if manifest.query_encoder is not None and not (
             isinstance(manifest.query_encoder, str) and ENCODER_NAME.fullmatch(manifest.query_encoder)
         ):
@@ -300,9 +311,19 @@ class StoredIndex:
             raise self._bad("ids.npy", f"{n} ids where the manifest counts {n_expected} chunks")
         if n and (self.ids[0] < 0 or self.ids[-1] >= self.manifest.next_id):
             raise self._bad("ids.npy", "ids outside the range the manifest allows")
-        self.full = map_rows(self._file("full.npy"), index_dir=self.index_dir)
+        storage = self.manifest.config.full_storage
+        name = vectors.FILES[storage]
+        self.full = map_rows(self._file(name), index_dir=self.index_dir, dtype=vectors.DTYPES[storage])
         if self.full.shape != (n, d):
-            raise self._bad("full.npy", f"shape {self.full.shape}, expected {(n, d)}")
+            raise self._bad(name, f"shape {self.full.shape}, expected {(n, d)}")
+        if storage != "float32":
+            quantizer = None
+            if storage == "int8":
+                try:
+                    quantizer = vectors.read_quantizer(self._file(vectors.QUANTIZER), d)
+                except ValueError as e:
+                    raise self._bad(vectors.QUANTIZER, str(e)) from None
+            self.full = vectors.FullVectors(self.full, storage, d, quantizer)
         self.offsets = self._npy("chunks.offsets.npy", np.int64, 1)
         chunks_path = self._file("chunks.jsonl")
         self._chunks = open(chunks_path, "rb")  # noqa: SIM115 - closed in close()
@@ -407,10 +428,9 @@ class StoredIndex:
             index = faiss.read_index(faiss.PyCallbackIOReader(self._coarse_file.read))
         except (RuntimeError, MemoryError, ValueError) as e:
             raise self._bad("coarse.faiss", f"not a readable FAISS index: {str(e).strip().splitlines()[-1][:120]}") from None
-        coarse_dim = self.manifest.projection.coarse_dim
-        if not isinstance(index, faiss.IndexIDMap) or index.d != coarse_dim or index.ntotal != len(self):
-            raise self._bad("coarse.faiss", f"{type(index).__name__} of {index.ntotal} vectors of {index.d} dims, "
-                                            f"expected an IndexIDMap of {len(self)} of {coarse_dim}")
+        problem = coarse.check(index, self.manifest.coarse.get("kind"), self.manifest.projection.coarse_dim, len(self))
+        if problem:
+            raise self._bad("coarse.faiss", problem)
         return index
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:
@@ -476,8 +496,8 @@ def _private_copy(path: Path) -> Path:
     return copy
 
 
-def map_rows(path: Path, *, index_dir: Path | None = None) -> np.ndarray:
-    """A read-only memory map of a 2-d float32 .npy file, advised for random row access.
+def map_rows(path: Path, *, index_dir: Path | None = None, dtype=np.float32) -> np.ndarray:
+    """A read-only memory map of a 2-d .npy file of `dtype`, advised for random row access.
 
     subtle: a rerank reads a few hundred scattered rows. With the default advice the kernel reads ahead and maps
     64 KB around every touched row, so a cold query reads far more than it needs and the process's resident
@@ -490,13 +510,14 @@ def map_rows(path: Path, *, index_dir: Path | None = None) -> np.ndarray:
         try:
             version = np.lib.format.read_magic(f)
             read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
-            shape, fortran, dtype = read_header(f)
+            shape, fortran, file_dtype = read_header(f)
         except (ValueError, EOFError, OSError, TypeError) as e:
             raise bad(f"not a readable .npy file: {e}") from None
         offset = f.tell()
-        if fortran or len(shape) != 2 or dtype != np.float32:
-            raise bad(f"dtype {dtype}, shape {shape}: expected a C-ordered 2-d float32 array")
-        if os.fstat(f.fileno()).st_size < offset + shape[0] * shape[1] * 4:
+        expected, dtype = np.dtype(dtype), file_dtype
+        if fortran or len(shape) != 2 or file_dtype != expected:
+            raise bad(f"dtype {file_dtype}, shape {shape}: expected a C-ordered 2-d {expected} array")
+        if os.fstat(f.fileno()).st_size < offset + shape[0] * shape[1] * expected.itemsize:
             raise bad("shorter than its header says (truncated)")
         if shape[0] == 0 or shape[1] == 0:
             return np.empty(shape, dtype=dtype)
@@ -572,7 +593,7 @@ class GenerationWriter:
         """fsync every file, then switch the manifest; the previous generation is deleted afterwards."""
         if isinstance(self.full, np.memmap):
             self.full.flush()
-        del self.full
+        self.full = None
         for folder, _, names in os.walk(self.path):
             for name in names:
                 fsync_file(Path(folder) / name)

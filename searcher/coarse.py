@@ -1,0 +1,89 @@
+"""The coarse index: the shortlist stage over the 64-dim coarse vectors, exact or inverted-file.
+
+    flat  IndexIDMap(IndexFlatIP): every chunk scored; 256 B + 8 B per chunk of RAM at 64 dims. Fastest and exact
+          for small indexes.
+    ivf   IndexIVFScalarQuantizer: nlist k-means cells over the coarse vectors, 8-bit codes (64 B) and the chunk id
+          (8 B) per chunk; a query scans the `nprobe` nearest cells only, so its cost grows with the cells scanned,
+          not with the index.
+
+`auto` (the default) keeps flat search up to IVF_MIN_CHUNKS chunks and builds an IVF above, as measured in
+benchmarks/RESULTS.md (scale section); the kind, nlist, nprobe and the size it was trained at are recorded in the
+manifest. Ids are the chunk ids in both, so incremental updates remove and add by id; an IVF is trained again
+(rebuilt from the full vectors) when the index has grown 4x since its cells were trained, so cells stay balanced.
+A filter (an id selector) runs inside either search; an IVF scan may find fewer than k allowed chunks in the
+cells it visits, and the caller then searches the allowed chunks exactly (search.py).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+IVF_MIN_CHUNKS = 1_000_000  # auto: flat below this many chunks (benchmarks/RESULTS.md, scale section)
+NPROBE = 48  # IVF cells scanned per query (benchmarks/RESULTS.md, scale section)
+RETRAIN_GROWTH = 4  # rebuild an IVF when the index has grown this many times since it was trained
+TRAIN_PER_CELL = 64  # training points per cell (FAISS warns below 39)
+
+
+def kind_for(requested: str, n: int) -> str:
+    if requested != "auto":
+        return requested
+    return "ivf" if n >= IVF_MIN_CHUNKS else "flat"
+
+
+def nlist_for(n: int) -> int:
+    """Cells for n chunks: 2 sqrt(n), at least 64 (about 6,300 at 10M chunks, ~1,600 points per cell)."""
+    return max(64, int(2 * math.sqrt(max(n, 1))))
+
+
+def new_flat(d: int):
+    import faiss
+
+    return faiss.IndexIDMap(faiss.IndexFlatIP(d))
+
+
+def new_ivf(sample: np.ndarray, nlist: int):
+    """An untrained-then-trained IVF with 8-bit codes over `sample` (n, d) coarse vectors."""
+    import faiss
+
+    d = sample.shape[1]
+    nlist = max(1, min(nlist, len(sample) // 8))
+    quantizer = faiss.IndexFlatIP(d)
+    index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
+                                          faiss.METRIC_INNER_PRODUCT)
+    index.cp.min_points_per_centroid = 1  # small test indexes: no warning; real ones have TRAIN_PER_CELL
+    index.train(np.ascontiguousarray(sample, dtype=np.float32))
+    return index
+
+
+def nprobe_for(record: dict, k: int, n: int) -> int:
+    """Cells to scan for a shortlist of k: the recorded nprobe, or more when k asks for more candidates than
+    those cells hold on average (4x, as cells are uneven); every cell when k covers the index."""
+    nlist = record.get("nlist", 1)
+    if k >= n:
+        return nlist
+    return min(nlist, max(record.get("nprobe", NPROBE), math.ceil(4 * k * nlist / max(n, 1))))
+
+
+def search(index, x: np.ndarray, k: int, allowed: np.ndarray | None, nprobe: int):
+    """(D, I) of the coarse search; `allowed`: sorted chunk ids to keep (a filter), applied inside the search."""
+    import faiss
+
+    ivf = isinstance(index, faiss.IndexIVF)
+    if allowed is None and not ivf:
+        return index.search(x, k)
+    selector = faiss.IDSelectorBatch(allowed) if allowed is not None else None
+    params = faiss.SearchParametersIVF(nprobe=nprobe, sel=selector) if ivf else faiss.SearchParameters(sel=selector)
+    return index.search(x, k, params=params)
+
+
+def check(index, kind: str, d: int, n: int) -> str | None:
+    """What is wrong with a coarse index read from disk (type, width, count), or None."""
+    import faiss
+
+    expected = faiss.IndexIVFScalarQuantizer if kind == "ivf" else faiss.IndexIDMap
+    if not isinstance(index, expected) or index.d != d or index.ntotal != n:
+        return (f"{type(index).__name__} of {index.ntotal} vectors of {index.d} dims, expected "
+                f"{expected.__name__} of {n} of {d}")
+    return None

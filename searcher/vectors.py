@@ -1,0 +1,142 @@
+"""The full vectors' storage types: float32, float16, or int8 codes of FAISS's 8-bit scalar quantizer.
+
+Every type is a C-ordered 2-d .npy file, memory-mapped read-only with random-access advice (store.map_rows), so a
+rerank reads only the shortlisted rows, as with float32; rows are decoded to float32 when they are read:
+
+    float32  full.npy       4 B per dimension (4 KB per chunk at 1024 dims)
+    float16  full.f16.npy   2 B per dimension
+    int8     full.sq8.npy   1 B per dimension: FAISS ScalarQuantizer QT_8bit (a min/max range per dimension,
+                            trained on the index's vectors) kept beside it in full.sq8.faiss, an
+                            IndexScalarQuantizer holding no vectors; FAISS encodes and decodes (sa_encode/sa_decode)
+
+Why the codes are a .npy and not inside a FAISS index file: a FAISS file holds its codes in one serialised
+vector, which FAISS writes from memory (10 GB at 10M chunks of 1024 dims) and cannot grow by appending; a .npy is
+written block by block as a generation is made and maps the same way. The quantizer itself is FAISS's.
+
+Writing goes through float32 (generation.py writes full.npy, then `encode_full` converts it block by block and
+deletes it), so the projection's rotation and the carrying over of kept rows work the same for every type. The
+quantizer is trained once and kept while the index grows less than 2x (re-encoding a decoded row with the same
+quantizer gives the same code, so kept rows do not drift); past that it is trained again on the larger index.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+STORAGE_TYPES = ("float32", "float16", "int8")
+FILES = {"float32": "full.npy", "float16": "full.f16.npy", "int8": "full.sq8.npy"}
+DTYPES = {"float32": np.float32, "float16": np.float16, "int8": np.uint8}
+QUANTIZER = "full.sq8.faiss"
+TRAIN_SAMPLE = 100_000  # rows the int8 ranges are trained on
+RANGE_MARGIN = 0.1  # each trained range widened by this share of its width on both sides
+BLOCK = 65_536
+
+
+class FullVectors:
+    """Rows of a float16 or int8 full-vector file, decoded to float32 on reading; indexing as a 2-d array by row
+    (an int, a slice or an array of rows) with `shape`, like the float32 memory map it stands in for."""
+
+    def __init__(self, codes: np.ndarray, storage: str, dim: int, quantizer=None) -> None:
+        self.codes, self.storage, self.quantizer = codes, storage, quantizer
+        self.shape = (len(codes), dim)
+        self.dtype = np.dtype(np.float32)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, rows) -> np.ndarray:
+        codes = np.asarray(self.codes[rows])
+        if codes.ndim == 1:
+            return self._decode(codes[None])[0]
+        return self._decode(codes)
+
+    def _decode(self, codes: np.ndarray) -> np.ndarray:
+        if self.storage == "float16":
+            return codes.astype(np.float32)
+        if not len(codes):
+            return np.empty((0, self.shape[1]), np.float32)
+        return self.quantizer.sa_decode(np.ascontiguousarray(codes))
+
+
+def bytes_per_chunk(storage: str, dim: int) -> int:
+    return dim * np.dtype(DTYPES[storage]).itemsize
+
+
+def train_quantizer(full: np.ndarray):
+    """FAISS's 8-bit scalar quantizer (per-dimension ranges) trained on up to TRAIN_SAMPLE rows of `full`."""
+    import faiss
+
+    n, d = full.shape
+    rows = np.sort(np.random.default_rng(0).choice(n, min(n, TRAIN_SAMPLE), replace=False))
+    sample = np.asarray(full[rows], dtype=np.float32)
+    if n < 2:  # nothing to learn ranges from: the whole range of a unit vector's components
+        sample = np.concatenate([sample, np.full((1, d), -1, np.float32), np.full((1, d), 1, np.float32)])
+    index = faiss.IndexScalarQuantizer(d, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+    index.train(np.ascontiguousarray(sample))
+    # subtle: values outside a dimension's trained range are clipped, and later updates bring vectors the sample
+    # never saw (a dimension that was ~constant in a small first index). Each range is widened by RANGE_MARGIN on
+    # both sides and made at least as wide as the median dimension's.
+    trained = faiss.vector_to_array(index.sq.trained).reshape(2, d)
+    vmin, width = trained[0], trained[1]
+    width = np.maximum(width, np.median(width))
+    trained = np.stack([vmin - RANGE_MARGIN * width, width * (1 + 2 * RANGE_MARGIN)]).astype(np.float32)
+    faiss.copy_array_to_vector(trained.ravel(), index.sq.trained)
+    return index
+
+
+def encode_full(path: Path, storage: str, quantizer=None) -> tuple[Path, object]:
+    """Convert the float32 full.npy in generation folder `path` to `storage`, block by block, and delete it; the
+    int8 quantizer is `quantizer` when given (kept from the previous generation), else trained here. Returns the
+    codes file and the quantizer (None for float32 and float16)."""
+    import os
+
+    source = path / FILES["float32"]
+    if storage == "float32":
+        return source, None
+    with open(source, "rb") as f:
+        np.lib.format.read_magic(f)
+        (n, d), _, _ = np.lib.format.read_array_header_2_0(f)
+    full = np.load(source, mmap_mode="r") if n * d else np.empty((n, d), np.float32)
+    if storage == "int8" and quantizer is None:
+        quantizer = train_quantizer(full)
+    target = path / FILES[storage]
+    dtype = np.dtype(DTYPES[storage])
+    with open(target, "wb") as f:  # reserved first, as full.npy is: a full disk is ENOSPC, not SIGBUS
+        np.lib.format.write_array_header_2_0(f, {"descr": dtype.str, "fortran_order": False, "shape": (n, d)})
+        os.posix_fallocate(f.fileno(), 0, f.tell() + n * d * dtype.itemsize)
+    codes = np.lib.format.open_memmap(target, mode="r+") if n * d else None
+    for a in range(0, n, BLOCK):
+        x = np.ascontiguousarray(full[a : a + BLOCK], dtype=np.float32)
+        codes[a : a + len(x)] = x.astype(np.float16) if storage == "float16" else quantizer.sa_encode(x)
+    if codes is not None:
+        codes.flush()
+    del codes, full
+    if quantizer is not None:
+        write_quantizer(path / QUANTIZER, quantizer)
+    source.unlink()
+    return target, quantizer
+
+
+def write_quantizer(path: Path, quantizer) -> None:
+    import faiss
+
+    with open(path, "wb") as f:
+        faiss.write_index(quantizer, faiss.PyCallbackIOWriter(f.write))
+
+
+def read_quantizer(path: Path, dim: int):
+    """The int8 quantizer of a generation; ValueError when the file is not one for `dim` dimensions."""
+    import faiss
+
+    with open(path, "rb") as f:
+        data = f.read()
+    try:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as e:
+        raise ValueError(f"not a FAISS index ({str(e).splitlines()[0][:80]})") from None
+    if not isinstance(index, faiss.IndexScalarQuantizer) or index.d != dim or not index.is_trained \
+            or index.sq.qtype != faiss.ScalarQuantizer.QT_8bit:
+        raise ValueError(f"not a trained {dim}-dim 8-bit scalar quantizer")
+    return index

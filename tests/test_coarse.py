@@ -1,0 +1,72 @@
+"""Coarse index kinds (coarse.py): flat and IVF round-trip, update and delete by chunk id, equal exact search when
+the shortlist covers the index, keep k hits under a selective filter, and `auto` switches by size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from searcher import IndexConfig, Searcher, Where, build_index, open_index
+from test_storage import many
+
+
+def config(fake, **kw):
+    return IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, **kw)
+
+
+@pytest.mark.parametrize("kind", ["flat", "ivf"])
+def test_each_coarse_kind_updates_by_id_and_equals_exact_search_when_the_shortlist_covers_it(tmp_path, fake, kind):
+    docs = many(tmp_path / "docs", n=300)
+    index_dir = tmp_path / "idx"
+    build_index(docs, index_dir, config(fake, coarse_index=kind), encoder=fake)
+    (docs / "f000.txt").unlink()
+    (docs / "new.txt").write_text("geyser geyser steam vent hot spring")
+    build_index(docs, index_dir, encoder=fake)
+    index = open_index(index_dir)
+    assert index.manifest.coarse["kind"] == kind
+    coarse = index.load_coarse()
+    assert coarse.ntotal == len(index)
+    ids = np.asarray(index.ids)
+    index.close()
+    s = Searcher(index_dir, encoder=fake)
+    xq = fake.encode_queries(["magma plume", "owl nest", "geyser steam"])
+    _, coarse_ids = s.search_vectors(xq, k=len(ids), mode="coarse")
+    assert set(coarse_ids[0][coarse_ids[0] >= 0].tolist()) <= set(ids.tolist())  # no deleted or unknown id
+    D2, I2 = s.search_vectors(xq, k=10, mode="dense", shortlist=len(ids))
+    Df, If = s.search_vectors(xq, k=10, mode="full")
+    assert np.array_equal(I2, If) and np.allclose(D2, Df, atol=1e-5)
+    assert s.search("geyser steam", 1, mode="dense")[0].source.endswith("new.txt")
+
+
+def test_an_ivf_keeps_k_hits_under_a_selective_filter(tmp_path, fake):
+    docs = many(tmp_path / "docs", n=800)
+    build_index(docs, tmp_path / "idx", config(fake, coarse_index="ivf"), encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    assert s.manifest.coarse["nprobe"] < s.manifest.coarse["nlist"]  # the scan does not cover every cell
+    keep = Where(paths=("f7*.txt",))  # 100 of 800 files
+    allowed = len(s._selected(keep))
+    for query in ("magma plume", "owl nest", "seed sparrow"):
+        hits = s.search(query, 10, mode="dense", where=keep, per_doc=False)
+        assert len(hits) == min(10, allowed) and all("/f7" in h.source for h in hits)
+    one = Where(paths=("f123.txt",))
+    assert len(s.search("magma", 10, mode="dense", where=one, per_doc=False)) == len(s._selected(one))
+
+
+def test_auto_switches_to_an_ivf_by_size_and_retrains_when_the_index_grows(tmp_path, fake, monkeypatch):
+    from searcher import coarse
+
+    monkeypatch.setattr(coarse, "IVF_MIN_CHUNKS", 200)
+    docs = many(tmp_path / "docs", n=50)
+    build_index(docs, tmp_path / "idx", config(fake), encoder=fake)
+    assert open_index(tmp_path / "idx").manifest.coarse == {"kind": "flat"}
+    many(docs, n=150, seed=1)  # f000..f149: 100 new files
+    build_index(docs, tmp_path / "idx", encoder=fake)
+    first = open_index(tmp_path / "idx").manifest
+    assert first.coarse["kind"] == "ivf" and first.coarse["trained_at"] == first.chunks
+    (docs / "extra.txt").write_text("lava lava lava")
+    build_index(docs, tmp_path / "idx", encoder=fake)
+    assert open_index(tmp_path / "idx").manifest.coarse == first.coarse  # grown a little: the same cells
+    many(docs, n=700, seed=2)
+    build_index(docs, tmp_path / "idx", encoder=fake)
+    grown = open_index(tmp_path / "idx").manifest
+    assert grown.chunks >= 4 * first.chunks and grown.coarse["trained_at"] == grown.chunks

@@ -1,0 +1,97 @@
+"""Full-vector storage types (vectors.py): each round-trips, updates and deletes like float32, and two-stage search
+equals exact search over the same stored vectors when the shortlist covers the index."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from conftest import write_corpus
+from searcher import IndexConfig, Searcher, build_index, open_index
+from searcher.vectors import FILES, QUANTIZER
+
+TOPIC_WORDS = "lava ash crater magma plume basalt ridge summit eruption tremor owl sparrow eagle nest seed".split()
+
+
+def many(root, n=60, seed=0):
+    rng = np.random.default_rng(seed)
+    return write_corpus(root, {f"f{i:03d}.txt": " ".join(rng.choice(TOPIC_WORDS, 30)) for i in range(n)})
+
+
+@pytest.mark.parametrize("storage, tolerance", [("float32", 0.0), ("float16", 1e-3), ("int8", 2e-2)])
+def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, storage, tolerance):
+    docs = many(tmp_path / "docs")
+    index_dir = tmp_path / "idx"
+    config = IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, full_storage=storage)
+    build_index(docs, tmp_path / "reference", config.replace(full_storage="float32"), encoder=fake)
+    reference = open_index(tmp_path / "reference")
+    build_index(docs, index_dir, config, encoder=fake)
+    index = open_index(index_dir)
+    assert (index.path / FILES[storage]).is_file() and not (
+        storage != "float32" and (index.path / "full.npy").exists())
+    assert (index.path / QUANTIZER).is_file() == (storage == "int8")
+    records = list(index.iter_chunks())
+    exact = np.asarray(reference.full)
+    stored = index.full[np.arange(len(index))]
+    assert stored.dtype == np.float32 and stored.shape == exact.shape
+    assert np.abs(stored - exact).max() <= tolerance + 1e-7
+    assert np.allclose(index.full[3], stored[3]) and np.allclose(index.full[2:5], stored[2:5])
+    index.close()
+
+    # An update keeps the untouched rows' stored vectors bit for bit (no drift from decoding and encoding again),
+    # drops a deleted file's rows and adds a new file's.
+    (docs / "f000.txt").unlink()
+    (docs / "new.txt").write_text("geyser geyser steam vent hot spring")
+    build_index(docs, index_dir, encoder=fake)
+    after = open_index(index_dir)
+    kept = {r["id"]: row for row, r in enumerate(records)}
+    rows_now = {r["id"]: row for row, r in enumerate(after.iter_chunks())}
+    assert not any(r["source"].endswith("f000.txt") for r in after.chunks(range(len(after))))
+    common = sorted(set(kept) & set(rows_now))
+    assert np.array_equal(after.full[[rows_now[i] for i in common]], stored[[kept[i] for i in common]])
+    after.close()
+
+    s = Searcher(index_dir, encoder=fake)
+    assert s.search("geyser steam", 1, mode="dense")[0].source.endswith("new.txt")
+    D2, I2 = s.search_vectors(fake.encode_queries(["magma plume"]), k=10, mode="dense", shortlist=10_000)
+    Df, If = s.search_vectors(fake.encode_queries(["magma plume"]), k=10, mode="full")
+    assert np.array_equal(I2, If) and np.allclose(D2, Df, atol=1e-5)
+
+
+def test_changing_the_storage_type_converts_an_index_without_embedding(tmp_path, fake):
+    docs = many(tmp_path / "docs")
+    index_dir = tmp_path / "idx"
+    build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4), encoder=fake)
+    before = Searcher(index_dir, encoder=fake).search_vectors(fake.encode_queries(["owl nest"]), k=5, mode="full")
+    fake.embedded.clear()
+    report = build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4,
+                                                      full_storage="int8"), encoder=fake)
+    assert report.embedded == 0 and fake.embedded == []
+    s = Searcher(index_dir, encoder=fake)
+    assert s.manifest.config.full_storage == "int8"
+    after = s.search_vectors(fake.encode_queries(["owl nest"]), k=5, mode="full")
+    assert list(after[1][0][:3]) == list(before[1][0][:3])
+
+
+def test_an_index_without_a_storage_type_is_read_as_float32(tmp_path, fake):
+    import orjson
+
+    docs = many(tmp_path / "docs", n=5)
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    manifest = orjson.loads((tmp_path / "idx" / "manifest.json").read_bytes())
+    del manifest["config"]["full_storage"]  # as an index made before storage types existed
+    (tmp_path / "idx" / "manifest.json").write_bytes(orjson.dumps(manifest))
+    assert Searcher(tmp_path / "idx", encoder=fake).search("owl", 1)
+    assert open_index(tmp_path / "idx").manifest.config.full_storage == "float32"
+
+
+def test_a_damaged_quantizer_is_one_line(tmp_path, fake):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = many(tmp_path / "docs", n=5)
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage="int8"), encoder=fake)
+    (open_index(tmp_path / "idx").path / QUANTIZER).write_bytes(b"not faiss")
+    result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
+    assert result.exit_code == 1 and "full.sq8.faiss is damaged" in result.output and "--rebuild" in result.output
