@@ -34,7 +34,7 @@ LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each 
 COARSE_INDEXES = ("auto", "flat", "ivf")  # coarse.py says what each is
 FULL_STORAGE_TYPES = ("float32", "float16", "int8")  # vectors.py says how each is stored
 # The full vectors' storage type for new indexes, chosen by measurement (benchmarks/RESULTS.md, storage section).
-DEFAULT_FULL_STORAGE = "float32"
+DEFAULT_FULL_STORAGE = "int8"
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,8 @@ def fake() -> FakeEncoder:
 
 @pytest.fixture
 def fake_config(fake) -> IndexConfig:
-    return IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4)
+    # float32: logic tests compare stored vectors exactly; the other storage types have their own tests
+    return IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, full_storage="float32")
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_query_human_and_json_output(indexed):
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["rank"] for r in lines] == [1, 2]
     assert list(lines[0]) == ["query", "rank", "score", "source", "line", "end_line", "page", "title", "heading",
-                              "anchor", "snippet", "doc_id", "id", "start", "end", "text"]
+                              "anchor", "snippet", "doc_id", "id", "start", "end", "text", "highlights"]
     assert lines[0]["query"] == "owls hunt at night" and lines[0]["score"] == round(lines[0]["score"], 4)
     assert "Owls hunt at night" in lines[0]["snippet"]
 

@@ -38,7 +38,7 @@ def beir(tmp_path, monkeypatch):
 
 
 def test_eval_reports_every_mode_and_dim(beir, fake):
-    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
+    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2)
     report = evaluate(beir, config=config, encoder=fake, shortlist=8)
     assert report.queries == len(TOPICS)
     assert set(report.modes) == {"hybrid", "dense", "lexical", "full", "coarse"} and list(report.dims) == [96, 64]
@@ -54,7 +54,7 @@ def test_eval_reports_every_mode_and_dim(beir, fake):
 
 
 def test_second_eval_with_other_search_settings_embeds_nothing(beir, fake):
-    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
+    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2)
     evaluate(beir, config=config, encoder=fake, latency=False)
     embedded = len(fake.embedded)
     evaluate(beir, config=config.replace(projection="pca"), encoder=fake, shortlist=3, latency=False)
@@ -65,7 +65,7 @@ def test_second_eval_with_other_search_settings_embeds_nothing(beir, fake):
 
 
 def test_eval_after_the_model_was_retrained_at_the_same_name_starts_its_index_over(beir, fake):
-    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2)
+    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2)
     before = evaluate(beir, config=config, encoder=fake, latency=False)
     retrained = FakeEncoder(salt="new weights")  # same name, other vectors: `finetune --overwrite` into one path
     assert retrained.info.name == fake.info.name and not retrained.info.same_weights(fake.info)
@@ -78,7 +78,7 @@ def test_eval_after_the_model_was_retrained_at_the_same_name_starts_its_index_ov
 def test_prefix_search_undoes_the_pca_rotation(beir, fake):
     from searcher import Searcher
 
-    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=2, projection="pca")
+    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2, projection="pca")
     report = evaluate(beir, config=config, encoder=fake, latency=False)
     searcher = Searcher(report.index, encoder=fake)
     xq = fake.encode_queries(["owls night"])

@@ -17,7 +17,7 @@ from fakes import FakeEncoder
 from searcher import IndexConfig, Searcher, build_index, open_index
 
 TESTS = Path(__file__).parent
-CONFIG = dict(chunk_tokens=32, overlap_tokens=4, batch_size=2)  # small batches: many pending-cache shards
+CONFIG = dict(chunk_tokens=32, overlap_tokens=4, batch_size=2, full_storage="float32")  # small batches: many pending-cache shards
 
 # Runs build_index in a child process that SIGKILLs itself when progress reaches (phase, done), or that the
 # test kills from outside at a random moment (phase "never").
@@ -35,7 +35,8 @@ CHILD = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)
 
     fake = FakeEncoder(delay=delay)
-    build_index(source, index, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, batch_size=2),
+    build_index(source, index, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, batch_size=2,
+                                           full_storage="float32"),
                 encoder=fake, progress=progress)
     """
 )

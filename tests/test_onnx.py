@@ -99,7 +99,7 @@ def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, cor
     from searcher import IndexConfig
     from searcher.chunking import embedding_input
 
-    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1), encoder=minilm)  # >= 6 batches: it measures
+    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1, full_storage="float32"), encoder=minilm)  # >= 6 batches: it measures
     assert report.embedded_with in ("onnx", "torch", "torch-bf16") and report.embedded >= 4
     index = open_index(tmp_path / "idx")
     stored = np.asarray(index.full) @ index.rotation.T if index.rotation is not None else np.asarray(index.full)

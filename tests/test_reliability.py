@@ -24,7 +24,7 @@ from searcher.cli import cli
 from searcher.errors import IndexFormatError, InvalidInputError
 from searcher.ingest import Document, iter_files
 
-CONFIG = dict(chunk_tokens=32, overlap_tokens=4)
+CONFIG = dict(chunk_tokens=32, overlap_tokens=4, full_storage="float32")  # the files the damage list names
 
 
 def build(source, index_dir, **kw):

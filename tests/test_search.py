@@ -30,7 +30,7 @@ def big_index(tmp_path_factory):
     write_corpus(root / "docs", files)
     from searcher import IndexConfig
 
-    config = IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=0, projection="prefix")
+    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=0, projection="prefix")
     build_index(root / "docs", root / "idx", config, encoder=fake)
     queries = [" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(40)]
     return Searcher(root / "idx", encoder=fake), fake.encode_queries(queries)

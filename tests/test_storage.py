@@ -77,7 +77,7 @@ def test_an_index_without_a_storage_type_is_read_as_float32(tmp_path, fake):
     import orjson
 
     docs = many(tmp_path / "docs", n=5)
-    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage="float32"), encoder=fake)
     manifest = orjson.loads((tmp_path / "idx" / "manifest.json").read_bytes())
     del manifest["config"]["full_storage"]  # as an index made before storage types existed
     (tmp_path / "idx" / "manifest.json").write_bytes(orjson.dumps(manifest))
@@ -95,3 +95,27 @@ def test_a_damaged_quantizer_is_one_line(tmp_path, fake):
     (open_index(tmp_path / "idx").path / QUANTIZER).write_bytes(b"not faiss")
     result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
     assert result.exit_code == 1 and "full.sq8.faiss is damaged" in result.output and "--rebuild" in result.output
+
+
+@pytest.mark.parametrize("damage", ["truncated codes", "float32 codes", "missing quantizer", "flat quantizer"])
+def test_damaged_int8_files_are_one_line(tmp_path, fake, damage):
+    import faiss
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = many(tmp_path / "docs", n=5)
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage="int8"), encoder=fake)
+    gen = open_index(tmp_path / "idx").path
+    codes, n = gen / FILES["int8"], len(open_index(tmp_path / "idx"))
+    if damage == "truncated codes":
+        codes.write_bytes(codes.read_bytes()[:-40])
+    elif damage == "float32 codes":
+        np.save(codes, np.zeros((n, fake.dim), np.float32))
+    elif damage == "missing quantizer":
+        (gen / QUANTIZER).unlink()
+    else:
+        faiss.write_index(faiss.IndexFlatIP(fake.dim), str(gen / QUANTIZER))
+    result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
+    assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert "is damaged" in result.output and "--rebuild" in result.output

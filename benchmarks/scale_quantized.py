@@ -1,0 +1,232 @@
+"""Ten million chunks on one machine: int8 full vectors and an IVF coarse index, against exact float32 search.
+
+SYNTHETIC unit vectors with a Matryoshka-like spectrum (the generator of benchmarks/scale.py, made per block from a
+seed so that the float32 originals can be made again for the exact search instead of stored: 41 GB at 10M x
+1024). Each index is written in searcher's on-disk format by this script, block by block (full.sq8.npy encoded by
+vectors.train_quantizer's FAISS quantizer, coarse.faiss built by coarse.new_ivf / new_flat, ids, chunk records),
+because GenerationWriter goes through a float32 full.npy first. Queries are noisy copies of stored vectors.
+
+Measured per (size, dims, coarse kind), in a fresh process, the files warm in the page cache:
+- coarse RAM per chunk: anonymous resident memory added by opening the index (Searcher);
+- full vectors on disk per chunk;
+- two-stage single-query p50/p95 (Searcher.search_vectors, k = 10, shortlists 200 and 1000);
+- top-10 agreement with exact float32 full-dim search over the regenerated originals;
+- build seconds (generate + encode + coarse train/add + write).
+
+    python benchmarks/scale_quantized.py [--sizes 100000 1000000 10000000] [--dims 384 1024]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import orjson
+from _common import CACHE, HERE, write_section
+from scale import memory, spectrum
+
+from searcher import coarse, vectors
+from searcher.config import IndexConfig
+from searcher.encoder import ModelInfo, normalize_rows
+from searcher.store import MANIFEST, MARKER, FileEntry, Manifest, Projection, now
+
+BLOCK = 50_000
+N_QUERIES = 200
+SHORTLISTS = (200, 1000)
+
+
+def block(d: int, b: int, n: int, centres: np.ndarray) -> np.ndarray:
+    """Block b of the synthetic vectors (rows b*BLOCK ..), the same every time it is asked for."""
+    rng = np.random.default_rng([d, b])
+    rows = min(BLOCK, n - b * BLOCK)
+    assign = rng.integers(0, len(centres), rows)
+    x = centres[assign] + 0.7 * rng.standard_normal((rows, d), dtype=np.float32)
+    return normalize_rows(x * spectrum(d))
+
+
+def centres_for(d: int) -> np.ndarray:
+    return np.random.default_rng(d).standard_normal((1000, d), dtype=np.float32)
+
+
+def build(index_dir: Path, n: int, d: int, kind: str) -> float:
+    """Write the index; seconds taken (0 when it exists)."""
+    if (index_dir / MANIFEST).exists():
+        return json.loads((index_dir / "build.json").read_text())["seconds"]
+    started = time.perf_counter()
+    gen = index_dir / "gen-000001"
+    gen.mkdir(parents=True, exist_ok=True)
+    (index_dir / MARKER).write_text("searcher-index 1\n")
+    centres = centres_for(d)
+    blocks = (n + BLOCK - 1) // BLOCK
+    sample = np.concatenate([block(d, b, n, centres) for b in range(min(blocks, 4))])
+    quantizer = vectors.train_quantizer(sample)
+    vectors.write_quantizer(gen / vectors.QUANTIZER, quantizer)
+    if kind == "ivf":
+        nlist = coarse.nlist_for(n)
+        stride = max(1, blocks // 20)  # the training sample from blocks across the index
+        train = np.concatenate([block(d, b, n, centres)[:, :64] for b in range(0, blocks, stride)])
+        train = train[np.random.default_rng(0).permutation(len(train))[: coarse.TRAIN_PER_CELL * nlist]]
+        index = coarse.new_ivf(np.ascontiguousarray(train), nlist)
+        record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.NPROBE, "trained_at": n}
+    else:
+        index, record = coarse.new_flat(64), {"kind": "flat"}
+    codes = np.lib.format.open_memmap(gen / vectors.FILES["int8"], mode="w+", dtype=np.uint8, shape=(n, d))
+    rng = np.random.default_rng(7)
+    query_rows = np.sort(rng.choice(n, N_QUERIES, replace=False))
+    queries = []
+    for b in range(blocks):
+        x = block(d, b, n, centres)
+        a = b * BLOCK
+        codes[a : a + len(x)] = quantizer.sa_encode(x)
+        index.add_with_ids(np.ascontiguousarray(x[:, :64]), np.arange(a, a + len(x), dtype=np.int64))
+        picked = query_rows[(query_rows >= a) & (query_rows < a + len(x))] - a
+        queries.extend(x[picked])
+    codes.flush()
+    del codes
+    noise = 0.3 * rng.standard_normal((N_QUERIES, d), dtype=np.float32) * spectrum(d)
+    np.save(index_dir / "queries.npy", normalize_rows(np.array(queries) + noise)[rng.permutation(N_QUERIES)])
+    import faiss
+
+    faiss.write_index(index, str(gen / "coarse.faiss"))
+    np.save(gen / "ids.npy", np.arange(n, dtype=np.int64))
+    offsets = np.empty(n + 1, dtype=np.int64)
+    pos = 0
+    with open(gen / "chunks.jsonl", "wb") as f:
+        for a in range(0, n, BLOCK):
+            lines = [b'{"id":%d,"doc_id":"d%d","title":"","source":"synthetic","start":0,"end":0,"hash":"",'
+                     b'"text":""}\n' % (i, i) for i in range(a, min(a + BLOCK, n))]
+            sizes = np.fromiter((len(line) for line in lines), np.int64, len(lines))
+            offsets[a : a + len(lines)] = pos + np.concatenate([[0], np.cumsum(sizes)[:-1]])
+            pos += int(sizes.sum())
+            f.write(b"".join(lines))
+    offsets[n] = pos
+    np.save(gen / "chunks.offsets.npy", offsets)
+    with open(gen / "files.jsonl", "wb") as f:
+        f.write(FileEntry("synthetic", "", 0, 0, n, 0, n).to_json() + b"\n")
+    info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
+    config = IndexConfig(model="synthetic", projection="prefix", full_storage="int8", coarse_index=kind)
+    manifest = Manifest(1, now(), now(), config, info, Projection("prefix", "prefix", 64, n), n, n, n, n,
+                        ("synthetic",), full_fitted=n, coarse=record)
+    (index_dir / MANIFEST).write_bytes(orjson.dumps(manifest.to_dict()))
+    seconds = time.perf_counter() - started
+    (index_dir / "build.json").write_text(json.dumps({"seconds": seconds}))
+    return seconds
+
+
+def exact_truth(index_dir: Path, n: int, d: int) -> np.ndarray:
+    """Ids of the exact float32 top 10 of each query over the regenerated originals (cached beside the index)."""
+    path = index_dir / "truth.npy"
+    if path.exists():
+        return np.load(path)
+    from searcher.search import exact_top_k
+
+    xq = np.load(index_dir / "queries.npy")
+    centres = centres_for(d)
+    blocks = ((block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
+              for b in range((n + BLOCK - 1) // BLOCK))
+    _, I = exact_top_k(xq, blocks, 10)
+    np.save(path, I)
+    return I
+
+
+def measure(index_dir: Path) -> dict:
+    """In a fresh process: RAM of the opened index, single-query latency, agreement with exact search."""
+    from searcher.evaluate import percentiles_ms
+    from searcher.search import Searcher
+
+    xq = np.load(index_dir / "queries.npy")
+    truth = np.load(index_dir / "truth.npy")
+    codes_path = index_dir / "gen-000001" / vectors.FILES["int8"]
+    with open(codes_path, "rb") as f:  # the full vectors warm in the page cache: the steady state measured
+        while f.read(1 << 24):
+            pass
+    base = memory()
+    s = Searcher(index_dir)
+    opened = memory()
+    n = len(s.index)
+    out = {"n": n, "coarse_ram_bytes_per_chunk": (opened["RssAnon"] - base["RssAnon"]) / n,
+           "full_disk_bytes_per_chunk": codes_path.stat().st_size / n, "shortlists": {}}
+    for shortlist in SHORTLISTS:
+        s.search_vectors(xq[:5], k=10, shortlist=shortlist)
+        times, found = [], []
+        for q in xq:
+            t = time.perf_counter()
+            _, I = s.search_vectors(q[None], k=10, shortlist=shortlist)
+            times.append(time.perf_counter() - t)
+            found.append(I[0])
+        agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
+        out["shortlists"][shortlist] = {"ms": percentiles_ms(times), "agreement": agreement}
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
+    parser.add_argument("--dims", type=int, nargs="+", default=[384, 1024])
+    parser.add_argument("--kinds", nargs="+", default=["flat", "ivf"])
+    parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.measure:
+        print(json.dumps(measure(args.measure)))
+        return
+    rows, points = [], []
+    for d in args.dims:
+        for n in args.sizes:
+            for kind in args.kinds:
+                if kind == "flat" and n > 1_000_000:
+                    continue  # 256 B/chunk of RAM and a 10M-row scan per query: measured up to 1M only
+                index_dir = CACHE / f"quantized-{kind}-{d}-{n}"
+                seconds = build(index_dir, n, d, kind)
+                exact_truth(index_dir, n, d)
+                out = subprocess.run([sys.executable, __file__, "--measure", str(index_dir)], check=True,
+                                     capture_output=True, text=True, cwd=HERE)
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                for shortlist, m in r["shortlists"].items():
+                    ms = m["ms"]
+                    rows.append(f"| {n:,} | {d} | {kind} | {shortlist} | {seconds:.0f} | "
+                                f"{r['coarse_ram_bytes_per_chunk']:.0f} | {r['full_disk_bytes_per_chunk']:.0f} | "
+                                f"{ms['p50']:.2f} | {ms['p95']:.2f} | {m['agreement']:.3f} |")
+                    points.append((f"{kind}, shortlist {shortlist}", d, n, ms["p50"], ms["p95"]))
+                    print(rows[-1], flush=True)
+    plot(points)
+    lines = ["Synthetic Matryoshka-like vectors; int8 full vectors (FAISS 8-bit scalar quantizer); "
+             f"{N_QUERIES} single queries, k = 10, IVF nprobe {coarse.NPROBE} (more for a long shortlist: "
+             "coarse.nprobe_for); agreement = share of the exact float32 full-dim top 10 kept.", "",
+             "| chunks | dims | coarse | shortlist | build s | coarse RAM B/chunk | full vectors B/chunk on disk | "
+             "p50 ms | p95 ms | top-10 agreement |", "|--:|--:|:--|--:|--:|--:|--:|--:|--:|--:|", *rows, "",
+             "![latency against index size](scale_quantized.png)"]
+    write_section("scale-quantized", "Ten million chunks: int8 full vectors, IVF coarse index", "\n".join(lines))
+
+
+def plot(points) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for kind in sorted({p[0] for p in points}):
+        for d in sorted({p[1] for p in points}):
+            xs = [(n, p50) for k, dd, n, p50, _ in points if k == kind and dd == d]
+            if xs:
+                ax.plot(*zip(*xs), marker="o", label=f"{kind}, {d} dims")
+    ax.set_xscale("log")
+    ax.set_xlabel("chunks")
+    ax.set_ylabel("two-stage p50 ms (single query)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(HERE / "scale_quantized.png", dpi=100)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SEARCHER_HOME", str(CACHE / "scale-home"))
+    main()
