@@ -22,7 +22,7 @@ from searcher.chunking import chunk_document, embedding_input
 from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
 from searcher.ingest import Document
 from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
-from searcher.onnx_encoder import OnnxEncoder, export_onnx
+from searcher.onnx_encoder import OnnxEncoder, export_onnx, quantize_int8
 from searcher.search import exact_top_k
 
 
@@ -35,6 +35,8 @@ def paths(encoder, work) -> dict:
     if not (export / "encoder.json").is_file():
         export_onnx(encoder, export)
     out["onnx float32"] = OnnxEncoder(export)
+    quantize_int8(export)
+    out["onnx int8"] = OnnxEncoder(export, int8=True)
     return out
 
 

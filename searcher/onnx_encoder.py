@@ -6,8 +6,10 @@ reads it. An export is kept only if its vectors match sentence-transformers' on 
 (cosine >= MIN_COSINE), so a model whose graph does not trace faithfully keeps using the torch encoder.
 
 Directory layout: `model.onnx`, `tokenizer.json` (truncation at the model's max_seq_length, no padding) and
-`encoder.json` (format version, the model's ModelInfo, the graph's input names, lower-casing, pad id). Left out:
-quantisation (it would break the vector match) and GPU providers.
+`encoder.json` (format version, the model's ModelInfo, the graph's input names, lower-casing, pad id), and, once
+an index has wanted it, `model.int8.onnx`: the graph with int8 weights (onnxruntime's dynamic quantisation, per
+channel) for embedding documents only, where the measurement allows it (indexer.choose_document_encoder);
+queries always use the float graph. Left out: GPU providers.
 """
 
 from __future__ import annotations
@@ -112,10 +114,31 @@ def exported_with_model(info: ModelInfo) -> Path | None:
     return directory if same else None
 
 
-class OnnxEncoder:
-    """The Encoder interface over an exported directory; imports neither torch nor transformers."""
+INT8_MODEL = "model.int8.onnx"
 
-    def __init__(self, directory: Path | str) -> None:
+
+def quantize_int8(directory: Path) -> Path:
+    """The export's int8 graph (weights int8 per output channel, activations quantised on the fly), made once."""
+    target = directory / INT8_MODEL
+    if target.is_file():
+        return target
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    tmp = directory / (INT8_MODEL + ".tmp")
+    logging.getLogger("root").disabled = True  # the quantiser logs a "consider pre-processing" notice to root
+    try:
+        quantize_dynamic(str(directory / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    finally:
+        logging.getLogger("root").disabled = False
+    os.replace(tmp, target)
+    return target
+
+
+class OnnxEncoder:
+    """The Encoder interface over an exported directory; imports neither torch nor transformers. `int8` runs the
+    int8 graph (quantize_int8), for documents."""
+
+    def __init__(self, directory: Path | str, *, int8: bool = False) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
@@ -134,7 +157,8 @@ class OnnxEncoder:
         # that follows a query encoding (benchmarks/cold_start.py, warm two-stage search p50: 3.42 ms with spinning
         # in RESULTS.md as of commit 2d0572f, 0.45 ms without in today's).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(str(directory / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        graph = directory / (INT8_MODEL if int8 else "model.onnx")
+        self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self._spans = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._spans.no_truncation()
 

@@ -126,3 +126,23 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
     # Too little to measure: the previous choice on this CPU stands.
     again = choose_document_encoder(minilm, None, texts[:3], 8, record)
     assert again.name == record["choice"] and again.record == record
+
+
+def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measured_candidate(
+        tmp_path, minilm, monkeypatch):
+    import searcher.indexer
+    from searcher.indexer import INT8_MIN_COSINE, choose_document_encoder
+    from searcher.onnx_encoder import INT8_MODEL, OnnxEncoder, export_onnx, quantize_int8
+
+    export = export_onnx(minilm, tmp_path / "enc")
+    assert quantize_int8(export) == export / INT8_MODEL and (export / INT8_MODEL).stat().st_size < (
+        export / "model.onnx").stat().st_size / 2
+    texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
+    float_graph, int8_graph = OnnxEncoder(export), OnnxEncoder(export, int8=True)
+    cosines = np.sum(float_graph.encode_documents(texts) * int8_graph.encode_documents(texts), axis=1)
+    assert 0.95 < cosines.min() < 0.99999  # close, and not the float graph under another name
+    monkeypatch.setattr(searcher.indexer, "INT8_DOCUMENTS", True)
+    choice = choose_document_encoder(minilm, export, texts, 8, None)
+    record = choice.record
+    assert "onnx-int8" in record["texts_per_second"]
+    assert choice.name != "onnx-int8" or record["min_cosine_to_float32"]["onnx-int8"] >= INT8_MIN_COSINE
