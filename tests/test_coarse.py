@@ -38,7 +38,10 @@ def test_each_coarse_kind_updates_by_id_and_equals_exact_search_when_the_shortli
     assert s.search("geyser steam", 1, mode="dense")[0].source.endswith("new.txt")
 
 
-def test_an_ivf_keeps_k_hits_under_a_selective_filter(tmp_path, fake):
+def test_an_ivf_keeps_k_hits_under_a_selective_filter(tmp_path, fake, monkeypatch):
+    from searcher import coarse
+
+    monkeypatch.setattr(coarse, "NPROBE", 4)  # a small index: scan few of its cells, as a big one does
     docs = many(tmp_path / "docs", n=800)
     build_index(docs, tmp_path / "idx", config(fake, coarse_index="ivf"), encoder=fake)
     s = Searcher(tmp_path / "idx", encoder=fake)
