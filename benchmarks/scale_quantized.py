@@ -189,7 +189,11 @@ def main() -> None:
     parser.add_argument("--dims", type=int, nargs="+", default=[384, 1024])
     parser.add_argument("--kinds", nargs="+", default=["flat", "ivf"])
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from RESULTS.md's table")
     args = parser.parse_args()
+    if args.replot:
+        plot(points_from_results())
+        return
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
@@ -221,6 +225,19 @@ def main() -> None:
              "p50 ms | p95 ms | top-10 agreement |", "|--:|--:|:--|--:|--:|--:|--:|--:|--:|--:|", *rows, "",
              "![latency against index size](scale_quantized.png)"]
     write_section("scale-quantized", "Ten million chunks: int8 full vectors, IVF coarse index", "\n".join(lines))
+
+
+def points_from_results() -> list:
+    from _common import RESULTS
+
+    section = RESULTS.read_text().split("<!-- section:scale-quantized -->")[1].split("<!-- /section")[0]
+    points = []
+    for line in section.splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 10 and cells[0].replace(",", "").isdigit():
+            n, d, kind, shortlist = int(cells[0].replace(",", "")), int(cells[1]), cells[2], cells[3]
+            points.append((f"{kind}, shortlist {shortlist}", d, n, float(cells[7]), float(cells[8])))
+    return points
 
 
 def plot(points) -> None:
