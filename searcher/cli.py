@@ -594,6 +594,9 @@ def info(index_dir, as_json):
         f"search      hybrid by default: dense weight {c.fusion_weight:g}"
         + (" (adapted per query)" if c.fusion_adaptive else "") + f", lexical words: {c.lexical_tokenizer}",
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
+        f"vectors     full: {c.full_storage}; coarse: {manifest.coarse.get('kind')}"
+        + (f" ({manifest.coarse.get('nlist')} cells, {manifest.coarse.get('nprobe')} scanned per query)"
+           if manifest.coarse.get("kind") == "ivf" else " (exact)"),
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
         f"documents   embedded with {_encoder_choice(manifest.document_encoder)}",
