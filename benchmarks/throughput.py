@@ -159,7 +159,9 @@ def folder_throughput(args) -> None:
         t = time.perf_counter()
         report = build_index(folder, work / "index", config, encoder=encoder, rebuild=True,
                              cache_dir=work / "fresh-cache")
-        runs.append((report.chunks / (time.perf_counter() - t), report.embedded_with, report.chunks))
+        total = time.perf_counter() - t
+        runs.append((report.chunks / total, report.chunks / (total - report.seconds["export"]), report.embedded_with,
+                     report.chunks, report.seconds["embed"]))
         texts = texts or [embedding_input(r["title"], r["text"]) for r in open_index(work / "index").iter_chunks()]
     rates = {}
     for name, enc in encoders.items():
@@ -167,13 +169,17 @@ def folder_throughput(args) -> None:
         t = time.perf_counter()
         enc.encode_documents(texts, batch_size=args.batch_size)
         rates[name] = len(texts) / (time.perf_counter() - t)
-    rate, chosen, chunks = max(runs)
+    rate, steady, chosen, chunks, embed = max(runs)
     onnx = rates["onnx float32"]
     lines = [f"CPU: **{cpu_name()}**. `{folder}`: {chunks} chunks, model `{encoder.info.name}`; build_index best of "
              f"{args.rounds} fresh builds (embedding cache emptied each time).", "",
              "| | chunks/s | / ONNX float32 |", "|:--|--:|--:|",
              *[f"| `{name}`.encode_documents | {r:.1f} | {r / onnx:.2f}x |" for name, r in rates.items()],
-             f"| `build_index`, everything (chose {chosen}) | {rate:.1f} | **{rate / onnx:.2f}x** |"]
+             f"| `build_index`, everything (chose {chosen}) | {rate:.1f} | **{rate / onnx:.2f}x** |",
+             f"| `build_index` without the one-time query-encoder export (every later run) | {steady:.1f} | "
+             f"**{steady / onnx:.2f}x** |", "",
+             f"Of the build, embedding took {embed:.1f} s, including the measurement that chose the path (each "
+             "candidate warmed up and timed on the same two batches): a fixed cost that a small folder feels most."]
     write_section(f"throughput-{folder.name}", f"Indexing throughput on {folder.name}/", "\n".join(lines))
 
 

@@ -537,7 +537,7 @@ def choose_document_encoder(
     Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, and the exported
     ONNX graph. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of earlier runs; on an
     Intel Xeon with AMX bf16 ran 2.97x plain float32 encode and ONNX 1.22x: RESULTS.md, throughput), so it is measured: each candidate is warmed up,
-    then embeds the same two batches of the longest texts; a candidate must be 5% faster than float32 and agree
+    then embeds the same batch of the longest texts; a candidate must be 5% faster than float32 and agree
     with it (cosine >= MIN_COSINE on each text) to be chosen. With too little to embed for a measurement to pay,
     the previous choice made on the same CPU is kept.
     """
@@ -559,7 +559,9 @@ def choose_document_encoder(
         if previous and previous.get("cpu") == cpu and previous.get("choice") in candidates:
             return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
         return EncoderChoice("torch", encoder, previous)
-    sample = texts[: 2 * batch_size]
+    # one batch: the candidates' rates differ by far more than one batch's noise, and on a small folder the
+    # measurement is a large share of the run (RESULTS.md, throughput-corpus)
+    sample = texts[:batch_size]
     rates, cosines, reference = {}, {}, None
     built = {}
     for name, make in candidates.items():
