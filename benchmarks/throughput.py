@@ -179,7 +179,7 @@ def folder_throughput(args) -> None:
              f"| `build_index` without the one-time query-encoder export (every later run) | {steady:.1f} | "
              f"**{steady / onnx:.2f}x** |", "",
              f"Of the build, embedding took {embed:.1f} s, including the measurement that chose the path (each "
-             "candidate warmed up and timed on the same two batches): a fixed cost that a small folder feels most."]
+             "candidate warmed up and timed on the same batch): a fixed cost that a small folder feels most."]
     write_section(f"throughput-{folder.name}", f"Indexing throughput on {folder.name}/", "\n".join(lines))
 
 
