@@ -19,6 +19,9 @@ import re
 import shutil
 from pathlib import Path
 
+import orjson
+
+from .atomic import write_atomic
 from .errors import InvalidInputError
 
 DEFAULT_NAME = "default"
@@ -124,3 +127,32 @@ def _link_tree(src: Path, dst: Path) -> bool:
                            errno.EROFS, errno.ENOSPC):
             raise
         return False
+
+
+CHOICES = "document-encoders.json"  # in the shared encoders' folder: the measured path per model and CPU
+
+
+def remembered_choice(weights_id: str) -> dict | None:
+    """The document-encoder choice last measured for this model (any CPU: the caller checks it is this one)."""
+    try:
+        record = orjson.loads((shared_encoders() / CHOICES).read_bytes()).get(weights_id)
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def remember_choice(weights_id: str, record: dict) -> None:
+    """Keep a measured choice for new indexes of the same model (best effort: a read-only home keeps nothing)."""
+    path = shared_encoders() / CHOICES
+    try:
+        try:
+            choices = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            choices = {}
+        if not isinstance(choices, dict):
+            choices = {}
+        choices[weights_id] = record
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, orjson.dumps(choices, option=orjson.OPT_INDENT_2))
+    except OSError:
+        pass

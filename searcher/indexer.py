@@ -39,7 +39,7 @@ from .encoder import (
     resolve_model,
 )
 from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError, ModelError, SearcherError
-from .home import adopt_encoder, collect_encoders, share_encoder
+from .home import adopt_encoder, collect_encoders, remember_choice, remembered_choice, share_encoder
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file
@@ -498,10 +498,13 @@ def _embed_missing(
         return
     progress("embed", 0, len(order))
     started = time.perf_counter()
+    weights = plan.model.weights_id()
     choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
-                                     [todo[k] for k in order], batch_size, previous)
+                                     [todo[k] for k in order], batch_size, previous or remembered_choice(weights))
     report.embedded_with = choice.name
     plan.document_encoder = choice.record
+    if choice.sample is not None:  # it measured: later new indexes of this model on this CPU need not
+        remember_choice(weights, choice.record)
     if choice.sample is not None:  # the measurement's float32 vectors of the first texts: kept, not redone
         pending.add(order[: len(choice.sample)], choice.sample)
     for start in range(0 if choice.sample is None else len(choice.sample), len(order), batch_size):
@@ -527,6 +530,7 @@ MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every m
 # graph on the Xeon with AMX, where bf16 autocast (2.8x) still wins; on CPUs without bf16 it is the fast path.
 INT8_DOCUMENTS = True
 INT8_MIN_COSINE = 0.98
+REMEASURE_BATCHES = 50  # a run with this many batches to embed measures again, even with a known choice
 
 
 def choose_document_encoder(
@@ -538,8 +542,9 @@ def choose_document_encoder(
     ONNX graph. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of earlier runs; on an
     Intel Xeon with AMX bf16 ran 2.97x plain float32 encode and ONNX 1.22x: RESULTS.md, throughput), so it is measured: each candidate is warmed up,
     then embeds the same batch of the longest texts; a candidate must be 5% faster than float32 and agree
-    with it (cosine >= MIN_COSINE on each text) to be chosen. With too little to embed for a measurement to pay,
-    the previous choice made on the same CPU is kept.
+    with it (cosine >= MIN_COSINE on each text) to be chosen. Unless there is a lot to embed (REMEASURE_BATCHES),
+    the previous choice made on the same CPU (this index's, or one remembered in the home for this model) is kept
+    without measuring: on a small folder the measurement was a third of the run (RESULTS.md, throughput-corpus).
     """
     candidates: dict[str, Callable[[], Encoder]] = {"torch": lambda: encoder}
     if isinstance(encoder, SentenceTransformerEncoder) and cpu_has_bf16():
@@ -555,9 +560,10 @@ def choose_document_encoder(
     cpu = cpu_name()
     if len(candidates) == 1:
         return EncoderChoice("torch", encoder, None)
-    if len(texts) < 6 * batch_size:
-        if previous and previous.get("cpu") == cpu and previous.get("choice") in candidates:
-            return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
+    known = previous and previous.get("cpu") == cpu and previous.get("choice") in candidates
+    if known and len(texts) < REMEASURE_BATCHES * batch_size:
+        return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
+    if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
         return EncoderChoice("torch", encoder, previous)
     # one batch: the candidates' rates differ by far more than one batch's noise, and on a small folder the
     # measurement is a large share of the run (RESULTS.md, throughput-corpus)

@@ -150,3 +150,23 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     record = choice.record
     assert "onnx-int8" in record["texts_per_second"]
     assert choice.name != "onnx-int8" or record["min_cosine_to_float32"]["onnx-int8"] >= INT8_MIN_COSINE
+
+
+def test_a_new_index_of_the_same_model_reuses_the_measured_choice(tmp_path, minilm):
+    from conftest import write_corpus
+
+    from searcher import IndexConfig
+    from searcher.home import remembered_choice
+
+    corpus = write_corpus(tmp_path / "docs", {f"n{i}.txt": f"Note {i} about topic {i % 5}, in a few plain words."
+                                              for i in range(12)})
+    config = IndexConfig(batch_size=1, full_storage="float32")  # 12 batches: the first index measures
+    first = build_index(corpus, tmp_path / "a", config, encoder=minilm)
+    measured = open_index(tmp_path / "a").manifest.document_encoder
+    if measured is None:
+        pytest.skip("this CPU offers one document-encoder path only: nothing to measure")
+    assert remembered_choice(minilm.info.weights_id()) == measured
+    second = build_index(corpus, tmp_path / "b", config, encoder=minilm)
+    # the same record, rates and all: taken over, not measured again
+    assert open_index(tmp_path / "b").manifest.document_encoder == measured
+    assert second.embedded_with == first.embedded_with == measured["choice"]
