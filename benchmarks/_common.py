@@ -32,10 +32,22 @@ def corpus_size(report) -> str:
     return f"{manifest.documents:,} documents in {manifest.chunks:,} chunks"
 
 
+# The instruction sets that decide which path is fastest here (bf16/int8 matrix units, AVX-512 widths).
+FEATURES = {"avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "avx512_vnni": "AVX512-VNNI",
+            "amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8"}
+
+
 def machine() -> str:
+    """The CPU as a reader can tell machines apart: model name, family/model, and the features that matter
+    ("Intel(R) Xeon(R) Processor" alone names a dozen generations)."""
     cpu = "unknown CPU"
     try:
-        cpu = re.search(r"model name\s*:\s*(.*)", Path("/proc/cpuinfo").read_text()).group(1)
+        info = Path("/proc/cpuinfo").read_text()
+        cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
+        family, model = (re.search(rf"{key}\s*:\s*(\d+)", info).group(1) for key in ("cpu family", "model"))
+        flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split())
+        cpu += f" (family {family} model {model}; " + (", ".join(v for k, v in FEATURES.items() if k in flags)
+                                                       or "no AVX-512") + ")"
     except (OSError, AttributeError):
         pass
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30

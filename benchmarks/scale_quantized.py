@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from _common import CACHE, HERE, write_section
-from scale import memory, spectrum
+from scale import memory, spectrum, synthetic
 
 from searcher import coarse, vectors
 from searcher.config import IndexConfig
@@ -45,11 +45,7 @@ NPROBES = (coarse.NPROBE, 128)
 
 def block(d: int, b: int, n: int, centres: np.ndarray) -> np.ndarray:
     """Block b of the synthetic vectors (rows b*BLOCK ..), the same every time it is asked for."""
-    rng = np.random.default_rng([d, b])
-    rows = min(BLOCK, n - b * BLOCK)
-    assign = rng.integers(0, len(centres), rows)
-    x = centres[assign] + 0.7 * rng.standard_normal((rows, d), dtype=np.float32)
-    return normalize_rows(x * spectrum(d))
+    return synthetic(np.random.default_rng([d, b]), centres, min(BLOCK, n - b * BLOCK), d)
 
 
 def centres_for(d: int) -> np.ndarray:

@@ -11,8 +11,6 @@ covered by benchmarks/scale.py (top-10 agreement with exact float32 search).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig

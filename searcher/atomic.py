@@ -8,6 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
+
 from .errors import IndexBusyError
 
 
@@ -20,6 +22,19 @@ def write_atomic(path: Path, data: bytes) -> None:
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def reserved_npy(path: Path, shape: tuple[int, int], dtype) -> np.ndarray:
+    """A new .npy file of `shape`, its blocks reserved on disk, memory-mapped for writing.
+
+    subtle: open_memmap alone makes a sparse file. Writing into its pages on a full disk raises no error but SIGBUS
+    (seen on tmpfs); reserving the blocks first turns that into ENOSPC here, an OSError with a message.
+    """
+    dtype = np.dtype(dtype)
+    with open(path, "wb") as f:
+        np.lib.format.write_array_header_2_0(f, {"descr": dtype.str, "fortran_order": False, "shape": shape})
+        os.posix_fallocate(f.fileno(), 0, f.tell() + shape[0] * shape[1] * dtype.itemsize)
+    return np.lib.format.open_memmap(path, mode="r+")
 
 
 def fsync_file(path: Path) -> None:

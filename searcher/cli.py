@@ -58,6 +58,11 @@ index_option = click.option(
          "$SEARCHER_HOME, else $XDG_DATA_HOME/searcher, else ~/.local/share/searcher].",
 )
 
+indexes_option = click.option(
+    "--index", "indexes", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
+    help="An index name or folder to serve (repeatable) [default: the index named 'default'].",
+)
+
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="searcher")
@@ -498,8 +503,7 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
 
 
 @cli.command(short_help="Answer searches over HTTP, with a search page in the browser.")
-@click.option("--index", "indexes", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
-              help="An index name or folder to serve (repeatable) [default: the index named 'default'].")
+@indexes_option
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Address to listen on; anything but this machine needs $SEARCHER_TOKEN.")
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
@@ -532,8 +536,7 @@ def serve(indexes, host, port, token, stop_after):
 
 
 @cli.command(short_help="Let an AI agent search an index (MCP server on stdio).")
-@click.option("--index", "indexes", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
-              help="An index name or folder to serve (repeatable) [default: the index named 'default'].")
+@indexes_option
 def mcp(indexes):
     """Run a Model Context Protocol server on stdin/stdout with the tools `search` and `get_document`.
 

@@ -178,15 +178,14 @@ def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | Non
     Returns the chunk count the int8 quantizer was trained at (0 for the other types)."""
     if storage == "float32":
         return 0
-    quantizer, fitted = None, n
+    quantizer, fitted = None, n if storage == "int8" else 0
     if (storage == "int8" and prev is not None and same_frame and prev.manifest.config.full_storage == "int8"
             and n < 2 * max(prev.manifest.full_fitted, 1)):
         quantizer, fitted = prev.full.quantizer, prev.manifest.full_fitted
-    if isinstance(writer.full, np.memmap):
-        writer.full.flush()
+    writer.full.flush()
     writer.full = None  # unmapped before full.npy is converted and deleted
     vectors.encode_full(writer.path, storage, quantizer)
-    return fitted if storage == "int8" else 0
+    return fitted
 
 
 # Deleted chunks stay in a tantivy segment's BM25 statistics until it is merged away, so scores drift from a

@@ -38,7 +38,7 @@ from .encoder import (
     load_encoder,
     resolve_model,
 )
-from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError, ModelError, SearcherError
+from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
 from .home import adopt_encoder, collect_encoders, remember_choice, remembered_choice, share_encoder
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
@@ -56,6 +56,7 @@ from .store import (
     prepare_index_dir,
     read_manifest,
     remove_garbage,
+    require_index,
 )
 from .store import delete_index as store_delete_index
 
@@ -79,9 +80,10 @@ class IndexReport:
     documents: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks the model embedded in this run
-    embedded_with: str = ""  # "torch", "torch-bf16" or "onnx": the fastest this CPU has (choose_document_encoder)
+    embedded_with: str = ""  # "torch", "torch-bf16", "onnx" or "onnx-int8": the fastest here (choose_document_encoder)
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
+    generation: int = 0  # the generation this run published (0: nothing changed, nothing written)
     warnings: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # every skipped file, with the reason
     seconds: dict[str, float] = field(
@@ -157,7 +159,8 @@ def build_index(
             finally:
                 if prev is not None:
                     prev.close()
-        collect_encoders()  # this index may have let go of an encoder it shared (a new model)
+        if report.generation:
+            collect_encoders()  # this index may have let go of an encoder it shared (a new model)
         return report
     except OSError as e:
         raise _os_error(e, index_dir) from None
@@ -190,9 +193,8 @@ def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progres
                 prev.close()
     except OSError as e:
         raise _os_error(e, index_dir) from None
-    report = IndexReport(index_dir=str(index_dir), removed=len(files) - len(kept), documents=manifest.documents,
-                         chunks=manifest.chunks, projection=manifest.projection.kind)
-    return report
+    return IndexReport(index_dir=str(index_dir), removed=len(files) - len(kept), documents=manifest.documents,
+                       chunks=manifest.chunks, projection=manifest.projection.kind, generation=manifest.generation)
 
 
 def update_index(index_dir: Path | str | None = None, *, progress: Progress | None = None
@@ -215,8 +217,7 @@ def delete_index(index_dir: Path | str) -> list[str]:
     """Delete an index (by name or path) and any shared encoder no other index uses; only searcher's own files
     are deleted, and the names of anything else found in the folder are returned (the folder is then kept)."""
     index_dir = resolve_index(index_dir)
-    if not index_dir.is_dir() or not is_index_dir(index_dir):
-        raise IndexNotFoundError(f"no searcher index at {index_dir}; `searcher list` shows your indexes")
+    require_index(index_dir)  # before the lock, which would create a missing folder
     with exclusive_lock(index_dir):
         left = store_delete_index(index_dir)
     collect_encoders()
@@ -328,6 +329,7 @@ def _build(
     if cache_dir is None:
         pending.clear()
     report.seconds["write"] = time.perf_counter() - started
+    report.generation = manifest.generation
     report.documents, report.chunks = manifest.documents, manifest.chunks
     report.projection = manifest.projection.kind
     return report
@@ -517,7 +519,7 @@ def _embed_missing(
 
 @dataclass
 class EncoderChoice:
-    name: str  # "torch", "torch-bf16" or "onnx"
+    name: str  # "torch", "torch-bf16", "onnx" or "onnx-int8"
     encoder: Encoder
     record: dict | None  # what the manifest keeps: the choice, the CPU, the measurement
     sample: np.ndarray | None = None  # float32 vectors of the first texts, when it measured
@@ -526,8 +528,9 @@ class EncoderChoice:
 MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every measured text
 # The int8 ONNX graph cannot match float32 that closely (mean cosine ~0.994 for MiniLM), so it has its own bar: its
 # nDCG@10 with exact search did not drop (aie5 test 0.6841 -> 0.6909, SciFact 0.6553 -> 0.6586; RESULTS.md,
-# throughput), and each measured text must stay this close to float32. It embeds 1.7x as fast as the float ONNX
-# graph on the Xeon with AMX, where bf16 autocast (2.8x) still wins; on CPUs without bf16 it is the fast path.
+# throughput), and each measured text must stay this close to float32. It embeds 1.6x as fast as the float ONNX
+# graph on the Xeon with AMX, where bf16 autocast is faster still; elsewhere the measurement decides (not measured
+# on a CPU without bf16).
 INT8_DOCUMENTS = True
 INT8_MIN_COSINE = 0.98
 REMEASURE_BATCHES = 50  # a run with this many batches to embed measures again, even with a known choice
@@ -538,9 +541,10 @@ def choose_document_encoder(
 ) -> EncoderChoice:
     """The fastest way this machine has to embed documents like the model in float32.
 
-    Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, and the exported
-    ONNX graph. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of earlier runs; on an
-    Intel Xeon with AMX bf16 ran 2.97x plain float32 encode and ONNX 1.22x: RESULTS.md, throughput), so it is measured: each candidate is warmed up,
+    Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, the exported ONNX
+    graph, and its int8 version. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of
+    earlier runs; on an Intel Xeon with AMX, bf16 ran 2.84x plain float32 encode, ONNX int8 1.41x, ONNX 0.89x:
+    RESULTS.md, throughput), so it is measured: each candidate is warmed up,
     then embeds the same batch of the longest texts; a candidate must be 5% faster than float32 and agree
     with it (cosine >= MIN_COSINE on each text) to be chosen. Unless there is a lot to embed (REMEASURE_BATCHES),
     the previous choice made on the same CPU (this index's, or one remembered in the home for this model) is kept

@@ -1,8 +1,8 @@
 """The lexical index beside the vectors: BM25 over the same chunks (title and text), built with tantivy.
 
 Why tantivy (tantivy-py, MIT): it adds and deletes documents incrementally, and its top-k stays fast as the index
-grows (0.8 ms p50 at 104k documents in ../shared/research; 0.24 ms on SciFact's 10k chunks, benchmarks/RESULTS.md,
-hybrid section). SQLite FTS5 is transactional and in the standard library, but ranks every matching row (137 ms at
+grows (0.8 ms p50 at 104k documents in ../shared/research; 0.24 ms on SciFact's 10k chunks on an Intel Xeon with
+AMX, benchmarks/RESULTS.md, hybrid section). SQLite FTS5 is transactional and in the standard library, but ranks every matching row (137 ms at
 104k documents in ../shared/research); bm25s cannot update, so a changed file would mean a full rebuild.
 
 Each generation holds its own lexical index in `gen-N/lexical/`. A new generation starts as hard links to the

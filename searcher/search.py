@@ -23,13 +23,13 @@ import numpy as np
 from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import IndexFormatError, InvalidInputError, ModelError
-from .filters import Where, selected_ids
-from .home import resolve as resolve_index
-from .fusion import adaptive_weight, fuse
-from .lexical import LexicalIndex
 from . import coarse
+from .filters import Where, selected_ids
+from .fusion import adaptive_weight, fuse
+from .home import resolve as resolve_index
+from .lexical import LexicalIndex
 from .projection import coarse_vectors
-from .snippets import snippet
+from .snippets import query_terms, snippet
 from .store import open_index
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ class Hits(list):
 
 
 class Searcher:
-    """Queries one index (a name in the per-user home, a path, or None for the default index: home.resolve). `model` (a name or path) or `encoder` override the model recorded in the index;
-    either must embed like that model, or every query raises ModelError."""
+    """Queries one index (a name in the per-user home, a path, or None for the default index: home.resolve).
+    `model` (a name or path) or `encoder` override the model recorded in the index; either must embed like that
+    model, or every query raises ModelError."""
 
     def __init__(
         self, index_dir: Path | str | None = None, *, model: str | None = None, encoder: Encoder | None = None
@@ -177,7 +178,8 @@ class Searcher:
             hits = self._hits(D[i], I[i])
             if per_doc:
                 hits = _per_document(hits, k)
-            hits = Hits(self._with_snippet(h, queries[i]) for h in hits[:k] if min_score is None or h.score >= min_score)
+            terms = query_terms(queries[i], self._analyze)
+            hits = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
             hits.no_match = found[i][0] == 0 and found[i][1] < NO_MATCH_SCORE
             out.append(hits)
         return out
@@ -332,11 +334,11 @@ class Searcher:
             return self.lexical.analyzer.analyze(text)
         return [w.lower() for w in re.findall(r"\w+", text)]
 
-    def _with_snippet(self, hit: Hit, query: str) -> Hit:
-        """The hit (and the chunks folded under it) with the passage that matches the query: computed for the
-        hits returned only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
-        text, marks = snippet(hit.text, query, self._analyze)
-        more = tuple(self._with_snippet(m, query) for m in hit.more)
+    def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:
+        """The hit (and the chunks folded under it) with the passage that matches the query's terms: computed for
+        the hits returned only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
+        text, marks = snippet(hit.text, terms, self._analyze)
+        more = tuple(self._with_snippet(m, terms) for m in hit.more)
         return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more)
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
@@ -426,8 +428,9 @@ def check_query(query) -> None:
 
 # Up to this many queries are searched on one thread. subtle: on a busy machine, waking idle OpenMP/BLAS threads
 # costs milliseconds a query: on SciFact, one thread took two-stage p95 from 4.77 to 0.87 ms with the other core
-# loaded, for +0.08 ms p50 idle (RESULTS.md, threads; Intel Xeon with AMX). A large flat index is the exception: at
-# 1M chunks one query on one thread took 35.8 ms p50 idle (RESULTS.md, upkeep), so a size-aware rule is the next step.
+# loaded, for +0.08 ms p50 idle (RESULTS.md, threads; Intel Xeon with AMX). A large flat scan is what one thread
+# cannot carry (1M chunks: 36.8 ms p50, same CPU, RESULTS.md ten million chunks), which is why an index that large
+# gets an IVF coarse index (coarse.IVF_MIN_CHUNKS) instead of more threads.
 SINGLE_THREAD_QUERIES = 8
 _blas = None
 _single = threading.Lock()

@@ -39,10 +39,16 @@ def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> 
     return best
 
 
-def snippet(text: str, query: str, analyze, limit: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
-    """(passage, [(start, end) of each query word in it]) with whitespace folded to single spaces."""
+def query_terms(query: str, analyze) -> set[str]:
+    """The analysed words of a query that choose and light a passage: its function words only if it has nothing
+    else. Worked out once per query, not per hit."""
     terms = set(analyze(query))
-    terms = (terms - set(analyze(STOPWORDS))) or terms
+    return (terms - set(analyze(STOPWORDS))) or terms
+
+
+def snippet(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+    """(passage, [(start, end) of each query word in it]) for the query's `terms` (query_terms), with whitespace
+    folded to single spaces."""
     a, b = passage(text, terms, analyze, limit)
     flat = " ".join(text[a:b].split())
     marks = [m.span() for m in _WORD.finditer(flat) if terms and set(analyze(m.group())) & terms]

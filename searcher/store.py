@@ -44,7 +44,7 @@ import numpy as np
 import orjson
 
 from . import coarse, vectors
-from .atomic import fsync_dir, fsync_file, write_atomic
+from .atomic import fsync_dir, fsync_file, reserved_npy, write_atomic
 from .config import IndexConfig
 from .encoder import ModelInfo
 from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError
@@ -514,10 +514,10 @@ def map_rows(path: Path, *, index_dir: Path | None = None, dtype=np.float32) -> 
         except (ValueError, EOFError, OSError, TypeError) as e:
             raise bad(f"not a readable .npy file: {e}") from None
         offset = f.tell()
-        expected, dtype = np.dtype(dtype), file_dtype
-        if fortran or len(shape) != 2 or file_dtype != expected:
-            raise bad(f"dtype {file_dtype}, shape {shape}: expected a C-ordered 2-d {expected} array")
-        if os.fstat(f.fileno()).st_size < offset + shape[0] * shape[1] * expected.itemsize:
+        dtype = np.dtype(dtype)
+        if fortran or len(shape) != 2 or file_dtype != dtype:
+            raise bad(f"dtype {file_dtype}, shape {shape}: expected a C-ordered 2-d {dtype} array")
+        if os.fstat(f.fileno()).st_size < offset + shape[0] * shape[1] * dtype.itemsize:
             raise bad("shorter than its header says (truncated)")
         if shape[0] == 0 or shape[1] == 0:
             return np.empty(shape, dtype=dtype)
@@ -544,13 +544,7 @@ class GenerationWriter:
         self.path.mkdir(parents=True)
         self.n, self.dim = n, dim
         try:
-            # subtle: open_memmap makes a sparse file. Writing into its pages on a full disk raises no error but
-            # SIGBUS (seen on tmpfs); reserving the blocks first turns that into ENOSPC here, with a message.
-            with open(self.path / "full.npy", "wb") as f:
-                np.lib.format.write_array_header_2_0(f, {"descr": "<f4", "fortran_order": False, "shape": (n, dim)})
-                size = f.tell() + n * dim * 4
-                os.posix_fallocate(f.fileno(), 0, size)
-            self.full = np.lib.format.open_memmap(self.path / "full.npy", mode="r+") if n * dim else np.empty((n, dim), np.float32)
+            self.full = reserved_npy(self.path / vectors.FILES["float32"], (n, dim), np.float32)
         except BaseException:
             shutil.rmtree(self.path, ignore_errors=True)
             raise
@@ -591,7 +585,7 @@ class GenerationWriter:
 
     def publish(self, manifest: Manifest) -> None:
         """fsync every file, then switch the manifest; the previous generation is deleted afterwards."""
-        if isinstance(self.full, np.memmap):
+        if self.full is not None:  # None once converted to another storage type (generation._encode_full)
             self.full.flush()
         self.full = None
         for folder, _, names in os.walk(self.path):
@@ -625,11 +619,16 @@ def remove_garbage(index_dir: Path, manifest: Manifest | None) -> None:
             entry.unlink(missing_ok=True)
 
 
+def require_index(index_dir: Path) -> None:
+    """IndexNotFoundError unless `index_dir` is a real folder holding a searcher index."""
+    if not index_dir.is_dir() or index_dir.is_symlink() or not is_index_dir(index_dir):
+        raise IndexNotFoundError(f"no searcher index at {index_dir}; `searcher list` shows your indexes")
+
+
 def delete_index(index_dir: Path) -> list[str]:
     """Delete an index: searcher's own files in it, then the folder if nothing else is left. Returns the names of
     entries it left alone (files someone else put there). Refuses a folder that is not an index."""
-    if not index_dir.is_dir() or index_dir.is_symlink() or not is_index_dir(index_dir):
-        raise IndexNotFoundError(f"no searcher index at {index_dir}; `searcher list` shows your indexes")
+    require_index(index_dir)
     ours = {MANIFEST, PENDING, ".lock", MARKER}
     left = []
     for entry in sorted(index_dir.iterdir(), key=lambda e: e.name == MARKER):  # the marker last

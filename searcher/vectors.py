@@ -86,37 +86,25 @@ def train_quantizer(full: np.ndarray):
     return index
 
 
-def encode_full(path: Path, storage: str, quantizer=None) -> tuple[Path, object]:
-    """Convert the float32 full.npy in generation folder `path` to `storage`, block by block, and delete it; the
-    int8 quantizer is `quantizer` when given (kept from the previous generation), else trained here. Returns the
-    codes file and the quantizer (None for float32 and float16)."""
-    import os
+def encode_full(path: Path, storage: str, quantizer=None) -> None:
+    """Convert the float32 full.npy in generation folder `path` to `storage` (float16 or int8), block by block,
+    and delete it; the int8 quantizer is `quantizer` when given (kept from the previous generation), else trained
+    here and written beside the codes."""
+    from .atomic import reserved_npy
 
     source = path / FILES["float32"]
-    if storage == "float32":
-        return source, None
-    with open(source, "rb") as f:
-        np.lib.format.read_magic(f)
-        (n, d), _, _ = np.lib.format.read_array_header_2_0(f)
-    full = np.load(source, mmap_mode="r") if n * d else np.empty((n, d), np.float32)
+    full = np.load(source, mmap_mode="r")
     if storage == "int8" and quantizer is None:
         quantizer = train_quantizer(full)
-    target = path / FILES[storage]
-    dtype = np.dtype(DTYPES[storage])
-    with open(target, "wb") as f:  # reserved first, as full.npy is: a full disk is ENOSPC, not SIGBUS
-        np.lib.format.write_array_header_2_0(f, {"descr": dtype.str, "fortran_order": False, "shape": (n, d)})
-        os.posix_fallocate(f.fileno(), 0, f.tell() + n * d * dtype.itemsize)
-    codes = np.lib.format.open_memmap(target, mode="r+") if n * d else None
-    for a in range(0, n, BLOCK):
+    codes = reserved_npy(path / FILES[storage], full.shape, DTYPES[storage])
+    for a in range(0, len(full), BLOCK):
         x = np.ascontiguousarray(full[a : a + BLOCK], dtype=np.float32)
         codes[a : a + len(x)] = x.astype(np.float16) if storage == "float16" else quantizer.sa_encode(x)
-    if codes is not None:
-        codes.flush()
+    codes.flush()
     del codes, full
-    if quantizer is not None:
+    if storage == "int8":
         write_quantizer(path / QUANTIZER, quantizer)
     source.unlink()
-    return target, quantizer
 
 
 def write_quantizer(path: Path, quantizer) -> None:

@@ -13,7 +13,7 @@ from conftest import write_corpus
 from fakes import FakeEncoder
 
 from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher.snippets import passage, snippet
+from searcher.snippets import passage, query_terms, snippet
 
 MD = """---
 title: Node errors
@@ -124,7 +124,7 @@ def test_the_snippet_is_the_passage_that_matches(tmp_path):
     from searcher.lexical import analyzer
 
     analyze = analyzer("english").analyze
-    shown, marks = snippet(text, "exclude a directory", analyze)
+    shown, marks = snippet(text, query_terms("exclude a directory", analyze), analyze)
     assert "--exclude=PATTERN" in shown and len(shown) <= 240
     assert {shown[a:b].lower() for a, b in marks} >= {"exclude", "directory"}
     a, b = passage("No query word here. Nothing at all.", {"zebra"}, analyze)

@@ -130,8 +130,9 @@ def create_app(catalog: Catalog, *, token: str | None = None) -> FastAPI:
         shortlist: int = Query(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST),
         index: str | None = Query(None),
     ) -> Response:
-        request = SearchRequest(query=query, k=k, mode=mode, paths=path, types=type, per_doc=per_doc,
-                                min_score=min_score, shortlist=shortlist, index=index)
+        # model_construct: FastAPI has validated each parameter already, with the same bounds
+        request = SearchRequest.model_construct(query=query, k=k, mode=mode, paths=path, types=type, per_doc=per_doc,
+                                                min_score=min_score, shortlist=shortlist, index=index)
         return search(request)
 
     @app.post("/search", summary="Search one index")
