@@ -16,6 +16,7 @@ from pathlib import Path
 import click
 
 from .config import (
+    BACKENDS,
     DEFAULT_FULL_STORAGE,
     DEFAULT_K,
     DEFAULT_MODE,
@@ -24,6 +25,7 @@ from .config import (
     LEXICAL_TOKENIZERS,
     MODE_ALIASES,
     PROJECTIONS,
+    QDRANT_QUANTIZATIONS,
     SEARCH_MODES,
     FinetuneConfig,
 )
@@ -105,12 +107,25 @@ def cli() -> None:
               help="Index only files matching GLOB (gitignore syntax, repeatable) [default: every file it can read].")
 @click.option("--exclude", multiple=True, metavar="GLOB",
               help="Leave out files matching GLOB (repeatable), beside what .gitignore and .searcherignore leave out.")
+@click.option("--backend", type=click.Choice(BACKENDS),
+              help="Where queries are answered: local FAISS files, or a Qdrant collection mirroring them "
+                   "[default: local].")
+@click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
+              help="The qdrant backend on a Qdrant server or cluster (env SEARCHER_QDRANT_URL).")
+@click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="The qdrant backend in an embedded Qdrant Edge shard in DIR (one process at a time).")
+@click.option("--qdrant-collection", metavar="NAME", help="Collection on the server [default: searcher].")
+@click.option("--qdrant-quantization", type=click.Choice(QDRANT_QUANTIZATIONS),
+              help="Quantise the coarse vector in Qdrant, rescored with the original [default: none].")
+@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
+              help="Embed on a Ray cluster: ADDRESS (ray://... or auto), or a local one without it.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("--watch", is_flag=True, help="Then keep watching SOURCE and update the index after each change.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
 def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, full_storage,
-          lexical_tokenizer, fusion_weight, include, exclude, rebuild, watch, quiet, verbose):
+          lexical_tokenizer, fusion_weight, include, exclude, backend, qdrant_url, qdrant_path, qdrant_collection,
+          qdrant_quantization, ray_address, rebuild, watch, quiet, verbose):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
@@ -133,9 +148,18 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         fusion_weight=fusion_weight,
         include=include or None,
         exclude=exclude or None,
+        backend=backend or ("qdrant" if qdrant_url or qdrant_path else None),
+        qdrant_url=qdrant_url,
+        qdrant_path=str(qdrant_path) if qdrant_path else None,
+        qdrant_collection=qdrant_collection,
+        qdrant_quantization=qdrant_quantization,
     )
+    if qdrant_url:
+        config = config.replace(qdrant_path="")
+    elif qdrant_path:
+        config = config.replace(qdrant_url="")
     with _Progress(enabled=not quiet) as progress:
-        report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress)
+        report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress, ray=ray_address)
     _print_report(report, verbose)
     if watch:
         _watch(source, index_dir, verbose)
@@ -156,6 +180,8 @@ def _print_report(report, verbose: bool) -> None:
         f"{report.reused} reused; "
         f"index {report.index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
     )
+    if report.synced:
+        click.echo(report.synced)
 
 
 def _watch(source: Path, index_dir, verbose: bool) -> None:

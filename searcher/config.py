@@ -33,6 +33,8 @@ PROJECTIONS = ("auto", "pca", "prefix")
 LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each does
 COARSE_INDEXES = ("auto", "flat", "ivf")  # coarse.py says what each is
 FULL_STORAGE_TYPES = ("float32", "float16", "int8")  # vectors.py says how each is stored
+BACKENDS = ("local", "qdrant")  # where queries are answered: backends/ says what each is
+QDRANT_QUANTIZATIONS = ("none", "scalar", "binary")  # of the coarse vector in Qdrant, rescored (backends/qdrant.py)
 # The full vectors' storage type for new indexes, chosen by measurement (benchmarks/RESULTS.md, storage section).
 DEFAULT_FULL_STORAGE = "int8"
 
@@ -52,6 +54,11 @@ class IndexConfig:
     exclude: tuple[str, ...] = ()  # gitignore-style patterns to leave out, beside .gitignore and .searcherignore
     full_storage: str = DEFAULT_FULL_STORAGE  # the full vectors on disk: float32, float16 or int8 (vectors.py)
     coarse_index: str = "auto"  # the shortlist index: flat, ivf, or auto (by index size; coarse.py)
+    backend: str = "local"  # local (FAISS generations) or qdrant (the generation mirrored into a collection)
+    qdrant_url: str = ""  # a Qdrant server or cluster (qdrant-client), for backend="qdrant"
+    qdrant_path: str = ""  # or an embedded Qdrant Edge shard in this folder
+    qdrant_collection: str = "searcher"  # the collection on the server
+    qdrant_quantization: str = "none"  # the coarse vector in Qdrant: none, scalar (int8) or binary, rescored
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "include", tuple(self.include))  # lists when read back from JSON
@@ -78,6 +85,14 @@ class IndexConfig:
         if self.coarse_index not in COARSE_INDEXES:
             raise InvalidInputError(
                 f"coarse_index must be one of {', '.join(COARSE_INDEXES)}, got {self.coarse_index!r}")
+        if self.backend not in BACKENDS:
+            raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        if self.qdrant_quantization not in QDRANT_QUANTIZATIONS:
+            raise InvalidInputError(f"qdrant_quantization must be one of {', '.join(QDRANT_QUANTIZATIONS)}, "
+                                    f"got {self.qdrant_quantization!r}")
+        if self.backend == "qdrant" and bool(self.qdrant_url) == bool(self.qdrant_path):
+            raise InvalidInputError("the qdrant backend needs exactly one of --qdrant-url URL (a server) or "
+                                    "--qdrant-path DIR (an embedded Edge shard)")
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise InvalidInputError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
 

@@ -87,7 +87,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
     generation = writer.generation
     config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
     keep_rows = kept_rows(prev, plan.kept)
-    next_id = current.next_id if current and prev is not None else 0
+    next_id = current.next_id if current else 0  # never reused, not even by --rebuild (backends/qdrant.py)
     first_new_id = next_id
     entries = list(plan.kept)
     for f in plan.new_files:

@@ -80,10 +80,11 @@ class IndexReport:
     documents: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks the model embedded in this run
-    embedded_with: str = ""  # "torch", "torch-bf16", "onnx" or "onnx-int8": the fastest here (choose_document_encoder)
+    embedded_with: str = ""  # "torch", "torch-bf16", "onnx" or "onnx-int8" (choose_document_encoder), "ray"
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
     generation: int = 0  # the generation this run published (0: nothing changed, nothing written)
+    synced: str = ""  # the qdrant backend: what the sync to the collection did
     warnings: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # every skipped file, with the reason
     seconds: dict[str, float] = field(
@@ -110,6 +111,7 @@ def build_index(
     cache_dir: Path | str | None = None,
     export_encoder: bool = True,
     load_model: Callable[[str], Encoder] | None = None,
+    ray: str | None = None,
 ) -> IndexReport:
     """Index (or update the index of) a folder or a single file, into the index named or found at `index_dir`
     (home.resolve: a name in the per-user home, or a path; None is the default index).
@@ -120,6 +122,8 @@ def build_index(
     index of the same texts with the same model embeds nothing (`searcher eval` keeps one per model).
     `export_encoder` exports the model for torch-free queries (onnx_encoder.py) when the index has none.
     `load_model(name)` loads the model when this run needs it (watch.py passes one that keeps it for the next run).
+    `ray` embeds on a Ray cluster (cluster.py): its address, or "local" to start one on this machine.
+    An index whose config names the qdrant backend is then mirrored into its collection (backends/qdrant.py).
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -155,10 +159,11 @@ def build_index(
                 if prev is not None:
                     prev.check_order()
                 report = _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
-                                export_encoder, generation, load_model or load_encoder)
+                                export_encoder, generation, load_model or load_encoder, ray)
             finally:
                 if prev is not None:
                     prev.close()
+            report.synced = _sync_backend(index_dir, progress)
         if report.generation:
             collect_encoders()  # this index may have let go of an encoder it shared (a new model)
         return report
@@ -191,10 +196,12 @@ def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progres
                                             max([current.generation, *generations_on_disk(index_dir)]) + 1)
             finally:
                 prev.close()
+            synced = _sync_backend(index_dir, progress)
     except OSError as e:
         raise _os_error(e, index_dir) from None
     return IndexReport(index_dir=str(index_dir), removed=len(files) - len(kept), documents=manifest.documents,
-                       chunks=manifest.chunks, projection=manifest.projection.kind, generation=manifest.generation)
+                       chunks=manifest.chunks, projection=manifest.projection.kind, generation=manifest.generation,
+                       synced=synced)
 
 
 def update_index(index_dir: Path | str | None = None, *, progress: Progress | None = None
@@ -234,6 +241,22 @@ def set_fusion_weight(index_dir: Path | str, weight: float, *, adaptive: bool | 
                                                           option=orjson.OPT_INDENT_2))
 
 
+def _sync_backend(index_dir: Path, progress: Progress) -> str:
+    """Mirror the published generation into the index's Qdrant collection (backends/qdrant.py), if it has one;
+    a no-op when the collection is in step. Runs under the index's lock: one writer at a time."""
+    if read_manifest(index_dir).config.backend != "qdrant":
+        return ""
+    from .backends.qdrant import sync
+
+    index = open_index(index_dir)
+    try:
+        done = sync(index, progress=progress)
+    finally:
+        index.close()
+    return (f"qdrant generation {done.generation}: {done.upserted} points written, {done.retired} retired"
+            if done.upserted or done.retired else f"qdrant generation {done.generation}: in step")
+
+
 def _os_error(e: OSError, index_dir: Path) -> SearcherError:
     """An OSError while indexing as one line; the published index is untouched by then (publish is one rename)."""
     where = e.filename or index_dir
@@ -256,8 +279,11 @@ def _build(
     export_encoder: bool,
     generation: int,
     load_model: Callable[[str], Encoder],
+    ray: str | None = None,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
+    if config.qdrant_path:  # the shard's folder, wherever the command runs from
+        config = config.replace(qdrant_path=str(Path(config.qdrant_path).expanduser().resolve()))
     # subtle: updating an index with its own model loads that model (torch, seconds) only once a file needs
     # chunking or embedding; a run that finds nothing changed never imports torch.
     if encoder is None and prev is not None and resolve_model(config.model)[0] == prev.manifest.model.name:
@@ -322,7 +348,7 @@ def _build(
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
     _embed_missing(model, index_dir, plan, pending, report, progress,
-                   current.document_encoder if current and prev is not None else None)
+                   current.document_encoder if current and prev is not None else None, ray)
 
     started = time.perf_counter()
     manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)
@@ -480,9 +506,10 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 def _embed_missing(
     model: Callable[[], Encoder], index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport,
-    progress: Progress, previous: dict | None,
+    progress: Progress, previous: dict | None, ray: str | None = None,
 ) -> None:
-    """Embed every chunk not found in the previous generation or the pending cache, saving as we go."""
+    """Embed every chunk not found in the previous generation or the pending cache, saving as we go (on a Ray
+    cluster when `ray` names one)."""
     config, keys = plan.config, plan.keys
     todo: dict[str, str] = {}
     for chunk, key in zip(plan.new_chunks, keys):
@@ -500,6 +527,15 @@ def _embed_missing(
         return
     progress("embed", 0, len(order))
     started = time.perf_counter()
+    if ray is not None:
+        from .cluster import embed_on_ray
+
+        embed_on_ray([todo[k] for k in order], plan.model.name, ray, batch_size,
+                     save=lambda start, x: pending.add(order[start : start + len(x)], x),
+                     progress=lambda done: progress("embed", done, len(order)))
+        report.embedded_with = "ray"
+        report.seconds["embed"] = time.perf_counter() - started
+        return
     weights = plan.model.weights_id()
     choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
                                      [todo[k] for k in order], batch_size, previous or remembered_choice(weights))

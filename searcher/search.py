@@ -24,6 +24,7 @@ from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, ch
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import IndexFormatError, InvalidInputError, ModelError
 from . import coarse
+from .backends import open_backend
 from .filters import Where, selected_ids
 from .fusion import adaptive_weight, fuse
 from .home import resolve as resolve_index
@@ -79,7 +80,13 @@ class Searcher:
     ) -> None:
         self.index = open_index(resolve_index(index_dir))
         self.manifest = self.index.manifest
-        self._coarse = self.index.load_coarse()
+        # backends/: an index mirrored into Qdrant is searched there; its local generation serves the file table
+        try:
+            self.backend = open_backend(self.manifest.config)
+        except BaseException:
+            self.index.close()
+            raise
+        self._coarse = self.index.load_coarse() if self.backend is None else None
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
@@ -95,6 +102,8 @@ class Searcher:
 
     def close(self) -> None:
         self.index.close()
+        if self.backend is not None:
+            self.backend.close()
 
     @property
     def encoder(self) -> Encoder:
@@ -172,10 +181,10 @@ class Searcher:
         if per_doc:  # enough chunks for k documents (for hybrid, no more than it fuses anyway)
             fetch = max(FUSION_DEPTH, PER_DOC_CHUNKS * k) if mode == "hybrid" else PER_DOC_CHUNKS * k
         xq = None if mode == "lexical" else self.encoder.encode_queries(list(queries))
-        D, I, found = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, allowed)
+        D, I, found, records = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, allowed)
         out = []
         for i in range(len(queries)):
-            hits = self._hits(D[i], I[i])
+            hits = self._hits(D[i], I[i], records)
             if per_doc:
                 hits = _per_document(hits, k)
             terms = query_terms(queries[i], self._analyze)
@@ -197,11 +206,12 @@ class Searcher:
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if mode in ("hybrid", "lexical") and texts is None:
             raise InvalidInputError(f"mode {mode!r} needs the query texts: pass texts=[...]")
-        D, I, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, self._selected(where))
+        D, I, _, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, self._selected(where))
         return D, I
 
     def _search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed=None):
-        """(D, I, [(lexical hits, best dense score)] per query); `allowed`: sorted chunk ids a filter keeps."""
+        """(D, I, [(lexical hits, best dense score)] per query, {id: chunk record} or None to read them from the
+        local generation); `allowed`: sorted chunk ids a filter keeps."""
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
             raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
@@ -209,14 +219,16 @@ class Searcher:
         total = len(self.index) if allowed is None else len(allowed)
         k, shortlist = min(k, total), min(max(shortlist, k), total)
         if k == 0:
-            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n
-        if mode == "hybrid" and self.lexical is None:
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, None
+        if self.backend is not None:
+            return self._backend_search(xq, texts, k, shortlist, mode, fusion_weight, allowed)
+        if mode == "hybrid" and self.lexical is None and self.backend is None:
             mode = "dense"
         if mode == "lexical":
             if self.lexical is None:
                 raise IndexFormatError(f"the index at {self.index.index_dir} has no usable lexical side; "
                                        "re-run `searcher index` on it to build one")
-            return self._lexical_only(texts, k, allowed)
+            return (*self._lexical_only(texts, k, allowed), None)
         xq = normalize_rows(xq)
         if self.index.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.index.rotation)
@@ -232,8 +244,23 @@ class Searcher:
                 D, I = self._rerank(xq, candidates, depth)
                 if mode == "hybrid":
                     weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
-                    return self._fuse(xq, texts, D, I, k, weight, allowed)
-        return D, I, [(-1, float(D[i, 0])) for i in range(n)]  # -1: the lexical side was not asked
+                    return (*self._fuse(xq, texts, D, I, k, weight, allowed), None)
+        return D, I, [(-1, float(D[i, 0])) for i in range(n)], None  # -1: the lexical side was not asked
+
+    def _backend_search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed):
+        """The same search in the index's backend (backends/): the filter goes as the files it keeps."""
+        sources = None
+        if allowed is not None:
+            sources = [e.path for e in self.index.files() if len(allowed) and
+                       np.searchsorted(allowed, e.id_start) < len(allowed) and
+                       allowed[np.searchsorted(allowed, e.id_start)] < e.id_end]
+        if xq is not None:
+            xq = normalize_rows(xq)
+            if self.backend.rotation is not None:
+                xq = np.ascontiguousarray(xq @ self.backend.rotation)
+        weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
+        return self.backend.search(xq, texts, k, shortlist, mode, weight, self.manifest.config.fusion_adaptive,
+                                   sources, ())
 
     def _selected(self, where: Where | None) -> np.ndarray | None:
         """The chunk ids a filter keeps, worked out once per filter and Searcher (the index does not change)."""
@@ -341,10 +368,12 @@ class Searcher:
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
         return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more)
 
-    def _hits(self, scores: np.ndarray, ids: np.ndarray) -> list[Hit]:
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, records: dict[int, dict] | None = None) -> list[Hit]:
         valid = ids >= 0
-        rows = self.index.rows_of(ids[valid])
-        records = self.index.chunks(rows)
+        if records is not None:  # a backend returned the records with the ids
+            records = [records[int(i)] for i in ids[valid]]
+        else:
+            records = self.index.chunks(self.index.rows_of(ids[valid]))
         return [
             Hit(
                 id=r["id"],
