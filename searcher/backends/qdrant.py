@@ -492,15 +492,16 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
             progress("sync", min(a + BATCH, len(rows)), len(rows))
         for a in range(0, len(gone), 10_000):
             store.set_payload(gone[a : a + 10_000], {"gen_to": generation})
-        store.finish()
         store.set_meta({
             "format": META_FORMAT, "version": META_VERSION, "generation": generation, "frame": frame,
             "manifest": orjson.dumps(manifest.to_dict()).decode(),
             "rotation": None if index.rotation is None else base64.b64encode(
                 np.ascontiguousarray(index.rotation, dtype=np.float32).tobytes()).decode(),
         })
-        if isinstance(store, EdgeStore):
-            store.shard.flush()
+        # Readers now use `generation`: the retired points can go (a query that read the previous generation an
+        # instant before may miss them: the removed files' chunks, never anything wrong).
+        store.delete_where("gen_to", lte=generation)
+        store.finish()
         report.generation = generation
         report.seconds = time.perf_counter() - started
         return report
@@ -559,17 +560,19 @@ class QdrantBackend:
         scope = Scope(self.store.generation(), None if sources is None else tuple(sources), tuple(types))
         n = len(texts) if xq is None else len(xq)
         ef = max(128, self.EF_FACTOR * shortlist)
+        # subtle: a few more than k, so that ties at the k-th place go to the smaller id, as locally (_arrays)
+        keep = 2 * k + 8
         results, found = [], []
         for i in range(n):
             if mode == "lexical":
-                hits = self.store.text(texts[i], k, scope)
+                hits = self.store.text(texts[i], keep, scope)
                 found.append((len(hits), -1.0))
             elif mode == "coarse":
-                hits = self.store.nearest(_unit(xq[i, : self.coarse_dim]), "coarse", k, scope, ef, False)
+                hits = self.store.nearest(_unit(xq[i, : self.coarse_dim]), "coarse", keep, scope, ef, False)
             elif mode == "full":
-                hits = self.store.nearest(xq[i], "full", k, scope, ef, True)
+                hits = self.store.nearest(xq[i], "full", keep, scope, ef, True)
             else:
-                depth = max(k, FUSION_DEPTH) if mode == "hybrid" else k
+                depth = max(k, FUSION_DEPTH) if mode == "hybrid" else min(keep, shortlist)
                 hits = self.store.funnel(_unit(xq[i, : self.coarse_dim]), xq[i], max(shortlist, depth), depth,
                                          scope, ef, False)
                 if mode == "hybrid":

@@ -1,0 +1,323 @@
+"""The qdrant backend on Qdrant's real engine (an Edge shard in tmp_path): the same answers as the local backend in
+every mode, incremental updates, filters, per-document results, reload, a killed sync finished by the next run,
+and clear errors. qdrant-client's local mode checks the server path's request shapes; a real server is used
+only where QDRANT_URL is set (docker run -p 6333:6333 qdrant/qdrant, then QDRANT_URL=http://127.0.0.1:6333)."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import write_corpus
+from fakes import FakeEncoder
+
+from searcher import IndexConfig, Searcher, build_index, open_index
+from searcher.backends import qdrant
+from searcher.errors import InvalidInputError, SearcherError
+from searcher.filters import Where
+
+pytest.importorskip("qdrant_edge", reason="the qdrant extra is not installed: pip install 'searcher[qdrant]'")
+
+QUERIES = ["pasta with tomato sauce", "planets and moons", "water the soil", "owls at night", "read a file"]
+MODES = ["dense", "hybrid", "lexical", "full", "coarse"]
+
+
+@pytest.fixture
+def pair(tmp_path, fake, fake_config):
+    """The same corpus indexed locally and into an Edge shard."""
+    docs = write_corpus(tmp_path / "docs")
+    qconfig = fake_config.replace(backend="qdrant", qdrant_path=str(tmp_path / "shard"))
+    report = build_index(docs, tmp_path / "q", qconfig, encoder=fake)
+    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    return docs, tmp_path / "q", tmp_path / "l", report
+
+
+def _ids(hits):
+    return [(h.id, round(h.score, 4)) for h in hits]
+
+
+def _same(a, b):
+    """Same scores; the same chunks, except that which of several chunks tied at the last place is kept, and the
+    order inside a tie, may differ (FAISS's coarse-only search does not break ties by id)."""
+    assert np.allclose([h.score for h in a], [h.score for h in b], atol=1e-4)
+    if not a:
+        return
+    last = round(a[-1].score, 4)
+    for score in {round(h.score, 4) for h in a} - {last}:
+        assert {h.id for h in a if round(h.score, 4) == score} == {h.id for h in b if round(h.score, 4) == score}
+
+
+def test_every_mode_answers_like_the_local_backend(pair, fake):
+    docs, q, local, report = pair
+    assert report.synced.startswith("qdrant generation 1: ")
+    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
+        assert sq.backend is not None and sl.backend is None
+        for mode in MODES:
+            for query in QUERIES:
+                a, b = sq.search(query, 5, mode=mode), sl.search(query, 5, mode=mode)
+                _same(a, b)
+                local_hits = {h.id: h for h in b}
+                for h in a:  # the chunk record comes back from the payload as it is stored locally
+                    if h.id in local_hits:
+                        assert dataclasses.replace(h, score=0) == dataclasses.replace(local_hits[h.id], score=0)
+                assert a.no_match == b.no_match
+        D1, I1 = sq.search_vectors(fake.encode_queries(QUERIES), k=4)
+        D2, I2 = sl.search_vectors(fake.encode_queries(QUERIES), k=4)
+        assert np.array_equal(I1, I2) and np.allclose(D1, D2, atol=1e-4)
+
+
+def test_filters_and_per_document(pair, fake):
+    docs, q, local, _ = pair
+    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
+        for where in (Where(types=("md",)), Where(paths=("nested/*",)), Where(types=("txt", "rst"))):
+            a, b = sq.search("water the soil", 10, where=where), sl.search("water the soil", 10, where=where)
+            _same(a, b)
+            assert a and all(where.matches(h.source) for h in a)
+        assert sq.search("water", 5, where=Where(types=("pdf",))) == []
+        a, b = sq.search("water", 3, per_doc=True), sl.search("water", 3, per_doc=True)
+        _same(a, b)
+        assert [len(h.more) for h in a] == [len(h.more) for h in b]
+        assert len({h.source for h in a}) == len(a)
+
+
+def _collection_ids(path: str) -> np.ndarray:
+    store = qdrant.EdgeStore(path)
+    try:
+        return store.ids()
+    finally:
+        store.close()
+
+
+def test_incremental_update_replaces_changed_and_removes_deleted_files(pair, fake, tmp_path):
+    docs, q, local, _ = pair
+    (docs / "cooking.md").unlink()
+    (docs / "astronomy.txt").write_text("Quantum physics of water waves.\n", encoding="utf-8")
+    (docs / "new.md").write_text("# New\n\nA note about sourdough bread.\n", encoding="utf-8")
+    report = build_index(docs, q, encoder=fake)
+    build_index(docs, local, encoder=fake)
+    assert report.removed == 1 and report.indexed == 2
+    assert "retired" in report.synced and "0 retired" not in report.synced
+    index = open_index(q)
+    try:
+        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))  # no orphans, no dups
+    finally:
+        index.close()
+    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
+        assert sq.backend.count() == len(sl.index)
+        for query in QUERIES + ["sourdough bread", "quantum waves"]:
+            _same(sq.search(query, 6, mode="hybrid"), sl.search(query, 6, mode="hybrid"))
+        assert not any("cooking" in h.source for h in sq.search("pasta tomato sauce", 10, mode="lexical"))
+    again = build_index(docs, q, encoder=fake, export_encoder=False)  # nothing changed: nothing written
+    assert again.generation == 0 and again.synced.endswith("in step")
+
+
+def test_a_reloaded_shard_answers_the_same(pair, fake):
+    docs, q, _, _ = pair
+    with Searcher(q, encoder=fake) as sq:
+        before = [_ids(sq.search(query, 5)) for query in QUERIES]
+    code = ("import sys; sys.path.insert(0, 'tests'); from fakes import FakeEncoder; from searcher import Searcher;"
+            f"s = Searcher({str(q)!r}, encoder=FakeEncoder());"
+            f"print([[(h.id, round(h.score, 4)) for h in s.search(x, 5)] for x in {QUERIES!r}])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert out.stdout.strip() == str(before)
+
+
+def test_a_killed_sync_is_invisible_and_the_next_run_finishes_it(pair, fake, tmp_path, monkeypatch):
+    docs, q, local, _ = pair
+    with Searcher(q, encoder=fake) as sq:
+        before = [_ids(sq.search(query, 5, mode="dense")) for query in QUERIES]
+        before_hybrid = [[h.id for h in sq.search(query, 5, mode="hybrid")] for query in QUERIES]
+    (docs / "cooking.md").unlink()
+    (docs / "extra.md").write_text("# Extra\n\nPasta again, with pesto and pine nuts.\n", encoding="utf-8")
+
+    def killed(self, payload):
+        raise KeyboardInterrupt  # the process dies after upserting and retiring, before publishing
+
+    monkeypatch.setattr(qdrant.EdgeStore, "set_meta", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(docs, q, encoder=fake)
+    monkeypatch.undo()
+    with Searcher(q, encoder=fake) as sq:  # readers still see the last published generation, whole
+        assert [_ids(sq.search(query, 5, mode="dense")) for query in QUERIES] == before
+        # (the hidden points do count in BM25's statistics until the sync is finished: same hits, other scores)
+        assert [[h.id for h in sq.search(query, 5, mode="hybrid")] for query in QUERIES] == before_hybrid
+    report = build_index(docs, q, encoder=fake, export_encoder=False)  # the local index is current: only the sync runs
+    assert report.generation == 0 and "points written" in report.synced
+    build_index(docs, local, encoder=fake)
+    index = open_index(q)
+    try:
+        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))
+    finally:
+        index.close()
+    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
+        for query in QUERIES + ["pesto"]:
+            _same(sq.search(query, 5, mode="hybrid"), sl.search(query, 5, mode="hybrid"))
+
+
+def test_a_rebuild_replaces_every_point(pair, fake, tmp_path):
+    docs, q, _, _ = pair
+    first = open_index(q)
+    old_ids = np.asarray(first.ids).copy()
+    first.close()
+    build_index(docs, q, rebuild=True, encoder=fake)
+    index = open_index(q)
+    try:
+        assert not set(index.ids.tolist()) & set(old_ids.tolist())  # ids are never reused
+        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))
+    finally:
+        index.close()
+
+
+@pytest.mark.parametrize("quantization", ["scalar", "binary"])
+def test_a_quantised_coarse_vector_is_rescored(tmp_path, fake, fake_config, quantization):
+    docs = write_corpus(tmp_path / "docs")
+    config = fake_config.replace(backend="qdrant", qdrant_path=str(tmp_path / "shard"), qdrant_quantization=quantization)
+    build_index(docs, tmp_path / "q", config, encoder=fake)
+    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    with Searcher(tmp_path / "q", encoder=fake) as sq, Searcher(tmp_path / "l", encoder=fake) as sl:
+        for query in QUERIES:  # a shortlist as large as this small index: rescoring makes the answers exact
+            _same(sq.search(query, 5, mode="dense"), sl.search(query, 5, mode="dense"))
+
+
+def test_config_errors_name_the_fix(tmp_path):
+    with pytest.raises(InvalidInputError, match="exactly one of --qdrant-url"):
+        IndexConfig(backend="qdrant")
+    with pytest.raises(InvalidInputError, match="exactly one of --qdrant-url"):
+        IndexConfig(backend="qdrant", qdrant_url="http://x", qdrant_path="/y")
+    with pytest.raises(InvalidInputError, match="qdrant_quantization must be one of"):
+        IndexConfig(qdrant_quantization="pq")
+
+
+def test_an_unreachable_server_is_one_clear_error_and_the_local_index_is_kept(tmp_path, fake, fake_config, monkeypatch):
+    monkeypatch.setattr(qdrant, "RETRY_WAIT", 0.01)
+    docs = write_corpus(tmp_path / "docs")
+    config = fake_config.replace(backend="qdrant", qdrant_url="http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(SearcherError, match="cannot reach Qdrant at http://127.0.0.1:9 .*run the same command again"):
+        build_index(docs, tmp_path / "q", config, encoder=fake)
+    index = open_index(tmp_path / "q")  # published locally; the next run syncs it
+    try:
+        assert len(index) > 0
+    finally:
+        index.close()
+
+
+def test_a_shard_held_by_another_process_is_one_clear_error(pair, tmp_path):
+    code = ("from qdrant_edge import EdgeShard; import sys, time; s = EdgeShard.load(sys.argv[1]);"
+            "print('held', flush=True); time.sleep(30)")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "shard")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(SearcherError, match="in use by another process .*--qdrant-url"):
+            qdrant.EdgeStore(str(tmp_path / "shard"))
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_the_cli_indexes_and_queries_through_an_edge_shard(tmp_path, use_fake_encoder):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = write_corpus(tmp_path / "docs")
+    runner = CliRunner()
+    shard = tmp_path / "shard"
+    result = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "q"), "--qdrant-path", str(shard),
+                                 "--chunk-tokens", "32", "--full-storage", "float32", "-q"])
+    assert result.exit_code == 0, result.output
+    assert "qdrant generation 1: " in result.output
+    result = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "l"), "--chunk-tokens", "32",
+                                 "--full-storage", "float32", "-q"])
+    assert result.exit_code == 0, result.output
+    outputs = [runner.invoke(cli, ["query", "owls hunt at night", "--index", str(tmp_path / name), "--format", "json"])
+               for name in ("q", "l")]
+    assert outputs[0].exit_code == 0 and outputs[0].output == outputs[1].output
+    bad = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "x"), "--backend", "qdrant"])
+    assert bad.exit_code != 0 and "exactly one of --qdrant-url" in bad.output
+
+
+# --- the server path: request shapes against qdrant-client's local mode, answers against a real server ---------
+
+def _client_store(url: str | None, collection: str):
+    if url is None:  # the pure-Python local mode: the same request models, not the engine
+        return qdrant.ClientStore("", collection, location=":memory:")
+    return qdrant.ClientStore(url, collection)
+
+
+def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
+    """Local mode validates every request model the server path sends (create, payload indexes, upsert, set and
+    delete payload, delete by filter, scroll, the prefetch funnel with its filter, retrieve)."""
+    docs = write_corpus(tmp_path / "docs")
+    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    index = open_index(tmp_path / "l")
+    try:
+        store = _client_store(None, "shapes")
+        report = qdrant.sync(index, store=store)
+        assert report.upserted == len(index) and report.generation == 1
+        assert np.array_equal(store.ids(), np.asarray(index.ids))
+        q = fake.encode_queries(["pasta with tomato sauce"])[0]
+        hits = store.funnel(qdrant._unit(q[:64]), q, 20, 5, qdrant.Scope(1, types=(".md",)), 128, False)
+        assert hits and all(h.payload["ext"] == ".md" for h in hits)
+        assert set(store.full_vectors([hits[0].id])) == {hits[0].id}
+        assert store.count(qdrant.Scope(1)) == len(index)
+        assert qdrant.sync(index, store=store).upserted == 0
+        store.close()
+    finally:
+        index.close()
+
+
+@pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason="set QDRANT_URL to a Qdrant server to run "
+                    "(docker run -p 6333:6333 qdrant/qdrant; QDRANT_URL=http://127.0.0.1:6333)")
+def test_a_real_server_answers_like_the_local_backend(tmp_path, fake, fake_config):
+    docs = write_corpus(tmp_path / "docs")
+    collection = f"searcher-test-{os.getpid()}-{int(time.time())}"
+    config = fake_config.replace(backend="qdrant", qdrant_url=os.environ["QDRANT_URL"], qdrant_collection=collection)
+    build_index(docs, tmp_path / "q", config, encoder=fake)
+    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    try:
+        with Searcher(tmp_path / "q", encoder=fake) as sq, Searcher(tmp_path / "l", encoder=fake) as sl:
+            for mode in MODES:
+                for query in QUERIES:
+                    _same(sq.search(query, 5, mode=mode), sl.search(query, 5, mode=mode))
+    finally:
+        store = qdrant.ClientStore(os.environ["QDRANT_URL"], collection)
+        store.client.delete_collection(collection)
+        store.close()
+
+
+# --- Ray -----------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def ray_cluster():
+    """A real local Ray cluster on loopback, for the session."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'searcher[ray]'")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+             object_store_memory=200 * 1024 * 1024)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_ray_embeds_like_the_local_path(tmp_path, ray_cluster, minilm):
+    docs = write_corpus(tmp_path / "docs", {f"note{i}.md": f"# Note {i}\n\nThe tide came in at {i} o'clock; "
+                                            "gulls followed the fishing boats home.\n" for i in range(12)})
+    config = IndexConfig(full_storage="float32", chunk_tokens=32, overlap_tokens=4)
+    report = build_index(docs, tmp_path / "ray", config, encoder=minilm, ray="local")
+    assert report.embedded_with == "ray" and report.embedded == report.chunks > 0
+    build_index(docs, tmp_path / "local", config, encoder=minilm)
+    a, b = open_index(tmp_path / "ray"), open_index(tmp_path / "local")
+    try:
+        xa = np.asarray(a.full) @ (a.rotation.T if a.rotation is not None else np.eye(a.full.shape[1]))
+        xb = np.asarray(b.full) @ (b.rotation.T if b.rotation is not None else np.eye(b.full.shape[1]))
+        assert [r["text"] for r in a.iter_chunks()] == [r["text"] for r in b.iter_chunks()]
+        assert np.min(np.sum(xa * xb, axis=1)) >= 0.9999
+    finally:
+        a.close()
+        b.close()
