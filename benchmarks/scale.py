@@ -73,7 +73,8 @@ def build(index_dir: Path, n: int, d: int) -> None:
     )
     writer.write_files([FileEntry("synthetic", "", 0, 0, n, 0, n)])
     info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
-    writer.publish(Manifest(1, now(), now(), IndexConfig(model="synthetic", projection="prefix"), info,
+    config = IndexConfig(model="synthetic", projection="prefix", full_storage="float32")  # full.npy as written
+    writer.publish(Manifest(1, now(), now(), config, info,
                             Projection("prefix", "prefix", 64, n), n, n, n, n, ("synthetic",)))
 
 

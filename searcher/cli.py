@@ -51,6 +51,21 @@ class _Group(click.Group):
 OUTPUTS = ("text", "jsonl", "json", "csv", "paths", "grep")
 CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
 
+def qdrant_options(f):
+    """--qdrant-url/--qdrant-path/--qdrant-collection/--qdrant-quantization (backends/qdrant.py)."""
+    for option in reversed([
+        click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
+                     help="The qdrant backend on a Qdrant server or cluster (env SEARCHER_QDRANT_URL)."),
+        click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+                     help="The qdrant backend in an embedded Qdrant Edge shard in DIR (one process at a time)."),
+        click.option("--qdrant-collection", metavar="NAME", help="Collection on the server [default: searcher]."),
+        click.option("--qdrant-quantization", type=click.Choice(QDRANT_QUANTIZATIONS),
+                     help="Quantise the coarse vector in Qdrant, rescored with the original [default: none]."),
+    ]):
+        f = option(f)
+    return f
+
+
 index_option = click.option(
     "--index",
     "index_dir",
@@ -110,13 +125,7 @@ def cli() -> None:
 @click.option("--backend", type=click.Choice(BACKENDS),
               help="Where queries are answered: local FAISS files, or a Qdrant collection mirroring them "
                    "[default: local].")
-@click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
-              help="The qdrant backend on a Qdrant server or cluster (env SEARCHER_QDRANT_URL).")
-@click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
-              help="The qdrant backend in an embedded Qdrant Edge shard in DIR (one process at a time).")
-@click.option("--qdrant-collection", metavar="NAME", help="Collection on the server [default: searcher].")
-@click.option("--qdrant-quantization", type=click.Choice(QDRANT_QUANTIZATIONS),
-              help="Quantise the coarse vector in Qdrant, rescored with the original [default: none].")
+@qdrant_options
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on a Ray cluster: ADDRESS (ray://... or auto), or a local one without it.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
@@ -148,6 +157,18 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         fusion_weight=fusion_weight,
         include=include or None,
         exclude=exclude or None,
+    )
+    config = _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization)
+    with _Progress(enabled=not quiet) as progress:
+        report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress, ray=ray_address)
+    _print_report(report, verbose)
+    if watch:
+        _watch(source, index_dir, verbose)
+
+
+def _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization):
+    """The config with the qdrant options applied (a URL or a path alone implies --backend qdrant)."""
+    config = config.replace(
         backend=backend or ("qdrant" if qdrant_url or qdrant_path else None),
         qdrant_url=qdrant_url,
         qdrant_path=str(qdrant_path) if qdrant_path else None,
@@ -158,11 +179,7 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         config = config.replace(qdrant_path="")
     elif qdrant_path:
         config = config.replace(qdrant_url="")
-    with _Progress(enabled=not quiet) as progress:
-        report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress, ray=ray_address)
-    _print_report(report, verbose)
-    if watch:
-        _watch(source, index_dir, verbose)
+    return config
 
 
 def _print_report(report, verbose: bool) -> None:
@@ -424,6 +441,7 @@ def update(index_dir, quiet):
 @click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
               help="How full vectors are stored: float32, float16 or int8 (4, 2 or 1 byte per dimension) "
                    "[default: " + DEFAULT_FULL_STORAGE + "].")
+@qdrant_options
 @click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")
 @click.option("--tune", is_flag=True, help="First pick the hybrid fusion weight on another labelled split and store "
                                           "it in the index (train, else dev; never the split reported).")
@@ -431,7 +449,8 @@ def update(index_dir, quiet):
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, shortlist,
-                 full_storage, no_latency, tune, tune_split, as_json, quiet):
+                 full_storage, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization, no_latency, tune,
+                 tune_split, as_json, quiet):
     """Evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
 
     Reports the model cards' metrics for every search mode (hybrid, dense, lexical, exact full-dim, coarse)
@@ -449,6 +468,7 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
         model=model, projection=projection, coarse_dim=coarse_dim, chunk_tokens=chunk_tokens,
         overlap_tokens=overlap_tokens, full_storage=full_storage,
     )
+    config = _with_qdrant(config, None, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization)
     with _Progress(enabled=not quiet) as progress:
         report = evaluate(data_dir, split=split, config=config, index_dir=index_dir, shortlist=shortlist,
                           progress=progress, latency=not no_latency, tune=tune or tune_split is not None,

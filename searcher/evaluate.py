@@ -95,6 +95,8 @@ def default_index_dir(root: Path, corpus: Path, config: IndexConfig, max_seq_len
     key = f"{corpus.resolve()}|{config.model}|{config.chunking(max_seq_length)}"
     if config.full_storage != "float32":  # (float32 indexes keep the names they had before storage types)
         key += f"|{config.full_storage}"
+    if config.backend != "local":
+        key += f"|{config.backend}|{config.qdrant_url or config.qdrant_path}|{config.qdrant_collection}"
     name = re.sub(r"[^A-Za-z0-9_.-]+", "-", corpus.resolve().parent.name)
     return root / f"{name}-{hashlib.sha256(key.encode()).hexdigest()[:10]}"
 

@@ -215,13 +215,13 @@ class Searcher:
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
             raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
+        if self.backend is not None:  # it holds its own generation, which it counts (backends/)
+            return self._backend_search(xq, texts, k, shortlist, mode, fusion_weight, allowed)
         # Nothing is allocated for more results than the index (or the filter) holds (-k 100000000 on 31 chunks).
         total = len(self.index) if allowed is None else len(allowed)
         k, shortlist = min(k, total), min(max(shortlist, k), total)
         if k == 0:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, None
-        if self.backend is not None:
-            return self._backend_search(xq, texts, k, shortlist, mode, fusion_weight, allowed)
         if mode == "hybrid" and self.lexical is None and self.backend is None:
             mode = "dense"
         if mode == "lexical":
@@ -250,10 +250,12 @@ class Searcher:
     def _backend_search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed):
         """The same search in the index's backend (backends/): the filter goes as the files it keeps."""
         sources = None
+        if allowed is not None and not len(allowed):
+            n = len(texts) if xq is None else len(xq)
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
         if allowed is not None:
-            sources = [e.path for e in self.index.files() if len(allowed) and
-                       np.searchsorted(allowed, e.id_start) < len(allowed) and
-                       allowed[np.searchsorted(allowed, e.id_start)] < e.id_end]
+            starts = [(e, np.searchsorted(allowed, e.id_start)) for e in self.index.files()]
+            sources = [e.path for e, i in starts if i < len(allowed) and allowed[i] < e.id_end]
         if xq is not None:
             xq = normalize_rows(xq)
             if self.backend.rotation is not None:

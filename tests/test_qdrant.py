@@ -14,7 +14,6 @@ import time
 import numpy as np
 import pytest
 from conftest import write_corpus
-from fakes import FakeEncoder
 
 from searcher import IndexConfig, Searcher, build_index, open_index
 from searcher.backends import qdrant
@@ -263,7 +262,7 @@ def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
         assert np.array_equal(store.ids(), np.asarray(index.ids))
         q = fake.encode_queries(["pasta with tomato sauce"])[0]
         hits = store.funnel(qdrant._unit(q[:64]), q, 20, 5, qdrant.Scope(1, types=(".md",)), 128, False)
-        assert hits and all(h.payload["ext"] == ".md" for h in hits)
+        assert hits and all(h.payload["source"].endswith(".md") for h in hits)
         assert set(store.full_vectors([hits[0].id])) == {hits[0].id}
         assert store.count(qdrant.Scope(1)) == len(index)
         assert qdrant.sync(index, store=store).upserted == 0

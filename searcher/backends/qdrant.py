@@ -207,7 +207,7 @@ class EdgeStore:
         qe = self.qe
         params = qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=qe.QuantizationSearchParams(rescore=True))
         request = qe.QueryRequest(
-            limit=k, with_payload=True,
+            limit=k, with_payload=list(CHUNK_FIELDS),
             prefetches=[qe.Prefetch(limit=shortlist, query=qe.Query.Nearest(qc.tolist(), using="coarse"),
                                     filter=self._filter(scope), params=params)],
             query=qe.Query.Nearest(qf.tolist(), using="full"))
@@ -216,13 +216,13 @@ class EdgeStore:
     def nearest(self, q, using: str, k: int, scope: Scope, ef: int, exact: bool) -> list[Found]:
         qe = self.qe
         params = qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=qe.QuantizationSearchParams(rescore=True))
-        request = qe.QueryRequest(limit=k, with_payload=True, query=qe.Query.Nearest(q.tolist(), using=using),
+        request = qe.QueryRequest(limit=k, with_payload=list(CHUNK_FIELDS), query=qe.Query.Nearest(q.tolist(), using=using),
                                   filter=self._filter(scope), params=params)
         return [Found(p.id, p.score, p.payload) for p in self.shard.query(request)]
 
     def text(self, query: str, k: int, scope: Scope) -> list[Found]:
         qe = self.qe
-        request = qe.QueryRequest(limit=k, with_payload=True, query=qe.TextQuery(LEXICAL, query),
+        request = qe.QueryRequest(limit=k, with_payload=list(CHUNK_FIELDS), query=qe.TextQuery(LEXICAL, query),
                                   filter=self._filter(scope))
         return [Found(p.id, p.score, p.payload) for p in self.shard.query(request)]
 
@@ -236,9 +236,10 @@ class EdgeStore:
         records = self.shard.retrieve([META_ID], with_payload=True, with_vector=False)
         return dict(records[0].payload) if records else None
 
-    def generation(self) -> int:
-        records = self.shard.retrieve([META_ID], with_payload=["generation"], with_vector=False)
-        return int(records[0].payload["generation"]) if records else 0
+    def generation(self) -> tuple[int, int]:
+        """(the generation readers use, its chunk count)."""
+        records = self.shard.retrieve([META_ID], with_payload=["generation", "chunks"], with_vector=False)
+        return (int(records[0].payload["generation"]), int(records[0].payload["chunks"])) if records else (0, 0)
 
     def set_meta(self, payload: dict) -> None:
         self.shard.update(self.qe.UpdateOperation.upsert_points([self.qe.Point(META_ID, {}, payload)]))
@@ -276,7 +277,7 @@ class ClientStore:
             self.client = qdrant_client.QdrantClient(location=location) if location == ":memory:" else \
                 qdrant_client.QdrantClient(path=location)
         else:
-            self.client = qdrant_client.QdrantClient(url=url, timeout=60)
+            self.client = qdrant_client.QdrantClient(url=url, timeout=60, check_compatibility=False)
         self._exists = self._call(lambda: self.client.collection_exists(collection))
 
     def where(self) -> str:
@@ -365,7 +366,7 @@ class ClientStore:
                 return np.sort(np.asarray(out, dtype=np.int64))
 
     def _query(self, **request) -> list[Found]:
-        response = self._call(lambda: self.client.query_points(self.collection, with_payload=True, **request))
+        response = self._call(lambda: self.client.query_points(self.collection, with_payload=list(CHUNK_FIELDS), **request))
         return [Found(p.id, p.score, p.payload) for p in response.points]
 
     def _params(self, ef: int, exact: bool):
@@ -396,9 +397,11 @@ class ClientStore:
         records = self._call(lambda: self.client.retrieve(self.collection, [META_ID], with_payload=True))
         return dict(records[0].payload) if records else None
 
-    def generation(self) -> int:
-        records = self._call(lambda: self.client.retrieve(self.collection, [META_ID], with_payload=["generation"]))
-        return int(records[0].payload["generation"]) if records else 0
+    def generation(self) -> tuple[int, int]:
+        """(the generation readers use, its chunk count)."""
+        records = self._call(lambda: self.client.retrieve(self.collection, [META_ID],
+                                                          with_payload=["generation", "chunks"]))
+        return (int(records[0].payload["generation"]), int(records[0].payload["chunks"])) if records else (0, 0)
 
     def set_meta(self, payload: dict) -> None:
         self._call(lambda: self.client.upsert(self.collection, [self.m.PointStruct(id=META_ID, vector={},
@@ -493,7 +496,7 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         for a in range(0, len(gone), 10_000):
             store.set_payload(gone[a : a + 10_000], {"gen_to": generation})
         store.set_meta({
-            "format": META_FORMAT, "version": META_VERSION, "generation": generation, "frame": frame,
+            "format": META_FORMAT, "version": META_VERSION, "generation": generation, "chunks": len(ids), "frame": frame,
             "manifest": orjson.dumps(manifest.to_dict()).decode(),
             "rotation": None if index.rotation is None else base64.b64encode(
                 np.ascontiguousarray(index.rotation, dtype=np.float32).tobytes()).decode(),
@@ -549,7 +552,8 @@ class QdrantBackend:
         self.dim = manifest["model"]["dim"]
 
     def count(self) -> int:
-        return self.store.count(Scope(self.store.generation()))
+        """Chunks in the generation readers see, counted by the engine."""
+        return self.store.count(Scope(self.store.generation()[0]))
 
     def close(self) -> None:
         self.store.close()
@@ -557,8 +561,12 @@ class QdrantBackend:
     def search(self, xq, texts, k, shortlist, mode, weight, adaptive, sources, types):
         """(D, I, found, records): like search.Searcher._search, plus the chunk record of every id returned.
         `xq`: query vectors already in the index's frame (None for mode="lexical")."""
-        scope = Scope(self.store.generation(), None if sources is None else tuple(sources), tuple(types))
+        generation, total = self.store.generation()
+        scope = Scope(generation, None if sources is None else tuple(sources), tuple(types))
         n = len(texts) if xq is None else len(xq)
+        k, shortlist = min(k, total), min(max(shortlist, k), total)  # (a filter may keep fewer: Qdrant stops there)
+        if k == 0:
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
         ef = max(128, self.EF_FACTOR * shortlist)
         # subtle: a few more than k, so that ties at the k-th place go to the smaller id, as locally (_arrays)
         keep = 2 * k + 8
@@ -612,8 +620,9 @@ def _arrays(results: list[list[Found]], k: int, found: list):
     I = np.full((n, k), -1, dtype=np.int64)
     records: dict[int, dict] = {}
     for i, hits in enumerate(results):
-        # ties (duplicate chunks) by the smaller id, as the local backend breaks them
-        hits = sorted(hits, key=lambda h: (-h.score, h.id))[:k]
+        # ties by the smaller id, as the local backend breaks them; within float noise (Qdrant normalises the
+        # stored vectors again, so equal scores can differ in the last bits)
+        hits = sorted(hits, key=lambda h: (-round(h.score, 6), h.id))[:k]
         D[i, : len(hits)] = [h.score for h in hits]
         I[i, : len(hits)] = [h.id for h in hits]
         records.update((h.id, h.payload) for h in hits)
