@@ -14,13 +14,15 @@ check request shapes, never as the engine).
 
 Readers see one generation whole. A point is visible at generation G when gen_from <= G and not gen_to <= G, and
 G is the one in the collection's meta point, which `sync` writes last. A sync upserts the new points with
-gen_from = G+1, marks removed ones gen_to = G+1, then writes the meta; killed at any step, readers still see G,
-and the next sync first deletes what the killed one left (points with gen_from > G, marks > G) and the points
-retired at or before G. Upserts are keyed by chunk id, so a retried batch never duplicates.
+gen_from = G+1, marks removed ones gen_to = G+1, writes the meta, then deletes the marked points; killed at any
+step, readers still see G (BM25 statistics aside: hidden points count there until the next sync), and the next
+sync first deletes what the killed one left (points with gen_from > G, marks > G, points retired at or before G).
+Upserts are keyed by point id, so a retried batch never duplicates. When every point must be replaced (another
+model, a refitted projection, a rebuilt index) the new ones get new point ids (EPOCH_SHIFT), so that too is
+invisible until published.
 
-Left out: shard, replica and alias administration (the cluster's own); when the local index refits its
-projection (small indexes only, generation.py) every point is upserted again, and queries during that sync may
-mix the two frames.
+Left out: shard, replica and alias administration (the cluster's own, docs/scale-out.md); the BM25 parameters are
+Qdrant's defaults (k1 1.2, b 0.75, as tantivy's).
 """
 
 from __future__ import annotations
@@ -44,6 +46,10 @@ from ..fusion import adaptive_weight, fuse
 log = logging.getLogger(__name__)
 
 META_ID = 2**63 - 1  # the meta point: no vectors; the manifest, the rotation and the generation readers use
+# A point's id is its chunk id plus the collection's epoch << EPOCH_SHIFT. The epoch goes up when every point must
+# be replaced (another model, a refitted projection, a rebuilt index): the new points then get new ids, so readers
+# keep the old ones, whole, until the new generation is published.
+EPOCH_SHIFT = 40
 META_FORMAT = "searcher-qdrant"
 META_VERSION = 1
 BATCH = 256  # points per upsert request
@@ -86,9 +92,14 @@ class Scope:
 
 @dataclass(frozen=True)
 class Found:
-    id: int
+    id: int  # the chunk id
     score: float
     payload: dict
+    point: int = -1  # the point id (see EPOCH_SHIFT)
+
+
+def _found(p) -> Found:
+    return Found(int(p.payload["id"]), p.score, p.payload, int(p.id))
 
 
 def _filter_parts(scope: Scope):
@@ -211,22 +222,23 @@ class EdgeStore:
             prefetches=[qe.Prefetch(limit=shortlist, query=qe.Query.Nearest(qc.tolist(), using="coarse"),
                                     filter=self._filter(scope), params=params)],
             query=qe.Query.Nearest(qf.tolist(), using="full"))
-        return [Found(p.id, p.score, p.payload) for p in self.shard.query(request)]
+        return [_found(p) for p in self.shard.query(request)]
 
     def nearest(self, q, using: str, k: int, scope: Scope, ef: int, exact: bool) -> list[Found]:
         qe = self.qe
         params = qe.SearchParams(hnsw_ef=ef, exact=exact, quantization=qe.QuantizationSearchParams(rescore=True))
         request = qe.QueryRequest(limit=k, with_payload=list(CHUNK_FIELDS), query=qe.Query.Nearest(q.tolist(), using=using),
                                   filter=self._filter(scope), params=params)
-        return [Found(p.id, p.score, p.payload) for p in self.shard.query(request)]
+        return [_found(p) for p in self.shard.query(request)]
 
     def text(self, query: str, k: int, scope: Scope) -> list[Found]:
         qe = self.qe
         request = qe.QueryRequest(limit=k, with_payload=list(CHUNK_FIELDS), query=qe.TextQuery(LEXICAL, query),
                                   filter=self._filter(scope))
-        return [Found(p.id, p.score, p.payload) for p in self.shard.query(request)]
+        return [_found(p) for p in self.shard.query(request)]
 
     def full_vectors(self, ids) -> dict[int, np.ndarray]:
+        """point id -> its full vector."""
         records = self.shard.retrieve([int(i) for i in ids], with_payload=False, with_vector=["full"])
         return {r.id: np.asarray(r.vector["full"], dtype=np.float32) for r in records}
 
@@ -367,7 +379,7 @@ class ClientStore:
 
     def _query(self, **request) -> list[Found]:
         response = self._call(lambda: self.client.query_points(self.collection, with_payload=list(CHUNK_FIELDS), **request))
-        return [Found(p.id, p.score, p.payload) for p in response.points]
+        return [_found(p) for p in response.points]
 
     def _params(self, ef: int, exact: bool):
         m = self.m
@@ -460,7 +472,8 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         frame = _frame_id(index.rotation)
         if meta is not None:
             old = orjson.loads(meta["manifest"])
-            same = (old["model"] == manifest.model.to_dict() and meta.get("frame") == frame
+            current = orjson.loads(orjson.dumps(manifest.to_dict()))  # as JSON has it: tuples are lists there
+            same = (old["model"] == current["model"] and meta.get("frame") == frame
                     and old["next_id"] <= manifest.next_id and old["created"] == manifest.created
                     and old["projection"]["coarse_dim"] == manifest.projection.coarse_dim)
             if meta["generation"] == manifest.generation and same:
@@ -475,14 +488,18 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         store.delete_where("gen_from", gt=published)
         store.unmark_after(published)
         store.delete_where("gen_to", lte=published)
-        have = store.ids()
-        if not same:  # a new collection, or another model, frame or index in it: every point is replaced
-            if len(have):
-                store.set_payload(have, {"gen_to": generation})
-            have = np.empty(0, np.int64)
+        points = store.ids()
+        epoch = int(meta.get("epoch", 0)) if meta is not None else 0
+        if not same and meta is not None:  # another model, frame or index: every point is replaced, under new ids
+            epoch += 1
+            for a in range(0, len(points), 10_000):
+                store.set_payload(points[a : a + 10_000], {"gen_to": generation})
+            points = np.empty(0, np.int64)
+        base = epoch << EPOCH_SHIFT
+        have = points - base  # (every live point is of this epoch once the cleanup above has run)
         ids = np.asarray(index.ids)
         missing = np.setdiff1d(ids, have, assume_unique=True)
-        gone = np.setdiff1d(have, ids, assume_unique=True)
+        gone = np.setdiff1d(have, ids, assume_unique=True) + base
         report = SyncReport(upserted=len(missing), retired=len(gone))
         progress("sync", 0, len(missing))
         rows = index.rows_of(missing)
@@ -491,12 +508,13 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
             block = rows[a : a + BATCH]
             full = np.asarray(index.full[block], dtype=np.float32)
             records = index.chunks(block)
-            store.upsert(ids[block], full[:, :coarse_dim], full, [_payload(r, generation) for r in records])
+            store.upsert(ids[block] + base, full[:, :coarse_dim], full, [_payload(r, generation) for r in records])
             progress("sync", min(a + BATCH, len(rows)), len(rows))
         for a in range(0, len(gone), 10_000):
             store.set_payload(gone[a : a + 10_000], {"gen_to": generation})
         store.set_meta({
-            "format": META_FORMAT, "version": META_VERSION, "generation": generation, "chunks": len(ids), "frame": frame,
+            "format": META_FORMAT, "version": META_VERSION, "generation": generation, "chunks": len(ids),
+            "epoch": epoch, "frame": frame,
             "manifest": orjson.dumps(manifest.to_dict()).decode(),
             "rotation": None if index.rotation is None else base64.b64encode(
                 np.ascontiguousarray(index.rotation, dtype=np.float32).tobytes()).decode(),
@@ -602,9 +620,10 @@ class QdrantBackend:
         w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
         extra = np.setdiff1d(lex_ids, dense_ids)
         if len(extra):  # lexical-only candidates get their dense score from their full vectors
-            vectors = self.store.full_vectors(extra)
+            point = {h.id: h.point for h in lexical}
+            vectors = self.store.full_vectors([point[int(i)] for i in extra])
             dense_ids = np.concatenate([dense_ids, extra])
-            dense_scores = np.concatenate([dense_scores, [float(vectors[int(i)] @ q) for i in extra]])
+            dense_scores = np.concatenate([dense_scores, [float(vectors[point[int(i)]] @ q) for i in extra]])
         scores, ids = fuse(dense_ids, dense_scores.astype(np.float32), lex_ids, lex_scores, w, k)
         return [Found(int(i), float(s), records[int(i)]) for s, i in zip(scores, ids)], len(lex_ids)
 
