@@ -62,7 +62,7 @@ def diagnose(name: str, data_dir, split: str, config: IndexConfig, encoder, shor
         x = xq / np.linalg.norm(xq, axis=1, keepdims=True)
         if s.index.rotation is not None:
             x = x @ s.index.rotation
-        _, shortlisted = s._coarse.search(coarse_vectors(np.ascontiguousarray(x, dtype=np.float32),
+        _, shortlisted = s.backend._coarse.search(coarse_vectors(np.ascontiguousarray(x, dtype=np.float32),
                                                          s.manifest.projection.coarse_dim), shortlist)
     causes = {"document missing": 0, "best chunk missing": 0, "order": 0}
     losing = 0

@@ -97,7 +97,7 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
     opened = _rss_mb()
 
     def edge(q):
-        return backend.search(q[None, :], None, 10, DEFAULT_SHORTLIST, "dense", 0.7, False, None, ())[1][0]
+        return backend.search(q[None, :], None, 10, DEFAULT_SHORTLIST, "dense", 0.7, False, None)[1][0]
 
     for q in xq[:5]:
         edge(q)

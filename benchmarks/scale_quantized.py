@@ -126,7 +126,7 @@ def exact_truth(index_dir: Path, n: int, d: int) -> np.ndarray:
     path = truth_path(n, d)  # the same queries for every kind: made from the same seeds
     if path.exists():
         return np.load(path)
-    from searcher.search import exact_top_k
+    from searcher.backends.local import exact_top_k
 
     xq = np.load(index_dir / "queries.npy")
     centres = centres_for(d)

@@ -24,7 +24,7 @@ from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
 from searcher.ingest import Document
 from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
 from searcher.onnx_encoder import OnnxEncoder, export_onnx, quantize_int8
-from searcher.search import exact_top_k
+from searcher.backends.local import exact_top_k
 
 
 def paths(encoder, work) -> dict:

@@ -29,7 +29,8 @@ from .errors import InvalidInputError
 from .indexer import Progress, build_index, set_fusion_weight
 from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, top_overlap
 from .onnx_encoder import OnnxEncoder
-from .search import EXACT_BLOCK, Searcher, exact_top_k
+from .backends.local import EXACT_BLOCK, exact_top_k
+from .search import Searcher
 from .store import MANIFEST, read_manifest
 
 MATRYOSHKA_DIMS = (768, 512, 256, 128, 64)

@@ -1,9 +1,10 @@
-"""Searcher: query -> coarse shortlist (64-dim FAISS index in RAM) -> rerank with full vectors -> hits.
+"""Searcher: a query -> its vectors -> the index's backend -> hits a person can act on.
 
-The rerank reads only the shortlisted rows of the memory-mapped full vectors, so the full vectors never need
-to fit in RAM. `mode="full"` (exact search over all full vectors) and `mode="coarse"` (the shortlist index
-alone) exist to measure what the two stages buy. `search_vectors` is the arrays-in, (D, I)-out core that
-the evaluation code uses too; `search` and `search_batch` add query encoding and chunk metadata.
+The backend (backends/) finds the chunks: locally, a coarse FAISS shortlist reranked with the memory-mapped full
+vectors (backends/local.py); or the same funnel inside Qdrant (backends/qdrant.py). Searcher encodes the queries,
+checks the model, turns filters into chunk ids, and makes hits: chunk records, one hit per document (`per_doc`,
+near-duplicate files folded), snippets. `search_vectors` is the arrays-in, (D, I)-out core that the evaluation
+code uses too; `search` and `search_batch` add query encoding and chunk metadata.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,19 +23,15 @@ import numpy as np
 
 from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
-from .errors import IndexFormatError, InvalidInputError, ModelError
-from . import coarse
 from .backends import open_backend
+from .errors import InvalidInputError, ModelError
 from .filters import Where, selected_ids
-from .fusion import adaptive_weight, fuse
 from .home import resolve as resolve_index
 from .lexical import LexicalIndex
-from .projection import coarse_vectors
 from .snippets import query_terms, snippet
 from .store import open_index
 
 log = logging.getLogger(__name__)
-EXACT_BLOCK = 65_536  # rows of full vectors scored at a time by exact search
 
 
 @dataclass(frozen=True)
@@ -80,13 +77,11 @@ class Searcher:
     ) -> None:
         self.index = open_index(resolve_index(index_dir))
         self.manifest = self.index.manifest
-        # backends/: an index mirrored into Qdrant is searched there; its local generation serves the file table
-        try:
-            self.backend = open_backend(self.manifest.config)
+        try:  # where the chunks are searched (backends/): this generation's FAISS files, or its Qdrant mirror
+            self.backend = open_backend(self.index)
         except BaseException:
             self.index.close()
             raise
-        self._coarse = self.index.load_coarse() if self.backend is None else None
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
@@ -101,9 +96,8 @@ class Searcher:
         self.close()
 
     def close(self) -> None:
+        self.backend.close()
         self.index.close()
-        if self.backend is not None:
-            self.backend.close()
 
     @property
     def encoder(self) -> Encoder:
@@ -211,58 +205,16 @@ class Searcher:
 
     def _search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed=None):
         """(D, I, [(lexical hits, best dense score)] per query, {id: chunk record} or None to read them from the
-        local generation); `allowed`: sorted chunk ids a filter keeps."""
+        local generation), from the index's backend (backends/); `allowed`: sorted chunk ids a filter keeps."""
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
             raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
-        if self.backend is not None:  # it holds its own generation, which it counts (backends/)
-            return self._backend_search(xq, texts, k, shortlist, mode, fusion_weight, allowed)
-        # Nothing is allocated for more results than the index (or the filter) holds (-k 100000000 on 31 chunks).
-        total = len(self.index) if allowed is None else len(allowed)
-        k, shortlist = min(k, total), min(max(shortlist, k), total)
-        if k == 0:
-            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, None
-        if mode == "hybrid" and self.lexical is None and self.backend is None:
-            mode = "dense"
-        if mode == "lexical":
-            if self.lexical is None:
-                raise IndexFormatError(f"the index at {self.index.index_dir} has no usable lexical side; "
-                                       "re-run `searcher index` on it to build one")
-            return (*self._lexical_only(texts, k, allowed), None)
-        xq = normalize_rows(xq)
-        if self.index.rotation is not None:
-            xq = np.ascontiguousarray(xq @ self.index.rotation)
-        coarse_dim = self.manifest.projection.coarse_dim
-        with query_threads(n):
-            if mode == "coarse":
-                D, I = self._coarse_search(coarse_vectors(xq, coarse_dim), k, allowed)
-            elif mode == "full":
-                D, I = self._exact(xq, k, allowed)
-            else:
-                depth = min(max(k, FUSION_DEPTH), total) if mode == "hybrid" else k
-                _, candidates = self._coarse_search(coarse_vectors(xq, coarse_dim), max(shortlist, depth), allowed)
-                D, I = self._rerank(xq, candidates, depth)
-                if mode == "hybrid":
-                    weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
-                    return (*self._fuse(xq, texts, D, I, k, weight, allowed), None)
-        return D, I, [(-1, float(D[i, 0])) for i in range(n)], None  # -1: the lexical side was not asked
-
-    def _backend_search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed):
-        """The same search in the index's backend (backends/): the filter goes as the files it keeps."""
-        sources = None
-        if allowed is not None and not len(allowed):
-            n = len(texts) if xq is None else len(xq)
-            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
-        if allowed is not None:
-            starts = [(e, np.searchsorted(allowed, e.id_start)) for e in self.index.files()]
-            sources = [e.path for e, i in starts if i < len(allowed) and allowed[i] < e.id_end]
-        if xq is not None:
-            xq = normalize_rows(xq)
-            if self.backend.rotation is not None:
-                xq = np.ascontiguousarray(xq @ self.backend.rotation)
+        if mode in ("hybrid", "lexical"):
+            self.lexical  # noqa: B018 - opened for its notice when the index has no usable lexical side
         weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
-        return self.backend.search(xq, texts, k, shortlist, mode, weight, self.manifest.config.fusion_adaptive,
-                                   sources, ())
+        with query_threads(n):
+            return self.backend.search(None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight,
+                                       self.manifest.config.fusion_adaptive, allowed)
 
     def _selected(self, where: Where | None) -> np.ndarray | None:
         """The chunk ids a filter keeps, worked out once per filter and Searcher (the index does not change)."""
@@ -273,89 +225,6 @@ class Searcher:
                 self._filters.clear()
             self._filters[where] = selected_ids(self.index, where)
         return self._filters[where]
-
-    def _coarse_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None):
-        """The coarse FAISS search (coarse.py), restricted to the filter's ids by a selector inside the search.
-        An IVF visits some cells only, so a selective filter can leave fewer than k there: those queries are
-        answered by an exact search of the allowed chunks' coarse vectors instead (the filter made them few)."""
-        D, I = coarse.search(self._coarse, x, k, allowed, coarse.nprobe_for(self.manifest.coarse, k, len(self.index)))
-        if allowed is not None and self.manifest.coarse.get("kind") == "ivf":
-            short = np.flatnonzero((I >= 0).sum(axis=1) < min(k, len(allowed)))
-            if len(short):
-                rows = self.index.rows_of(allowed)
-                xb = coarse_vectors(np.asarray(self.index.full[rows]), x.shape[1])
-                D[short], I[short] = exact_top_k(x[short], [(xb, allowed)], k)
-        return D, I
-
-    def _lexical_only(self, texts, k, allowed):
-        D = np.full((len(texts), k), -np.inf, dtype=np.float32)
-        I = np.full((len(texts), k), -1, dtype=np.int64)
-        found = []
-        for i, text in enumerate(texts):
-            scores, ids = self.lexical.search(text, k, allowed)
-            D[i, : len(ids)], I[i, : len(ids)] = scores, ids
-            found.append((len(ids), -1.0))
-        return D, I, found
-
-    def _fuse(self, xq, texts, Dd, Id, k, weight, allowed):
-        """Fuse each query's dense candidates (D, I) with its lexical top hits; lexical-only candidates get their
-        dense score from the full vectors."""
-        n, depth = Id.shape
-        adaptive = self.manifest.config.fusion_adaptive
-        D = np.full((n, k), -np.inf, dtype=np.float32)
-        I = np.full((n, k), -1, dtype=np.int64)
-        found = []
-        for i in range(n):
-            valid = Id[i] >= 0
-            dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
-            lex_scores, lex_ids = self.lexical.search(texts[i], depth, allowed)
-            found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
-            w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
-            extra = np.setdiff1d(lex_ids, dense_ids)
-            if len(extra):
-                rows = self.index.rows_of(extra)  # ascending, as extra is: one sweep through the memory map
-                dense_ids = np.concatenate([dense_ids, extra])
-                dense_scores = np.concatenate([dense_scores, self.index.full[rows] @ xq[i]])
-            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, w, k)
-            D[i, : len(ids)], I[i, : len(ids)] = scores, ids
-        return D, I, found
-
-    def _rerank(self, xq: np.ndarray, candidates: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Score each query's candidate ids with the full vectors and keep the best k.
-
-        Both two-stage and exact search end here, so the same chunk always gets a bit-identical score and ties
-        (duplicate chunks) are broken the same way, by the smaller id.
-        """
-        n = len(xq)
-        D = np.full((n, k), -np.inf, dtype=np.float32)
-        I = np.full((n, k), -1, dtype=np.int64)
-        for i in range(n):
-            ids = candidates[i][candidates[i] >= 0]
-            rows = np.sort(self.index.rows_of(ids))  # sorted rows read the memory map in one sweep
-            scores = self.index.full[rows] @ xq[i]
-            top = np.lexsort((self.index.ids[rows], -scores))[:k]
-            D[i, : len(top)] = scores[top]
-            I[i, : len(top)] = self.index.ids[rows[top]]
-        return D, I
-
-    def _exact(self, xq: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-        """Exact top k over all full vectors, a block at a time (the full vectors need not fit in RAM)."""
-        # subtle: keep a few more than k from the blockwise matmul, whose rounding differs from _rerank's, so
-        # that ties at the k-th place are settled by _rerank like in two-stage search.
-        if allowed is not None:
-            rows = self.index.rows_of(allowed)
-            keep = min(len(rows), 2 * k + 8)
-            blocks = ((np.asarray(self.index.full[rows[a : a + EXACT_BLOCK]]), allowed[a : a + EXACT_BLOCK])
-                      for a in range(0, len(rows), EXACT_BLOCK))
-            _, candidates = exact_top_k(xq, blocks, keep)
-            return self._rerank(xq, candidates, k)
-        keep = min(len(self.index), 2 * k + 8)
-        blocks = (
-            (np.asarray(self.index.full[a : a + EXACT_BLOCK]), np.asarray(self.index.ids[a : a + EXACT_BLOCK]))
-            for a in range(0, len(self.index), EXACT_BLOCK)
-        )
-        _, candidates = exact_top_k(xq, blocks, keep)
-        return self._rerank(xq, candidates, k)
 
     def _analyze(self, text: str) -> list[str]:
         """The lexical index's analyzer (lowercase words when the index has no lexical side)."""
@@ -506,21 +375,3 @@ def query_threads(n_queries: int) -> Iterator[None]:
             _blas_state["queries"] -= 1
             if _blas_state["queries"] == 0:
                 controller.limit(limits=_blas_state["original"])
-
-
-def exact_top_k(xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top k of each query over (vectors, ids) blocks; (D, I) best first, ties by id.
-
-    One block in memory at a time, so the database may be a memory map larger than RAM.
-    """
-    best_d = np.full((len(xq), 0), -np.inf, dtype=np.float32)
-    best_i = np.full((len(xq), 0), -1, dtype=np.int64)
-    for xb, ids in blocks:
-        scores = xq @ xb.T
-        all_d = np.concatenate([best_d, scores], axis=1)
-        all_i = np.concatenate([best_i, np.broadcast_to(ids, scores.shape)], axis=1)
-        m = min(k, all_d.shape[1])
-        part = np.argpartition(-all_d, m - 1, axis=1)[:, :m]
-        best_d, best_i = np.take_along_axis(all_d, part, axis=1), np.take_along_axis(all_i, part, axis=1)
-    order = np.lexsort((best_i, -best_d), axis=1)
-    return np.take_along_axis(best_d, order, axis=1), np.take_along_axis(best_i, order, axis=1)

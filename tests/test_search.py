@@ -156,7 +156,7 @@ def test_small_batches_search_on_one_thread_and_large_ones_keep_the_team(tmp_pat
             seen.append((len(x), faiss.omp_get_max_threads(), blas))
             return self.index.search(x, k)
 
-    searcher._coarse = Recording(searcher._coarse)
+    searcher.backend._coarse = Recording(searcher.backend._coarse)
     before = faiss.omp_get_max_threads()
     for mode in ("dense", "coarse"):
         searcher.search("owls at night", k=3, mode=mode)

@@ -1,12 +1,12 @@
 """Where an index is searched from: the seam between searcher and the engine that holds its chunks and vectors.
 
-`local` (the default) is the FAISS generation store (store.py, searched by search.py). `qdrant` (qdrant.py) keeps
+`local` (the default, local.py) is the FAISS generation store (store.py) searched in-process. `qdrant` (qdrant.py) keeps
 the same local generation as the indexer's working copy (file diffing, embeddings, projection) and mirrors every
 published generation into a Qdrant collection, an embedded Edge shard (`qdrant_path`) or a server
 (`qdrant_url`), which then answers the queries: the coarse shortlist, the full-vector rerank, filters and the
 lexical side run inside Qdrant, the fusion and per-document grouping are searcher's own, on every backend.
 
-`Backend` is the small interface search.py calls; `open_backend` returns None for local indexes.
+`Backend` is the small interface search.py calls; `open_backend` picks an index's.
 """
 
 from __future__ import annotations
@@ -15,25 +15,28 @@ from typing import Protocol
 
 import numpy as np
 
-from ..config import BACKENDS, IndexConfig  # noqa: F401 - BACKENDS re-exported
+from ..store import StoredIndex
 
 
 class Backend(Protocol):
-    """What search.py needs from a remote engine: one query's candidates with their chunk records."""
+    """What search.Searcher needs from where an index's chunks live."""
 
-    def search(self, xq: np.ndarray, texts: list[str] | None, k: int, shortlist: int, mode: str,
-               weight: float, adaptive: bool, sources: list[str] | None, types: tuple[str, ...]
-               ) -> tuple[np.ndarray, np.ndarray, list, dict[int, dict]]: ...
-
-    def count(self) -> int: ...
+    def search(self, xq: np.ndarray | None, texts: list[str] | None, k: int, shortlist: int, mode: str,
+               weight: float, adaptive: bool, allowed: np.ndarray | None
+               ) -> tuple[np.ndarray, np.ndarray, list, dict[int, dict] | None]:
+        """(D, I, [(lexical hits, best dense score)] per query, {chunk id: record} or None when the Searcher reads
+        the records from the local generation). xq: normalised query vectors in the model's frame (None for
+        mode="lexical"); allowed: the sorted chunk ids a filter keeps, or None."""
 
     def close(self) -> None: ...
 
 
-def open_backend(config: IndexConfig):
-    """The Backend an index's config names, or None for the local FAISS store."""
-    if config.backend == "local":
-        return None
-    from .qdrant import QdrantBackend
+def open_backend(index: StoredIndex) -> Backend:
+    """The backend an open generation's config names."""
+    if index.manifest.config.backend == "qdrant":
+        from .qdrant import QdrantBackend
 
-    return QdrantBackend(config)
+        return QdrantBackend(index.manifest.config, files=index.files)
+    from .local import LocalBackend
+
+    return LocalBackend(index)

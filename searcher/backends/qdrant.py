@@ -563,11 +563,17 @@ class QdrantBackend:
 
     EF_FACTOR = 2  # HNSW ef of the coarse prefetch, as a multiple of the shortlist (at least 128)
 
-    def __init__(self, config: IndexConfig, *, store=None) -> None:
+    def __init__(self, config: IndexConfig, *, store=None, files: Callable[[], list] | None = None) -> None:
         self.store = store or connect(config)
-        manifest, self.rotation = read_meta(self.store)
+        try:
+            manifest, self.rotation = read_meta(self.store)
+        except BaseException:
+            self.store.close()
+            raise
         self.coarse_dim = manifest["projection"]["coarse_dim"]
         self.dim = manifest["model"]["dim"]
+        self._files = files  # the local file table: a filter's chunk ids -> the files Qdrant is asked for
+        self._sources: tuple[int, list[str]] | None = None  # the last filter's files, by id() of its chunk ids
 
     def count(self) -> int:
         """Chunks in the generation readers see, counted by the engine."""
@@ -576,12 +582,26 @@ class QdrantBackend:
     def close(self) -> None:
         self.store.close()
 
-    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, sources, types):
-        """(D, I, found, records): like search.Searcher._search, plus the chunk record of every id returned.
-        `xq`: query vectors already in the index's frame (None for mode="lexical")."""
-        generation, total = self.store.generation()
-        scope = Scope(generation, None if sources is None else tuple(sources), tuple(types))
+    def _sources_of(self, allowed: np.ndarray) -> list[str]:
+        """The files whose chunks a filter keeps (a file's chunks have one id range), cached for the last filter:
+        the Searcher keeps the same array per filter."""
+        if self._sources is None or self._sources[0] != id(allowed):
+            starts = [(e, np.searchsorted(allowed, e.id_start)) for e in self._files()]
+            self._sources = (id(allowed), [e.path for e, i in starts if i < len(allowed) and allowed[i] < e.id_end])
+        return self._sources[1]
+
+    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, allowed):
+        """(D, I, found, records) for backends.Backend, with the chunk record of every id returned."""
         n = len(texts) if xq is None else len(xq)
+        sources = None
+        if allowed is not None:
+            sources = self._sources_of(allowed) if len(allowed) else []
+            if not sources:
+                return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
+        if xq is not None and self.rotation is not None:
+            xq = np.ascontiguousarray(xq @ self.rotation)
+        generation, total = self.store.generation()
+        scope = Scope(generation, None if sources is None else tuple(sources))
         k, shortlist = min(k, total), min(max(shortlist, k), total)  # (a filter may keep fewer: Qdrant stops there)
         if k == 0:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
