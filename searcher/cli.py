@@ -238,7 +238,14 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
               help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
                    "matching file once; grep: path:line:passage.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
-def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json):
+@click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
+              help="Query a Qdrant collection that `searcher index --qdrant-url` filled, with no local index.")
+@click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+              help="Or a Qdrant Edge shard that `searcher index --qdrant-path` filled.")
+@click.option("--qdrant-collection", default="searcher", show_default=True, metavar="NAME",
+              help="The collection, with --qdrant-url.")
+def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json, qdrant_url,
+          qdrant_path, qdrant_collection):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Words in "double quotes" must occur together, as a phrase. A query that nothing in the index matches
@@ -255,7 +262,12 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
         raise click.ClickException("no queries on standard input; pass one query per line")
     from .filters import Where
 
-    with Searcher(index_dir, model=model) as searcher:
+    if (qdrant_url or qdrant_path) and index_dir is None:
+        opened = Searcher.from_collection(qdrant_url=qdrant_url or "", qdrant_path=str(qdrant_path or ""),
+                                          qdrant_collection=qdrant_collection, model=model)
+    else:
+        opened = Searcher(index_dir, model=model)
+    with opened as searcher:
         results = searcher.search_batch(queries, k, shortlist=shortlist, mode=mode, where=Where(paths, types),
                                         min_score=min_score, per_doc=per_doc)
     for notice in searcher.notices:

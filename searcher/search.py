@@ -25,7 +25,7 @@ from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, ch
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .backends import open_backend
 from .errors import InvalidInputError, ModelError
-from .filters import Where, selected_ids
+from .filters import Where
 from .home import resolve as resolve_index
 from .lexical import LexicalIndex
 from .snippets import query_terms, snippet
@@ -75,7 +75,23 @@ class Searcher:
     def __init__(
         self, index_dir: Path | str | None = None, *, model: str | None = None, encoder: Encoder | None = None
     ) -> None:
-        self.index = open_index(resolve_index(index_dir))
+        self._setup(open_index(resolve_index(index_dir)), model, encoder)
+
+    @classmethod
+    def from_collection(cls, *, qdrant_url: str = "", qdrant_path: str = "", qdrant_collection: str = "searcher",
+                        model: str | None = None, encoder: Encoder | None = None) -> Searcher:
+        """A Searcher over a Qdrant collection that `searcher index --qdrant-url/--qdrant-path` filled, with nothing
+        of the indexer's local copy: the manifest (model, projection, chunking) comes from the collection. Path
+        filters use the collection's list of files; queries embed with torch (the model must load here)."""
+        from .backends.qdrant import RemoteIndex
+
+        self = cls.__new__(cls)
+        self._setup(RemoteIndex(qdrant_url=qdrant_url, qdrant_path=qdrant_path, qdrant_collection=qdrant_collection),
+                    model, encoder)
+        return self
+
+    def _setup(self, index, model: str | None, encoder: Encoder | None) -> None:
+        self.index = index
         self.manifest = self.index.manifest
         try:  # where the chunks are searched (backends/): this generation's FAISS files, or its Qdrant mirror
             self.backend = open_backend(self.index)
@@ -85,7 +101,6 @@ class Searcher:
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
-        self._filters: dict[Where, np.ndarray] = {}
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -134,7 +149,7 @@ class Searcher:
         """The lexical index of this generation, or None (with a notice) when the index has no usable one."""
         if self._lexical is False:
             self._lexical = self.index.open_lexical()
-            if self._lexical is None:
+            if self._lexical is None and not getattr(self.index, "remote", False):
                 self.notices.append(
                     "this index has no usable lexical side (made by an older searcher, or damaged), so search is "
                     "dense only; re-run `searcher index` on it to build one"
@@ -170,12 +185,11 @@ class Searcher:
             return []
         for query in queries:
             check_query(query)
-        allowed = self._selected(where)
         fetch = k
         if per_doc:  # enough chunks for k documents (for hybrid, no more than it fuses anyway)
             fetch = max(FUSION_DEPTH, PER_DOC_CHUNKS * k) if mode == "hybrid" else PER_DOC_CHUNKS * k
         xq = None if mode == "lexical" else self.encoder.encode_queries(list(queries))
-        D, I, found, records = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, allowed)
+        D, I, found, records = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, where)
         out = []
         for i in range(len(queries)):
             hits = self._hits(D[i], I[i], records)
@@ -200,12 +214,12 @@ class Searcher:
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if mode in ("hybrid", "lexical") and texts is None:
             raise InvalidInputError(f"mode {mode!r} needs the query texts: pass texts=[...]")
-        D, I, _, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, self._selected(where))
+        D, I, _, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, where)
         return D, I
 
-    def _search(self, xq, texts, k, shortlist, mode, fusion_weight, allowed=None):
+    def _search(self, xq, texts, k, shortlist, mode, fusion_weight, where=None):
         """(D, I, [(lexical hits, best dense score)] per query, {id: chunk record} or None to read them from the
-        local generation), from the index's backend (backends/); `allowed`: sorted chunk ids a filter keeps."""
+        local generation), from the index's backend (backends/), which applies the filter `where` inside its search."""
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
             raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
@@ -214,17 +228,7 @@ class Searcher:
         weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
         with query_threads(n):
             return self.backend.search(None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight,
-                                       self.manifest.config.fusion_adaptive, allowed)
-
-    def _selected(self, where: Where | None) -> np.ndarray | None:
-        """The chunk ids a filter keeps, worked out once per filter and Searcher (the index does not change)."""
-        if not where:
-            return None
-        if where not in self._filters:
-            if len(self._filters) > 64:
-                self._filters.clear()
-            self._filters[where] = selected_ids(self.index, where)
-        return self._filters[where]
+                                       self.manifest.config.fusion_adaptive, where or None)
 
     def _analyze(self, text: str) -> list[str]:
         """The lexical index's analyzer (lowercase words when the index has no lexical side)."""

@@ -47,12 +47,12 @@ def test_an_ivf_keeps_k_hits_under_a_selective_filter(tmp_path, fake, monkeypatc
     s = Searcher(tmp_path / "idx", encoder=fake)
     assert s.manifest.coarse["nprobe"] < s.manifest.coarse["nlist"]  # the scan does not cover every cell
     keep = Where(paths=("f7*.txt",))  # 100 of 800 files
-    allowed = len(s._selected(keep))
+    allowed = len(s.backend.selected(keep))
     for query in ("magma plume", "owl nest", "seed sparrow"):
         hits = s.search(query, 10, mode="dense", where=keep, per_doc=False)
         assert len(hits) == min(10, allowed) and all("/f7" in h.source for h in hits)
     one = Where(paths=("f123.txt",))
-    assert len(s.search("magma", 10, mode="dense", where=one, per_doc=False)) == len(s._selected(one))
+    assert len(s.search("magma", 10, mode="dense", where=one, per_doc=False)) == len(s.backend.selected(one))
 
 
 def test_auto_switches_to_an_ivf_by_size_and_retrains_when_the_index_grows(tmp_path, fake, monkeypatch):

@@ -269,6 +269,7 @@ def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
         assert np.array_equal(store.ids(), np.asarray(index.ids))
         q = fake.encode_queries(["pasta with tomato sauce"])[0]
         hits = store.funnel(qdrant._unit(q[:64]), q, 20, 5, qdrant.Scope(1, types=(".md",)), 128, False)
+        assert sorted(store.sources(1)) == sorted(str(p) for p in docs.rglob("*") if p.is_file())
         assert hits and all(h.payload["source"].endswith(".md") for h in hits)
         assert set(store.full_vectors([hits[0].id])) == {hits[0].id}
         assert store.count(qdrant.Scope(1)) == len(index)
@@ -369,3 +370,32 @@ def test_sigkill_during_a_sync_loses_nothing(pair, fake, tmp_path):
     with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
         for query in QUERIES + ["sourdough bread"]:
             _same(sq.search(query, 5, mode="hybrid"), sl.search(query, 5, mode="hybrid"))
+
+
+def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path, use_fake_encoder):
+    """The manifest lives in the collection: a Searcher (and `searcher query`) with no local index answers like the
+    indexer's own, filters included (path globs go by the collection's own list of files)."""
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs, q, local, _ = pair
+    with Searcher(q, encoder=fake) as sq:
+        expected = [sq.search(query, 5) for query in QUERIES]
+        filtered = sq.search("water", 5, where=Where(paths=("nested/*", "*.html")))
+    with Searcher.from_collection(qdrant_path=str(tmp_path / "shard"), encoder=fake) as remote:
+        assert remote.manifest.model == open_index(local).manifest.model
+        for query, hits in zip(QUERIES, expected):
+            _same(remote.search(query, 5), hits)
+        assert [h.id for h in remote.search("water", 5, where=Where(paths=("nested/*", "*.html")))] == \
+            [h.id for h in filtered]
+        assert remote.notices == []
+    runner = CliRunner()
+    by_index = runner.invoke(cli, ["query", "owls hunt at night", "--index", str(q), "--format", "json"])
+    by_collection = runner.invoke(cli, ["query", "owls hunt at night", "--qdrant-path", str(tmp_path / "shard"),
+                                        "--format", "json"])
+    assert by_collection.exit_code == 0, by_collection.output
+    assert by_collection.stdout == by_index.stdout and "source" in by_index.stdout
+    empty = tmp_path / "empty-shard"
+    bad = runner.invoke(cli, ["query", "owls", "--qdrant-path", str(empty)])
+    assert bad.exit_code == 1 and "holds no searcher index yet" in bad.output

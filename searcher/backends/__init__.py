@@ -15,6 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
+from ..filters import Where
 from ..store import StoredIndex
 
 
@@ -22,21 +23,21 @@ class Backend(Protocol):
     """What search.Searcher needs from where an index's chunks live."""
 
     def search(self, xq: np.ndarray | None, texts: list[str] | None, k: int, shortlist: int, mode: str,
-               weight: float, adaptive: bool, allowed: np.ndarray | None
+               weight: float, adaptive: bool, where: Where | None
                ) -> tuple[np.ndarray, np.ndarray, list, dict[int, dict] | None]:
         """(D, I, [(lexical hits, best dense score)] per query, {chunk id: record} or None when the Searcher reads
         the records from the local generation). xq: normalised query vectors in the model's frame (None for
-        mode="lexical"); allowed: the sorted chunk ids a filter keeps, or None."""
+        mode="lexical"); `where` is applied inside the search, so k hits come back whenever k chunks match."""
 
     def close(self) -> None: ...
 
 
 def open_backend(index: StoredIndex) -> Backend:
-    """The backend an open generation's config names."""
+    """The backend an open generation's config names (or a qdrant.RemoteIndex's)."""
     if index.manifest.config.backend == "qdrant":
         from .qdrant import QdrantBackend
 
-        return QdrantBackend(index.manifest.config, files=index.files)
+        return QdrantBackend(index.manifest.config, files=None if getattr(index, "remote", False) else index.files)
     from .local import LocalBackend
 
     return LocalBackend(index)

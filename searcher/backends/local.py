@@ -15,6 +15,7 @@ import numpy as np
 from .. import coarse
 from ..config import FUSION_DEPTH
 from ..errors import IndexFormatError
+from ..filters import Where, selected_ids
 from ..fusion import adaptive_weight, fuse
 from ..projection import coarse_vectors
 from ..store import StoredIndex
@@ -30,13 +31,27 @@ class LocalBackend:
         self.manifest = index.manifest
         self._coarse = index.load_coarse()
         self.lexical = index.open_lexical()  # None: no usable lexical side (the Searcher says so)
+        self._filters: dict[Where, np.ndarray] = {}
+
+    def selected(self, where: Where) -> np.ndarray:
+        """The sorted chunk ids a filter keeps, worked out once per filter (the generation does not change)."""
+        if where not in self._filters:
+            if len(self._filters) > 64:
+                self._filters.clear()
+            self._filters[where] = selected_ids(self.index, where)
+        return self._filters[where]
 
     def close(self) -> None:
         """Nothing: the generation is the Searcher's to close."""
 
-    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, allowed):
-        """(D, I, found, None): see search.Searcher._search; `xq` is normalised, in the model's own frame."""
+    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, where):
+        """(D, I, found, None): see backends.Backend.
+
+        A filter becomes the sorted ids of the chunks it keeps (a file's chunks have one id range): the coarse FAISS
+        search takes them as an id selector and the lexical search as a required id clause, so a filter that keeps
+        0.1% of the index still yields k hits whenever k chunks match."""
         n = len(texts) if xq is None else len(xq)
+        allowed = self.selected(where) if where else None
         # Nothing is allocated for more results than the index (or the filter) holds (-k 100000000 on 31 chunks).
         total = len(self.index) if allowed is None else len(allowed)
         k, shortlist = min(k, total), min(max(shortlist, k), total)

@@ -28,6 +28,7 @@ Qdrant's defaults (k1 1.2, b 0.75, as tantivy's).
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -41,6 +42,7 @@ import orjson
 
 from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, SearcherError
+from ..filters import Where
 from ..fusion import adaptive_weight, fuse
 
 log = logging.getLogger(__name__)
@@ -87,7 +89,7 @@ class Scope:
 
     generation: int
     sources: tuple[str, ...] | None = None
-    types: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()  # extensions with the dot, lower case (filters.Where.types)
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,12 @@ class EdgeStore:
             out.extend(r.id for r in records)
             if offset is None:
                 return np.sort(np.asarray(out, dtype=np.int64))
+
+    def sources(self, generation: int) -> list[str]:
+        """Every file the generation holds chunks of."""
+        qe = self.qe
+        request = qe.FacetRequest(key="source", limit=2**31 - 1, exact=True, filter=self._filter(Scope(generation)))
+        return [str(h.value) for h in self.shard.facet(request).hits]
 
     def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool) -> list[Found]:
         qe = self.qe
@@ -384,6 +392,12 @@ class ClientStore:
     def _params(self, ef: int, exact: bool):
         m = self.m
         return m.SearchParams(hnsw_ef=ef, exact=exact, quantization=m.QuantizationSearchParams(rescore=True))
+
+    def sources(self, generation: int) -> list[str]:
+        """Every file the generation holds chunks of."""
+        response = self._call(lambda: self.client.facet(self.collection, "source", limit=2**31 - 1, exact=True,
+                                                        facet_filter=self._filter(Scope(generation))))
+        return [str(h.value) for h in response.hits]
 
     def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool) -> list[Found]:
         prefetch = self.m.Prefetch(query=qc.tolist(), using="coarse", limit=shortlist, filter=self._filter(scope),
@@ -557,6 +571,36 @@ def read_meta(store) -> tuple[dict, np.ndarray | None]:
     return manifest, rotation
 
 
+class RemoteIndex:
+    """What a Searcher needs of an index when all it has is the collection (search.Searcher.from_collection): the
+    manifest the last sync stored there. The connection is this client's; no exported query encoder is reachable
+    from here, so queries embed with torch."""
+
+    remote = True
+    files = None  # no local file table: path filters ask the collection for its files
+
+    def __init__(self, *, qdrant_url: str = "", qdrant_path: str = "", qdrant_collection: str = "searcher") -> None:
+        from ..store import Manifest
+
+        config = IndexConfig(backend="qdrant", qdrant_url=qdrant_url,
+                             qdrant_path=str(Path(qdrant_path).expanduser().resolve()) if qdrant_path else "",
+                             qdrant_collection=qdrant_collection)
+        store = connect(config)
+        try:
+            manifest = Manifest.from_dict(read_meta(store)[0])
+            self.index_dir = store.where()
+        finally:
+            store.close()
+        connection = {k: getattr(config, k) for k in ("qdrant_url", "qdrant_path", "qdrant_collection")}
+        self.manifest = dataclasses.replace(manifest, config=manifest.config.replace(**connection), query_encoder=None)
+
+    def open_lexical(self):
+        return None  # snippets match plain lower-case words
+
+    def close(self) -> None:
+        """Nothing: the backend holds the connection."""
+
+
 class QdrantBackend:
     """Answers an index's queries from its Qdrant collection (backends.Backend). Each query reads the generation
     the collection publishes, so it sees the newest complete sync and never a half-written one."""
@@ -572,8 +616,9 @@ class QdrantBackend:
             raise
         self.coarse_dim = manifest["projection"]["coarse_dim"]
         self.dim = manifest["model"]["dim"]
-        self._files = files  # the local file table: a filter's chunk ids -> the files Qdrant is asked for
-        self._sources: tuple[int, list[str]] | None = None  # the last filter's files, by id() of its chunk ids
+        self.manifest = manifest  # as the collection holds it (a dict)
+        self._files = files  # the local file table, if there is one: where filters find the files they keep
+        self._paths: tuple[int, list[str]] | None = None  # (generation, every file's path)
 
     def count(self) -> int:
         """Chunks in the generation readers see, counted by the engine."""
@@ -582,26 +627,31 @@ class QdrantBackend:
     def close(self) -> None:
         self.store.close()
 
-    def _sources_of(self, allowed: np.ndarray) -> list[str]:
-        """The files whose chunks a filter keeps (a file's chunks have one id range), cached for the last filter:
-        the Searcher keeps the same array per filter."""
-        if self._sources is None or self._sources[0] != id(allowed):
-            starts = [(e, np.searchsorted(allowed, e.id_start)) for e in self._files()]
-            self._sources = (id(allowed), [e.path for e, i in starts if i < len(allowed) and allowed[i] < e.id_end])
-        return self._sources[1]
+    def _scope(self, where: Where | None, generation: int) -> Scope | None:
+        """A filter as Qdrant conditions: file types as such (`ext`), path globs as the files they match, from the
+        local file table when there is one, else from the collection's own list of files (a facet), cached per
+        generation. None: nothing can match."""
+        if not where:
+            return Scope(generation)
+        sources = None
+        if where.paths:
+            if self._paths is None or self._paths[0] != generation:
+                paths = [e.path for e in self._files()] if self._files is not None else self.store.sources(generation)
+                self._paths = (generation, paths)
+            sources = tuple(p for p in self._paths[1] if where.matches(p))
+            if not sources:
+                return None
+        return Scope(generation, sources, where.types)
 
-    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, allowed):
+    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, where):
         """(D, I, found, records) for backends.Backend, with the chunk record of every id returned."""
         n = len(texts) if xq is None else len(xq)
-        sources = None
-        if allowed is not None:
-            sources = self._sources_of(allowed) if len(allowed) else []
-            if not sources:
-                return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
+        generation, total = self.store.generation()
+        scope = self._scope(where, generation)
+        if scope is None:
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
         if xq is not None and self.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.rotation)
-        generation, total = self.store.generation()
-        scope = Scope(generation, None if sources is None else tuple(sources))
         k, shortlist = min(k, total), min(max(shortlist, k), total)  # (a filter may keep fewer: Qdrant stops there)
         if k == 0:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
