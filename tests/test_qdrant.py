@@ -399,3 +399,33 @@ def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path
     empty = tmp_path / "empty-shard"
     bad = runner.invoke(cli, ["query", "owls", "--qdrant-path", str(empty)])
     assert bad.exit_code == 1 and "holds no searcher index yet" in bad.output
+
+
+@pytest.mark.model
+def test_the_server_answers_from_an_edge_backed_index(tmp_path, minilm, monkeypatch):
+    """`searcher serve` on a qdrant-backed index: the same records as `searcher query`; while it holds the shard,
+    another process's `searcher index` is refused with one line naming the way out."""
+    pytest.importorskip("httpx")
+    import httpx
+    from test_server import Server
+
+    home = tmp_path / "home"
+    docs = write_corpus(tmp_path / "docs")
+    index_dir = tmp_path / "index"
+    config = IndexConfig(backend="qdrant", qdrant_path=str(tmp_path / "shard"))
+    monkeypatch.setenv("SEARCHER_HOME", str(home))
+    build_index(docs, index_dir, config, encoder=minilm)
+    env = {**os.environ, "SEARCHER_HOME": str(home)}
+    cli = subprocess.run([sys.executable, "-m", "searcher", "query", "planets with rings", "-k", "3", "--index",
+                          str(index_dir), "--format", "json"], capture_output=True, text=True, env=env, check=True)
+    server = Server([index_dir], home)
+    try:
+        got = httpx.get(server.url + "/search", params={"query": "planets with rings", "k": 3}).json()
+        assert got["hits"] == __import__("json").loads(cli.stdout) and got["hits"][0]["source"].endswith("astronomy.txt")
+        (docs / "new.md").write_text("# New\n\nComets have icy tails.\n", encoding="utf-8")
+        busy = subprocess.run([sys.executable, "-m", "searcher", "index", str(docs), "--index", str(index_dir), "-q"],
+                              capture_output=True, text=True, env=env)
+        assert busy.returncode == 1 and "in use by another process" in busy.stderr and "Traceback" not in busy.stderr
+    finally:
+        err = server.stop()
+    assert "Traceback" not in err, err
