@@ -1,29 +1,33 @@
-"""Embedding on a Ray cluster: `searcher index --ray [ADDRESS]`.
+"""Indexing on a Ray cluster: `searcher index --ray [ADDRESS]`.
 
-Ray Data's `map_batches` with an actor class: each actor loads the model once and embeds the batches it is
-given; the cluster's GPUs are used where it has them (one per actor), its CPUs otherwise (`cpus_per_worker`
-each, with torch limited to as many threads). The driver keeps reading, chunking and writing: it sends texts,
-gets float32 vectors back in the same order, and saves each window of them to the run's embedding cache, so a
-killed run keeps what the cluster finished. Vectors are the model's own float32 ones (torch, no autocast), the
-same the local path's measured choice must agree with (indexer.MIN_COSINE).
+One actor per worker holds the model for the whole run (a GPU each where the cluster has them, else
+`cpus_per_worker` CPUs with torch limited to as many threads) and does the two heavy steps: parsing and chunking
+files (the driver reads their bytes, as it must to hash them, and sends them, so workers need no shared
+filesystem), and embedding chunks. `ray.util.ActorPool` spreads batches over the actors and returns results in
+order, so the index is the one the local path builds: the same chunks, and float32 vectors from the model itself
+(torch, no autocast: the reference the local path's faster encoders must agree with, indexer.MIN_COSINE). The
+driver keeps scanning, diffing and writing; each window of vectors is saved to the run's embedding cache as it
+arrives, so a killed run keeps what the cluster finished.
 
-Left out: reading and chunking on the cluster (the driver does them; they are a small share of indexing time on
-a model this size), and shipping searcher to the workers: a cluster's nodes need it installed, or a
-`runtime_env` (docs/scale-out.md).
+Left out: shipping searcher to the workers (a cluster's nodes need it installed, or a `runtime_env`:
+docs/scale-out.md).
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .errors import SearcherError
 
 log = logging.getLogger(__name__)
-WINDOW = 4096  # texts sent per Ray Data pipeline; each window's vectors are saved before the next is sent
+WINDOW = 4096  # texts embedded per round of batches; each round is saved before the next is sent
+FILES_PER_TASK = 8  # files parsed and chunked per actor call
 
 
 def _ray():
@@ -34,8 +38,34 @@ def _ray():
     return ray
 
 
-class _Embedder:
-    """A Ray actor: one model, loaded once, embedding batches of {"i", "text"} rows."""
+@dataclass
+class Parsed:
+    """One file parsed and chunked (by a worker or locally)."""
+
+    documents: int = 0
+    warnings: list[str] = field(default_factory=list)
+    chunks: list = field(default_factory=list)
+    error: str = ""  # why the file could not be read (ingest.UnreadableFileError); nothing else is set then
+    read_seconds: float = 0.0
+    chunk_seconds: float = 0.0
+
+
+def parse_and_chunk(path, data: bytes, doc_id: str, chunker) -> Parsed:
+    """Parse one file's bytes and chunk its documents: the step both the local path and a worker run."""
+    from .ingest import UnreadableFileError, parse_file
+
+    started = time.perf_counter()
+    try:
+        docs, warnings = parse_file(path, data, doc_id=doc_id)
+    except UnreadableFileError as e:
+        return Parsed(error=str(e))
+    parsed = time.perf_counter()
+    chunks = [c for doc in docs for c in chunker(doc)]
+    return Parsed(len(docs), list(warnings), chunks, "", parsed - started, time.perf_counter() - parsed)
+
+
+class _Worker:
+    """A Ray actor: the model, loaded once per run."""
 
     def __init__(self, model: str, threads: int) -> None:
         import torch
@@ -45,19 +75,32 @@ class _Embedder:
         torch.set_num_threads(max(1, threads))
         self.encoder = SentenceTransformerEncoder(model, device="cuda" if torch.cuda.is_available() else "cpu")
 
-    def __call__(self, batch: dict) -> dict:
-        texts = [str(t) for t in batch["text"]]
-        return {"i": batch["i"], "vector": self.encoder.encode_documents(texts, batch_size=len(texts))}
+    def info(self):
+        return self.encoder.info
+
+    def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list[Parsed]:
+        from pathlib import Path
+
+        from .chunking import chunk_document
+
+        def chunker(doc):
+            return chunk_document(doc, self.encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
+
+        return [parse_and_chunk(Path(path), data, doc_id, chunker) for path, data, doc_id in items]
+
+    def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
+        return self.encoder.encode_documents(texts, batch_size=batch_size)
 
 
-class RayEmbedder:
-    """Embeds documents with `workers` actors on the cluster at `address` ("local": start a local one, on
-    127.0.0.1, shut down by `close`; "auto" or "ray://host:port": join a running one)."""
+class RayWorkers:
+    """`workers` actors on the cluster at `address` ("local": start one on this machine, on 127.0.0.1, shut down
+    by `close`; "auto" or "ray://host:port": join a running one). Without `workers`, one per GPU, else one per
+    `cpus_per_worker` of the cluster's CPUs."""
 
     def __init__(self, model: str, address: str = "local", *, workers: int | None = None,
                  cpus_per_worker: int = 1) -> None:
         self.ray = ray = _ray()
-        self.model, self.started = model, False
+        self.started = False
         if not ray.is_initialized():
             try:
                 if address == "local":
@@ -68,43 +111,40 @@ class RayEmbedder:
                     ray.init(address=address, log_to_driver=False, configure_logging=False)
             except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ...
                 raise SearcherError(f"cannot start or join the Ray cluster at {address!r}: "
-                                    f"{str(e).strip().splitlines()[0][:200]}") from None
+                                    f"{str(e).strip().splitlines()[0][:200]}; pass --ray ADDRESS of a running "
+                                    "cluster, or --ray alone for a local one") from None
         resources = ray.cluster_resources()
-        self.gpus = int(resources.get("GPU", 0))
-        self.cpus_per_worker = cpus_per_worker
-        self.workers = workers or (self.gpus or max(1, int(resources.get("CPU", 1)) // cpus_per_worker))
+        gpus = int(resources.get("GPU", 0))
+        n = workers or gpus or max(1, int(resources.get("CPU", 1)) // cpus_per_worker)
+        actor = ray.remote(num_gpus=1, num_cpus=0)(_Worker) if gpus else \
+            ray.remote(num_cpus=cpus_per_worker)(_Worker)
+        self.actors = [actor.remote(model, cpus_per_worker) for _ in range(n)]
+        from ray.util import ActorPool
+
+        self.pool = ActorPool(self.actors)
+
+    def info(self):
+        """The model's ModelInfo, as the workers loaded it."""
+        return self.ray.get(self.actors[0].info.remote())
+
+    def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list[Parsed]:
+        """Parse and chunk files, FILES_PER_TASK per call, results in the order of `items`."""
+        tasks = [items[a : a + FILES_PER_TASK] for a in range(0, len(items), FILES_PER_TASK)]
+        out: list[Parsed] = []
+        for parsed in self.pool.map(lambda a, t: a.chunk.remote(t, chunk_tokens, overlap_tokens), tasks):
+            out.extend(parsed)
+        return out
 
     def embed(self, texts: list[str], batch_size: int) -> Iterator[tuple[int, np.ndarray]]:
         """(start, vectors) for each window of `texts`, in order."""
         for start in range(0, len(texts), WINDOW):
-            yield start, self._window(texts[start : start + WINDOW], batch_size)
-
-    def _window(self, texts: list[str], batch_size: int) -> np.ndarray:
-        ds = self.ray.data.from_items([{"i": i, "text": t} for i, t in enumerate(texts)])
-        out = ds.map_batches(
-            _Embedder, fn_constructor_kwargs={"model": self.model, "threads": self.cpus_per_worker},
-            batch_size=batch_size, concurrency=self.workers, batch_format="numpy",
-            num_gpus=1 if self.gpus else 0, num_cpus=0 if self.gpus else self.cpus_per_worker)
-        x = None
-        for batch in out.iter_batches(batch_size=None, batch_format="numpy"):
-            vectors = np.asarray(batch["vector"], dtype=np.float32)
-            if x is None:
-                x = np.empty((len(texts), vectors.shape[1]), dtype=np.float32)
-            x[np.asarray(batch["i"], dtype=np.int64)] = vectors
-        return x
+            window = texts[start : start + WINDOW]
+            batches = [window[a : a + batch_size] for a in range(0, len(window), batch_size)]
+            parts = list(self.pool.map(lambda a, b: a.embed.remote(b, batch_size), batches))
+            yield start, np.concatenate(parts).astype(np.float32, copy=False)
 
     def close(self) -> None:
+        for actor in self.actors:
+            self.ray.kill(actor)
         if self.started:
             self.ray.shutdown()
-
-
-def embed_on_ray(texts: list[str], model: str, address: str, batch_size: int,
-                 save: Callable[[int, np.ndarray], None], progress: Callable[[int], None]) -> None:
-    """Embed `texts` on the cluster, calling save(start, vectors) per window and progress(done) after it."""
-    embedder = RayEmbedder(model, address)
-    try:
-        for start, x in embedder.embed(texts, batch_size):
-            save(start, x)
-            progress(start + len(x))
-    finally:
-        embedder.close()

@@ -28,6 +28,7 @@ import orjson
 from .atomic import exclusive_lock, write_atomic
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
+from .cluster import Parsed, parse_and_chunk
 from .config import IndexConfig
 from .encoder import (
     Bf16Encoder,
@@ -42,7 +43,7 @@ from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherErr
 from .home import adopt_encoder, collect_encoders, remember_choice, remembered_choice, share_encoder
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
-from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file
+from .ingest import FORMATS, Ignore, is_supported, iter_files
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
@@ -155,12 +156,20 @@ def build_index(
                 remove_garbage(index_dir, current)
             generation = max([current.generation if current else 0, *generations_on_disk(index_dir)]) + 1
             prev = open_index(index_dir) if current and not rebuild else None
+            workers = None
             try:
                 if prev is not None:
                     prev.check_order()
+                if ray is not None:
+                    from .cluster import RayWorkers
+
+                    name = (config or (current.config if current else IndexConfig())).model
+                    workers = RayWorkers(resolve_model(name)[0], ray)
                 report = _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
-                                export_encoder, generation, load_model or load_encoder, ray)
+                                export_encoder, generation, load_model or load_encoder, workers)
             finally:
+                if workers is not None:
+                    workers.close()
                 if prev is not None:
                     prev.close()
             report.synced = _sync_backend(index_dir, progress)
@@ -279,7 +288,7 @@ def _build(
     export_encoder: bool,
     generation: int,
     load_model: Callable[[str], Encoder],
-    ray: str | None = None,
+    workers=None,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
     if config.qdrant_path:  # the shard's folder, wherever the command runs from
@@ -310,12 +319,22 @@ def _build(
         return chunk_document(doc, model(), chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
                               progress=lambda done, total: progress("chunk", done, total))
 
+    if workers is not None:  # parsing and chunking on the cluster (cluster.py), in rounds of files
+        def parse_files(items):
+            return workers.chunk(items, chunk_tokens, overlap_tokens)
+        window = (RAY_WINDOW_FILES, RAY_WINDOW_BYTES)
+    else:
+        def parse_files(items):
+            return [parse_and_chunk(Path(path), data, doc_id, chunker) for path, data, doc_id in items]
+        window = (1, 0)
+
     # One file, one document id: ids are relative to the outermost folder this index was ever given that holds
     # the file, whichever root this run starts from.
     sources = [Path(s) for s in (current.sources if prev is not None else ())] + [root]
     anchor = min((s for s in sources if _is_under(root, s)), key=lambda s: len(s.parts))
     ignore = Ignore(root, config.include, config.exclude)
-    kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, chunker, report, progress, ignore)
+    kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, parse_files, report, progress,
+                                        ignore, window)
     under_root = {p for p in old_files if _is_under(Path(p), root)}
     seen = {e.path for e in kept} | {f.entry.path for f in new_files}
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
@@ -348,7 +367,7 @@ def _build(
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
     _embed_missing(model, index_dir, plan, pending, report, progress,
-                   current.document_encoder if current and prev is not None else None, ray)
+                   current.document_encoder if current and prev is not None else None, workers)
 
     started = time.perf_counter()
     manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)
@@ -412,21 +431,29 @@ def _is_under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
+RAY_WINDOW_FILES = 256  # files read (and held) by the driver before a round of parsing on the cluster
+RAY_WINDOW_BYTES = 64 << 20
+
+
 def _scan(
     root: Path,
     base: Path,
     old_files: dict[str, FileEntry],
     rechunk_all: bool,
-    chunker: Callable,
+    parse_files: Callable[[list[tuple[str, bytes, str]]], list[Parsed]],
     report: IndexReport,
     progress: Progress,
     ignore: Ignore | None = None,
+    window: tuple[int, int] = (1, 0),
 ) -> tuple[list[FileEntry], list[NewFile], list[Path]]:
     """(files kept as indexed, files (re)chunked, folders that could not be read). Document ids are relative
-    to `base`."""
+    to `base`. New and changed files are read and hashed here, then parsed and chunked by `parse_files`
+    [(path, bytes, doc id)] -> [Parsed], up to `window` (files, bytes) at a time: one by one locally, in rounds
+    on a Ray cluster (cluster.py)."""
     kept: list[FileEntry] = []
     new_files: list[NewFile] = []
     unreadable: list[Path] = []
+    pending: list[tuple[Path, os.stat_result, str, bytes]] = []
 
     def cannot_read(folder: str, reason: str) -> None:
         report.failed += 1
@@ -437,6 +464,25 @@ def _scan(
         report.skipped += 1
         report.skipped_files.append(f"{path} ({reason})")
         report.warnings.append(f"{path}: skipped, {reason}")
+
+    def flush() -> None:
+        results = parse_files([(str(path), data, path.relative_to(base).as_posix()) for path, _, _, data in pending])
+        for (path, st, digest, _), parsed in zip(pending, results):
+            if parsed.error:
+                skip(str(path), parsed.error)
+                continue
+            report.warnings.extend(f"{path}: {w}" for w in parsed.warnings)
+            report.seconds["read"] += parsed.read_seconds
+            report.seconds["chunk"] += parsed.chunk_seconds
+            if not parsed.chunks:
+                report.skipped += 1
+                report.skipped_files.append(f"{path} (no text)")
+                continue
+            entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, parsed.documents, 0, 0, st.st_ctime_ns,
+                              tuple(parsed.warnings))
+            new_files.append(NewFile(entry, parsed.chunks))
+            report.indexed += 1
+        pending.clear()
 
     for seen, path in enumerate(iter_files(root, cannot_read, skip, ignore), start=1):
         progress("scan", seen, None)
@@ -462,29 +508,16 @@ def _scan(
                 kept.append(old)
             continue
         digest = hashlib.sha256(data).hexdigest()
+        report.seconds["read"] += time.perf_counter() - started
         if old and not rechunk_all and old.sha256 == digest:
             kept.append(dataclasses.replace(old, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns))
             report.unchanged += 1
             continue
-        try:
-            docs, warnings = parse_file(path, data, doc_id=path.relative_to(base).as_posix())
-        except UnreadableFileError as e:
-            skip(str(path), str(e))
-            continue
+        pending.append((path, st, digest, data))
         del data
-        report.warnings.extend(f"{path}: {w}" for w in warnings)
-        parsed = time.perf_counter()
-        report.seconds["read"] += parsed - started
-        chunks = [c for doc in docs for c in chunker(doc)]
-        report.seconds["chunk"] += time.perf_counter() - parsed
-        if not chunks:
-            report.skipped += 1
-            report.skipped_files.append(f"{path} (no text)")
-            continue
-        entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, len(docs), 0, 0, st.st_ctime_ns,
-                          tuple(warnings))
-        new_files.append(NewFile(entry, chunks))
-        report.indexed += 1
+        if len(pending) >= window[0] or sum(len(p[3]) for p in pending) >= window[1] > 0:
+            flush()
+    flush()
     return kept, new_files, unreadable
 
 
@@ -506,10 +539,10 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 def _embed_missing(
     model: Callable[[], Encoder], index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport,
-    progress: Progress, previous: dict | None, ray: str | None = None,
+    progress: Progress, previous: dict | None, workers=None,
 ) -> None:
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go (on a Ray
-    cluster when `ray` names one)."""
+    cluster when there are `workers`)."""
     config, keys = plan.config, plan.keys
     todo: dict[str, str] = {}
     for chunk, key in zip(plan.new_chunks, keys):
@@ -527,12 +560,10 @@ def _embed_missing(
         return
     progress("embed", 0, len(order))
     started = time.perf_counter()
-    if ray is not None:
-        from .cluster import embed_on_ray
-
-        embed_on_ray([todo[k] for k in order], plan.model.name, ray, batch_size,
-                     save=lambda start, x: pending.add(order[start : start + len(x)], x),
-                     progress=lambda done: progress("embed", done, len(order)))
+    if workers is not None:
+        for start, x in workers.embed([todo[k] for k in order], batch_size):
+            pending.add(order[start : start + len(x)], x)
+            progress("embed", start + len(x), len(order))
         report.embedded_with = "ray"
         report.seconds["embed"] = time.perf_counter() - started
         return
