@@ -66,7 +66,8 @@ def build(index_dir: Path, n: int, d: int) -> None:
     np.save(index_dir / "queries.npy", normalize_rows(np.asarray(writer.full[rows]) + noise)[rng.permutation(len(rows))])
     ids = np.arange(n, dtype=np.int64)
     writer.write_ids(ids)
-    writer.write_coarse(coarse_index(writer.full, ids, 64)[0])
+    coarse, coarse_record = coarse_index(writer.full, ids, 64)  # flat, or an IVF from coarse.IVF_MIN_CHUNKS
+    writer.write_coarse(coarse)
     writer.write_chunks(
         b'{"id":%d,"doc_id":"d%d","title":"","source":"synthetic","start":0,"end":0,"hash":"","text":""}\n' % (i, i)
         for i in range(n)
@@ -74,8 +75,8 @@ def build(index_dir: Path, n: int, d: int) -> None:
     writer.write_files([FileEntry("synthetic", "", 0, 0, n, 0, n)])
     info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
     config = IndexConfig(model="synthetic", projection="prefix", full_storage="float32")  # full.npy as written
-    writer.publish(Manifest(1, now(), now(), config, info,
-                            Projection("prefix", "prefix", 64, n), n, n, n, n, ("synthetic",)))
+    writer.publish(Manifest(1, now(), now(), config, info, Projection("prefix", "prefix", 64, n), n, n, n, n,
+                            ("synthetic",), coarse=coarse_record))
 
 
 def memory() -> dict[str, int]:
