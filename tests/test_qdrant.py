@@ -429,3 +429,42 @@ def test_the_server_answers_from_an_edge_backed_index(tmp_path, minilm, monkeypa
     finally:
         err = server.stop()
     assert "Traceback" not in err, err
+
+
+class _Unavailable(Exception):
+    status_code = 503
+
+
+class _BadRequest(Exception):
+    status_code = 400
+
+
+def test_transient_errors_are_retried_and_a_refusal_is_not(tmp_path, fake, fake_config, monkeypatch):
+    """Two 503s, then the real upsert (local mode): the sync succeeds; a 400 fails at once, in one line."""
+    monkeypatch.setattr(qdrant, "RETRY_WAIT", 0.01)
+    docs = write_corpus(tmp_path / "docs")
+    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    index = open_index(tmp_path / "l")
+    store = _client_store(None, "retries")
+    real, calls = store.client.upsert, []
+
+    def flaky(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise _Unavailable("service unavailable")
+        return real(*args, **kwargs)
+
+    try:
+        monkeypatch.setattr(store.client, "upsert", flaky)
+        assert qdrant.sync(index, store=store).upserted == len(index)
+        assert len(calls) >= 3 and np.array_equal(store.ids(), np.asarray(index.ids))
+
+        def refuse(*args, **kwargs):
+            raise _BadRequest("Wrong input: vector dimension error")
+
+        monkeypatch.setattr(store.client, "upsert", refuse)
+        with pytest.raises(qdrant.QdrantError, match="Qdrant refused a request .*vector dimension error"):
+            store.upsert([1], np.zeros((1, 64)), np.zeros((1, 96)), [{}])
+    finally:
+        store.close()
+        index.close()
