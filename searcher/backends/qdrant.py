@@ -320,9 +320,7 @@ class ClientStore:
             try:
                 return request()
             except Exception as e:  # noqa: BLE001 - httpx/grpc/qdrant types; transient ones are retried
-                status = getattr(e, "status_code", None)
-                transient = status is None or status in (408, 429, 500, 502, 503, 504)
-                if not transient or isinstance(e, (ValueError, TypeError, KeyError)):
+                if not self._transient(e):
                     raise QdrantError(f"Qdrant refused a request to {self.where()}: {_line(e)}") from None
                 if attempt == RETRIES - 1:
                     raise QdrantError(f"cannot reach Qdrant at {self.url} ({_line(e)}); start the server or pass "
@@ -331,6 +329,17 @@ class ClientStore:
                 log.warning("Qdrant request failed (%s); retrying in %.1f s", _line(e), wait)
                 time.sleep(wait)
                 wait *= 2
+
+    @staticmethod
+    def _transient(e: Exception) -> bool:
+        """A failure worth retrying: the server busy or restarting (408, 429, 5xx), or the connection failing."""
+        import httpx
+        from qdrant_client.http.exceptions import ResponseHandlingException
+
+        status = getattr(e, "status_code", None)
+        if status is not None:
+            return status in (408, 429, 500, 502, 503, 504)
+        return isinstance(e, (ResponseHandlingException, httpx.TransportError, ConnectionError, TimeoutError))
 
     def exists(self) -> bool:
         return self._exists
