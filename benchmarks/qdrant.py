@@ -99,7 +99,7 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
     def edge(q):
         return backend.search(q[None, :], None, 10, DEFAULT_SHORTLIST, "dense", 0.7, False, None)[1][0]
 
-    for q in xq[:5]:
+    for q in xq:  # warm: every query once before timing, as for FAISS below
         edge(q)
     times, I_edge = [], []
     for q in xq:
@@ -108,7 +108,8 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
         times.append(time.perf_counter() - t)
     after = _rss_mb()
     searcher = Searcher(local)
-    searcher.search_vectors(xq[:5], k=10)
+    for q in xq:
+        searcher.search_vectors(q[None, :], k=10, shortlist=DEFAULT_SHORTLIST)
     faiss_times, I_faiss = [], []
     for q in xq:
         t = time.perf_counter()
@@ -209,7 +210,10 @@ def main() -> None:
                   quality()]
     if "latency" not in args.skip:
         parts += ["", f"Single queries, {args.queries} per row, k=10, shortlist {DEFAULT_SHORTLIST}, 384 dims, "
-                  "synthetic (scale.py), both through searcher's query path; the shard after optimize():", "",
+                  "synthetic (scale.py), both through searcher's query path, warm (each query run once before "
+                  "timing); the shard after optimize(), `full` on disk (Memory.Cold), `coarse` cached; FAISS: "
+                  "the local backend's flat index below 200k chunks, IVF from there (coarse.py). RSS: the "
+                  "process's resident memory after opening the shard:", "",
                   latency(args.sizes, args.queries)]
     if "ray" not in args.skip:
         parts += ["", ray_throughput(args.ray_texts)]

@@ -163,7 +163,9 @@ class EdgeStore:
         no_graph = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
         config = qe.EdgeConfig(vectors={
             "coarse": qe.EdgeVectorParams(size=coarse_dim, distance=qe.Distance.Cosine, quantization_config=q),
-            "full": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, hnsw_config=no_graph),
+            # on disk like the local backend's memory map: a query reads only the `shortlist` rows it rescores
+            "full": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, hnsw_config=no_graph,
+                                        memory=qe.Memory.Cold),
         })
         self.path.mkdir(parents=True, exist_ok=True)
         self._hold(lambda: qe.EdgeShard.create(str(self.path), config))
@@ -352,7 +354,8 @@ class ClientStore:
              "binary": m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))}[quantization]
         self._call(lambda: self.client.create_collection(self.collection, vectors_config={
             "coarse": m.VectorParams(size=coarse_dim, distance=m.Distance.COSINE, quantization_config=q),
-            "full": m.VectorParams(size=dim, distance=m.Distance.COSINE, hnsw_config=m.HnswConfigDiff(m=0)),
+            "full": m.VectorParams(size=dim, distance=m.Distance.COSINE, hnsw_config=m.HnswConfigDiff(m=0),
+                                   on_disk=True),
         }))
         text = m.TextIndexParams(type=m.TextIndexType.TEXT, tokenizer=m.TokenizerType.WORD, lowercase=True,
                                  stemmer=m.SnowballParams(type=m.Snowball.SNOWBALL, language=m.SnowballLanguage.ENGLISH),
