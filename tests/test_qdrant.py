@@ -468,3 +468,10 @@ def test_transient_errors_are_retried_and_a_refusal_is_not(tmp_path, fake, fake_
     finally:
         store.close()
         index.close()
+
+
+def test_another_quantization_for_an_existing_collection_is_refused(pair, fake):
+    docs, q, _, _ = pair
+    config = open_index(q).manifest.config.replace(qdrant_quantization="scalar")
+    with pytest.raises(InvalidInputError, match="was made with --qdrant-quantization none; pass that"):
+        build_index(docs, q, config, encoder=fake)

@@ -41,7 +41,7 @@ import numpy as np
 import orjson
 
 from ..config import FUSION_DEPTH, IndexConfig
-from ..errors import IndexFormatError, SearcherError
+from ..errors import IndexFormatError, InvalidInputError, SearcherError
 from ..filters import Where
 from ..fusion import adaptive_weight, fuse
 
@@ -499,7 +499,7 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
     """Mirror the published generation of `index` (a store.StoredIndex) into its Qdrant collection: upsert the
     chunks the collection lacks, retire the ones the index no longer has, then publish the generation to readers.
     Idempotent and resumable: it compares the collection with the index each time, so a killed or failed sync is
-    finished by the next (at-least-once writes keyed by chunk id: no duplicates, no orphans)."""
+    finished by the next (at-least-once writes keyed by point id: no duplicates, no orphans)."""
     started = time.perf_counter()
     manifest, config = index.manifest, index.manifest.config
     progress = progress or (lambda phase, done, total: None)
@@ -507,19 +507,10 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
     store = store or connect(config)
     try:
         meta = store.meta()
-        if meta is not None and meta.get("format") != META_FORMAT:
-            raise IndexFormatError(f"{store.where()} was not made by searcher; pass another collection or path")
         frame = _frame_id(index.rotation)
-        if meta is not None:
-            old = orjson.loads(meta["manifest"])
-            current = orjson.loads(orjson.dumps(manifest.to_dict()))  # as JSON has it: tuples are lists there
-            same = (old["model"] == current["model"] and meta.get("frame") == frame
-                    and old["next_id"] <= manifest.next_id and old["created"] == manifest.created
-                    and old["projection"]["coarse_dim"] == manifest.projection.coarse_dim)
-            if meta["generation"] == manifest.generation and same:
-                return SyncReport(generation=manifest.generation)
-        else:
-            same = False
+        same = meta is not None and _same_index(meta, manifest, frame, store.where())
+        if same and meta["generation"] == manifest.generation:
+            return SyncReport(generation=manifest.generation)
         if not store.exists():
             store.create(manifest.model.dim, manifest.projection.coarse_dim, config.qdrant_quantization)
         published = int(meta["generation"]) if meta is not None else 0
@@ -532,26 +523,15 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         epoch = int(meta.get("epoch", 0)) if meta is not None else 0
         if not same and meta is not None:  # another model, frame or index: every point is replaced, under new ids
             epoch += 1
-            for a in range(0, len(points), 10_000):
-                store.set_payload(points[a : a + 10_000], {"gen_to": generation})
+            _retire(store, points, generation)
             points = np.empty(0, np.int64)
         base = epoch << EPOCH_SHIFT
         have = points - base  # (every live point is of this epoch once the cleanup above has run)
         ids = np.asarray(index.ids)
         missing = np.setdiff1d(ids, have, assume_unique=True)
-        gone = np.setdiff1d(have, ids, assume_unique=True) + base
-        report = SyncReport(upserted=len(missing), retired=len(gone))
-        progress("sync", 0, len(missing))
-        rows = index.rows_of(missing)
-        coarse_dim = manifest.projection.coarse_dim
-        for a in range(0, len(rows), BATCH):
-            block = rows[a : a + BATCH]
-            full = np.asarray(index.full[block], dtype=np.float32)
-            records = index.chunks(block)
-            store.upsert(ids[block] + base, full[:, :coarse_dim], full, [_payload(r, generation) for r in records])
-            progress("sync", min(a + BATCH, len(rows)), len(rows))
-        for a in range(0, len(gone), 10_000):
-            store.set_payload(gone[a : a + 10_000], {"gen_to": generation})
+        gone = np.setdiff1d(have, ids, assume_unique=True)
+        _upsert(store, index, missing, base, generation, progress)
+        _retire(store, gone + base, generation)
         store.set_meta({
             "format": META_FORMAT, "version": META_VERSION, "generation": generation, "chunks": len(ids),
             "epoch": epoch, "frame": frame,
@@ -563,12 +543,46 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         # instant before may miss them: the removed files' chunks, never anything wrong).
         store.delete_where("gen_to", lte=generation)
         store.finish()
-        report.generation = generation
-        report.seconds = time.perf_counter() - started
-        return report
+        return SyncReport(generation, len(missing), len(gone), time.perf_counter() - started)
     finally:
         if own:
             store.close()
+
+
+def _same_index(meta: dict, manifest, frame: str, where: str) -> bool:
+    """Whether the collection holds this index's points as they are (same model, frame, ids): only then can a sync
+    keep them. Raises when the collection is not searcher's, or was made with another quantisation (a setting of
+    the collection itself)."""
+    if meta.get("format") != META_FORMAT:
+        raise IndexFormatError(f"{where} was not made by searcher; pass another collection or path")
+    old = orjson.loads(meta["manifest"])
+    quantization = old["config"].get("qdrant_quantization", "none")
+    if quantization != manifest.config.qdrant_quantization:
+        raise InvalidInputError(
+            f"{where} was made with --qdrant-quantization {quantization}; pass that, or index into another "
+            "collection (--qdrant-collection, --qdrant-path)")
+    current = orjson.loads(orjson.dumps(manifest.to_dict()))  # as JSON has it: tuples are lists there
+    return (old["model"] == current["model"] and meta.get("frame") == frame and old["created"] == manifest.created
+            and old["next_id"] <= manifest.next_id and old["projection"]["coarse_dim"] == manifest.projection.coarse_dim)
+
+
+def _upsert(store, index, ids: np.ndarray, base: int, generation: int, progress) -> None:
+    """Write the chunks `ids` of `index` as points (id + base), BATCH at a time, invisible until `generation`."""
+    progress("sync", 0, len(ids))
+    rows = index.rows_of(ids)
+    coarse_dim = index.manifest.projection.coarse_dim
+    for a in range(0, len(rows), BATCH):
+        block = rows[a : a + BATCH]
+        full = np.asarray(index.full[block], dtype=np.float32)
+        payloads = [_payload(r, generation) for r in index.chunks(block)]
+        store.upsert(np.asarray(index.ids[block]) + base, full[:, :coarse_dim], full, payloads)
+        progress("sync", min(a + BATCH, len(rows)), len(rows))
+
+
+def _retire(store, points: np.ndarray, generation: int) -> None:
+    """Mark points as gone from `generation` on (readers of earlier generations still see them)."""
+    for a in range(0, len(points), 10_000):
+        store.set_payload(points[a : a + 10_000], {"gen_to": generation})
 
 
 def _payload(record: dict, generation: int) -> dict:
