@@ -93,6 +93,27 @@ def _collection_ids(path: str) -> np.ndarray:
         store.close()
 
 
+def _assert_mirrors(index_dir, shard) -> None:
+    """The collection's live points are the index's chunks, each once."""
+    index = open_index(index_dir)
+    try:
+        assert np.array_equal(_collection_ids(str(shard)), np.asarray(index.ids))
+    finally:
+        index.close()
+
+
+def _finish_and_compare(docs, q, local, fake, shard, queries) -> None:
+    """After an interrupted sync: the next run (nothing changed locally) syncs, and then answers as the local
+    backend on the same documents."""
+    report = build_index(docs, q, encoder=fake, export_encoder=False)
+    assert report.generation == 0 and "points written" in report.synced
+    build_index(docs, local, encoder=fake)
+    _assert_mirrors(q, shard)
+    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
+        for query in queries:
+            _same(sq.search(query, 5, mode="hybrid"), sl.search(query, 5, mode="hybrid"))
+
+
 def test_incremental_update_replaces_changed_and_removes_deleted_files(pair, fake, tmp_path):
     docs, q, local, _ = pair
     first = open_index(q)
@@ -110,9 +131,9 @@ def test_incremental_update_replaces_changed_and_removes_deleted_files(pair, fak
         # only the changed files' chunks travel; the others stay as they are in the collection
         assert report.synced.endswith(f": {len(new_ids)} points written, {len(gone_ids)} retired")
         assert 0 < len(new_ids) < len(index)
-        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))  # no orphans, no dups
     finally:
         index.close()
+    _assert_mirrors(q, tmp_path / "shard")  # no orphans, no duplicates
     with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
         assert sq.backend.count() == len(sl.index)
         for query in QUERIES + ["sourdough bread", "quantum waves"]:
@@ -153,17 +174,7 @@ def test_a_killed_sync_is_invisible_and_the_next_run_finishes_it(pair, fake, tmp
         assert [_ids(sq.search(query, 5, mode="dense")) for query in QUERIES] == before
         # (the hidden points do count in BM25's statistics until the sync is finished: same hits, other scores)
         assert [[h.id for h in sq.search(query, 5, mode="hybrid")] for query in QUERIES] == before_hybrid
-    report = build_index(docs, q, encoder=fake, export_encoder=False)  # the local index is current: only the sync runs
-    assert report.generation == 0 and "points written" in report.synced
-    build_index(docs, local, encoder=fake)
-    index = open_index(q)
-    try:
-        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))
-    finally:
-        index.close()
-    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
-        for query in QUERIES + ["pesto"]:
-            _same(sq.search(query, 5, mode="hybrid"), sl.search(query, 5, mode="hybrid"))
+    _finish_and_compare(docs, q, local, fake, tmp_path / "shard", QUERIES + ["pesto"])
 
 
 def test_a_rebuild_replaces_every_point(pair, fake, tmp_path):
@@ -175,9 +186,9 @@ def test_a_rebuild_replaces_every_point(pair, fake, tmp_path):
     index = open_index(q)
     try:
         assert not set(index.ids.tolist()) & set(old_ids.tolist())  # ids are never reused
-        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))
     finally:
         index.close()
+    _assert_mirrors(q, tmp_path / "shard")
 
 
 @pytest.mark.parametrize("quantization", ["scalar", "binary"])
@@ -359,17 +370,7 @@ def test_sigkill_during_a_sync_loses_nothing(pair, fake, tmp_path):
     assert child.returncode == -9, child.stderr
     with Searcher(q, encoder=fake) as sq:
         assert [_ids(sq.search(query, 5, mode="dense")) for query in QUERIES] == before
-    report = build_index(docs, q, encoder=fake, export_encoder=False)
-    assert report.generation == 0 and "points written" in report.synced
-    build_index(docs, local, encoder=fake)
-    index = open_index(q)
-    try:
-        assert np.array_equal(_collection_ids(str(tmp_path / "shard")), np.asarray(index.ids))
-    finally:
-        index.close()
-    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
-        for query in QUERIES + ["sourdough bread"]:
-            _same(sq.search(query, 5, mode="hybrid"), sl.search(query, 5, mode="hybrid"))
+    _finish_and_compare(docs, q, local, fake, tmp_path / "shard", QUERIES + ["sourdough bread"])
 
 
 def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path, use_fake_encoder):
