@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import CACHE, machine, require_data, write_section
+from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig
 from searcher.config import DEFAULT_SHORTLIST
@@ -185,7 +185,7 @@ def ray_throughput(n_texts: int) -> str:
         cosines[name] = float(np.min(np.sum(x * reference, axis=1)))
         assert not ray.is_initialized()
     base = rates["local torch float32"]
-    rows = [f"| {name} | {rate:.1f} | {rate / base:.2f}x | {cosines.get(name, float('nan')):.6f} |"
+    rows = [f"| {name} | {rate:.1f} | {rate / base:.2f}x | {f'{cosines[name]:.6f}' if name in cosines else '-'} |"
             for name, rate in rates.items()]
     return "\n".join([f"{len(texts):,} SciFact chunks, bundled MiniLM, batch 32. Ray rates start once the actors have "
                       "loaded the model; the ones marked so include the cluster's start and the model loads.", "",
@@ -204,9 +204,9 @@ def main() -> None:
         n, quantization, n_queries = args.measure
         print(json.dumps(latency_one(int(n), quantization, int(n_queries))))
         return
-    parts = [f"Machine: {machine()}."]
+    parts = []
     if "quality" not in args.skip:
-        parts += ["", "SciFact test, nDCG@10 (bundled MiniLM, int8 full vectors locally; Qdrant gets them decoded):", "",
+        parts += ["SciFact test, nDCG@10 (bundled MiniLM, int8 full vectors locally; Qdrant gets them decoded):", "",
                   quality()]
     if "latency" not in args.skip:
         parts += ["", f"Single queries, {args.queries} per row, k=10, shortlist {DEFAULT_SHORTLIST}, 384 dims, "
