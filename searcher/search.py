@@ -101,6 +101,7 @@ class Searcher:
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
+        self._remote_analyzer = None  # backends.qdrant.RemoteIndex: the lexical analyzer, built on first use
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -127,6 +128,8 @@ class Searcher:
         if self._encoder is None:
             if self._model is None:
                 self.notices.append(
+                    "querying the collection alone: the model loads with torch (slower than a local index's "
+                    "exported query encoder)" if getattr(self.index, "remote", False) else
                     "this index has no usable torch-free query encoder, so the model loads with torch (slower); "
                     "re-run `searcher index` on it to export one"
                 )
@@ -231,9 +234,16 @@ class Searcher:
                                        self.manifest.config.fusion_adaptive, where or None)
 
     def _analyze(self, text: str) -> list[str]:
-        """The lexical index's analyzer (lowercase words when the index has no lexical side)."""
+        """The lexical index's analyzer (the same analyzer built from the manifest for a collection-only client;
+        lowercase words when the index has no lexical side)."""
         if self.lexical is not None:
             return self.lexical.analyzer.analyze(text)
+        if getattr(self.index, "remote", False):
+            if self._remote_analyzer is None:
+                from .lexical import analyzer
+
+                self._remote_analyzer = analyzer(self.manifest.config.lexical_tokenizer)
+            return self._remote_analyzer.analyze(text)
         return [w.lower() for w in re.findall(r"\w+", text)]
 
     def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:

@@ -384,13 +384,16 @@ def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path
     with Searcher(q, encoder=fake) as sq:
         expected = [sq.search(query, 5) for query in QUERIES]
         filtered = sq.search("water", 5, where=Where(paths=("nested/*", "*.html")))
+        sq_snippets = sq.search("owls hunting", 3)  # stemmed: "hunting" highlights "hunt"
     with Searcher.from_collection(qdrant_path=str(tmp_path / "shard"), encoder=fake) as remote:
         assert remote.manifest.model == open_index(local).manifest.model
         for query, hits in zip(QUERIES, expected):
             _same(remote.search(query, 5), hits)
         assert [h.id for h in remote.search("water", 5, where=Where(paths=("nested/*", "*.html")))] == \
             [h.id for h in filtered]
-        assert remote.notices == []
+        assert remote.notices == []  # (an encoder was given: no model to load)
+        assert [(h.snippet, h.highlights) for h in remote.search("owls hunting", 3)] == \
+            [(h.snippet, h.highlights) for h in sq_snippets]
     runner = CliRunner()
     by_index = runner.invoke(cli, ["query", "owls hunt at night", "--index", str(q), "--format", "json"])
     by_collection = runner.invoke(cli, ["query", "owls hunt at night", "--qdrant-path", str(tmp_path / "shard"),
