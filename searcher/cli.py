@@ -402,14 +402,24 @@ def drop(index_name, yes):
     from .home import resolve
     from .indexer import delete_index
 
+    from .store import read_manifest
+
     path = resolve(index_name)
     if not yes:
         click.confirm(f"Delete the index at {path}?", abort=True, err=True)
+    try:
+        config = read_manifest(path).config
+    except SearcherError:
+        config = None  # not an index, or a damaged one: delete_index says which
     left = delete_index(path)
     if left:
         click.echo(f"deleted the index at {path}; kept what searcher did not create there: {', '.join(left[:10])}")
     else:
         click.echo(f"deleted the index at {path}")
+    if config is not None and config.backend == "qdrant":
+        where = f"the Qdrant Edge shard at {config.qdrant_path} (rm -r it)" if config.qdrant_path else \
+            f"collection {config.qdrant_collection!r} at {config.qdrant_url} (delete it with Qdrant's API)"
+        click.echo(f"kept {where}: other clients may still query it")
 
 
 @cli.command(short_help="Re-scan every source of an index.")
