@@ -13,7 +13,7 @@ folder) and `ClientStore` (qdrant-client: a server or a cluster; its pure-Python
 check request shapes, never as the engine).
 
 Readers see one generation whole. A point is visible at generation G when gen_from <= G and not gen_to <= G, and
-G is the one in the collection's meta point, which `sync` writes last. A sync upserts the new points with
+G is the one in the collection's meta point, which `sync` writes last (readers re-read it every 0.25 s). A sync upserts the new points with
 gen_from = G+1, marks removed ones gen_to = G+1, writes the meta, then deletes the marked points; killed at any
 step, readers still see G (BM25 statistics aside: hidden points count there until the next sync), and the next
 sync first deletes what the killed one left (points with gen_from > G, marks > G, points retired at or before G).
@@ -61,6 +61,7 @@ RETRY_WAIT = 0.5
 # int8 kept the unquantised top-10 (0.9955 agreement with an exact coarse search at 100k chunks, as without
 # quantisation; 0.987 at 1x). Binary codes of 64 dims are too coarse: 0.81 at 4x, 0.86 at 8x (RESULTS.md, qdrant).
 OVERSAMPLING = 4.0
+GENERATION_TTL = 0.25  # seconds a reader keeps the published generation before reading it again
 LEXICAL = "lexical"  # the payload field holding the text BM25 indexes
 CHUNK_FIELDS = ("id", "doc_id", "title", "source", "start", "end", "line", "end_line", "heading", "anchor",
                 "page", "hash", "text")
@@ -642,8 +643,9 @@ class RemoteIndex:
 
 
 class QdrantBackend:
-    """Answers an index's queries from its Qdrant collection (backends.Backend). Each query reads the generation
-    the collection publishes, so it sees the newest complete sync and never a half-written one."""
+    """Answers an index's queries from its Qdrant collection (backends.Backend). Queries use the generation the
+    collection publishes (re-read every GENERATION_TTL seconds), so they see the newest complete sync and never a
+    half-written one."""
 
     EF_FACTOR = 2  # HNSW ef of the coarse prefetch, as a multiple of the shortlist (at least 128)
 
@@ -661,6 +663,16 @@ class QdrantBackend:
         self.manifest = manifest  # as the collection holds it (a dict)
         self._files = files  # the local file table, if there is one: where filters find the files they keep
         self._paths: tuple[int, list[str]] | None = None  # (generation, every file's path)
+        self._published: tuple[float, tuple[int, int]] | None = None  # (when read, (generation, chunks))
+
+    def _generation(self) -> tuple[int, int]:
+        """(generation, chunks) readers use, read again at most every GENERATION_TTL seconds: one round trip less
+        per query on a server; a new generation is seen within that time (as the server's catalog sees a local
+        one, server/catalog.py)."""
+        now = time.monotonic()
+        if self._published is None or now - self._published[0] > GENERATION_TTL:
+            self._published = (now, self.store.generation())
+        return self._published[1]
 
     def count(self) -> int:
         """Chunks in the generation readers see, counted by the engine."""
@@ -688,7 +700,7 @@ class QdrantBackend:
     def search(self, xq, texts, k, shortlist, mode, weight, adaptive, where):
         """(D, I, found, records) for backends.Backend, with the chunk record of every id returned."""
         n = len(texts) if xq is None else len(xq)
-        generation, total = self.store.generation()
+        generation, total = self._generation()
         scope = self._scope(where, generation)
         if scope is None:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
