@@ -10,6 +10,8 @@
   as a ratio of the local path (the same texts, torch float32, and the path build_index chooses here).
 
     python benchmarks/qdrant.py [--sizes 100000 1000000] [--skip quality latency ray]
+
+Writes two RESULTS.md sections: qdrant (quality, latency) and ray.
 """
 
 from __future__ import annotations
@@ -179,7 +181,7 @@ def ray_throughput(n_texts: int) -> str:
         x = np.concatenate([v for _, v in pool.embed(texts, 32)])
         done = time.perf_counter()
         pool.close()
-        name = f"Ray, {workers} worker{'s' if workers > 1 else ''} x {cpus} CPU"
+        name = f"Ray, {workers} worker{'s' if workers > 1 else ''} x {cpus} CPU ({', '.join(sorted(pool.paths))})"
         rates[name] = len(texts) / (done - started)
         rates[name + " (with cluster start)"] = len(texts) / (done - t0)
         cosines[name] = float(np.min(np.sum(x * reference, axis=1)))
@@ -215,9 +217,10 @@ def main() -> None:
                   "the local backend's flat index below 200k chunks, IVF from there (coarse.py). RSS: the "
                   "process's resident memory after opening the shard:", "",
                   latency(args.sizes, args.queries)]
+    if parts:
+        write_section("qdrant", "Qdrant Edge backend", "\n".join(parts))
     if "ray" not in args.skip:
-        parts += ["", ray_throughput(args.ray_texts)]
-    write_section("qdrant", "Qdrant Edge backend and Ray embedding", "\n".join(parts))
+        write_section("ray", "Indexing on Ray", ray_throughput(args.ray_texts))
 
 
 if __name__ == "__main__":

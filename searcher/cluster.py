@@ -4,8 +4,9 @@ One actor per worker holds the model for the whole run (a GPU each where the clu
 `cpus_per_worker` CPUs with torch limited to as many threads) and does the two heavy steps: parsing and chunking
 files (the driver reads their bytes, as it must to hash them, and sends them, so workers need no shared
 filesystem), and embedding chunks. `ray.util.ActorPool` spreads batches over the actors and returns results in
-order, so the index is the one the local path builds: the same chunks, and float32 vectors from the model itself
-(torch, no autocast: the reference the local path's faster encoders must agree with, indexer.MIN_COSINE). The
+order, so the index is the one the local path builds: the same chunks, and vectors as the local path makes them: the model in float32, or under bfloat16 autocast on a
+CPU with native bf16 where that is faster and agrees with float32 (cosine >= indexer.MIN_COSINE on each text of
+the worker's first batch, as the local path measures). The
 driver keeps scanning, diffing and writing; each window of vectors is saved to the run's embedding cache as it
 arrives, so a killed run keeps what the cluster finished.
 
@@ -73,7 +74,10 @@ class _Worker:
         from .encoder import SentenceTransformerEncoder
 
         torch.set_num_threads(max(1, threads))
-        self.encoder = SentenceTransformerEncoder(model, device="cuda" if torch.cuda.is_available() else "cpu")
+        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.encoder = SentenceTransformerEncoder(model, device=self.device)
+        self.documents = None  # the encoder documents are embedded with, chosen on the first batch (_choose)
+        self.chosen = "torch"
 
     def info(self):
         return self.encoder.info
@@ -88,8 +92,33 @@ class _Worker:
 
         return [parse_and_chunk(Path(path), data, doc_id, chunker) for path, data, doc_id in items]
 
-    def embed(self, texts: list[str], batch_size: int) -> np.ndarray:
-        return self.encoder.encode_documents(texts, batch_size=batch_size)
+    def embed(self, texts: list[str], batch_size: int) -> tuple[np.ndarray, str]:
+        """(vectors, the path that embedded them)."""
+        if self.documents is None:
+            return self._choose(texts, batch_size), self.chosen
+        return self.documents.encode_documents(texts, batch_size=batch_size), self.chosen
+
+    def _choose(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """On a CPU with native bf16, the local path's rule (indexer.choose_document_encoder) on the first batch:
+        bfloat16 autocast when it is 5% faster and every text's vector keeps cosine >= MIN_COSINE to float32's.
+        Returns that batch's float32 vectors."""
+        import time
+
+        from .encoder import Bf16Encoder, cpu_has_bf16
+        from .indexer import MIN_COSINE
+
+        self.documents = self.encoder
+        started = time.perf_counter()
+        x = self.encoder.encode_documents(texts, batch_size=batch_size)
+        seconds = time.perf_counter() - started
+        if self.device == "cpu" and cpu_has_bf16() and len(texts) >= 8:
+            bf16 = Bf16Encoder(self.encoder)
+            bf16.encode_documents(texts[:4], batch_size=batch_size)  # warm-up
+            started = time.perf_counter()
+            y = bf16.encode_documents(texts, batch_size=batch_size)
+            if time.perf_counter() - started < seconds / 1.05 and float(np.min(np.sum(x * y, axis=1))) >= MIN_COSINE:
+                self.documents, self.chosen = bf16, "torch-bf16"
+        return x
 
 
 class RayWorkers:
@@ -122,6 +151,7 @@ class RayWorkers:
         from ray.util import ActorPool
 
         self.pool = ActorPool(self.actors)
+        self.paths: set[str] = set()  # how the workers embedded ("torch", "torch-bf16")
 
     def info(self):
         """The model's ModelInfo, as the workers loaded it."""
@@ -141,7 +171,8 @@ class RayWorkers:
             window = texts[start : start + WINDOW]
             batches = [window[a : a + batch_size] for a in range(0, len(window), batch_size)]
             parts = list(self.pool.map(lambda a, b: a.embed.remote(b, batch_size), batches))
-            yield start, np.concatenate(parts).astype(np.float32, copy=False)
+            self.paths.update(path for _, path in parts)
+            yield start, np.concatenate([x for x, _ in parts]).astype(np.float32, copy=False)
 
     def close(self) -> None:
         for actor in self.actors:

@@ -81,7 +81,7 @@ class IndexReport:
     documents: int = 0
     chunks: int = 0
     embedded: int = 0  # chunks the model embedded in this run
-    embedded_with: str = ""  # "torch", "torch-bf16", "onnx" or "onnx-int8" (choose_document_encoder), "ray"
+    embedded_with: str = ""  # "torch", "torch-bf16", "onnx" or "onnx-int8" (choose_document_encoder), "ray: ..."
     reused: int = 0  # new chunks whose vectors were found already embedded
     projection: str = ""
     generation: int = 0  # the generation this run published (0: nothing changed, nothing written)
@@ -564,7 +564,7 @@ def _embed_missing(
         for start, x in workers.embed([todo[k] for k in order], batch_size):
             pending.add(order[start : start + len(x)], x)
             progress("embed", start + len(x), len(order))
-        report.embedded_with = "ray"
+        report.embedded_with = "ray: " + ", ".join(sorted(workers.paths))
         report.seconds["embed"] = time.perf_counter() - started
         return
     weights = plan.model.weights_id()
