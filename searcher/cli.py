@@ -61,6 +61,10 @@ def qdrant_options(f):
         click.option("--qdrant-collection", metavar="NAME", help="Collection on the server [default: searcher]."),
         click.option("--qdrant-quantization", type=click.Choice(QDRANT_QUANTIZATIONS),
                      help="Quantise the coarse vector in Qdrant, rescored with the original [default: none]."),
+        click.option("--qdrant-shards", type=click.IntRange(min=1),
+                     help="Shards of a new collection on a server [default: Qdrant's]."),
+        click.option("--qdrant-replicas", type=click.IntRange(min=1),
+                     help="Copies of each shard of a new collection on a server cluster [default: 1]."),
     ]):
         f = option(f)
     return f
@@ -134,7 +138,7 @@ def cli() -> None:
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
 def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, full_storage,
           lexical_tokenizer, fusion_weight, include, exclude, backend, qdrant_url, qdrant_path, qdrant_collection,
-          qdrant_quantization, ray_address, rebuild, watch, quiet, verbose):
+          qdrant_quantization, qdrant_shards, qdrant_replicas, ray_address, rebuild, watch, quiet, verbose):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
@@ -158,7 +162,8 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         include=include or None,
         exclude=exclude or None,
     )
-    config = _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization)
+    config = _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
+                          qdrant_shards, qdrant_replicas)
     with _Progress(enabled=not quiet) as progress:
         report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress, ray=ray_address)
     _print_report(report, verbose)
@@ -166,7 +171,8 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         _watch(source, index_dir, verbose)
 
 
-def _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization):
+def _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
+                 qdrant_shards=None, qdrant_replicas=None):
     """The config with the qdrant options applied (a URL or a path alone implies --backend qdrant)."""
     config = config.replace(
         backend=backend or ("qdrant" if qdrant_url or qdrant_path else None),
@@ -174,6 +180,8 @@ def _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qd
         qdrant_path=str(qdrant_path) if qdrant_path else None,
         qdrant_collection=qdrant_collection,
         qdrant_quantization=qdrant_quantization,
+        qdrant_shards=qdrant_shards,
+        qdrant_replicas=qdrant_replicas,
     )
     if qdrant_url:
         config = config.replace(qdrant_path="")
@@ -471,8 +479,8 @@ def update(index_dir, quiet):
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, shortlist,
-                 full_storage, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization, no_latency, tune,
-                 tune_split, as_json, quiet):
+                 full_storage, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization, qdrant_shards,
+                 qdrant_replicas, no_latency, tune, tune_split, as_json, quiet):
     """Evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
 
     Reports the model cards' metrics for every search mode (hybrid, dense, lexical, exact full-dim, coarse)
@@ -490,7 +498,8 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
         model=model, projection=projection, coarse_dim=coarse_dim, chunk_tokens=chunk_tokens,
         overlap_tokens=overlap_tokens, full_storage=full_storage,
     )
-    config = _with_qdrant(config, None, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization)
+    config = _with_qdrant(config, None, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
+                          qdrant_shards, qdrant_replicas)
     with _Progress(enabled=not quiet) as progress:
         report = evaluate(data_dir, split=split, config=config, index_dir=index_dir, shortlist=shortlist,
                           progress=progress, latency=not no_latency, tune=tune or tune_split is not None,

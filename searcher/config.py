@@ -59,6 +59,8 @@ class IndexConfig:
     qdrant_path: str = ""  # or an embedded Qdrant Edge shard in this folder
     qdrant_collection: str = "searcher"  # the collection on the server
     qdrant_quantization: str = "none"  # the coarse vector in Qdrant: none, scalar (int8) or binary, rescored
+    qdrant_shards: int = 0  # shards of a new collection on a server (0: Qdrant's default)
+    qdrant_replicas: int = 0  # copies of each shard on a server cluster (0: Qdrant's default, 1)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "include", tuple(self.include))  # lists when read back from JSON
@@ -90,6 +92,8 @@ class IndexConfig:
         if self.qdrant_quantization not in QDRANT_QUANTIZATIONS:
             raise InvalidInputError(f"qdrant_quantization must be one of {', '.join(QDRANT_QUANTIZATIONS)}, "
                                     f"got {self.qdrant_quantization!r}")
+        if self.qdrant_shards < 0 or self.qdrant_replicas < 0:
+            raise InvalidInputError("qdrant_shards and qdrant_replicas must be 0 (Qdrant's default) or more")
         if self.backend == "qdrant" and bool(self.qdrant_url) == bool(self.qdrant_path):
             raise InvalidInputError("the qdrant backend needs exactly one of --qdrant-url URL (a server) or "
                                     "--qdrant-path DIR (an embedded Edge shard)")

@@ -272,13 +272,17 @@ def _client_store(url: str | None, collection: str):
 
 def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
     """Local mode validates every request model the server path sends (create, payload indexes, upsert, set and
-    delete payload, delete by filter, scroll, the prefetch funnel with its filter, retrieve)."""
+    delete payload, delete by filter, scroll, facet, the prefetch funnel with its filter, retrieve)."""
     docs = write_corpus(tmp_path / "docs")
-    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    build_index(docs, tmp_path / "l", fake_config.replace(qdrant_shards=3, qdrant_replicas=2), encoder=fake)
     index = open_index(tmp_path / "l")
     try:
         store = _client_store(None, "shapes")
+        created, create = {}, store.client.create_collection
+        store.client.create_collection = lambda *a, **kw: (created.update(kw), create(*a, **kw))[1]
         report = qdrant.sync(index, store=store)
+        assert (created["shard_number"], created["replication_factor"]) == (3, 2)
+        assert created["vectors_config"]["full"].on_disk and created["vectors_config"]["full"].hnsw_config.m == 0
         assert report.upserted == len(index) and report.generation == 1
         assert np.array_equal(store.ids(), np.asarray(index.ids))
         q = fake.encode_queries(["pasta with tomato sauce"])[0]

@@ -156,7 +156,8 @@ class EdgeStore:
     def exists(self) -> bool:
         return self.shard is not None
 
-    def create(self, dim: int, coarse_dim: int, quantization: str) -> None:
+    def create(self, dim: int, coarse_dim: int, quantization: str, shards: int = 0, replicas: int = 0) -> None:
+        """An Edge shard is one shard: `shards` and `replicas` are a server's."""
         qe = self.qe
         q = {"none": None, "scalar": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
                                                                    always_ram=True),
@@ -347,7 +348,7 @@ class ClientStore:
     def exists(self) -> bool:
         return self._exists
 
-    def create(self, dim: int, coarse_dim: int, quantization: str) -> None:
+    def create(self, dim: int, coarse_dim: int, quantization: str, shards: int = 0, replicas: int = 0) -> None:
         m = self.m
         q = {"none": None,
              "scalar": m.ScalarQuantization(scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99,
@@ -357,7 +358,7 @@ class ClientStore:
             "coarse": m.VectorParams(size=coarse_dim, distance=m.Distance.COSINE, quantization_config=q),
             "full": m.VectorParams(size=dim, distance=m.Distance.COSINE, hnsw_config=m.HnswConfigDiff(m=0),
                                    on_disk=True),
-        }))
+        }, shard_number=shards or None, replication_factor=replicas or None))
         text = m.TextIndexParams(type=m.TextIndexType.TEXT, tokenizer=m.TokenizerType.WORD, lowercase=True,
                                  stemmer=m.SnowballParams(type=m.Snowball.SNOWBALL, language=m.SnowballLanguage.ENGLISH),
                                  scoring=m.TextScoringParams(type=m.TextScoringType.BM25))
@@ -513,7 +514,8 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         if same and meta["generation"] == manifest.generation:
             return SyncReport(generation=manifest.generation)
         if not store.exists():
-            store.create(manifest.model.dim, manifest.projection.coarse_dim, config.qdrant_quantization)
+            store.create(manifest.model.dim, manifest.projection.coarse_dim, config.qdrant_quantization,
+                         config.qdrant_shards, config.qdrant_replicas)
         published = int(meta["generation"]) if meta is not None else 0
         generation = max(manifest.generation, published + 1)
         # What a killed sync left, and what readers of `published` no longer see.
