@@ -486,3 +486,24 @@ def test_another_quantization_for_an_existing_collection_is_refused(pair, fake):
     config = open_index(q).manifest.config.replace(qdrant_quantization="scalar")
     with pytest.raises(InvalidInputError, match="was made with --qdrant-quantization none; pass that"):
         build_index(docs, q, config, encoder=fake)
+
+
+def test_the_bm25_request_is_well_formed(monkeypatch):
+    """Local mode builds and validates the server path's BM25 request, then cannot run it (it has no stemming text
+    index: the engine, Edge or a server, does); the request is checked here, its answers by the tests above."""
+    from qdrant_client.http import models
+
+    store = _client_store(None, "text")
+    try:
+        store.create(96, 64, "none")
+        sent, real = {}, store.client.query_points
+        monkeypatch.setattr(store.client, "query_points", lambda *a, **kw: (sent.update(kw), real(*a, **kw))[1])
+        with pytest.raises(qdrant.QdrantError, match="refused a request.*default tokenization"):
+            store.text("owls hunting", 5, qdrant.Scope(3, types=(".md",)))
+        assert isinstance(sent["query"], models.TextQuery) and sent["query"].text == "owls hunting"
+        assert sent["using"] == qdrant.LEXICAL and sent["limit"] == 5
+        must = {c.key: c for c in sent["query_filter"].must}
+        assert must["gen_from"].range.lte == 3 and must["ext"].match.any == [".md"]
+        assert [c.key for c in sent["query_filter"].must_not] == ["gen_to"]
+    finally:
+        store.close()
