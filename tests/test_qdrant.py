@@ -16,7 +16,7 @@ import pytest
 from conftest import write_corpus
 
 from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher.backends import qdrant
+from searcher.backends import qdrant, qdrant_stores
 from searcher.errors import InvalidInputError, SearcherError
 from searcher.filters import Where
 
@@ -86,7 +86,7 @@ def test_filters_and_per_document(pair, fake):
 
 def _collection_ids(path: str) -> np.ndarray:
     """The chunk ids of the live points, sorted (a duplicate would show twice)."""
-    store = qdrant.EdgeStore(path)
+    store = qdrant_stores.EdgeStore(path)
     try:
         return np.sort(store.ids() & ((1 << qdrant.EPOCH_SHIFT) - 1))
     finally:
@@ -166,7 +166,7 @@ def test_a_killed_sync_is_invisible_and_the_next_run_finishes_it(pair, fake, tmp
     def killed(self, payload):
         raise KeyboardInterrupt  # the process dies after upserting and retiring, before publishing
 
-    monkeypatch.setattr(qdrant.EdgeStore, "set_meta", killed)
+    monkeypatch.setattr(qdrant_stores.EdgeStore, "set_meta", killed)
     with pytest.raises(KeyboardInterrupt):
         build_index(docs, q, encoder=fake)
     monkeypatch.undo()
@@ -212,7 +212,7 @@ def test_config_errors_name_the_fix(tmp_path):
 
 
 def test_an_unreachable_server_is_one_clear_error_and_the_local_index_is_kept(tmp_path, fake, fake_config, monkeypatch):
-    monkeypatch.setattr(qdrant, "RETRY_WAIT", 0.01)
+    monkeypatch.setattr(qdrant_stores, "RETRY_WAIT", 0.01)
     docs = write_corpus(tmp_path / "docs")
     config = fake_config.replace(backend="qdrant", qdrant_url="http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(SearcherError, match="cannot reach Qdrant at http://127.0.0.1:9 .*run the same command again"):
@@ -231,7 +231,7 @@ def test_a_shard_held_by_another_process_is_one_clear_error(pair, tmp_path):
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(SearcherError, match="in use by another process .*--qdrant-url"):
-            qdrant.EdgeStore(str(tmp_path / "shard"))
+            qdrant_stores.EdgeStore(str(tmp_path / "shard"))
     finally:
         holder.kill()
         holder.wait()
@@ -266,8 +266,8 @@ def test_the_cli_indexes_and_queries_through_an_edge_shard(tmp_path, use_fake_en
 
 def _client_store(url: str | None, collection: str):
     if url is None:  # the pure-Python local mode: the same request models, not the engine
-        return qdrant.ClientStore("", collection, location=":memory:")
-    return qdrant.ClientStore(url, collection)
+        return qdrant_stores.ClientStore("", collection, location=":memory:")
+    return qdrant_stores.ClientStore(url, collection)
 
 
 def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
@@ -286,11 +286,11 @@ def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
         assert report.upserted == len(index) and report.generation == 1
         assert np.array_equal(store.ids(), np.asarray(index.ids))
         q = fake.encode_queries(["pasta with tomato sauce"])[0]
-        hits = store.funnel(qdrant._unit(q[:64]), q, 20, 5, qdrant.Scope(1, types=(".md",)), 128, False)
+        hits = store.funnel(qdrant._unit(q[:64]), q, 20, 5, qdrant_stores.Scope(1, types=(".md",)), 128, False)
         assert sorted(store.sources(1)) == sorted(str(p) for p in docs.rglob("*") if p.is_file())
         assert hits and all(h.payload["source"].endswith(".md") for h in hits)
         assert set(store.full_vectors([hits[0].id])) == {hits[0].id}
-        assert store.count(qdrant.Scope(1)) == len(index)
+        assert store.count(qdrant_stores.Scope(1)) == len(index)
         assert qdrant.sync(index, store=store).upserted == 0
         store.close()
     finally:
@@ -311,7 +311,7 @@ def test_a_real_server_answers_like_the_local_backend(tmp_path, fake, fake_confi
                 for query in QUERIES:
                     _same(sq.search(query, 5, mode=mode), sl.search(query, 5, mode=mode))
     finally:
-        store = qdrant.ClientStore(os.environ["QDRANT_URL"], collection)
+        store = qdrant_stores.ClientStore(os.environ["QDRANT_URL"], collection)
         store.client.delete_collection(collection)
         store.close()
 
@@ -353,7 +353,7 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeEncoder
 from searcher import build_index
-from searcher.backends import qdrant
+from searcher.backends import qdrant, qdrant_stores
 
 qdrant.BATCH = 4  # many upsert requests, so that the kill lands between two of them
 
@@ -452,7 +452,7 @@ class _BadRequest(Exception):
 
 def test_transient_errors_are_retried_and_a_refusal_is_not(tmp_path, fake, fake_config, monkeypatch):
     """Two 503s, then the real upsert (local mode): the sync succeeds; a 400 fails at once, in one line."""
-    monkeypatch.setattr(qdrant, "RETRY_WAIT", 0.01)
+    monkeypatch.setattr(qdrant_stores, "RETRY_WAIT", 0.01)
     docs = write_corpus(tmp_path / "docs")
     build_index(docs, tmp_path / "l", fake_config, encoder=fake)
     index = open_index(tmp_path / "l")
@@ -474,7 +474,7 @@ def test_transient_errors_are_retried_and_a_refusal_is_not(tmp_path, fake, fake_
             raise _BadRequest("Wrong input: vector dimension error")
 
         monkeypatch.setattr(store.client, "upsert", refuse)
-        with pytest.raises(qdrant.QdrantError, match="Qdrant refused a request .*vector dimension error"):
+        with pytest.raises(qdrant_stores.QdrantError, match="Qdrant refused a request .*vector dimension error"):
             store.upsert([1], np.zeros((1, 64)), np.zeros((1, 96)), [{}])
     finally:
         store.close()
@@ -498,10 +498,10 @@ def test_the_bm25_request_is_well_formed(monkeypatch):
         store.create(96, 64, "none")
         sent, real = {}, store.client.query_points
         monkeypatch.setattr(store.client, "query_points", lambda *a, **kw: (sent.update(kw), real(*a, **kw))[1])
-        with pytest.raises(qdrant.QdrantError, match="refused a request.*default tokenization"):
-            store.text("owls hunting", 5, qdrant.Scope(3, types=(".md",)))
+        with pytest.raises(qdrant_stores.QdrantError, match="refused a request.*default tokenization"):
+            store.text("owls hunting", 5, qdrant_stores.Scope(3, types=(".md",)))
         assert isinstance(sent["query"], models.TextQuery) and sent["query"].text == "owls hunting"
-        assert sent["using"] == qdrant.LEXICAL and sent["limit"] == 5
+        assert sent["using"] == qdrant_stores.LEXICAL and sent["limit"] == 5
         must = {c.key: c for c in sent["query_filter"].must}
         assert must["gen_from"].range.lte == 3 and must["ext"].match.any == [".md"]
         assert [c.key for c in sent["query_filter"].must_not] == ["gen_to"]
