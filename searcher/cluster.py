@@ -4,10 +4,10 @@ One actor per worker holds the model for the whole run (a GPU each where the clu
 `cpus_per_worker` CPUs with torch limited to as many threads) and does the two heavy steps: parsing and chunking
 files (the driver reads their bytes, as it must to hash them, and sends them, so workers need no shared
 filesystem), and embedding chunks. `ray.util.ActorPool` spreads batches over the actors and returns results in
-order, so the index is the one the local path builds: the same chunks, and vectors as the local path makes them: the model in float32, or under bfloat16 autocast on a
-CPU with native bf16 where that is faster and agrees with float32 (cosine >= indexer.MIN_COSINE on each text of
-the worker's first batch, as the local path measures). The
-driver keeps scanning, diffing and writing; each window of vectors is saved to the run's embedding cache as it
+order, so the index is the one the local path builds: the same chunks, and the same vectors - the model in
+float32, or under bfloat16 autocast on a CPU with native bf16 where that is faster and agrees with float32
+(cosine >= indexer.MIN_COSINE on each text of the worker's first batch, as the local path measures). The driver
+keeps scanning, diffing and writing; each window of vectors is saved to the run's embedding cache as it
 arrives, so a killed run keeps what the cluster finished.
 
 Left out: shipping searcher to the workers (a cluster's nodes need it installed, or a `runtime_env`:
