@@ -677,6 +677,7 @@ def info(index_dir, as_json):
         f"vectors     full: {c.full_storage}; coarse: {manifest.coarse.get('kind')}"
         + (f" ({manifest.coarse.get('nlist')} cells, {manifest.coarse.get('nprobe')} scanned per query)"
            if manifest.coarse.get("kind") == "ivf" else " (exact)"),
+        f"backend     {_backend_line(c)}",
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
         f"documents   embedded with {_encoder_choice(manifest.document_encoder)}",
@@ -684,6 +685,16 @@ def info(index_dir, as_json):
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
     ]
     click.echo("\n".join(lines))
+
+
+def _backend_line(c) -> str:
+    """Where queries are answered (backends/), as `searcher info` says it."""
+    if c.backend != "qdrant":
+        return "local (FAISS files in this folder)"
+    where = f"Qdrant Edge shard {c.qdrant_path}" if c.qdrant_path else f"Qdrant collection {c.qdrant_collection!r} " \
+        f"at {c.qdrant_url}" + (f", {c.qdrant_shards} shards" if c.qdrant_shards else "") + \
+        (f", {c.qdrant_replicas} replicas" if c.qdrant_replicas else "")
+    return f"{where}; coarse vector quantization: {c.qdrant_quantization}"
 
 
 def _valid_text(text: str, what: str) -> str:

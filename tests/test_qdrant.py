@@ -257,6 +257,8 @@ def test_the_cli_indexes_and_queries_through_an_edge_shard(tmp_path, use_fake_en
     assert outputs[0].exit_code == 0 and outputs[0].output == outputs[1].output
     bad = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "x"), "--backend", "qdrant"])
     assert bad.exit_code != 0 and "exactly one of --qdrant-url" in bad.output
+    info = runner.invoke(cli, ["info", "--index", str(tmp_path / "q")])
+    assert f"backend     Qdrant Edge shard {shard}; coarse vector quantization: none" in info.output
     dropped = runner.invoke(cli, ["drop", str(tmp_path / "q"), "--yes"])
     assert dropped.exit_code == 0 and f"kept the Qdrant Edge shard at {shard}" in dropped.output
     assert (shard / "segments").is_dir()  # the collection is other clients' too: not searcher's to delete silently
