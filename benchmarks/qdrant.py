@@ -70,7 +70,8 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
     """In a fresh process: build (once) and measure one size and quantisation."""
     import scale
 
-    from searcher.backends.qdrant import EdgeStore, QdrantBackend, sync
+    from searcher.backends.qdrant import QdrantBackend, sync
+    from searcher.backends.qdrant_stores import EdgeStore
     from searcher.evaluate import percentiles_ms
     from searcher.search import Searcher
     from searcher.store import open_index

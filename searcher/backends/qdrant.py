@@ -41,7 +41,8 @@ from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, InvalidInputError
 from ..filters import Where
 from ..fusion import adaptive_weight, fuse
-from .qdrant_stores import LEXICAL, ClientStore, EdgeStore, Found, QdrantError, Scope, connect  # noqa: F401
+from ..projection import coarse_vectors
+from .qdrant_stores import LEXICAL, Found, Scope, connect
 
 # A point's id is its chunk id plus the collection's epoch << EPOCH_SHIFT. The epoch goes up when every point must
 # be replaced (another model, a refitted projection, a rebuilt index): the new points then get new ids, so readers
@@ -50,9 +51,10 @@ EPOCH_SHIFT = 40
 META_FORMAT = "searcher-qdrant"
 META_VERSION = 1
 BATCH = 256  # points per upsert request
-# A quantised coarse vector shortlists this many times the shortlist, rescored with the originals: at 4x, scalar
-# int8 kept the unquantised top-10 (0.9955 agreement with an exact coarse search at 100k chunks, as without
-# quantisation; 0.987 at 1x). Binary codes of 64 dims are too coarse: 0.81 at 4x, 0.86 at 8x (RESULTS.md, qdrant).
+# A quantised coarse vector shortlists this many times the shortlist, rescored with the originals. At 4x, scalar
+# int8 kept the top-10 agreement with the local FAISS backend where the unquantised vector has it (0.998 / 0.987
+# at 100k / 1M chunks, against 0.997 / 0.979); binary codes of 64 dims are too coarse (0.809 / 0.654): RESULTS.md,
+# qdrant section.
 OVERSAMPLING = 4.0
 GENERATION_TTL = 0.25  # seconds a reader keeps the published generation before reading it again
 CHUNK_FIELDS = ("id", "doc_id", "title", "source", "start", "end", "line", "end_line", "heading", "anchor",
@@ -95,9 +97,9 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         published = int(meta["generation"]) if meta is not None else 0
         generation = max(manifest.generation, published + 1)
         # What a killed sync left, and what readers of `published` no longer see.
-        store.delete_where("gen_from", gt=published)
+        store.delete_where("gen_from", "gt", published)
         store.unmark_after(published)
-        store.delete_where("gen_to", lte=published)
+        store.delete_where("gen_to", "lte", published)
         points = store.ids()
         epoch = int(meta.get("epoch", 0)) if meta is not None else 0
         if not same and meta is not None:  # another model, frame or index: every point is replaced, under new ids
@@ -120,7 +122,7 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         })
         # Readers now use `generation`: the retired points can go (a query that read the previous generation an
         # instant before may miss them: the removed files' chunks, never anything wrong).
-        store.delete_where("gen_to", lte=generation)
+        store.delete_where("gen_to", "lte", generation)
         store.finish()
         return SyncReport(generation, len(missing), len(gone), time.perf_counter() - started)
     finally:
@@ -214,7 +216,7 @@ class RemoteIndex:
         self.manifest = dataclasses.replace(manifest, config=manifest.config.replace(**connection), query_encoder=None)
 
     def open_lexical(self):
-        return None  # snippets match plain lower-case words
+        return None  # the lexical side is Qdrant's; snippets use the manifest's analyzer (search.Searcher._analyze)
 
     def close(self) -> None:
         """Nothing: the backend holds the connection."""
@@ -235,10 +237,8 @@ class QdrantBackend:
             self.store.close()
             raise
         self.coarse_dim = manifest["projection"]["coarse_dim"]
-        self.dim = manifest["model"]["dim"]
         quantized = manifest["config"].get("qdrant_quantization", "none") != "none"
         self.oversampling = OVERSAMPLING if quantized else None
-        self.manifest = manifest  # as the collection holds it (a dict)
         self._files = files  # the local file table, if there is one: where filters find the files they keep
         self._paths: tuple[int, list[str]] | None = None  # (generation, every file's path)
         self._published: tuple[float, tuple[int, int]] | None = None  # (when read, (generation, chunks))
@@ -282,8 +282,10 @@ class QdrantBackend:
         scope = self._scope(where, generation)
         if scope is None:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
-        if xq is not None and self.rotation is not None:
-            xq = np.ascontiguousarray(xq @ self.rotation)
+        if xq is not None:
+            if self.rotation is not None:
+                xq = np.ascontiguousarray(xq @ self.rotation)
+            xc = coarse_vectors(xq, self.coarse_dim)
         k, shortlist = min(k, total), min(max(shortlist, k), total)  # (a filter may keep fewer: Qdrant stops there)
         if k == 0:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
@@ -296,13 +298,13 @@ class QdrantBackend:
                 hits = self.store.text(texts[i], keep, scope)
                 found.append((len(hits), -1.0))
             elif mode == "coarse":
-                hits = self.store.nearest(_unit(xq[i, : self.coarse_dim]), "coarse", keep, scope, ef, False,
+                hits = self.store.nearest(xc[i], "coarse", keep, scope, ef, False,
                                           self.oversampling)
             elif mode == "full":
                 hits = self.store.nearest(xq[i], "full", keep, scope, ef, True)
             else:
                 depth = max(k, FUSION_DEPTH) if mode == "hybrid" else min(keep, shortlist)
-                hits = self.store.funnel(_unit(xq[i, : self.coarse_dim]), xq[i], max(shortlist, depth), depth,
+                hits = self.store.funnel(xc[i], xq[i], max(shortlist, depth), depth,
                                          scope, ef, False, self.oversampling)
                 if mode == "hybrid":
                     best_dense = float(hits[0].score) if hits else -1.0
@@ -329,11 +331,6 @@ class QdrantBackend:
             dense_scores = np.concatenate([dense_scores, [float(vectors[point[int(i)]] @ q) for i in extra]])
         scores, ids = fuse(dense_ids, dense_scores.astype(np.float32), lex_ids, lex_scores, w, k)
         return [Found(int(i), float(s), records[int(i)]) for s, i in zip(scores, ids)], len(lex_ids)
-
-
-def _unit(x: np.ndarray) -> np.ndarray:
-    norm = float(np.linalg.norm(x))
-    return x / norm if norm > 0 else x
 
 
 def _arrays(results: list[list[Found]], k: int, found: list):

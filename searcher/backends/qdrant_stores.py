@@ -143,16 +143,17 @@ class EdgeStore:
         ):
             self.shard.update(qe.UpdateOperation.create_field_index(name, schema))
 
-    def _filter(self, scope: Scope):
+    def _condition(self, key: str, kind: str, value):
+        """One (key, kind, value) condition of _filter_parts: kind "any" (a value among), else a range bound."""
         qe = self.qe
+        if kind == "any":
+            return qe.FieldCondition(key=key, match=qe.MatchAny(value))
+        return qe.FieldCondition(key=key, range=qe.RangeFloat(**{kind: value}))
 
-        def condition(key, kind, value):
-            if kind == "any":
-                return qe.FieldCondition(key=key, match=qe.MatchAny(value))
-            return qe.FieldCondition(key=key, range=qe.RangeFloat(**{kind: value}))
-
+    def _filter(self, scope: Scope):
         must, must_not = _filter_parts(scope)
-        return qe.Filter(must=[condition(*c) for c in must], must_not=[condition(*c) for c in must_not])
+        return self.qe.Filter(must=[self._condition(*c) for c in must],
+                              must_not=[self._condition(*c) for c in must_not])
 
     def upsert(self, ids, coarse, full, payloads) -> None:
         qe = self.qe
@@ -163,16 +164,16 @@ class EdgeStore:
     def set_payload(self, ids, payload: dict) -> None:
         self.shard.update(self.qe.UpdateOperation.set_payload([int(i) for i in ids], payload))
 
-    def delete_where(self, key: str, gt: int | None = None, lte: int | None = None) -> None:
+    def delete_where(self, key: str, kind: str, value: int) -> None:
+        """Delete the points whose `key` is in range (kind "gt" or "lte" `value`)."""
         qe = self.qe
-        bound = {"gt": gt} if gt is not None else {"lte": lte}
-        self.shard.update(qe.UpdateOperation.delete_points_by_filter(
-            qe.Filter(must=[qe.FieldCondition(key=key, range=qe.RangeFloat(**bound))])))
+        doomed = qe.Filter(must=[self._condition(key, kind, value)])
+        self.shard.update(qe.UpdateOperation.delete_points_by_filter(doomed))
 
     def unmark_after(self, generation: int) -> None:
         qe = self.qe
-        self.shard.update(qe.UpdateOperation.delete_payload_by_filter(
-            qe.Filter(must=[qe.FieldCondition(key="gen_to", range=qe.RangeFloat(gt=generation))]), ["gen_to"]))
+        marked = qe.Filter(must=[self._condition("gen_to", "gt", generation)])
+        self.shard.update(qe.UpdateOperation.delete_payload_by_filter(marked, ["gen_to"]))
 
     def ids(self) -> np.ndarray:
         """Every point id but the meta point's, with gen_to unset (not retired)."""
@@ -330,16 +331,17 @@ class ClientStore:
             self._call(lambda name=name, schema=schema: self.client.create_payload_index(self.collection, name, schema))
         self._exists = True
 
-    def _filter(self, scope: Scope):
+    def _condition(self, key: str, kind: str, value):
+        """One (key, kind, value) condition of _filter_parts: kind "any" (a value among), else a range bound."""
         m = self.m
+        if kind == "any":
+            return m.FieldCondition(key=key, match=m.MatchAny(any=value))
+        return m.FieldCondition(key=key, range=m.Range(**{kind: value}))
 
-        def condition(key, kind, value):
-            if kind == "any":
-                return m.FieldCondition(key=key, match=m.MatchAny(any=value))
-            return m.FieldCondition(key=key, range=m.Range(**{kind: value}))
-
+    def _filter(self, scope: Scope):
         must, must_not = _filter_parts(scope)
-        return m.Filter(must=[condition(*c) for c in must], must_not=[condition(*c) for c in must_not])
+        return self.m.Filter(must=[self._condition(*c) for c in must],
+                             must_not=[self._condition(*c) for c in must_not])
 
     def upsert(self, ids, coarse, full, payloads) -> None:
         points = [self.m.PointStruct(id=int(i), vector={"coarse": c.tolist(), "full": f.tolist()}, payload=p)
@@ -349,15 +351,14 @@ class ClientStore:
     def set_payload(self, ids, payload: dict) -> None:
         self._call(lambda: self.client.set_payload(self.collection, payload, points=[int(i) for i in ids], wait=True))
 
-    def delete_where(self, key: str, gt: int | None = None, lte: int | None = None) -> None:
-        m = self.m
-        selector = m.FilterSelector(filter=m.Filter(must=[m.FieldCondition(key=key, range=m.Range(gt=gt, lte=lte))]))
+    def delete_where(self, key: str, kind: str, value: int) -> None:
+        """Delete the points whose `key` is in range (kind "gt" or "lte" `value`)."""
+        selector = self.m.FilterSelector(filter=self.m.Filter(must=[self._condition(key, kind, value)]))
         self._call(lambda: self.client.delete(self.collection, selector, wait=True))
 
     def unmark_after(self, generation: int) -> None:
-        m = self.m
-        selector = m.Filter(must=[m.FieldCondition(key="gen_to", range=m.Range(gt=generation))])
-        self._call(lambda: self.client.delete_payload(self.collection, ["gen_to"], points=selector, wait=True))
+        marked = self.m.Filter(must=[self._condition("gen_to", "gt", generation)])
+        self._call(lambda: self.client.delete_payload(self.collection, ["gen_to"], points=marked, wait=True))
 
     def ids(self) -> np.ndarray:
         m = self.m
@@ -438,8 +439,8 @@ def _line(e: BaseException) -> str:
     return (text[0] if text else type(e).__name__)[:200]
 
 
-def connect(config: IndexConfig, *, location: str | None = None):
+def connect(config: IndexConfig):
     """The transport a config names: an Edge shard (`qdrant_path`) or a server (`qdrant_url`)."""
     if config.qdrant_path:
         return EdgeStore(config.qdrant_path)
-    return ClientStore(config.qdrant_url, config.qdrant_collection, location=location)
+    return ClientStore(config.qdrant_url, config.qdrant_collection)
