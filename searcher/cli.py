@@ -51,14 +51,25 @@ class _Group(click.Group):
 OUTPUTS = ("text", "jsonl", "json", "csv", "paths", "grep")
 CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
 
+QDRANT_PLACE = [  # where a Qdrant collection is: `index` and `eval` fill it, `query` reads it with no local index
+    click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
+                 help="A Qdrant server or cluster holding the index's collection (env SEARCHER_QDRANT_URL)."),
+    click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
+                 help="Or an embedded Qdrant Edge shard in DIR (one process at a time)."),
+    click.option("--qdrant-collection", metavar="NAME", help="The collection on the server [default: searcher]."),
+]
+
+
+def qdrant_place(f):
+    for option in reversed(QDRANT_PLACE):
+        f = option(f)
+    return f
+
+
 def qdrant_options(f):
-    """--qdrant-url/--qdrant-path/--qdrant-collection/--qdrant-quantization (backends/qdrant.py)."""
+    """The qdrant backend's options (backends/qdrant.py): where, and how a new collection is made."""
     for option in reversed([
-        click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
-                     help="The qdrant backend on a Qdrant server or cluster (env SEARCHER_QDRANT_URL)."),
-        click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
-                     help="The qdrant backend in an embedded Qdrant Edge shard in DIR (one process at a time)."),
-        click.option("--qdrant-collection", metavar="NAME", help="Collection on the server [default: searcher]."),
+        *QDRANT_PLACE,
         click.option("--qdrant-quantization", type=click.Choice(QDRANT_QUANTIZATIONS),
                      help="Quantise the coarse vector in Qdrant, rescored with the original [default: none]."),
         click.option("--qdrant-shards", type=click.IntRange(min=1),
@@ -246,18 +257,14 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
               help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
                    "matching file once; grep: path:line:passage.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
-@click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
-              help="Query a Qdrant collection that `searcher index --qdrant-url` filled, with no local index.")
-@click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
-              help="Or a Qdrant Edge shard that `searcher index --qdrant-path` filled.")
-@click.option("--qdrant-collection", default="searcher", show_default=True, metavar="NAME",
-              help="The collection, with --qdrant-url.")
+@qdrant_place
 def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json, qdrant_url,
           qdrant_path, qdrant_collection):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Words in "double quotes" must occur together, as a phrase. A query that nothing in the index matches
     (no word of it occurs, and nothing is close in meaning) prints "no match" and exits with status 1, like grep.
+    With --qdrant-url or --qdrant-path and no --index, it queries a collection that `searcher index` filled, alone.
 
     \b
     Example:
@@ -272,7 +279,7 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
 
     if (qdrant_url or qdrant_path) and index_dir is None:
         opened = Searcher.from_collection(qdrant_url=qdrant_url or "", qdrant_path=str(qdrant_path or ""),
-                                          qdrant_collection=qdrant_collection, model=model)
+                                          qdrant_collection=qdrant_collection or "searcher", model=model)
     else:
         opened = Searcher(index_dir, model=model)
     with opened as searcher:

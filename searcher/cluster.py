@@ -20,7 +20,6 @@ import logging
 import os
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from .errors import SearcherError
 log = logging.getLogger(__name__)
 WINDOW = 4096  # texts embedded per round of batches; each round is saved before the next is sent
 FILES_PER_TASK = 8  # files parsed and chunked per actor call
+FILE_WINDOW = (256, 64 << 20)  # files (count, bytes) the driver reads and holds before a round of parsing
 
 
 def _ray():
@@ -37,32 +37,6 @@ def _ray():
     except ImportError:
         raise SearcherError("indexing on Ray needs the ray extra: pip install 'searcher[ray]'") from None
     return ray
-
-
-@dataclass
-class Parsed:
-    """One file parsed and chunked (by a worker or locally)."""
-
-    documents: int = 0
-    warnings: list[str] = field(default_factory=list)
-    chunks: list = field(default_factory=list)
-    error: str = ""  # why the file could not be read (ingest.UnreadableFileError); nothing else is set then
-    read_seconds: float = 0.0
-    chunk_seconds: float = 0.0
-
-
-def parse_and_chunk(path, data: bytes, doc_id: str, chunker) -> Parsed:
-    """Parse one file's bytes and chunk its documents: the step both the local path and a worker run."""
-    from .ingest import UnreadableFileError, parse_file
-
-    started = time.perf_counter()
-    try:
-        docs, warnings = parse_file(path, data, doc_id=doc_id)
-    except UnreadableFileError as e:
-        return Parsed(error=str(e))
-    parsed = time.perf_counter()
-    chunks = [c for doc in docs for c in chunker(doc)]
-    return Parsed(len(docs), list(warnings), chunks, "", parsed - started, time.perf_counter() - parsed)
 
 
 class _Worker:
@@ -82,10 +56,11 @@ class _Worker:
     def info(self):
         return self.encoder.info
 
-    def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list[Parsed]:
+    def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list:
         from pathlib import Path
 
         from .chunking import chunk_document
+        from .indexer import parse_and_chunk
 
         def chunker(doc):
             return chunk_document(doc, self.encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
@@ -99,13 +74,11 @@ class _Worker:
         return self.documents.encode_documents(texts, batch_size=batch_size), self.chosen
 
     def _choose(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """On a CPU with native bf16, the local path's rule (indexer.choose_document_encoder) on the first batch:
-        bfloat16 autocast when it is 5% faster and every text's vector keeps cosine >= MIN_COSINE to float32's.
-        Returns that batch's float32 vectors."""
-        import time
-
+        """On a CPU with native bf16, the local path's rule (indexer.faster_and_close) on the first batch: bfloat16
+        autocast when it is faster and every text's vector stays close to float32's. Returns that batch's float32
+        vectors."""
         from .encoder import Bf16Encoder, cpu_has_bf16
-        from .indexer import MIN_COSINE
+        from .indexer import faster_and_close
 
         self.documents = self.encoder
         started = time.perf_counter()
@@ -116,7 +89,7 @@ class _Worker:
             bf16.encode_documents(texts[:4], batch_size=batch_size)  # warm-up
             started = time.perf_counter()
             y = bf16.encode_documents(texts, batch_size=batch_size)
-            if time.perf_counter() - started < seconds / 1.05 and float(np.min(np.sum(x * y, axis=1))) >= MIN_COSINE:
+            if faster_and_close(seconds / (time.perf_counter() - started), float(np.min(np.sum(x * y, axis=1)))):
                 self.documents, self.chosen = bf16, "torch-bf16"
         return x
 
@@ -157,10 +130,10 @@ class RayWorkers:
         """The model's ModelInfo, as the workers loaded it."""
         return self.ray.get(self.actors[0].info.remote())
 
-    def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list[Parsed]:
-        """Parse and chunk files, FILES_PER_TASK per call, results in the order of `items`."""
+    def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list:
+        """[indexer.Parsed] of files, parsed and chunked FILES_PER_TASK per call, in the order of `items`."""
         tasks = [items[a : a + FILES_PER_TASK] for a in range(0, len(items), FILES_PER_TASK)]
-        out: list[Parsed] = []
+        out = []
         for parsed in self.pool.map(lambda a, t: a.chunk.remote(t, chunk_tokens, overlap_tokens), tasks):
             out.extend(parsed)
         return out

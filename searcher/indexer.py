@@ -28,7 +28,6 @@ import orjson
 from .atomic import exclusive_lock, write_atomic
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document
-from .cluster import Parsed, parse_and_chunk
 from .config import IndexConfig
 from .encoder import (
     Bf16Encoder,
@@ -43,7 +42,7 @@ from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherErr
 from .home import adopt_encoder, collect_encoders, remember_choice, remembered_choice, share_encoder
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
-from .ingest import FORMATS, Ignore, is_supported, iter_files
+from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
@@ -320,9 +319,11 @@ def _build(
                               progress=lambda done, total: progress("chunk", done, total))
 
     if workers is not None:  # parsing and chunking on the cluster (cluster.py), in rounds of files
+        from .cluster import FILE_WINDOW
+
         def parse_files(items):
             return workers.chunk(items, chunk_tokens, overlap_tokens)
-        window = (RAY_WINDOW_FILES, RAY_WINDOW_BYTES)
+        window = FILE_WINDOW
     else:
         def parse_files(items):
             return [parse_and_chunk(Path(path), data, doc_id, chunker) for path, data, doc_id in items]
@@ -431,8 +432,28 @@ def _is_under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
 
 
-RAY_WINDOW_FILES = 256  # files read (and held) by the driver before a round of parsing on the cluster
-RAY_WINDOW_BYTES = 64 << 20
+@dataclass
+class Parsed:
+    """One file parsed and chunked (by a worker or locally)."""
+
+    documents: int = 0
+    warnings: list[str] = field(default_factory=list)
+    chunks: list = field(default_factory=list)
+    error: str = ""  # why the file could not be read (ingest.UnreadableFileError); nothing else is set then
+    read_seconds: float = 0.0
+    chunk_seconds: float = 0.0
+
+
+def parse_and_chunk(path, data: bytes, doc_id: str, chunker) -> Parsed:
+    """Parse one file's bytes and chunk its documents: the step both the local path and a Ray worker run."""
+    started = time.perf_counter()
+    try:
+        docs, warnings = parse_file(path, data, doc_id=doc_id)
+    except UnreadableFileError as e:
+        return Parsed(error=str(e))
+    parsed = time.perf_counter()
+    chunks = [c for doc in docs for c in chunker(doc)]
+    return Parsed(len(docs), list(warnings), chunks, "", parsed - started, time.perf_counter() - parsed)
 
 
 def _scan(
@@ -572,9 +593,8 @@ def _embed_missing(
                                      [todo[k] for k in order], batch_size, previous or remembered_choice(weights))
     report.embedded_with = choice.name
     plan.document_encoder = choice.record
-    if choice.sample is not None:  # it measured: later new indexes of this model on this CPU need not
-        remember_choice(weights, choice.record)
-    if choice.sample is not None:  # the measurement's float32 vectors of the first texts: kept, not redone
+    if choice.sample is not None:  # it measured: later new indexes of this model on this CPU need not, and the
+        remember_choice(weights, choice.record)  # measurement's float32 vectors of the first texts are kept
         pending.add(order[: len(choice.sample)], choice.sample)
     for start in range(0 if choice.sample is None else len(choice.sample), len(order), batch_size):
         batch = order[start : start + batch_size]
@@ -593,6 +613,7 @@ class EncoderChoice:
 
 
 MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every measured text
+FASTER = 1.05  # ... and be this many times as fast as float32 to be worth switching to
 # The int8 ONNX graph cannot match float32 that closely (mean cosine ~0.994 for MiniLM), so it has its own bar: its
 # nDCG@10 with exact search did not drop (aie5 test 0.6841 -> 0.6909, SciFact 0.6553 -> 0.6586; RESULTS.md,
 # throughput), and each measured text must stay this close to float32. It embeds 1.6x as fast as the float ONNX
@@ -601,6 +622,12 @@ MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every m
 INT8_DOCUMENTS = True
 INT8_MIN_COSINE = 0.98
 REMEASURE_BATCHES = 50  # a run with this many batches to embed measures again, even with a known choice
+
+
+def faster_and_close(speedup: float, min_cosine: float, bar: float = MIN_COSINE) -> bool:
+    """The rule a faster way of embedding documents must pass to replace float32: FASTER times its rate, and every
+    measured text's vector within `bar` (cosine) of float32's. Ray workers apply it too (cluster.py)."""
+    return speedup >= FASTER and min_cosine >= bar
 
 
 def choose_document_encoder(
@@ -650,8 +677,8 @@ def choose_document_encoder(
         if reference is None:
             reference = x
         cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
-    eligible = [n for n in candidates if n == "torch" or (
-        cosines[n] >= (INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE) and rates[n] >= 1.05 * rates["torch"])]
+    eligible = [n for n in candidates if n == "torch" or faster_and_close(
+        rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)]
     name = max(eligible, key=lambda n: rates[n])
     record = {"choice": name, "cpu": cpu, "texts_per_second": rates, "min_cosine_to_float32": cosines,
               "measured_on": len(sample)}

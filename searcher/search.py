@@ -2,8 +2,8 @@
 
 The backend (backends/) finds the chunks: locally, a coarse FAISS shortlist reranked with the memory-mapped full
 vectors (backends/local.py); or the same funnel inside Qdrant (backends/qdrant.py). Searcher encodes the queries,
-checks the model, turns filters into chunk ids, and makes hits: chunk records, one hit per document (`per_doc`,
-near-duplicate files folded), snippets. `search_vectors` is the arrays-in, (D, I)-out core that the evaluation
+checks the model, and makes hits: chunk records, one hit per document (`per_doc`, near-duplicate files folded),
+snippets; each backend applies filters inside its own search. `search_vectors` is the arrays-in, (D, I)-out core that the evaluation
 code uses too; `search` and `search_batch` add query encoding and chunk metadata.
 """
 
@@ -101,7 +101,7 @@ class Searcher:
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
-        self._remote_analyzer = None  # backends.qdrant.RemoteIndex: the lexical analyzer, built on first use
+        self._analyzer = None  # the lexical analyzer snippets use, built on first use (_analyze)
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -234,17 +234,13 @@ class Searcher:
                                        self.manifest.config.fusion_adaptive, where or None)
 
     def _analyze(self, text: str) -> list[str]:
-        """The lexical index's analyzer (the same analyzer built from the manifest for a collection-only client;
-        lowercase words when the index has no lexical side)."""
-        if self.lexical is not None:
-            return self.lexical.analyzer.analyze(text)
-        if getattr(self.index, "remote", False):
-            if self._remote_analyzer is None:
-                from .lexical import analyzer
+        """Words as the index's lexical side analyses them (config.lexical_tokenizer; built here, so an index
+        without a usable lexical side, or a collection-only client, analyses alike)."""
+        if self._analyzer is None:
+            from .lexical import analyzer
 
-                self._remote_analyzer = analyzer(self.manifest.config.lexical_tokenizer)
-            return self._remote_analyzer.analyze(text)
-        return [w.lower() for w in re.findall(r"\w+", text)]
+            self._analyzer = analyzer(self.manifest.config.lexical_tokenizer)
+        return self._analyzer.analyze(text)
 
     def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:
         """The hit (and the chunks folded under it) with the passage that matches the query's terms: computed for
