@@ -11,7 +11,8 @@
 
     python benchmarks/qdrant.py [--sizes 100000 1000000] [--skip quality latency ray]
 
-Writes two RESULTS.md sections: qdrant (quality, latency) and ray.
+Writes two RESULTS.md sections: qdrant (quality, latency) and ray; `--bytes` (after a latency run) a third,
+qdrant-bytes: the shards' bytes per chunk by component.
 """
 
 from __future__ import annotations
@@ -129,6 +130,38 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
             "sync_seconds": seconds.get("sync"), "segments": segments}
 
 
+def _component(relative: Path) -> str:
+    """The part of an Edge shard a file belongs to: the WAL, or a segment's component folder or file stem."""
+    parts = relative.parts
+    if parts[0] != "segments" or len(parts) < 3:
+        return parts[0]
+    return parts[2].split(".")[0]
+
+
+def shard_bytes(sizes: list[int]) -> str:
+    """Bytes per chunk of each component of the shards the latency runs built (no quantisation)."""
+    rows, components = {}, set()
+    for n in sizes:
+        shard = CACHE / f"qdrant-scale-{n}-none-shard"
+        if not (shard / ".synced").exists():
+            sys.exit(f"{shard} is missing: run the latency part first")
+        per = {}
+        for f in shard.rglob("*"):
+            if f.is_file() and f.name != ".synced":
+                key = _component(f.relative_to(shard))
+                per[key] = per.get(key, 0) + f.stat().st_size
+        rows[n] = per
+        components |= set(per)
+    order = sorted(components, key=lambda c: -rows[sizes[-1]].get(c, 0))
+    lines = ["| component | " + " | ".join(f"{n:,} chunks" for n in sizes) + " |", "|:--|" + "--:|" * len(sizes)]
+    for c in order:
+        lines.append(f"| {c} | " + " | ".join(f"{rows[n].get(c, 0) / n:,.1f}" for n in sizes) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{sum(rows[n].values()) / n:,.1f}**" for n in sizes) + " |")
+    return "\n".join(["Bytes per chunk on disk of the Edge shards the latency runs built (384 dims, synthetic chunks "
+                      "with empty text, no quantisation), by component: a segment's folders and files, and the "
+                      "write-ahead log (preallocated: a fixed cost the larger shard spreads thinner).", "", *lines])
+
+
 def latency(sizes: list[int], n_queries: int) -> str:
     rows = []
     for n in sizes:
@@ -201,11 +234,16 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--ray-texts", type=int, default=2048)
     parser.add_argument("--skip", nargs="*", default=[])
+    parser.add_argument("--bytes", action="store_true",
+                        help="only the shards' bytes per chunk by component (RESULTS.md section qdrant-bytes)")
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
         n, quantization, n_queries = args.measure
         print(json.dumps(latency_one(int(n), quantization, int(n_queries))))
+        return
+    if args.bytes:
+        write_section("qdrant-bytes", "Qdrant Edge shard: bytes per chunk by component", shard_bytes(args.sizes))
         return
     parts = []
     if "quality" not in args.skip:
