@@ -37,7 +37,7 @@ def open_backend(index: StoredIndex) -> Backend:
     if index.manifest.config.backend == "qdrant":
         from .qdrant import QdrantBackend
 
-        return QdrantBackend(index.manifest.config, files=None if getattr(index, "remote", False) else index.files)
+        return QdrantBackend(index.manifest.config, files=index.files)  # (a RemoteIndex's is None: no file table)
     from .local import LocalBackend
 
     return LocalBackend(index)
