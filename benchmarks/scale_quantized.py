@@ -1,10 +1,11 @@
-"""Ten million chunks on one machine: int8 full vectors and an IVF coarse index, against exact float32 search.
+"""Ten million chunks on one machine: quantized full vectors and an IVF coarse index, against exact float32 search.
 
 SYNTHETIC unit vectors with a Matryoshka-like spectrum (the generator of benchmarks/scale.py, made per block from a
 seed so that the float32 originals can be made again for the exact search instead of stored: 41 GB at 10M x
-1024). Each index is written in searcher's on-disk format by this script, block by block (full.sq8.npy encoded by
-vectors.train_quantizer's FAISS quantizer, coarse.faiss built by coarse.new_ivf / new_flat, ids, chunk records),
-because GenerationWriter goes through a float32 full.npy first. Queries are noisy copies of stored vectors.
+1024). Each index is written in searcher's on-disk format by this script, block by block (the full vectors as
+mixed or int8 codes by vectors.encode_rows with vectors.train_quantizer's FAISS quantizer, coarse.faiss built by
+coarse.new_ivf / new_flat, ids, chunk records), because GenerationWriter goes through a float32 full.npy first.
+Queries are noisy copies of stored vectors.
 
 Measured per (size, dims, coarse kind), in a fresh process, the files warm in the page cache:
 - coarse RAM per chunk: anonymous resident memory added by opening the index (Searcher);
@@ -13,7 +14,7 @@ Measured per (size, dims, coarse kind), in a fresh process, the files warm in th
 - top-10 agreement with exact float32 full-dim search over the regenerated originals;
 - build seconds (generate + encode + coarse train/add + write).
 
-    python benchmarks/scale_quantized.py [--sizes 100000 1000000 10000000] [--dims 384 1024]
+    python benchmarks/scale_quantized.py [--sizes 100000 1000000 10000000] [--dims 384 1024] [--storage mixed int8]
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ from searcher.store import MANIFEST, MARKER, FileEntry, Manifest, Projection, no
 BLOCK = 50_000
 N_QUERIES = 200
 SHORTLISTS = (200, 1000)
-NPROBES = (coarse.NPROBE, 128)
+NPROBES = (coarse.NPROBE, 256)
+HEAD = 64  # mixed storage's float16 dims: the coarse dims
 
 
 def block(d: int, b: int, n: int, centres: np.ndarray) -> np.ndarray:
@@ -52,7 +54,7 @@ def centres_for(d: int) -> np.ndarray:
     return np.random.default_rng(d).standard_normal((1000, d), dtype=np.float32)
 
 
-def build(index_dir: Path, n: int, d: int, kind: str) -> float:
+def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
     """Write the index; seconds taken (0 when it exists)."""
     if (index_dir / MANIFEST).exists():
         return json.loads((index_dir / "build.json").read_text())["seconds"]
@@ -63,8 +65,9 @@ def build(index_dir: Path, n: int, d: int, kind: str) -> float:
     centres = centres_for(d)
     blocks = (n + BLOCK - 1) // BLOCK
     sample = np.concatenate([block(d, b, n, centres) for b in range(min(blocks, 4))])
-    quantizer = vectors.train_quantizer(sample)
-    vectors.write_quantizer(gen / vectors.QUANTIZER, quantizer)
+    head = vectors.head_dims(storage, d, HEAD)
+    quantizer = vectors.train_quantizer(sample, head)
+    vectors.write_quantizer(gen / vectors.QUANTIZERS[storage], quantizer)
     if kind == "ivf":
         nlist = coarse.nlist_for(n)
         stride = max(1, blocks // 20)  # the training sample from blocks across the index
@@ -74,14 +77,15 @@ def build(index_dir: Path, n: int, d: int, kind: str) -> float:
         record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.NPROBE, "trained_at": n}
     else:
         index, record = coarse.new_flat(64), {"kind": "flat"}
-    codes = np.lib.format.open_memmap(gen / vectors.FILES["int8"], mode="w+", dtype=np.uint8, shape=(n, d))
+    codes = np.lib.format.open_memmap(gen / vectors.FILES[storage], mode="w+", dtype=np.uint8,
+                                      shape=(n, vectors.row_width(storage, d, head)))
     rng = np.random.default_rng(7)
     query_rows = np.sort(rng.choice(n, N_QUERIES, replace=False))
     queries = []
     for b in range(blocks):
         x = block(d, b, n, centres)
         a = b * BLOCK
-        codes[a : a + len(x)] = quantizer.sa_encode(x)
+        codes[a : a + len(x)] = vectors.encode_rows(x, storage, quantizer, head)
         index.add_with_ids(coarse_vectors(x, 64), np.arange(a, a + len(x), dtype=np.int64))
         picked = query_rows[(query_rows >= a) & (query_rows < a + len(x))] - a
         queries.extend(x[picked])
@@ -108,7 +112,7 @@ def build(index_dir: Path, n: int, d: int, kind: str) -> float:
     with open(gen / "files.jsonl", "wb") as f:
         f.write(FileEntry("synthetic", "", 0, 0, n, 0, n).to_json() + b"\n")
     info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
-    config = IndexConfig(model="synthetic", projection="prefix", full_storage="int8", coarse_index=kind)
+    config = IndexConfig(model="synthetic", projection="prefix", full_storage=storage, coarse_index=kind)
     manifest = Manifest(1, now(), now(), config, info, Projection("prefix", "prefix", 64, n), n, n, n, n,
                         ("synthetic",), full_fitted=n, coarse=record)
     (index_dir / MANIFEST).write_bytes(orjson.dumps(manifest.to_dict()))
@@ -145,6 +149,10 @@ def d_of(index_dir: Path) -> int:
     return int(index_dir.name.rsplit("-", 2)[1])
 
 
+def index_path(storage: str, kind: str, d: int, n: int) -> Path:
+    return CACHE / f"quantized-{storage}-{kind}-{d}-{n}"
+
+
 def measure(index_dir: Path) -> dict:
     """In a fresh process: RAM of the opened index, single-query latency, agreement with exact search."""
     from searcher.evaluate import percentiles_ms
@@ -152,7 +160,7 @@ def measure(index_dir: Path) -> dict:
 
     xq = np.load(index_dir / "queries.npy")
     truth = np.load(truth_path(n_of(index_dir), d_of(index_dir)))
-    codes_path = index_dir / "gen-000001" / vectors.FILES["int8"]
+    codes_path = index_dir / "gen-000001" / vectors.FILES[json.loads((index_dir / MANIFEST).read_text())["config"]["full_storage"]]
     with open(codes_path, "rb") as f:  # the full vectors warm in the page cache: the steady state measured
         while f.read(1 << 24):
             pass
@@ -176,6 +184,10 @@ def measure(index_dir: Path) -> dict:
         agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
         out["shortlists"][f"{shortlist}" if nprobe is None else f"{shortlist}, nprobe {nprobe}"] = {
             "ms": percentiles_ms(times), "agreement": agreement}
+    out["ceiling"] = None
+    if n <= 1_000_000:
+        _, I = s.search_vectors(xq, k=10, mode="full")
+        out["ceiling"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, truth)]))
     return out
 
 
@@ -184,6 +196,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000, 10_000_000])
     parser.add_argument("--dims", type=int, nargs="+", default=[384, 1024])
     parser.add_argument("--kinds", nargs="+", default=["flat", "ivf"])
+    parser.add_argument("--storage", nargs="+", default=["mixed", "int8"], choices=["mixed", "int8"])
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--replot", action="store_true", help="only redraw the plot from RESULTS.md's table")
     args = parser.parse_args()
@@ -193,34 +206,40 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure)))
         return
-    rows, points = [], []
-    for d in args.dims:
-        for n in args.sizes:
-            for kind in args.kinds:
+    rows, points, ceilings = [], [], []
+    for d, n, kind, storage in ((d, n, kind, storage) for d in args.dims for n in args.sizes for kind in args.kinds
+                                for storage in args.storage):
                 if kind == "flat" and n > 1_000_000:
                     continue  # 256 B/chunk of RAM and a 10M-row scan per query: measured up to 1M only
-                index_dir = CACHE / f"quantized-{kind}-{d}-{n}"
-                seconds = build(index_dir, n, d, kind)
+                index_dir = index_path(storage, kind, d, n)
+                seconds = build(index_dir, n, d, kind, storage)
                 exact_truth(index_dir, n, d)
                 out = subprocess.run([sys.executable, __file__, "--measure", str(index_dir)], check=True,
                                      capture_output=True, text=True, cwd=HERE)
                 r = json.loads(out.stdout.strip().splitlines()[-1])
+                if r.get("ceiling") is not None and kind == "flat":
+                    ceilings.append(f"{storage} {r['ceiling']:.3f} ({n:,} x {d})")
                 for shortlist, m in r["shortlists"].items():
                     ms = m["ms"]
-                    rows.append(f"| {n:,} | {d} | {kind} | {shortlist} | {seconds:.0f} | "
+                    rows.append(f"| {n:,} | {d} | {storage} | {kind} | {shortlist} | {seconds:.0f} | "
                                 f"{r['coarse_ram_bytes_per_chunk']:.0f} | {r['full_disk_bytes_per_chunk']:.0f} | "
                                 f"{ms['p50']:.2f} | {ms['p95']:.2f} | {m['agreement']:.3f} |")
-                    points.append((f"{kind}, shortlist {shortlist}", d, n, ms["p50"], ms["p95"]))
+                    if storage == args.storage[0]:
+                        points.append((f"{kind}, shortlist {shortlist}", d, n, ms["p50"], ms["p95"]))
                     print(rows[-1], flush=True)
     plot(points)
-    lines = ["Synthetic Matryoshka-like vectors; int8 full vectors (FAISS 8-bit scalar quantizer); "
-             f"{N_QUERIES} single queries, k = 10; IVF nprobe {coarse.NPROBE} (the default) and 128 (at least: "
-             "coarse.nprobe_for raises it for a long shortlist); agreement = share of the exact float32 full-dim top "
-             "10 kept. Flat is measured up to 1M chunks (at 10M it would hold 2.6 GB of RAM and scan it all).", "",
-             "| chunks | dims | coarse | shortlist | build s | coarse RAM B/chunk | full vectors B/chunk on disk | "
-             "p50 ms | p95 ms | top-10 agreement |", "|--:|--:|:--|--:|--:|--:|--:|--:|--:|--:|", *rows, "",
+    lines = ["Synthetic Matryoshka-like vectors; full vectors as `mixed` (the default: the 64 coarse dims float16, the "
+             "rest int8) or `int8` (every dim int8, FAISS 8-bit scalar quantizer); "
+             f"{N_QUERIES} single queries, k = 10; IVF nprobe {' and '.join(map(str, NPROBES))} ({coarse.NPROBE} is "
+             "the default; coarse.nprobe_for raises it for a long shortlist); agreement = share of the exact float32 "
+             "full-dim top 10 kept (exact search over the regenerated float32 originals). Flat is measured up to 1M "
+             "chunks (at 10M it would hold 2.6 GB of RAM and scan it all). Ceiling = agreement of an exhaustive "
+             "search over the stored vectors (up to 1M chunks): what the storage type alone allows.", "",
+             "| chunks | dims | storage | coarse | shortlist | build s | coarse RAM B/chunk | full vectors B/chunk "
+             "on disk | p50 ms | p95 ms | top-10 agreement |", "|--:|--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|", *rows,
+             "", "Ceilings: " + "; ".join(ceilings) + ".", "",
              "![latency against index size](scale_quantized.png)"]
-    write_section("scale-quantized", "Ten million chunks: int8 full vectors, IVF coarse index", "\n".join(lines))
+    write_section("scale-quantized", "Ten million chunks: quantized full vectors, IVF coarse index", "\n".join(lines))
 
 
 def points_from_results() -> list:
@@ -230,9 +249,9 @@ def points_from_results() -> list:
     points = []
     for line in section.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 10 and cells[0].replace(",", "").isdigit():
-            n, d, kind, shortlist = int(cells[0].replace(",", "")), int(cells[1]), cells[2], cells[3]
-            points.append((f"{kind}, shortlist {shortlist}", d, n, float(cells[7]), float(cells[8])))
+        if len(cells) == 11 and cells[0].replace(",", "").isdigit() and cells[2] == "mixed":
+            n, d, kind, shortlist = int(cells[0].replace(",", "")), int(cells[1]), cells[3], cells[4]
+            points.append((f"{kind}, shortlist {shortlist}", d, n, float(cells[8]), float(cells[9])))
     return points
 
 

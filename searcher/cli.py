@@ -125,7 +125,8 @@ def cli() -> None:
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
 @click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
-              help="How full vectors are stored: float32, float16 or int8 (4, 2 or 1 byte per dimension) "
+              help="How full vectors are stored: float32, float16, mixed or int8 (4, 2, ~1.06 or 1 byte per dimension; "
+                   "mixed keeps the 64 coarse dims in float16) "
                    "[default: the index's own, else " + DEFAULT_FULL_STORAGE + "].")
 @click.option("--lexical-tokenizer", type=click.Choice(LEXICAL_TOKENIZERS),
               help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
@@ -476,7 +477,8 @@ def update(index_dir, quiet):
 @click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True,
               help="Coarse candidates reranked with the full vectors.")
 @click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
-              help="How full vectors are stored: float32, float16 or int8 (4, 2 or 1 byte per dimension) "
+              help="How full vectors are stored: float32, float16, mixed or int8 (4, 2, ~1.06 or 1 byte per dimension; "
+                   "mixed keeps the 64 coarse dims in float16) "
                    "[default: " + DEFAULT_FULL_STORAGE + "].")
 @qdrant_options
 @click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")

@@ -32,11 +32,11 @@ FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
 LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each does
 COARSE_INDEXES = ("auto", "flat", "ivf")  # coarse.py says what each is
-FULL_STORAGE_TYPES = ("float32", "float16", "int8")  # vectors.py says how each is stored
+FULL_STORAGE_TYPES = ("float32", "float16", "mixed", "int8")  # vectors.py says how each is stored
 BACKENDS = ("local", "qdrant")  # where queries are answered: backends/ says what each is
 QDRANT_QUANTIZATIONS = ("none", "scalar", "binary")  # of the coarse vector in Qdrant, rescored (backends/qdrant.py)
 # The full vectors' storage type for new indexes, chosen by measurement (benchmarks/RESULTS.md, storage section).
-DEFAULT_FULL_STORAGE = "int8"
+DEFAULT_FULL_STORAGE = "mixed"
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class IndexConfig:
     fusion_adaptive: bool = True  # shift the weight per query toward the more confident side (fusion.py)
     include: tuple[str, ...] = ()  # gitignore-style patterns: index only files they match (none: every file)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns to leave out, beside .gitignore and .searcherignore
-    full_storage: str = DEFAULT_FULL_STORAGE  # the full vectors on disk: float32, float16 or int8 (vectors.py)
+    full_storage: str = DEFAULT_FULL_STORAGE  # the full vectors on disk: float32, float16, mixed or int8 (vectors.py)
     coarse_index: str = "auto"  # the shortlist index: flat, ivf, or auto (by index size; coarse.py)
     backend: str = "local"  # local (FAISS generations) or qdrant (the generation mirrored into a collection)
     qdrant_url: str = ""  # a Qdrant server or cluster (qdrant-client), for backend="qdrant"

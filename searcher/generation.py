@@ -83,7 +83,7 @@ def write_generation(
         raise
 
 
-def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progress) -> Manifest:
+def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: EmbeddingCache, progress) -> Manifest:
     generation = writer.generation
     config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
     keep_rows = kept_rows(prev, plan.kept)
@@ -126,7 +126,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
         if from_prev:
             x[from_prev] = to_frame(prev.full[[reusable[block[i]] for i in from_prev]], old_rotation)
         if from_cache:
-            x[from_cache] = to_frame(vectors.get([block[i] for i in from_cache]), None)
+            x[from_cache] = to_frame(cache.get([block[i] for i in from_cache]), None)
         full[n_keep + a : n_keep + a + len(block)] = x
 
     if keep_projection:
@@ -141,7 +141,8 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
     coarse, coarse_record = coarse_index(full, ids, coarse_dim, config.coarse_index,
                                          prev=prev if keep_projection else None, n_keep=n_keep)
     del full
-    full_fitted = _encode_full(writer, config.full_storage, prev, keep_projection, n)  # after: coarse from float32
+    full_fitted = _encode_full(writer, config.full_storage, prev, keep_projection, n,
+                               vectors.head_dims(config.full_storage, info.dim, coarse_dim))  # after: coarse from float32
     writer.write_ids(ids)
     writer.write_rotation(rotation)
     writer.write_coarse(coarse)
@@ -172,20 +173,19 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, vectors, progres
     return manifest
 
 
-def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | None, same_frame: bool, n: int) -> int:
-    """Store the generation's full vectors (written as float32) as `storage`; for int8, the previous generation's
-    quantizer is kept while the frame is the same and the index has less than doubled since it was trained.
-    Returns the chunk count the int8 quantizer was trained at (0 for the other types)."""
+def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | None, same_frame: bool, n: int,
+                 head: int) -> int:
+    """Store the generation's full vectors (written as float32) as `storage`; for the 8-bit types (int8, mixed), the
+    previous generation's quantizer is kept while the frame and the type are the same and the index has less than
+    doubled since it was trained. Returns the chunk count the quantizer was trained at (0 for the other types)."""
     if storage == "float32":
         return 0
-    quantizer, fitted = None, n if storage == "int8" else 0
-    if (storage == "int8" and prev is not None and same_frame and prev.manifest.config.full_storage == "int8"
-            and n < 2 * max(prev.manifest.full_fitted, 1)):
-        quantizer, fitted = prev.full.quantizer, prev.manifest.full_fitted
+    keep = (storage in vectors.QUANTIZERS and prev is not None and same_frame
+            and prev.manifest.config.full_storage == storage and n < 2 * max(prev.manifest.full_fitted, 1))
     writer.full.flush()
     writer.full = None  # unmapped before full.npy is converted and deleted
-    vectors.encode_full(writer.path, storage, quantizer)
-    return fitted
+    vectors.encode_full(writer.path, storage, prev.full.quantizer if keep else None, head, keep_quantizer=keep)
+    return (prev.manifest.full_fitted if keep else n) if storage in vectors.QUANTIZERS else 0
 
 
 # Deleted chunks stay in a tantivy segment's BM25 statistics until it is merged away, so scores drift from a

@@ -6,7 +6,7 @@
         chunks.offsets.npy         int64 byte offset of each line, plus the file length
         ids.npy                    int64 chunk ids, ascending; row i of every file is chunk ids[i]
         full.npy                   float32 (n, dim) unit vectors, in the projection's frame; memory-mapped (or
-                                   full.f16.npy, or full.sq8.npy + full.sq8.faiss: config.full_storage, vectors.py)
+                                   full.f16.npy, full.mx8.npy + .faiss, full.sq8.npy + .faiss: config.full_storage, vectors.py)
         coarse.faiss               IndexIDMap(IndexFlatIP(coarse_dim)) over the same ids
         rotation.npy               float32 (dim, dim) orthogonal rotation, for the `pca` projection only
         files.jsonl                the indexed files: path, sha256, size, mtime, document count, id range
@@ -313,17 +313,18 @@ class StoredIndex:
             raise self._bad("ids.npy", "ids outside the range the manifest allows")
         storage = self.manifest.config.full_storage
         name = vectors.FILES[storage]
+        head = vectors.head_dims(storage, d, self.manifest.projection.coarse_dim)
         self.full = map_rows(self._file(name), index_dir=self.index_dir, dtype=vectors.DTYPES[storage])
-        if self.full.shape != (n, d):
-            raise self._bad(name, f"shape {self.full.shape}, expected {(n, d)}")
+        if self.full.shape != (n, vectors.row_width(storage, d, head)):
+            raise self._bad(name, f"shape {self.full.shape}, expected {(n, vectors.row_width(storage, d, head))}")
         if storage != "float32":
             quantizer = None
-            if storage == "int8":
+            if storage in vectors.QUANTIZERS and d > head:
                 try:
-                    quantizer = vectors.read_quantizer(self._file(vectors.QUANTIZER), d)
+                    quantizer = vectors.read_quantizer(self._file(vectors.QUANTIZERS[storage]), d - head)
                 except ValueError as e:
-                    raise self._bad(vectors.QUANTIZER, str(e)) from None
-            self.full = vectors.FullVectors(self.full, storage, d, quantizer)
+                    raise self._bad(vectors.QUANTIZERS[storage], str(e)) from None
+            self.full = vectors.FullVectors(self.full, storage, d, quantizer, head)
         self.offsets = self._npy("chunks.offsets.npy", np.int64, 1)
         chunks_path = self._file("chunks.jsonl")
         self._chunks = open(chunks_path, "rb")  # noqa: SIM115 - closed in close()

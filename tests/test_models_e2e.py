@@ -52,8 +52,9 @@ def test_1024_dim_bert_end_to_end(tmp_path, corpus, bert1024):
     m = index.manifest
     assert m.model.dim == 1024 and m.model.name == str(bert1024) and m.model.query_prompt == "query: "
     assert index.full.shape == (m.chunks, 1024)
-    assert m.config.full_storage == "int8"  # the default storage, at 1024 dims
-    # unit vectors although the model has no Normalize module (int8 codes decode to within ~1e-3 of them)
+    assert m.config.full_storage == "mixed"  # the default storage, at 1024 dims
+    assert np.load(index.path / "full.mx8.npy", mmap_mode="r").shape == (m.chunks, 1024 + 64)  # float16 head
+    # unit vectors although the model has no Normalize module (the int8 tail decodes to within ~1e-3 of them)
     np.testing.assert_allclose(np.linalg.norm(index.full[np.arange(m.chunks)], axis=1), 1.0, atol=3e-3)
     assert index.load_coarse().d == m.projection.coarse_dim == 64
     with Searcher(idx) as searcher:

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_corpus
 from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher.vectors import FILES, QUANTIZER
+from searcher.vectors import FILES, QUANTIZER, QUANTIZERS
 
 TOPIC_WORDS = "lava ash crater magma plume basalt ridge summit eruption tremor owl sparrow eagle nest seed".split()
 
@@ -18,7 +18,7 @@ def many(root, n=60, seed=0):
     return write_corpus(root, {f"f{i:03d}.txt": " ".join(rng.choice(TOPIC_WORDS, 30)) for i in range(n)})
 
 
-@pytest.mark.parametrize("storage, tolerance", [("float32", 0.0), ("float16", 1e-3), ("int8", 2e-2)])
+@pytest.mark.parametrize("storage, tolerance", [("float32", 0.0), ("float16", 1e-3), ("mixed", 2e-2), ("int8", 2e-2)])
 def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, storage, tolerance):
     docs = many(tmp_path / "docs")
     index_dir = tmp_path / "idx"
@@ -29,7 +29,8 @@ def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, stora
     index = open_index(index_dir)
     assert (index.path / FILES[storage]).is_file() and not (
         storage != "float32" and (index.path / "full.npy").exists())
-    assert (index.path / QUANTIZER).is_file() == (storage == "int8")
+    assert [q for q in QUANTIZERS.values() if (index.path / q).is_file()] == (
+        [QUANTIZERS[storage]] if storage in QUANTIZERS else [])
     records = list(index.iter_chunks())
     exact = np.asarray(reference.full)
     stored = index.full[np.arange(len(index))]
@@ -97,25 +98,53 @@ def test_a_damaged_quantizer_is_one_line(tmp_path, fake):
     assert result.exit_code == 1 and "full.sq8.faiss is damaged" in result.output and "--rebuild" in result.output
 
 
+@pytest.mark.parametrize("coarse_dim", [16, 96])
+def test_mixed_storage_keeps_the_coarse_dims_in_float16(tmp_path, fake, coarse_dim):
+    """The head (the projection's first coarse_dim dims) is float16-exact, the tail int8; with coarse_dim equal to
+    the model's width there is no tail and no quantizer."""
+    docs = many(tmp_path / "docs")
+    config = IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, projection="pca",
+                         coarse_dim=coarse_dim)
+    build_index(docs, tmp_path / "ref", config.replace(full_storage="float32"), encoder=fake)
+    build_index(docs, tmp_path / "mixed", config.replace(full_storage="mixed"), encoder=fake)
+    build_index(docs, tmp_path / "int8", config.replace(full_storage="int8"), encoder=fake)
+    exact, mixed, int8 = (np.asarray(open_index(tmp_path / name).full[np.arange(len(open_index(tmp_path / name)))])
+                          for name in ("ref", "mixed", "int8"))
+    h = min(coarse_dim, fake.dim)
+    assert np.abs(mixed[:, :h] - exact[:, :h]).max() <= 1e-3
+    assert np.abs(mixed[:, :h] - exact[:, :h]).max() < np.abs(int8[:, :h] - exact[:, :h]).max() / 4
+    assert np.abs(mixed[:, h:] - exact[:, h:]).max(initial=0) <= 2e-2  # the int8 tail, if any
+    gen = open_index(tmp_path / "mixed").path
+    assert np.load(gen / FILES["mixed"], mmap_mode="r").shape[1] == fake.dim + h
+    assert (gen / QUANTIZERS["mixed"]).is_file() == (h < fake.dim)
+    xq = fake.encode_queries(["magma plume"])
+    s = Searcher(tmp_path / "mixed", encoder=fake)
+    D2, I2 = s.search_vectors(xq, k=10, mode="dense", shortlist=10_000)
+    Df, If = s.search_vectors(xq, k=10, mode="full")
+    assert np.array_equal(I2, If) and np.allclose(D2, Df, atol=1e-5)
+
+
+@pytest.mark.parametrize("storage", ["int8", "mixed"])
 @pytest.mark.parametrize("damage", ["truncated codes", "float32 codes", "missing quantizer", "flat quantizer"])
-def test_damaged_int8_files_are_one_line(tmp_path, fake, damage):
+def test_damaged_int8_files_are_one_line(tmp_path, fake, damage, storage):
     import faiss
     from click.testing import CliRunner
 
     from searcher.cli import cli
 
     docs = many(tmp_path / "docs", n=5)
-    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage="int8"), encoder=fake)
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage=storage), encoder=fake)
     gen = open_index(tmp_path / "idx").path
-    codes, n = gen / FILES["int8"], len(open_index(tmp_path / "idx"))
+    codes, n = gen / FILES[storage], len(open_index(tmp_path / "idx"))
+    quantizer = QUANTIZERS[storage]
     if damage == "truncated codes":
         codes.write_bytes(codes.read_bytes()[:-40])
     elif damage == "float32 codes":
         np.save(codes, np.zeros((n, fake.dim), np.float32))
     elif damage == "missing quantizer":
-        (gen / QUANTIZER).unlink()
+        (gen / quantizer).unlink()
     else:
-        faiss.write_index(faiss.IndexFlatIP(fake.dim), str(gen / QUANTIZER))
+        faiss.write_index(faiss.IndexFlatIP(fake.dim), str(gen / quantizer))
     result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
     assert "is damaged" in result.output and "--rebuild" in result.output
