@@ -621,7 +621,21 @@ FASTER = 1.05  # ... and be this many times as fast as float32 to be worth switc
 # on a CPU without bf16).
 INT8_DOCUMENTS = True
 INT8_MIN_COSINE = 0.98
-REMEASURE_BATCHES = 50  # a run with this many batches to embed measures again, even with a known choice
+# A known choice is measured again only when the measurement would cost at most this share of the run's embedding
+# (both estimated from the known record's rates): SciFact's 1,908 chunks, measured afresh each time, lost a third of
+# the bf16 path's rate to it (RESULTS.md, throughput).
+REMEASURE_SHARE = 0.05
+
+
+def worth_remeasuring(previous: dict, n_texts: int) -> bool:
+    """Whether embedding n_texts takes long enough that measuring the candidates again (as `previous` timed them,
+    warm-up included) costs at most REMEASURE_SHARE of it."""
+    rates = previous.get("texts_per_second") or {}
+    chosen = rates.get(previous.get("choice"), 0)
+    if not chosen or not all(r > 0 for r in rates.values()):
+        return True
+    sample = previous.get("measured_on", 32) + 4
+    return sum(sample / r for r in rates.values()) <= REMEASURE_SHARE * n_texts / chosen
 
 
 def faster_and_close(speedup: float, min_cosine: float, bar: float = MIN_COSINE) -> bool:
@@ -640,9 +654,10 @@ def choose_document_encoder(
     earlier runs; on an Intel Xeon with AMX, bf16 ran 2.84x plain float32 encode, ONNX int8 1.41x, ONNX 0.89x:
     RESULTS.md, throughput), so it is measured: each candidate is warmed up,
     then embeds the same batch of the longest texts; a candidate must be 5% faster than float32 and agree
-    with it (cosine >= MIN_COSINE on each text) to be chosen. Unless there is a lot to embed (REMEASURE_BATCHES),
-    the previous choice made on the same CPU (this index's, or one remembered in the home for this model) is kept
-    without measuring: on a small folder the measurement was a third of the run (RESULTS.md, throughput-corpus).
+    with it (cosine >= MIN_COSINE on each text) to be chosen. Unless there is so much to embed that measuring again
+    costs little (worth_remeasuring), the previous choice made on the same CPU (this index's, or one remembered in
+    the home for this model) is kept without measuring: on a small folder the measurement was a third of the run
+    (RESULTS.md, throughput-corpus).
     """
     candidates: dict[str, Callable[[], Encoder]] = {"torch": lambda: encoder}
     if isinstance(encoder, SentenceTransformerEncoder) and cpu_has_bf16():
@@ -659,7 +674,7 @@ def choose_document_encoder(
     if len(candidates) == 1:
         return EncoderChoice("torch", encoder, None)
     known = previous and previous.get("cpu") == cpu and previous.get("choice") in candidates
-    if known and len(texts) < REMEASURE_BATCHES * batch_size:
+    if known and not worth_remeasuring(previous, len(texts)):
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
     if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
         return EncoderChoice("torch", encoder, previous)

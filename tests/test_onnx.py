@@ -132,6 +132,17 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
     assert again.name == record["choice"] and again.record == record
 
 
+def test_a_known_choice_is_measured_again_only_when_that_costs_little_of_the_run():
+    from searcher.indexer import REMEASURE_SHARE, worth_remeasuring
+
+    record = {"choice": "torch-bf16", "texts_per_second": {"torch": 30.0, "torch-bf16": 75.0}, "measured_on": 32}
+    cost = 36 / 30.0 + 36 / 75.0  # seconds the two candidates took, warm-up included
+    break_even = cost / REMEASURE_SHARE * 75.0  # texts whose embedding takes cost / REMEASURE_SHARE seconds
+    assert not worth_remeasuring(record, int(break_even * 0.9))
+    assert worth_remeasuring(record, int(break_even * 1.1) + 1)
+    assert worth_remeasuring({"choice": "torch"}, 10)  # a record without rates: measure
+
+
 def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measured_candidate(
         tmp_path, minilm, monkeypatch):
     import searcher.indexer
