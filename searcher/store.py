@@ -111,7 +111,7 @@ class Manifest:
     query_encoder: str | None = None  # directory of the exported torch-free encoder (onnx_encoder.py), if any
     document_encoder: dict | None = None  # which encoder path embedded documents, on which CPU, and why
     lexical_deleted: int = 0  # deleted chunks the lexical index still counts (generation.LEXICAL_COMPACT_SHARE)
-    full_fitted: int = 0  # int8 full vectors: chunks in the index when the quantizer was trained (vectors.py)
+    full_fitted: int = 0  # int8 or mixed full vectors: chunks in the index when the quantizer was trained (vectors.py)
     coarse: dict = field(default_factory=lambda: {"kind": "flat"})  # kind, and for ivf nlist, nprobe, trained_at
 
     def to_dict(self) -> dict[str, Any]:

@@ -16,7 +16,7 @@ Why mixed is the default: every dimension gets the same 256 levels, but the dime
 projection's frame (a PCA rotation, or a Matryoshka prefix) the first dims carry most of each vector and of each
 query, so their rounding errors dominate the score's error (a dim's share grows with its variance squared), and
 near-tied neighbours swap places. Keeping just those in float16 removed most of it: top-10 agreement of an
-exhaustive search with exact float32 search, 1024 dims, 100k synthetic chunks, 0.978 (int8) -> 0.999 (mixed), for
+exhaustive search with exact float32 search, 1024 dims, 100k synthetic chunks, 0.978 (int8) -> 0.998 (mixed), for
 6% more bytes; and the nDCG@10 of both is within 0.002 of float32 on the real sets (benchmarks/RESULTS.md,
 storage and scale-quantized).
 
