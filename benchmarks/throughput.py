@@ -3,7 +3,10 @@
 faster paths cost in nDCG@10 (exact search over each path's own vectors of a whole corpus).
 
 The corpus is the first --docs abstracts of SciFact. Runs alternate (encode, paths, index, ...) so that all see
-the same machine state; the best run of each is reported.
+the same machine state; the best run of each is reported. The builds use a searcher home of their own, emptied
+first: the first build is a first build on this machine (it exports the query encoder and measures the
+document-encoder paths), the later ones find the shared encoder and the remembered choice, as every later index of
+the model on this CPU does.
 
     python benchmarks/throughput.py [--docs 1000] [--rounds 2] [--model NAME_OR_PATH] [--no-quality]
     python benchmarks/throughput.py --folder corpus     # build_index on a folder against each path, own section
@@ -12,6 +15,7 @@ the same machine state; the best run of each is reported.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 
@@ -62,6 +66,12 @@ def ndcg_by_path(name: str, encoders: dict, chunk_tokens: int, overlap: int) -> 
     return out
 
 
+def fresh_home(work) -> None:
+    """Builds in a home of their own, emptied: nothing shared or remembered yet."""
+    shutil.rmtree(work / "home", ignore_errors=True)
+    os.environ["SEARCHER_HOME"] = str(work / "home")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=1000)
@@ -88,6 +98,7 @@ def main() -> None:
     index_runs, encode_runs = [], []
     path_runs: dict[str, list[float]] = {p: [] for p in encoders}
     texts: list[str] = []
+    fresh_home(work)
     for _ in range(args.rounds):
         if texts:
             t = time.perf_counter()
@@ -106,30 +117,34 @@ def main() -> None:
         if not texts:
             texts = [embedding_input(r["title"], r["text"]) for r in open_index(work / "index").iter_chunks()]
 
-    rate, seconds, total, chunks, embedded_with = max(index_runs, key=lambda r: r[0])
-    steady = chunks / (total - seconds["export"])
+    first = index_runs[0][0]
+    rate, seconds, total, chunks, embedded_with = max(index_runs[1:] or index_runs, key=lambda r: r[0])
     plain = max(encode_runs)
+    onnx = max(path_runs["onnx float32"])
     split = ", ".join(f"{name} {s:.1f} s ({s / total:.0%})" for name, s in seconds.items())
     record = open_index(work / "index").manifest.document_encoder or {}
-    rows = [f"| `{name}`.encode_documents | {max(r):.1f} | {max(r) / plain:.2f}x |" for name, r in path_runs.items()]
+    rows = [f"| `{name}`.encode_documents | {max(r):.1f} | {max(r) / plain:.2f}x | {max(r) / onnx:.2f}x |"
+            for name, r in path_runs.items()]
     lines = [
         f"CPU: **{cpu_name()}**. {args.docs} SciFact abstracts -> {chunks} chunks, model `{encoder.info.name}`, batch "
         f"size {args.batch_size}; best of {args.rounds} rounds each (all rounds: index "
         f"{', '.join(f'{r[0]:.1f}' for r in index_runs)}; plain encode {', '.join(f'{r:.1f}' for r in encode_runs)} "
         "chunks/s).",
         "",
-        "| | chunks/s | / plain float32 encode |",
-        "|:--|--:|--:|",
-        f"| plain `SentenceTransformer.encode` (float32) of the same chunk texts | {plain:.1f} | 1.00x |",
+        "| | chunks/s | / plain float32 encode | / ONNX float32 |",
+        "|:--|--:|--:|--:|",
+        f"| plain `SentenceTransformer.encode` (float32) of the same chunk texts | {plain:.1f} | 1.00x | "
+        f"{plain / onnx:.2f}x |",
         *rows,
-        f"| `build_index`, everything (read, chunk, export the query encoder, choose, embed, write; fresh index) "
-        f"| {rate:.1f} | **{rate / plain:.2f}x** |",
-        f"| `build_index` without the one-time encoder export (what every later run pays) | {steady:.1f} | "
-        f"**{steady / plain:.2f}x** |",
+        f"| `build_index`, a first build on this machine (read, chunk, export the query encoder, measure the paths, "
+        f"embed, write; fresh index) | {first:.1f} | **{first / plain:.2f}x** | **{first / onnx:.2f}x** |",
+        f"| `build_index`, every later fresh index of the model (shared encoder, remembered choice) | {rate:.1f} | "
+        f"**{rate / plain:.2f}x** | **{rate / onnx:.2f}x** |",
         "",
-        f"`build_index` embedded with **{embedded_with}**; its measurement (texts/s on the longest "
+        f"`build_index` embedded with **{embedded_with}**; the first build's measurement (texts/s on the longest "
         f"{record.get('measured_on', '?')} texts, and the lowest cosine to float32): "
-        f"{record.get('texts_per_second')}, {record.get('min_cosine_to_float32')}.",
+        f"{record.get('texts_per_second')}, {record.get('min_cosine_to_float32')}; seconds each took, loading "
+        f"included: {record.get('seconds')}.",
         f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping.",
     ]
     if not args.no_quality:
@@ -153,6 +168,7 @@ def folder_throughput(args) -> None:
     encoder = load_encoder(config.model)
     encoders = paths(encoder, work)
     runs, texts = [], []
+    fresh_home(work)
     for _ in range(args.rounds):
         shutil.rmtree(work / "index", ignore_errors=True)
         shutil.rmtree(work / "fresh-cache", ignore_errors=True)
@@ -169,17 +185,20 @@ def folder_throughput(args) -> None:
         t = time.perf_counter()
         enc.encode_documents(texts, batch_size=args.batch_size)
         rates[name] = len(texts) / (time.perf_counter() - t)
-    rate, steady, chosen, chunks, embed = max(runs)
+    first, _, _, _, first_embed = runs[0]
+    rate, steady, chosen, chunks, embed = max(runs[1:] or runs)
     onnx = rates["onnx float32"]
     lines = [f"CPU: **{cpu_name()}**. `{folder}`: {chunks} chunks, model `{encoder.info.name}`; build_index best of "
              f"{args.rounds} fresh builds (embedding cache emptied each time).", "",
              "| | chunks/s | / ONNX float32 |", "|:--|--:|--:|",
              *[f"| `{name}`.encode_documents | {r:.1f} | {r / onnx:.2f}x |" for name, r in rates.items()],
-             f"| `build_index`, everything (chose {chosen}) | {rate:.1f} | **{rate / onnx:.2f}x** |",
-             f"| `build_index` without the one-time query-encoder export (every later run) | {steady:.1f} | "
-             f"**{steady / onnx:.2f}x** |", "",
-             f"Of the build, embedding took {embed:.1f} s, including the measurement that chose the path (each "
-             "candidate warmed up and timed on the same batch): a fixed cost that a small folder feels most."]
+             f"| `build_index`, a first build on this machine (exports, measures the paths) | {first:.1f} | "
+             f"**{first / onnx:.2f}x** |",
+             f"| `build_index`, every later fresh index of the model (chose {chosen}, remembered) | {rate:.1f} | "
+             f"**{rate / onnx:.2f}x** |", "",
+             f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
+             f"(each candidate warmed up and timed on the same batch), and {embed:.1f} s of the best later one: the "
+             "measurement is a fixed cost, once per model and CPU, that a small folder feels most."]
     write_section(f"throughput-{folder.name}", f"Indexing throughput on {folder.name}/", "\n".join(lines))
 
 

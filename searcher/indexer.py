@@ -635,7 +635,8 @@ def worth_remeasuring(previous: dict, n_texts: int) -> bool:
     if not chosen or not all(r > 0 for r in rates.values()):
         return True
     sample = previous.get("measured_on", 32) + 4
-    return sum(sample / r for r in rates.values()) <= REMEASURE_SHARE * n_texts / chosen
+    cost = sum(previous.get("seconds", {}).values()) or sum(sample / r for r in rates.values())
+    return cost <= REMEASURE_SHARE * n_texts / chosen
 
 
 def faster_and_close(speedup: float, min_cosine: float, bar: float = MIN_COSINE) -> bool:
@@ -681,14 +682,16 @@ def choose_document_encoder(
     # one batch: the candidates' rates differ by far more than one batch's noise, and on a small folder the
     # measurement is a large share of the run (RESULTS.md, throughput-corpus)
     sample = texts[:batch_size]
-    rates, cosines, reference = {}, {}, None
+    rates, cosines, seconds, reference = {}, {}, {}, None
     built = {}
     for name, make in candidates.items():
+        started = time.perf_counter()
         built[name] = candidate = make()
         candidate.encode_documents(sample[:4], batch_size=batch_size)  # warm-up: first-call allocations
         t = time.perf_counter()
         x = candidate.encode_documents(sample, batch_size=batch_size)
         rates[name] = round(len(sample) / (time.perf_counter() - t), 1)
+        seconds[name] = round(time.perf_counter() - started, 2)  # loading, warm-up and the timed batch
         if reference is None:
             reference = x
         cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
@@ -696,6 +699,6 @@ def choose_document_encoder(
         rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)]
     name = max(eligible, key=lambda n: rates[n])
     record = {"choice": name, "cpu": cpu, "texts_per_second": rates, "min_cosine_to_float32": cosines,
-              "measured_on": len(sample)}
+              "measured_on": len(sample), "seconds": seconds}
     log.info("document encoder: %s", record)
     return EncoderChoice(name, built[name], record, reference)

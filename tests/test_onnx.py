@@ -122,7 +122,7 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
     if expected == {"torch"}:
         assert record is None and choice.name == "torch"
         return
-    assert set(record["texts_per_second"]) == expected and record["cpu"] == cpu_name()
+    assert set(record["texts_per_second"]) == expected == set(record["seconds"]) and record["cpu"] == cpu_name()
     assert choice.name == record["choice"] and record["min_cosine_to_float32"]["torch"] == 1.0
     assert choice.name == "torch" or record["min_cosine_to_float32"][choice.name] >= MIN_COSINE
     assert choice.sample.shape == (8, minilm.info.dim)
@@ -141,6 +141,8 @@ def test_a_known_choice_is_measured_again_only_when_that_costs_little_of_the_run
     assert not worth_remeasuring(record, int(break_even * 0.9))
     assert worth_remeasuring(record, int(break_even * 1.1) + 1)
     assert worth_remeasuring({"choice": "torch"}, 10)  # a record without rates: measure
+    # what the measurement took, loading included, when the record has it (exports, int8 quantisation)
+    assert not worth_remeasuring({**record, "seconds": {"torch": 2.0, "torch-bf16": 8.0}}, int(break_even * 1.1) + 1)
 
 
 def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measured_candidate(
