@@ -432,6 +432,7 @@ class StoredIndex:
         problem = coarse.check(index, self.manifest.coarse.get("kind"), self.manifest.projection.coarse_dim, len(self))
         if problem:
             raise self._bad("coarse.faiss", problem)
+        coarse.prepare(index)
         return index
 
     def rows_of(self, ids: np.ndarray) -> np.ndarray:

@@ -73,3 +73,42 @@ def test_auto_switches_to_an_ivf_by_size_and_retrains_when_the_index_grows(tmp_p
     build_index(docs, tmp_path / "idx", encoder=fake)
     grown = open_index(tmp_path / "idx").manifest
     assert grown.chunks >= 4 * first.chunks and grown.coarse["trained_at"] == grown.chunks
+
+
+def test_a_large_ivf_scan_runs_on_every_core_and_finds_what_one_thread_finds(monkeypatch):
+    import os
+
+    import faiss
+
+    from searcher import coarse
+    from searcher.search import query_threads
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20_000, 16)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    ivf = coarse.new_ivf(x, 64)
+    ivf.add_with_ids(x, np.arange(len(x), dtype=np.int64))
+    coarse.prepare(ivf)
+    assert ivf.parallel_mode == 1
+    q = x[:3] + 0.1
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    real = faiss.omp_set_num_threads
+
+    def search(codes_threshold):
+        """One coarse search inside a single-thread query: (D, I, thread settings it made)."""
+        monkeypatch.setattr(coarse, "PARALLEL_SCAN_CODES", codes_threshold)
+        with query_threads(1):
+            calls = []
+            monkeypatch.setattr(faiss, "omp_set_num_threads", lambda n: (calls.append(n), real(n)))
+            D, I = coarse.search(ivf, q, 50, None, 32)  # 32 of 64 cells: ~10,000 codes
+            monkeypatch.setattr(faiss, "omp_set_num_threads", real)
+            assert faiss.omp_get_max_threads() == 1  # the query's own setting, restored
+        return D, I, calls
+
+    D1, I1, calls = search(10**9)
+    assert calls == [] and coarse.scan_threads(ivf, 32) == 0  # a small scan stays on the caller's thread
+    D2, I2, calls = search(1_000)
+    cores = min(2, len(os.sched_getaffinity(0)))
+    assert coarse.scan_threads(ivf, 32) == cores
+    assert calls == ([cores, 1] if cores > 1 else [])
+    assert np.array_equal(I1, I2) and np.allclose(D1, D2)
