@@ -274,7 +274,8 @@ def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, requested: 
             nlist = coarse.nlist_for(n)
             rows = np.sort(np.random.default_rng(0).choice(n, min(n, coarse.TRAIN_PER_CELL * nlist), replace=False))
             index = coarse.new_ivf(proj.coarse_vectors(np.asarray(full[rows]), coarse_dim), nlist)
-            record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.NPROBE, "trained_at": n}
+            record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.default_nprobe(int(index.nlist)),
+                      "trained_at": n}
         else:
             index, record = coarse.new_flat(coarse_dim), {"kind": "flat"}
     for a in range(start, n, BLOCK):

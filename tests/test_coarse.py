@@ -112,3 +112,13 @@ def test_a_large_ivf_scan_runs_on_every_core_and_finds_what_one_thread_finds(mon
     assert coarse.scan_threads(ivf, 32) == cores
     assert calls == ([cores, 1] if cores > 1 else [])
     assert np.array_equal(I1, I2) and np.allclose(D1, D2)
+
+
+def test_the_default_nprobe_grows_with_the_cells_past_the_minimum():
+    from searcher import coarse
+
+    assert coarse.default_nprobe(coarse.nlist_for(1_000_000)) == coarse.NPROBE == 128  # 2,000 cells
+    assert coarse.default_nprobe(coarse.nlist_for(10_000_000)) == 253  # 6,324 cells: 4%
+    assert coarse.default_nprobe(100) == 100  # never more than the cells there are
+    assert coarse.nprobe_for({"nlist": 6324}, 10, 10_000_000) == 253  # a record without nprobe: the default
+    assert coarse.nprobe_for({"nlist": 6324, "nprobe": 128}, 10, 10_000_000) == 128  # an index keeps its own
