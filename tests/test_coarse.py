@@ -118,7 +118,24 @@ def test_the_default_nprobe_grows_with_the_cells_past_the_minimum():
     from searcher import coarse
 
     assert coarse.default_nprobe(coarse.nlist_for(1_000_000)) == coarse.NPROBE == 128  # 2,000 cells
-    assert coarse.default_nprobe(coarse.nlist_for(10_000_000)) == 253  # 6,324 cells: 4%
+    assert coarse.default_nprobe(coarse.nlist_for(10_000_000)) == 380  # 6,324 cells: 6%
     assert coarse.default_nprobe(100) == 100  # never more than the cells there are
-    assert coarse.nprobe_for({"nlist": 6324}, 10, 10_000_000) == 253  # a record without nprobe: the default
+    assert coarse.nprobe_for({"nlist": 6324}, 10, 10_000_000) == 380  # a record without nprobe: the default
     assert coarse.nprobe_for({"nlist": 6324, "nprobe": 128}, 10, 10_000_000) == 128  # an index keeps its own
+
+
+def test_a_long_rerank_split_over_threads_scores_like_one_thread(tmp_path, fake, monkeypatch):
+    from searcher.backends import local
+
+    docs = many(tmp_path / "docs", n=200)
+    build_index(docs, tmp_path / "idx", config(fake, full_storage="mixed"), encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    xq = fake.encode_queries(["magma plume", "owl nest"])
+    D1, I1 = s.search_vectors(xq, k=20, mode="dense", shortlist=150)
+    monkeypatch.setattr(local, "SPLIT_RERANK_ROWS", 10)
+    split = []
+    real = local.LocalBackend._scores
+    monkeypatch.setattr(local.LocalBackend, "_scores", lambda self, rows, q: (split.append(len(rows)), real(self, rows, q))[1])
+    D2, I2 = s.search_vectors(xq, k=20, mode="dense", shortlist=150)
+    assert split and min(split) >= 10 and (local._rerank_pool() is None or local._rerank_pool()._max_workers >= 2)
+    assert np.array_equal(I1, I2) and np.allclose(D1, D2, atol=1e-6)  # BLAS may round a row 1 ulp apart
