@@ -258,7 +258,7 @@ def main() -> None:
         lines = ["Validation queries (200 noisy copies of other stored vectors, another seed than the benchmark's) on "
                  "the mixed IVF index: top-10 agreement with exact float32 search for each nprobe and shortlist. "
                  "coarse.NPROBE_SHARE was chosen here, the least share of the cells that clears 0.97 at a "
-                 "shortlist of 2,000 with some margin; the figures reported above use the benchmark's own queries.",
+                 "shortlist of 2,000 with some margin; the ten-million-chunks section reports with the benchmark's own queries.",
                  "", "| chunks | dims | nprobe (share of cells) | " + " | ".join(f"shortlist {k}" for k in SHORTLISTS)
                  + " |", "|--:|--:|--:|" + "--:|" * len(SHORTLISTS), *rows]
         write_section("scale-quantized-validation", "Ten million chunks: choosing nprobe on validation queries",
