@@ -59,17 +59,21 @@ def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, stora
     assert np.array_equal(I2, If) and np.allclose(D2, Df, atol=1e-5)
 
 
-def test_changing_the_storage_type_converts_an_index_without_embedding(tmp_path, fake):
+@pytest.mark.parametrize("before, after", [("mixed", "int8"), ("int8", "mixed"), ("float32", "mixed")])
+def test_changing_the_storage_type_converts_an_index_without_embedding(tmp_path, fake, before, after):
     docs = many(tmp_path / "docs")
     index_dir = tmp_path / "idx"
-    build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4), encoder=fake)
+    build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4,
+                                             full_storage=before), encoder=fake)
     before = Searcher(index_dir, encoder=fake).search_vectors(fake.encode_queries(["owl nest"]), k=5, mode="full")
     fake.embedded.clear()
     report = build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4,
-                                                      full_storage="int8"), encoder=fake)
+                                                      full_storage=after), encoder=fake)
     assert report.embedded == 0 and fake.embedded == []
     s = Searcher(index_dir, encoder=fake)
-    assert s.manifest.config.full_storage == "int8"
+    assert s.manifest.config.full_storage == after
+    assert sorted(p.name for p in s.index.path.glob("full.*")) == sorted(
+        [FILES[after]] + ([QUANTIZERS[after]] if after in QUANTIZERS else []))
     after = s.search_vectors(fake.encode_queries(["owl nest"]), k=5, mode="full")
     assert list(after[1][0][:3]) == list(before[1][0][:3])
 
