@@ -16,6 +16,7 @@ Measured per (size, dims, coarse kind), in a fresh process, the files warm in th
 
     python benchmarks/scale_quantized.py [--sizes 100000 1000000 10000000] [--dims 384 1024] [--storage mixed int8]
     python benchmarks/scale_quantized.py --validate [--sizes 10000000] [--dims 1024]
+    python benchmarks/scale_quantized.py --threads [--sizes 10000000] [--dims 1024]
 
 --validate sweeps nprobe and the shortlist with validation queries (other rows, other noise) instead of the
 benchmark's: what coarse.NPROBE_SHARE was chosen on, so the choice is not made on the figures reported.
@@ -183,6 +184,52 @@ def validate(n: int, d: int) -> list[str]:
     return rows
 
 
+def threads(n: int, d: int) -> list[str]:
+    """Single-query p50 of the coarse scan (one thread against coarse.search's choice) and of a 2,000-row rerank
+    (one thread against the split), alternating, on the mixed IVF index, inside search.query_threads as queries run."""
+    from searcher.backends import local
+    from searcher.evaluate import percentiles_ms
+    from searcher.search import Searcher, query_threads
+
+    with open(index_path("mixed", "ivf", d, n) / "gen-000001" / vectors.FILES["mixed"], "rb") as f:
+        while f.read(1 << 24):  # the full vectors warm in the page cache, as measure() has them
+            pass
+    s = Searcher(index_path("mixed", "ivf", d, n))
+    backend, xq = s.backend, np.load(index_path("mixed", "ivf", d, n) / "queries.npy")
+    x = coarse_vectors(xq, 64)
+    rows_out = []
+    for nprobe in (coarse.NPROBE, coarse.default_nprobe(s.manifest.coarse["nlist"])):
+        times = {"one thread": [], "coarse.search": []}
+        for i in range(len(x)):
+            for how in times:
+                limit = coarse.PARALLEL_SCAN_CODES
+                coarse.PARALLEL_SCAN_CODES = 10**12 if how == "one thread" else limit
+                with query_threads(1):
+                    t = time.perf_counter()
+                    coarse.search(backend._coarse, x[i : i + 1], 1000, None, nprobe)
+                    times[how].append(time.perf_counter() - t)
+                coarse.PARALLEL_SCAN_CODES = limit
+        one, both = (percentiles_ms(v)["p50"] for v in times.values())
+        rows_out.append(f"| coarse scan, nprobe {nprobe}, 1,000 candidates | {one:.2f} | {both:.2f} | {one / both:.2f}x |")
+        print(rows_out[-1], flush=True)
+    rng = np.random.default_rng(3)
+    times = {"one thread": [], "split": []}
+    for _ in range(len(x)):
+        for how in times:
+            rows = np.sort(rng.choice(n, 2000, replace=False))  # rows never read before: page faults, as in a query
+            limit = local.SPLIT_RERANK_ROWS
+            local.SPLIT_RERANK_ROWS = 10**12 if how == "one thread" else limit
+            with query_threads(1):
+                t = time.perf_counter()
+                backend._scores(rows, xq[0])
+                times[how].append(time.perf_counter() - t)
+            local.SPLIT_RERANK_ROWS = limit
+    one, both = (percentiles_ms(v)["p50"] for v in times.values())
+    rows_out.append(f"| rerank of 2,000 rows not read before | {one:.2f} | {both:.2f} | {one / both:.2f}x |")
+    print(rows_out[-1], flush=True)
+    return rows_out
+
+
 def n_of(index_dir: Path) -> int:
     return int(index_dir.name.rsplit("-", 1)[1])
 
@@ -245,6 +292,7 @@ def main() -> None:
     parser.add_argument("--storage", nargs="+", default=["mixed", "int8"], choices=["mixed", "int8"])
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--validate", action="store_true", help="sweep nprobe x shortlist on validation queries")
+    parser.add_argument("--threads", action="store_true", help="one thread against both cores for big single queries")
     parser.add_argument("--replot", action="store_true", help="only redraw the plot from RESULTS.md's table")
     args = parser.parse_args()
     if args.replot:
@@ -252,6 +300,14 @@ def main() -> None:
         return
     if args.measure:
         print(json.dumps(measure(args.measure)))
+        return
+    if args.threads:
+        rows = [r for d in args.dims for n in args.sizes for r in threads(n, d)]
+        lines = ["Single queries on the mixed IVF index (p50 of 200, alternating): a coarse scan of 100k+ codes runs on "
+                 "every core split by inverted list (coarse.PARALLEL_SCAN_CODES), a rerank of 1,000+ rows is split over "
+                 "a thread pool (backends/local.SPLIT_RERANK_ROWS); against the same work on one thread.", "",
+                 "| work | one thread ms | as searcher runs it ms | speed-up |", "|:--|--:|--:|--:|", *rows]
+        write_section("scale-quantized-threads", "Ten million chunks: both cores for one query", "\n".join(lines))
         return
     if args.validate:
         rows = [r for d in args.dims for n in args.sizes for r in validate(n, d)]

@@ -33,9 +33,9 @@ RETRAIN_GROWTH = 4  # rebuild an IVF when the index has grown this many times si
 TRAIN_PER_CELL = 64  # training points per cell (FAISS warns below 39)
 # A query batch whose IVF scan covers at least this many codes per query runs on every core, split by inverted list
 # (FAISS parallel_mode 1), even when search.query_threads keeps small batches on one thread: a single query's scan
-# halves (10M chunks, 1,000 candidates, nprobe 256: 9.3 -> 4.8 ms; 512: 18.5 -> 9.1 ms) and batches scan as fast as
-# split by query (Intel Xeon with AMX, 2 cores; RESULTS.md, ten million chunks). Below it, waking threads costs
-# more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~3 ms on one thread.
+# halves (10M chunks, 1,000 candidates: nprobe 128 5.5 -> 2.8 ms, 380 15.2 -> 7.4 ms; Intel Xeon with AMX, 2 cores;
+# RESULTS.md, both cores for one query), and batches of queries scan as fast as split by query. Below it, waking
+# threads costs more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~3 ms on one thread.
 PARALLEL_SCAN_CODES = 100_000
 
 
