@@ -349,7 +349,9 @@ def main() -> None:
              "for a long shortlist); a scan of 100k+ codes runs on both cores (coarse.PARALLEL_SCAN_CODES); agreement = share of the exact float32 "
              "full-dim top 10 kept (exact search over the regenerated float32 originals). Flat is measured up to 1M "
              "chunks (at 10M it would hold 2.6 GB of RAM and scan it all). Ceiling = agreement of an exhaustive "
-             "search over the stored vectors (up to 1M chunks): what the storage type alone allows.", "",
+             "search over the stored vectors (up to 1M chunks): what the storage type alone allows. Each index's full "
+             "vectors are read into the page cache before it is measured (this VM's kdamond pages out file pages "
+             "untouched for a minute; an index idle that long reads its shortlisted rows from disk).", "",
              "| chunks | dims | storage | coarse | shortlist | build s | coarse RAM B/chunk | full vectors B/chunk "
              "on disk | p50 ms | p95 ms | top-10 agreement |", "|--:|--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|", *rows,
              "", "Ceilings: " + "; ".join(ceilings) + ".", "",
