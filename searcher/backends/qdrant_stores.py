@@ -87,16 +87,28 @@ _SHARDS: dict[Path, list] = {}  # path -> [shard, users]
 _SHARDS_LOCK = threading.Lock()
 
 
-class EdgeStore:
+class _Store:
+    """What the two transports share: `models` is the transport's module of request types (qdrant_edge, or
+    qdrant_client.models), `_condition` builds one condition with them."""
+
+    models = None
+
+    def _filter(self, scope: Scope):
+        must, must_not = _filter_parts(scope)
+        return self.models.Filter(must=[self._condition(*c) for c in must],
+                                  must_not=[self._condition(*c) for c in must_not])
+
+
+class EdgeStore(_Store):
     """One embedded Qdrant Edge shard in a folder (qdrant-edge-py): Qdrant's segment and shard code in-process.
     One process at a time may hold a shard: an index served by `searcher serve` is updated by that process only."""
 
     def __init__(self, path: str) -> None:
-        self.qe = _edge()
+        self.models = _edge()
         self.path = Path(path).resolve()
         self.shard = None
         if self.path.is_dir() and any(self.path.iterdir()):
-            self._hold(lambda: self.qe.EdgeShard.load(str(self.path)))
+            self._hold(lambda: self.models.EdgeShard.load(str(self.path)))
 
     def _hold(self, make) -> None:
         with _SHARDS_LOCK:
@@ -120,7 +132,7 @@ class EdgeStore:
 
     def create(self, dim: int, coarse_dim: int, quantization: str, shards: int = 0, replicas: int = 0) -> None:
         """An Edge shard is one shard: `shards` and `replicas` are a server's."""
-        qe = self.qe
+        qe = self.models
         q = {"none": None, "scalar": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
                                                                    always_ram=True),
              "binary": qe.BinaryQuantizationConfig(always_ram=True)}[quantization]
@@ -145,39 +157,34 @@ class EdgeStore:
 
     def _condition(self, key: str, kind: str, value):
         """One (key, kind, value) condition of _filter_parts: kind "any" (a value among), else a range bound."""
-        qe = self.qe
+        qe = self.models
         if kind == "any":
             return qe.FieldCondition(key=key, match=qe.MatchAny(value))
         return qe.FieldCondition(key=key, range=qe.RangeFloat(**{kind: value}))
 
-    def _filter(self, scope: Scope):
-        must, must_not = _filter_parts(scope)
-        return self.qe.Filter(must=[self._condition(*c) for c in must],
-                              must_not=[self._condition(*c) for c in must_not])
-
     def upsert(self, ids, coarse, full, payloads) -> None:
-        qe = self.qe
+        qe = self.models
         points = [qe.Point(int(i), {"coarse": c.tolist(), "full": f.tolist()}, p)
                   for i, c, f, p in zip(ids, coarse, full, payloads)]
         self.shard.update(qe.UpdateOperation.upsert_points(points))
 
     def set_payload(self, ids, payload: dict) -> None:
-        self.shard.update(self.qe.UpdateOperation.set_payload([int(i) for i in ids], payload))
+        self.shard.update(self.models.UpdateOperation.set_payload([int(i) for i in ids], payload))
 
     def delete_where(self, key: str, kind: str, value: int) -> None:
         """Delete the points whose `key` is in range (kind "gt" or "lte" `value`)."""
-        qe = self.qe
+        qe = self.models
         doomed = qe.Filter(must=[self._condition(key, kind, value)])
         self.shard.update(qe.UpdateOperation.delete_points_by_filter(doomed))
 
     def unmark_after(self, generation: int) -> None:
-        qe = self.qe
+        qe = self.models
         marked = qe.Filter(must=[self._condition("gen_to", "gt", generation)])
         self.shard.update(qe.UpdateOperation.delete_payload_by_filter(marked, ["gen_to"]))
 
     def ids(self) -> np.ndarray:
         """Every point id but the meta point's, with gen_to unset (not retired)."""
-        qe = self.qe
+        qe = self.models
         live = qe.Filter(must=[qe.IsEmptyCondition("gen_to")], must_not=[qe.HasIdCondition({META_ID})])
         out, offset = [], None
         while True:
@@ -189,18 +196,18 @@ class EdgeStore:
 
     def sources(self, generation: int) -> list[str]:
         """Every file the generation holds chunks of."""
-        qe = self.qe
+        qe = self.models
         request = qe.FacetRequest(key="source", limit=2**31 - 1, exact=True, filter=self._filter(Scope(generation)))
         return [str(h.value) for h in self.shard.facet(request).hits]
 
     def _params(self, ef: int, exact: bool, oversampling: float | None):
-        qe = self.qe
+        qe = self.models
         return qe.SearchParams(hnsw_ef=ef, exact=exact,
                                quantization=qe.QuantizationSearchParams(rescore=True, oversampling=oversampling))
 
     def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool,
                oversampling: float | None = None) -> list[Found]:
-        qe = self.qe
+        qe = self.models
         params = self._params(ef, exact, oversampling)
         request = qe.QueryRequest(
             limit=k, with_payload=True,
@@ -211,14 +218,14 @@ class EdgeStore:
 
     def nearest(self, q, using: str, k: int, scope: Scope, ef: int, exact: bool,
                 oversampling: float | None = None) -> list[Found]:
-        qe = self.qe
+        qe = self.models
         params = self._params(ef, exact, oversampling)
         request = qe.QueryRequest(limit=k, with_payload=True, query=qe.Query.Nearest(q.tolist(), using=using),
                                   filter=self._filter(scope), params=params)
         return [_found(p) for p in self.shard.query(request)]
 
     def text(self, query: str, k: int, scope: Scope) -> list[Found]:
-        qe = self.qe
+        qe = self.models
         request = qe.QueryRequest(limit=k, with_payload=True, query=qe.TextQuery(LEXICAL, query),
                                   filter=self._filter(scope))
         return [_found(p) for p in self.shard.query(request)]
@@ -240,10 +247,10 @@ class EdgeStore:
         return (int(records[0].payload["generation"]), int(records[0].payload["chunks"])) if records else (0, 0)
 
     def set_meta(self, payload: dict) -> None:
-        self.shard.update(self.qe.UpdateOperation.upsert_points([self.qe.Point(META_ID, {}, payload)]))
+        self.shard.update(self.models.UpdateOperation.upsert_points([self.models.Point(META_ID, {}, payload)]))
 
     def count(self, scope: Scope) -> int:
-        return self.shard.count(self.qe.CountRequest(filter=self._filter(scope), exact=True))
+        return self.shard.count(self.models.CountRequest(filter=self._filter(scope), exact=True))
 
     def finish(self) -> None:
         """Build the HNSW graph and payload indexes of what was written (the server does this by itself)."""
@@ -263,13 +270,13 @@ class EdgeStore:
         self.shard = None
 
 
-class ClientStore:
+class ClientStore(_Store):
     """A collection on a Qdrant server or cluster, through qdrant-client (also its local mode: `location`
     ":memory:" or a path, a pure-Python re-implementation used by tests to check request shapes).
     Requests are retried on transient errors; an unreachable server is one clear error."""
 
     def __init__(self, url: str, collection: str, *, location: str | None = None) -> None:
-        qdrant_client, self.m = _client_models()
+        qdrant_client, self.models = _client_models()
         self.url, self.collection = url, collection
         if location is not None:
             self.client = qdrant_client.QdrantClient(location=location) if location == ":memory:" else \
@@ -312,7 +319,7 @@ class ClientStore:
         return self._exists
 
     def create(self, dim: int, coarse_dim: int, quantization: str, shards: int = 0, replicas: int = 0) -> None:
-        m = self.m
+        m = self.models
         q = {"none": None,
              "scalar": m.ScalarQuantization(scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99,
                                                                                always_ram=True)),
@@ -333,18 +340,13 @@ class ClientStore:
 
     def _condition(self, key: str, kind: str, value):
         """One (key, kind, value) condition of _filter_parts: kind "any" (a value among), else a range bound."""
-        m = self.m
+        m = self.models
         if kind == "any":
             return m.FieldCondition(key=key, match=m.MatchAny(any=value))
         return m.FieldCondition(key=key, range=m.Range(**{kind: value}))
 
-    def _filter(self, scope: Scope):
-        must, must_not = _filter_parts(scope)
-        return self.m.Filter(must=[self._condition(*c) for c in must],
-                             must_not=[self._condition(*c) for c in must_not])
-
     def upsert(self, ids, coarse, full, payloads) -> None:
-        points = [self.m.PointStruct(id=int(i), vector={"coarse": c.tolist(), "full": f.tolist()}, payload=p)
+        points = [self.models.PointStruct(id=int(i), vector={"coarse": c.tolist(), "full": f.tolist()}, payload=p)
                   for i, c, f, p in zip(ids, coarse, full, payloads)]
         self._call(lambda: self.client.upsert(self.collection, points, wait=True))
 
@@ -353,15 +355,15 @@ class ClientStore:
 
     def delete_where(self, key: str, kind: str, value: int) -> None:
         """Delete the points whose `key` is in range (kind "gt" or "lte" `value`)."""
-        selector = self.m.FilterSelector(filter=self.m.Filter(must=[self._condition(key, kind, value)]))
+        selector = self.models.FilterSelector(filter=self.models.Filter(must=[self._condition(key, kind, value)]))
         self._call(lambda: self.client.delete(self.collection, selector, wait=True))
 
     def unmark_after(self, generation: int) -> None:
-        marked = self.m.Filter(must=[self._condition("gen_to", "gt", generation)])
+        marked = self.models.Filter(must=[self._condition("gen_to", "gt", generation)])
         self._call(lambda: self.client.delete_payload(self.collection, ["gen_to"], points=marked, wait=True))
 
     def ids(self) -> np.ndarray:
-        m = self.m
+        m = self.models
         live = m.Filter(must=[m.IsEmptyCondition(is_empty=m.PayloadField(key="gen_to"))],
                         must_not=[m.HasIdCondition(has_id=[META_ID])])
         out, offset = [], None
@@ -378,7 +380,7 @@ class ClientStore:
         return [_found(p) for p in response.points]
 
     def _params(self, ef: int, exact: bool, oversampling: float | None):
-        m = self.m
+        m = self.models
         return m.SearchParams(hnsw_ef=ef, exact=exact,
                               quantization=m.QuantizationSearchParams(rescore=True, oversampling=oversampling))
 
@@ -390,7 +392,7 @@ class ClientStore:
 
     def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool,
                oversampling: float | None = None) -> list[Found]:
-        prefetch = self.m.Prefetch(query=qc.tolist(), using="coarse", limit=shortlist, filter=self._filter(scope),
+        prefetch = self.models.Prefetch(query=qc.tolist(), using="coarse", limit=shortlist, filter=self._filter(scope),
                                    params=self._params(ef, exact, oversampling))
         return self._query(prefetch=prefetch, query=qf.tolist(), using="full", limit=k)
 
@@ -400,7 +402,7 @@ class ClientStore:
                            search_params=self._params(ef, exact, oversampling))
 
     def text(self, query: str, k: int, scope: Scope) -> list[Found]:
-        return self._query(query=self.m.TextQuery(text=query), using=LEXICAL, limit=k,
+        return self._query(query=self.models.TextQuery(text=query), using=LEXICAL, limit=k,
                            query_filter=self._filter(scope))
 
     def full_vectors(self, ids) -> dict[int, np.ndarray]:
@@ -421,7 +423,7 @@ class ClientStore:
         return (int(records[0].payload["generation"]), int(records[0].payload["chunks"])) if records else (0, 0)
 
     def set_meta(self, payload: dict) -> None:
-        self._call(lambda: self.client.upsert(self.collection, [self.m.PointStruct(id=META_ID, vector={},
+        self._call(lambda: self.client.upsert(self.collection, [self.models.PointStruct(id=META_ID, vector={},
                                                                                      payload=payload)], wait=True))
 
     def count(self, scope: Scope) -> int:
