@@ -184,7 +184,7 @@ def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | Non
             and prev.manifest.config.full_storage == storage and n < 2 * max(prev.manifest.full_fitted, 1))
     writer.full.flush()
     writer.full = None  # unmapped before full.npy is converted and deleted
-    vectors.encode_full(writer.path, storage, prev.full.quantizer if keep else None, head, keep_quantizer=keep)
+    vectors.encode_full(writer.path, storage, prev.full.quantizer if keep else None, head)
     return (prev.manifest.full_fitted if keep else n) if storage in vectors.QUANTIZERS else 0
 
 

@@ -314,9 +314,10 @@ class StoredIndex:
         storage = self.manifest.config.full_storage
         name = vectors.FILES[storage]
         head = vectors.head_dims(storage, d, self.manifest.projection.coarse_dim)
+        expected = (n, vectors.row_width(storage, d, head))
         self.full = map_rows(self._file(name), index_dir=self.index_dir, dtype=vectors.DTYPES[storage])
-        if self.full.shape != (n, vectors.row_width(storage, d, head)):
-            raise self._bad(name, f"shape {self.full.shape}, expected {(n, vectors.row_width(storage, d, head))}")
+        if self.full.shape != expected:
+            raise self._bad(name, f"shape {self.full.shape}, expected {expected}")
         if storage != "float32":
             quantizer = None
             if storage in vectors.QUANTIZERS and d > head:

@@ -40,7 +40,6 @@ STORAGE_TYPES = ("float32", "float16", "mixed", "int8")  # largest first
 FILES = {"float32": "full.npy", "float16": "full.f16.npy", "mixed": "full.mx8.npy", "int8": "full.sq8.npy"}
 DTYPES = {"float32": np.float32, "float16": np.float16, "mixed": np.uint8, "int8": np.uint8}
 QUANTIZERS = {"mixed": "full.mx8.faiss", "int8": "full.sq8.faiss"}  # the types with an 8-bit quantizer
-QUANTIZER = QUANTIZERS["int8"]
 TRAIN_SAMPLE = 100_000  # rows the int8 ranges are trained on
 RANGE_MARGIN = 0.1  # each trained range widened by this share of its width on both sides
 BLOCK = 65_536
@@ -104,10 +103,6 @@ def encode_rows(x: np.ndarray, storage: str, quantizer=None, head: int = 0) -> n
     return codes
 
 
-def bytes_per_chunk(storage: str, dim: int, head: int = 0) -> int:
-    return row_width(storage, dim, head) * np.dtype(DTYPES[storage]).itemsize
-
-
 def train_quantizer(full: np.ndarray, start: int = 0):
     """FAISS's 8-bit scalar quantizer (per-dimension ranges) trained on up to TRAIN_SAMPLE rows of `full`'s
     columns from `start` on (mixed storage quantizes the dims after its float16 head); None when there are none."""
@@ -133,15 +128,16 @@ def train_quantizer(full: np.ndarray, start: int = 0):
     return index
 
 
-def encode_full(path: Path, storage: str, quantizer=None, head: int = 0, *, keep_quantizer: bool = False) -> None:
+def encode_full(path: Path, storage: str, quantizer=None, head: int = 0) -> None:
     """Convert the float32 full.npy in generation folder `path` to `storage` (float16, mixed or int8), block by
-    block, and delete it; the 8-bit quantizer is `quantizer` when `keep_quantizer` (the previous generation's),
-    else trained here, and is written beside the codes. `head`: mixed storage's float16 dims."""
+    block, and delete it; the 8-bit quantizer is `quantizer` when given (the previous generation's), else trained
+    here (none when mixed storage's float16 head is the whole vector), and is written beside the codes. `head`:
+    mixed storage's float16 dims."""
     from .atomic import reserved_npy
 
     source = path / FILES["float32"]
     full = np.load(source, mmap_mode="r")
-    if storage in QUANTIZERS and not keep_quantizer:
+    if storage in QUANTIZERS and quantizer is None:
         quantizer = train_quantizer(full, head)
     codes = reserved_npy(path / FILES[storage], (len(full), row_width(storage, full.shape[1], head)),
                          DTYPES[storage])

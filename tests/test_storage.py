@@ -8,7 +8,7 @@ import pytest
 
 from conftest import write_corpus
 from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher.vectors import FILES, QUANTIZER, QUANTIZERS
+from searcher.vectors import FILES, QUANTIZERS
 
 TOPIC_WORDS = "lava ash crater magma plume basalt ridge summit eruption tremor owl sparrow eagle nest seed".split()
 
@@ -97,7 +97,7 @@ def test_a_damaged_quantizer_is_one_line(tmp_path, fake):
 
     docs = many(tmp_path / "docs", n=5)
     build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage="int8"), encoder=fake)
-    (open_index(tmp_path / "idx").path / QUANTIZER).write_bytes(b"not faiss")
+    (open_index(tmp_path / "idx").path / QUANTIZERS["int8"]).write_bytes(b"not faiss")
     result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
     assert result.exit_code == 1 and "full.sq8.faiss is damaged" in result.output and "--rebuild" in result.output
 
