@@ -17,9 +17,10 @@ cells it visits, and the caller then searches the allowed chunks exactly (search
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
+
+from .encoder import usable_cores
 
 # auto: flat below this many chunks. Single-query p50 on an Intel Xeon with AMX (2 cores), 384 dims: flat 2.2 ms and
 # IVF 0.8 ms at 100k chunks, 36.8 and 1.2 ms at 1M (RESULTS.md, ten million chunks).
@@ -97,9 +98,7 @@ def scan_threads(index, nprobe: int) -> int:
     scan is large, else 0 (leave the caller's setting)."""
     if nprobe * index.ntotal / max(index.nlist, 1) < PARALLEL_SCAN_CODES:
         return 0
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return min(cores, int(limit)) if limit.isdigit() and int(limit) > 0 else cores
+    return usable_cores()
 
 
 def search(index, x: np.ndarray, k: int, allowed: np.ndarray | None, nprobe: int):

@@ -250,6 +250,13 @@ def cpu_has_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
 
 
+def usable_cores() -> int:
+    """Cores this process may run on (its CPU affinity), capped by OMP_NUM_THREADS when the user set it."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    limit = os.environ.get("OMP_NUM_THREADS", "")
+    return min(cores, int(limit)) if limit.isdigit() and int(limit) > 0 else cores
+
+
 def cpu_name() -> str:
     """The CPU's model name, as /proc/cpuinfo gives it (recorded beside speed-based choices)."""
     try:

@@ -8,8 +8,7 @@ shortlist index alone) exist to measure what the two stages buy.
 
 from __future__ import annotations
 
-import os
-import threading
+import functools
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from .. import coarse
 from ..config import FUSION_DEPTH
+from ..encoder import usable_cores
 from ..errors import IndexFormatError
 from ..filters import Where, selected_ids
 from ..fusion import adaptive_weight, fuse
@@ -29,18 +29,13 @@ EXACT_BLOCK = 65_536  # rows of full vectors scored at a time by exact search
 # (10M chunks x 1024 dims, 2,000 rows not read before: 23.9 -> 15.6 ms on the 2-core Xeon with AMX; RESULTS.md, both
 # cores for one query). Fewer rows stay on the caller's thread.
 SPLIT_RERANK_ROWS = 1_000
-_pool: tuple[ThreadPoolExecutor, int] | None = None
-_pool_lock = threading.Lock()
 
 
+@functools.cache
 def _rerank_pool() -> tuple[ThreadPoolExecutor, int] | None:
     """The threads a large rerank is split over and their count (None on a single core), made on first use."""
-    global _pool
-    with _pool_lock:
-        if _pool is None:
-            cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-            _pool = (ThreadPoolExecutor(cores, thread_name_prefix="searcher-rerank"), cores) if cores > 1 else ()
-        return _pool or None
+    cores = usable_cores()
+    return (ThreadPoolExecutor(cores, thread_name_prefix="searcher-rerank"), cores) if cores > 1 else None
 
 
 class LocalBackend:
