@@ -8,6 +8,8 @@ import re
 import shlex
 import sys
 import time
+
+import numpy as np
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -73,3 +75,8 @@ def write_section(name: str, title: str, body: str) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     RESULTS.write_text(text)
     print(section)
+
+
+def top10_agreement(found, truth) -> float:
+    """Mean share of each query's `truth` ids (its top 10) that `found` (rows of ids, best first) also holds."""
+    return float(np.mean([len(set(a) & set(b)) / len(b) for a, b in zip(found, truth)]))

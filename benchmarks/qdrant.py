@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import CACHE, require_data, write_section
+from _common import CACHE, require_data, top10_agreement, write_section
 
 from searcher import IndexConfig
 from searcher.config import DEFAULT_SHORTLIST
@@ -119,7 +119,7 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
         t = time.perf_counter()
         I_faiss.append(searcher.search_vectors(q[None, :], k=10, shortlist=DEFAULT_SHORTLIST)[1][0])
         faiss_times.append(time.perf_counter() - t)
-    agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I_edge, I_faiss)]))
+    agreement = top10_agreement(I_edge, I_faiss)
     store = EdgeStore(str(shard))
     segments = store.shard.info().segments_count
     store.close()

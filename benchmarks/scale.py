@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from _common import CACHE, write_section
+from _common import CACHE, top10_agreement, write_section
 
 from searcher.config import DEFAULT_SHORTLIST, IndexConfig
 from searcher.encoder import ModelInfo, normalize_rows
@@ -170,7 +170,7 @@ def measure(index_dir: Path, n_queries: int) -> dict:
     exact_single = timed(lambda q: flat.search(q, 10), xq, 1)
     exact_batched = timed(lambda q: flat.search(q, 10), xq, BATCH)
     _, I_exact = flat.search(xq, 10)
-    agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I_two, I_exact)]))
+    agreement = top10_agreement(I_two, I_exact)
 
     return {
         "n": n,

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import orjson
-from _common import CACHE, HERE, write_section
+from _common import CACHE, HERE, top10_agreement, write_section
 from scale import memory, spectrum, synthetic
 
 from searcher import coarse, vectors
@@ -178,7 +178,7 @@ def validate(n: int, d: int) -> list[str]:
         cells = []
         for shortlist in SHORTLISTS:
             _, I = s.search_vectors(xq, k=10, shortlist=shortlist)
-            cells.append(f"{np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, truth)]):.3f}")
+            cells.append(f"{top10_agreement(I, truth):.3f}")
         rows.append(f"| {n:,} | {d} | {nprobe} ({nprobe / s.manifest.coarse['nlist']:.1%}) | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     return rows
@@ -274,13 +274,13 @@ def measure(index_dir: Path) -> dict:
             _, I = s.search_vectors(q[None], k=10, shortlist=shortlist)
             times.append(time.perf_counter() - t)
             found.append(I[0])
-        agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(found, truth)]))
+        agreement = top10_agreement(found, truth)
         out["shortlists"][f"{shortlist}" if nprobe is None else f"{shortlist}, nprobe {nprobe}"] = {
             "ms": percentiles_ms(times), "agreement": agreement}
     out["ceiling"] = None
     if n <= 1_000_000:
         _, I = s.search_vectors(xq, k=10, mode="full")
-        out["ceiling"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(I, truth)]))
+        out["ceiling"] = top10_agreement(I, truth)
     return out
 
 

@@ -22,7 +22,7 @@ The coarse index types (flat, ivf) are compared the same way at the default stor
 from __future__ import annotations
 
 import numpy as np
-from _common import CACHE, require_data, write_section
+from _common import CACHE, require_data, top10_agreement, write_section
 
 from searcher import IndexConfig, Searcher
 from searcher.config import DEFAULT_FULL_STORAGE
@@ -54,7 +54,7 @@ def main() -> None:
                 index.close()
                 top = exact_top10(report.index, texts)
                 reference = top if reference is None else reference
-                agreement = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, reference)]))
+                agreement = top10_agreement(top, reference)
                 ndcg = {mode: report.modes[mode]["ndcg@10"] for mode in ("dense", "full", "hybrid")}
                 base = base or ndcg  # float32 comes first
                 delta = ndcg["dense"] - base["dense"]
