@@ -36,7 +36,8 @@ TRAIN_PER_CELL = 64  # training points per cell (FAISS warns below 39)
 # (FAISS parallel_mode 1), even when search.query_threads keeps small batches on one thread: a single query's scan
 # halves (10M chunks, 1,000 candidates: nprobe 128 5.5 -> 2.8 ms, 380 15.2 -> 7.4 ms; Intel Xeon with AMX, 2 cores;
 # RESULTS.md, both cores for one query), and batches of queries scan as fast as split by query. Below it, waking
-# threads costs more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~3 ms on one thread.
+# threads costs more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~2.7 ms on one thread
+# (half the 5.5 ms of nprobe 128 above).
 PARALLEL_SCAN_CODES = 100_000
 
 
