@@ -125,6 +125,8 @@ def test_the_default_nprobe_grows_with_the_cells_past_the_minimum():
 
 
 def test_a_long_rerank_split_over_threads_scores_like_one_thread(tmp_path, fake, monkeypatch):
+    from concurrent.futures import ThreadPoolExecutor
+
     from searcher.backends import local
 
     docs = many(tmp_path / "docs", n=200)
@@ -132,10 +134,17 @@ def test_a_long_rerank_split_over_threads_scores_like_one_thread(tmp_path, fake,
     s = Searcher(tmp_path / "idx", encoder=fake)
     xq = fake.encode_queries(["magma plume", "owl nest"])
     D1, I1 = s.search_vectors(xq, k=20, mode="dense", shortlist=150)
+
+    class Counting(ThreadPoolExecutor):  # real threads; counts the splits
+        parts = []
+
+        def map(self, fn, parts):
+            parts = list(parts)
+            Counting.parts.append(len(parts))
+            return super().map(fn, parts)
+
     monkeypatch.setattr(local, "SPLIT_RERANK_ROWS", 10)
-    split = []
-    real = local.LocalBackend._scores
-    monkeypatch.setattr(local.LocalBackend, "_scores", lambda self, rows, q: (split.append(len(rows)), real(self, rows, q))[1])
+    monkeypatch.setattr(local, "_rerank_pool", lambda: (Counting(2), 2))
     D2, I2 = s.search_vectors(xq, k=20, mode="dense", shortlist=150)
-    assert split and min(split) >= 10 and (local._rerank_pool() is None or local._rerank_pool()[1] >= 2)
+    assert Counting.parts == [2, 2]  # each query's rerank went to two threads
     assert np.array_equal(I1, I2) and np.allclose(D1, D2, atol=1e-6)  # BLAS may round a row 1 ulp apart
