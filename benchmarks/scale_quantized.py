@@ -85,7 +85,7 @@ def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
     else:
         index, record = coarse.new_flat(64), {"kind": "flat"}
     codes = np.lib.format.open_memmap(gen / vectors.FILES[storage], mode="w+", dtype=np.uint8,
-                                      shape=(n, vectors.row_width(storage, d, head)))
+                                      shape=(n, d + head))
     rng = np.random.default_rng(7)
     query_rows = np.sort(rng.choice(n, N_QUERIES, replace=False))
     queries = []

@@ -314,7 +314,7 @@ class StoredIndex:
         storage = self.manifest.config.full_storage
         name = vectors.FILES[storage]
         head = vectors.head_dims(storage, d, self.manifest.projection.coarse_dim)
-        expected = (n, vectors.row_width(storage, d, head))
+        expected = (n, d + head)
         self.full = map_rows(self._file(name), index_dir=self.index_dir, dtype=vectors.DTYPES[storage])
         if self.full.shape != expected:
             raise self._bad(name, f"shape {self.full.shape}, expected {expected}")

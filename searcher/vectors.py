@@ -46,13 +46,9 @@ BLOCK = 65_536
 
 
 def head_dims(storage: str, dim: int, coarse_dim: int) -> int:
-    """Leading dims kept as float16 by `storage` (mixed: the coarse dims; 0 for the other types)."""
+    """Leading dims kept as float16 inside the 8-bit codes of `storage` (mixed: the coarse dims; 0 for the other
+    types). A storage file row holds dim + head columns: a float16 dim takes two byte columns."""
     return min(coarse_dim, dim) if storage == "mixed" else 0
-
-
-def row_width(storage: str, dim: int, head: int) -> int:
-    """Columns of the storage file's 2-d array (a float16 head takes two byte columns per dim)."""
-    return dim + head if storage == "mixed" else dim
 
 
 class FullVectors:
@@ -78,9 +74,7 @@ class FullVectors:
             return codes.astype(np.float32)
         if not len(codes):
             return np.empty((0, self.shape[1]), np.float32)
-        if self.storage == "int8":
-            return self.quantizer.sa_decode(np.ascontiguousarray(codes))
-        h = self.head
+        h = self.head  # int8 is the case h = 0
         out = np.empty((len(codes), self.shape[1]), np.float32)
         out[:, :h] = np.ascontiguousarray(codes[:, : 2 * h]).view(np.float16)
         if self.quantizer is not None:
@@ -94,9 +88,7 @@ def encode_rows(x: np.ndarray, storage: str, quantizer=None, head: int = 0) -> n
         return x
     if storage == "float16":
         return x.astype(np.float16)
-    if storage == "int8":
-        return quantizer.sa_encode(x)
-    codes = np.empty((len(x), row_width(storage, x.shape[1], head)), np.uint8)
+    codes = np.empty((len(x), x.shape[1] + head), np.uint8)  # int8 and mixed; int8 is the case head = 0
     codes[:, : 2 * head] = np.ascontiguousarray(x[:, :head], dtype=np.float16).view(np.uint8)
     if quantizer is not None:
         codes[:, 2 * head :] = quantizer.sa_encode(np.ascontiguousarray(x[:, head:]))
@@ -139,8 +131,7 @@ def encode_full(path: Path, storage: str, quantizer=None, head: int = 0) -> None
     full = np.load(source, mmap_mode="r")
     if storage in QUANTIZERS and quantizer is None:
         quantizer = train_quantizer(full, head)
-    codes = reserved_npy(path / FILES[storage], (len(full), row_width(storage, full.shape[1], head)),
-                         DTYPES[storage])
+    codes = reserved_npy(path / FILES[storage], (len(full), full.shape[1] + head), DTYPES[storage])
     for a in range(0, len(full), BLOCK):
         codes[a : a + BLOCK] = encode_rows(np.ascontiguousarray(full[a : a + BLOCK], dtype=np.float32), storage,
                                            quantizer, head)
