@@ -26,6 +26,7 @@ from _common import CACHE, require_data, top10_agreement, write_section
 
 from searcher import IndexConfig, Searcher
 from searcher.config import DEFAULT_FULL_STORAGE
+from searcher.encoder import load_encoder
 from searcher.evaluate import evaluate
 from searcher.metrics import load_beir
 from searcher.store import open_index
@@ -35,24 +36,25 @@ SETS = ("scifact", "aie5-simonw-llms")
 TOLERANCE = 0.002
 
 
-def exact_top10(index_dir, texts: list[str]) -> np.ndarray:
-    with Searcher(index_dir) as s:
-        return s.search_vectors(s.encoder.encode_queries(texts), k=10, mode="full")[1]
+def exact_top10(index_dir, xq: np.ndarray, encoder) -> np.ndarray:
+    with Searcher(index_dir, encoder=encoder) as s:
+        return s.search_vectors(xq, k=10, mode="full")[1]
 
 
 def main() -> None:
     rows, deltas, agreements = [], {}, {}
+    encoder = load_encoder(IndexConfig().model)  # one model for every evaluation and query set
     for name in SETS:
         for split in ("train", "test"):
-            texts = list(load_beir(require_data(name), split).queries.values())
+            xq = encoder.encode_queries(list(load_beir(require_data(name), split).queries.values()))
             base, reference = None, None
             for storage in STORAGE_TYPES:
                 report = evaluate(require_data(name), split=split, config=IndexConfig(full_storage=storage),
-                                  root=CACHE, latency=False)
+                                  root=CACHE, latency=False, encoder=encoder)
                 index = open_index(report.index)
                 size = (index.path / FILES[storage]).stat().st_size / max(len(index), 1)
                 index.close()
-                top = exact_top10(report.index, texts)
+                top = exact_top10(report.index, xq, encoder)
                 reference = top if reference is None else reference
                 agreement = top10_agreement(top, reference)
                 ndcg = {mode: report.modes[mode]["ndcg@10"] for mode in ("dense", "full", "hybrid")}
@@ -75,7 +77,7 @@ def main() -> None:
         for split in ("train", "test"):
             base = None
             for kind in ("flat", "ivf"):
-                report = evaluate(require_data(name), split=split, root=CACHE, latency=False,
+                report = evaluate(require_data(name), split=split, root=CACHE, latency=False, encoder=encoder,
                                   config=IndexConfig(full_storage=DEFAULT_FULL_STORAGE, coarse_index=kind))
                 index = open_index(report.index)
                 record = index.manifest.coarse
