@@ -83,9 +83,7 @@ class FullVectors:
 
 
 def encode_rows(x: np.ndarray, storage: str, quantizer=None, head: int = 0) -> np.ndarray:
-    """Rows of float32 vectors as `storage` stores them (the inverse of FullVectors' decoding)."""
-    if storage == "float32":
-        return x
+    """Rows of float32 vectors as `storage` (float16, mixed or int8) stores them: FullVectors decodes them."""
     if storage == "float16":
         return x.astype(np.float16)
     codes = np.empty((len(x), x.shape[1] + head), np.uint8)  # int8 and mixed; int8 is the case head = 0
