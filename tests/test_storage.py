@@ -8,7 +8,9 @@ import pytest
 
 from conftest import write_corpus
 from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher.vectors import FILES, QUANTIZERS
+from searcher import store
+from searcher.errors import IndexFormatError
+from searcher.vectors import DOT_ROWS, FILES, QUANTIZERS, scores
 
 TOPIC_WORDS = "lava ash crater magma plume basalt ridge summit eruption tremor owl sparrow eagle nest seed".split()
 
@@ -37,6 +39,11 @@ def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, stora
     assert stored.dtype == np.float32 and stored.shape == exact.shape
     assert np.abs(stored - exact).max() <= tolerance + 1e-7
     assert np.allclose(index.full[3], stored[3]) and np.allclose(index.full[2:5], stored[2:5])
+    # A rerank's scores come from the codes without decoding rows (vectors.scores): the same as decoding them,
+    # for unsorted and repeated rows over several of FullVectors.dot's blocks.
+    rows = np.random.default_rng(1).integers(0, len(index), 3 * DOT_ROWS + 5)
+    q = exact[7]
+    assert np.allclose(scores(index.full, rows, q), stored[rows] @ q, atol=1e-5)
     index.close()
 
     # An update keeps the untouched rows' stored vectors bit for bit (no drift from decoding and encoding again),
@@ -152,3 +159,25 @@ def test_damaged_int8_files_are_one_line(tmp_path, fake, damage, storage):
     result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
     assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
     assert "is damaged" in result.output and "--rebuild" in result.output
+
+
+def test_rows_of_finds_every_id_through_its_fence(tmp_path, fake, monkeypatch):
+    """rows_of searches the page of ids.npy that its in-RAM fence (every FENCE-th id) names: with a fence of 4
+    over ids with gaps (deleted files), every id is found in any order and an id the index lacks is damage."""
+    monkeypatch.setattr(store, "FENCE", 4)
+    docs = many(tmp_path / "docs")
+    config = IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4)
+    build_index(docs, tmp_path / "idx", config, encoder=fake)
+    for name in ("f003.txt", "f010.txt", "f011.txt", "f040.txt"):
+        (docs / name).unlink()
+    build_index(docs, tmp_path / "idx", encoder=fake)
+    index = open_index(tmp_path / "idx")
+    ids = np.asarray(index.ids)
+    assert len(ids) > 20 and np.any(np.diff(ids) > 1)
+    order = np.random.default_rng(0).permutation(len(ids))
+    assert np.array_equal(index.rows_of(ids[order]), order)
+    assert np.array_equal(index.rows_of(ids[[0, -1, 0]]), [0, len(ids) - 1, 0])
+    missing = np.setdiff1d(np.arange(ids[-1] + 2), ids)
+    for absent in (missing[0], missing[len(missing) // 2], ids[-1] + 1):
+        with pytest.raises(IndexFormatError):
+            index.rows_of(np.array([ids[1], absent]))
