@@ -41,6 +41,7 @@ FILES = {"float32": "full.npy", "float16": "full.f16.npy", "mixed": "full.mx8.np
 DTYPES = {"float32": np.float32, "float16": np.float16, "mixed": np.uint8, "int8": np.uint8}
 QUANTIZERS = {"mixed": "full.mx8.faiss", "int8": "full.sq8.faiss"}  # the types with an 8-bit quantizer
 TRAIN_SAMPLE = 100_000  # rows the int8 ranges are trained on
+DOT_ROWS = 256  # rows FullVectors.dot widens to float32 at a time (a block stays in the CPU's cache)
 RANGE_MARGIN = 0.1  # each trained range widened by this share of its width on both sides
 BLOCK = 65_536
 
@@ -59,6 +60,11 @@ class FullVectors:
         self.codes, self.storage, self.quantizer, self.head = codes, storage, quantizer, head
         self.shape = (len(codes), dim)
         self.dtype = np.dtype(np.float32)
+        if quantizer is not None:  # FAISS's QT_8bit decoding: x = vmin + (code + 0.5) / 255 * width, per dim
+            import faiss
+
+            vmin, width = faiss.vector_to_array(quantizer.sq.trained).reshape(2, -1)
+            self._step, self._zero = width / 255, vmin + 0.5 * width / 255
 
     def __len__(self) -> int:
         return self.shape[0]
@@ -68,6 +74,28 @@ class FullVectors:
         if codes.ndim == 1:
             return self._decode(codes[None])[0]
         return self._decode(codes)
+
+    def dot(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """Scores of `rows` against one float32 query, with the decoding folded into the query instead of done
+        per row: a row's 8-bit part scores as codes @ (q * step) + q @ zero (the decoding above, summed), so a
+        rerank widens the codes it reads to float32 a block at a time and multiplies (2,000 rows of 1024 dims:
+        ~0.8 ms against ~4 ms decoding them; RESULTS.md, ten million chunks)."""
+        codes = self.codes[rows]
+        if self.quantizer is None:  # float16, or mixed storage all float16 (dim <= coarse dims)
+            return self._decode(np.asarray(codes)) @ q
+        h = self.head
+        weights = np.concatenate([q[:h], q[h:] * self._step]).astype(np.float32)
+        offset = np.float32(q[h:] @ self._zero)
+        out = np.empty(len(codes), np.float32)
+        block = np.empty((min(DOT_ROWS, len(codes)), self.shape[1]), np.float32)
+        for a in range(0, len(codes), DOT_ROWS):
+            part = codes[a : a + DOT_ROWS]
+            m = len(part)
+            if h:
+                block[:m, :h] = part[:, : 2 * h].view(np.float16)
+            block[:m, h:] = part[:, 2 * h :]
+            out[a : a + m] = block[:m] @ weights
+        return out + offset
 
     def _decode(self, codes: np.ndarray) -> np.ndarray:
         if self.storage == "float16":
@@ -80,6 +108,12 @@ class FullVectors:
         if self.quantizer is not None:
             out[:, h:] = self.quantizer.sa_decode(np.ascontiguousarray(codes[:, 2 * h :]))
         return out
+
+
+def scores(full, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Full-vector scores of `rows` of a generation's full vectors (a float32 memory map or FullVectors) for one
+    query."""
+    return full.dot(rows, q) if isinstance(full, FullVectors) else full[rows] @ q
 
 
 def encode_rows(x: np.ndarray, storage: str, quantizer=None, head: int = 0) -> np.ndarray:

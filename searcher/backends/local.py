@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .. import coarse
+from .. import coarse, vectors
 from ..config import FUSION_DEPTH
 from ..encoder import usable_cores
 from ..errors import IndexFormatError
@@ -134,7 +134,7 @@ class LocalBackend:
             if len(extra):
                 rows = self.index.rows_of(extra)  # ascending, as extra is: one sweep through the memory map
                 dense_ids = np.concatenate([dense_ids, extra])
-                dense_scores = np.concatenate([dense_scores, self.index.full[rows] @ xq[i]])
+                dense_scores = np.concatenate([dense_scores, vectors.scores(self.index.full, rows, xq[i])])
             scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, w, k)
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
         return D, I, found
@@ -161,9 +161,9 @@ class LocalBackend:
         """Full-vector scores of sorted `rows` for one query; a long list is split over the cores (SPLIT_RERANK_ROWS)."""
         pool = _rerank_pool() if len(rows) >= SPLIT_RERANK_ROWS else None
         if pool is None:
-            return self.index.full[rows] @ q
+            return vectors.scores(self.index.full, rows, q)
         parts = np.array_split(rows, pool[1])
-        return np.concatenate(list(pool[0].map(lambda part: self.index.full[part] @ q, parts)))
+        return np.concatenate(list(pool[0].map(lambda part: vectors.scores(self.index.full, part, q), parts)))
 
     def _exact(self, xq: np.ndarray, k: int, allowed: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top k over all full vectors, a block at a time (the full vectors need not fit in RAM)."""
