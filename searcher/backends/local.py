@@ -25,9 +25,10 @@ from ..store import StoredIndex
 
 EXACT_BLOCK = 65_536  # rows of full vectors scored at a time by exact search
 # A query's rerank of at least this many rows is split over the cores: reading scattered rows of the memory map is
-# page faults, and decoding them is FAISS; both run outside the GIL, so two threads read and decode at once
-# (10M chunks x 1024 dims, 2,000 rows not read before: 23.9 -> 15.6 ms on the 2-core Xeon with AMX; RESULTS.md, both
-# cores for one query). Fewer rows stay on the caller's thread.
+# page faults, and numpy's gather and BLAS run outside the GIL, so two threads read and score at once. What it saves
+# is what the faults cost, which varies on this VM: 10M chunks x 1024 dims, 2,000 rows not read before, 2.60 -> 2.38
+# ms in the last run (RESULTS.md, both cores for one query), 23.9 -> 15.6 ms in an earlier one whose faults cost ~5x
+# more (rows then decoded by FAISS); 2-core Xeon with AMX. Fewer rows stay on the caller's thread.
 SPLIT_RERANK_ROWS = 1_000
 
 
