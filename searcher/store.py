@@ -307,7 +307,7 @@ class StoredIndex:
             raise FileNotFoundError(errno.ENOENT, "missing", str(self.path))
         n_expected, d = self.manifest.chunks, self.manifest.model.dim
         self.ids = self._npy("ids.npy", np.int64, 1)
-        self._fence: np.ndarray | None = None  # rows_of's every FENCE-th id, read on first use
+        self._fence: tuple[int, np.ndarray] | None = None  # rows_of's stride and every stride-th id, on first use
         n = len(self.ids)
         if n != n_expected:
             raise self._bad("ids.npy", f"{n} ids where the manifest counts {n_expected} chunks")
@@ -448,10 +448,11 @@ class StoredIndex:
         ids = np.asarray(ids, dtype=np.int64)
         n = len(self.ids)
         if self._fence is None:
-            self._fence = np.array(self.ids[::FENCE])
-        lo = np.maximum(np.searchsorted(self._fence, ids, side="right") - 1, 0) * FENCE
-        hi = np.minimum(lo + FENCE, n)
-        for _ in range(FENCE.bit_length()):  # a lower-bound search of ids[lo:hi] for each id at once
+            self._fence = FENCE, np.array(self.ids[::FENCE])
+        stride, fence = self._fence
+        lo = np.maximum(np.searchsorted(fence, ids, side="right") - 1, 0) * stride
+        hi = np.minimum(lo + stride, n)
+        for _ in range(stride.bit_length()):  # a lower-bound search of ids[lo:hi] for each id at once
             mid = (lo + hi) >> 1
             go = lo < hi
             less = go & (self.ids[np.minimum(mid, n - 1)] < ids) if n else go
