@@ -376,6 +376,7 @@ def points_from_results() -> list:
 
 
 def plot(points) -> None:
+    """p50 against index size, one panel per width: flat, and IVF at the nprobe a new index of that size records."""
     try:
         import matplotlib
 
@@ -383,17 +384,26 @@ def plot(points) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for kind in sorted({p[0] for p in points}):
-        for d in sorted({p[1] for p in points}):
-            xs = [(n, p50) for k, dd, n, p50, _ in points if k == kind and dd == d]
-            if xs:
-                ax.plot(*zip(*xs), marker="o", label=f"{kind}, {d} dims")
-    ax.set_xscale("log")
-    ax.set_xlabel("chunks")
-    ax.set_ylabel("two-stage p50 ms (single query)")
-    ax.grid(True, alpha=0.3)
-    ax.legend()
+    series: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    for label, d, n, p50, _ in points:
+        kind, _, rest = label.partition(", shortlist ")
+        shortlist, _, nprobe = rest.partition(", nprobe ")
+        if nprobe and int(nprobe) != coarse.default_nprobe(coarse.nlist_for(n)):
+            continue  # the sweep's other nprobe
+        series.setdefault((d, f"{kind}, shortlist {shortlist}"), []).append((n, p50))
+    dims = sorted({d for d, _ in series})
+    fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4), sharey=True, squeeze=False)
+    for ax, d in zip(axes[0], dims):
+        for (dd, label), xs in sorted(series.items(), key=lambda s: (s[0][1][:4], int(s[0][1].rsplit(" ", 1)[1]))):
+            if dd == d:
+                ax.plot(*zip(*sorted(xs)), marker="o", label=label)
+        ax.set_xscale("log")
+        ax.set_title(f"{d} dims")
+        ax.set_xlabel("chunks")
+        ax.grid(True, alpha=0.3)
+    axes[0][0].set_ylabel("two-stage p50 ms (single query)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle("IVF at the nprobe its size records (128 up to 1M chunks, 380 at 10M)", fontsize=9)
     fig.tight_layout()
     fig.savefig(HERE / "scale_quantized.png", dpi=100)
 
