@@ -108,8 +108,11 @@ def test_watch_reports_a_failed_update_and_goes_on(watching):
 
 
 # `searcher index --watch` in a child process, the fake encoder standing in for every model name.
+# subtle: a shell starts background jobs with SIGINT ignored, and Python keeps an inherited SIG_IGN, so under a
+# suite run from `cmd &` the child would never see the Ctrl-C; it takes Python's own handler back first.
 CLI_CHILD = """
-import sys
+import signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeEncoder
 import searcher.indexer, searcher.watch
@@ -142,6 +145,10 @@ def test_the_cli_watches_until_ctrl_c(tmp_path):
         assert "1 indexed" in line
     finally:
         child.send_signal(signal.SIGINT)
-        out, err = child.communicate(timeout=20)
+        try:
+            out, err = child.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            raise
     assert child.returncode == 0, err
     assert "Traceback" not in err
