@@ -653,8 +653,9 @@ def choose_document_encoder(
 
     Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, the exported ONNX
     graph, and its int8 version. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of
-    earlier runs; on an Intel Xeon with AMX, bf16 ran 2.84x plain float32 encode, ONNX int8 1.41x, ONNX 0.89x:
-    RESULTS.md, throughput), so it is measured: each candidate is warmed up,
+    earlier runs, RESULTS.md's cold-start section as of commit 6b903e9; on an Intel Xeon with AMX, all of SciFact,
+    bf16 ran 2.73x plain float32 encode, ONNX int8 1.35x, ONNX 0.87x: RESULTS.md, throughput-5183), so it is
+    measured: each candidate is warmed up,
     then embeds the same batch of the longest texts; a candidate must be 5% faster than float32 and agree
     with it (cosine >= MIN_COSINE on each text) to be chosen. Unless there is so much to embed that measuring again
     costs little (worth_remeasuring), the previous choice made on the same CPU (this index's, or one remembered in
