@@ -24,12 +24,12 @@ import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig, build_index, open_index
+from searcher.backends.local import exact_top_k
 from searcher.chunking import chunk_document, embedding_input
 from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
 from searcher.ingest import Document
 from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
 from searcher.onnx_encoder import OnnxEncoder, export_onnx, quantize_int8
-from searcher.backends.local import exact_top_k
 
 DOCS = 1000  # SciFact abstracts measured by default (1,908 chunks); --docs 5183 is the whole corpus
 

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import write_corpus
-from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher import store
+
+from searcher import IndexConfig, Searcher, build_index, open_index, store
 from searcher.errors import IndexFormatError
 from searcher.vectors import DOT_ROWS, FILES, QUANTIZERS, scores
 
