@@ -161,8 +161,9 @@ def test_damaged_int8_files_are_one_line(tmp_path, fake, damage, storage):
 
 
 def test_rows_of_finds_every_id_through_its_fence(tmp_path, fake, monkeypatch):
-    """rows_of searches the page of ids.npy that its in-RAM fence (every FENCE-th id) names: with a fence of 4
-    over ids with gaps (deleted files), every id is found in any order and an id the index lacks is damage."""
+    """rows_of searches the page of ids.npy that its in-RAM fence (every FENCE-th id) names, or, for as many ids as
+    pages, all of ids.npy at once: with a fence of 4 over ids with gaps (deleted files), both find every id in any
+    order, and an id the index lacks is damage to either."""
     monkeypatch.setattr(store, "FENCE", 4)
     docs = many(tmp_path / "docs")
     config = IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4)
@@ -174,9 +175,12 @@ def test_rows_of_finds_every_id_through_its_fence(tmp_path, fake, monkeypatch):
     ids = np.asarray(index.ids)
     assert len(ids) > 20 and np.any(np.diff(ids) > 1)
     order = np.random.default_rng(0).permutation(len(ids))
-    assert np.array_equal(index.rows_of(ids[order]), order)
+    assert np.array_equal(index.rows_of(ids[order]), order)  # all of them: one searchsorted
+    assert all(index.rows_of(ids[[row]])[0] == row for row in range(len(ids)))  # one at a time: the fence
     assert np.array_equal(index.rows_of(ids[[0, -1, 0]]), [0, len(ids) - 1, 0])
+    assert index._fence is not None and index._fence[0] == 4
     missing = np.setdiff1d(np.arange(ids[-1] + 2), ids)
     for absent in (missing[0], missing[len(missing) // 2], ids[-1] + 1):
-        with pytest.raises(IndexFormatError):
-            index.rows_of(np.array([ids[1], absent]))
+        for asked in (np.array([ids[1], absent]), np.concatenate([ids[order], [absent]])):
+            with pytest.raises(IndexFormatError):
+                index.rows_of(asked)
