@@ -151,7 +151,7 @@ class LocalBackend:
         I = np.full((n, k), -1, dtype=np.int64)
         for i in range(n):
             ids = candidates[i][candidates[i] >= 0]
-            rows = np.sort(self.index.rows_of(ids))  # sorted rows read the memory map in one sweep
+            rows = self.index.rows_of(np.sort(ids))  # ascending ids, ascending rows: one sweep of each memory map
             scores = self._scores(rows, xq[i])
             top = np.lexsort((self.index.ids[rows], -scores))[:k]
             D[i, : len(top)] = scores[top]
