@@ -757,6 +757,7 @@ class _Progress:
                 self.bar.close()
             units = {"load": ("loading the model", "it"), "scan": ("scanning", "file"),
                      "chunk": ("chunking a long file", "char"),
+                     "measure": ("measuring the embedding paths (once per model and CPU)", "path"),
                      "embed": ("embedding", "chunk"), "write": ("writing", "step"), "train": ("training", "step")}
             desc, unit = units.get(phase, (phase, "it"))
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)

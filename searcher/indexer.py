@@ -63,7 +63,7 @@ from .store import delete_index as store_delete_index
 log = logging.getLogger(__name__)
 
 # progress(phase, done, total): phase is "scan" (files seen, total None), "chunk" (characters of one long
-# document), "embed" (chunks) or "write".
+# document), "measure" (embedding paths timed, once per model and CPU), "embed" (chunks) or "write".
 Progress = Callable[[str, int, "int | None"], None]
 
 
@@ -590,7 +590,8 @@ def _embed_missing(
         return
     weights = plan.model.weights_id()
     choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
-                                     [todo[k] for k in order], batch_size, previous or remembered_choice(weights))
+                                     [todo[k] for k in order], batch_size, previous or remembered_choice(weights),
+                                     progress)
     report.embedded_with = choice.name
     plan.document_encoder = choice.record
     if choice.sample is not None:  # it measured: later new indexes of this model on this CPU need not, and the
@@ -647,7 +648,8 @@ def faster_and_close(speedup: float, min_cosine: float, bar: float = MIN_COSINE)
 
 
 def choose_document_encoder(
-    encoder: Encoder, export: Path | None, texts: list[str], batch_size: int, previous: dict | None
+    encoder: Encoder, export: Path | None, texts: list[str], batch_size: int, previous: dict | None,
+    progress: Progress | None = None,
 ) -> EncoderChoice:
     """The fastest way this machine has to embed documents like the model in float32.
 
@@ -686,7 +688,9 @@ def choose_document_encoder(
     sample = texts[:batch_size]
     rates, cosines, seconds, reference = {}, {}, {}, None
     built = {}
-    for name, make in candidates.items():
+    progress = progress or (lambda phase, done, total: None)
+    for i, (name, make) in enumerate(candidates.items()):
+        progress("measure", i, len(candidates))  # once per model and CPU: the user sees why embedding waits
         started = time.perf_counter()
         built[name] = candidate = make()
         candidate.encode_documents(sample[:4], batch_size=batch_size)  # warm-up: first-call allocations
@@ -697,6 +701,7 @@ def choose_document_encoder(
         if reference is None:
             reference = x
         cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
+    progress("measure", len(candidates), len(candidates))
     eligible = [n for n in candidates if n == "torch" or faster_and_close(
         rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)]
     name = max(eligible, key=lambda n: rates[n])

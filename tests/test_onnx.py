@@ -116,12 +116,14 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
     from searcher.indexer import MIN_COSINE, choose_document_encoder
 
     texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
-    choice = choose_document_encoder(minilm, None, texts, 8, None)
+    seen = []
+    choice = choose_document_encoder(minilm, None, texts, 8, None, lambda *a: seen.append(a))
     record = choice.record
     expected = {"torch", "torch-bf16"} if cpu_has_bf16() else {"torch"}
     if expected == {"torch"}:
-        assert record is None and choice.name == "torch"
+        assert record is None and choice.name == "torch" and not seen
         return
+    assert seen == [("measure", i, len(expected)) for i in range(len(expected) + 1)]  # the wait is shown
     assert set(record["texts_per_second"]) == expected == set(record["seconds"]) and record["cpu"] == cpu_name()
     assert choice.name == record["choice"] and record["min_cosine_to_float32"]["torch"] == 1.0
     assert choice.name == "torch" or record["min_cosine_to_float32"][choice.name] >= MIN_COSINE
