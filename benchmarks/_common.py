@@ -8,9 +8,9 @@ import re
 import shlex
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
-from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"  # indexes and embedding caches (untracked)

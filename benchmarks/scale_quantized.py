@@ -60,6 +60,21 @@ def centres_for(d: int) -> np.ndarray:
     return np.random.default_rng(d).standard_normal((1000, d), dtype=np.float32)
 
 
+def id_blocks(n: int, d: int):
+    """Every block of the synthetic vectors with its ids (rows), regenerated one at a time: the exact search's
+    database, 41 GB at 10M x 1024 were it stored."""
+    centres = centres_for(d)
+    return ((block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
+            for b in range((n + BLOCK - 1) // BLOCK))
+
+
+def warm(path: Path) -> None:
+    """Read a file into the page cache (this VM pages out file pages untouched for a minute)."""
+    with open(path, "rb") as f:
+        while f.read(1 << 24):
+            pass
+
+
 def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
     """Write the index; seconds taken (0 when it exists)."""
     if (index_dir / MANIFEST).exists():
@@ -139,11 +154,7 @@ def exact_truth(index_dir: Path, n: int, d: int) -> np.ndarray:
         return np.load(path)
     from searcher.backends.local import exact_top_k
 
-    xq = np.load(index_dir / "queries.npy")
-    centres = centres_for(d)
-    blocks = ((block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
-              for b in range((n + BLOCK - 1) // BLOCK))
-    _, I = exact_top_k(xq, blocks, 10)
+    _, I = exact_top_k(np.load(index_dir / "queries.npy"), id_blocks(n, d), 10)
     np.save(path, I)
     return I
 
@@ -160,16 +171,10 @@ def validate(n: int, d: int) -> list[str]:
     else:
         rng = np.random.default_rng(1234)  # the benchmark's queries come from seed 7
         rows = np.sort(rng.choice(n, N_QUERIES, replace=False))
-        centres, picked = centres_for(d), []
-        for b in range((n + BLOCK - 1) // BLOCK):
-            sel = rows[(rows >= b * BLOCK) & (rows < (b + 1) * BLOCK)] - b * BLOCK
-            if len(sel):
-                picked.append(block(d, b, n, centres)[sel])
+        picked = [x[np.isin(ids, rows)] for x, ids in id_blocks(n, d)]
         noise = 0.3 * rng.standard_normal((N_QUERIES, d), dtype=np.float32) * spectrum(d)
         xq = normalize_rows(np.concatenate(picked) + noise)
-        blocks = ((block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
-                  for b in range((n + BLOCK - 1) // BLOCK))
-        _, truth = exact_top_k(xq, blocks, 10)
+        _, truth = exact_top_k(xq, id_blocks(n, d), 10)
         np.savez(path, xq=xq, T=truth)
     s = Searcher(index_path("mixed", "ivf", d, n))
     rows = []
@@ -191,9 +196,7 @@ def threads(n: int, d: int) -> list[str]:
     from searcher.evaluate import percentiles_ms
     from searcher.search import Searcher, query_threads
 
-    with open(index_path("mixed", "ivf", d, n) / "gen-000001" / vectors.FILES["mixed"], "rb") as f:
-        while f.read(1 << 24):  # the full vectors warm in the page cache, as measure() has them
-            pass
+    warm(index_path("mixed", "ivf", d, n) / "gen-000001" / vectors.FILES["mixed"])  # as measure() has them
     s = Searcher(index_path("mixed", "ivf", d, n))
     backend, xq = s.backend, np.load(index_path("mixed", "ivf", d, n) / "queries.npy")
     x = coarse_vectors(xq, 64)
@@ -249,10 +252,9 @@ def measure(index_dir: Path) -> dict:
 
     xq = np.load(index_dir / "queries.npy")
     truth = np.load(truth_path(n_of(index_dir), d_of(index_dir)))
-    codes_path = index_dir / "gen-000001" / vectors.FILES[json.loads((index_dir / MANIFEST).read_text())["config"]["full_storage"]]
-    with open(codes_path, "rb") as f:  # the full vectors warm in the page cache: the steady state measured
-        while f.read(1 << 24):
-            pass
+    storage = json.loads((index_dir / MANIFEST).read_text())["config"]["full_storage"]
+    codes_path = index_dir / "gen-000001" / vectors.FILES[storage]
+    warm(codes_path)  # the full vectors in the page cache: the steady state measured
     base = memory()
     s = Searcher(index_dir)
     opened = memory()

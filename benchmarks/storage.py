@@ -25,7 +25,7 @@ import numpy as np
 from _common import CACHE, require_data, top10_agreement, write_section
 
 from searcher import IndexConfig, Searcher
-from searcher.config import DEFAULT_FULL_STORAGE
+from searcher.config import DEFAULT_FULL_STORAGE, DEFAULT_SHORTLIST
 from searcher.encoder import load_encoder
 from searcher.evaluate import evaluate
 from searcher.metrics import load_beir
@@ -84,11 +84,11 @@ def main() -> None:
                 index.close()
                 dense = report.modes["dense"]["ndcg@10"]
                 base = base if base is not None else dense
-                coarse_rows.append(f"| {name} | {split} | {kind}" + (f" ({record['nlist']} cells, nprobe {record['nprobe']})"
-                                   if kind == "ivf" else "") + f" | {dense:.4f} ({dense - base:+.4f}) | "
+                cells = f" ({record['nlist']} cells, nprobe {record['nprobe']})" if kind == "ivf" else ""
+                coarse_rows.append(f"| {name} | {split} | {kind}{cells} | {dense:.4f} ({dense - base:+.4f}) | "
                                    f"{report.modes['hybrid']['ndcg@10']:.4f} | {report.agreement:.4f} |")
                 print(coarse_rows[-1], flush=True)
-    lines += ["", f"Coarse index types at the default storage ({DEFAULT_FULL_STORAGE}), shortlist 200:", "",
+    lines += ["", f"Coarse index types at the default storage ({DEFAULT_FULL_STORAGE}), shortlist {DEFAULT_SHORTLIST}:", "",
               "| set | split | coarse index | dense nDCG@10 (vs flat) | hybrid nDCG@10 | two-stage keeps of the exact "
               "top-10 |", "|:--|:--|:--|--:|--:|--:|", *coarse_rows]
     write_section("storage", "Full-vector storage types (nDCG@10, size, agreement)", "\n".join(lines))

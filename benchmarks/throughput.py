@@ -160,7 +160,8 @@ def main() -> None:
     if args.docs == DOCS:
         write_section("throughput", "Indexing throughput", "\n".join(lines))
     else:  # another size (--docs 5183: all of SciFact, ~10k chunks) has a section of its own
-        write_section(f"throughput-{args.docs}", f"Indexing throughput, {args.docs} SciFact abstracts", "\n".join(lines))
+        write_section(f"throughput-{args.docs}", f"Indexing throughput, {args.docs} SciFact abstracts",
+                      "\n".join(lines))
 
 
 def folder_throughput(args) -> None:
