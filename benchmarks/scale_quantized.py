@@ -184,7 +184,8 @@ def validate(n: int, d: int) -> list[str]:
         for shortlist in SHORTLISTS:
             _, I = s.search_vectors(xq, k=10, shortlist=shortlist)
             cells.append(f"{top10_agreement(I, truth):.3f}")
-        rows.append(f"| {n:,} | {d} | {nprobe} ({nprobe / s.manifest.coarse['nlist']:.1%}) | " + " | ".join(cells) + " |")
+        share = nprobe / s.manifest.coarse["nlist"]
+        rows.append(f"| {n:,} | {d} | {nprobe} ({share:.1%}) | " + " | ".join(cells) + " |")
         print(rows[-1], flush=True)
     return rows
 
@@ -213,7 +214,8 @@ def threads(n: int, d: int) -> list[str]:
                     times[how].append(time.perf_counter() - t)
                 coarse.PARALLEL_SCAN_CODES = limit
         one, both = (percentiles_ms(v)["p50"] for v in times.values())
-        rows_out.append(f"| coarse scan, nprobe {nprobe}, 1,000 candidates | {one:.2f} | {both:.2f} | {one / both:.2f}x |")
+        rows_out.append(f"| coarse scan, nprobe {nprobe}, 1,000 candidates | {one:.2f} | {both:.2f} | "
+                        f"{one / both:.2f}x |")
         print(rows_out[-1], flush=True)
     rng = np.random.default_rng(3)
     times = {"one thread": [], "split": []}
@@ -305,9 +307,9 @@ def main() -> None:
         return
     if args.threads:
         rows = [r for d in args.dims for n in args.sizes for r in threads(n, d)]
-        lines = ["Single queries on the mixed IVF index (p50 of 200, alternating): a coarse scan of 100k+ codes runs on "
-                 "every core split by inverted list (coarse.PARALLEL_SCAN_CODES), a rerank of 1,000+ rows is split over "
-                 "a thread pool (backends/local.SPLIT_RERANK_ROWS); against the same work on one thread.", "",
+        lines = ["Single queries on the mixed IVF index (p50 of 200, alternating): a coarse scan of 100k+ codes runs "
+                 "on every core split by inverted list (coarse.PARALLEL_SCAN_CODES), a rerank of 1,000+ rows is split "
+                 "over a thread pool (backends/local.SPLIT_RERANK_ROWS); against the same work on one thread.", "",
                  "| work | one thread ms | as searcher runs it ms | speed-up |", "|:--|--:|--:|--:|", *rows]
         write_section("scale-quantized-threads", "Ten million chunks: both cores for one query", "\n".join(lines))
         return
@@ -316,7 +318,8 @@ def main() -> None:
         lines = ["Validation queries (200 noisy copies of other stored vectors, another seed than the benchmark's) on "
                  "the mixed IVF index: top-10 agreement with exact float32 search for each nprobe and shortlist. "
                  "coarse.NPROBE_SHARE was chosen here, the least share of the cells that clears 0.97 at a "
-                 "shortlist of 2,000 with some margin; the ten-million-chunks section reports with the benchmark's own queries.",
+                 "shortlist of 2,000 with some margin; the ten-million-chunks section reports with the benchmark's "
+                 "own queries.",
                  "", "| chunks | dims | nprobe (share of cells) | " + " | ".join(f"shortlist {k}" for k in SHORTLISTS)
                  + " |", "|--:|--:|--:|" + "--:|" * len(SHORTLISTS), *rows]
         write_section("scale-quantized-validation", "Ten million chunks: choosing nprobe on validation queries",
@@ -325,35 +328,36 @@ def main() -> None:
     rows, points, ceilings = [], [], []
     for d, n, kind, storage in ((d, n, kind, storage) for d in args.dims for n in args.sizes for kind in args.kinds
                                 for storage in args.storage):
-                if kind == "flat" and n > 1_000_000:
-                    continue  # 256 B/chunk of RAM and a 10M-row scan per query: measured up to 1M only
-                if storage != "mixed" and n > 1_000_000:
-                    continue  # int8 (not the default) up to 1M: at 10M it held 0.924 / 0.938 at most (384 / 1024 dims)
-                index_dir = index_path(storage, kind, d, n)
-                seconds = build(index_dir, n, d, kind, storage)
-                exact_truth(index_dir, n, d)
-                out = subprocess.run([sys.executable, __file__, "--measure", str(index_dir)], check=True,
-                                     capture_output=True, text=True, cwd=HERE)
-                r = json.loads(out.stdout.strip().splitlines()[-1])
-                if r.get("ceiling") is not None and kind == "flat":
-                    ceilings.append(f"{storage} {r['ceiling']:.3f} ({n:,} x {d})")
-                for shortlist, m in r["shortlists"].items():
-                    ms = m["ms"]
-                    rows.append(f"| {n:,} | {d} | {storage} | {kind} | {shortlist} | {seconds:.0f} | "
-                                f"{r['coarse_ram_bytes_per_chunk']:.0f} | {r['full_disk_bytes_per_chunk']:.0f} | "
-                                f"{ms['p50']:.2f} | {ms['p95']:.2f} | {m['agreement']:.3f} |")
-                    if storage == args.storage[0]:
-                        points.append((f"{kind}, shortlist {shortlist}", d, n, ms["p50"], ms["p95"]))
-                    print(rows[-1], flush=True)
+        if kind == "flat" and n > 1_000_000:
+            continue  # 256 B/chunk of RAM and a 10M-row scan per query: measured up to 1M only
+        if storage != "mixed" and n > 1_000_000:
+            continue  # int8 (not the default) up to 1M: at 10M it held 0.924 / 0.938 at most (384 / 1024 dims)
+        index_dir = index_path(storage, kind, d, n)
+        seconds = build(index_dir, n, d, kind, storage)
+        exact_truth(index_dir, n, d)
+        out = subprocess.run([sys.executable, __file__, "--measure", str(index_dir)], check=True,
+                             capture_output=True, text=True, cwd=HERE)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        if r.get("ceiling") is not None and kind == "flat":
+            ceilings.append(f"{storage} {r['ceiling']:.3f} ({n:,} x {d})")
+        for shortlist, m in r["shortlists"].items():
+            ms = m["ms"]
+            rows.append(f"| {n:,} | {d} | {storage} | {kind} | {shortlist} | {seconds:.0f} | "
+                        f"{r['coarse_ram_bytes_per_chunk']:.0f} | {r['full_disk_bytes_per_chunk']:.0f} | "
+                        f"{ms['p50']:.2f} | {ms['p95']:.2f} | {m['agreement']:.3f} |")
+            if storage == args.storage[0]:
+                points.append((f"{kind}, shortlist {shortlist}", d, n, ms["p50"], ms["p95"]))
+            print(rows[-1], flush=True)
     plot(points)
     lines = ["Synthetic Matryoshka-like vectors; full vectors as `mixed` (the default: the 64 coarse dims float16, the "
              "rest int8) or `int8` (every dim int8, FAISS 8-bit scalar quantizer); "
              f"{N_QUERIES} single queries, k = 10; IVF nprobe {coarse.NPROBE} and, where more, the default for the "
              f"index's cells ({coarse.NPROBE_SHARE:.0%} of them, coarse.default_nprobe; coarse.nprobe_for raises it "
-             "for a long shortlist); a scan of 100k+ codes runs on both cores (coarse.PARALLEL_SCAN_CODES); agreement = share of the exact float32 "
-             "full-dim top 10 kept (exact search over the regenerated float32 originals). Flat and int8 are measured up to 1M "
-             "chunks (flat would hold 2.6 GB of RAM at 10M and scan it all; int8's agreement at 10M was 0.924 / 0.938 "
-             "at most, 384 / 1024 dims, in the run before this one, and its ceiling falls with size). Ceiling = agreement of an exhaustive "
+             "for a long shortlist); a scan of 100k+ codes runs on both cores (coarse.PARALLEL_SCAN_CODES); agreement "
+             "= share of the exact float32 full-dim top 10 kept (exact search over the regenerated float32 originals). "
+             "Flat and int8 are measured up to 1M chunks (flat would hold 2.6 GB of RAM at 10M and scan it all; "
+             "int8's agreement at 10M was 0.924 / 0.938 at most, 384 / 1024 dims, in the 2026-11-30 run, and its "
+             "ceiling falls with size). Ceiling = agreement of an exhaustive "
              "search over the stored vectors (up to 1M chunks): what the storage type alone allows. Each index's full "
              "vectors are read into the page cache before it is measured (this VM's kdamond pages out file pages "
              "untouched for a minute; an index idle that long reads its shortlisted rows from disk).", "",

@@ -88,7 +88,8 @@ def main() -> None:
                 coarse_rows.append(f"| {name} | {split} | {kind}{cells} | {dense:.4f} ({dense - base:+.4f}) | "
                                    f"{report.modes['hybrid']['ndcg@10']:.4f} | {report.agreement:.4f} |")
                 print(coarse_rows[-1], flush=True)
-    lines += ["", f"Coarse index types at the default storage ({DEFAULT_FULL_STORAGE}), shortlist {DEFAULT_SHORTLIST}:", "",
+    lines += ["", f"Coarse index types at the default storage ({DEFAULT_FULL_STORAGE}), shortlist {DEFAULT_SHORTLIST}:",
+              "",
               "| set | split | coarse index | dense nDCG@10 (vs flat) | hybrid nDCG@10 | two-stage keeps of the exact "
               "top-10 |", "|:--|:--|:--|--:|--:|--:|", *coarse_rows]
     write_section("storage", "Full-vector storage types (nDCG@10, size, agreement)", "\n".join(lines))

@@ -34,10 +34,10 @@ RETRAIN_GROWTH = 4  # rebuild an IVF when the index has grown this many times si
 TRAIN_PER_CELL = 64  # training points per cell (FAISS warns below 39)
 # A query batch whose IVF scan covers at least this many codes per query runs on every core, split by inverted list
 # (FAISS parallel_mode 1), even when search.query_threads keeps small batches on one thread: a single query's scan
-# halves (10M chunks, 1,000 candidates: nprobe 128 5.5 -> 2.8 ms, 380 15.2 -> 7.4 ms; Intel Xeon with AMX, 2 cores;
+# halves (10M chunks, 1,000 candidates: nprobe 128 4.4 -> 2.5 ms, 380 12.3 -> 6.5 ms; Intel Xeon with AMX, 2 cores;
 # RESULTS.md, both cores for one query), and batches of queries scan as fast as split by query. Below it, waking
-# threads costs more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~2.7 ms on one thread
-# (half the 5.5 ms of nprobe 128 above).
+# threads costs more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~2.2 ms on one
+# thread (half the 4.4 ms of nprobe 128's ~200k codes above).
 PARALLEL_SCAN_CODES = 100_000
 
 
@@ -87,7 +87,8 @@ def nprobe_for(record: dict, k: int, n: int) -> int:
 
 
 def prepare(index) -> None:
-    """Search settings FAISS does not keep in the file: an IVF scans a query's cells in parallel (PARALLEL_SCAN_CODES)."""
+    """Search settings FAISS does not keep in the file: an IVF scans a query's cells in parallel
+    (PARALLEL_SCAN_CODES)."""
     import faiss
 
     if isinstance(index, faiss.IndexIVF):

@@ -141,8 +141,9 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
     coarse, coarse_record = coarse_index(full, ids, coarse_dim, config.coarse_index,
                                          prev=prev if keep_projection else None, n_keep=n_keep)
     del full
+    # after the coarse index, which is made from the float32 vectors
     full_fitted = _encode_full(writer, config.full_storage, prev, keep_projection, n,
-                               vectors.head_dims(config.full_storage, info.dim, coarse_dim))  # after: coarse from float32
+                               vectors.head_dims(config.full_storage, info.dim, coarse_dim))
     writer.write_ids(ids)
     writer.write_rotation(rotation)
     writer.write_coarse(coarse)

@@ -3,8 +3,8 @@
 The backend (backends/) finds the chunks: locally, a coarse FAISS shortlist reranked with the memory-mapped full
 vectors (backends/local.py); or the same funnel inside Qdrant (backends/qdrant.py). Searcher encodes the queries,
 checks the model, and makes hits: chunk records, one hit per document (`per_doc`, near-duplicate files folded),
-snippets; each backend applies filters inside its own search. `search_vectors` is the arrays-in, (D, I)-out core that the evaluation
-code uses too; `search` and `search_batch` add query encoding and chunk metadata.
+snippets; each backend applies filters inside its own search. `search_vectors` is the arrays-in, (D, I)-out core
+that the evaluation code uses too; `search` and `search_batch` add query encoding and chunk metadata.
 """
 
 from __future__ import annotations

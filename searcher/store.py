@@ -6,7 +6,8 @@
         chunks.offsets.npy         int64 byte offset of each line, plus the file length
         ids.npy                    int64 chunk ids, ascending; row i of every file is chunk ids[i]
         full.npy                   float32 (n, dim) unit vectors, in the projection's frame; memory-mapped (or
-                                   full.f16.npy, full.mx8.npy + .faiss, full.sq8.npy + .faiss: config.full_storage, vectors.py)
+                                   full.f16.npy, full.mx8.npy + .faiss, full.sq8.npy + .faiss: config.full_storage,
+                                   vectors.py)
         coarse.faiss               IndexIDMap(IndexFlatIP(coarse_dim)) over the same ids
         rotation.npy               float32 (dim, dim) orthogonal rotation, for the `pca` projection only
         files.jsonl                the indexed files: path, sha256, size, mtime, document count, id range

@@ -289,7 +289,8 @@ def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
         assert report.upserted == len(index) and report.generation == 1
         assert np.array_equal(store.ids(), np.asarray(index.ids))
         q = fake.encode_queries(["pasta with tomato sauce"])[0]
-        hits = store.funnel(coarse_vectors(q[None, :], 64)[0], q, 20, 5, qdrant_stores.Scope(1, types=(".md",)), 128, False)
+        scope = qdrant_stores.Scope(1, types=(".md",))
+        hits = store.funnel(coarse_vectors(q[None, :], 64)[0], q, 20, 5, scope, 128, False)
         assert sorted(store.sources(1)) == sorted(str(p) for p in docs.rglob("*") if p.is_file())
         assert hits and all(h.payload["source"].endswith(".md") for h in hits)
         assert set(store.full_vectors([hits[0].id])) == {hits[0].id}

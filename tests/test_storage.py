@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import write_corpus
 
+from conftest import write_corpus
 from searcher import IndexConfig, Searcher, build_index, open_index, store
 from searcher.errors import IndexFormatError
 from searcher.vectors import DOT_ROWS, FILES, QUANTIZERS, scores

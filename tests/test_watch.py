@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-from conftest import write_corpus
 
+from conftest import write_corpus
 from searcher import Searcher, build_index
 from searcher.watch import watch
 

@@ -159,7 +159,8 @@ class LocalBackend:
         return D, I
 
     def _scores(self, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
-        """Full-vector scores of sorted `rows` for one query; a long list is split over the cores (SPLIT_RERANK_ROWS)."""
+        """Full-vector scores of sorted `rows` for one query; a long list is split over the cores
+        (SPLIT_RERANK_ROWS)."""
         pool = _rerank_pool() if len(rows) >= SPLIT_RERANK_ROWS else None
         if pool is None:
             return vectors.scores(self.index.full, rows, q)
