@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import orjson
 from _common import CACHE, HERE, top10_agreement, write_section
-from scale import memory, spectrum, synthetic
+from scale import memory, spectrum, synthetic, warm_file
 
 from searcher import coarse, vectors
 from searcher.config import IndexConfig
@@ -66,13 +66,6 @@ def id_blocks(n: int, d: int):
     centres = centres_for(d)
     return ((block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
             for b in range((n + BLOCK - 1) // BLOCK))
-
-
-def warm(path: Path) -> None:
-    """Read a file into the page cache (this VM pages out file pages untouched for a minute)."""
-    with open(path, "rb") as f:
-        while f.read(1 << 24):
-            pass
 
 
 def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
@@ -197,7 +190,7 @@ def threads(n: int, d: int) -> list[str]:
     from searcher.evaluate import percentiles_ms
     from searcher.search import Searcher, query_threads
 
-    warm(index_path("mixed", "ivf", d, n) / "gen-000001" / vectors.FILES["mixed"])  # as measure() has them
+    warm_file(index_path("mixed", "ivf", d, n) / "gen-000001" / vectors.FILES["mixed"])  # as measure() has them
     s = Searcher(index_path("mixed", "ivf", d, n))
     backend, xq = s.backend, np.load(index_path("mixed", "ivf", d, n) / "queries.npy")
     x = coarse_vectors(xq, 64)
@@ -256,7 +249,7 @@ def measure(index_dir: Path) -> dict:
     truth = np.load(truth_path(n_of(index_dir), d_of(index_dir)))
     storage = json.loads((index_dir / MANIFEST).read_text())["config"]["full_storage"]
     codes_path = index_dir / "gen-000001" / vectors.FILES[storage]
-    warm(codes_path)  # the full vectors in the page cache: the steady state measured
+    warm_file(codes_path)  # the full vectors in the page cache: the steady state measured
     base = memory()
     s = Searcher(index_dir)
     opened = memory()
