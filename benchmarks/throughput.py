@@ -48,6 +48,25 @@ def paths(encoder, work) -> dict:
     return out
 
 
+def sample_rates(encoders: dict, texts: list[str], batch_size: int, repeats: int = 3) -> list[str]:
+    """Table rows: each path's texts/s as choose_document_encoder times it (warm-up on 4 texts, then a sample of
+    the run's longest texts), for samples of 8, 16 and 32 texts, `repeats` times each: does a smaller sample rank
+    the paths as a whole run does?"""
+    longest = sorted(texts, key=len, reverse=True)
+    rows = []
+    for repeat in range(repeats):
+        for size in (8, 16, 32):
+            rates = {}
+            for name, enc in encoders.items():
+                enc.encode_documents(longest[:4], batch_size=batch_size)
+                t = time.perf_counter()
+                enc.encode_documents(longest[:size], batch_size=batch_size)
+                rates[name] = size / (time.perf_counter() - t)
+            order = " > ".join(sorted(rates, key=rates.get, reverse=True))
+            rows.append(f"| {size} | {repeat + 1} | " + " | ".join(f"{r:.1f}" for r in rates.values()) + f" | {order} |")
+    return rows
+
+
 def ndcg_by_path(name: str, encoders: dict, chunk_tokens: int, overlap: int) -> dict[str, float]:
     """nDCG@10 on a BEIR test split with exact search over each path's own document vectors (queries in
     float32, as `searcher query` embeds them)."""
@@ -147,8 +166,17 @@ def main() -> None:
         f"`build_index` embedded with **{embedded_with}**; the first build's measurement (texts/s on the longest "
         f"{record.get('measured_on', '?')} texts, and the lowest cosine to float32): "
         f"{record.get('texts_per_second')}, {record.get('min_cosine_to_float32')}; seconds each took, loading "
-        f"included: {record.get('seconds')}.",
+        f"included: {record.get('seconds')}; left out as not worth preparing in that run: "
+        f"{record.get('unmeasured') or 'none'}.",
         f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping.",
+        "",
+        "The measurement's sample: texts/s of each path timed as `choose_document_encoder` times it (warm-up on 4 "
+        "texts, then the run's longest texts), by sample size, against the whole run above:",
+        "",
+        "| sample | repeat | " + " | ".join(encoders) + " | order |", "|--:|--:|" + "--:|" * len(encoders) + ":--|",
+        *sample_rates(encoders, texts, args.batch_size),
+        "| all (table above) | | " + " | ".join(f"{max(r):.1f}" for r in path_runs.values()) + " | "
+        + " > ".join(sorted(path_runs, key=lambda n: max(path_runs[n]), reverse=True)) + " |",
     ]
     if not args.no_quality:
         chunk_tokens, overlap = config.chunking(encoder.info.max_seq_length)
@@ -174,7 +202,7 @@ def folder_throughput(args) -> None:
     config = IndexConfig().replace(model=args.model, batch_size=args.batch_size)
     encoder = load_encoder(config.model)
     encoders = paths(encoder, work)
-    runs, texts = [], []
+    runs, texts, measured = [], [], {}
     fresh_home(work)
     for _ in range(args.rounds):
         shutil.rmtree(work / "index", ignore_errors=True)
@@ -185,6 +213,7 @@ def folder_throughput(args) -> None:
         total = time.perf_counter() - t
         runs.append((report.chunks / total, report.embedded_with, report.chunks, report.seconds["embed"]))
         texts = texts or [embedding_input(r["title"], r["text"]) for r in open_index(work / "index").iter_chunks()]
+        measured = measured or open_index(work / "index").manifest.document_encoder or {}  # the first build's
     rates = {}
     for name, enc in encoders.items():
         enc.encode_documents(texts[:8], batch_size=args.batch_size)
@@ -204,7 +233,10 @@ def folder_throughput(args) -> None:
              f"**{rate / onnx:.2f}x** |", "",
              f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
              f"(each candidate warmed up and timed on the same batch), and {embed:.1f} s of the best later one: the "
-             "measurement is a fixed cost, once per model and CPU, that a small folder feels most."]
+             "measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first build's "
+             f"measurement (texts/s on the longest {measured.get('measured_on', '?')} texts): "
+             f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "
+             f"left out as not worth preparing in that run: {measured.get('unmeasured') or 'none'}."]
     write_section(f"throughput-{folder.name}", f"Indexing throughput on {folder.name}/", "\n".join(lines))
 
 

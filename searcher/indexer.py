@@ -627,6 +627,11 @@ INT8_MIN_COSINE = 0.98
 # chunks a build that measures ran at 1.61x plain float32 encode, one that reuses the choice at 2.46x (2-core Intel
 # Xeon with AMX; RESULTS.md, throughput).
 REMEASURE_SHARE = 0.05
+# The one-time int8 graph is made and measured only in a run whose embedding it costs at most this share of
+# (worth_preparing).
+PREPARE_SHARE = 0.10
+# Texts each candidate is timed on (the run's longest): see choose_document_encoder.
+SAMPLE = 8
 
 
 def worth_remeasuring(previous: dict, n_texts: int) -> bool:
@@ -657,12 +662,13 @@ def choose_document_encoder(
     graph, and its int8 version. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of
     earlier runs, RESULTS.md's cold-start section as of commit 6b903e9; on an Intel Xeon with AMX, all of SciFact,
     bf16 ran 2.73x plain float32 encode, ONNX int8 1.35x, ONNX 0.87x: RESULTS.md, throughput-5183), so it is
-    measured: each candidate is warmed up,
-    then embeds the same batch of the longest texts; a candidate must be 5% faster than float32 and agree
-    with it (cosine >= MIN_COSINE on each text) to be chosen. Unless there is so much to embed that measuring again
-    costs little (worth_remeasuring), the previous choice made on the same CPU (this index's, or one remembered in
-    the home for this model) is kept without measuring: on a small folder the measurement was a third of the run
-    (RESULTS.md, throughput-corpus).
+    measured: each candidate is warmed up, then embeds the same SAMPLE longest texts; a candidate must be 5% faster
+    than float32 and agree with it (cosine >= MIN_COSINE on each text) to be chosen. The int8 graph must first be
+    made (quantize_int8, once per model), so it is a candidate only in a run long enough to pay for that
+    (worth_preparing); a run that leaves it out says so in the record ("unmeasured"). Unless there is so much to
+    embed that measuring again costs little (worth_remeasuring), the previous choice made on the same CPU (this
+    index's, or one remembered in the home for this model) is kept without measuring: on a small folder the
+    measurement was a third of the run (RESULTS.md, throughput-corpus).
     """
     candidates: dict[str, Callable[[], Encoder]] = {"torch": lambda: encoder}
     if isinstance(encoder, SentenceTransformerEncoder) and cpu_has_bf16():
@@ -683,14 +689,18 @@ def choose_document_encoder(
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
     if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
         return EncoderChoice("torch", encoder, previous)
-    # one batch: the candidates' rates differ by far more than one batch's noise, and on a small folder the
-    # measurement is a large share of the run (RESULTS.md, throughput-corpus)
-    sample = texts[:batch_size]
-    rates, cosines, seconds, reference = {}, {}, {}, None
+    # The longest texts: the candidates' rates differ by far more than a small sample's noise (8, 16 and 32
+    # texts ranked the four paths alike, RESULTS.md, throughput), and on a small folder the measurement is a large
+    # share of the run; float32's vectors of them are kept, so only the other candidates' time is spent on it.
+    sample = texts[: min(batch_size, SAMPLE)]
+    rates, cosines, seconds, unmeasured, reference = {}, {}, {}, [], None
     built = {}
     progress = progress or (lambda phase, done, total: None)
     for i, (name, make) in enumerate(candidates.items()):
         progress("measure", i, len(candidates))  # once per model and CPU: the user sees why embedding waits
+        if name == "onnx-int8" and not worth_preparing(export, seconds.get("onnx", 0.0), len(texts), max(rates.values())):
+            unmeasured.append(name)
+            continue
         started = time.perf_counter()
         built[name] = candidate = make()
         candidate.encode_documents(sample[:4], batch_size=batch_size)  # warm-up: first-call allocations
@@ -702,10 +712,29 @@ def choose_document_encoder(
             reference = x
         cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
     progress("measure", len(candidates), len(candidates))
-    eligible = [n for n in candidates if n == "torch" or faster_and_close(
+    eligible = [n for n in rates if n == "torch" or faster_and_close(
         rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)]
     name = max(eligible, key=lambda n: rates[n])
     record = {"choice": name, "cpu": cpu, "texts_per_second": rates, "min_cosine_to_float32": cosines,
               "measured_on": len(sample), "seconds": seconds}
+    if unmeasured:
+        record["unmeasured"] = unmeasured
     log.info("document encoder: %s", record)
     return EncoderChoice(name, built[name], record, reference)
+
+
+def worth_preparing(export: Path, onnx_seconds: float, n_texts: int, best_rate: float) -> bool:
+    """Whether the int8 graph is worth measuring in a run of n_texts: yes once it exists; otherwise only when making
+    and measuring it, estimated as the export's own time (quantising walks the same weights: 1.8-2.5 s against
+    1.4 s for MiniLM on the Xeon with AMX) plus what measuring the float graph took, costs at most PREPARE_SHARE of
+    the run's embedding at the best rate measured so far. A small folder so skips ~3 s that could save it at most
+    a share of a ~10 s run; a later, larger run measures it (worth_remeasuring)."""
+    from .onnx_encoder import INT8_MODEL
+
+    if (export / INT8_MODEL).is_file():
+        return True
+    try:
+        exported = float(orjson.loads((export / "encoder.json").read_bytes()).get("export_seconds", 0.0))
+    except (OSError, orjson.JSONDecodeError, TypeError, ValueError):
+        exported = 0.0
+    return exported + onnx_seconds <= PREPARE_SHARE * n_texts / best_rate

@@ -154,17 +154,39 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     from searcher.onnx_encoder import INT8_MODEL, OnnxEncoder, export_onnx, quantize_int8
 
     export = export_onnx(minilm, tmp_path / "enc")
+    texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
+    monkeypatch.setattr(searcher.indexer, "INT8_DOCUMENTS", True)
+    # a run this short cannot pay for making the int8 graph: measured without it, and said so
+    short = choose_document_encoder(minilm, export, texts, 8, None)
+    assert short.record["unmeasured"] == ["onnx-int8"] and "onnx-int8" not in short.record["texts_per_second"]
+    assert "onnx" in short.record["texts_per_second"] and not (export / INT8_MODEL).exists()
     assert quantize_int8(export) == export / INT8_MODEL and (export / INT8_MODEL).stat().st_size < (
         export / "model.onnx").stat().st_size / 2
-    texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
     float_graph, int8_graph = OnnxEncoder(export), OnnxEncoder(export, int8=True)
     cosines = np.sum(float_graph.encode_documents(texts) * int8_graph.encode_documents(texts), axis=1)
     assert 0.95 < cosines.min() < 0.99999  # close, and not the float graph under another name
-    monkeypatch.setattr(searcher.indexer, "INT8_DOCUMENTS", True)
+    # once made, it costs no more than any other candidate to measure
     choice = choose_document_encoder(minilm, export, texts, 8, None)
     record = choice.record
-    assert "onnx-int8" in record["texts_per_second"]
+    assert "onnx-int8" in record["texts_per_second"] and "unmeasured" not in record
     assert choice.name != "onnx-int8" or record["min_cosine_to_float32"]["onnx-int8"] >= INT8_MIN_COSINE
+
+
+def test_the_int8_graph_is_made_only_in_a_run_that_can_pay_for_it(tmp_path):
+    import orjson
+
+    from searcher.indexer import PREPARE_SHARE, worth_preparing
+    from searcher.onnx_encoder import INT8_MODEL
+
+    export = tmp_path / "enc"
+    export.mkdir()
+    (export / "encoder.json").write_bytes(orjson.dumps({"export_seconds": 2.0}))
+    cost = 2.0 + 1.0  # the export's seconds (quantising walks the same weights) and measuring the float graph
+    break_even = cost / PREPARE_SHARE * 50.0  # texts whose embedding at 50 texts/s takes cost / PREPARE_SHARE
+    assert not worth_preparing(export, 1.0, int(break_even * 0.9), 50.0)
+    assert worth_preparing(export, 1.0, int(break_even * 1.1), 50.0)
+    (export / INT8_MODEL).write_bytes(b"made")  # made by an earlier run: nothing left to pay for
+    assert worth_preparing(export, 1.0, 10, 50.0)
 
 
 def test_a_new_index_of_the_same_model_reuses_the_measured_choice(tmp_path, minilm):
