@@ -63,7 +63,8 @@ def sample_rates(encoders: dict, texts: list[str], batch_size: int, repeats: int
                 enc.encode_documents(longest[:size], batch_size=batch_size)
                 rates[name] = size / (time.perf_counter() - t)
             order = " > ".join(sorted(rates, key=rates.get, reverse=True))
-            rows.append(f"| {size} | {repeat + 1} | " + " | ".join(f"{r:.1f}" for r in rates.values()) + f" | {order} |")
+            cells = " | ".join(f"{r:.1f}" for r in rates.values())
+            rows.append(f"| {size} | {repeat + 1} | {cells} | {order} |")
     return rows
 
 
@@ -232,7 +233,8 @@ def folder_throughput(args) -> None:
              f"| `build_index`, every later fresh index of the model (chose {chosen}, remembered) | {rate:.1f} | "
              f"**{rate / onnx:.2f}x** |", "",
              f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
-             f"(each candidate warmed up and timed on the same batch), and {embed:.1f} s of the best later one: the "
+             f"(each candidate warmed up and timed on the same longest texts), and {embed:.1f} s of the best later "
+             "one: the "
              "measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first build's "
              f"measurement (texts/s on the longest {measured.get('measured_on', '?')} texts): "
              f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "

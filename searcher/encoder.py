@@ -212,9 +212,9 @@ class SentenceTransformerEncoder:
 
 class Bf16Encoder:
     """A SentenceTransformerEncoder whose documents are embedded under bfloat16 autocast: on a CPU with native
-    bf16 (AVX512-BF16, AMX) 2.73x plain float32 encode for MiniLM on an Intel Xeon with AMX, lowest cosine to
-    float32 0.999973 (all of SciFact; benchmarks/RESULTS.md, throughput-5183). `searcher index` uses it only where
-    it measures faster and close enough."""
+    bf16 (AVX512-BF16, AMX) 2.49x plain float32 encode for MiniLM on an Intel Xeon with AMX, lowest cosine to
+    float32 0.999983 on the measured texts (all of SciFact; benchmarks/RESULTS.md, throughput-5183). `searcher
+    index` uses it only where it measures faster and close enough."""
 
     def __init__(self, encoder: SentenceTransformerEncoder) -> None:
         self.base = encoder

@@ -625,7 +625,7 @@ INT8_MIN_COSINE = 0.98
 # A known choice is measured again only when the measurement would cost at most this share of the run's embedding
 # (both estimated from the known record's timings). The old rule measured any run of 50+ batches; on 1,908 SciFact
 # chunks a build that measures ran at 1.61x plain float32 encode, one that reuses the choice at 2.46x (2-core Intel
-# Xeon with AMX; RESULTS.md, throughput).
+# Xeon with AMX; RESULTS.md, throughput, as of commit 5907554, when a measurement took 8-10 s).
 REMEASURE_SHARE = 0.05
 # The one-time int8 graph is made and measured only in a run whose embedding it costs at most this share of
 # (worth_preparing).
@@ -661,7 +661,7 @@ def choose_document_encoder(
     Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, the exported ONNX
     graph, and its int8 version. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of
     earlier runs, RESULTS.md's cold-start section as of commit 6b903e9; on an Intel Xeon with AMX, all of SciFact,
-    bf16 ran 2.73x plain float32 encode, ONNX int8 1.35x, ONNX 0.87x: RESULTS.md, throughput-5183), so it is
+    bf16 ran 2.49x plain float32 encode, ONNX int8 1.20x, ONNX 0.80x: RESULTS.md, throughput-5183), so it is
     measured: each candidate is warmed up, then embeds the same SAMPLE longest texts; a candidate must be 5% faster
     than float32 and agree with it (cosine >= MIN_COSINE on each text) to be chosen. The int8 graph must first be
     made (quantize_int8, once per model), so it is a candidate only in a run long enough to pay for that
@@ -698,7 +698,7 @@ def choose_document_encoder(
     progress = progress or (lambda phase, done, total: None)
     for i, (name, make) in enumerate(candidates.items()):
         progress("measure", i, len(candidates))  # once per model and CPU: the user sees why embedding waits
-        if name == "onnx-int8" and not worth_preparing(export, seconds.get("onnx", 0.0), len(texts), max(rates.values())):
+        if name == "onnx-int8" and not worth_preparing(export, seconds["onnx"], len(texts), max(rates.values())):
             unmeasured.append(name)
             continue
         started = time.perf_counter()
@@ -725,10 +725,11 @@ def choose_document_encoder(
 
 def worth_preparing(export: Path, onnx_seconds: float, n_texts: int, best_rate: float) -> bool:
     """Whether the int8 graph is worth measuring in a run of n_texts: yes once it exists; otherwise only when making
-    and measuring it, estimated as the export's own time (quantising walks the same weights: 1.8-2.5 s against
-    1.4 s for MiniLM on the Xeon with AMX) plus what measuring the float graph took, costs at most PREPARE_SHARE of
-    the run's embedding at the best rate measured so far. A small folder so skips ~3 s that could save it at most
-    a share of a ~10 s run; a later, larger run measures it (worth_remeasuring)."""
+    and measuring it, estimated as the export's own time (quantising walks the same weights) plus what measuring
+    the float graph took, costs at most PREPARE_SHARE of the run's embedding at the best rate measured so far. An
+    estimate, and a low one: for MiniLM on the Xeon with AMX, 0.9 + 0.64 s, where making and measuring the int8
+    graph took 2.28 s (RESULTS.md, throughput). A small folder (~10 s of embedding) skips it; a later, larger run
+    measures it (worth_remeasuring)."""
     from .onnx_encoder import INT8_MODEL
 
     if (export / INT8_MODEL).is_file():

@@ -7,10 +7,9 @@ reads it. An export is kept only if its vectors match sentence-transformers' on 
 
 Directory layout: `model.onnx`, `tokenizer.json` (truncation at the model's max_seq_length, no padding) and
 `encoder.json` (format version, the model's ModelInfo, the graph's input names, lower-casing, pad id, seconds the
-export took), and, once
-an index has wanted it, `model.int8.onnx`: the graph with int8 weights (onnxruntime's dynamic quantisation, per
-channel) for embedding documents only, where the measurement allows it (indexer.choose_document_encoder);
-queries always use the float graph. Left out: GPU providers.
+export took), and, once an index has wanted it, `model.int8.onnx`: the graph with int8 weights (onnxruntime's
+dynamic quantisation, per channel) for embedding documents only, where the measurement allows it
+(indexer.choose_document_encoder); queries always use the float graph. Left out: GPU providers.
 """
 
 from __future__ import annotations
@@ -98,8 +97,10 @@ def export_onnx(encoder, out_dir: Path) -> Path:
     write_atomic(tmp / "encoder.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
 
     exported = OnnxEncoder(tmp)
-    prompts = encoder.info.document_prompt, encoder.info.query_prompt
-    for encode in ("encode_documents", "encode_queries")[: 1 if prompts[0] == prompts[1] else 2]:  # same inputs, same vectors
+    checks = ["encode_documents"]
+    if encoder.info.query_prompt != encoder.info.document_prompt:  # else the same inputs: the same vectors
+        checks.append("encode_queries")
+    for encode in checks:
         ours, theirs = getattr(exported, encode)(PROBES), getattr(encoder, encode)(PROBES)
         cosine = float(np.min(np.sum(ours * theirs, axis=1)))
         if cosine < MIN_COSINE:
