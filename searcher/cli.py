@@ -772,7 +772,8 @@ def _encoder_choice(record: dict | None) -> str:
     if not record:
         return "torch (not measured)"
     rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in record.get("texts_per_second", {}).items())
-    return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates})"
+    later = "".join(f"; {name} not yet: a larger run measures it" for name in record.get("unmeasured", []))
+    return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates}{later})"
 
 
 def _label(hit) -> str:

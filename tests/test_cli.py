@@ -70,6 +70,16 @@ def test_info_shows_the_manifest(indexed):
     assert data["format"] == "searcher-index" and data["version"] == 1 and data["counts"]["files"] == 5
 
 
+def test_info_names_a_path_left_unmeasured():
+    from searcher.cli import _encoder_choice
+
+    record = {"choice": "torch-bf16", "cpu": "Some CPU", "texts_per_second": {"torch": 40.0, "torch-bf16": 90.0},
+              "unmeasured": ["onnx-int8"]}
+    assert _encoder_choice(record) == ("torch-bf16 (measured on Some CPU: torch 40/s, torch-bf16 90/s; onnx-int8 not "
+                                       "yet: a larger run measures it)")
+    assert "not yet" not in _encoder_choice({**record, "unmeasured": []})
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
