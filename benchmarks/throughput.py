@@ -6,7 +6,8 @@ The corpus is the first --docs abstracts of SciFact. Runs alternate (encode, pat
 the same machine state; the best run of each is reported. The builds use a searcher home of their own, emptied
 first: the first build is a first build on this machine (it exports the query encoder and measures the
 document-encoder paths), the later ones find the shared encoder and the remembered choice, as every later index of
-the model on this CPU does.
+the model on this CPU does. A last table times each path as the measurement does, on 8, 16 and 32 of the longest
+texts, three times: whether a sample that small picks the path the whole run would.
 
     python benchmarks/throughput.py [--docs 1000] [--rounds 2] [--model NAME_OR_PATH] [--no-quality]
     python benchmarks/throughput.py --docs 5183 --no-quality   # all of SciFact (~10k chunks), own section
@@ -234,8 +235,8 @@ def folder_throughput(args) -> None:
              f"**{rate / onnx:.2f}x** |", "",
              f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
              f"(each candidate warmed up and timed on the same longest texts), and {embed:.1f} s of the best later "
-             "one: the "
-             "measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first build's "
+             "one: the measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first "
+             "build's "
              f"measurement (texts/s on the longest {measured.get('measured_on', '?')} texts): "
              f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "
              f"left out as not worth preparing in that run: {measured.get('unmeasured') or 'none'}."]
