@@ -183,46 +183,50 @@ def validate(n: int, d: int) -> list[str]:
     return rows
 
 
+def one_thread_and_searchers(work, n: int, module, limit_name: str) -> tuple[float, float]:
+    """p50 ms of work(i), i < n, on one thread (module.<limit_name>, the size from which searcher uses both cores,
+    set out of reach) and as searcher runs it, alternating, inside search.query_threads as queries run."""
+    from searcher.evaluate import percentiles_ms
+    from searcher.search import query_threads
+
+    limit = getattr(module, limit_name)
+    times: tuple[list, list] = ([], [])
+    for i in range(n):
+        for how, value in enumerate((10**12, limit)):
+            setattr(module, limit_name, value)
+            try:
+                with query_threads(1):
+                    t = time.perf_counter()
+                    work(i)
+                    times[how].append(time.perf_counter() - t)
+            finally:
+                setattr(module, limit_name, limit)
+    return percentiles_ms(times[0])["p50"], percentiles_ms(times[1])["p50"]
+
+
 def threads(n: int, d: int) -> list[str]:
     """Single-query p50 of the coarse scan (one thread against coarse.search's choice) and of a 2,000-row rerank
-    (one thread against the split), alternating, on the mixed IVF index, inside search.query_threads as queries run."""
+    (one thread against the split), alternating, on the mixed IVF index."""
     from searcher.backends import local
-    from searcher.evaluate import percentiles_ms
-    from searcher.search import Searcher, query_threads
+    from searcher.search import Searcher
 
-    warm_file(index_path("mixed", "ivf", d, n) / "gen-000001" / vectors.FILES["mixed"])  # as measure() has them
-    s = Searcher(index_path("mixed", "ivf", d, n))
-    backend, xq = s.backend, np.load(index_path("mixed", "ivf", d, n) / "queries.npy")
+    path = index_path("mixed", "ivf", d, n)
+    warm_file(path / "gen-000001" / vectors.FILES["mixed"])  # as measure() has them
+    s = Searcher(path)
+    backend, xq = s.backend, np.load(path / "queries.npy")
     x = coarse_vectors(xq, 64)
     rows_out = []
     for nprobe in (coarse.NPROBE, coarse.default_nprobe(s.manifest.coarse["nlist"])):
-        times = {"one thread": [], "coarse.search": []}
-        for i in range(len(x)):
-            for how in times:
-                limit = coarse.PARALLEL_SCAN_CODES
-                coarse.PARALLEL_SCAN_CODES = 10**12 if how == "one thread" else limit
-                with query_threads(1):
-                    t = time.perf_counter()
-                    coarse.search(backend._coarse, x[i : i + 1], 1000, None, nprobe)
-                    times[how].append(time.perf_counter() - t)
-                coarse.PARALLEL_SCAN_CODES = limit
-        one, both = (percentiles_ms(v)["p50"] for v in times.values())
+        one, both = one_thread_and_searchers(
+            lambda i: coarse.search(backend._coarse, x[i : i + 1], 1000, None, nprobe), len(x), coarse,
+            "PARALLEL_SCAN_CODES")
         rows_out.append(f"| coarse scan, nprobe {nprobe}, 1,000 candidates | {one:.2f} | {both:.2f} | "
                         f"{one / both:.2f}x |")
         print(rows_out[-1], flush=True)
     rng = np.random.default_rng(3)
-    times = {"one thread": [], "split": []}
-    for _ in range(len(x)):
-        for how in times:
-            rows = np.sort(rng.choice(n, 2000, replace=False))  # rows never read before: page faults, as in a query
-            limit = local.SPLIT_RERANK_ROWS
-            local.SPLIT_RERANK_ROWS = 10**12 if how == "one thread" else limit
-            with query_threads(1):
-                t = time.perf_counter()
-                backend._scores(rows, xq[0])
-                times[how].append(time.perf_counter() - t)
-            local.SPLIT_RERANK_ROWS = limit
-    one, both = (percentiles_ms(v)["p50"] for v in times.values())
+    fresh = iter([np.sort(rng.choice(n, 2000, replace=False)) for _ in range(2 * len(x))])  # rows never read
+    one, both = one_thread_and_searchers(lambda i: backend._scores(next(fresh), xq[0]), len(x), local,
+                                         "SPLIT_RERANK_ROWS")  # before: page faults, as in a query
     rows_out.append(f"| rerank of 2,000 rows not read before | {one:.2f} | {both:.2f} | {one / both:.2f}x |")
     print(rows_out[-1], flush=True)
     return rows_out
@@ -383,19 +387,19 @@ def plot(points) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    series: dict[tuple[int, str], list[tuple[int, float]]] = {}
+    series: dict[tuple[int, str, int], list[tuple[int, float]]] = {}  # (dims, kind, shortlist) -> [(n, p50)]
     for label, d, n, p50, _ in points:
         kind, _, rest = label.partition(", shortlist ")
         shortlist, _, nprobe = rest.partition(", nprobe ")
         if nprobe and int(nprobe) != coarse.default_nprobe(coarse.nlist_for(n)):
             continue  # the sweep's other nprobe
-        series.setdefault((d, f"{kind}, shortlist {shortlist}"), []).append((n, p50))
-    dims = sorted({d for d, _ in series})
+        series.setdefault((d, kind, int(shortlist)), []).append((n, p50))
+    dims = sorted({d for d, _, _ in series})
     fig, axes = plt.subplots(1, len(dims), figsize=(5 * len(dims), 4), sharey=True, squeeze=False)
     for ax, d in zip(axes[0], dims):
-        for (dd, label), xs in sorted(series.items(), key=lambda s: (s[0][1][:4], int(s[0][1].rsplit(" ", 1)[1]))):
+        for (dd, kind, shortlist), xs in sorted(series.items()):
             if dd == d:
-                ax.plot(*zip(*sorted(xs)), marker="o", label=label)
+                ax.plot(*zip(*sorted(xs)), marker="o", label=f"{kind}, shortlist {shortlist}")
         ax.set_xscale("log")
         ax.set_title(f"{d} dims")
         ax.set_xlabel("chunks")

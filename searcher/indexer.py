@@ -667,8 +667,9 @@ def choose_document_encoder(
     made (quantize_int8, once per model), so it is a candidate only in a run long enough to pay for that
     (worth_preparing); a run that leaves it out says so in the record ("unmeasured"). Unless there is so much to
     embed that measuring again costs little (worth_remeasuring), the previous choice made on the same CPU (this
-    index's, or one remembered in the home for this model) is kept without measuring: on a small folder the
-    measurement was a third of the run (RESULTS.md, throughput-corpus).
+    index's, or one remembered in the home for this model) is kept without measuring: on corpus/ a first build's
+    embedding took 11.4 s against a later build's 10.1 s (RESULTS.md, throughput-corpus; 19.6 against 12.7 s as of
+    commit 5907554, when each candidate was timed on 32 texts and the int8 graph always made).
     """
     candidates: dict[str, Callable[[], Encoder]] = {"torch": lambda: encoder}
     if isinstance(encoder, SentenceTransformerEncoder) and cpu_has_bf16():
@@ -689,9 +690,10 @@ def choose_document_encoder(
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
     if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
         return EncoderChoice("torch", encoder, previous)
-    # The longest texts: the candidates' rates differ by far more than a small sample's noise (8, 16 and 32
-    # texts ranked the four paths alike, RESULTS.md, throughput), and on a small folder the measurement is a large
-    # share of the run; float32's vectors of them are kept, so only the other candidates' time is spent on it.
+    # The longest texts: the candidates' rates differ by far more than a small sample's noise (samples of 8, 16 and
+    # 32 texts all picked the path the whole run is fastest with, RESULTS.md, throughput), and on a small folder the
+    # measurement is a large share of the run; float32's vectors of them are kept, so only the other candidates'
+    # time is spent on it.
     sample = texts[: min(batch_size, SAMPLE)]
     rates, cosines, seconds, unmeasured, reference = {}, {}, {}, [], None
     built = {}
@@ -727,9 +729,10 @@ def worth_preparing(export: Path, onnx_seconds: float, n_texts: int, best_rate: 
     """Whether the int8 graph is worth measuring in a run of n_texts: yes once it exists; otherwise only when making
     and measuring it, estimated as the export's own time (quantising walks the same weights) plus what measuring
     the float graph took, costs at most PREPARE_SHARE of the run's embedding at the best rate measured so far. An
-    estimate, and a low one: for MiniLM on the Xeon with AMX, 0.9 + 0.64 s, where making and measuring the int8
-    graph took 2.28 s (RESULTS.md, throughput). A small folder (~10 s of embedding) skips it; a later, larger run
-    measures it (worth_remeasuring)."""
+    estimate, and a low one: for MiniLM on the 2-core Xeon with AMX the export took ~0.9 s (export_seconds in the
+    benchmark's encoder.json) and measuring the float graph 0.61 s, where making and measuring the int8 graph took
+    2.02 s (RESULTS.md, throughput). A small folder (~10 s of embedding) skips it; a later, larger run measures it
+    (worth_remeasuring)."""
     from .onnx_encoder import INT8_MODEL
 
     if (export / INT8_MODEL).is_file():

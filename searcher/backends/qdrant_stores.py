@@ -392,8 +392,8 @@ class ClientStore(_Store):
 
     def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool,
                oversampling: float | None = None) -> list[Found]:
-        prefetch = self.models.Prefetch(query=qc.tolist(), using="coarse", limit=shortlist, filter=self._filter(scope),
-                                   params=self._params(ef, exact, oversampling))
+        prefetch = self.models.Prefetch(query=qc.tolist(), using="coarse", limit=shortlist,
+                                        filter=self._filter(scope), params=self._params(ef, exact, oversampling))
         return self._query(prefetch=prefetch, query=qf.tolist(), using="full", limit=k)
 
     def nearest(self, q, using: str, k: int, scope: Scope, ef: int, exact: bool,
@@ -423,8 +423,8 @@ class ClientStore(_Store):
         return (int(records[0].payload["generation"]), int(records[0].payload["chunks"])) if records else (0, 0)
 
     def set_meta(self, payload: dict) -> None:
-        self._call(lambda: self.client.upsert(self.collection, [self.models.PointStruct(id=META_ID, vector={},
-                                                                                     payload=payload)], wait=True))
+        meta = self.models.PointStruct(id=META_ID, vector={}, payload=payload)
+        self._call(lambda: self.client.upsert(self.collection, [meta], wait=True))
 
     def count(self, scope: Scope) -> int:
         return self._call(lambda: self.client.count(self.collection, count_filter=self._filter(scope), exact=True)).count
