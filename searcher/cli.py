@@ -18,6 +18,7 @@ import click
 from .config import (
     BACKENDS,
     DEFAULT_FULL_STORAGE,
+    DEFAULT_FUSION_WEIGHT,
     DEFAULT_K,
     DEFAULT_MODE,
     DEFAULT_SHORTLIST,
@@ -132,8 +133,8 @@ def cli() -> None:
               help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
                    "Korean) [default: english].")
 @click.option("--fusion-weight", type=click.FloatRange(0, 1),
-              help="Weight of meaning against exact words in hybrid search, 0-1 [default: 0.7, or what "
-                   "`searcher eval --tune` stored].")
+              help="Weight of meaning against exact words in hybrid search, 0-1 [default: "
+                   + str(DEFAULT_FUSION_WEIGHT) + ", or what `searcher eval --tune` stored].")
 @click.option("--include", multiple=True, metavar="GLOB",
               help="Index only files matching GLOB (gitignore syntax, repeatable) [default: every file it can read].")
 @click.option("--exclude", multiple=True, metavar="GLOB",
@@ -250,7 +251,9 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
 @click.option("--path", "paths", multiple=True, metavar="GLOB",
               help="Only files whose path matches GLOB, e.g. 'api/*.md' (repeatable: any of them).")
 @click.option("--type", "types", multiple=True, metavar="EXT", help="Only files of this type, e.g. md (repeatable).")
-@click.option("--min-score", type=float, help="Drop hits scoring below this (hybrid scores run from 0 to 1).")
+@click.option("--min-score", type=float,
+              help="Drop hits scoring below this. A score is the estimated probability that the hit is relevant "
+                   "(0-1, the same scale for every query and mode).")
 @click.option("--per-doc/--per-chunk", default=True, show_default=True,
               help="One hit per document, its best passage first, or every matching chunk.")
 @click.option("--model", envvar="SEARCHER_MODEL", help="Query with this model (it must match the index's).")
@@ -263,8 +266,10 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
           qdrant_path, qdrant_collection):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
-    Words in "double quotes" must occur together, as a phrase. A query that nothing in the index matches
-    (no word of it occurs, and nothing is close in meaning) prints "no match" and exits with status 1, like grep.
+    Words in "double quotes" must occur together, as a phrase; -word and -"a phrase" leave out the passages
+    holding them (in every mode). Code names (Py_Initialize, os.path.join, --no-cache-dir, E0277) match whole:
+    the files holding them come first. A query whose best hit is unlikely to be relevant prints "no match" and
+    exits with status 1, like grep.
     With --qdrant-url or --qdrant-path and no --index, it queries a collection that `searcher index` filled, alone.
 
     \b
@@ -297,8 +302,7 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
     records = []
     for text, hits in zip(queries, results):
         if hits.no_match:
-            click.echo(f"no match for {text!r}: no word of it occurs in the index and nothing is close in meaning",
-                       err=True)
+            click.echo(f"no match for {text!r}: nothing in the index is likely to be relevant", err=True)
             continue
         if not hits:
             click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
@@ -680,8 +684,7 @@ def info(index_dir, as_json):
         f"projection  {p.kind} to {p.coarse_dim} dims (requested {p.requested})"
         + (f"; auto measured top-10 kept: prefix {p.measurement.get('prefix')}, pca {p.measurement.get('pca')}"
            if p.measurement else ""),
-        f"search      hybrid by default: dense weight {c.fusion_weight:g}"
-        + (" (adapted per query)" if c.fusion_adaptive else "") + f", lexical words: {c.lexical_tokenizer}",
+        f"search      hybrid by default: dense weight {c.fusion_weight:g}, lexical words: {c.lexical_tokenizer}",
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"vectors     full: {c.full_storage}; coarse: {manifest.coarse.get('kind')}"
         + (f" ({manifest.coarse.get('nlist')} cells, {manifest.coarse.get('nprobe')} scanned per query)"

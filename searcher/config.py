@@ -23,10 +23,13 @@ DEFAULT_SHORTLIST = 200
 SEARCH_MODES = ("hybrid", "dense", "lexical", "full", "coarse")
 MODE_ALIASES = {"two-stage": "dense"}
 DEFAULT_MODE = "hybrid"
-# Base weight of the dense side in the fused score (fusion.adaptive_weight shifts it per query), chosen on the
-# training splits of SciFact and aie5-simonw-llms (benchmarks/RESULTS.md, hybrid section); `searcher eval DATA
-# --tune` picks one for an index from its own labelled queries.
-DEFAULT_FUSION_WEIGHT = 0.7
+# Weight of the dense side in the fused score (fusion.py), chosen on the training splits of SciFact and
+# aie5-simonw-llms (benchmarks/RESULTS.md, fusion section); `searcher eval DATA --tune` picks one for an index from
+# its own labelled queries.
+DEFAULT_FUSION_WEIGHT = 0.4
+# What fusion_weight means: the fusion of fusion.py. An index recorded without it was weighted for the min-max
+# fusion searcher used before, so its weight is not carried over.
+FUSION = "absolute"
 # Candidates each side brings to the fusion (at least k); their top FUSION_DEPTH scores set each side's range.
 FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
@@ -48,8 +51,8 @@ class IndexConfig:
     overlap_tokens: int | None = None  # tokens repeated between neighbouring chunks; None = chunk_tokens // 8
     batch_size: int = 32  # chunks per encoder call
     lexical_tokenizer: str = "english"  # the lexical index's words: english (stemmed), plain, ngram (CJK)
-    fusion_weight: float = DEFAULT_FUSION_WEIGHT  # (base) weight of the dense side in hybrid search
-    fusion_adaptive: bool = True  # shift the weight per query toward the more confident side (fusion.py)
+    fusion_weight: float = DEFAULT_FUSION_WEIGHT  # weight of the dense side in hybrid search (fusion.py)
+    fusion: str = FUSION  # the fusion fusion_weight is for (see FUSION)
     include: tuple[str, ...] = ()  # gitignore-style patterns: index only files they match (none: every file)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns to leave out, beside .gitignore and .searcherignore
     full_storage: str = DEFAULT_FULL_STORAGE  # the full vectors on disk: float32, float16, mixed or int8 (vectors.py)
@@ -117,7 +120,11 @@ class IndexConfig:
     def from_dict(cls, data: dict[str, Any]) -> IndexConfig:
         """Inverse of `to_dict`; unknown keys (from a newer searcher) are ignored."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        data = {k: v for k, v in data.items() if k in names}
+        if data.get("fusion") != FUSION:  # weighted for another fusion: the default weight, for this one
+            data.pop("fusion_weight", None)
+            data.pop("fusion", None)
+        return cls(**data)
 
 
 @dataclass(frozen=True)

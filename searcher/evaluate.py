@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import EmbeddingCache, text_key
-from .config import DEFAULT_SHORTLIST, FUSION_DEPTH, IndexConfig
+from .config import DEFAULT_FUSION_WEIGHT, DEFAULT_SHORTLIST, FUSION_DEPTH, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
 from .errors import InvalidInputError
 from .indexer import Progress, build_index, set_fusion_weight
@@ -49,8 +49,7 @@ class EvalReport:
     coarse_dim: int
     shortlist: int
     modes: dict[str, dict[str, float]] = field(default_factory=dict)  # hybrid/dense/lexical/full/coarse -> metrics
-    fusion_weight: float = 0.0  # the index's (base) dense weight in hybrid search
-    fusion_adaptive: bool = True  # whether that weight adapts per query
+    fusion_weight: float = 0.0  # the index's dense weight in hybrid search (fusion.py)
     tuned: dict | None = None  # with --tune: the split, its queries, nDCG@10 per weight, the weight chosen
     dims: dict[int, dict[str, float]] = field(default_factory=dict)  # prefix width -> metrics, exact search
     agreement: float = 0.0  # share of the exact full-dim top-10 documents kept by the two-stage top-10
@@ -70,8 +69,7 @@ class EvalReport:
         lines = [
             f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
             f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}; hybrid = "
-            f"{self.fusion_weight:g} x dense + {1 - self.fusion_weight:g} x lexical, min-max normalised"
-            + (", the weight adapted per query." if self.fusion_adaptive else "."),
+            f"{self.fusion_weight:g} x cosine + {1 - self.fusion_weight:g} x BM25 / the query's ceiling (fusion.py).",
             f"Corpus: {self.corpus_documents} documents read, {self.indexed_documents} in the index; "
             f"{len(self.judged_not_indexed)} judged document(s) not in the index"
             + (f" (they cap recall; first: {', '.join(self.judged_not_indexed[:5])})" if self.judged_not_indexed else "")
@@ -140,7 +138,7 @@ def evaluate(
     stale = (index_dir / MANIFEST).exists() and not read_manifest(index_dir).model.same_weights(encoder.info)
     if (index_dir / MANIFEST).exists() and not stale:  # a weight tuned earlier stays
         kept = read_manifest(index_dir).config
-        config = config.replace(fusion_weight=kept.fusion_weight, fusion_adaptive=kept.fusion_adaptive)
+        config = config.replace(fusion_weight=kept.fusion_weight)
     built = build_index(data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress,
                         cache_dir=cache)
     tuned = None
@@ -182,7 +180,6 @@ def evaluate(
         report.agreement = top_overlap(dense, full, k=10)
         report.fusion_weight = manifest.config.fusion_weight
         report.tuned = tuned
-        report.fusion_adaptive = manifest.config.fusion_adaptive
         for dim in matryoshka_dims(manifest.model.dim):
             report.dims[dim], _ = score(*exact_prefix_search(searcher, xq, dim=dim, k=depth))
     if latency:
@@ -214,7 +211,7 @@ def _tune_split(data_dir: Path, split: str, requested: str | None) -> str:
 def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict:
     """Pick the hybrid fusion weight with the best nDCG@10 on `data`'s queries and store it in the index.
 
-    Ties go to the weight nearer 0.5. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
+    Ties go to the weight nearer the default. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
     """
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
@@ -228,7 +225,7 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
             D, I = searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts,
                                            fusion_weight=w)
             scores[w] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
-    best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - 0.5)))
+    best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
     set_fusion_weight(index_dir, best)
     return {"queries": len(qids), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
 

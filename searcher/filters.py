@@ -4,6 +4,9 @@ A filter selects files from the index's file table; a file's chunks have a conti
 becomes a sorted array of chunk ids. The coarse FAISS search takes it as an id selector and the lexical search as
 a required id clause, so a filter that keeps 0.1% of the index still yields k hits whenever k chunks match, rather
 than the few that would survive filtering a shortlist afterwards.
+
+A query's "quoted phrases" and -exclusions (syntax.py) narrow the same way: the Searcher adds them to the query's
+Where, and the lexical index says which chunks hold them, so they filter every mode, dense included.
 """
 
 from __future__ import annotations
@@ -22,13 +25,19 @@ class Where:
 
     paths: tuple[str, ...] = ()  # globs, matched against the file's absolute path or any tail of it ("api/*.md")
     types: tuple[str, ...] = ()  # file extensions, with or without the dot ("md", ".html")
+    phrases: tuple[str, ...] = ()  # each must occur in the chunk (set from the query's "quoted phrases")
+    excluded: tuple[str, ...] = ()  # none may occur in the chunk (from the query's -word and -"phrase")
 
     def __post_init__(self) -> None:
-        if isinstance(self.paths, str) or isinstance(self.types, str):
+        if any(isinstance(f, str) for f in (self.paths, self.types, self.phrases, self.excluded)):
             raise InvalidInputError("Where(paths=..., types=...) takes tuples of strings, e.g. paths=('docs/*',)")
         object.__setattr__(self, "types", tuple(t.lower() if t.startswith(".") else f".{t.lower()}" for t in self.types))
 
     def __bool__(self) -> bool:
+        return bool(self.paths or self.types or self.phrases or self.excluded)
+
+    @property
+    def by_file(self) -> bool:
         return bool(self.paths or self.types)
 
     def matches(self, path: str) -> bool:
@@ -47,10 +56,22 @@ def _glob(path: str, pattern: str) -> bool:
 
 
 def selected_ids(index, where: Where) -> np.ndarray:
-    """Sorted chunk ids of the files `where` keeps."""
-    ranges = [(e.id_start, e.id_end) for e in index.files() if where.matches(e.path)]
-    if not ranges:
-        return np.empty(0, np.int64)
-    ids = np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges])
-    ids = np.sort(ids)
-    return ids[np.isin(ids, np.asarray(index.ids))]
+    """Sorted chunk ids of the files `where` keeps, holding its phrases and none of its exclusions."""
+    ids = np.asarray(index.ids, dtype=np.int64)
+    if where.by_file:
+        ranges = [(e.id_start, e.id_end) for e in index.files() if where.matches(e.path)]
+        if not ranges:
+            return np.empty(0, np.int64)
+        kept = np.sort(np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges]))
+        ids = kept[np.isin(kept, ids)]
+    if where.phrases or where.excluded:
+        lexical = index.open_lexical()
+        if lexical is None:
+            raise InvalidInputError("quoted phrases and -exclusions need the index's lexical side, which it lacks; "
+                                    "re-run `searcher index` on it to build one")
+        required, banned = lexical.matching(where.phrases, where.excluded)
+        if required is not None:
+            ids = np.intersect1d(ids, required, assume_unique=True)
+        if len(banned):
+            ids = np.setdiff1d(ids, banned, assume_unique=True)
+    return ids

@@ -1,22 +1,23 @@
-"""Dense + lexical -> one ranking: a convex combination of min-max-normalised scores, with a per-query weight.
+"""Dense + lexical -> one ranking: a convex combination of scores that mean the same in every query.
 
-    fused = w * norm(dense) + (1 - w) * norm(lexical)
+    fused = w * cosine + (1 - w) * min(1, bm25 / ceiling)
 
-over the union of each side's top candidates. Every candidate has a dense score (a lexical-only candidate is
-scored with its full vector), and dense scores are normalised over the whole union; a candidate the lexical side
-did not return gets that side's floor, 0 after normalisation. (Normalising each side by its own top list only, with
-the rest clipped to 0, measured worse on the tuning splits: 0.8259 at a fixed weight of 0.6 in RESULTS.md as of
-commit 7e30250, against 0.8329 now.)
+over the union of each side's top candidates. `cosine` is the candidate's full-vector similarity with the query
+(a lexical-only candidate is scored with its full vector); `ceiling` is the BM25 a chunk would get holding every
+query word with saturated frequency, (k1 + 1) * sum of the words' IDF (lexical.LexicalIndex.ceiling), so the
+lexical term is the share of the query's evidence a chunk holds, 0 for a candidate the lexical side did not return.
+Neither term is normalised within its query, so a query where one side finds nothing close does not have its best
+candidate stretched to 1: a dense side with cosines of 0.8 outweighs a lexical side whose best chunk holds a fifth
+of the query's words, and the other way round.
 
-Why a convex combination and not reciprocal rank fusion: it can put its weight on the stronger side when the other
-is weak, where RRF gives a weak side's first hit the same credit as a strong side's. It beat RRF on every given set
-(benchmarks/RESULTS.md, hybrid section), as in Bruch, Gai, Ingber, "An Analysis of Fusion Functions for Hybrid
-Retrieval" (TOIS 2023).
-
-The weight adapts to each query without labels (`adaptive_weight`): a side whose top scores stand out from the
-rest of its list is confident, one whose scores are flat is not, and the index's base weight is shifted toward the
-confident side. A query whose words are rare and match few chunks exactly leans lexical; one with no lexical match
-is dense only. What else was tried, and did not do better, is in RESULTS.md.
+Why this and not the min-max normalised, per-query adaptive combination searcher used before (RESULTS.md, hybrid
+section, for the older figures): measured on the tuning splits only (SciFact train, aie5-simonw-llms train and dev;
+benchmarks/RESULTS.md, fusion section), the absolute combination ranked better at its best weight than min-max at
+its best, adaptive or fixed, and it is what makes a hybrid score comparable between queries. w = 0.4 (DEFAULT_FUSION
+_WEIGHT) was the best on those splits; the reported splits (SciFact test, aie5 test, StatPearls, msmarco-5k) were
+measured after the choice. Why a convex combination rather than reciprocal rank fusion: it can put its weight on the
+stronger side when the other is weak, where RRF gives a weak side's first hit the same credit as a strong side's
+(Bruch, Gai, Ingber, "An Analysis of Fusion Functions for Hybrid Retrieval", TOIS 2023).
 
 Pure functions over arrays; tests/test_hybrid.py works them out by hand.
 """
@@ -24,46 +25,6 @@ Pure functions over arrays; tests/test_hybrid.py works them out by hand.
 from __future__ import annotations
 
 import numpy as np
-
-CONFIDENCE_RANK = 10  # a side's confidence: how far its 1st score stands above its 10th, within its list's range
-
-
-def normalise(scores: np.ndarray) -> np.ndarray:
-    """Min-max to [0, 1]; NaN (not returned by that side) stays NaN; if all are equal, they become 1."""
-    x = np.asarray(scores, dtype=np.float64)
-    finite = x[~np.isnan(x)]
-    if not len(finite):
-        return x
-    lo, hi = finite.min(), finite.max()
-    return (x - lo) / (hi - lo) if hi > lo else np.where(np.isnan(x), np.nan, 1.0)
-
-
-def convex(dense: np.ndarray, lexical: np.ndarray, weight: float) -> np.ndarray:
-    """Fused scores of candidates with these dense and lexical scores (NaN: not returned by the lexical side)."""
-    if not 0.0 <= weight <= 1.0:
-        raise ValueError(f"weight must be in [0, 1], got {weight}")
-    lex = np.nan_to_num(normalise(lexical), nan=0.0)
-    return weight * np.nan_to_num(normalise(dense), nan=0.0) + (1.0 - weight) * lex
-
-
-def confidence(scores: np.ndarray, depth: int) -> float:
-    """(1st - 10th) / (1st - last) of a side's top `depth` scores, in [0, 1]; fewer than 10 scores are confident
-    (a handful of exact matches is a confident lexical answer)."""
-    x = np.sort(np.asarray(scores, dtype=np.float64))[::-1][:depth]
-    if len(x) < CONFIDENCE_RANK:
-        return 1.0
-    spread = x[0] - x[-1]
-    return float((x[0] - x[CONFIDENCE_RANK - 1]) / spread) if spread > 0 else 0.0
-
-
-def adaptive_weight(base: float, dense_scores: np.ndarray, lexical_scores: np.ndarray, depth: int) -> float:
-    """The dense weight for one query: `base` shifted toward the more confident side,
-    base * c_dense / (base * c_dense + (1 - base) * c_lexical)."""
-    if not len(lexical_scores):
-        return 1.0
-    c_dense, c_lexical = confidence(dense_scores, depth), confidence(lexical_scores, depth)
-    total = base * c_dense + (1.0 - base) * c_lexical
-    return base * c_dense / total if total > 0 else base
 
 
 def fuse(
@@ -76,15 +37,18 @@ def fuse(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(scores, ids) of the top k of the union, best first, ties by the smaller id.
 
-    `dense_ids`/`dense_scores` must cover every candidate of the union (the caller scores lexical-only candidates
-    with their full vectors); `lexical_ids` are a subset with their BM25 scores.
+    `dense_ids`/`dense_scores` (cosines) must cover every candidate of the union (the caller scores lexical-only
+    candidates with their full vectors); `lexical_ids` are a subset, with their BM25 scores already divided by the
+    query's ceiling (`lexical_scores` in [0, 1]).
     """
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must be in [0, 1], got {weight}")
     dense_ids = np.asarray(dense_ids, dtype=np.int64)
-    lex = np.full(len(dense_ids), np.nan)
+    lex = np.zeros(len(dense_ids))
     if len(lexical_ids):
         order = np.argsort(dense_ids)
         where = order[np.searchsorted(dense_ids, np.asarray(lexical_ids, dtype=np.int64), sorter=order)]
-        lex[where] = lexical_scores
-    fused = convex(np.asarray(dense_scores, dtype=np.float64), lex, weight)
+        lex[where] = np.minimum(np.asarray(lexical_scores, np.float64), 1.0)
+    fused = weight * np.asarray(dense_scores, dtype=np.float64) + (1.0 - weight) * lex
     top = np.lexsort((dense_ids, -fused))[:k]
     return fused[top].astype(np.float32), dense_ids[top]

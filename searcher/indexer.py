@@ -239,12 +239,12 @@ def delete_index(index_dir: Path | str) -> list[str]:
     return left
 
 
-def set_fusion_weight(index_dir: Path | str, weight: float, *, adaptive: bool | None = None) -> None:
-    """Store a hybrid fusion weight (and whether it adapts per query) in an index, nothing else changed."""
+def set_fusion_weight(index_dir: Path | str, weight: float) -> None:
+    """Store a hybrid fusion weight in an index, nothing else changed."""
     index_dir = Path(index_dir)
     with exclusive_lock(index_dir):
         manifest = read_manifest(index_dir)
-        config = manifest.config.replace(fusion_weight=float(weight), fusion_adaptive=adaptive)
+        config = manifest.config.replace(fusion_weight=float(weight))
         write_atomic(index_dir / MANIFEST, orjson.dumps(dataclasses.replace(manifest, config=config).to_dict(),
                                                           option=orjson.OPT_INDENT_2))
 

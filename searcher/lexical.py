@@ -14,12 +14,28 @@ it rebuilt from the chunk store by the next `searcher index`.
 
 Tokenizers: `english` (lowercase, Porter-style English stemming: the default), `plain` (lowercase words, no
 stemming: other languages written with spaces), `ngram` (lowercase character 2- and 3-grams: Chinese, Japanese,
-Korean, and substring matches). Queries: words are OR-ed and scored with BM25; a "quoted phrase" must match as a
-phrase.
+Korean, and substring matches).
+
+Identifiers (`english` and `plain`): the text field cuts `Py_Initialize` into `py` and `initialize`, so that
+`initialize` and `py initialize` find it; a second field, `ident`, holds each identifier of the chunk whole
+(snake_case, camelCase and PascalCase, dotted names and their tails, `--flags`, error codes such as `E0277`,
+versions such as `v3.11.2`), lowercased and never stemmed. It scores only in a look-up query (`names`), where the
+names are boosted, so that the chunks holding them are among the candidates, however common their parts (`ctx`,
+`command`, `path` in a CLI library); elsewhere BM25 is the text field's alone (adding the field to every query's
+score lost on every tuning split). With `holding`, the Searcher lists the chunks holding every identifier of a
+look-up query first.
+
+Queries: words are OR-ed and scored with BM25, without English stopwords (`english`: Lucene's list, the one bm25s
+uses) unless the query is made of nothing else ("to be or not to be"); the index keeps them, so phrases hold them.
+A "quoted phrase" must match as a phrase and a -word or -"phrase" must not occur (syntax.py); `matching` gives the
+chunks such a query allows, which the Searcher applies as a filter in every mode. Why stopwords are dropped from
+queries rather than from the index: the two measured alike against bm25s on whole documents (within 0.003 nDCG@10 on
+each tuning split), and keeping them in the index keeps phrases exact.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
@@ -29,10 +45,16 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InvalidInputError
+from .syntax import parse
 
 LEXICAL_DIR = "lexical"
 WRITER_HEAP = 50_000_000  # bytes tantivy buffers before writing a segment
 _ANALYZER = "searcher"
+_IDENT_ANALYZER = "searcher-ident"
+NAME_BOOST = 4.0  # a look-up's identifier against one word of the text (see the module docstring)
+# Lucene's English stopwords, the list tantivy's stopword filter and bm25s ("en") use.
+_STOPWORDS = frozenset("a an and are as at be but by for if in into is it no not of on or such that the their then "
+                       "there these they this to was will with".split())
 
 
 def _tantivy():
@@ -43,9 +65,9 @@ def _tantivy():
     return tantivy
 
 
-def analyzer(name: str):
+def analyzer(name: str, *, stopwords: bool = False):
     """The tantivy text analyzer for a tokenizer setting (config.LEXICAL_TOKENIZERS; the same for indexing and
-    queries)."""
+    queries). `stopwords`: without English stopwords (`english` only), for the words of a query."""
     tantivy = _tantivy()
     if name == "ngram":
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(2, 3)).filter(tantivy.Filter.lowercase())
@@ -53,8 +75,54 @@ def analyzer(name: str):
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(60))
         builder = builder.filter(tantivy.Filter.lowercase())
         if name == "english":
+            if stopwords:
+                builder = builder.filter(tantivy.Filter.stopword("english"))
             builder = builder.filter(tantivy.Filter.stemmer("english"))
     return builder.build()
+
+
+def _ident_analyzer():
+    """The `ident` field's analyzer: identifiers() already cut the words; lowercase them, never stem them
+    (`last_values` is not `last_value`)."""
+    tantivy = _tantivy()
+    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).filter(tantivy.Filter.remove_long(80))
+    return builder.filter(tantivy.Filter.lowercase()).build()
+
+
+# A run of word characters with the joints identifiers use (., ::, -, $); leading dashes kept for --flags.
+_CANDIDATE = re.compile(r"-{0,2}[\w$]+(?:(?:\.|::|-|/)[\w$]+)*")
+_CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
+_LETTER, _DIGIT = re.compile(r"[^\W\d_]"), re.compile(r"\d")
+
+
+def identifiers(text: str, *, parts: bool = True) -> list[str]:
+    """The identifiers in `text`, whole, as written (see the module docstring); with `parts`, also the tails of
+    dotted names (`path.join` of `os.path.join`)."""
+    out: list[str] = []
+    for m in _CANDIDATE.finditer(text):
+        token = m.group()
+        if token.startswith("-") and not token.startswith("--"):
+            token = token[1:]
+        if not _is_identifier(token):
+            continue
+        out.append(token)
+        if not parts:
+            continue
+        for joint in (".", "::"):
+            pieces = token.split(joint)
+            if all(p[:1].isalpha() or p[:1] in "_$" for p in pieces):  # names, not version numbers
+                out += [joint.join(pieces[i:]) for i in range(1, len(pieces) - 1)]
+    return out
+
+
+def _is_identifier(token: str) -> bool:
+    if token.startswith("--"):
+        return len(token) > 3 and bool(_LETTER.search(token))
+    if "-" in token or "/" in token:  # e-mail, and/or: words, not names (--flags are above)
+        return False
+    if "_" in token.strip("_") or "." in token or "::" in token:
+        return bool(_LETTER.search(token)) or token.count(".") >= 2  # os.path.join, 3.11.2; not 3.5
+    return bool(_CAMEL.search(token)) or bool(_LETTER.search(token) and _DIGIT.search(token))
 
 
 def _schema():
@@ -62,14 +130,27 @@ def _schema():
     builder = tantivy.SchemaBuilder()
     builder.add_unsigned_field("id", stored=False, indexed=True, fast=True)
     builder.add_text_field("text", stored=False, tokenizer_name=_ANALYZER, index_option="position")
+    builder.add_text_field("ident", stored=False, tokenizer_name=_IDENT_ANALYZER, index_option="freq")
     return builder.build()
+
+
+# What the fields hold; an index of another version is rebuilt from the chunk store (as a damaged one is).
+VERSION = "2"  # 2: the `ident` field; stopwords left out of queries
+VERSION_FILE = "searcher-lexical-version"
 
 
 def _open(path: Path, tokenizer: str):
     tantivy = _tantivy()
+    try:
+        version = (path / VERSION_FILE).read_text().strip()
+    except OSError:
+        version = "1"
+    if version != VERSION:
+        raise ValueError(f"the lexical index is of version {version}, not {VERSION}")
     schema = _schema()
     index = tantivy.Index(schema, path=str(path), reuse=True)
     index.register_tokenizer(_ANALYZER, analyzer(tokenizer))
+    index.register_tokenizer(_IDENT_ANALYZER, _ident_analyzer())
     return index, schema
 
 
@@ -78,11 +159,14 @@ class LexicalWriter:
 
     def __init__(self, path: Path, tokenizer: str, base: Path | None = None) -> None:
         path.mkdir(parents=True)
-        if base is not None:
+        if base is not None:  # (its version file included: a base is an index that opened, so of this version)
             for name in os.listdir(base):
                 if not name.startswith(".tantivy-"):  # lock files belong to the old directory
                     os.link(base / name, path / name)
+        else:
+            (path / VERSION_FILE).write_text(VERSION + "\n")
         self.path = path
+        self.tokenizer = tokenizer
         self.index, self.schema = _open(path, tokenizer)
         self.writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
 
@@ -94,10 +178,13 @@ class LexicalWriter:
 
     def add(self, ids: Iterable[int], texts: Iterable[str]) -> None:
         tantivy = _tantivy()
+        names = self.tokenizer != "ngram"
         for chunk_id, text in zip(ids, texts):
             doc = tantivy.Document()
             doc.add_unsigned("id", int(chunk_id))
             doc.add_text("text", text)
+            if names:
+                doc.add_text("ident", " ".join(identifiers(text)))
             self.writer.add_document(doc)
 
     def commit(self) -> int:
@@ -106,6 +193,18 @@ class LexicalWriter:
         self.writer.wait_merging_threads()
         self.index.reload()
         return self.index.searcher().num_docs
+
+
+def content_words(text: str) -> str:
+    """A query's free words without English stopwords (unless it has nothing else), as written: for an engine that
+    analyses a query itself (the qdrant backend), so that it scores what LexicalIndex.query scores."""
+    words = parse(text).words.split()
+    kept = [w for w in words if re.sub(r"\W", "", w.lower()) not in _STOPWORDS]
+    return " ".join(kept or words)
+
+
+def _idf(doc_freq: int, docs: int) -> float:
+    return math.log(1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5))
 
 
 def discard(path: Path) -> None:
@@ -118,7 +217,10 @@ class LexicalIndex:
     def __init__(self, path: Path, tokenizer: str) -> None:
         self.index, self.schema = _open(path, tokenizer)
         self.searcher = self.index.searcher()
+        self.tokenizer = tokenizer
         self.analyzer = analyzer(tokenizer)
+        self.query_analyzer = analyzer(tokenizer, stopwords=True)
+        self.ident_analyzer = _ident_analyzer()
 
     def __len__(self) -> int:
         return self.searcher.num_docs
@@ -130,44 +232,111 @@ class LexicalIndex:
         if q is None or k < 1 or (ids is not None and not len(ids)):
             return np.empty(0, np.float32), np.empty(0, np.int64)
         if ids is not None:
-            tantivy = _tantivy()
-            allowed = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in ids])
-            q = tantivy.Query.boolean_query([(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))])
+            q = self._within(q, ids)
+        return self._run(q, k)
+
+    def _within(self, q, ids: np.ndarray):
+        tantivy = _tantivy()
+        allowed = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in ids])
+        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q),
+                                            (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))])
+
+    def _run(self, q, k: int) -> tuple[np.ndarray, np.ndarray]:
         hits = self.searcher.search(q, k).hits
         if not hits:
             return np.empty(0, np.float32), np.empty(0, np.int64)
         ids = self.searcher.fast_field_values("id", [address for _, address in hits])
         return np.array([s for s, _ in hits], dtype=np.float32), np.array(ids, dtype=np.int64)
 
+    def ceiling(self, text: str) -> float:
+        """The BM25 score of a chunk holding every word of the query `text` with saturated frequency:
+        (k1 + 1) * sum of their IDF (tantivy's k1 = 1.2), which scales BM25 to the share of the query a chunk
+        holds (fusion.py)."""
+        parsed = parse(text)
+        words = self.words(parsed.words) + [t for p in parsed.phrases for t in self.analyzer.analyze(p)]
+        n = self.searcher.num_docs
+        return max(2.2 * sum(_idf(self.doc_freq(t), n) for t in words), 1e-9)
+
+    def doc_freq(self, token: str) -> int:
+        """Chunks whose text holds the analysed word `token`."""
+        return self.searcher.doc_freq("text", token)
+
+    def words(self, text: str) -> list[str]:
+        """The analysed words of a query's free text: without stopwords, unless it has nothing else."""
+        return self.query_analyzer.analyze(text) or self.analyzer.analyze(text)
+
     def query(self, text: str):
-        """The tantivy query for `text`: words OR-ed (BM25), each "quoted phrase" required as a phrase."""
+        """The tantivy query for `text` (see the module docstring): words OR-ed in both fields, identifiers
+        whole in `ident`, each "quoted phrase" required, each -word or -"phrase" excluded."""
         tantivy = _tantivy()
-        clauses = []
-        for phrase, part in split_phrases(text):
-            tokens = [t for t in self.analyzer.analyze(part)]
-            if not tokens:
-                continue
-            if phrase and len(tokens) > 1:
-                clauses.append((tantivy.Occur.Must, tantivy.Query.phrase_query(self.schema, "text", tokens)))
-            elif phrase:
-                clauses.append((tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "text", tokens[0])))
+        parsed = parse(text)
+        free = parsed.words
+        clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t)) for t in self.words(free)]
+        clauses += [(tantivy.Occur.Should, tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, "ident", n),
+                                                                     NAME_BOOST)) for n in self.names(free)]
+        for phrase in parsed.phrases:
+            q = self._phrase(phrase)
+            if q is not None:
+                clauses.append((tantivy.Occur.Must, q))
+                clauses += [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t))
+                            for t in self.analyzer.analyze(phrase)]
+        if not clauses:
+            return None
+        clauses += [(tantivy.Occur.MustNot, q) for q in map(self._phrase, parsed.excluded) if q is not None]
+        return tantivy.Query.boolean_query(clauses)
+
+    def names(self, text: str) -> list[str]:
+        """The identifiers of a query that looks a name up, analysed as the `ident` field holds them; none for
+        a query in prose. A look-up: at least half of its words (stopwords aside) are identifiers, so that
+        `Py_Initialize`, `os.path.join example` and `E0277` qualify and a claim that mentions CD4 or mRNA does not
+        (the rule ranked such claims worse on SciFact's tuning split: RESULTS.md, lexical quality section)."""
+        if self.tokenizer == "ngram":
+            return []
+        words = [w for w in text.split() if w.lower() not in _STOPWORDS]
+        names = identifiers(text, parts=False)
+        if not names or 2 * len(names) < len(words):
+            return []
+        return list(dict.fromkeys(t for name in names for t in self.ident_analyzer.analyze(name)))
+
+    def _phrase(self, phrase: str):
+        """A phrase (or a single word) as a query on the text field; None when nothing of it is indexed."""
+        tantivy = _tantivy()
+        tokens = self.analyzer.analyze(phrase)
+        if not tokens:
+            return None
+        if len(tokens) == 1:
+            return tantivy.Query.term_query(self.schema, "text", tokens[0])
+        return tantivy.Query.phrase_query(self.schema, "text", tokens)
+
+    def matching(self, phrases: tuple[str, ...], excluded: tuple[str, ...]) -> tuple[np.ndarray | None, np.ndarray]:
+        """(sorted ids holding every phrase, or None when there are none; sorted ids holding any excluded word or
+        phrase): what a query's syntax allows, for filters.selected_ids."""
+        tantivy = _tantivy()
+        required = None
+        if phrases:
+            qs = [self._phrase(p) for p in phrases]
+            if any(q is None for q in qs):  # a phrase of nothing indexable (punctuation): nothing holds it
+                required = np.empty(0, np.int64)
             else:
-                clauses += [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t)) for t in tokens]
-        return tantivy.Query.boolean_query(clauses) if clauses else None
+                required = self._all(tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in qs]))
+        qs = [q for q in map(self._phrase, excluded) if q is not None]
+        banned = self._all(tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in qs])) if qs else \
+            np.empty(0, np.int64)
+        return required, banned
 
+    def _all(self, q) -> np.ndarray:
+        n = self.searcher.num_docs
+        return np.sort(self._run(q, n)[1]) if n else np.empty(0, np.int64)
 
-_QUOTED = re.compile(r'"([^"]*)"')
+    def holding(self, names: list[str], ids: np.ndarray) -> np.ndarray:
+        """A mask over `ids`: the chunks that hold every identifier in `names` (analysed, from `names()`) that the
+        index knows; all False when it knows none of them."""
+        tantivy = _tantivy()
+        known = [n for n in names if self.searcher.doc_freq("ident", n) > 0]
+        if not known or not len(ids):
+            return np.zeros(len(ids), bool)
+        q = tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "ident", n))
+                                         for n in known])
+        found = self._run(self._within(q, ids), len(ids))[1]
+        return np.isin(ids, found)
 
-
-def split_phrases(text: str) -> list[tuple[bool, str]]:
-    """[(is_phrase, text), ...]: the parts of a query between double quotes are phrases; an unpaired quote is
-    an ordinary character."""
-    out, pos = [], 0
-    for m in _QUOTED.finditer(text):
-        if m.start() > pos:
-            out.append((False, text[pos : m.start()]))
-        out.append((True, m.group(1)))
-        pos = m.end()
-    if pos < len(text):
-        out.append((False, text[pos:].replace('"', " ")))
-    return out

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import calibration
+from .chunking import lexical_text
 from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .backends import open_backend
@@ -29,6 +31,7 @@ from .filters import Where
 from .home import resolve as resolve_index
 from .lexical import LexicalIndex
 from .snippets import query_terms, snippet
+from .syntax import parse
 from .store import open_index
 
 log = logging.getLogger(__name__)
@@ -37,7 +40,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Hit:
     id: int  # chunk id, stable across incremental updates
-    score: float  # cosine similarity with the full vectors (coarse vectors in mode="coarse")
+    score: float  # the estimated probability that the hit is relevant (calibration.py), on one scale for all queries
     doc_id: str
     title: str
     source: str  # the file the chunk came from
@@ -51,13 +54,11 @@ class Hit:
     page: int = 0  # PDF: the page the chunk starts on
     snippet: str = ""  # the passage of the chunk that holds most of the query's words (snippets.py)
     highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of the query's words in the snippet
+    rank_score: float = 0.0  # the mode's own score, which ordered the hits: fused, BM25, or cosine
+    cosine: float | None = None  # the evidence behind `score` (calibration.py): full-vector cosine with the query
+    coverage: float | None = None  # and the IDF-weighted share of the query's words the chunk holds (None: unused)
     more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
     duplicates: tuple[str, ...] = ()  # per_doc: files whose best chunk says the same (the page as .md and .html)
-
-
-# Below this best dense score, and with no word of the query in the index, a query has no match (measured for the
-# bundled model on the given sets: benchmarks/RESULTS.md, hybrid section).
-NO_MATCH_SCORE = 0.35
 
 
 class Hits(list):
@@ -175,33 +176,49 @@ class Searcher:
     ) -> list[Hits]:
         """`search` for many queries at once (one encoder call, one coarse search).
 
-        Scores are the fused score in [0, 1] for `hybrid`, BM25 for `lexical`, cosine similarity otherwise.
-        `where` keeps only some files (filters.Where: path globs, file types), inside each side's search, so k hits
-        come back whenever k chunks match. `min_score` drops weaker hits. `per_doc` returns one hit per document,
-        its best chunk, with the document's next-best chunks in `Hit.more`. Each result list says `no_match` when
-        neither side found anything close: no word of the query occurs in the index and (hybrid) the best dense
-        score is below NO_MATCH_SCORE. Modes that do not ask the lexical side never say `no_match`: without it, a
-        low dense score alone does not tell.
+        A hit's score is the estimated probability that it is relevant, on one scale for every query and mode
+        (calibration.py); the order is the mode's ranking. A "quoted phrase" must occur in a hit and a -word or
+        -"phrase" must not (syntax.py), in every mode. A query that names identifiers the index holds (`Py_Initialize`,
+        `os.path.join`) lists the chunks holding them first (hybrid and lexical). `where` keeps only some files
+        (filters.Where: path globs, file types), inside each side's search, so k hits come back whenever k chunks
+        match. `min_score` drops hits scored below it. `per_doc` returns one hit per document, its best chunk,
+        with the document's next-best chunks in `Hit.more`. Each result list says `no_match` when its best hit
+        scores below calibration.NO_MATCH for its mode (or there is none); its hits are still there, with their scores.
         """
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
         if not queries:
             return []
+        parsed = []
         for query in queries:
             check_query(query)
+            parsed.append(parse(query))
+            if not parsed[-1].text:
+                raise InvalidInputError(f"query {query!r} only excludes; add a word or a phrase to search for")
         fetch = k
         if per_doc:  # enough chunks for k documents (for hybrid, no more than it fuses anyway)
             fetch = max(FUSION_DEPTH, PER_DOC_CHUNKS * k) if mode == "hybrid" else PER_DOC_CHUNKS * k
-        xq = None if mode == "lexical" else self.encoder.encode_queries(list(queries))
-        D, I, found, records = self._search(xq, list(queries), fetch, shortlist, mode, fusion_weight, where)
+        xq = None if mode == "lexical" else self.encoder.encode_queries([p.text for p in parsed])
+        # Queries with the same phrases and exclusions share a filter (filters.Where), and a backend call.
+        groups: dict[tuple, list[int]] = {}
+        for i, p in enumerate(parsed):
+            groups.setdefault((p.phrases, p.excluded), []).append(i)
+        chunks: list[list[Hit]] = [[] for _ in queries]
+        for (phrases, excluded), members in groups.items():
+            scope = dataclasses.replace(where or Where(), phrases=phrases, excluded=excluded)
+            D, I, _, records = self._search(None if xq is None else xq[members], [queries[i] for i in members],
+                                            fetch, shortlist, mode, fusion_weight, scope)
+            for row, i in enumerate(members):
+                chunks[i] = self._hits(D[row], I[row], records)
         out = []
-        for i in range(len(queries)):
-            hits = self._hits(D[i], I[i], records)
+        for i, query in enumerate(queries):
+            hits = self._names_first(chunks[i], parsed[i].words) if mode in ("hybrid", "lexical") else chunks[i]
             if per_doc:
                 hits = _per_document(hits, k)
-            terms = query_terms(queries[i], self._analyze)
-            hits = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
-            hits.no_match = found[i][0] == 0 and found[i][1] < NO_MATCH_SCORE
-            out.append(hits)
+            hits = self._calibrated(hits[:k], mode, parsed[i], None if xq is None else xq[i])
+            terms = query_terms(parsed[i].text, self._analyze)
+            found = Hits(self._with_snippet(h, terms) for h in hits if min_score is None or h.score >= min_score)
+            found.no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
+            out.append(found)
         return out
 
     def search_vectors(
@@ -231,7 +248,7 @@ class Searcher:
         weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
         with query_threads(n):
             return self.backend.search(None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight,
-                                       self.manifest.config.fusion_adaptive, where or None)
+                                       where or None)
 
     def _analyze(self, text: str) -> list[str]:
         """Words as the index's lexical side analyses them (config.lexical_tokenizer; built here, so an index
@@ -241,6 +258,56 @@ class Searcher:
 
             self._analyzer = analyzer(self.manifest.config.lexical_tokenizer)
         return self._analyzer.analyze(text)
+
+    def _names_first(self, hits: list[Hit], words: str) -> list[Hit]:
+        """The hits holding every identifier of the query that the index knows first, each group in its order."""
+        lexical = self.lexical
+        if lexical is None or not hits:
+            return hits
+        names = lexical.names(words)
+        if not names:
+            return hits
+        holds = lexical.holding(names, np.array([h.id for h in hits], np.int64))
+        return [h for h, y in zip(hits, holds) if y] + [h for h, y in zip(hits, holds) if not y]
+
+    def _calibrated(self, hits: list[Hit], mode: str, query, q: np.ndarray | None) -> list[Hit]:
+        """The hits (and the chunks folded under them) scored by calibration.probability, capped by the hit above."""
+        kind = calibration.kind(mode)
+        flat = [h for hit in hits for h in (hit, *hit.more)]
+        if not flat:
+            return hits
+        cosines = np.zeros(len(flat))
+        if kind == "hybrid":
+            cosines = self._cosines(q, [h.id for h in flat])
+        elif kind == "dense":
+            cosines = np.array([h.score for h in flat])
+        coverages = np.zeros(len(flat))
+        if kind != "dense":
+            weights = self._word_weights(" ".join([query.words, *query.phrases]))
+            coverages = np.array([calibration.coverage(weights, self._analyze(
+                lexical_text(h.title, h.heading, h.text))) for h in flat])
+        p = calibration.probability(mode, cosines, coverages).tolist()
+        rescored = {id(h): dataclasses.replace(h, score=p[j], rank_score=h.score,
+                                               cosine=float(cosines[j]) if kind != "lexical" else None,
+                                               coverage=float(coverages[j]) if kind != "dense" else None)
+                    for j, h in enumerate(flat)}
+        top = calibration.monotone([rescored[id(h)].score for h in hits])
+        return [dataclasses.replace(rescored[id(h)], score=s,
+                                    more=tuple(rescored[id(m)] for m in h.more)) for h, s in zip(hits, top)]
+
+    def _cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
+        """Full-vector cosines of chunks with one query vector: from the backend (the local generation's vectors)."""
+        return self.backend.cosines(normalize_rows(q[None])[0], np.asarray(ids, np.int64))
+
+    def _word_weights(self, text: str) -> dict[str, float]:
+        """IDF of each of the query's words in this index, as the backend counts them (uniform when it cannot)."""
+        words = list(dict.fromkeys(self.lexical.words(text) if self.lexical is not None else
+                                   query_terms(text, self._analyze)))
+        counts = self.backend.doc_freqs(words)
+        if counts is None:
+            return dict.fromkeys(words, 1.0)
+        docs, freqs = counts
+        return {t: calibration.idf(df, docs) for t, df in zip(words, freqs)}
 
     def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:
         """The hit (and the chunks folded under it) with the passage that matches the query's terms: computed for

@@ -15,8 +15,8 @@ from fakes import FakeEncoder
 from searcher import IndexConfig, Searcher, build_index, open_index
 from searcher.cli import cli
 from searcher.evaluate import evaluate
-from searcher.fusion import adaptive_weight, confidence, convex, fuse, normalise
-from searcher.lexical import analyzer, split_phrases
+from searcher.fusion import fuse
+from searcher.lexical import analyzer
 from searcher.metrics import ir_metrics
 
 CONFIG = dict(chunk_tokens=32, overlap_tokens=4)
@@ -30,44 +30,22 @@ def build(source, index_dir, fake=None, **config):
 # --- fusion on fixed scores ---------------------------------------------------------------------------------------
 
 
-def test_normalise_and_convex_by_hand():
-    np.testing.assert_allclose(normalise(np.array([2.0, 4.0, 3.0])), [0.0, 1.0, 0.5])
-    np.testing.assert_allclose(normalise(np.array([5.0, 5.0])), [1.0, 1.0])  # all equal: all best
-    got = normalise(np.array([1.0, np.nan, 3.0]))
-    assert got[0] == 0.0 and np.isnan(got[1]) and got[2] == 1.0
-    # dense [0.9, 0.5, 0.7] -> [1, 0, 0.5]; lexical [10, -, 4] -> [1, floor 0, 0]; w = 0.25:
-    # 0.25*1 + 0.75*1 = 1.0; 0.25*0 + 0.75*0 = 0.0; 0.25*0.5 + 0.75*0 = 0.125
-    np.testing.assert_allclose(convex(np.array([0.9, 0.5, 0.7]), np.array([10.0, np.nan, 4.0]), 0.25), [1.0, 0.0, 0.125])
-    with pytest.raises(ValueError, match="weight"):
-        convex(np.array([1.0]), np.array([1.0]), 1.5)
-
-
 def test_fuse_orders_the_union_and_breaks_ties_by_id():
-    # ids 7, 3, 5 with dense 0.8, 0.6, 0.4 -> [1, 0.5, 0]; lexical: 5 -> 2.0, 3 -> 1.0 -> [1, 0]; w = 0.5:
-    # 7: 0.5; 3: 0.25 + 0 = 0.25; 5: 0 + 0.5 = 0.5 -> 5 and 7 tie at 0.5: the smaller id (5) first.
-    scores, ids = fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 0.5, 3)
-    assert ids.tolist() == [5, 7, 3]
-    np.testing.assert_allclose(scores, [0.5, 0.5, 0.25])
-    # w = 1 is dense alone, w = 0 lexical alone (dense-only candidates at the floor, ordered by id).
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 1.0, 3)[1].tolist() == [7, 3, 5]
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([2.0, 1.0]), 0.0, 2)[1].tolist() == [5, 3]
-
-
-def test_confidence_and_the_adaptive_weight_by_hand():
-    # confidence = (1st - 10th) / (1st - last): scores 20, 19, ..., 1 -> (20 - 11) / (20 - 1) = 9/19
-    assert confidence(np.arange(20, 0, -1.0), depth=100) == pytest.approx(9 / 19)
-    assert confidence(np.arange(20, 0, -1.0), depth=10) == 1.0, "only the top `depth` count: 10th = last"
-    assert confidence(np.array([3.0, 2.0]), depth=100) == 1.0, "a handful of matches is confident"
-    assert confidence(np.ones(12), depth=100) == 0.0, "flat scores say nothing"
-    # base 0.7, dense confidence 9/19, lexical 1: 0.7*(9/19) / (0.7*(9/19) + 0.3*1) = 0.3316 / 0.6316 = 0.525
-    w = adaptive_weight(0.7, np.arange(20, 0, -1.0), np.array([5.0, 4.0]), depth=100)
-    assert w == pytest.approx(0.7 * 9 / 19 / (0.7 * 9 / 19 + 0.3))
-    assert adaptive_weight(0.7, np.arange(20, 0, -1.0), np.array([]), depth=100) == 1.0, "no lexical match"
-
-
-def test_split_phrases():
-    assert split_phrases('tar "exclude pattern" dir') == [(False, "tar "), (True, "exclude pattern"), (False, " dir")]
-    assert split_phrases('an "unpaired quote') == [(False, "an  unpaired quote")]
+    # ids 7, 3, 5 with cosines 0.8, 0.6, 0.4; lexical (BM25 / ceiling): 5 -> 1.0, 3 -> 0.5; w = 0.5:
+    # 7: 0.4 + 0 = 0.4; 3: 0.3 + 0.25 = 0.55; 5: 0.2 + 0.5 = 0.7 -> 5, 3, 7.
+    scores, ids = fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 0.5, 3)
+    assert ids.tolist() == [5, 3, 7]
+    np.testing.assert_allclose(scores, [0.7, 0.55, 0.4])
+    # a lexical share above 1 (a chunk repeating the query's words) counts as 1: 5: 0.2 + 0.5 = 0.7 still
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([3.0, 0.5]), 0.5, 1)[0][0] \
+        == pytest.approx(0.7)
+    # ties by the smaller id: 3 and 7 both 0.4 with w = 1 and equal cosines
+    assert fuse(np.array([7, 3]), np.array([0.4, 0.4]), np.array([]), np.array([]), 1.0, 2)[1].tolist() == [3, 7]
+    # w = 1 is dense alone, w = 0 lexical alone (dense-only candidates at 0, ordered by id).
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 1.0, 3)[1].tolist() == [7, 3, 5]
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 0.0, 2)[1].tolist() == [5, 3]
+    with pytest.raises(ValueError, match="weight"):
+        fuse(np.array([1]), np.array([1.0]), np.array([]), np.array([]), 1.5, 1)
 
 
 # --- the lexical index: phrases, tokenizers, incremental updates ---------------------------------------------------
@@ -98,7 +76,7 @@ def _lexical_view(index_dir, queries):
     s = Searcher(index_dir, encoder=FakeEncoder())
     out = []
     for q in queries:
-        out.append({(h.source, h.start, h.text): round(h.score, 3) for h in s.search(q, 1000, mode="lexical")})
+        out.append({(h.source, h.start, h.text): round(h.rank_score, 3) for h in s.search(q, 1000, mode="lexical")})
     return out
 
 
@@ -152,10 +130,12 @@ def test_a_query_with_no_match_is_flagged_and_exits_1(tmp_path, corpus, use_fake
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
     nothing = s.search("xylophonist zeppelin")
     assert nothing.no_match and len(nothing) > 0, "the hits are still returned, with a flag"
-    assert not s.search("moon craters").no_match
+    # (the fake encoder's cosines are not the bundled model's, which the calibration is fitted to: lexical mode)
+    assert not s.search("moon craters", mode="lexical").no_match
     result = CliRunner().invoke(cli, ["query", "xylophonist zeppelin", "--index", str(tmp_path / "idx")])
     assert result.exit_code == 1 and "no match for 'xylophonist zeppelin'" in result.stderr and not result.stdout
-    result = CliRunner().invoke(cli, ["query", "-", "--index", str(tmp_path / "idx")], input="zeppelin\nmoon\n")
+    result = CliRunner().invoke(cli, ["query", "-", "--index", str(tmp_path / "idx"), "--mode", "lexical"],
+                                input="zeppelin\nmoon\n")
     assert result.exit_code == 0 and "astronomy.txt" in result.stdout, "one match is enough, as with grep"
 
 
@@ -191,7 +171,7 @@ def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monk
         "qrels/test.tsv": "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics))),
     })
     fake = FakeEncoder()
-    config = IndexConfig(model=fake.info.name, fusion_adaptive=False, fusion_weight=0.6, **CONFIG)
+    config = IndexConfig(model=fake.info.name, fusion_weight=0.6, **CONFIG)
     report = evaluate(root, config=config, encoder=fake, latency=False)
     queries = {f"q{i}": t.split()[1] + " " + t.split()[-1] for i, t in enumerate(topics)}
     qrels = {f"q{i}": {f"d{i}": 1} for i in range(len(topics))}
@@ -201,20 +181,21 @@ def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monk
     lexical, hybrid = {}, {}
     w = report.fusion_weight
     for q, text in queries.items():
-        bm25 = _bm25(tokenize(text), docs_tokens)
+        words = analyzer("english", stopwords=True).analyze(text)  # queries lose stopwords
+        bm25 = _bm25(words, docs_tokens)
+        n = len(docs_tokens)  # ceiling: (k1 + 1) * sum of the query words' idf
+        ceiling = 2.2 * sum(math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in
+                            (sum(1 for d in docs_tokens if t in d) for t in words))
         dense = xb @ fake.encode_queries([text])[0]
         found = bm25 > 0
         lexical[q] = [(f"d{i}", float(bm25[i])) for i in np.flatnonzero(found)]
-        lex_norm = np.where(found, (bm25 - bm25[found].min()) / max(bm25[found].max() - bm25[found].min(), 1e-12), 0.0)
-        if found.sum() == 1 or np.ptp(bm25[found]) == 0:
-            lex_norm = np.where(found, 1.0, 0.0)
-        fused = w * (dense - dense.min()) / (dense.max() - dense.min()) + (1 - w) * lex_norm
+        fused = w * dense + (1 - w) * np.minimum(bm25 / max(ceiling, 1e-9), 1.0)
         hybrid[q] = [(f"d{i}", float(fused[i])) for i in range(len(topics))]
     assert report.modes["lexical"] == pytest.approx(ir_metrics(lexical, qrels))
     assert report.modes["hybrid"] == pytest.approx(ir_metrics(hybrid, qrels))
     s = Searcher(report.index, encoder=fake)
     for q, text in queries.items():  # the BM25 scores themselves, not only the metrics
-        got = {h.doc_id: h.score for h in s.search(text, 10, mode="lexical")}
+        got = {h.doc_id: h.rank_score for h in s.search(text, 10, mode="lexical")}
         want = dict(lexical[q])
         assert got.keys() == want.keys() and all(got[d] == pytest.approx(want[d], rel=1e-4) for d in got)
 

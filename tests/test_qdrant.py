@@ -64,7 +64,8 @@ def test_every_mode_answers_like_the_local_backend(pair, fake):
                 local_hits = {h.id: h for h in b}
                 for h in a:  # the chunk record comes back from the payload as it is stored locally
                     if h.id in local_hits:
-                        assert dataclasses.replace(h, score=0) == dataclasses.replace(local_hits[h.id], score=0)
+                        assert dataclasses.replace(h, score=0, rank_score=0, cosine=0) == \
+                            dataclasses.replace(local_hits[h.id], score=0, rank_score=0, cosine=0)
                 assert a.no_match == b.no_match
         D1, I1 = sq.search_vectors(fake.encode_queries(QUERIES), k=4)
         D2, I2 = sl.search_vectors(fake.encode_queries(QUERIES), k=4)

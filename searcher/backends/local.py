@@ -19,7 +19,7 @@ from ..config import FUSION_DEPTH
 from ..encoder import usable_cores
 from ..errors import IndexFormatError
 from ..filters import Where, selected_ids
-from ..fusion import adaptive_weight, fuse
+from ..fusion import fuse
 from ..projection import coarse_vectors
 from ..store import StoredIndex
 
@@ -60,7 +60,7 @@ class LocalBackend:
     def close(self) -> None:
         """Nothing: the generation is the Searcher's to close."""
 
-    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, where):
+    def search(self, xq, texts, k, shortlist, mode, weight, where):
         """(D, I, found, None): see backends.Backend.
 
         A filter becomes the sorted ids of the chunks it keeps (a file's chunks have one id range): the coarse FAISS
@@ -92,8 +92,23 @@ class LocalBackend:
             _, candidates = self._coarse_search(coarse_vectors(xq, coarse_dim), max(shortlist, depth), allowed)
             D, I = self._rerank(xq, candidates, depth)
             if mode == "hybrid":
-                return (*self._fuse(xq, texts, D, I, k, weight, adaptive, allowed), None)
+                return (*self._fuse(xq, texts, D, I, k, weight, allowed), None)
         return D, I, [(-1, float(D[i, 0])) for i in range(n)], None  # -1: the lexical side was not asked
+
+    def doc_freqs(self, words: list[str]) -> tuple[int, list[int]] | None:
+        """(chunks, chunks holding each analysed word) from the lexical index (backends.Backend)."""
+        if self.lexical is None:
+            return None
+        return len(self.lexical), [self.lexical.doc_freq(w) for w in words]
+
+    def cosines(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Full-vector scores of these chunk ids with one normalised query vector (backends.Backend)."""
+        if self.index.rotation is not None:
+            q = q @ self.index.rotation
+        order = np.argsort(ids)
+        out = np.empty(len(ids), np.float64)
+        out[order] = vectors.scores(self.index.full, self.index.rows_of(ids[order]), np.ascontiguousarray(q, np.float32))
+        return out
 
     def _coarse_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None):
         """The coarse FAISS search (coarse.py), restricted to the filter's ids by a selector inside the search.
@@ -118,7 +133,7 @@ class LocalBackend:
             found.append((len(ids), -1.0))
         return D, I, found
 
-    def _fuse(self, xq, texts, Dd, Id, k, weight, adaptive, allowed):
+    def _fuse(self, xq, texts, Dd, Id, k, weight, allowed):
         """Fuse each query's dense candidates (D, I) with its lexical top hits; lexical-only candidates get their
         dense score from the full vectors."""
         n, depth = Id.shape
@@ -130,13 +145,13 @@ class LocalBackend:
             dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
             lex_scores, lex_ids = self.lexical.search(texts[i], depth, allowed)
             found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
-            w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
+            ceiling = self.lexical.ceiling(texts[i]) if len(lex_ids) else 1.0
             extra = np.setdiff1d(lex_ids, dense_ids)
             if len(extra):
                 rows = self.index.rows_of(extra)  # ascending, as extra is: one sweep through the memory map
                 dense_ids = np.concatenate([dense_ids, extra])
                 dense_scores = np.concatenate([dense_scores, vectors.scores(self.index.full, rows, xq[i])])
-            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores, w, k)
+            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores / ceiling, weight, k)
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
         return D, I, found
 

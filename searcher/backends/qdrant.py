@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,7 +41,8 @@ import orjson
 from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, InvalidInputError
 from ..filters import Where
-from ..fusion import adaptive_weight, fuse
+from ..fusion import fuse
+from ..lexical import content_words
 from ..projection import coarse_vectors
 from .qdrant_stores import LEXICAL, Found, Scope, connect
 
@@ -252,6 +254,16 @@ class QdrantBackend:
             self._published = (now, self.store.generation())
         return self._published[1]
 
+    def cosines(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
+        """Full-vector scores of these chunk ids with one normalised query vector (backends.Backend): the points of
+        the collection's current epoch (see EPOCH_SHIFT)."""
+        meta = self.store.meta() or {}
+        base = int(meta.get("epoch", 0)) << EPOCH_SHIFT
+        if self.rotation is not None:
+            q = q @ self.rotation
+        found = self.store.full_vectors([int(i) + base for i in ids])
+        return np.array([float(found[int(i) + base] @ q) if int(i) + base in found else np.nan for i in ids])
+
     def count(self) -> int:
         """Chunks in the generation readers see, counted by the engine."""
         return self.store.count(Scope(self.store.generation()[0]))
@@ -265,6 +277,9 @@ class QdrantBackend:
         generation. None: nothing can match."""
         if not where:
             return Scope(generation)
+        if where.phrases or where.excluded:
+            raise InvalidInputError("quoted phrases and -exclusions are not supported on the qdrant backend yet; "
+                                    "search the local index (drop --qdrant-url/--qdrant-path) or leave them out")
         sources = None
         if where.paths:
             if self._paths is None or self._paths[0] != generation:
@@ -275,7 +290,7 @@ class QdrantBackend:
                 return None
         return Scope(generation, sources, where.types)
 
-    def search(self, xq, texts, k, shortlist, mode, weight, adaptive, where):
+    def search(self, xq, texts, k, shortlist, mode, weight, where):
         """(D, I, found, records) for backends.Backend, with the chunk record of every id returned."""
         n = len(texts) if xq is None else len(xq)
         generation, total = self._generation()
@@ -295,7 +310,7 @@ class QdrantBackend:
         results, found = [], []
         for i in range(n):
             if mode == "lexical":
-                hits = self.store.text(texts[i], keep, scope)
+                hits = self.store.text(content_words(texts[i]), keep, scope)
                 found.append((len(hits), -1.0))
             elif mode == "coarse":
                 hits = self.store.nearest(xc[i], "coarse", keep, scope, ef, False,
@@ -308,29 +323,44 @@ class QdrantBackend:
                                          scope, ef, False, self.oversampling)
                 if mode == "hybrid":
                     best_dense = float(hits[0].score) if hits else -1.0
-                    hits, lexical_count = self._fuse(xq[i], texts[i], hits, k, weight, adaptive, scope)
+                    hits, lexical_count = self._fuse(xq[i], texts[i], hits, k, weight, scope)
                     found.append((lexical_count, best_dense))
             if mode in ("coarse", "full", "dense"):  # -1: the lexical side was not asked
                 found.append((-1, float(hits[0].score) if hits else -1.0))
             results.append(hits)
         return _arrays(results, k, found)
 
-    def _fuse(self, q, text, dense: list[Found], k, weight, adaptive, scope):
-        lexical = self.store.text(text, max(k, FUSION_DEPTH), scope)
+    def _fuse(self, q, text, dense: list[Found], k, weight, scope):
+        words = content_words(text)
+        lexical = self.store.text(words, max(k, FUSION_DEPTH), scope)
         dense_ids = np.asarray([h.id for h in dense], dtype=np.int64)
         dense_scores = np.asarray([h.score for h in dense], dtype=np.float32)
         lex_ids = np.asarray([h.id for h in lexical], dtype=np.int64)
         lex_scores = np.asarray([h.score for h in lexical], dtype=np.float32)
         records = {h.id: h.payload for h in (*dense, *lexical)}
-        w = adaptive_weight(weight, dense_scores, lex_scores, FUSION_DEPTH) if adaptive else weight
+        ceiling = self._ceiling(words, scope) if len(lex_scores) else 1.0
         extra = np.setdiff1d(lex_ids, dense_ids)
         if len(extra):  # lexical-only candidates get their dense score from their full vectors
             point = {h.id: h.point for h in lexical}
             vectors = self.store.full_vectors([point[int(i)] for i in extra])
             dense_ids = np.concatenate([dense_ids, extra])
             dense_scores = np.concatenate([dense_scores, [float(vectors[point[int(i)]] @ q) for i in extra]])
-        scores, ids = fuse(dense_ids, dense_scores.astype(np.float32), lex_ids, lex_scores, w, k)
+        scores, ids = fuse(dense_ids, dense_scores.astype(np.float32), lex_ids, lex_scores / ceiling, weight, k)
         return [Found(int(i), float(s), records[int(i)]) for s, i in zip(scores, ids)], len(lex_ids)
+
+
+    def _ceiling(self, words: str, scope: Scope) -> float:
+        """The query's BM25 ceiling (fusion.py) from the engine's own counts: one count request per word, as
+        Qdrant analyses it (the text index stems like the local one)."""
+        n, freqs = self._counts(words.split(), scope)
+        return max(2.2 * sum(math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in freqs), 1e-9)
+
+    def _counts(self, words: list[str], scope: Scope) -> tuple[int, list[int]]:
+        return self.store.count(scope), [self.store.count(dataclasses.replace(scope, word=w)) for w in words]
+
+    def doc_freqs(self, words: list[str]) -> tuple[int, list[int]] | None:
+        """(chunks, chunks holding each word) in the generation readers see (backends.Backend)."""
+        return self._counts(words, Scope(self._generation()[0]))
 
 
 def _arrays(results: list[list[Found]], k: int, found: list):

@@ -57,6 +57,7 @@ class Scope:
     generation: int
     sources: tuple[str, ...] | None = None
     types: tuple[str, ...] = ()  # extensions with the dot, lower case (filters.Where.types)
+    word: str = ""  # only points whose lexical text holds this word (to count its document frequency)
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,8 @@ def _filter_parts(scope: Scope):
         must.append(("source", "any", list(scope.sources)))
     if scope.types:
         must.append(("ext", "any", list(scope.types)))
+    if scope.word:
+        must.append((LEXICAL, "text", scope.word))
     return must, [("gen_to", "lte", scope.generation)]
 
 
@@ -160,6 +163,8 @@ class EdgeStore(_Store):
         qe = self.models
         if kind == "any":
             return qe.FieldCondition(key=key, match=qe.MatchAny(value))
+        if kind == "text":
+            return qe.FieldCondition(key=key, match=qe.MatchText(value))
         return qe.FieldCondition(key=key, range=qe.RangeFloat(**{kind: value}))
 
     def upsert(self, ids, coarse, full, payloads) -> None:
@@ -343,6 +348,8 @@ class ClientStore(_Store):
         m = self.models
         if kind == "any":
             return m.FieldCondition(key=key, match=m.MatchAny(any=value))
+        if kind == "text":
+            return m.FieldCondition(key=key, match=m.MatchText(text=value))
         return m.FieldCondition(key=key, range=m.Range(**{kind: value}))
 
     def upsert(self, ids, coarse, full, payloads) -> None:

@@ -15,7 +15,7 @@ from ..documents import read_lines
 from ..errors import SearcherError
 from ..filters import Where
 from ..search import hit_record
-from .app import MAX_K
+from .app import MAX_K, MAX_QUERY_CHARS
 from .catalog import Catalog
 
 
@@ -29,15 +29,19 @@ def create_mcp(catalog: Catalog):
 
     @server.tool(structured_output=True)
     def search(query: str, k: int = 10, paths: list[str] | None = None, types: list[str] | None = None,
-               mode: str = "hybrid", index: str | None = None) -> dict[str, Any]:
+               mode: str = "hybrid", index: str | None = None, min_score: float | None = None) -> dict[str, Any]:
         """Search the index for passages that answer `query`, best first, one per document.
 
-        paths: only files matching any of these globs (e.g. "docs/*.md"); types: only these file types ("md",
-        "pdf"); mode: hybrid (default), dense (meaning only) or lexical (exact words); index: which index, when
-        the server has several."""
+        query: words, "quoted phrases" that must occur, -word or -"phrase" to exclude. paths: only files matching
+        any of these globs (e.g. "docs/*.md"); types: only these file types ("md", "pdf"); mode: hybrid (default),
+        dense (meaning only) or lexical (exact words); index: which index, when the server has several; min_score:
+        only hits at least this likely to be relevant (scores are probabilities, 0-1). no_match is true when
+        nothing is likely relevant."""
+        if len(query) > MAX_QUERY_CHARS:
+            raise ToolError(f"query is {len(query):,} characters; the limit is {MAX_QUERY_CHARS:,}")
         k = max(1, min(int(k), MAX_K))
         try:
-            hits = catalog.searcher(index).search(query, k, mode=mode, per_doc=True,
+            hits = catalog.searcher(index).search(query, k, mode=mode, per_doc=True, min_score=min_score,
                                                   where=Where(tuple(paths or ()), tuple(types or ())))
         except SearcherError as e:
             raise ToolError(str(e)) from None  # the agent sees the one-line reason and can correct itself

@@ -1,0 +1,76 @@
+"""Scores on one scale: a hit's score is the estimated probability that it is relevant to the query.
+
+Ranking scores are not comparable between queries: a fused score is normalised within its query (fusion.py), BM25
+grows with the query's length and rare words, a cosine's range depends on the model. What a user can act on
+(`--min-score`, "no match") needs a scale that means the same for every query and mode, so each hit gets two pieces
+of evidence that do, and a logistic model turns them into a probability:
+
+- `cosine`: the hit's dense similarity with the query (full vectors);
+- `coverage`: the share of the query's words the hit holds, each word weighted by its IDF in the index (a query's
+  rare words count most, and a word the index has never seen counts fully against every hit).
+
+    p = 1 / (1 + exp(-(b0 + b_cosine * cosine + b_coverage * coverage)))
+
+with one (b0, b_cosine, b_coverage) per kind of search: `hybrid` uses both, the dense modes the cosine only,
+`lexical` the coverage only (it embeds no query). The coefficients were fitted by logistic regression on the
+tuning splits only (SciFact train, aie5-simonw-llms train and dev: each query's top 10 documents, relevant or not)
+and checked on the other sets' reported splits: benchmarks/RESULTS.md, score calibration section, which also holds
+the reliability table (predicted against observed relevance). They are the bundled model's: another model's
+cosines sit elsewhere, so its probabilities are rougher (its ranking is not affected: scores never reorder hits).
+
+A query has no match when its best hit's probability is below NO_MATCH (per kind of search), chosen on the same
+tuning material: the largest threshold that flags under 0.5% of the tuning queries against their own index.
+
+Pure functions; tests/test_calibration.py works them out.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import numpy as np
+
+# (b0, b_cosine, b_coverage) per kind of search; see the module docstring for where they come from.
+COEFFICIENTS = {
+    "hybrid": (-8.04, 6.47, 5.38),
+    "dense": (-9.18, 12.29, 0.0),
+    "lexical": (-5.96, 0.0, 7.88),
+}
+# The best hit of a query below this probability (per kind of search): no match.
+NO_MATCH = {"hybrid": 0.006, "dense": 0.006, "lexical": 0.012}
+
+
+def kind(mode: str) -> str:
+    """The set of coefficients a search mode uses."""
+    return mode if mode in ("hybrid", "lexical") else "dense"
+
+
+def probability(mode: str, cosine: np.ndarray | float, coverage: np.ndarray | float) -> np.ndarray:
+    """The calibrated relevance of hits with this evidence, in (0, 1)."""
+    b0, bc, bv = COEFFICIENTS[kind(mode)]
+    z = b0 + bc * np.asarray(cosine, np.float64) + bv * np.asarray(coverage, np.float64)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def idf(doc_freq: int, docs: int) -> float:
+    """BM25's inverse document frequency (Lucene's, always positive)."""
+    return math.log(1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5))
+
+
+def coverage(weights: dict[str, float], terms: Iterable[str]) -> float:
+    """The IDF-weighted share of the query's words (`weights`: word -> IDF) among a hit's analysed `terms`."""
+    total = sum(weights.values())
+    if total <= 0:
+        return 0.0
+    found = set(terms)
+    return sum(w for t, w in weights.items() if t in found) / total
+
+
+def monotone(scores: list[float]) -> list[float]:
+    """Scores capped by the one above, so a list never shows a later hit scored higher than an earlier one (the
+    ranking decides the order; the probability says how good each place is)."""
+    out: list[float] = []
+    for s in scores:
+        out.append(min(s, out[-1]) if out else s)
+    return out

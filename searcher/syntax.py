@@ -1,0 +1,56 @@
+"""What a query says beyond its words: "quoted phrases" that must occur, and -word / -"phrase" exclusions.
+
+    parse('git "subtree split" -svn')  ->  Query(text='git subtree split', phrases=('subtree split',),
+                                                 excluded=('svn',), words='git')
+
+`text` is what the model embeds and the snippets light: the query without its exclusions, phrases unquoted.
+Phrases and exclusions are filters, not scores: the Searcher turns them into the set of chunks a search may return
+(filters.selected_ids), in every mode, so a dense search never lists a chunk without the phrase.
+
+Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a letter, digit
+or quote, so `--no-cache-dir`, `e-mail` and `-` alone are plain words; an unpaired quote is an ordinary character.
+Pure functions; tests/test_syntax.py works them out.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[\w])(\S+)')
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # the query as meaning: exclusions removed, phrases unquoted, whitespace folded
+    phrases: tuple[str, ...] = ()  # each must occur in a chunk, as a phrase
+    excluded: tuple[str, ...] = ()  # words or phrases a chunk must not hold
+    words: str = ""  # the free words: the query without its phrases and exclusions
+
+    @property
+    def filters(self) -> bool:
+        return bool(self.phrases or self.excluded)
+
+
+def parse(query: str) -> Query:
+    """The phrases, exclusions and remaining text of a query (see the module docstring)."""
+    phrases: list[str] = []
+    excluded: list[str] = []
+    kept: list[str] = []
+    free: list[str] = []
+    pos = 0
+    for m in _TOKEN.finditer(query):
+        kept.append(query[pos : m.start()])
+        free.append(query[pos : m.start()])
+        pos = m.end()
+        excluded_phrase, phrase, excluded_word = m.groups()
+        if phrase is not None:
+            if phrase.strip():
+                phrases.append(" ".join(phrase.split()))
+            kept.append(f" {phrase} ")
+        elif (excluded_phrase or excluded_word or "").strip():
+            excluded.append(" ".join((excluded_phrase if excluded_phrase is not None else excluded_word).split()))
+    kept.append(query[pos:])
+    free.append(query[pos:])
+    text, words = (" ".join(" ".join(parts).replace('"', " ").split()) for parts in (kept, free))
+    return Query(text, tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(excluded)), words)

@@ -1,0 +1,169 @@
+"""Query syntax in every mode, identifier tokens, stopwords, and scores on one scale (issue: search quality on
+collections it was never tuned on)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_corpus
+from fakes import FakeEncoder
+
+from searcher import IndexConfig, Searcher, build_index, calibration
+from searcher.cli import cli
+from searcher.config import SEARCH_MODES
+from searcher.lexical import identifiers
+from searcher.syntax import parse
+
+FRUIT = {"a.txt": "She ate a red apple today.", "b.txt": "A red car and an apple pie.",
+         "c.txt": "A green apple and a red pepper.", "d.txt": "Nothing about fruit here."}
+
+
+def _names(hits) -> list[str]:
+    return [h.source.rsplit("/", 1)[1] for h in hits]
+
+
+@pytest.fixture
+def fruit(tmp_path, fake):
+    build_index(write_corpus(tmp_path / "docs", FRUIT), tmp_path / "idx", IndexConfig(model=fake.info.name),
+                encoder=fake)
+    return Searcher(tmp_path / "idx", encoder=fake)
+
+
+# --- syntax ---------------------------------------------------------------------------------------------------------
+
+
+def test_parse_finds_phrases_exclusions_and_plain_words():
+    q = parse('git "subtree split" -svn -"old branch"')
+    assert (q.text, q.phrases, q.excluded, q.words) == ("git subtree split", ("subtree split",), ("svn", "old branch"),
+                                                        "git")
+    assert parse("--no-cache-dir").excluded == (), "a --flag is a word"
+    assert parse("e-mail -").text == "e-mail -", "a dash inside a word or alone is not an exclusion"
+    assert parse('an "unpaired quote').text == "an unpaired quote" and not parse('an "unpaired quote').phrases
+
+
+@pytest.mark.parametrize("mode", SEARCH_MODES)
+def test_a_phrase_and_an_exclusion_filter_every_mode(fruit, mode):
+    assert _names(fruit.search('"red apple"', mode=mode)) == ["a.txt"]
+    found = _names(fruit.search("apple -pie", mode=mode))
+    assert "b.txt" not in found and "a.txt" in found and "c.txt" in found
+    assert "a.txt" not in _names(fruit.search('apple -"red apple"', mode=mode))
+
+
+def test_a_query_that_only_excludes_is_refused(fruit):
+    with pytest.raises(Exception, match="only excludes"):
+        fruit.search("-apple")
+
+
+# --- identifiers -----------------------------------------------------------------------------------------------------
+
+
+def test_identifiers_are_taken_whole_and_by_their_parts():
+    got = identifiers("Call Py_Initialize() and os.path.join; pass --no-cache-dir. ERR_REQUIRE_ESM, E0277, v3.11.2, "
+                      "HTTPServer, readFileSync, an e-mail, and/or 3.5")
+    for name in ["Py_Initialize", "os.path.join", "path.join", "--no-cache-dir", "ERR_REQUIRE_ESM", "E0277", "v3.11.2",
+                 "HTTPServer", "readFileSync"]:
+        assert name in got, name
+    for word in ["e-mail", "and/or", "3.5", "Call", "and"]:
+        assert word not in got, word
+
+
+CODE = {
+    "embed.rst": "Embedding\n=========\n\nCall Py_Initialize before any other function of the C API.\n",
+    "classes.html": "<html><body><main><p>The initial state of an instance is set by its initializer.</p>"
+                    "<p>Initialize it with arguments.</p></main></body></html>",
+    "server.py": "class HTTPServer:\n    def serve(self):\n        return os.path.join(root, name)\n",
+    "errors.md": "# Errors\n\n## ERR_REQUIRE_ESM\n\nRaised when require() loads an ES module.\n\n"
+                 "## E0277\n\nA trait bound is not satisfied.\n",
+    "pip.md": "# Caching\n\nUse --no-cache-dir to turn the cache off. Fixed in v3.11.2.\n",
+}
+
+
+@pytest.mark.parametrize("query, name", [
+    ("Py_Initialize", "embed.rst"), ("py initialize", "embed.rst"), ("HTTPServer", "server.py"),
+    ("os.path.join", "server.py"), ("path.join", "server.py"),
+    ("ERR_REQUIRE_ESM", "errors.md"), ("E0277", "errors.md"), ("--no-cache-dir", "pip.md"), ("v3.11.2", "pip.md"),
+])
+@pytest.mark.parametrize("mode", ["hybrid", "lexical"])
+def test_a_named_identifier_ranks_its_file_first(tmp_path, fake, query, name, mode):
+    build_index(write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name),
+                encoder=fake)
+    hits = Searcher(tmp_path / "idx", encoder=fake).search(query, mode=mode, per_doc=True)
+    assert _names(hits)[0] == name, _names(hits)
+
+
+def test_initialize_alone_finds_the_identifier_by_its_part_and_prose_is_no_look_up(tmp_path, fake):
+    build_index(write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name),
+                encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    assert "embed.rst" in _names(s.search("initialize", mode="lexical"))
+    assert s.lexical.names("Py_Initialize") == ["py_initialize"]
+    assert s.lexical.names("what does os.path.join return") == [], "more prose than names: not a look-up"
+    assert s.lexical.names("CD4 T cells regulate the immune response") == []
+
+
+# --- stopwords -------------------------------------------------------------------------------------------------------
+
+
+def test_stopwords_leave_a_query_unless_it_has_nothing_else(tmp_path, fake):
+    docs = {"hamlet.txt": "To be, or not to be, that is the question.", "moon.txt": "The moon is bright tonight.",
+            "sun.txt": "Sunlight warms the sea."}
+    build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name),
+                encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    assert s.lexical.words("is the moon") == ["moon"]
+    assert _names(s.search("is the moon", mode="lexical")) == ["moon.txt"], "'is' and 'the' match nothing"
+    assert _names(s.search("to be or not to be", mode="lexical"))[0] == "hamlet.txt", "a query of stopwords only"
+    assert _names(s.search('"to be or not"', mode="lexical")) == ["hamlet.txt"], "phrases keep their stopwords"
+
+
+# --- scores on one scale -------------------------------------------------------------------------------------------
+
+
+def test_probability_rises_with_each_piece_of_evidence():
+    for mode in ("hybrid", "dense", "lexical"):
+        low, high = calibration.probability(mode, [0.1, 0.9], [0.0, 1.0])
+        assert 0 < low < high < 1, mode
+    assert calibration.monotone([0.9, 0.95, 0.3, 0.4]) == [0.9, 0.9, 0.3, 0.3]
+    # idf = ln(1 + (N - n + 0.5) / (n + 0.5)); N = 10, n = 1: ln(1 + 9.5 / 1.5) = ln(7.333) = 1.9924
+    assert calibration.idf(1, 10) == pytest.approx(1.9924, abs=1e-4)
+    assert calibration.coverage({"moon": 3.0, "crater": 1.0}, ["moon", "orbit"]) == pytest.approx(0.75)
+
+
+@pytest.mark.model
+def test_a_perfect_match_scores_high_and_gibberish_low_in_every_mode(tmp_path, minilm):
+    docs = {"port.md": "# Listen errors\n\nWhen the port is already taken, the server emits EADDRINUSE and stops.",
+            "bread.md": "# Baking\n\nKnead the dough, let it rise for an hour, then bake the bread at 220 degrees.",
+            "moon.md": "# The moon\n\nThe moon orbits the earth once a month; its craters come from impacts."}
+    build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(), encoder=minilm)
+    s = Searcher(tmp_path / "idx", encoder=minilm)
+    for mode in ("hybrid", "dense", "lexical"):
+        good = s.search("the server emits EADDRINUSE when the port is already taken", mode=mode)
+        bad = s.search("zzqx flibbertigibbet", mode=mode) if mode != "lexical" else None
+        assert good[0].source.endswith("port.md") and good[0].score > 0.5 and not good.no_match, mode
+        assert all(a.score >= b.score for a, b in zip(good, good[1:])), "scores never rise down the list"
+        if bad is not None:
+            assert bad.no_match and bad[0].score < calibration.NO_MATCH[calibration.kind(mode)], mode
+    assert s.search("quantum chromodynamics of gluon plasma").no_match
+    assert not s.search("how long should dough rise before baking").no_match
+    everything = s.search("how long should dough rise before baking")
+    cut = (everything[0].score + everything[-1].score) / 2
+    kept = s.search("how long should dough rise before baking", min_score=cut)
+    assert [h.id for h in kept] == [h.id for h in everything if h.score >= cut] and 0 < len(kept) < len(everything)
+
+
+@pytest.mark.model
+def test_no_match_and_min_score_in_the_cli(tmp_path, minilm, monkeypatch):
+    import searcher.search
+
+    monkeypatch.setattr(searcher.search, "load_encoder", lambda name: minilm)
+    docs = {"bread.md": "# Baking\n\nKnead the dough, let it rise for an hour, then bake the bread at 220 degrees."}
+    build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(), encoder=minilm)
+    index = str(tmp_path / "idx")
+    gibberish = CliRunner().invoke(cli, ["query", "zzqx flibbertigibbet", "--index", index])
+    assert gibberish.exit_code == 1 and "no match" in gibberish.stderr and not gibberish.stdout
+    found = CliRunner().invoke(cli, ["query", "how long does dough rise", "--index", index, "--json"])
+    assert found.exit_code == 0 and "bread.md" in found.stdout
+    strict = CliRunner().invoke(cli, ["query", "how long does dough rise", "--index", index, "--min-score", "0.999"])
+    assert strict.exit_code == 1 and not strict.stdout, "every hit below --min-score: nothing to show"
+    assert np.isfinite(float(found.stdout.split('"score":')[1].split(",")[0]))
