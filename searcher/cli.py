@@ -599,9 +599,12 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--token", envvar="SEARCHER_TOKEN", show_envvar=True,
               help="Require this API token (Authorization: Bearer TOKEN) on every request.")
+@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
+              help="Also answer requests addressed to this host name (repeatable); by default only the address it "
+                   "listens on and localhost, so that no other web site can read it through DNS rebinding.")
 @click.option("--stop-after", type=float, hidden=True, help="Stop after this many seconds (tests, benchmarks).")
-def serve(indexes, host, port, token, stop_after):
-    """Serve searches over HTTP: a search page at /, the API at /search, its description at /docs.
+def serve(indexes, host, port, token, allow_hosts, stop_after):
+    """Serve searches over HTTP: a search page at /, the API at /search, its description at /openapi.json.
 
     Each index is loaded once, and the server follows new index generations (from `searcher index`, `update`
     or `--watch`) within a second, without a restart.
@@ -620,9 +623,27 @@ def serve(indexes, host, port, token, stop_after):
     from .server.app import create_app, run
     from .server.catalog import Catalog
 
+    _check_port(host, port)
     catalog = Catalog(list(indexes))
     click.echo(f"serving {', '.join(catalog.names)} on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    run(create_app(catalog, token=token), host=host, port=port, stop_after=stop_after)
+    run(create_app(catalog, token=token, host=host, port=port, allow_hosts=allow_hosts), host=host, port=port,
+        stop_after=stop_after)
+
+
+def _check_port(host: str, port: int) -> None:
+    """One line, before anything claims to serve, when the port cannot be had."""
+    import errno
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            if e.errno == errno.EADDRINUSE:
+                raise click.ClickException(f"port {port} is in use; pass --port with another") from None
+            raise click.ClickException(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
 @cli.command(short_help="Let an AI agent search an index (MCP server on stdio).")

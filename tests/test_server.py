@@ -32,7 +32,7 @@ def free_port() -> int:
 
 
 class Server:
-    def __init__(self, index_dirs, home: Path, token: str | None = None) -> None:
+    def __init__(self, index_dirs, home: Path, token: str | None = None, extra: list[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "SEARCHER_HOME": str(home)}
@@ -42,7 +42,7 @@ class Server:
         args = [a for d in index_dirs for a in ("--index", str(d))]
         self.process = subprocess.Popen(
             [sys.executable, "-m", "searcher", "serve", *args, "--port", str(self.port), "--stop-after",
-             str(STOP_AFTER)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+             str(STOP_AFTER), *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -107,8 +107,13 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     batch = httpx.post(server.url + "/search/batch", json={"queries": ["owls at night", "tomato soil"], "k": 2}).json()
     assert [r["hits"][0]["source"] for r in batch["results"]] == [str(docs / "nested" / "birds.md"),
                                                                   str(docs / "gardening.html")]
-    nothing = httpx.get(server.url + "/search", params={"query": "xqzvwk"}).json()
-    assert nothing["no_match"] is True
+    nothing = httpx.get(server.url + "/search", params={"query": "xqzvwk flibbertigibbet"}).json()
+    assert nothing["no_match"] is True and all(h["score"] < 0.05 for h in nothing["hits"]), "no hit dressed as 1.0"
+    assert 0 < top["score"] < 1, "a probability"
+    strict = httpx.get(server.url + "/search", params={"query": "planets with rings", "min_score": 0.999}).json()
+    assert strict["hits"] == [], "min_score filters on the calibrated score"
+    phrase = httpx.get(server.url + "/search", params={"query": 'water -"the soil"', "mode": "dense"}).json()
+    assert phrase["hits"] and str(docs / "gardening.html") not in {h["source"] for h in phrase["hits"]}
 
 
 def test_concurrent_requests_get_the_answers_sequential_ones_do(server):
@@ -136,7 +141,7 @@ def test_indexes_health_docs_page_and_document(server, served):
     assert listed["model"] == "sentence-transformers/all-MiniLM-L6-v2" and listed["updated"]
     assert httpx.get(server.url + "/health").json() == {"status": "ok", "indexes": ["index"]}
     assert "/search" in httpx.get(server.url + "/openapi.json").json()["paths"]
-    assert "swagger" in httpx.get(server.url + "/docs").text.lower()
+    assert httpx.get(server.url + "/docs").status_code == 404, "no page that loads Swagger UI from a CDN"
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert httpx.get(server.url + "/static/app.js").status_code == 200
@@ -193,6 +198,59 @@ def test_a_token_is_required_when_set_and_beyond_loopback(served):
         assert httpx.get(s.url + "/health").status_code == 200  # liveness stays open
     finally:
         s.stop()
+
+
+def test_a_foreign_host_or_origin_is_refused_as_dns_rebinding_would_send_it(server, served):
+    _, docs, _ = served
+    document = {"source": str(docs / "astronomy.txt")}
+    rebound = httpx.get(server.url + "/document", params=document,
+                        headers={"Host": f"evil.example:{server.port}"})
+    assert rebound.status_code == 403 and "--allow-host evil.example" in rebound.json()["error"]
+    assert "Jupiter" not in rebound.text
+    searched = httpx.get(server.url + "/search", params={"query": "moon"}, headers={"Host": "evil.example"})
+    assert searched.status_code == 403
+    foreign = httpx.post(server.url + "/search", json={"query": "moon"}, headers={"Origin": "http://evil.example"})
+    assert foreign.status_code == 403 and "Origin" in foreign.json()["error"]
+    other_port = httpx.get(server.url + "/search", params={"query": "moon"}, headers={"Origin": "http://127.0.0.1:1"})
+    assert other_port.status_code == 403
+    for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}"):
+        assert httpx.get(server.url + "/document", params=document, headers={"Host": host}).status_code == 200
+    own = httpx.post(server.url + "/search", json={"query": "moon"},
+                     headers={"Origin": f"http://localhost:{server.port}"})
+    assert own.status_code == 200
+    assert httpx.get(server.url + "/health", headers={"Host": "evil.example"}).status_code == 200
+
+
+def test_a_name_passed_with_allow_host_is_served_and_a_token_keeps_both_checks(served):
+    home, _, index_dir = served
+    s = Server([index_dir], home, token="s3cret", extra=["--allow-host", "search.internal"])
+    try:
+        auth = {"Authorization": "Bearer s3cret"}
+        url = s.url + "/search?query=moon"
+        assert httpx.get(url, headers={**auth, "Host": f"search.internal:{s.port}"}).status_code == 200
+        assert httpx.get(url, headers={**auth, "Host": "evil.example"}).status_code == 403
+        assert httpx.get(url, headers={**auth, "Origin": "http://evil.example"}).status_code == 403
+    finally:
+        s.stop()
+
+
+def test_a_chunked_body_over_the_cap_is_refused_without_being_read_whole(server):
+    def body():
+        for _ in range(200):  # 20 MB in 100 KB pieces, no Content-Length
+            yield b"x" * 100_000
+
+    response = httpx.post(server.url + "/search", content=body(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "request body over" in response.json()["error"]
+    assert httpx.get(server.url + "/health").status_code == 200
+
+
+def test_a_port_in_use_is_one_line_before_anything_claims_to_serve(server, served):
+    home, _, index_dir = served
+    taken = subprocess.run([sys.executable, "-m", "searcher", "serve", "--index", str(index_dir), "--port",
+                            str(server.port), "--stop-after", "5"], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "SEARCHER_HOME": str(home)})
+    assert taken.returncode == 1 and f"port {server.port} is in use; pass --port" in taken.stderr
+    assert "serving" not in taken.stderr and "Traceback" not in taken.stderr and "Errno" not in taken.stderr
 
 
 def test_the_server_switches_to_a_new_generation_without_a_failed_or_mixed_request(tmp_path, served, minilm):
@@ -257,12 +315,19 @@ def test_mcp_tools_through_an_mcp_client(served):
         async with Client(params, read_timeout_seconds=60) as client:
             tools = {t.name for t in (await client.list_tools()).tools}
             found = await client.call_tool("search", {"query": "where do owls hunt", "k": 2})
+            nothing = await client.call_tool("search", {"query": "xqzvwk flibbertigibbet"})
+            strict = await client.call_tool("search", {"query": "where do owls hunt", "min_score": 0.999})
+            huge = await client.call_tool("search", {"query": "owls " * 1000})
             lines = await client.call_tool("get_document", {"source": str(docs / "nested" / "birds.md"),
                                                             "start_line": 3, "end_line": 3})
             refused = await client.call_tool("get_document", {"source": "/etc/passwd"})
-            return tools, found, lines, refused
+            return tools, found, lines, refused, nothing, strict, huge
 
-    tools, found, lines, refused = anyio.run(talk)
+    tools, found, lines, refused, nothing, strict, huge = anyio.run(talk)
+    assert nothing.structured_content["no_match"] is True
+    assert all(h["score"] < 0.05 for h in nothing.structured_content["hits"])
+    assert strict.structured_content["hits"] == [] and not strict.is_error
+    assert huge.is_error and "the limit is 2,000" in str(huge.content)
     assert {"search", "get_document"} <= tools
     hit = found.structured_content["hits"][0]
     assert hit["source"] == str(docs / "nested" / "birds.md") and hit["line"] == 1 and "Owls" in hit["snippet"]

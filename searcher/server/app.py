@@ -1,13 +1,20 @@
 """The HTTP API and the search page: a FastAPI app over a Catalog of indexes, served by uvicorn.
 
 FastAPI rather than bare Starlette because its request models give what the API needs with no code of ours:
-validation of every parameter with a precise message, and the OpenAPI description at /docs. Endpoints are plain
+validation of every parameter with a precise message, and the OpenAPI description at /openapi.json (no /docs
+page: FastAPI's loads Swagger UI from a CDN, a third-party script on a page that can read files). Endpoints are plain
 `def` functions: FastAPI runs them in its thread pool, so queries run side by side (FAISS, onnxruntime and
 tantivy release the GIL; search.query_threads keeps each query on one thread).
 
 Every error is a 4xx with one line of JSON, {"error": "..."}: bad JSON, a bad parameter, an unknown index, a
-body over MAX_BODY_BYTES, a missing or wrong token. Anything unexpected is a 500 with the exception's type only
+body over MAX_BODY_BYTES (counted as it arrives, so a chunked body without Content-Length is cut off too), a
+missing or wrong token, a foreign Host or Origin. Anything unexpected is a 500 with the exception's type only
 (the traceback goes to the log, not to the client).
+
+DNS rebinding: a web page the user visits can point its own name at 127.0.0.1 and then read this server as a
+same-origin page would. So every endpoint but /health answers only a Host that is this server's (its bound
+address, localhost, the loopback addresses, or a name passed with --allow-host) and an Origin, when a browser
+sends one, on such a host and this server's port; with a token too.
 """
 
 from __future__ import annotations
@@ -75,19 +82,29 @@ class BatchRequest(BaseModel):
     index: str | None = None
 
 
-def create_app(catalog: Catalog, *, token: str | None = None) -> FastAPI:
-    """The app answering from `catalog`; with `token`, every endpoint but /health and the page's files needs
-    `Authorization: Bearer TOKEN`."""
-    app = FastAPI(title="searcher", version=__version__,
+LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+
+
+def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0.0.1", port: int | None = None,
+               allow_hosts: tuple[str, ...] = ()) -> FastAPI:
+    """The app answering from `catalog`, served on `host`:`port`. With `token`, every endpoint but /health and the
+    page's files needs `Authorization: Bearer TOKEN`. Every endpoint but /health answers only a Host (and a
+    browser's Origin) naming this server: `host`, the loopback names, or one of `allow_hosts`."""
+    app = FastAPI(title="searcher", version=__version__, docs_url=None, redoc_url=None,
                   description="Search your indexed documents by meaning and by exact words.")
     app.state.catalog = catalog
     open_paths = {"/health", "/", "/favicon.ico"}
+    names = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, host, *allow_hosts)} - {"0.0.0.0", "::"}
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
         length = request.headers.get("content-length")
         if length is not None and (not length.isdigit() or int(length) > MAX_BODY_BYTES):
             return _error(413, f"request body over {MAX_BODY_BYTES} bytes; send fewer or shorter queries")
+        if request.url.path != "/health":
+            refused = _foreign(request.headers.get("host", ""), request.headers.get("origin"), names, port)
+            if refused:
+                return _error(403, refused)
         if token is not None and request.url.path not in open_paths and not request.url.path.startswith("/static/"):
             given = request.headers.get("authorization", "")
             expected = f"Bearer {token}"
@@ -171,6 +188,64 @@ def create_app(catalog: Catalog, *, token: str | None = None) -> FastAPI:
     return app
 
 
+def _foreign(host_header: str, origin: str | None, names: set[str], port: int | None) -> str:
+    """Why a request's Host or Origin is not this server's (see the module docstring), or "" if both are."""
+    from urllib.parse import urlsplit
+
+    try:
+        host = urlsplit(f"//{host_header}")
+        host_name, host_port = (host.hostname or ""), host.port
+    except ValueError:
+        return f"Host header {host_header!r} is not a host name"
+    if host_name not in names or (port is not None and host_port not in (None, port)):
+        return (f"Host {host_header!r} is not this server's; open it as http://localhost:{port or ''}/ or pass "
+                f"--allow-host {host_name or 'NAME'}")
+    if origin is not None:
+        try:
+            o = urlsplit(origin)
+            ok = o.scheme in ("http", "https") and (o.hostname or "") in names and \
+                (port is None or (o.port or (443 if o.scheme == "https" else 80)) == port)
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"Origin {origin!r} is not this server's: another site's page may not read it"
+    return ""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over `limit` bytes gets a 413, counted as it arrives, so a chunked body
+    without Content-Length is refused after `limit` bytes instead of read whole. The body (at most `limit`
+    bytes) is read here and handed on to the app."""
+
+    def __init__(self, app, limit: int = MAX_BODY_BYTES) -> None:
+        self.app, self.limit = app, limit
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            return await self.app(scope, receive, send)
+        messages, seen = [], 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            if message["type"] != "http.request":
+                break
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                body = orjson.dumps({"error": f"request body over {self.limit} bytes; send fewer or shorter queries"})
+                await send({"type": "http.response.start", "status": 413,
+                            "headers": [(b"content-type", b"application/json"),
+                                        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            if not message.get("more_body", False):
+                break
+
+        async def replay():
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+
 def _run(catalog: Catalog, queries: list[str], request):
     name = request.index or catalog.default
     searcher = catalog.searcher(name)
@@ -201,7 +276,8 @@ def run(app: FastAPI, *, host: str, port: int, stop_after: float | None = None) 
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False))
+    server = uvicorn.Server(uvicorn.Config(BodyLimit(app), host=host, port=port, log_level="warning",
+                                           access_log=False))
     if stop_after is not None:
         timer = threading.Timer(stop_after, lambda: setattr(server, "should_exit", True))
         timer.daemon = True
