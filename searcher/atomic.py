@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 from collections.abc import Iterator
@@ -14,14 +15,26 @@ from .errors import IndexBusyError
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Write beside, fsync, then rename: a reader sees the old file or the whole new one, never a part."""
+    """Write beside, fsync, then rename: a reader sees the old file or the whole new one, never a part.
+
+    subtle: the file beside is created new (O_EXCL, O_NOFOLLOW) after taking away whatever has its name, so a
+    link planted there (to a file of the user's) is removed, never written through."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with open(_create_new(tmp), "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_dir(path.parent)
+
+
+def _create_new(path: Path, flags: int = os.O_WRONLY) -> int:
+    """A file descriptor of a new file at `path`; what was there (a stale file, a planted link) is removed first."""
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
 
 def reserved_npy(path: Path, shape: tuple[int, int], dtype) -> np.ndarray:
@@ -54,10 +67,17 @@ def fsync_dir(path: Path) -> None:
 def exclusive_lock(directory: Path) -> Iterator[None]:
     """Hold `directory/.lock` for writing; a second writer gets IndexBusyError at once instead of waiting.
 
-    The kernel drops the lock when the process dies, however it dies, so a killed run never blocks the next.
+    The kernel drops the lock when the process dies, however it dies, so a killed run never blocks the next. A
+    symbolic link in the lock's place is removed, not followed (it could point at any file of the user's).
     """
     directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+    lock = directory / ".lock"
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        fd = _create_new(lock, os.O_RDWR)  # a link planted as .lock: removed, never followed
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -42,7 +42,7 @@ from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherErr
 from .home import adopt_encoder, collect_encoders, remember_choice, remembered_choice, share_encoder
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
-from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file
+from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file, read_regular
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
@@ -521,7 +521,7 @@ def _scan(
                 kept.append(old)
                 report.unchanged += 1
                 continue
-            data = path.read_bytes()
+            data = read_regular(path)
         except OSError as e:
             report.failed += 1
             report.warnings.append(f"{path}: cannot read ({e.strerror})" + ("; kept the indexed version" if old else ""))

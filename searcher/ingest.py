@@ -11,8 +11,10 @@ a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer 
 from __future__ import annotations
 
 import bisect
+import errno
 import os
 import re
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -73,8 +75,13 @@ def is_supported(path: Path) -> bool:
 
 def sniffs_as_text(path: Path) -> bool:
     try:
-        with open(path, "rb") as f:
-            head = f.read(8192)
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)  # a FIFO must not block the walk
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return False
+            head = os.read(fd, 8192)
+        finally:
+            os.close(fd)
     except OSError:
         return False
     if not head or b"\x00" in head:
@@ -136,12 +143,13 @@ def iter_files(
     on_skip: Callable[[str, str], None] | None = None,
     ignore: Ignore | None = None,
 ) -> Iterator[Path]:
-    """Every non-hidden file under `root` (or `root` itself if it is a file), in a stable sorted order.
+    """Every non-hidden regular file under `root` (or `root` itself if it is a file), in a stable sorted order.
 
     Hidden files and folders (name starting with '.') are never entered: they hold VCS data and caches. A folder
     that is a searcher index is never entered either (an index must not ingest an index), nor are links to
     folders. A folder under `root` that cannot be read is passed to `on_error(folder, reason)`; a file or folder
-    whose name is not valid UTF-8, or a nested index, to `on_skip(path, reason)`. `root` itself unreadable is an
+    whose name is not valid UTF-8, a nested index, or anything but a regular file (a FIFO, a socket, a link to a
+    device), to `on_skip(path, reason)`. `root` itself unreadable is an
     InvalidInputError. The walk is iterative, so any depth works.
     """
     if root.is_file():
@@ -186,9 +194,31 @@ def iter_files(
             if is_dir:
                 if not entry.is_symlink():
                     subfolders.append(Path(entry.path))
-            else:
+            elif _regular(entry):
                 yield Path(entry.path)
+            elif on_skip is not None:  # a FIFO would block a read for ever, /dev/zero would never end
+                on_skip(printable_path(entry.path), "not a regular file (a FIFO, socket, device or broken link)")
         stack.extend(reversed(subfolders))  # depth first, in name order, as os.walk goes
+
+
+def _regular(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_file()  # (a link counts by what it points at)
+    except OSError:
+        return False
+
+
+def read_regular(path: Path) -> bytes:
+    """The bytes of `path` if it is a regular file now (checked on the open file: it may have been replaced by a
+    FIFO or a link to a device since the walk); OSError otherwise, with the reason as its strerror."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read()
+    finally:
+        os.close(fd)
 
 
 def _valid_name(name: str) -> bool:
