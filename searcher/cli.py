@@ -456,11 +456,17 @@ def update(index_dir, quiet):
 
     with _Progress(enabled=not quiet) as progress:
         results = update_index(index_dir, progress=progress)
+    missing = [source for _, report in results for source in report.missing]
     for source, report in results:
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)
-        click.echo(f"{source}: {report.indexed} indexed, {report.unchanged} unchanged, {report.removed} removed, "
-                   f"{report.failed} failed")
+        if not report.missing:
+            click.echo(f"{source}: {report.indexed} indexed, {report.unchanged} unchanged, {report.removed} removed, "
+                       f"{report.failed} failed")
+    if missing:
+        raise click.ClickException(
+            f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (an unmounted disk, a renamed "
+            "folder?); kept in the index with its files - `searcher remove PATH` takes a source out")
 
 
 @cli.command("eval", short_help="Measure retrieval quality on a labelled (BEIR) data set.")
@@ -715,6 +721,7 @@ def info(index_dir, as_json):
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
         f"documents   embedded with {_encoder_choice(manifest.document_encoder)}",
         f"sources     {', '.join(manifest.sources)}",
+        *([f"removed     {', '.join(c.removed)} (`searcher index PATH` brings one back)"] if c.removed else []),
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
     ]
     click.echo("\n".join(lines))

@@ -55,6 +55,8 @@ class IndexConfig:
     fusion: str = FUSION  # the fusion fusion_weight is for (see FUSION)
     include: tuple[str, ...] = ()  # gitignore-style patterns: index only files they match (none: every file)
     exclude: tuple[str, ...] = ()  # gitignore-style patterns to leave out, beside .gitignore and .searcherignore
+    removed: tuple[str, ...] = ()  # folders/files inside a source taken out by `searcher remove`, left out of every
+    # scan until one is indexed again (`searcher index PATH`)
     full_storage: str = DEFAULT_FULL_STORAGE  # the full vectors on disk: float32, float16, mixed or int8 (vectors.py)
     coarse_index: str = "auto"  # the shortlist index: flat, ivf, or auto (by index size; coarse.py)
     backend: str = "local"  # local (FAISS generations) or qdrant (the generation mirrored into a collection)
@@ -68,6 +70,7 @@ class IndexConfig:
     def __post_init__(self) -> None:
         object.__setattr__(self, "include", tuple(self.include))  # lists when read back from JSON
         object.__setattr__(self, "exclude", tuple(self.exclude))
+        object.__setattr__(self, "removed", tuple(self.removed))
         if not self.model:
             raise InvalidInputError("model must be a sentence-transformers name or path, got an empty string")
         if self.projection not in PROJECTIONS:

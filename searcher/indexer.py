@@ -87,6 +87,7 @@ class IndexReport:
     synced: str = ""  # the qdrant backend: what the sync to the collection did
     warnings: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)  # every skipped file, with the reason
+    missing: list[str] = field(default_factory=list)  # update_index: sources not found, kept as they were
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("read", "chunk", "export", "embed", "write"), 0.0)
     )
@@ -182,7 +183,9 @@ def build_index(
 def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
                       ) -> IndexReport:
     """Take every indexed file under `path` (a source, a folder or a file, on disk or long gone) out of an index,
-    and `path` and any source under it out of its sources. Nothing is embedded and no model is loaded."""
+    and `path` and any source under it out of its sources. A `path` inside a source that stays is remembered
+    (config.removed): later scans of that source leave it out until it is indexed again. Nothing is embedded and
+    no model is loaded."""
     index_dir = resolve_index(index_dir)
     target = Path(os.path.realpath(Path(path).expanduser()))
     progress = progress or (lambda phase, done, total: None)
@@ -198,7 +201,12 @@ def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progres
                     raise InvalidInputError(f"nothing in the index at {index_dir} is under {target}; "
                                             "`searcher list --index ...` shows what is")
                 sources = tuple(s for s in current.sources if not _is_under(Path(s), target))
-                plan = Plan(target, current.config, current.model, kept, [], [], {}, current.query_encoder,
+                config = current.config
+                if any(_is_under(target, Path(s)) and target != Path(s) for s in sources):
+                    # inside a source that stays: remembered, or the next scan of the source brings it back
+                    config = config.replace(removed=(*(r for r in config.removed if not _is_under(Path(r), target)),
+                                                     str(target)))
+                plan = Plan(target, config, current.model, kept, [], [], {}, current.query_encoder,
                             current.document_encoder, sources)
                 manifest = write_generation(index_dir, plan, current, prev, None, progress,
                                             max([current.generation, *generations_on_disk(index_dir)]) + 1)
@@ -214,18 +222,32 @@ def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progres
 
 def update_index(index_dir: Path | str | None = None, *, progress: Progress | None = None
                  ) -> list[tuple[str, IndexReport]]:
-    """Re-scan every source the index records: each one still on disk is updated (build_index), each one gone
-    is removed. [(source, report)] in the index's order."""
+    """Re-scan every source the index records and update it (build_index). [(source, report)] in the index's order.
+
+    A source that is missing - gone, or an empty folder where files were indexed (an unmounted disk leaves its
+    mount point) - is kept, files included, and named in its report's `missing`: a cron `update` during an unmount
+    must not wipe the index. Only `searcher remove` takes a source out; files missing inside a present source are
+    deletes, as ever."""
     index_dir = resolve_index(index_dir)
+    manifest = read_manifest(index_dir)
     out = []
-    for source in read_manifest(index_dir).sources:
-        if Path(source).exists():
-            out.append((source, build_index(source, index_dir, progress=progress)))
-        else:
-            report = remove_from_index(index_dir, source, progress=progress)
-            report.warnings.append(f"{source} is gone; its files were removed from the index")
+    for source in manifest.sources:
+        if _missing(Path(source), manifest.files):
+            report = IndexReport(index_dir=str(index_dir), documents=manifest.documents, chunks=manifest.chunks)
+            report.missing.append(source)
             out.append((source, report))
+        else:
+            out.append((source, build_index(source, index_dir, progress=progress)))
     return out
+
+
+def _missing(source: Path, indexed_files: int) -> bool:
+    if not source.exists():
+        return True
+    try:
+        return source.is_dir() and indexed_files > 0 and not any(os.scandir(source))
+    except OSError:
+        return False  # unreadable: build_index keeps what was indexed under it, with a warning
 
 
 def delete_index(index_dir: Path | str) -> list[str]:
@@ -333,7 +355,10 @@ def _build(
     # the file, whichever root this run starts from.
     sources = [Path(s) for s in (current.sources if prev is not None else ())] + [root]
     anchor = min((s for s in sources if _is_under(root, s)), key=lambda s: len(s.parts))
-    ignore = Ignore(root, config.include, config.exclude)
+    if config.removed and (prev is None or str(root) not in current.sources):
+        # indexing a removed path (or a folder holding it) by name brings it back; re-scanning a source does not
+        config = config.replace(removed=tuple(r for r in config.removed if not _is_under(Path(r), root)))
+    ignore = Ignore(root, config.include, config.exclude, config.removed)
     kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, parse_files, report, progress,
                                         ignore, window)
     under_root = {p for p in old_files if _is_under(Path(p), root)}

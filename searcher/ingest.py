@@ -102,10 +102,12 @@ class Ignore:
     --exclude patterns, with --include patterns limiting files to those they match (gitignore syntax, relative to
     the folder being indexed)."""
 
-    def __init__(self, root: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = ()) -> None:
+    def __init__(self, root: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
+                 removed: tuple[str, ...] = ()) -> None:
         import pathspec
 
         self.root = root
+        self.removed = tuple(Path(r) for r in removed)  # absolute paths `searcher remove` took out
         self.include = pathspec.GitIgnoreSpec.from_lines(include) if include else None
         self.exclude = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
         self.specs: dict[Path, object] = {}
@@ -124,6 +126,8 @@ class Ignore:
             self.specs[folder] = pathspec.GitIgnoreSpec.from_lines(lines)
 
     def ignored(self, path: Path, is_dir: bool) -> bool:
+        if any(path == r or r in path.parents for r in self.removed):
+            return True
         suffix = "/" if is_dir else ""
         for folder in (path.parent, *path.parent.parents):
             spec = self.specs.get(folder)

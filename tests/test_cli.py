@@ -177,9 +177,11 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     assert str(other) in run("list", "--index", idx).stdout
     shutil.rmtree(other)
     (corpus / "astronomy.txt").write_text("The moon has craters and no air at all.")
-    result = run("update", "--index", idx, "-q")
-    assert result.exit_code == 0 and f"{other} is gone" in result.stderr
+    result = run("update", "--index", idx, "-q")  # a missing source is kept and reported: only remove takes it out
+    assert result.exit_code == 1 and f"{other} is missing" in result.stderr
     assert f"{corpus}: 1 indexed" in result.stdout
+    assert "penguins.txt" in run("list", "--index", idx, "--files").stdout
+    assert run("remove", other, "--index", idx).exit_code == 0
     listing = run("list", "--index", idx, "--files").stdout
     assert str(other) not in listing and "astronomy.txt" in listing
     result = run("remove", corpus / "nested", "--index", idx)

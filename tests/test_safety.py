@@ -125,3 +125,52 @@ def test_links_planted_in_the_index_folder_are_never_written_through(indexed, tm
     assert not (tmp_path / "created-through-a-link").exists()
     assert not (idx / "manifest.json").is_symlink() and not (idx / ".lock").is_symlink()
     assert "comets" in _read(idx, docs / "new.txt").text
+
+
+# --- the index's memory of its sources ------------------------------------------------------------------------------
+
+
+def test_a_missing_source_is_reported_and_kept_with_its_files(tmp_path, fake, use_fake_encoder):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = write_corpus(tmp_path / "docs")
+    idx = str(tmp_path / "idx")
+    assert CliRunner().invoke(cli, ["index", str(docs), "--index", idx, "-q"]).exit_code == 0
+    before = open_index(idx).manifest
+    docs.rename(tmp_path / "renamed")  # an unmounted disk, a renamed folder
+    result = CliRunner().invoke(cli, ["update", "--index", idx, "-q"])
+    assert result.exit_code != 0 and "missing" in result.stderr and "searcher remove" in result.stderr
+    after = open_index(idx).manifest
+    assert (after.sources, after.documents, after.generation) == (before.sources, before.documents, before.generation)
+    (tmp_path / "renamed").rename(docs)
+    (docs / "new.txt").write_text("Comets have tails of dust and gas.\n")
+    back = CliRunner().invoke(cli, ["update", "--index", idx, "-q"])
+    assert back.exit_code == 0 and "1 indexed" in back.stdout and "5 unchanged" in back.stdout, back.output
+    docs.rename(tmp_path / "elsewhere")
+    docs.mkdir()  # an empty mount point where files were indexed
+    assert CliRunner().invoke(cli, ["update", "--index", idx, "-q"]).exit_code != 0
+    assert open_index(idx).manifest.documents == 6
+
+
+def test_a_folder_removed_inside_a_source_stays_out_until_indexed_again(tmp_path, fake, use_fake_encoder):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = write_corpus(tmp_path / "docs")
+    idx = str(tmp_path / "idx")
+    run = CliRunner().invoke
+    assert run(cli, ["index", str(docs), "--index", idx, "-q"]).exit_code == 0
+    assert run(cli, ["remove", str(docs / "nested"), "--index", idx]).exit_code == 0
+    assert run(cli, ["update", "--index", idx, "-q"]).exit_code == 0
+    assert run(cli, ["index", str(docs), "--index", idx, "-q"]).exit_code == 0
+    files = [e.path for e in open_index(idx).files()]
+    assert not any("/nested/" in f for f in files), "a re-scan of the source left the removed folder out"
+    assert str(docs / "nested") in run(cli, ["info", "--index", idx]).stdout
+    assert run(cli, ["index", str(docs / "nested"), "--index", idx, "-q"]).exit_code == 0
+    assert any("/nested/" in e.path for e in open_index(idx).files())
+    assert run(cli, ["update", "--index", idx, "-q"]).exit_code == 0
+    assert any("/nested/" in e.path for e in open_index(idx).files()), "indexed again: back for good"
+    assert "removed " not in run(cli, ["info", "--index", idx]).stdout
