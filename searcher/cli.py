@@ -33,14 +33,34 @@ from .config import (
 from .errors import SearcherError
 
 
+# Exit statuses, as grep and rg have them: 0 a match (or success), 1 no match, 2 an error (a bad option, a bad
+# index, anything that stopped the command).
+ERROR = 2
+WRITES = {"index", "update", "remove", "drop", "finetune", "eval"}  # commands that may write an index
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SearcherError as e:
-            raise click.ClickException(str(e)) from None
+            error = click.ClickException(str(e))
+            error.exit_code = ERROR
+            raise error from None
+        except click.NoSuchOption as e:
+            if ctx.invoked_subcommand == "query" and not e.option_name.startswith("--"):
+                e.message += "; a query that starts with - goes after --, or as -e QUERY (searcher query -e -foo)"
+            raise
+        except click.UsageError:
+            raise
+        except click.ClickException as e:
+            e.exit_code = ERROR
+            raise
         except KeyboardInterrupt:
-            click.echo("interrupted; the index is as it was before this command", err=True)
+            if ctx.invoked_subcommand in WRITES:
+                click.echo("interrupted; the index is as it was before this command", err=True)
+            else:
+                click.echo("interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
             # `searcher query ... | head -1`: the reader has what it wanted; end quietly, like other Unix tools.
@@ -239,7 +259,9 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
 
 
 @cli.command(short_help="Search an index: the best passages, with file, line and section.")
-@click.argument("query")
+@click.argument("query", required=False)
+@click.option("-e", "--query", "queries", multiple=True, metavar="QUERY",
+              help="A query (repeatable), e.g. one that starts with -: searcher query -e -foo.")
 @index_option
 @click.option("-k", "--k", "k", type=int, default=DEFAULT_K, show_default=True, help="Number of hits.")
 @click.option(
@@ -262,9 +284,11 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
                    "matching file once; grep: path:line:passage.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @qdrant_place
-def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json, qdrant_url,
-          qdrant_path, qdrant_collection):
+def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json,
+          qdrant_url, qdrant_path, qdrant_collection):
     """Search the index for QUERY; pass - to read one query per line from stdin.
+
+    Exit status: 0 when something matched, 1 when nothing did (no match), 2 on an error, as grep's.
 
     Words in "double quotes" must occur together, as a phrase; -word and -"a phrase" leave out the passages
     holding them (in every mode). Code names (Py_Initialize, os.path.join, --no-cache-dir, E0277) match whole:
@@ -278,9 +302,14 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
     """
     from .search import Searcher, hit_record
 
-    queries = _stdin_queries() if query == "-" else [_valid_text(query, "the query")]
-    if not queries:
-        raise click.ClickException("no queries on standard input; pass one query per line")
+    if query is None and not queries:
+        raise click.UsageError("pass a QUERY (or -e QUERY, or - to read queries from stdin)")
+    if query == "-":
+        queries = _stdin_queries()
+        if not queries:
+            raise click.ClickException("no queries on standard input; pass one query per line")
+    else:
+        queries = [_valid_text(q, "the query") for q in ([query] if query is not None else []) + list(queries)]
     from .filters import Where
 
     if (qdrant_url or qdrant_path) and index_dir is None:
@@ -303,6 +332,10 @@ def query(query, index_dir, k, shortlist, mode, paths, types, min_score, per_doc
     for text, hits in zip(queries, results):
         if hits.no_match:
             click.echo(f"no match for {text!r}: nothing in the index is likely to be relevant", err=True)
+            if output == "jsonl":  # a record for every query, so a batch's output lines up with its input
+                import orjson
+
+                click.echo(orjson.dumps({"query": text, "no_match": True}).decode())
             continue
         if not hits:
             click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)

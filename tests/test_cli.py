@@ -53,7 +53,7 @@ def test_queries_from_stdin(indexed):
 
 def test_empty_stdin_is_an_error(indexed):
     result = run("query", "-", "--index", indexed, input="\n  \n")
-    assert result.exit_code == 1 and result.output.strip() == "Error: no queries on standard input; pass one query per line"
+    assert result.exit_code == 2 and result.output.strip() == "Error: no queries on standard input; pass one query per line"
 
 
 def test_index_from_environment_variable(indexed, monkeypatch):
@@ -94,11 +94,11 @@ def test_info_names_a_path_left_unmeasured():
         (["index", "{tmp}/docs", "--index", "{idx}", "--chunk-tokens", "999"], "exceeds the model's max_seq_length of 64"),
     ],
 )
-def test_user_errors_are_one_line_with_exit_code_1(tmp_path, indexed, args, message):
+def test_user_errors_are_one_line_with_exit_code_2(tmp_path, indexed, args, message):
     (tmp_path / "empty").mkdir()
     fill = {"tmp": tmp_path, "idx": indexed}
     result = run(*[a.format(**fill) for a in args])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert message.format(**fill) in result.output
     assert len(result.output.strip().splitlines()) == 1
 
@@ -121,7 +121,7 @@ def test_unreadable_folder_is_a_one_line_error(tmp_path):
     corpus.chmod(0o755)
     assert child.returncode == 0, child.stderr
     code, *output = child.stdout.splitlines()
-    assert code == "1"
+    assert code == "2"
     assert output == [f"Error: cannot read folder {corpus}: Permission denied"]
 
 
@@ -136,7 +136,7 @@ def test_model_that_cannot_be_loaded(tmp_path, corpus):
     not_a_model.mkdir()
     for model in (str(not_a_model), "no-such-org/no-such-model"):
         result = run("index", corpus, "--index", tmp_path / "idx", "--model", model, "-q")
-        assert result.exit_code == 1
+        assert result.exit_code == 2
         assert result.output.startswith(f"Error: could not load model '{model}'")
         assert "pass a local sentence-transformers directory or a model name that is available offline" in result.output
         assert len(result.output.strip().splitlines()) == 1
@@ -164,7 +164,7 @@ def test_indexes_are_named_in_the_home_folder_and_found_from_anywhere(tmp_path, 
     assert "birds.md" in run("query", "owls").stdout, "found from any folder"
     listing = run("list").stdout
     assert "default" in listing and "notes" in listing
-    assert run("query", "owls", "--index", "no such").exit_code == 1
+    assert run("query", "owls", "--index", "no such").exit_code == 2
 
 
 def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_fake_encoder):
@@ -178,7 +178,7 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     shutil.rmtree(other)
     (corpus / "astronomy.txt").write_text("The moon has craters and no air at all.")
     result = run("update", "--index", idx, "-q")  # a missing source is kept and reported: only remove takes it out
-    assert result.exit_code == 1 and f"{other} is missing" in result.stderr
+    assert result.exit_code == 2 and f"{other} is missing" in result.stderr
     assert f"{corpus}: 1 indexed" in result.stdout
     assert "penguins.txt" in run("list", "--index", idx, "--files").stdout
     assert run("remove", other, "--index", idx).exit_code == 0
@@ -188,7 +188,7 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     assert result.exit_code == 0 and "1 files removed" in result.stdout
     assert "birds.md" not in run("list", "--index", idx, "--files").stdout
     result = run("remove", tmp_path / "never", "--index", idx)
-    assert result.exit_code == 1 and "nothing in the index" in result.output
+    assert result.exit_code == 2 and "nothing in the index" in result.output
 
 
 def test_output_formats_for_scripts(indexed):
@@ -218,3 +218,27 @@ def test_every_command_and_option_has_help_and_summaries_are_whole():
         for param in command.params:
             if isinstance(param, click.Option) and param.name not in ("help",):
                 assert param.help, f"{name} {param.opts} has no help"
+
+
+def test_exit_statuses_follow_grep_and_a_query_starting_with_a_dash(indexed):
+    assert run("query", "owls hunt at night", "--index", indexed, "--mode", "lexical").exit_code == 0
+    assert run("query", "zqxjv wvkbrt", "--index", indexed).exit_code == 1, "no match"
+    assert run("query", "owls", "--index", "no such index").exit_code == 2, "an error"
+    dashed = run("query", "-owls", "--index", indexed)
+    assert dashed.exit_code == 2 and "-e QUERY" in dashed.output and "after --" in dashed.output
+    found = run("query", "--index", indexed, "-e", "-zqxjv owls", "--mode", "lexical", "--json")
+    assert found.exit_code == 0 and "birds.md" in found.stdout, "-e takes a query that starts with -"
+    batch = run("query", "-", "--index", indexed, "--json", "--mode", "lexical", input="zqxjv\nowls\n")
+    records = [__import__("json").loads(line) for line in batch.stdout.splitlines()]
+    assert records[0] == {"query": "zqxjv", "no_match": True} and records[1]["query"] == "owls"
+
+
+def test_ctrl_c_on_a_read_only_command_says_nothing_about_writes(indexed, monkeypatch):
+    import searcher.search
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(searcher.search.Searcher, "search_batch", interrupted)
+    result = run("query", "owls", "--index", indexed)
+    assert result.exit_code == 130 and result.stderr.strip() == "interrupted"

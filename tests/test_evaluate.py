@@ -93,7 +93,7 @@ def test_prefix_search_undoes_the_pca_rotation(beir, fake):
 def test_eval_cli_errors(tmp_path, monkeypatch, use_fake_encoder):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["eval", str(tmp_path / "nothing")])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert result.output.strip() == f"Error: {tmp_path}/nothing/corpus.jsonl is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/"
 
 
@@ -151,7 +151,7 @@ def test_eval_tune_picks_the_weight_on_another_split_and_stores_it(beir, use_fak
     for extra, message in ((["--tune-split", "test"], "cannot tune on the 'test' split and report it"),
                            (["--tune-split", "dev"], "no split 'dev'")):
         result = CliRunner().invoke(cli, [*args, *extra])
-        assert result.exit_code == 1 and message in result.output
+        assert result.exit_code == 2 and message in result.output
     (beir / "qrels" / "train.tsv").unlink()
     result = CliRunner().invoke(cli, [*args, "--tune"])
-    assert result.exit_code == 1 and "no labelled split other than 'test'" in result.output
+    assert result.exit_code == 2 and "no labelled split other than 'test'" in result.output

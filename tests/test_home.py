@@ -58,7 +58,7 @@ def test_drop_refuses_what_is_not_an_index(tmp_path):
     (tmp_path / "folder").mkdir()
     (tmp_path / "folder" / "keep.txt").write_text("x")
     result = CliRunner().invoke(cli, ["drop", str(tmp_path / "folder"), "--yes"])
-    assert result.exit_code == 1 and "no searcher index at" in result.output
+    assert result.exit_code == 2 and "no searcher index at" in result.output
     assert (tmp_path / "folder" / "keep.txt").is_file()
     result = CliRunner().invoke(cli, ["drop", "nothing-here", "--yes"])
-    assert result.exit_code == 1 and "`searcher list` shows your indexes" in result.output
+    assert result.exit_code == 2 and "`searcher list` shows your indexes" in result.output

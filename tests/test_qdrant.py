@@ -414,7 +414,7 @@ def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path
     assert by_collection.stdout == by_index.stdout and "source" in by_index.stdout
     empty = tmp_path / "empty-shard"
     bad = runner.invoke(cli, ["query", "owls", "--qdrant-path", str(empty)])
-    assert bad.exit_code == 1 and "holds no searcher index yet" in bad.output
+    assert bad.exit_code == 2 and "holds no searcher index yet" in bad.output
 
 
 @pytest.mark.model
@@ -441,7 +441,7 @@ def test_the_server_answers_from_an_edge_backed_index(tmp_path, minilm, monkeypa
         (docs / "new.md").write_text("# New\n\nComets have icy tails.\n", encoding="utf-8")
         busy = subprocess.run([sys.executable, "-m", "searcher", "index", str(docs), "--index", str(index_dir), "-q"],
                               capture_output=True, text=True, env=env)
-        assert busy.returncode == 1 and "in use by another process" in busy.stderr and "Traceback" not in busy.stderr
+        assert busy.returncode == 2 and "in use by another process" in busy.stderr and "Traceback" not in busy.stderr
     finally:
         err = server.stop()
     assert "Traceback" not in err, err

@@ -409,7 +409,7 @@ def test_a_full_disk_is_one_line_and_the_old_index_survives(small_disk, tmp_path
             "cli(['index', sys.argv[1], '--index', sys.argv[2], '-q'])\n")
     child = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
                             + code, str(big), str(idx)], capture_output=True, text=True, timeout=120)
-    assert child.returncode == 1, (child.returncode, child.stderr)  # no SIGBUS (-7), no traceback
+    assert child.returncode == 2, (child.returncode, child.stderr)  # no SIGBUS (-7), no traceback
     assert child.stderr.strip().splitlines() == [child.stderr.strip()]
     assert "disk full at" in child.stderr
     hits = Searcher(idx, encoder=FakeEncoder()).search("moon", k=1)

@@ -187,7 +187,7 @@ def test_a_token_is_required_when_set_and_beyond_loopback(served):
     home, _, index_dir = served
     refused = CliRunner().invoke(cli, ["serve", "--index", str(index_dir), "--host", "0.0.0.0"],
                                  env={"SEARCHER_TOKEN": None})
-    assert refused.exit_code == 1 and "set SEARCHER_TOKEN" in refused.output  # refused before binding anything
+    assert refused.exit_code == 2 and "set SEARCHER_TOKEN" in refused.output  # refused before binding anything
     s = Server([index_dir], home, token="s3cret")
     try:
         url = s.url + "/search?query=moon"
@@ -249,7 +249,7 @@ def test_a_port_in_use_is_one_line_before_anything_claims_to_serve(server, serve
     taken = subprocess.run([sys.executable, "-m", "searcher", "serve", "--index", str(index_dir), "--port",
                             str(server.port), "--stop-after", "5"], capture_output=True, text=True, timeout=120,
                            env={**os.environ, "SEARCHER_HOME": str(home)})
-    assert taken.returncode == 1 and f"port {server.port} is in use; pass --port" in taken.stderr
+    assert taken.returncode == 2 and f"port {server.port} is in use; pass --port" in taken.stderr
     assert "serving" not in taken.stderr and "Traceback" not in taken.stderr and "Errno" not in taken.stderr
 
 

@@ -105,7 +105,7 @@ def test_a_damaged_quantizer_is_one_line(tmp_path, fake):
     build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, full_storage="int8"), encoder=fake)
     (open_index(tmp_path / "idx").path / QUANTIZERS["int8"]).write_bytes(b"not faiss")
     result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
-    assert result.exit_code == 1 and "full.sq8.faiss is damaged" in result.output and "--rebuild" in result.output
+    assert result.exit_code == 2 and "full.sq8.faiss is damaged" in result.output and "--rebuild" in result.output
 
 
 @pytest.mark.parametrize("coarse_dim", [16, 96])
@@ -156,7 +156,7 @@ def test_damaged_int8_files_are_one_line(tmp_path, fake, damage, storage):
     else:
         faiss.write_index(faiss.IndexFlatIP(fake.dim), str(gen / quantizer))
     result = CliRunner().invoke(cli, ["query", "owl", "--index", str(tmp_path / "idx")])
-    assert result.exit_code == 1 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
+    assert result.exit_code == 2 and result.output.startswith("Error: ") and len(result.output.splitlines()) == 1
     assert "is damaged" in result.output and "--rebuild" in result.output
 
 

@@ -161,4 +161,4 @@ def test_finetune_cli(tmp_path, tiny_base, pairs_file, monkeypatch):
         assert not (tmp_path / "m3").exists()
     bad = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base),
                                    "--batch-size", "1"])
-    assert bad.exit_code == 1 and "batch_size must be at least 2" in bad.output
+    assert bad.exit_code == 2 and "batch_size must be at least 2" in bad.output
