@@ -167,7 +167,7 @@ def cli() -> None:
               help="Embed on a Ray cluster: ADDRESS (ray://... or auto), or a local one without it.")
 @click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
 @click.option("--watch", is_flag=True, help="Then keep watching SOURCE and update the index after each change.")
-@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar, no list of skipped files.")
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
 def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, full_storage,
           lexical_tokenizer, fusion_weight, include, exclude, backend, qdrant_url, qdrant_path, qdrant_collection,
@@ -199,7 +199,7 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
                           qdrant_shards, qdrant_replicas)
     with _Progress(enabled=not quiet) as progress:
         report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress, ray=ray_address)
-    _print_report(report, verbose)
+    _print_report(report, verbose, quiet)
     if watch:
         _watch(source, index_dir, verbose)
 
@@ -223,14 +223,19 @@ def _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qd
     return config
 
 
-def _print_report(report, verbose: bool) -> None:
+def _print_report(report, verbose: bool, quiet: bool = False) -> None:
+    """The run's warnings and counts; skipped files one per line (the first 10 of them, all with -v, none with
+    -q), and only when the run indexed something or was asked to say more: an unchanged re-run or a --watch
+    update does not repeat the list."""
     for warning in report.warnings:
         if "skipped" not in warning or verbose:
             click.echo(f"warning: {warning}", err=True)
-    if report.skipped_files:
+    if report.skipped_files and not quiet and (verbose or report.indexed):
         shown = report.skipped_files if verbose else report.skipped_files[:10]
-        more = "" if len(shown) == len(report.skipped_files) else f", and {len(report.skipped_files) - 10} more (-v)"
-        click.echo(f"skipped: {'; '.join(shown)}{more}", err=True)
+        for line in shown:
+            click.echo(f"skipped: {line}", err=True)
+        if len(shown) < len(report.skipped_files):
+            click.echo(f"skipped: ... and {len(report.skipped_files) - 10} more (-v lists them)", err=True)
     click.echo(
         f"{report.indexed} indexed, {report.unchanged} unchanged, {report.skipped} skipped, "
         f"{report.failed} failed, {report.removed} removed files; "
@@ -252,7 +257,7 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
     try:
         watch(source, index_dir, stop=stop,
               on_update=lambda report: (click.echo(time.strftime("%H:%M:%S "), nl=False),
-                                        _print_report(report, verbose)),
+                                        _print_report(report, verbose, quiet=True)),  # the list once, at the start
               on_error=lambda e: click.echo(f"warning: {e} (still watching)", err=True))
     except KeyboardInterrupt:
         stop.set()
@@ -351,8 +356,8 @@ def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score
                 else:
                     records.append(record)
             continue
-        if output == "paths":
-            for source in dict.fromkeys(hit.source for hit in hits):
+        if output == "paths":  # every matching file, those folded as the same text included
+            for source in dict.fromkeys(p for hit in hits for p in (hit.source, *hit.duplicates)):
                 click.echo(source)
             continue
         if output == "grep":
@@ -800,7 +805,7 @@ class _Progress:
     """Turns the library's progress(phase, done, total) calls into tqdm bars on stderr."""
 
     def __init__(self, *, enabled: bool) -> None:
-        self.enabled = enabled
+        self.enabled = enabled and sys.stderr.isatty()  # no bars written into a log file
         self.bar = None
         self.phase = None
 

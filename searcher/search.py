@@ -205,10 +205,19 @@ class Searcher:
         chunks: list[list[Hit]] = [[] for _ in queries]
         for (phrases, excluded), members in groups.items():
             scope = dataclasses.replace(where or Where(), phrases=phrases, excluded=excluded)
-            D, I, _, records = self._search(None if xq is None else xq[members], [queries[i] for i in members],
-                                            fetch, shortlist, mode, fusion_weight, scope)
-            for row, i in enumerate(members):
-                chunks[i] = self._hits(D[row], I[row], records)
+            depth = fetch
+            while members:
+                D, I, _, records = self._search(None if xq is None else xq[members], [queries[i] for i in members],
+                                                depth, shortlist, mode, fusion_weight, scope)
+                for row, i in enumerate(members):
+                    chunks[i] = self._hits(D[row], I[row], records)
+                # per_doc: a query whose chunks came from fewer than k documents, with more chunks to be had, asks
+                # again for more (a few long documents can fill any fixed pool of chunks)
+                if not per_doc or depth >= min(MAX_FETCH, self.manifest.chunks):
+                    break
+                members = [i for row, i in enumerate(members)
+                           if (I[row] >= 0).sum() >= depth and len(_per_document(chunks[i], k)) < k]
+                depth = min(depth * 4, MAX_FETCH)
         out = []
         for i, query in enumerate(queries):
             hits = self._names_first(chunks[i], parsed[i].words) if mode in ("hybrid", "lexical") else chunks[i]
@@ -357,7 +366,8 @@ def hit_record(query: str, rank: int, hit: Hit) -> dict:
     return record
 
 
-PER_DOC_CHUNKS = 5  # chunks fetched per document asked for, when grouping by document
+PER_DOC_CHUNKS = 5  # chunks fetched per document asked for, when grouping by document (at first: see MAX_FETCH)
+MAX_FETCH = 50_000  # chunks a per-document search may fetch, deepening by 4x while it has fewer than k documents
 
 
 # Two documents whose matching chunks share this share of their words (Jaccard) are shown as one hit. The words of

@@ -242,3 +242,18 @@ def test_ctrl_c_on_a_read_only_command_says_nothing_about_writes(indexed, monkey
     monkeypatch.setattr(searcher.search.Searcher, "search_batch", interrupted)
     result = run("query", "owls", "--index", indexed)
     assert result.exit_code == 130 and result.stderr.strip() == "interrupted"
+
+
+def test_skipped_files_are_listed_once_one_per_line_and_q_silences_them(tmp_path, use_fake_encoder):
+    from conftest import write_corpus
+
+    docs = write_corpus(tmp_path / "docs", {"a.txt": "Owls hunt at night.", **{f"b{i}.bin": b"\x00\x01" for i in range(12)}})
+    first = run("index", docs, "--index", tmp_path / "idx")
+    listed = [line for line in first.stderr.splitlines() if line.startswith("skipped: ")]
+    assert len(listed) == 11 and listed[-1] == "skipped: ... and 2 more (-v lists them)", first.stderr
+    assert "\r" not in first.stderr and "scanning" not in first.stderr, "no progress bars when stderr is not a terminal"
+    again = run("index", docs, "--index", tmp_path / "idx")
+    assert "skipped: " not in again.stderr and "12 skipped" in again.stdout, "an unchanged run does not repeat it"
+    (docs / "c.txt").write_text("Eagles nest on cliffs.")
+    quiet = run("index", docs, "--index", tmp_path / "idx", "-q")
+    assert "skipped: " not in quiet.stderr

@@ -167,3 +167,22 @@ def test_no_match_and_min_score_in_the_cli(tmp_path, minilm, monkeypatch):
     strict = CliRunner().invoke(cli, ["query", "how long does dough rise", "--index", index, "--min-score", "0.999"])
     assert strict.exit_code == 1 and not strict.stdout, "every hit below --min-score: nothing to show"
     assert np.isfinite(float(found.stdout.split('"score":')[1].split(",")[0]))
+
+
+# --- k documents --------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "lexical", "dense"])
+def test_k_documents_come_back_whenever_k_documents_match(tmp_path, fake, mode):
+    # two long files that mention "listener" in every paragraph, then eleven short ones that mention it once
+    long = "\n\n".join(f"Paragraph {i}: the listener listener listener is called again." for i in range(60))
+    docs = {"long1.md": long, "long2.md": long.replace("called", "invoked"),
+            **{f"short{i}.md": f"Note {i}: attach a listener here." for i in range(11)}}
+    build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx",
+                IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=0), encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    hits = s.search("listener", 10, mode=mode, per_doc=True)
+    assert len(hits) == 10 and len({h.source for h in hits}) == 10
+    everything = s.search("listener", 13, mode="lexical", per_doc=True)
+    files = {p for h in everything for p in (h.source, *h.duplicates)}  # long2 folds under long1: the same text
+    assert len(files) == 13, "every file holding the word"

@@ -262,7 +262,7 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
     })
     (docs / "notes" / ".searcherignore").write_text("")  # present but empty: ignores nothing
     result = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "--exclude", "draft.md",
-                                      "--chunk-tokens", "32", "--overlap-tokens", "4", "-q"])
+                                      "--chunk-tokens", "32", "--overlap-tokens", "4"])
     assert result.exit_code == 0, result.output
     assert "3 indexed" in result.stdout and "1 skipped" in result.stdout
     assert "logo.png (not a type searcher reads)" in result.stderr, "skipped files are named"
