@@ -57,6 +57,10 @@ class Chunk:
     heading: str = ""  # the section heading path at the chunk's start: "Errors > ERR_REQUIRE_ESM"
     anchor: str = ""  # HTML: the id of the nearest element with one, at or before the chunk's start
     page: int = 0  # PDF: the page the chunk starts on
+    # Where line, heading, anchor or page change inside the chunk: (offset in the chunk, line, heading, anchor,
+    # page), so a hit can name the place of its passage, not of the chunk's start (search.Searcher._located).
+    places: tuple[tuple[int, int, str, str, int], ...] = ()
+    count_newlines: bool = True  # lines inside the chunk follow its newlines (else only `places` give lines)
 
     @property
     def embedding_input(self) -> str:
@@ -91,6 +95,14 @@ class Locator:
         if self.newlines is None:
             return self.lines[i]
         return self.lines[i] + bisect.bisect_left(self.newlines, offset) - bisect.bisect_left(self.newlines, self.offsets[i])
+
+    def places(self, start: int, end: int) -> tuple[tuple[int, int, str, str, int], ...]:
+        """(offset - start, line, heading, anchor, page) at each offset in (start, end) where one of them changes."""
+        marks = set()
+        for offsets in (self.heading_offsets, self.anchor_offsets, self.page_offsets,
+                        self.offsets if self.newlines is None else ()):
+            marks.update(offsets[bisect.bisect_right(offsets, start): bisect.bisect_left(offsets, end)])
+        return tuple((o - start, self.line(o), self.heading(o), self.anchor(o), self.page(o)) for o in sorted(marks))
 
     def heading(self, offset: int) -> str:
         i = bisect.bisect_right(self.heading_offsets, offset) - 1
@@ -159,7 +171,8 @@ def chunk_document(
     for a, b in _segments(text, SEGMENT_CHARS):
         for s, e in _chunk_ranges(doc.text, title, counter, a, b, chunk_tokens, overlap_tokens, budget, doc.doc_id):
             chunks.append(Chunk(doc.doc_id, title, doc.source, text[s:e], s, e, locate.line(s),
-                                locate.line(max(s, e - 1)), locate.heading(s), locate.anchor(s), locate.page(s)))
+                                locate.line(max(s, e - 1)), locate.heading(s), locate.anchor(s), locate.page(s),
+                                locate.places(s, e), doc.count_newlines))
         if progress is not None and len(text) > SEGMENT_CHARS:
             progress(b, len(text))
     return chunks

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInputError, SearcherError
-from .ingest import decode, kind_of, parse_file
+from .ingest import decode, gunzip, kind_of, parse_file
 from .store import StoredIndex
 
 MAX_LINES = 500  # lines returned by one call
@@ -48,7 +48,7 @@ def read_lines(index: StoredIndex, source: str, start_line: int = 1, end_line: i
         docs, _ = parse_file(Path(path), data, doc_id=path)
         text = "\n".join(d.text for d in docs)
     else:
-        text = decode(data)
+        text = decode(gunzip(Path(path), data))
     lines = [line.removesuffix("\r") for line in text.split("\n")]  # "\n" ends a line, as hits count them
     if lines and lines[-1] == "":
         lines.pop()

@@ -306,6 +306,8 @@ def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:
             "heading": chunk.heading,
             "anchor": chunk.anchor,
             "page": chunk.page,
+            **({"places": chunk.places} if chunk.places else {}),
+            **({} if chunk.count_newlines else {"count_newlines": False}),
             "hash": key,
             "text": chunk.text,
         }

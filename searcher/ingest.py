@@ -40,10 +40,21 @@ FORMATS = {
 CODE = (
     ".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .c .h .cc .cpp .hpp .cs .rb .php .swift .m .lua .pl "
     ".r .jl .sh .bash .zsh .fish .ps1 .sql .css .scss .vue .svelte .ex .exs .erl .hs .ml .clj .dart .zig .nim .tex "
-    ".toml .yaml .yml .ini .cfg .conf .xml .csv .tsv .org .adoc .asciidoc .log"
+    ".toml .yaml .yml .ini .cfg .conf .xml .csv .tsv .org .adoc .asciidoc .log .json"
 ).split()
 FORMATS.update(dict.fromkeys(CODE, "text"))
 IGNORE_FILES = (".gitignore", ".searcherignore")
+# Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
+# compressed file may expand to.
+MAX_GUNZIPPED = 64 * 1024 * 1024
+# Definitions that open a section of source code, for a hit's heading path (`HTTPServer > serve`): the keyword and
+# the name; nesting follows indentation.
+_DEFINITION = re.compile(
+    r"^([ \t]*)(?:(?:export|default|public|private|protected|static|async|pub(?:\([\w:]+\))?|abstract|final|"
+    r"override|inline|extern|unsafe|const)\s+)*(?:def|class|function|fn|func|interface|struct|trait|impl|enum|"
+    r"module|namespace|object|protocol|record)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)", re.M)
+CODE_SECTIONS = set(".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .cs .rb .php .swift .dart .ex .exs "
+                    ".lua .jl .zig .nim .clj .hs .ml".split())
 
 
 @dataclass(frozen=True)
@@ -67,10 +78,26 @@ class UnreadableFileError(SearcherError):
 
 
 def is_supported(path: Path) -> bool:
-    """A known extension, or no extension and text inside (README, LICENSE, Makefile...)."""
+    """A known extension, or no extension and text inside (README, LICENSE, Makefile...); the same for the name
+    inside a .gz file (`caching.md.gz`, `changelog.gz`)."""
+    if path.suffix.lower() == ".gz":
+        inner = _unzipped(path)
+        return inner.suffix.lower() in FORMATS and FORMATS[inner.suffix.lower()] not in ("pdf", "docx") or (
+            inner.suffix.lower() not in FORMATS and _gz_sniffs_as_text(path))
     if path.suffix.lower() in FORMATS:
         return True
     return not path.suffix and sniffs_as_text(path)
+
+
+def _gz_sniffs_as_text(path: Path) -> bool:
+    import gzip
+
+    try:
+        with gzip.open(path, "rb") as f:
+            head = f.read(8192)
+    except (OSError, EOFError):
+        return False
+    return _text_head(head)
 
 
 def sniffs_as_text(path: Path) -> bool:
@@ -84,17 +111,49 @@ def sniffs_as_text(path: Path) -> bool:
             os.close(fd)
     except OSError:
         return False
+    return _text_head(head)
+
+
+def _text_head(head: bytes) -> bool:
     if not head or b"\x00" in head:
         return False
     try:
         head.decode("utf-8")
     except UnicodeDecodeError as e:
-        return e.start >= len(head) - 3  # a character cut by the 8 KB window
+        return e.start >= len(head) - 3 or _legacy_text(head)  # a character cut by the 8 KB window
     return True
 
 
+def _legacy_text(data: bytes) -> bool:
+    """Reads as Windows-1252 / Latin-1 text: almost no control characters besides tabs and line ends."""
+    controls = sum(1 for b in data[:65536] if b < 32 and b not in (9, 10, 12, 13))
+    return controls <= len(data[:65536]) // 200
+
+
 def kind_of(path: Path) -> str:
-    return FORMATS.get(path.suffix.lower(), "text")
+    return FORMATS.get(_unzipped(path).suffix.lower(), "text")
+
+
+def _unzipped(path: Path) -> Path:
+    """The name a compressed file has inside (`caching.md.gz` -> `caching.md`)."""
+    return path.with_suffix("") if path.suffix.lower() == ".gz" else path
+
+
+def gunzip(path: Path, data: bytes) -> bytes:
+    """A .gz file's content (at most MAX_GUNZIPPED bytes); any other file's bytes as they are."""
+    if path.suffix.lower() != ".gz":
+        return data
+    import gzip
+    import zlib
+
+    try:
+        with gzip.GzipFile(fileobj=__import__("io").BytesIO(data)) as f:
+            out = f.read(MAX_GUNZIPPED + 1)
+    except (OSError, EOFError, zlib.error) as e:
+        raise UnreadableFileError(f"not a readable gzip file ({e})") from None
+    if len(out) > MAX_GUNZIPPED:
+        raise UnreadableFileError(f"expands to over {MAX_GUNZIPPED // 2**20} MB; unpack it to index it")
+    return out
 
 
 class Ignore:
@@ -239,7 +298,8 @@ def printable_path(path: str) -> str:
 
 
 def decode(data: bytes) -> str:
-    """Bytes -> text. UTF-8 (with or without BOM), or UTF-16 with a BOM; anything else is unreadable."""
+    """Bytes -> text. UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 (Latin-1 for its five
+    unassigned bytes) when the bytes read as text, as editors guess; anything else is unreadable."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
@@ -250,7 +310,13 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
-        raise UnreadableFileError(f"not UTF-8 text ({e.reason} at byte {e.start}); convert it to UTF-8") from None
+        if not _legacy_text(data):
+            raise UnreadableFileError(f"not text ({e.reason} at byte {e.start} as UTF-8, and control characters "
+                                      "throughout); convert it to UTF-8") from None
+    try:
+        return data.decode("cp1252")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
 
 
 def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document], list[str]]:
@@ -260,6 +326,7 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
     """
     kind = kind_of(path)
     source = str(path)
+    data = gunzip(path, data)
     if kind == "pdf":
         from .formats.pdf import read_pdf
 
@@ -287,8 +354,16 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         title, fields = (headings[0][2] if headings else ""), {"headings": headings}
     else:
         title, body = "", _normalise_newlines(text)
+        if _unzipped(path).suffix.lower() in CODE_SECTIONS:
+            fields = {"headings": code_sections(body)}
     docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
     return docs, []
+
+
+def code_sections(text: str) -> tuple[tuple[int, int, str], ...]:
+    """The definitions of source code (class, def, function, fn, ...) as headings: (offset, indentation + 1, name),
+    so that a hit's heading path reads `HTTPServer > serve`."""
+    return tuple((m.start(), len(m.group(1).expandtabs(4)) + 1, m.group(2)) for m in _DEFINITION.finditer(text))
 
 
 def _normalise_newlines(text: str) -> str:
@@ -428,6 +503,18 @@ class _Stream:
         self.length += len(text)
 
 
+_PERMALINK_CLASSES = {"headerlink", "mark", "anchor", "permalink", "header-anchor", "heading-anchor", "anchorjs-link"}
+
+
+def _permalink(tag: str, attr: dict) -> bool:
+    """A heading's permalink mark (Sphinx's ¶, Node.js's and GitHub's #): not text of the page."""
+    classes = set((attr.get("class") or "").split())
+    if "headerlink" in classes:
+        return True
+    return tag == "a" and (attr.get("href") or "").startswith("#") and bool(
+        classes & _PERMALINK_CLASSES or attr.get("aria-hidden") == "true")
+
+
 class _TextExtractor(HTMLParser):
     """Collects visible text, with paragraph breaks at block elements; remembers the main region separately.
 
@@ -462,7 +549,7 @@ class _TextExtractor(HTMLParser):
                 self._emit("\n")
             return
         attr = dict(attrs)
-        if self._skip or tag in _SKIP or "headerlink" in (attr.get("class") or ""):
+        if self._skip or tag in _SKIP or _permalink(tag, attr):
             self._skip.append(tag)
             return
         if tag == "title":

@@ -30,7 +30,7 @@ from .errors import InvalidInputError, ModelError
 from .filters import Where
 from .home import resolve as resolve_index
 from .lexical import LexicalIndex
-from .snippets import query_terms, snippet
+from .snippets import passage, query_terms, snippet
 from .syntax import parse
 from .store import open_index
 
@@ -54,6 +54,8 @@ class Hit:
     page: int = 0  # PDF: the page the chunk starts on
     snippet: str = ""  # the passage of the chunk that holds most of the query's words (snippets.py)
     highlights: tuple[tuple[int, int], ...] = ()  # (start, end) of the query's words in the snippet
+    places: tuple = ()  # where line/heading/anchor/page change inside the chunk (chunking.Chunk.places)
+    count_newlines: bool = True  # lines inside the chunk follow its newlines
     rank_score: float = 0.0  # the mode's own score, which ordered the hits: fused, BM25, or cosine
     cosine: float | None = None  # the evidence behind `score` (calibration.py): full-vector cosine with the query
     coverage: float | None = None  # and the IDF-weighted share of the query's words the chunk holds (None: unused)
@@ -319,11 +321,13 @@ class Searcher:
         return {t: calibration.idf(df, docs) for t, df in zip(words, freqs)}
 
     def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:
-        """The hit (and the chunks folded under it) with the passage that matches the query's terms: computed for
-        the hits returned only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
-        text, marks = snippet(hit.text, terms, self._analyze)
+        """The hit (and the chunks folded under it) with the passage that matches the query's terms, and the line,
+        heading, anchor and page of that passage rather than of the chunk's start: computed for the hits returned
+        only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
+        a, b = passage(hit.text, terms, self._analyze)
+        text, marks = snippet(hit.text, terms, self._analyze, span=(a, b))
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
-        return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more)
+        return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, a, b))
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray, records: dict[int, dict] | None = None) -> list[Hit]:
         valid = ids >= 0
@@ -346,9 +350,31 @@ class Searcher:
                 heading=r.get("heading", ""),
                 anchor=r.get("anchor", ""),
                 page=r.get("page", 0),
+                places=tuple(tuple(p) for p in r.get("places", ())),
+                count_newlines=r.get("count_newlines", True),
             )
             for r, s in zip(records, scores[valid])
         ]
+
+
+def _located(hit: Hit, a: int, b: int) -> dict:
+    """line, end_line, heading, anchor and page of the passage text[a:b] of a hit's chunk (chunking.Chunk.places);
+    the chunk's own when its record predates places and lines do not follow its newlines."""
+    if hit.line == 0 or (not hit.places and not hit.count_newlines):
+        return {}
+
+    def at(offset: int) -> tuple[int, str, str, int]:
+        base = (0, hit.line, hit.heading, hit.anchor, hit.page)
+        for place in hit.places:
+            if place[0] > offset:
+                break
+            base = place
+        line = base[1] + (hit.text.count("\n", base[0], offset) if hit.count_newlines else 0)
+        return line, base[2], base[3], base[4]
+
+    start, end = at(a), at(max(a, b - 1) if b > a else a)
+    return {"line": start[0], "end_line": max(end[0], start[0]), "heading": start[1], "anchor": start[2],
+            "page": start[3]}
 
 
 def hit_record(query: str, rank: int, hit: Hit) -> dict:

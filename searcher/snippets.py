@@ -46,10 +46,11 @@ def query_terms(query: str, analyze) -> set[str]:
     return (terms - set(analyze(STOPWORDS))) or terms
 
 
-def snippet(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[str, list[tuple[int, int]]]:
+def snippet(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS,
+            span: tuple[int, int] | None = None) -> tuple[str, list[tuple[int, int]]]:
     """(passage, [(start, end) of each query word in it]) for the query's `terms` (query_terms), with whitespace
-    folded to single spaces."""
-    a, b = passage(text, terms, analyze, limit)
+    folded to single spaces; `span`: the passage's (start, end) when the caller has worked it out already."""
+    a, b = span if span is not None else passage(text, terms, analyze, limit)
     flat = " ".join(text[a:b].split())
     marks = [m.span() for m in _WORD.finditer(flat) if terms and set(analyze(m.group())) & terms]
     return flat, marks

@@ -35,7 +35,7 @@ def test_index_prints_counts(tmp_path, corpus, use_fake_encoder):
 def test_query_human_and_json_output(indexed):
     human = run("query", "owls hunt at night", "--index", indexed, "-k", 2)
     assert human.exit_code == 0
-    assert human.stdout.splitlines()[0].startswith(" 1. ") and "birds.md:1  Birds" in human.stdout
+    assert human.stdout.splitlines()[0].startswith(" 1. ") and "birds.md:3  Birds" in human.stdout
     as_json = run("query", "owls hunt at night", "--index", indexed, "-k", 2, "--json")
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["rank"] for r in lines] == [1, 2]

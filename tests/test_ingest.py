@@ -57,13 +57,16 @@ def test_jsonl_reads_beir_records_and_reports_bad_lines():
     assert len(warnings) == 1 and "3 line(s) skipped" in warnings[0] and "2, 4, 5" in warnings[0]
 
 
-def test_decode_accepts_utf8_with_bom_and_utf16_and_rejects_binary_and_latin1():
+def test_decode_accepts_utf8_with_bom_utf16_and_windows_1252_and_rejects_binary():
     assert decode("\ufeffhé".encode("utf-8")) == "hé"
     assert decode("hé".encode("utf-16")) == "hé"
     with pytest.raises(UnreadableFileError, match="binary"):
         decode(b"\x89PNG\x00\x00data")
-    with pytest.raises(UnreadableFileError, match="not UTF-8"):
-        decode("café".encode("latin-1"))
+    assert decode("café".encode("latin-1")) == "café", "read as editors guess it"
+    assert decode("“smart” – 5 €".encode("cp1252")) == "“smart” – 5 €"
+    assert decode(b"caf\xe9 \x81") == "caf\xe9 \x81", "a byte Windows-1252 leaves unassigned: Latin-1"
+    with pytest.raises(UnreadableFileError, match="control characters"):
+        decode(bytes(range(1, 32)) * 10 + b"\xff")
 
 
 def test_whitespace_only_file_gives_no_document():
@@ -85,3 +88,39 @@ def test_jsonl_records_end_at_newlines_only_not_at_unicode_line_separators():
     docs, warnings = parse("c.jsonl", data)
     assert warnings == []
     assert [(d.doc_id, d.text) for d in docs] == [("d1", text), ("d2", "two")]
+
+
+def test_gzipped_json_latin1_files_are_read_and_permalinks_and_code_sections_found(tmp_path, fake):
+    import gzip
+
+    from searcher import IndexConfig, Searcher, build_index
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "caching.md.gz").write_bytes(gzip.compress(b"# Caching\n\nUse --no-cache-dir to stop pip from caching.\n"))
+    (docs / "changelog.gz").write_bytes(gzip.compress(b"Version 2.0: the parser was rewritten.\n"))
+    (docs / "settings.json").write_text('{"theme": "solarized", "fontSize": 14}\n')
+    (docs / "latin.txt").write_bytes("Café crème brûlée, naïve façade – 20 €.\n".encode("cp1252"))
+    (docs / "binary.txt").write_bytes(bytes(range(1, 32)) * 40 + b"\xff\xfe\xfd")
+    (docs / "events.html").write_text('<html><body><main><h2>Class: EventEmitter<a class="mark" href="#ee">#</a></h2>'
+                                      '<p>Emits named events to listeners.</p></main></body></html>')
+    (docs / "server.py").write_text("import os\n\n\nclass HTTPServer:\n    def serve(self):\n"
+                                    "        return os.path.join(root, name)\n")
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    assert report.indexed == 6 and "binary.txt" in " ".join(report.skipped_files + report.warnings)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    assert s.search("--no-cache-dir", mode="lexical")[0].source.endswith("caching.md.gz")
+    assert s.search("parser rewritten", mode="lexical")[0].source.endswith("changelog.gz")
+    assert s.search("solarized", mode="lexical")[0].source.endswith("settings.json")
+    hit = s.search("brûlée", mode="lexical")[0]
+    assert hit.source.endswith("latin.txt") and "crème" in hit.text
+    html = s.search("listeners", mode="lexical")[0]
+    assert html.heading == "Class: EventEmitter", html.heading
+    code = s.search("os.path.join", mode="lexical")[0]
+    assert code.heading == "HTTPServer > serve", code.heading
+
+
+def test_pdfium_soft_hyphen_marks_join_the_word():
+    import re
+
+    assert re.sub(r"\ufffe\s*", "", "man\ufffe\nagement") == "management"  # the substitution read_pdf makes

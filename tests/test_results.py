@@ -270,7 +270,8 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
     assert sources == {"server.py", "README", "keep.md"}
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
     hit = s.search("EADDRINUSE", 1, mode="lexical")[0]
-    assert hit.source.endswith("server.py") and hit.line == 1 and hit.end_line == 2
+    assert hit.source.endswith("server.py") and hit.line == 2 and hit.end_line == 2, "the passage's line"
+    assert hit.heading == "listen", "code hits name their enclosing definition"
     again = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "-q"])
     assert "0 indexed, 3 unchanged" in again.stdout, "the --exclude setting is kept by the index"
 
@@ -294,3 +295,28 @@ def test_near_duplicate_files_are_one_hit_per_document(tmp_path, fake, fake_conf
     assert [Path(p).name for p in first.duplicates] == [({"errors.md", "errors.html"} - {Path(first.source).name}).pop()]
     assert sorted(names) == ["data.jsonl", "data.jsonl", Path(first.source).name, "other.md"]  # records stay apart
     assert all(not h.duplicates for h in hits if h is not first)
+
+
+def test_a_hit_names_the_line_and_section_of_its_passage_not_of_its_chunk(tmp_path):
+    from conftest import write_corpus
+
+    from searcher import IndexConfig, build_index
+
+    errors = ("# Errors\n\n## ERR_REQUIRE_CYCLE_MODULE\n\nA module cycle was found while loading.\n\n"
+              "## ERR_REQUIRE_ESM\n\nAn attempt was made to require() an ES module.\n\n"
+              "## ERR_SCRIPT_FAILED\n\nThe script could not run.\n")
+    html = ('<html><body><main><h1 id="top">Guide</h1><p>Intro words here.</p>\n'
+            '<h2 id="install">Install</h2>\n<p>Run the installer twice.</p>\n'
+            '<h2 id="usage">Usage</h2>\n<p>Call the frobnicate command.</p></main></body></html>')
+    docs = write_corpus(tmp_path / "docs", {"errors.md": errors, "guide.html": html})
+    fake = FakeEncoder(max_seq_length=512)  # one chunk per file: the passage is inside it
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    assert len(list(open_index(tmp_path / "idx").iter_chunks())) == 2
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    hit = s.search("require an ES module", 1, mode="lexical")[0]
+    lines = errors.split("\n")
+    assert "require() an ES module" in lines[hit.line - 1] and hit.heading == "Errors > ERR_REQUIRE_ESM", \
+        (hit.line, hit.heading)
+    page = s.search("frobnicate", 1, mode="lexical")[0]
+    line = next(i for i, text in enumerate(html.split("\n"), start=1) if "frobnicate" in text)
+    assert page.heading == "Guide > Usage" and page.anchor == "usage" and page.line == line, (page.heading, page.line)

@@ -172,6 +172,9 @@ def _payload(record: dict, generation: int) -> dict:
     from ..chunking import lexical_text
 
     payload = {k: record.get(k, 0 if k in ("line", "end_line", "page") else "") for k in CHUNK_FIELDS}
+    for key in ("places", "count_newlines"):  # where lines and sections change inside the chunk (chunking.Chunk)
+        if key in record:
+            payload[key] = record[key]
     payload["ext"] = Path(record["source"]).suffix.lower()
     payload[LEXICAL] = lexical_text(record["title"], record.get("heading", ""), record["text"])
     payload["gen_from"] = generation

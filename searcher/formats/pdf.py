@@ -27,6 +27,8 @@ def read_pdf(data: bytes) -> tuple[str, tuple[tuple[int, int], ...], str]:
         for number in range(1, len(pdf) + 1):
             page = pdf[number - 1]
             text = page.get_textpage().get_text_range()
+            # subtle: PDFium marks a soft hyphen (a word broken at a line end) with U+FFFE: the word is whole
+            text = re.sub(r"\ufffe\s*", "", text).replace("\u00ad", "")
             text = re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
             if not text:
                 continue
