@@ -411,7 +411,11 @@ def list_command(index_dir, show_files):
                 click.echo(f"{path.name:<20} {m.documents:>8} documents {m.chunks:>9} chunks  updated {m.updated}  "
                            f"{m.model.name}")
             except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
-                click.echo(f"{path.name:<20} unreadable: {str(e).splitlines()[0]}")
+                if not (path / "manifest.json").exists() and (path / "pending").is_dir():
+                    click.echo(f"{path.name:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
+                               f"{path.name}` resumes it (or `searcher drop {path.name}`)")
+                else:
+                    click.echo(f"{path.name:<20} unreadable: {str(e).splitlines()[0]}")
         return
     index = open_index(resolve(index_dir))
     try:

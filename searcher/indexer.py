@@ -51,6 +51,7 @@ from .store import (
     Manifest,
     StoredIndex,
     generations_on_disk,
+    has_marker,
     is_index_dir,
     open_index,
     prepare_index_dir,
@@ -143,6 +144,35 @@ def build_index(
         where = "is a searcher index" if inside_index == source.resolve() else f"is inside the searcher index {inside_index}"
         raise InvalidInputError(f"{source} {where}; index your documents, not an index")
     progress = progress or (lambda phase, done, total: None)
+    first = not (index_dir / MANIFEST).exists()
+    made = first and not index_dir.exists()
+    try:
+        return _build_locked(source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder,
+                             load_model, ray)
+    except BaseException:
+        if first and not (index_dir / MANIFEST).exists():
+            _abandon_first_build(index_dir, made)
+        raise
+
+
+def _abandon_first_build(index_dir: Path, made: bool) -> None:
+    """After a first build that published nothing (an error, Ctrl-C): take away what it made - the folder too, if
+    it made the folder - unless it saved embeddings the next run can resume from (then `searcher list` says so)."""
+    if not has_marker(index_dir):
+        return  # not ours to clean (prepare_index_dir refused it)
+    pending = index_dir / PENDING
+    if pending.is_dir() and any(pending.rglob("*.npy")):
+        return
+    try:
+        left = store_delete_index(index_dir)
+        if left or not made:
+            index_dir.mkdir(exist_ok=True)  # the user's empty folder stays theirs
+    except OSError:
+        pass  # best effort: a read-only or full disk keeps what it has; the next run cleans it
+
+
+def _build_locked(source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model,
+                  ray) -> IndexReport:
     try:
         prepare_index_dir(index_dir)
         with exclusive_lock(index_dir):

@@ -174,3 +174,60 @@ def test_a_folder_removed_inside_a_source_stays_out_until_indexed_again(tmp_path
     assert run(cli, ["update", "--index", idx, "-q"]).exit_code == 0
     assert any("/nested/" in e.path for e in open_index(idx).files()), "indexed again: back for good"
     assert "removed " not in run(cli, ["info", "--index", idx]).stdout
+
+
+# --- a first build that does not publish leaves nothing --------------------------------------------------------------
+
+
+def test_a_failed_first_build_leaves_no_stub_index(tmp_path, use_fake_encoder, monkeypatch):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    docs = write_corpus(tmp_path / "docs")
+    home = tmp_path / "home"
+    monkeypatch.setenv("SEARCHER_HOME", str(home))
+    run = CliRunner().invoke
+    assert run(cli, ["index", str(empty), "--index", "notes"]).exit_code == 2
+    assert not (home / "notes").exists(), "an empty folder: nothing was made"
+    import searcher.indexer
+    from searcher.errors import ModelError
+
+    def cannot_load(name):
+        raise ModelError(f"could not load model {name!r}")
+
+    with monkeypatch.context() as m:
+        m.setattr(searcher.indexer, "load_encoder", cannot_load)
+        assert run(cli, ["index", str(docs), "--index", "bad", "--model", "/no/such/model"]).exit_code == 2
+    assert not (home / "bad").exists(), "a bad model: nothing was made"
+    mine = tmp_path / "mine"
+    mine.mkdir()  # the user's own empty folder, given as the index folder, stays theirs
+    assert run(cli, ["index", str(empty), "--index", str(mine)]).exit_code == 2
+    assert mine.is_dir() and not any(mine.iterdir())
+    listing = run(cli, ["list"])
+    assert "unreadable" not in listing.output
+
+
+def test_an_interrupted_first_build_keeps_only_resumable_embeddings_and_list_says_so(tmp_path, fake, monkeypatch):
+    import searcher.indexer
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    docs = write_corpus(tmp_path / "docs")
+    monkeypatch.setenv("SEARCHER_HOME", str(tmp_path / "home"))
+    real_write = searcher.indexer.write_generation
+
+    def interrupted(*args, **kwargs):  # Ctrl-C after every chunk was embedded, before anything was published
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(searcher.indexer, "write_generation", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(docs, "notes", IndexConfig(model=fake.info.name), encoder=fake)
+    assert "unfinished" in CliRunner().invoke(cli, ["list"]).output
+    monkeypatch.setattr(searcher.indexer, "write_generation", real_write)
+    fake.embedded.clear()
+    report = build_index(docs, "notes", IndexConfig(model=fake.info.name), encoder=fake)
+    assert report.generation == 1 and report.reused > 0 and not fake.embedded, "resumed from the saved embeddings"
