@@ -144,7 +144,13 @@ def quantize_int8(directory: Path) -> Path:
 
 class OnnxEncoder:
     """The Encoder interface over an exported directory; imports neither torch nor transformers. `int8` runs the
-    int8 graph (quantize_int8), for documents."""
+    int8 graph (quantize_int8), for documents, one text per run.
+
+    subtle: the int8 graph quantises activations dynamically, with a range taken over the whole input tensor, so
+    a text's vector would depend on the other texts of its batch (and their padding): an incremental update, a
+    resumed run and a clean build would then disagree. One text per run makes each vector the text's own; the
+    encoder choice (indexer.choose_document_encoder) times it that way, so it is chosen only where it is still
+    the fastest."""
 
     def __init__(self, directory: Path | str, *, int8: bool = False) -> None:
         import onnxruntime as ort
@@ -165,6 +171,7 @@ class OnnxEncoder:
         # that follows a query encoding (benchmarks/cold_start.py, warm two-stage search p50: 3.42 ms with spinning
         # in RESULTS.md as of commit 2d0572f, 0.45 ms without in today's).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._batch_limit = 1 if int8 else None  # see the class docstring
         graph = directory / (INT8_MODEL if int8 else "model.onnx")
         self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         self._spans = Tokenizer.from_file(str(directory / "tokenizer.json"))
@@ -183,6 +190,7 @@ class OnnxEncoder:
         return self._encode([self.info.query_prompt + t for t in texts], batch_size)
 
     def _encode(self, texts: list[str], batch_size: int) -> np.ndarray:
+        batch_size = min(batch_size, self._batch_limit or batch_size)
         if self._lowercase:
             texts = [t.lower() for t in texts]
         encodings = self._tokenizer.encode_batch(texts)
