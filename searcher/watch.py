@@ -8,6 +8,10 @@ events costs one cheap walk plus the embedding of what really changed. Events in
 index kept under its own source) and read-only events (inotify's open/close-no-write, which our own scan
 causes) are ignored, so an update never triggers the next.
 
+The watched folder itself can go and come back (deleted and made again, a disk unmounted and mounted): its
+inotify watch dies with it, so the folder's identity (device and inode) is checked every 0.2 s, and a new one is
+watched again and scanned at once. While it is gone, updates wait (one `on_error` says so).
+
 The model is loaded once, on the first change that needs it, and kept for the next. Left out: polling
 filesystems that send no events (network mounts); pass `observer=` a watchdog PollingObserver there.
 """
@@ -72,9 +76,11 @@ def watch(
             last_change[0] = time.monotonic()
             changed.set()
 
+    recursive = source.is_dir()
     observer = observer or Observer()
-    observer.schedule(Handler(), str(folder), recursive=source.is_dir())
+    observer.schedule(Handler(), str(folder), recursive=recursive)
     observer.start()
+    watched = _identity(folder)
     loaded: dict[str, Encoder] = {}
 
     def load_model(name: str) -> Encoder:
@@ -84,7 +90,20 @@ def watch(
 
     try:
         while not stop.is_set():
-            if not changed.wait(timeout=0.2):
+            now = _identity(folder)
+            if now != watched:  # gone, or a new folder under the same name: its old watch is dead
+                if now is None:
+                    if watched is not None and on_error is not None:
+                        on_error(SearcherError(f"{folder} is gone; waiting for it to come back"))
+                else:
+                    observer.unschedule_all()
+                    observer.schedule(Handler(), str(folder), recursive=recursive)
+                    last_change[0] = time.monotonic() - debounce
+                    changed.set()
+                watched = now
+            if now is None or not changed.wait(timeout=0.2):
+                if now is None:
+                    stop.wait(0.2)
                 continue
             quiet = time.monotonic() - last_change[0]
             if quiet < debounce:
@@ -104,6 +123,14 @@ def watch(
     finally:
         observer.stop()
         observer.join(timeout=5)
+
+
+def _identity(folder: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _relevant(path: Path, source: Path, index_dir: Path) -> bool:

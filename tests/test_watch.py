@@ -152,3 +152,33 @@ def test_the_cli_watches_until_ctrl_c(tmp_path):
             raise
     assert child.returncode == 0, err
     assert "Traceback" not in err
+
+
+def test_watch_follows_a_folder_deleted_and_made_again(tmp_path, fake, fake_config):
+    import shutil
+
+    source = write_corpus(tmp_path / "docs")
+    index_dir = tmp_path / "idx"  # outside the source: deleting the source must not delete the index
+    build_index(source, index_dir, fake_config, encoder=fake)
+    w = Watching(source, index_dir, fake)
+    w.thread.start()
+    try:
+        time.sleep(0.3)
+        shutil.rmtree(source)
+        deadline = time.monotonic() + 10
+        while not any("is gone" in str(e) for e in w.errors) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert any("is gone; waiting for it to come back" in str(e) for e in w.errors), w.errors
+        write_corpus(source, {"comets.md": "# Comets\n\nComets grow tails of dust near the sun.\n"})
+        while True:  # the re-armed watch scans the new folder at once
+            report = w.next_update()
+            if report.indexed:
+                break
+        assert w.paths("comets tails dust") == ["comets.md"]
+        (source / "later.md").write_text("# Later\n\nA kettle whistles when water boils.\n")
+        assert w.next_update().indexed == 1, "changes in the new folder are followed"
+        assert w.paths("kettle whistles") == ["later.md"]
+    finally:
+        w.stop.set()
+        w.thread.join(timeout=10)
+    assert not w.thread.is_alive()
