@@ -332,7 +332,7 @@ class StoredIndex:
         self.offsets = self._npy("chunks.offsets.npy", np.int64, 1)
         chunks_path = self._file("chunks.jsonl")
         self._chunks = open(chunks_path, "rb")  # noqa: SIM115 - closed in close()
-        self._coarse_file = None
+        self._coarse_file = self._files_file = None
         try:
             size = os.fstat(self._chunks.fileno()).st_size
             if len(self.offsets) != n + 1 or (n + 1 and (self.offsets[0] != 0 or self.offsets[-1] != size)):
@@ -343,6 +343,9 @@ class StoredIndex:
                 if self.rotation.shape != (d, d):
                     raise self._bad("rotation.npy", f"shape {self.rotation.shape}, expected {(d, d)}")
             self._coarse_file = open(self._file("coarse.faiss"), "rb")  # noqa: SIM115 - read in load_coarse
+            # subtle: opened now, read later (files()): a reader keeps its generation's file table after a writer
+            # publishes the next one and deletes this folder, as it keeps the vectors
+            self._files_file = open(self._file("files.jsonl"), "rb")  # noqa: SIM115 - closed in close()
             self._lexical = self._open_lexical()
         except BaseException:
             self.close()
@@ -419,7 +422,8 @@ class StoredIndex:
         return len(self.ids)
 
     def close(self) -> None:
-        for f in (getattr(self, "_chunks", None), getattr(self, "_coarse_file", None)):
+        for f in (getattr(self, "_chunks", None), getattr(self, "_coarse_file", None),
+                  getattr(self, "_files_file", None)):
             if f is not None:
                 f.close()
         self._lexical = None  # tantivy unmaps its files when the last reference goes
@@ -502,11 +506,11 @@ class StoredIndex:
                 yield self._record(line)
 
     def files(self) -> list[FileEntry]:
+        """The generation's file table, from the file opened with the generation (one pread: safe from threads)."""
+        fd = self._files_file.fileno()
+        data = os.pread(fd, os.fstat(fd).st_size, 0)
         try:
-            with open(self._file("files.jsonl"), "rb") as f:
-                return [FileEntry.from_json(line) for line in f if line.strip()]
-        except FileNotFoundError:
-            raise self._bad("files.jsonl", "missing") from None
+            return [FileEntry.from_json(line) for line in data.splitlines() if line.strip()]
         except (orjson.JSONDecodeError, TypeError, ValueError, KeyError):
             raise self._bad("files.jsonl", "a line is not a file record") from None
 

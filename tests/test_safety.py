@@ -231,3 +231,16 @@ def test_an_interrupted_first_build_keeps_only_resumable_embeddings_and_list_say
     fake.embedded.clear()
     report = build_index(docs, "notes", IndexConfig(model=fake.info.name), encoder=fake)
     assert report.generation == 1 and report.reused > 0 and not fake.embedded, "resumed from the saved embeddings"
+
+
+def test_a_reader_keeps_its_generations_file_table_after_a_publish(indexed, fake):
+    docs, idx = indexed
+    reader = open_index(idx)
+    try:
+        old_path = reader.path
+        (docs / "astronomy.txt").write_text("The moon has craters and no air at all.\n")
+        build_index(docs, idx, IndexConfig(model=fake.info.name), encoder=fake)
+        assert not old_path.exists(), "the writer deleted the old generation's folder"
+        assert len(reader.files()) == 5, "the reader still has its generation's file table"
+    finally:
+        reader.close()
