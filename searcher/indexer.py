@@ -285,8 +285,11 @@ def delete_index(index_dir: Path | str) -> list[str]:
     are deleted, and the names of anything else found in the folder are returned (the folder is then kept)."""
     index_dir = resolve_index(index_dir)
     require_index(index_dir)  # before the lock, which would create a missing folder
-    with exclusive_lock(index_dir):
-        left = store_delete_index(index_dir)
+    try:
+        with exclusive_lock(index_dir):
+            left = store_delete_index(index_dir)
+    except OSError as e:  # a read-only mount, a folder not ours to change: one line
+        raise _os_error(e, index_dir) from None
     collect_encoders()
     return left
 

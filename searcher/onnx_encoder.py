@@ -14,6 +14,7 @@ dynamic quantisation, per channel) for embedding documents only, where the measu
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import shutil
@@ -136,6 +137,15 @@ def quantize_int8(directory: Path) -> Path:
     logging.getLogger("root").disabled = True  # the quantiser logs a "consider pre-processing" notice to root
     try:
         quantize_dynamic(str(directory / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
+    except Exception as e:
+        # subtle: the quantiser (protobuf) reports a full disk as its own error, not as an OSError, and leaves
+        # its half-written file: take that away, and call a full disk a full disk (indexer._os_error says so)
+        tmp.unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            raise
+        if shutil.disk_usage(directory).free < 2 * (directory / "model.onnx").stat().st_size:
+            raise OSError(errno.ENOSPC, "No space left on device", str(directory)) from None
+        raise
     finally:
         logging.getLogger("root").disabled = False
     os.replace(tmp, target)

@@ -244,3 +244,21 @@ def test_a_reader_keeps_its_generations_file_table_after_a_publish(indexed, fake
         assert len(reader.files()) == 5, "the reader still has its generation's file table"
     finally:
         reader.close()
+
+
+def test_drop_on_a_folder_it_cannot_write_is_one_line(indexed):
+    from conftest import run_unprivileged
+
+    _, idx = indexed
+    os.chmod(idx, 0o555)
+    try:
+        child = run_unprivileged(
+            "import sys\nfrom click.testing import CliRunner\nfrom searcher.cli import cli\n"
+            "result = CliRunner().invoke(cli, ['drop', sys.argv[1], '--yes'])\n"
+            "print(result.exit_code); print(result.output, end='')\n", idx)
+    finally:
+        os.chmod(idx, 0o755)
+    code, *output = child.stdout.splitlines()
+    assert child.returncode == 0 and code == "2", child.stderr
+    assert len(output) == 1 and "cannot write to" in output[0] and "Traceback" not in child.stdout
+    assert (idx / "manifest.json").is_file(), "nothing was deleted"
