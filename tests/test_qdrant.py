@@ -95,6 +95,15 @@ def _collection_ids(path: str) -> np.ndarray:
         store.close()
 
 
+def _every_point(path: str) -> int:
+    """Points in the shard, retired and meta included: what BM25's statistics count."""
+    store = qdrant_stores.EdgeStore(path)
+    try:
+        return store.shard.count(store.models.CountRequest(exact=True))
+    finally:
+        store.close()
+
+
 def _assert_mirrors(index_dir, shard) -> None:
     """The collection's live points are the index's chunks, each once."""
     index = open_index(index_dir)
@@ -512,3 +521,54 @@ def test_the_bm25_request_is_well_formed(monkeypatch):
         assert [c.key for c in sent["query_filter"].must_not] == ["gen_to"]
     finally:
         store.close()
+
+
+def test_a_sync_killed_between_the_shard_and_its_indexes_is_finished_by_the_next(tmp_path, fake, fake_config,
+                                                                                  monkeypatch):
+    docs = write_corpus(tmp_path / "docs")
+    qconfig = fake_config.replace(backend="qdrant", qdrant_path=str(tmp_path / "shard"))
+
+    def killed(self):
+        raise KeyboardInterrupt  # the shard exists, its payload and text indexes do not
+
+    monkeypatch.setattr(qdrant_stores.EdgeStore, "ensure_indexes", killed)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(docs, tmp_path / "q", qconfig, encoder=fake)
+    monkeypatch.undo()
+    assert (tmp_path / "shard").is_dir()
+    build_index(docs, tmp_path / "q", qconfig, encoder=fake)
+    build_index(docs, tmp_path / "l", fake_config, encoder=fake)
+    with Searcher(tmp_path / "q", encoder=fake) as sq, Searcher(tmp_path / "l", encoder=fake) as sl:
+        for query in QUERIES:
+            for mode in ("hybrid", "lexical"):
+                _same(sq.search(query, 5, mode=mode), sl.search(query, 5, mode=mode))
+
+
+def test_a_sync_killed_after_publishing_leaves_no_retired_point_behind(pair, fake, tmp_path, monkeypatch):
+    docs, q, local, _ = pair
+    (docs / "cooking.md").unlink()
+    published = {}
+    real_set_meta, real_delete = qdrant_stores.EdgeStore.set_meta, qdrant_stores.EdgeStore.delete_where
+
+    def set_meta(self, payload):
+        real_set_meta(self, payload)
+        published["now"] = True
+
+    def delete_where(self, key, kind, value):
+        if published:
+            raise KeyboardInterrupt  # killed after publishing, before the retired points were deleted
+        real_delete(self, key, kind, value)
+
+    monkeypatch.setattr(qdrant_stores.EdgeStore, "set_meta", set_meta)
+    monkeypatch.setattr(qdrant_stores.EdgeStore, "delete_where", delete_where)
+    with pytest.raises(KeyboardInterrupt):
+        build_index(docs, q, encoder=fake)
+    monkeypatch.undo()
+    assert _every_point(str(tmp_path / "shard")) > len(open_index(q).ids) + 1, "the retired points are still there"
+    build_index(docs, q, encoder=fake)  # nothing changed locally: the sync is in step, and verifies it
+    build_index(docs, local, encoder=fake)
+    _assert_mirrors(q, tmp_path / "shard")
+    assert _every_point(str(tmp_path / "shard")) == len(open_index(q).ids) + 1, "chunks and the meta point only"
+    with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
+        for query in QUERIES:
+            _same(sq.search(query, 5, mode="hybrid"), sl.search(query, 5, mode="hybrid"))

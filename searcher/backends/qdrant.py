@@ -92,10 +92,16 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         frame = _frame_id(index.rotation)
         same = meta is not None and _same_index(meta, manifest, frame, store.where())
         if same and meta["generation"] == manifest.generation:
+            # In step - but a sync killed after publishing may have left its retired points (counted in BM25's
+            # statistics) or half-written ones: verified, not trusted to the marker.
+            store.delete_where("gen_from", "gt", manifest.generation)
+            store.delete_where("gen_to", "lte", manifest.generation)
             return SyncReport(generation=manifest.generation)
         if not store.exists():
             store.create(manifest.model.dim, manifest.projection.coarse_dim, config.qdrant_quantization,
                          config.qdrant_shards, config.qdrant_replicas)
+        elif meta is None:  # a shard a killed first sync made: its indexes may be missing
+            store.ensure_indexes()
         published = int(meta["generation"]) if meta is not None else 0
         generation = max(manifest.generation, published + 1)
         # What a killed sync left, and what readers of `published` no longer see.

@@ -148,6 +148,12 @@ class EdgeStore(_Store):
         })
         self.path.mkdir(parents=True, exist_ok=True)
         self._hold(lambda: qe.EdgeShard.create(str(self.path), config))
+        self.ensure_indexes()
+
+    def ensure_indexes(self) -> None:
+        """The payload and text indexes (creating one that exists changes nothing): a sync killed between making
+        the shard and its indexes would otherwise leave a shard without them for good."""
+        qe = self.models
         stem = qe.SnowballParams(qe.SnowballLanguage.English)
         for name, schema in (
             ("gen_from", qe.IntegerIndexParams(lookup=False, range=True)),
@@ -334,6 +340,12 @@ class ClientStore(_Store):
             "full": m.VectorParams(size=dim, distance=m.Distance.COSINE, hnsw_config=m.HnswConfigDiff(m=0),
                                    on_disk=True),
         }, shard_number=shards or None, replication_factor=replicas or None))
+        self._exists = True
+        self.ensure_indexes()
+
+    def ensure_indexes(self) -> None:
+        """The payload and text indexes (see EdgeStore.ensure_indexes)."""
+        m = self.models
         text = m.TextIndexParams(type=m.TextIndexType.TEXT, tokenizer=m.TokenizerType.WORD, lowercase=True,
                                  stemmer=m.SnowballParams(type=m.Snowball.SNOWBALL, language=m.SnowballLanguage.ENGLISH),
                                  scoring=m.TextScoringParams(type=m.TextScoringType.BM25))
@@ -341,7 +353,6 @@ class ClientStore(_Store):
                              ("source", m.PayloadSchemaType.KEYWORD), ("ext", m.PayloadSchemaType.KEYWORD),
                              (LEXICAL, text)):
             self._call(lambda name=name, schema=schema: self.client.create_payload_index(self.collection, name, schema))
-        self._exists = True
 
     def _condition(self, key: str, kind: str, value):
         """One (key, kind, value) condition of _filter_parts: kind "any" (a value among), else a range bound."""
