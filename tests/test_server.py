@@ -91,7 +91,7 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     got = httpx.get(server.url + "/search", params={"query": "planets with rings", "k": 3}).json()
     assert got["index"] == "index" and got["generation"] >= 1 and not got["no_match"]
     top = got["hits"][0]
-    assert top["source"] == str(docs / "astronomy.txt") and (top["line"], top["end_line"]) == (1, 3) and top["rank"] == 1
+    assert top["source"] == str(docs / "astronomy.txt") and (top["line"], top["end_line"]) == (3, 3) and top["rank"] == 1
     assert "Saturn" in top["snippet"] and top["highlights"]
     env = {**os.environ, "SEARCHER_HOME": str(home)}
     cli = subprocess.run([sys.executable, "-m", "searcher", "query", "planets with rings", "-k", "3", "--index",
@@ -330,7 +330,7 @@ def test_mcp_tools_through_an_mcp_client(served):
     assert huge.is_error and "the limit is 2,000" in str(huge.content)
     assert {"search", "get_document"} <= tools
     hit = found.structured_content["hits"][0]
-    assert hit["source"] == str(docs / "nested" / "birds.md") and hit["line"] == 1 and "Owls" in hit["snippet"]
+    assert hit["source"] == str(docs / "nested" / "birds.md") and hit["line"] == 3 and "Owls" in hit["snippet"]
     assert lines.structured_content["text"] == "Owls hunt at night. Sparrows eat seeds."
     assert refused.is_error and "not a file of this index" in str(refused.content)
 
@@ -364,7 +364,7 @@ def test_the_search_page_in_a_headless_browser(server, served, tmp_path):
         box.send_keys("which planet has rings\n")
         WebDriverWait(chrome, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results li.hit")))
         first = chrome.find_elements(By.CSS_SELECTOR, "#results li.hit")[0]
-        assert first.find_element(By.CSS_SELECTOR, ".where").text == f"{docs / 'astronomy.txt'}:1"
+        assert first.find_element(By.CSS_SELECTOR, ".where").text == f"{docs / 'astronomy.txt'}:3"
         assert "Saturn" in first.find_element(By.CSS_SELECTOR, ".snippet").text
         assert first.find_elements(By.CSS_SELECTOR, ".snippet mark")  # the query's words highlighted
         option = chrome.find_element(By.CSS_SELECTOR, "#index option")  # hidden in the closed Filters
