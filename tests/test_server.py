@@ -318,16 +318,26 @@ def test_mcp_tools_through_an_mcp_client(served):
             nothing = await client.call_tool("search", {"query": "xqzvwk flibbertigibbet"})
             strict = await client.call_tool("search", {"query": "where do owls hunt", "min_score": 0.999})
             huge = await client.call_tool("search", {"query": "owls " * 1000})
+            zero = await client.call_tool("search", {"query": "owls", "k": 0})
+            schema = {t.name: t.input_schema for t in (await client.list_tools()).tools}
             lines = await client.call_tool("get_document", {"source": str(docs / "nested" / "birds.md"),
                                                             "start_line": 3, "end_line": 3})
             refused = await client.call_tool("get_document", {"source": "/etc/passwd"})
-            return tools, found, lines, refused, nothing, strict, huge
+            return tools, found, lines, refused, nothing, strict, huge, zero, schema
 
-    tools, found, lines, refused, nothing, strict, huge = anyio.run(talk)
+    tools, found, lines, refused, nothing, strict, huge, zero, schema = anyio.run(talk)
     assert nothing.structured_content["no_match"] is True
     assert all(h["score"] < 0.05 for h in nothing.structured_content["hits"])
     assert strict.structured_content["hits"] == [] and not strict.is_error
-    assert huge.is_error and "the limit is 2,000" in str(huge.content)
+    assert huge.is_error and "2000" in str(huge.content)
+    assert zero.is_error, "k = 0 is refused, as HTTP refuses it"
+    params = schema["search"]["properties"]
+    assert params["k"]["minimum"] == 1 and params["k"]["maximum"] == 100 and params["k"]["description"]
+    assert set(params["mode"]["enum"]) == {"hybrid", "dense", "lexical"} and all(p.get("description") for p in params.values())
+    record = found.structured_content["hits"][0]
+    assert "text" not in record and set(record) >= {"source", "line", "end_line", "heading", "snippet", "score"}
+    assert len(str(found.structured_content)) < 1200, "sized for an agent: the passage, not the chunk"
+    assert found.content[0].text.startswith("1. ") and "{" not in found.content[0].text, "a listing, not the JSON again"
     assert {"search", "get_document"} <= tools
     hit = found.structured_content["hits"][0]
     assert hit["source"] == str(docs / "nested" / "birds.md") and hit["line"] == 3 and "Owls" in hit["snippet"]
