@@ -288,9 +288,15 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
               help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
                    "matching file once; grep: path:line:passage.")
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Same as --format paths (as grep -l).")
+@click.option("-C", "--context", "context", type=click.IntRange(0, 200), metavar="NUM",
+              help="Show NUM lines of the file before and after each hit's passage, with line numbers.")
+@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
+              help="Colour paths, lines and the query's words: on a terminal (auto, unless NO_COLOR is set), always "
+                   "or never.")
 @qdrant_place
 def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json,
-          qdrant_url, qdrant_path, qdrant_collection):
+          files_only, context, color, qdrant_url, qdrant_path, qdrant_collection):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Exit status: 0 when something matched, 1 when nothing did (no match), 2 on an error, as grep's.
@@ -325,9 +331,10 @@ def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score
     with opened as searcher:
         results = searcher.search_batch(queries, k, shortlist=shortlist, mode=mode, where=Where(paths, types),
                                         min_score=min_score, per_doc=per_doc)
+        around = _context(searcher, results, context) if context is not None else {}
     for notice in searcher.notices:
         click.echo(f"notice: {notice}", err=True)
-    output = "jsonl" if as_json else output
+    output = "jsonl" if as_json else "paths" if files_only else output
     if output == "csv":
         import csv
 
@@ -366,12 +373,17 @@ def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score
             continue
         if len(queries) > 1:
             click.echo(f"# {text}")
-        color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
         for rank, hit in enumerate(hits, start=1):
-            where = (_display_path(hit.source) + (f":{hit.line}" if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
+            where = (_paint(_display_path(hit.source), "35", colored) + (_paint(f":{hit.line}", "32", colored)
+                     if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
                      + (f" (page {hit.page})" if hit.page else ""))
-            click.echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}")
-            click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, color), "    "))
+            # (color=: click strips escape codes from output that is not a terminal unless told they are wanted)
+            click.echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}", color=colored)
+            if (hit.source, hit.line) in around:
+                click.echo(around[(hit.source, hit.line)])
+            else:
+                click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), color=colored)
             if hit.more:
                 click.echo(f"    also at line{'s' if len(hit.more) > 1 else ''} "
                            + ", ".join(str(m.line or m.page) for m in hit.more[:8]) + (" ..." if len(hit.more) > 8 else ""))
@@ -383,6 +395,37 @@ def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score
         click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
     if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
+
+
+@cli.command(short_help="Show the lines of an indexed file around a hit: searcher show PATH[:LINE].")
+@click.argument("location", metavar="PATH[:LINE]")
+@index_option
+@click.option("-C", "--context", "context", type=click.IntRange(0, 250), default=10, show_default=True,
+              metavar="NUM", help="Lines before and after LINE.")
+def show(location, index_dir, context):
+    """Print the lines of an indexed file around LINE (a hit's path:line), numbered; the whole file (up to 500
+    lines) without LINE. The file must be one the index holds, still as it was indexed.
+
+    \b
+    Example:
+        searcher show corpus/rst/faq/windows.rst:207 -C 5
+    """
+    from .documents import read_lines
+    from .store import open_index
+    from .home import resolve
+
+    path, line = location, None
+    head, _, tail = location.rpartition(":")
+    if head and tail.isdigit():
+        path, line = head, int(tail)
+    index = open_index(resolve(index_dir))
+    try:
+        start = max(1, line - context) if line else 1
+        got = read_lines(index, path, start, line + context if line else None)
+    finally:
+        index.close()
+    for n, text in enumerate(got.text.split("\n") if got.text else [], start=got.start_line):
+        click.echo(f"{n:>6}{':' if n == line else '-' if line else ':'} {text}")
 
 
 @cli.command("list", short_help="List your indexes, or one index's sources and files.")
@@ -857,6 +900,29 @@ def _label(hit) -> str:
     if hit.heading.startswith(hit.title) or hit.title.startswith(top):  # the page's title is its first heading
         return hit.heading
     return f"{hit.title} > {hit.heading}"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+
+def _context(searcher, results, lines: int) -> dict[tuple[str, int], str]:
+    """{(source, line): the file's lines around that hit's passage, numbered} for `-C`; hits whose file cannot be
+    read back (changed since indexed, a collection without files) keep their snippet."""
+    from .documents import read_lines
+
+    out = {}
+    for hits in results:
+        for hit in hits:
+            if not hit.line or (hit.source, hit.line) in out or not hasattr(searcher.index, "files"):
+                continue
+            try:
+                got = read_lines(searcher.index, hit.source, max(1, hit.line - lines), max(hit.end_line, hit.line) + lines)
+            except SearcherError:
+                continue
+            out[(hit.source, hit.line)] = "\n".join(f"{n:>6}{':' if hit.line <= n <= max(hit.end_line, hit.line) else '-'} {text}"
+                                                    for n, text in enumerate(got.text.split("\n"), start=got.start_line))
+    return out
 
 
 def _highlight(text: str, marks, color: bool, width: int = 100) -> str:

@@ -257,3 +257,25 @@ def test_skipped_files_are_listed_once_one_per_line_and_q_silences_them(tmp_path
     (docs / "c.txt").write_text("Eagles nest on cliffs.")
     quiet = run("index", docs, "--index", tmp_path / "idx", "-q")
     assert "skipped: " not in quiet.stderr
+
+
+def test_show_l_context_and_color(indexed):
+    from pathlib import Path
+
+    from searcher import open_index
+
+    docs = Path(next(e.path for e in open_index(indexed).files() if e.path.endswith("astronomy.txt"))).parent
+    shown = run("show", f"{docs / 'astronomy.txt'}:3", "-C", 1, "--index", indexed)
+    assert shown.exit_code == 0 and shown.stdout.splitlines() == [
+        "     2- ", "     3: Jupiter is the largest planet. Saturn has bright rings of ice."]
+    assert "moon" in run("show", docs / "astronomy.txt", "--index", indexed).stdout
+    outside = run("show", "/etc/passwd:1", "--index", indexed)
+    assert outside.exit_code == 2 and "not a file of this index" in outside.output
+    files = run("query", "owls hunt at night", "--index", indexed, "-l", "--mode", "lexical")
+    assert files.exit_code == 0 and files.stdout.splitlines()[0].endswith("birds.md")
+    around = run("query", "Saturn rings", "--index", indexed, "-k", 1, "-C", 1, "--mode", "lexical").stdout
+    assert "     3: Jupiter is the largest planet. Saturn has bright rings of ice." in around
+    painted = run("query", "Saturn rings", "--index", indexed, "-k", 1, "--color", "always", "--mode", "lexical")
+    assert "\x1b[35m" in painted.stdout and "\x1b[1;33m" in painted.stdout
+    plain = run("query", "Saturn rings", "--index", indexed, "-k", 1, "--color", "never", "--mode", "lexical")
+    assert "\x1b[" not in plain.stdout
