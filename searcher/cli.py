@@ -397,7 +397,7 @@ def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score
         sys.exit(1)
 
 
-@cli.command(short_help="Show the lines of an indexed file around a hit: searcher show PATH[:LINE].")
+@cli.command(short_help="Print the lines of an indexed file around a hit.")
 @click.argument("location", metavar="PATH[:LINE]")
 @index_option
 @click.option("-C", "--context", "context", type=click.IntRange(0, 250), default=10, show_default=True,
