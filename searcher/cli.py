@@ -156,16 +156,19 @@ def cli() -> None:
               help="Weight of meaning against exact words in hybrid search, 0-1 [default: "
                    + str(DEFAULT_FUSION_WEIGHT) + ", or what `searcher eval --tune` stored].")
 @click.option("--include", multiple=True, metavar="GLOB",
-              help="Index only files matching GLOB (gitignore syntax, repeatable) [default: every file it can read].")
+              help="Index only files matching GLOB (gitignore syntax, repeatable; --include '' clears the index's) "
+                   "[default: the index's own, else every file it can read].")
 @click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Leave out files matching GLOB (repeatable), beside what .gitignore and .searcherignore leave out.")
+              help="Leave out files matching GLOB (repeatable; --exclude '' clears the index's), beside what "
+                   ".gitignore and .searcherignore leave out.")
 @click.option("--backend", type=click.Choice(BACKENDS),
               help="Where queries are answered: local FAISS files, or a Qdrant collection mirroring them "
                    "[default: local].")
 @qdrant_options
 @click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
               help="Embed on a Ray cluster: ADDRESS (ray://... or auto), or a local one without it.")
-@click.option("--rebuild", is_flag=True, help="Ignore the existing index and embed everything again.")
+@click.option("--rebuild", is_flag=True,
+              help="Ignore the existing index and its settings (options given apply) and embed everything again.")
 @click.option("--watch", is_flag=True, help="Then keep watching SOURCE and update the index after each change.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no list of skipped files.")
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
@@ -180,9 +183,10 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
     Example:
         searcher index ~/notes --index ~/.searcher/notes
     """
+    from .config import IndexConfig
     from .indexer import build_index, existing_config
 
-    config = existing_config(index_dir).replace(
+    config = (IndexConfig() if rebuild else existing_config(index_dir)).replace(
         model=model,
         projection=projection,
         coarse_dim=coarse_dim,
@@ -192,8 +196,8 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         full_storage=full_storage,
         lexical_tokenizer=lexical_tokenizer,
         fusion_weight=fusion_weight,
-        include=include or None,
-        exclude=exclude or None,
+        include=tuple(p for p in include if p) if include else None,  # ('',): cleared
+        exclude=tuple(p for p in exclude if p) if exclude else None,
     )
     config = _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
                           qdrant_shards, qdrant_replicas)
@@ -283,7 +287,8 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
                    "(0-1, the same scale for every query and mode).")
 @click.option("--per-doc/--per-chunk", default=True, show_default=True,
               help="One hit per document, its best passage first, or every matching chunk.")
-@click.option("--model", envvar="SEARCHER_MODEL", help="Query with this model (it must match the index's).")
+@click.option("--model", help="Query with this model (it must match the index's) [default: the index's own; "
+                                "SEARCHER_MODEL is for indexing, not for queries of other indexes].")
 @click.option("--format", "output", type=click.Choice(OUTPUTS), default="text", show_default=True,
               help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
                    "matching file once; grep: path:line:passage.")
@@ -452,7 +457,7 @@ def list_command(index_dir, show_files):
             try:
                 m = read_manifest(path)
                 click.echo(f"{path.name:<20} {m.documents:>8} documents {m.chunks:>9} chunks  updated {m.updated}  "
-                           f"{m.model.name}")
+                           f"{m.model.name}  {', '.join(m.sources)}")
             except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
                 if not (path / "manifest.json").exists() and (path / "pending").is_dir():
                     click.echo(f"{path.name:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
@@ -806,6 +811,8 @@ def info(index_dir, as_json):
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
         f"documents   embedded with {_encoder_choice(manifest.document_encoder)}",
         f"sources     {', '.join(manifest.sources)}",
+        *([f"include     {', '.join(c.include)}"] if c.include else []),
+        *([f"exclude     {', '.join(c.exclude)}"] if c.exclude else []),
         *([f"removed     {', '.join(c.removed)} (`searcher index PATH` brings one back)"] if c.removed else []),
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
     ]

@@ -279,3 +279,26 @@ def test_show_l_context_and_color(indexed):
     assert "\x1b[35m" in painted.stdout and "\x1b[1;33m" in painted.stdout
     plain = run("query", "Saturn rings", "--index", indexed, "-k", 1, "--color", "never", "--mode", "lexical")
     assert "\x1b[" not in plain.stdout
+
+
+def test_include_and_exclude_can_be_cleared_are_shown_and_do_not_survive_a_rebuild(tmp_path, use_fake_encoder):
+    from conftest import write_corpus
+
+    docs = write_corpus(tmp_path / "docs", {"a.md": "Owls hunt at night.", "b.txt": "Eagles nest on cliffs."})
+    idx = tmp_path / "idx"
+    assert "1 indexed" in run("index", docs, "--index", idx, "--exclude", "*.txt", "-q").stdout
+    assert "exclude     *.txt" in run("info", "--index", idx).stdout
+    assert "0 indexed, 1 unchanged" in run("index", docs, "--index", idx, "-q").stdout, "kept by the index"
+    cleared = run("index", docs, "--index", idx, "--exclude", "", "-q")
+    assert cleared.exit_code == 0 and "1 indexed, 1 unchanged" in cleared.stdout
+    assert "exclude " not in run("info", "--index", idx).stdout
+    run("index", docs, "--index", idx, "--include", "*.md", "-q")
+    assert "2 indexed" in run("index", docs, "--index", idx, "--rebuild", "-q").stdout, "a rebuild starts over"
+    run("index", docs, "--index", "named", "-q")
+    assert str(docs) in run("list").stdout, "list names each index's sources"
+
+
+def test_searcher_model_in_the_environment_does_not_break_queries(indexed, monkeypatch):
+    monkeypatch.setenv("SEARCHER_MODEL", "some-other/model-for-indexing")
+    result = run("query", "owls hunt at night", "--index", indexed, "--mode", "lexical")
+    assert result.exit_code == 0 and "birds.md" in result.stdout
