@@ -38,6 +38,7 @@ _EXPORTS = {
     "named_indexes": "home",
     "IndexReport": "indexer",
     "Searcher": "search",
+    "search_many": "search",
     "Hit": "search",
     "Hits": "search",
     "Where": "filters",
@@ -62,7 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .indexer import IndexReport, build_index, delete_index, existing_config, remove_from_index, update_index
     from .watch import watch
     from .filters import Where
-    from .search import Hit, Hits, Searcher
+    from .search import Hit, Hits, Searcher, search_many
     from .store import open_index
     from .train import FinetuneReport, finetune
 

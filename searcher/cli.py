@@ -271,7 +271,10 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
 @click.argument("query", required=False)
 @click.option("-e", "--query", "queries", multiple=True, metavar="QUERY",
               help="A query (repeatable), e.g. one that starts with -: searcher query -e -foo.")
-@index_option
+@click.option("--index", "index_dirs", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
+              help="Index name, or a folder (anything with a /); repeat it to search several at once [default: the "
+                   "index named 'default'].")
+@click.option("--all", "all_indexes", is_flag=True, help="Search every named index at once, hits merged by score.")
 @click.option("-k", "--k", "k", type=int, default=DEFAULT_K, show_default=True, help="Number of hits.")
 @click.option(
     "--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True, help="Coarse candidates to rerank."
@@ -300,8 +303,8 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
               help="Colour paths, lines and the query's words: on a terminal (auto, unless NO_COLOR is set), always "
                    "or never.")
 @qdrant_place
-def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score, per_doc, model, output, as_json,
-          files_only, context, color, qdrant_url, qdrant_path, qdrant_collection):
+def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, types, min_score, per_doc, model, output,
+          as_json, files_only, context, color, qdrant_url, qdrant_path, qdrant_collection):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Exit status: 0 when something matched, 1 when nothing did (no match), 2 on an error, as grep's.
@@ -328,16 +331,39 @@ def query(query, queries, index_dir, k, shortlist, mode, paths, types, min_score
         queries = [_valid_text(q, "the query") for q in ([query] if query is not None else []) + list(queries)]
     from .filters import Where
 
-    if (qdrant_url or qdrant_path) and index_dir is None:
-        opened = Searcher.from_collection(qdrant_url=qdrant_url or "", qdrant_path=str(qdrant_path or ""),
-                                          qdrant_collection=qdrant_collection or "searcher", model=model)
+    from .search import search_many
+
+    if all_indexes:
+        from .home import named_indexes
+
+        index_dirs = tuple(str(p) for p in named_indexes())
+        if not index_dirs:
+            raise click.ClickException("no named indexes to search; make one with `searcher index FOLDER`")
+    if (qdrant_url or qdrant_path) and not index_dirs:
+        opened = [Searcher.from_collection(qdrant_url=qdrant_url or "", qdrant_path=str(qdrant_path or ""),
+                                           qdrant_collection=qdrant_collection or "searcher", model=model)]
     else:
-        opened = Searcher(index_dir, model=model)
-    with opened as searcher:
-        results = searcher.search_batch(queries, k, shortlist=shortlist, mode=mode, where=Where(paths, types),
-                                        min_score=min_score, per_doc=per_doc)
-        around = _context(searcher, results, context) if context is not None else {}
-    for notice in searcher.notices:
+        opened = []
+        try:
+            for index_dir in index_dirs or (None,):
+                opened.append(Searcher(index_dir, model=model))
+        except BaseException:
+            for searcher in opened:
+                searcher.close()
+            raise
+    try:
+        options = dict(shortlist=shortlist, mode=mode, where=Where(paths, types), min_score=min_score,
+                       per_doc=per_doc)
+        results = search_many(opened, queries, k, **options) if len(opened) > 1 else \
+            opened[0].search_batch(queries, k, **options)
+        around = {}
+        if context is not None:
+            for searcher in opened:
+                around.update(_context(searcher, results, context))
+    finally:
+        for searcher in opened:
+            searcher.close()
+    for notice in dict.fromkeys(n for searcher in opened for n in searcher.notices):
         click.echo(f"notice: {notice}", err=True)
     output = "jsonl" if as_json else "paths" if files_only else output
     if output == "csv":

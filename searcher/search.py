@@ -377,6 +377,19 @@ def _located(hit: Hit, a: int, b: int) -> dict:
             "page": start[3]}
 
 
+def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_K, **options) -> list[Hits]:
+    """`Searcher.search_batch` over several indexes at once: each index's hits, merged by score (scores are
+    calibrated probabilities, comparable between indexes of the bundled model), the best k kept. A query has no
+    match when it has none in any index."""
+    per_index = [s.search_batch(queries, k, **options) for s in searchers]
+    out = []
+    for i in range(len(queries)):
+        merged = Hits(sorted((h for results in per_index for h in results[i]), key=lambda h: -h.score)[:k])
+        merged.no_match = all(results[i].no_match for results in per_index)
+        out.append(merged)
+    return out
+
+
 def hit_record(query: str, rank: int, hit: Hit) -> dict:
     """One hit as a JSON record (`searcher query --format json`, the server, MCP): the query, where it matched,
     the score to 4 places, then the chunk."""

@@ -302,3 +302,20 @@ def test_searcher_model_in_the_environment_does_not_break_queries(indexed, monke
     monkeypatch.setenv("SEARCHER_MODEL", "some-other/model-for-indexing")
     result = run("query", "owls hunt at night", "--index", indexed, "--mode", "lexical")
     assert result.exit_code == 0 and "birds.md" in result.stdout
+
+
+def test_several_indexes_are_searched_at_once_hits_merged_by_score(tmp_path, use_fake_encoder):
+    from conftest import write_corpus
+
+    birds = write_corpus(tmp_path / "birds", {"owls.md": "Owls hunt mice at night in the forest."})
+    sky = write_corpus(tmp_path / "sky", {"moon.md": "The moon has craters and no air."})
+    assert run("index", birds, "--index", "birds", "-q").exit_code == 0
+    assert run("index", sky, "--index", "sky", "-q").exit_code == 0
+    both = run("query", "owls moon craters", "--index", "birds", "--index", "sky", "--mode", "lexical", "--json")
+    sources = [__import__("json").loads(line)["source"] for line in both.stdout.splitlines()]
+    assert both.exit_code == 0 and {s.rsplit("/", 1)[1] for s in sources} == {"owls.md", "moon.md"}
+    scores = [__import__("json").loads(line)["score"] for line in both.stdout.splitlines()]
+    assert scores == sorted(scores, reverse=True), "merged by score"
+    everywhere = run("query", "moon craters", "--all", "--mode", "lexical", "-k", 1)
+    assert everywhere.exit_code == 0 and "moon.md" in everywhere.stdout
+    assert run("query", "zqxjv", "--all").exit_code == 1, "no match in any index"
