@@ -134,13 +134,16 @@ def quantize_int8(directory: Path) -> Path:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     tmp = directory / (INT8_MODEL + ".tmp")
+    before = set(os.listdir(directory))
     logging.getLogger("root").disabled = True  # the quantiser logs a "consider pre-processing" notice to root
     try:
         quantize_dynamic(str(directory / "model.onnx"), str(tmp), weight_type=QuantType.QInt8, per_channel=True)
     except Exception as e:
         # subtle: the quantiser (protobuf) reports a full disk as its own error, not as an OSError, and leaves
-        # its half-written file: take that away, and call a full disk a full disk (indexer._os_error says so)
-        tmp.unlink(missing_ok=True)
+        # its half-written files (the graph, a shape-inferred copy): take them away, and call a full disk a full
+        # disk (indexer._os_error says so)
+        for name in set(os.listdir(directory)) - before:
+            (directory / name).unlink(missing_ok=True)
         if isinstance(e, OSError):
             raise
         if shutil.disk_usage(directory).free < 2 * (directory / "model.onnx").stat().st_size:
@@ -148,6 +151,8 @@ def quantize_int8(directory: Path) -> Path:
         raise
     finally:
         logging.getLogger("root").disabled = False
+    for name in set(os.listdir(directory)) - before - {tmp.name}:  # the quantiser's intermediate copies
+        (directory / name).unlink(missing_ok=True)
     os.replace(tmp, target)
     return target
 

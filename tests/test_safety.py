@@ -262,3 +262,30 @@ def test_drop_on_a_folder_it_cannot_write_is_one_line(indexed):
     assert child.returncode == 0 and code == "2", child.stderr
     assert len(output) == 1 and "cannot write to" in output[0] and "Traceback" not in child.stdout
     assert (idx / "manifest.json").is_file(), "nothing was deleted"
+
+
+@pytest.mark.model
+def test_making_the_int8_graph_on_a_full_disk_says_so_and_leaves_nothing(tmp_path, minilm):
+    import errno
+    import shutil
+    import subprocess
+
+    from searcher.onnx_encoder import INT8_MODEL, export_onnx, quantize_int8
+
+    export = export_onnx(minilm, tmp_path / "enc")
+    small = tmp_path / "small"
+    small.mkdir()
+    size = sum(p.stat().st_size for p in export.iterdir()) // 2**20 + 8  # room for the export, not its int8 graph
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}m", "tmpfs", str(small)],
+                      capture_output=True).returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root) to fill a disk")
+    try:
+        shutil.copytree(export, small / "enc")
+        with pytest.raises(OSError) as raised:
+            quantize_int8(small / "enc")
+        assert raised.value.errno == errno.ENOSPC
+        assert sorted(p.name for p in (small / "enc").iterdir()) == sorted(p.name for p in export.iterdir()), \
+            "the half-written graph is gone"
+        assert not (small / "enc" / INT8_MODEL).exists()
+    finally:
+        subprocess.run(["umount", str(small)], capture_output=True)
