@@ -949,12 +949,14 @@ def _context(searcher, results, lines: int) -> dict[tuple[str, int], str]:
         for hit in hits:
             if not hit.line or (hit.source, hit.line) in out or not hasattr(searcher.index, "files"):
                 continue
+            last = max(hit.end_line, hit.line)
             try:
-                got = read_lines(searcher.index, hit.source, max(1, hit.line - lines), max(hit.end_line, hit.line) + lines)
+                got = read_lines(searcher.index, hit.source, max(1, hit.line - lines), last + lines)
             except SearcherError:
                 continue
-            out[(hit.source, hit.line)] = "\n".join(f"{n:>6}{':' if hit.line <= n <= max(hit.end_line, hit.line) else '-'} {text}"
-                                                    for n, text in enumerate(got.text.split("\n"), start=got.start_line))
+            numbered = enumerate(got.text.split("\n"), start=got.start_line)
+            out[(hit.source, hit.line)] = "\n".join(f"{n:>6}{':' if hit.line <= n <= last else '-'} {text}"
+                                                    for n, text in numbered)
     return out
 
 

@@ -221,7 +221,7 @@ class Searcher:
                            if (I[row] >= 0).sum() >= depth and len(_per_document(chunks[i], k)) < k]
                 depth = min(depth * 4, MAX_FETCH)
         out = []
-        for i, query in enumerate(queries):
+        for i in range(len(queries)):
             hits = self._names_first(chunks[i], parsed[i].words) if mode in ("hybrid", "lexical") else chunks[i]
             if per_doc:
                 hits = _per_document(hits, k)

@@ -107,7 +107,8 @@ class LocalBackend:
             q = q @ self.index.rotation
         order = np.argsort(ids)
         out = np.empty(len(ids), np.float64)
-        out[order] = vectors.scores(self.index.full, self.index.rows_of(ids[order]), np.ascontiguousarray(q, np.float32))
+        rows = self.index.rows_of(ids[order])
+        out[order] = vectors.scores(self.index.full, rows, np.ascontiguousarray(q, np.float32))
         return out
 
     def _coarse_search(self, x: np.ndarray, k: int, allowed: np.ndarray | None):

@@ -74,8 +74,8 @@ def create_mcp(catalog: Catalog):
         except SearcherError as e:
             raise ToolError(str(e)) from None  # the agent sees the one-line reason and can correct itself
         body = {"no_match": hits.no_match, "hits": [agent_record(rank, hit) for rank, hit in enumerate(hits, start=1)]}
-        return CallToolResult(content=[TextContent(type="text", text=_listing(query, hits))],  # type: ignore[return-value]
-                              structured_content=body)
+        listing = [TextContent(type="text", text=_listing(query, hits))]
+        return CallToolResult(content=listing, structured_content=body)  # type: ignore[return-value]
 
     @server.tool(structured_output=True)
     def get_document(
