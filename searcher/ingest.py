@@ -331,14 +331,14 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         from .formats.pdf import read_pdf
 
         body, pages, title = read_pdf(data)
-        return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, lines=((0, 0),),
-                         count_newlines=False, pages=pages)], []
+        # lines of the extracted text, as /document and get_document give them back (and the page beside)
+        return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages)], []
     if kind == "docx":
         from .formats.docx import read_docx
 
         body, headings, title = read_docx(data)
-        docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, lines=((0, 0),),
-                         count_newlines=False, headings=headings)] if body.strip() else []
+        docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source,
+                         headings=headings)] if body.strip() else []  # lines of the extracted text, as PDF
         return docs, []
     text = decode(data)
     if kind == "jsonl":

@@ -242,6 +242,12 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
     assert flux.source.endswith("manual.pdf") and flux.page == 2 and flux.title == "Widget manual"
     penguins = s.search("penguins migrate", 1, mode="lexical")[0]
     assert penguins.source.endswith("report.docx") and penguins.heading == "Quarterly report > Risks"
+    from searcher.documents import read_lines
+
+    for hit in (flux, penguins):  # a location /document and get_document can use: lines of the extracted text
+        assert hit.line > 0
+        shown = read_lines(s.index, hit.source, hit.line, hit.end_line).text
+        assert hit.snippet.split()[0] in shown, (hit.line, shown)
     assert s.search("cell 3", 1, mode="lexical")[0].source.endswith("report.docx"), "table cells are text too"
 
 
