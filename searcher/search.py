@@ -325,9 +325,10 @@ class Searcher:
         heading, anchor and page of that passage rather than of the chunk's start: computed for the hits returned
         only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
         a, b = passage(hit.text, terms, self._analyze)
+        core, _ = passage(hit.text, terms, self._analyze, grow=False)  # the matching sentence: where the line points
         text, marks = snippet(hit.text, terms, self._analyze, span=(a, b))
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
-        return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, a, b))
+        return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray, records: dict[int, dict] | None = None) -> list[Hit]:
         valid = ids >= 0

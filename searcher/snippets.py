@@ -16,16 +16,29 @@ SNIPPET_CHARS = 240
 # every "a" and "the" hides the words that matter.
 STOPWORDS = ("a an and are as at be by do does for from how i if in is it of on or that the this to was what "
              "when where which who why with")
-_SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+# A sentence ends at . ! or ? followed by a space or the end, or at a line end: a dot inside a name (path.join(),
+# Node.js, t.Literal) does not cut it.
+_SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+(?=\s|$)|\n|$)")
+# A passage shorter than this grows into its neighbours (up to the limit), so a hit never shows a fragment such as
+# "ee." or "#." when its chunk has more to say.
+MIN_PASSAGE = 40
+# Lines that are markup, not prose: a Markdown link-reference definition ("[reading files]: #example") or a line of
+# raw HTML ("<td><code>EADDRINUSE</code></td>"). They choose the passage only when nothing else holds a query word.
+_MARKUP = re.compile(r"\s*(?:\[[^\]\n]+\]:\s*\S+|<[^>\n]+>.*)\s*$")
 _WORD = re.compile(r"\w+")
 
 
-def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[int, int]:
-    """(start, end) in `text` of the best passage for the analysed query `terms` (see the module docstring)."""
+def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS, *, grow: bool = True) -> tuple[int, int]:
+    """(start, end) in `text` of the best passage for the analysed query `terms` (see the module docstring);
+    `grow=False`: the sentences that match, before a short passage grows into its neighbours (where a hit's line
+    points)."""
     spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
     if not spans:
         return 0, min(len(text), limit)
     found = [set(analyze(text[a:b])) & terms if terms else set() for a, b in spans]
+    prose = [set() if _MARKUP.match(text[a:b]) else words for (a, b), words in zip(spans, found)]
+    if any(prose):
+        found = prose
     best, best_score = (spans[0][0], min(spans[0][1], spans[0][0] + limit)), (0, 0)
     for i in range(len(spans)):
         words: set[str] = set()
@@ -36,7 +49,26 @@ def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> 
             score = (len(words), -(j - i))
             if score > best_score:
                 best, best_score = (spans[i][0], min(spans[j][1], spans[i][0] + limit)), score
-    return best
+    return _grown(text, best, spans, limit) if grow else best
+
+
+def _grown(text: str, best: tuple[int, int], spans: list[tuple[int, int]], limit: int) -> tuple[int, int]:
+    """`best` widened by whole sentences, the following first, until it holds MIN_PASSAGE characters of text."""
+    a, b = best
+    if len(text[a:b].strip()) >= MIN_PASSAGE:
+        return best
+    i = next(n for n, span in enumerate(spans) if span[0] == a)
+    j = i
+    while len(text[a:b].strip()) < MIN_PASSAGE:
+        if j + 1 < len(spans) and spans[j + 1][1] - a <= limit:
+            j += 1
+            b = spans[j][1]
+        elif i > 0 and b - spans[i - 1][0] <= limit:
+            i -= 1
+            a = spans[i][0]
+        else:
+            break
+    return a, b
 
 
 def query_terms(query: str, analyze) -> set[str]:

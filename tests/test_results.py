@@ -326,3 +326,30 @@ def test_a_hit_names_the_line_and_section_of_its_passage_not_of_its_chunk(tmp_pa
     page = s.search("frobnicate", 1, mode="lexical")[0]
     line = next(i for i, text in enumerate(html.split("\n"), start=1) if "frobnicate" in text)
     assert page.heading == "Guide > Usage" and page.anchor == "usage" and page.line == line, (page.heading, page.line)
+
+
+def test_snippets_do_not_cut_names_at_their_dots_and_are_never_mere_fragments():
+    from searcher.lexical import analyzer
+    from searcher.snippets import MIN_PASSAGE, passage, snippet
+
+    analyze = analyzer("english").analyze
+    text = "The path.join() method joins all given path segments together. Node.js normalizes the result."
+    got, _ = snippet(text, {"join"}, analyze)
+    assert got.startswith("The path.join() method"), got
+    text = ("Intro paragraph about the library and what it offers to its users.\n\nee.\n\n"
+            "The events module emits named events to listeners attached to it.")
+    a, b = passage(text, {"ee"}, analyze)
+    assert len(text[a:b].strip()) >= MIN_PASSAGE and "ee." in text[a:b]
+    assert snippet("ee.", {"ee"}, analyze)[0] == "ee.", "a chunk that is all fragment stays whole"
+
+
+def test_markup_lines_do_not_win_the_passage_when_prose_holds_the_words():
+    from searcher.lexical import analyzer
+    from searcher.snippets import snippet
+
+    analyze = analyzer("english").analyze
+    text = ("[reading files]: #example-reading-files\n<td><code>EADDRINUSE</code></td>\n"
+            "The server emits EADDRINUSE when reading files from a port that is taken.")
+    got, _ = snippet(text, set(analyze("EADDRINUSE reading files")), analyze)
+    assert got.startswith("The server emits EADDRINUSE"), got
+    assert "EADDRINUSE" in snippet("<td><code>EADDRINUSE</code></td>", {"eaddrinus"}, analyze)[0]
