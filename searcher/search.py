@@ -68,6 +68,7 @@ class Hits(list):
     (the hits are still there, with their scores)."""
 
     no_match: bool = False
+    origins: list[int] = []  # search_many: the index (position in its list of searchers) of each hit
 
 
 class Searcher:
@@ -385,8 +386,10 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
     per_index = [s.search_batch(queries, k, **options) for s in searchers]
     out = []
     for i in range(len(queries)):
-        merged = Hits(sorted((h for results in per_index for h in results[i]), key=lambda h: -h.score)[:k])
+        ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=lambda x: -x[0].score)
+        merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)
+        merged.origins = [j for _, j in ranked[:k]]  # which of `searchers` each hit came from
         out.append(merged)
     return out
 

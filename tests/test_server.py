@@ -234,6 +234,27 @@ def test_a_name_passed_with_allow_host_is_served_and_a_token_keeps_both_checks(s
         s.stop()
 
 
+def test_every_index_at_once_and_documents_from_any_index(tmp_path, served, minilm):
+    home, docs, index_dir = served
+    other = write_corpus(tmp_path / "other", {"comets.md": "# Comets\n\nComets grow tails of dust near the sun.\n"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEARCHER_HOME", str(home))
+        build_index(other, tmp_path / "comets-index", encoder=minilm)
+    s = Server([index_dir, tmp_path / "comets-index"], home)
+    try:
+        both = httpx.get(s.url + "/search", params={"query": "comets and planets with rings", "index": "*", "k": 4})
+        body = both.json()
+        assert both.status_code == 200 and body["index"] == "*" and "generation" not in body
+        assert {h["index"] for h in body["hits"]} == {"index", "comets-index"}
+        assert [h["score"] for h in body["hits"]] == sorted((h["score"] for h in body["hits"]), reverse=True)
+        lines = httpx.get(s.url + "/document", params={"source": str(other / "comets.md"), "start_line": 3})
+        assert lines.status_code == 200 and "tails of dust" in lines.json()["text"], "found in the second index"
+        outside = httpx.get(s.url + "/document", params={"source": "/etc/passwd"})
+        assert outside.status_code == 400 and "not a file of this index" in outside.json()["error"]
+    finally:
+        s.stop()
+
+
 def test_a_chunked_body_over_the_cap_is_refused_without_being_read_whole(server):
     def body():
         for _ in range(200):  # 20 MB in 100 KB pieces, no Content-Length

@@ -36,9 +36,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from .. import __version__
 from ..config import DEFAULT_SHORTLIST, MODE_ALIASES, SEARCH_MODES
 from ..documents import read_lines
-from ..errors import IndexNotFoundError, SearcherError
+from ..errors import IndexNotFoundError, InvalidInputError, SearcherError
 from ..filters import Where
-from ..search import hit_record
+from ..search import hit_record, search_many
 from .catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ class SearchRequest(BaseModel):
     per_doc: bool = Field(True, description="one hit per document, its other passages in `more`")
     min_score: float | None = Field(None, description="drop hits scoring below this")
     shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST, description="coarse candidates to rerank")
-    index: str | None = Field(None, description="which index (GET /indexes); default: the first")
+    index: str | None = Field(None, description="which index (GET /indexes), or * for all; default: the first")
 
 
 class BatchRequest(BaseModel):
@@ -155,13 +155,14 @@ def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0
     @app.post("/search", summary="Search one index")
     def search(request: SearchRequest) -> Response:
         name, searcher, (hits,) = _run(catalog, [request.query], request)
-        return _json(_result(name, searcher, request.query, hits))
+        return _json(_result(name, searcher, request.query, hits, catalog.names))
 
     @app.post("/search/batch", summary="Search one index with several queries")
     def search_batch(request: BatchRequest) -> Response:
         name, searcher, results = _run(catalog, request.queries, request)
-        return _json({"index": name, "generation": searcher.manifest.generation,
-                      "results": [_result(name, searcher, q, hits) for q, hits in zip(request.queries, results)]})
+        return _json({"index": name, **({"generation": searcher.manifest.generation} if searcher is not None else {}),
+                      "results": [_result(name, searcher, q, hits, catalog.names)
+                                  for q, hits in zip(request.queries, results)]})
 
     @app.get("/document", summary="Lines of an indexed file (a hit's source), to read around a hit")
     def document(
@@ -170,7 +171,7 @@ def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0
         end_line: int | None = Query(None, ge=1),
         index: str | None = Query(None),
     ) -> dict:
-        return asdict(read_lines(catalog.searcher(index).index, source, start_line, end_line))
+        return asdict(read_any(catalog, index, source, start_line, end_line))
 
     @app.get("/indexes", summary="The indexes this server answers from")
     def indexes() -> dict:
@@ -186,6 +187,21 @@ def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def read_any(catalog: Catalog, index: str | None, source: str, start_line: int, end_line: int | None):
+    """read_lines from the index named, or (none named) from the first index of the server that holds `source`."""
+    if index is not None:
+        return read_lines(catalog.searcher(index).index, source, start_line, end_line)
+    missing = None
+    for name in catalog.names:
+        try:
+            return read_lines(catalog.searcher(name).index, source, start_line, end_line)
+        except InvalidInputError as e:  # not a file of this index: try the next
+            if "not a file of this index" not in str(e):
+                raise
+            missing = e
+    raise missing or InvalidInputError(f"{source} is not a file of these indexes; pass a hit's `source`")
 
 
 def _foreign(host_header: str, origin: str | None, names: set[str], port: int | None) -> str:
@@ -246,18 +262,28 @@ class BodyLimit:
         await self.app(scope, replay, send)
 
 
+ALL = "*"  # index=* searches every index of the server, hits merged by score (search.search_many)
+
+
 def _run(catalog: Catalog, queries: list[str], request):
+    options = dict(shortlist=request.shortlist, mode=request.mode, min_score=request.min_score,
+                   where=Where(tuple(request.paths), tuple(request.types)), per_doc=request.per_doc)
+    if request.index == ALL:
+        return ALL, None, search_many([catalog.searcher(n) for n in catalog.names], queries, request.k, **options)
     name = request.index or catalog.default
     searcher = catalog.searcher(name)
-    results = searcher.search_batch(queries, request.k, shortlist=request.shortlist, mode=request.mode,
-                                    where=Where(tuple(request.paths), tuple(request.types)),
-                                    min_score=request.min_score, per_doc=request.per_doc)
-    return name, searcher, results
+    return name, searcher, searcher.search_batch(queries, request.k, **options)
 
 
-def _result(name: str, searcher, query: str, hits) -> dict:
-    return {"query": query, "index": name, "generation": searcher.manifest.generation, "no_match": hits.no_match,
-            "hits": [hit_record(query, rank, hit) for rank, hit in enumerate(hits, start=1)]}
+def _result(name: str, searcher, query: str, hits, names: list[str] | None = None) -> dict:
+    """One query's answer; for index=* (searcher None) each hit names its index, and `generation` is omitted."""
+    records = [hit_record(query, rank, hit) for rank, hit in enumerate(hits, start=1)]
+    if searcher is None:
+        for record, origin in zip(records, hits.origins):
+            record["index"] = (names or [])[origin]
+    return {"query": query, "index": name,
+            **({"generation": searcher.manifest.generation} if searcher is not None else {}),
+            "no_match": hits.no_match, "hits": records}
 
 
 def _json(body: dict) -> Response:

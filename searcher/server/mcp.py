@@ -15,10 +15,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field  # (the serve extra's; this module is imported by `searcher mcp` only)
 
-from ..documents import read_lines
 from ..errors import SearcherError
 from ..filters import Where
-from .app import MAX_K, MAX_QUERY_CHARS
+from ..search import search_many
+from .app import ALL, MAX_K, MAX_QUERY_CHARS, read_any
 from .catalog import Catalog
 
 
@@ -61,19 +61,27 @@ def create_mcp(catalog: Catalog):
         types: Annotated[list[str] | None, Field(description='Only these file types, e.g. "md", "pdf".')] = None,
         mode: Annotated[Literal["hybrid", "dense", "lexical"], Field(description=(
             "hybrid: meaning and exact words (default); dense: meaning only; lexical: exact words only."))] = "hybrid",
-        index: Annotated[str | None, Field(description="Which index, when the server has several.")] = None,
+        index: Annotated[str | None, Field(description="Which index, when the server has several; * for all of "
+                                                        "them, hits merged by score.")] = None,
         min_score: Annotated[float | None, Field(ge=0, le=1, description=(
             "Only hits at least this likely to be relevant (scores are probabilities, 0-1)."))] = None,
     ) -> dict[str, Any]:
         """Search the index for passages that answer `query`, best first, one per document. Each hit gives the
         file (source), the passage's lines and section, the passage itself and a score (the probability that it
         is relevant); no_match is true when nothing is likely relevant. Read around a hit with get_document."""
+        options = dict(mode=mode, per_doc=True, min_score=min_score, where=Where(tuple(paths or ()), tuple(types or ())))
         try:
-            hits = catalog.searcher(index).search(query, k, mode=mode, per_doc=True, min_score=min_score,
-                                                  where=Where(tuple(paths or ()), tuple(types or ())))
+            if index == ALL:
+                (hits,) = search_many([catalog.searcher(n) for n in catalog.names], [query], k, **options)
+            else:
+                hits = catalog.searcher(index).search(query, k, **options)
         except SearcherError as e:
             raise ToolError(str(e)) from None  # the agent sees the one-line reason and can correct itself
-        body = {"no_match": hits.no_match, "hits": [agent_record(rank, hit) for rank, hit in enumerate(hits, start=1)]}
+        records = [agent_record(rank, hit) for rank, hit in enumerate(hits, start=1)]
+        if index == ALL:
+            for record, origin in zip(records, hits.origins):
+                record["index"] = catalog.names[origin]
+        body = {"no_match": hits.no_match, "hits": records}
         listing = [TextContent(type="text", text=_listing(query, hits))]
         return CallToolResult(content=listing, structured_content=body)  # type: ignore[return-value]
 
@@ -86,7 +94,7 @@ def create_mcp(catalog: Catalog):
     ) -> dict[str, Any]:
         """Lines start_line..end_line (1-based, at most 500) of `source`, a file in the index (a hit's source)."""
         try:
-            return asdict(read_lines(catalog.searcher(index).index, source, start_line, end_line))
+            return asdict(read_any(catalog, index, source, start_line, end_line))
         except SearcherError as e:
             raise ToolError(str(e)) from None
 
