@@ -21,7 +21,7 @@ cosines sit elsewhere, so its probabilities are rougher (its ranking is not affe
 A query has no match when its best hit's probability is below NO_MATCH (per kind of search), chosen on the same
 tuning material: the largest threshold that flags under 0.5% of the tuning queries against their own index.
 
-Pure functions; tests/test_calibration.py works them out.
+Pure functions; tests/test_relevance.py works them out.
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
 
 over the union of each side's top candidates. `cosine` is the candidate's full-vector similarity with the query
 (a lexical-only candidate is scored with its full vector); `ceiling` is the BM25 a chunk would get holding every
-query word with saturated frequency, (k1 + 1) * sum of the words' IDF (lexical.LexicalIndex.ceiling), so the
+query word with saturated frequency, (k1 + 1) * sum of the words' IDF (`ceiling` below), so the
 lexical term is the share of the query's evidence a chunk holds, 0 for a candidate the lexical side did not return.
 Neither term is normalised within its query, so a query where one side finds nothing close does not have its best
 candidate stretched to 1: a dense side with cosines of 0.8 outweighs a lexical side whose best chunk holds a fifth
@@ -25,6 +25,16 @@ Pure functions over arrays; tests/test_hybrid.py works them out by hand.
 from __future__ import annotations
 
 import numpy as np
+
+from .calibration import idf
+
+K1 = 1.2  # tantivy's (and Qdrant's) BM25 k1: a word's score saturates at (k1 + 1) * its IDF
+
+
+def ceiling(doc_freqs: list[int], docs: int) -> float:
+    """The BM25 of a chunk holding every query word (these document frequencies among `docs` chunks) with
+    saturated frequency: (k1 + 1) * sum of their IDF; never 0, so it can divide."""
+    return max((K1 + 1) * sum(idf(df, docs) for df in doc_freqs), 1e-9)
 
 
 def fuse(

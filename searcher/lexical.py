@@ -35,7 +35,6 @@ each tuning split), and keeping them in the index keeps phrases exact.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import shutil
@@ -203,10 +202,6 @@ def content_words(text: str) -> str:
     return " ".join(kept or words)
 
 
-def _idf(doc_freq: int, docs: int) -> float:
-    return math.log(1.0 + (docs - doc_freq + 0.5) / (doc_freq + 0.5))
-
-
 def discard(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
@@ -249,13 +244,13 @@ class LexicalIndex:
         return np.array([s for s, _ in hits], dtype=np.float32), np.array(ids, dtype=np.int64)
 
     def ceiling(self, text: str) -> float:
-        """The BM25 score of a chunk holding every word of the query `text` with saturated frequency:
-        (k1 + 1) * sum of their IDF (tantivy's k1 = 1.2), which scales BM25 to the share of the query a chunk
-        holds (fusion.py)."""
+        """fusion.ceiling of the query `text`: the BM25 a chunk holding all its words would get, which scales BM25
+        to the share of the query a chunk holds."""
+        from .fusion import ceiling
+
         parsed = parse(text)
         words = self.words(parsed.words) + [t for p in parsed.phrases for t in self.analyzer.analyze(p)]
-        n = self.searcher.num_docs
-        return max(2.2 * sum(_idf(self.doc_freq(t), n) for t in words), 1e-9)
+        return ceiling([self.doc_freq(t) for t in words], self.searcher.num_docs)
 
     def doc_freq(self, token: str) -> int:
         """Chunks whose text holds the analysed word `token`."""

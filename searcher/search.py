@@ -30,7 +30,7 @@ from .errors import InvalidInputError, ModelError
 from .filters import Where
 from .home import resolve as resolve_index
 from .lexical import LexicalIndex
-from .snippets import passage, query_terms, snippet
+from .snippets import passages, query_terms, snippet
 from .syntax import parse
 from .store import open_index
 
@@ -68,7 +68,7 @@ class Hits(list):
     (the hits are still there, with their scores)."""
 
     no_match: bool = False
-    origins: list[int] = []  # search_many: the index (position in its list of searchers) of each hit
+    origins: tuple[int, ...] = ()  # search_many: the index (position in its list of searchers) of each hit
 
 
 class Searcher:
@@ -325,8 +325,7 @@ class Searcher:
         """The hit (and the chunks folded under it) with the passage that matches the query's terms, and the line,
         heading, anchor and page of that passage rather than of the chunk's start: computed for the hits returned
         only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
-        a, b = passage(hit.text, terms, self._analyze)
-        core, _ = passage(hit.text, terms, self._analyze, grow=False)  # the matching sentence: where the line points
+        (core, _), (a, b) = passages(hit.text, terms, self._analyze)  # the line points at the matching sentences
         text, marks = snippet(hit.text, terms, self._analyze, span=(a, b))
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
         return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
@@ -389,7 +388,7 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
         ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=lambda x: -x[0].score)
         merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)
-        merged.origins = [j for _, j in ranked[:k]]  # which of `searchers` each hit came from
+        merged.origins = tuple(j for _, j in ranked[:k])  # which of `searchers` each hit came from
         out.append(merged)
     return out
 

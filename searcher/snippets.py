@@ -28,13 +28,19 @@ _MARKUP = re.compile(r"\s*(?:\[[^\]\n]+\]:\s*\S+|<[^>\n]+>.*)\s*$")
 _WORD = re.compile(r"\w+")
 
 
-def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS, *, grow: bool = True) -> tuple[int, int]:
-    """(start, end) in `text` of the best passage for the analysed query `terms` (see the module docstring);
-    `grow=False`: the sentences that match, before a short passage grows into its neighbours (where a hit's line
-    points)."""
+def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[int, int]:
+    """(start, end) in `text` of the best passage for the analysed query `terms` (see the module docstring)."""
+    return passages(text, terms, analyze, limit)[1]
+
+
+def passages(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS
+             ) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((start, end) of the sentences that match best, (start, end) of the passage shown): the second is the first
+    grown into its neighbours when short (MIN_PASSAGE). A hit's line points at the first."""
     spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
     if not spans:
-        return 0, min(len(text), limit)
+        whole = (0, min(len(text), limit))
+        return whole, whole
     found = [set(analyze(text[a:b])) & terms if terms else set() for a, b in spans]
     prose = [set() if _MARKUP.match(text[a:b]) else words for (a, b), words in zip(spans, found)]
     if any(prose):
@@ -49,7 +55,7 @@ def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS, *, 
             score = (len(words), -(j - i))
             if score > best_score:
                 best, best_score = (spans[i][0], min(spans[j][1], spans[i][0] + limit)), score
-    return _grown(text, best, spans, limit) if grow else best
+    return best, _grown(text, best, spans, limit)
 
 
 def _grown(text: str, best: tuple[int, int], spans: list[tuple[int, int]], limit: int) -> tuple[int, int]:

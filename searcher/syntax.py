@@ -9,7 +9,7 @@ Phrases and exclusions are filters, not scores: the Searcher turns them into the
 
 Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a letter, digit
 or quote, so `--no-cache-dir`, `e-mail` and `-` alone are plain words; an unpaired quote is an ordinary character.
-Pure functions; tests/test_syntax.py works them out.
+Pure functions; tests/test_relevance.py works them out.
 """
 
 from __future__ import annotations

@@ -29,7 +29,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import hashlib
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ import orjson
 from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, InvalidInputError
 from ..filters import Where
-from ..fusion import fuse
+from ..fusion import ceiling, fuse
 from ..lexical import content_words
 from ..projection import coarse_vectors
 from .qdrant_stores import LEXICAL, Found, Scope, connect
@@ -362,7 +361,7 @@ class QdrantBackend:
         """The query's BM25 ceiling (fusion.py) from the engine's own counts: one count request per word, as
         Qdrant analyses it (the text index stems like the local one)."""
         n, freqs = self._counts(words.split(), scope)
-        return max(2.2 * sum(math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in freqs), 1e-9)
+        return ceiling(freqs, n)
 
     def _counts(self, words: list[str], scope: Scope) -> tuple[int, list[int]]:
         return self.store.count(scope), [self.store.count(dataclasses.replace(scope, word=w)) for w in words]

@@ -11,6 +11,13 @@ from __future__ import annotations
 import re
 
 
+def page_text(text: str) -> str:
+    """A page's text as PDFium gives it, cleaned: line ends unified, trailing blanks dropped, and soft hyphens
+    joined (subtle: PDFium marks a word broken at a line end with U+FFFE; the word is whole)."""
+    text = re.sub(r"\ufffe\s*", "", text).replace("\u00ad", "")
+    return re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+
+
 def read_pdf(data: bytes) -> tuple[str, tuple[tuple[int, int], ...], str]:
     """(text, ((text offset, page number), ...), title) of a PDF's text layer; pages are separated by a blank
     line. Raises UnreadableFileError when the PDF cannot be opened or has no text at all."""
@@ -26,10 +33,7 @@ def read_pdf(data: bytes) -> tuple[str, tuple[tuple[int, int], ...], str]:
         parts, pages, offset = [], [], 0
         for number in range(1, len(pdf) + 1):
             page = pdf[number - 1]
-            text = page.get_textpage().get_text_range()
-            # subtle: PDFium marks a soft hyphen (a word broken at a line end) with U+FFFE: the word is whole
-            text = re.sub(r"\ufffe\s*", "", text).replace("\u00ad", "")
-            text = re.sub(r"[ \t]+\n", "\n", text.replace("\r\n", "\n").replace("\r", "\n")).strip()
+            text = page_text(page.get_textpage().get_text_range())
             if not text:
                 continue
             pages.append((offset, number))
