@@ -400,7 +400,7 @@ def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, ty
             continue
         if output == "grep":
             for hit in hits:
-                click.echo(f"{hit.source}:{hit.line or hit.page}:{hit.snippet}")
+                click.echo(f"{hit.source}:{hit.line or hit.page}:{' '.join(hit.snippet.split())}")
             continue
         if len(queries) > 1:
             click.echo(f"# {text}")
@@ -961,8 +961,9 @@ def _context(searcher, results, lines: int) -> dict[tuple[str, int], str]:
 
 
 def _highlight(text: str, marks, color: bool, width: int = 100) -> str:
-    """The snippet wrapped to `width`, the query's words in bold yellow on a terminal (NO_COLOR turns it off)."""
-    lines = textwrap.wrap(text, width)
+    """The snippet wrapped to `width` (a code snippet's lines kept as they are), the query's words in bold yellow on
+    a terminal (NO_COLOR turns it off)."""
+    lines = text.split("\n") if "\n" in text else textwrap.wrap(text, width)
     if not color or not marks:
         return "\n".join(lines)
     # Wrapped on the plain text first: escape codes would count toward the width.

@@ -43,6 +43,8 @@ CODE = (
     ".toml .yaml .yml .ini .cfg .conf .xml .csv .tsv .org .adoc .asciidoc .log .json"
 ).split()
 FORMATS.update(dict.fromkeys(CODE, "text"))
+# Of those, the ones whose line breaks and indentation carry meaning: a hit's snippet keeps its lines.
+LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
@@ -137,6 +139,11 @@ def kind_of(path: Path) -> str:
 def _unzipped(path: Path) -> Path:
     """The name a compressed file has inside (`caching.md.gz` -> `caching.md`)."""
     return path.with_suffix("") if path.suffix.lower() == ".gz" else path
+
+
+def keeps_lines(source: str) -> bool:
+    """Whether a snippet of this file keeps its line breaks and indentation (source code, configuration)."""
+    return _unzipped(Path(source)).suffix.lower() in LINE_FORMATS
 
 
 def gunzip(path: Path, data: bytes) -> bytes:

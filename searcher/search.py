@@ -29,6 +29,7 @@ from .backends import open_backend
 from .errors import InvalidInputError, ModelError
 from .filters import Where
 from .home import resolve as resolve_index
+from .ingest import keeps_lines
 from .lexical import LexicalIndex
 from .snippets import passages, query_terms, snippet
 from .syntax import parse
@@ -326,7 +327,7 @@ class Searcher:
         heading, anchor and page of that passage rather than of the chunk's start: computed for the hits returned
         only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
         (core, _), (a, b) = passages(hit.text, terms, self._analyze)  # the line points at the matching sentences
-        text, marks = snippet(hit.text, terms, self._analyze, span=(a, b))
+        text, marks = snippet(hit.text, terms, self._analyze, span=(a, b), keep_lines=keeps_lines(hit.source))
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
         return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
 

@@ -10,6 +10,7 @@ query word occurs, as for a match by meaning alone). Words are compared after th
 from __future__ import annotations
 
 import re
+import textwrap
 
 SNIPPET_CHARS = 240
 # Function words neither choose the passage nor get highlighted (unless the query has nothing else): lighting
@@ -85,10 +86,20 @@ def query_terms(query: str, analyze) -> set[str]:
 
 
 def snippet(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS,
-            span: tuple[int, int] | None = None) -> tuple[str, list[tuple[int, int]]]:
+            span: tuple[int, int] | None = None, keep_lines: bool = False) -> tuple[str, list[tuple[int, int]]]:
     """(passage, [(start, end) of each query word in it]) for the query's `terms` (query_terms), with whitespace
-    folded to single spaces; `span`: the passage's (start, end) when the caller has worked it out already."""
+    folded to single spaces; `span`: the passage's (start, end) when the caller has worked it out already.
+    `keep_lines` (code): the passage's whole lines instead, their breaks and relative indentation kept."""
     a, b = span if span is not None else passage(text, terms, analyze, limit)
-    flat = " ".join(text[a:b].split())
+    if keep_lines:
+        start, end = text.rfind("\n", 0, a) + 1, b
+        if text[b - 1:b] != "\n":  # to the end of the passage's last line
+            end = text.find("\n", b)
+            end = len(text) if end < 0 else end
+        if end - start <= 2 * limit:  # not a minified file's one long line
+            a, b = start, end
+        flat = textwrap.dedent("\n".join(line.rstrip() for line in text[a:b].split("\n"))).strip("\n")
+    else:
+        flat = " ".join(text[a:b].split())
     marks = [m.span() for m in _WORD.finditer(flat) if terms and set(analyze(m.group())) & terms]
     return flat, marks

@@ -353,3 +353,29 @@ def test_markup_lines_do_not_win_the_passage_when_prose_holds_the_words():
     got, _ = snippet(text, set(analyze("EADDRINUSE reading files")), analyze)
     assert got.startswith("The server emits EADDRINUSE"), got
     assert "EADDRINUSE" in snippet("<td><code>EADDRINUSE</code></td>", {"eaddrinus"}, analyze)[0]
+
+
+def test_a_code_hit_keeps_its_lines_and_indentation_and_grep_format_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    code = ("import os\n\n\nclass Cache:\n    def evict(self, key):\n        if key in self.items:\n"
+            "            del self.items[key]\n            self.evictions += 1\n        return key\n")
+    docs = write_corpus(tmp_path / "docs", {"cache.py": code, "notes.md": "Eviction\n  happens\n  when the cache is full.\n"})
+    fake = FakeEncoder(max_seq_length=512)
+    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    hit = next(h for h in s.search("del items", 2, mode="lexical") if h.source.endswith(".py"))
+    lines = hit.snippet.split("\n")
+    assert len(lines) > 1 and "del self.items[key]" in hit.snippet, repr(hit.snippet)
+    indent = code.index(lines[0]) - code.rindex("\n", 0, code.index(lines[0])) - 1
+    assert "\n".join(" " * indent + line if line else line for line in lines) in code, "whole lines, dedented alike"
+    assert code.split("\n")[hit.line - 1].strip() in hit.snippet
+    assert {hit.snippet[a:b] for a, b in hit.highlights} == {"del", "items"}
+    prose = next(h for h in s.search("eviction cache full", 2, mode="lexical") if h.source.endswith(".md"))
+    assert "\n" not in prose.snippet, "prose is folded to one line"
+    result = CliRunner().invoke(cli, ["query", "del items", "--index", str(tmp_path / "idx"), "--mode", "lexical",
+                                      "--format", "grep"])
+    assert result.exit_code == 0 and all(line.count(":") >= 2 for line in result.output.splitlines()), result.output
+    assert result.output.count("\n") == 1 and ":7:del self.items[key]" in result.output, "one line for the hit"

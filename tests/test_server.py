@@ -373,7 +373,7 @@ def _chromium():
     return None
 
 
-def test_the_search_page_in_a_headless_browser(server, served, tmp_path):
+def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
     browser, driver = _chromium(), shutil.which("chromedriver")
     if browser is None or driver is None:
         pytest.skip("no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
@@ -382,32 +382,65 @@ def test_the_search_page_in_a_headless_browser(server, served, tmp_path):
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
 
-    _, docs, _ = served
+    home, docs, index_dir = served
+    other = write_corpus(tmp_path / "other", {"comets.md": "# Comets\n\nComets grow tails of dust near the sun.\n"})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEARCHER_HOME", str(home))
+        build_index(other, tmp_path / "comets-index", encoder=minilm)
+    server = Server([index_dir, tmp_path / "comets-index"], home)
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900"):
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900",
+                "--disable-background-networking", "--disable-component-update", "--no-first-run"):
         options.add_argument(arg)
     chrome = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)
+    hits = (By.CSS_SELECTOR, "#results li.hit")
     try:
         chrome.set_page_load_timeout(30)
         chrome.get(server.url + "/")
+        WebDriverWait(chrome, 20).until(lambda c: len(c.find_elements(By.CSS_SELECTOR, "#index option")) == 3)
+        names = [o.get_attribute("textContent") for o in chrome.find_elements(By.CSS_SELECTOR, "#index option")]
+        assert names == ["all 2 indexes", "index (5 documents)", "comets-index (1 documents)"]
         box = chrome.find_element(By.ID, "query")
         box.send_keys("which planet has rings\n")
-        WebDriverWait(chrome, 20).until(ec.presence_of_element_located((By.CSS_SELECTOR, "#results li.hit")))
-        first = chrome.find_elements(By.CSS_SELECTOR, "#results li.hit")[0]
-        assert first.find_element(By.CSS_SELECTOR, ".where").text == f"{docs / 'astronomy.txt'}:3"
+        WebDriverWait(chrome, 20).until(ec.presence_of_element_located(hits))
+        first = chrome.find_elements(*hits)[0]
+        where = first.find_element(By.CSS_SELECTOR, "a.where")
+        assert where.text == f"{docs / 'astronomy.txt'}:3" and "/document?" in where.get_attribute("href")
+        assert first.find_element(By.CSS_SELECTOR, ".from").text == "index", "all indexes: each hit names its own"
         assert "Saturn" in first.find_element(By.CSS_SELECTOR, ".snippet").text
         assert first.find_elements(By.CSS_SELECTOR, ".snippet mark")  # the query's words highlighted
-        option = chrome.find_element(By.CSS_SELECTOR, "#index option")  # hidden in the closed Filters
-        assert option.get_attribute("textContent") == "index (5 documents)"
-        # A filter from the page: only Markdown files.
+        # The location opens the file in context, its line marked.
+        where.click()
+        marked = WebDriverWait(chrome, 20).until(
+            ec.visibility_of_element_located((By.CSS_SELECTOR, "#document .hit-line")))
+        assert marked.find_element(By.CSS_SELECTOR, ".number").text == "3" and "Saturn" in marked.text
+        # A filter and an index from the page: only Markdown files of the first index; the URL keeps all of it.
         chrome.find_element(By.CSS_SELECTOR, "#options summary").click()
         chrome.find_element(By.ID, "type").send_keys("md")
+        chrome.find_element(By.CSS_SELECTOR, "#index option[value='index']").click()
+        chrome.find_element(By.ID, "mode").find_element(By.CSS_SELECTOR, "option[value='lexical']").click()
         box.clear()
         box.send_keys("water\n")
-        WebDriverWait(chrome, 20).until(lambda c: "from index" in c.find_element(By.ID, "status").text
-                                        and all(w.text.split(":")[0].endswith(".md")
-                                                for w in c.find_elements(By.CSS_SELECTOR, ".where")))
+
+        def only_markdown(c):
+            wheres = c.find_elements(By.CSS_SELECTOR, ".where")
+            return ("from index" in c.find_element(By.ID, "status").text and wheres
+                    and all(w.text.split(":")[0].endswith(".md") for w in wheres))
+
+        WebDriverWait(chrome, 20).until(only_markdown)
+        shown = [w.text for w in chrome.find_elements(By.CSS_SELECTOR, ".where")]
+        state = chrome.execute_script("return location.search")
+        for part in ("q=water", "index=index", "mode=lexical", "type=md"):
+            assert part in state
+        # A reload (or the link shared) restores the form and the same results.
+        chrome.refresh()
+        WebDriverWait(chrome, 20).until(only_markdown)
+        assert [w.text for w in chrome.find_elements(By.CSS_SELECTOR, ".where")] == shown
+        assert chrome.find_element(By.ID, "type").get_attribute("value") == "md"
+        assert chrome.find_element(By.ID, "mode").get_attribute("value") == "lexical"
+        assert chrome.find_element(By.ID, "query").get_attribute("value") == "water"
         assert chrome.save_screenshot(str(tmp_path / "page.png"))
     finally:
         chrome.quit()
+        server.stop()

@@ -1,5 +1,9 @@
-// The search page: calls GET /search and renders the same records `searcher query --format json` prints.
+// The search page: calls GET /search and renders the same records `searcher query --format json` prints;
+// a hit's location opens the file around that line through GET /document. The whole search (query, index,
+// filters, mode) lives in the URL, so a reload or a shared link gives the same results.
 "use strict";
+const FIELDS = { q: "query", index: "index", mode: "mode", k: "k", path: "path", type: "type", min_score: "min_score" };
+const CONTEXT_LINES = 12;
 const $ = (id) => document.getElementById(id);
 
 function token() { return $("token").value || localStorage.getItem("searcher-token") || ""; }
@@ -43,9 +47,17 @@ function render(result) {
     score.className = "score";
     score.textContent = hit.score.toFixed(3);
     title.append(name, score);
-    const where = document.createElement("div");
+    const where = document.createElement("a");
     where.className = "where";
     where.textContent = hit.source + (hit.line ? `:${hit.line}` : "") + (hit.anchor ? `#${hit.anchor}` : "") + (hit.page ? ` (page ${hit.page})` : "");
+    where.href = "/document?" + documentParams(hit);
+    where.addEventListener("click", (event) => { event.preventDefault(); showDocument(hit); });
+    if (hit.index && result.index === "*") {
+      const from = document.createElement("span");
+      from.className = "from";
+      from.textContent = hit.index;
+      title.append(from);
+    }
     const snippet = document.createElement("p");
     snippet.className = "snippet";
     snippet.append(highlighted(hit.snippet, hit.highlights));
@@ -66,6 +78,56 @@ function render(result) {
   }
 }
 
+function documentParams(hit) {
+  const line = hit.line || 1;
+  const params = new URLSearchParams({ source: hit.source, start_line: Math.max(1, line - CONTEXT_LINES),
+                                       end_line: line + CONTEXT_LINES });
+  if (hit.index) params.set("index", hit.index);
+  else if ($("index").value) params.set("index", $("index").value);
+  return params;
+}
+
+// The hit's file around its line, in a panel under the hit list; the hit's own line is marked.
+async function showDocument(hit) {
+  const panel = $("document");
+  panel.hidden = false;
+  $("document-title").textContent = hit.source + (hit.line ? `:${hit.line}` : "");
+  const body = $("document-text");
+  body.replaceChildren();
+  try {
+    const lines = await api("/document?" + documentParams(hit));
+    lines.text.split("\n").forEach((text, i) => {
+      const number = lines.start_line + i;
+      const row = document.createElement("div");
+      row.className = number === hit.line ? "line hit-line" : "line";
+      const gutter = document.createElement("span");
+      gutter.className = "number";
+      gutter.textContent = String(number);
+      row.append(gutter, text);
+      body.append(row);
+    });
+    $("document-more").textContent = `lines ${lines.start_line}–${lines.end_line} of ${lines.total_lines}`;
+    panel.scrollIntoView({ block: "nearest" });
+  } catch (error) { $("document-more").textContent = "Error: " + error.message; }
+}
+
+// Form <-> URL: every field that differs from its default is a query-string parameter.
+function stateFromForm() {
+  const state = new URLSearchParams();
+  for (const [key, id] of Object.entries(FIELDS)) {
+    const value = $(id).value.trim();
+    if (value && value !== $(id).defaultValue && !(id === "mode" && value === "hybrid")
+        && !(id === "index" && value === $("index").options[0]?.value)) state.set(key, value);
+  }
+  if (!$("per_doc").checked) state.set("per_doc", "false");
+  return state;
+}
+
+function formFromState(state) {
+  for (const [key, id] of Object.entries(FIELDS)) if (state.has(key)) $(id).value = state.get(key);
+  if (state.has("per_doc")) $("per_doc").checked = state.get("per_doc") !== "false";
+}
+
 async function search(event) {
   if (event) event.preventDefault();
   const query = $("query").value.trim();
@@ -76,7 +138,9 @@ async function search(event) {
   for (const glob of $("path").value.split(/\s+/).filter(Boolean)) params.append("path", glob);
   for (const type of $("type").value.split(/[\s,]+/).filter(Boolean)) params.append("type", type);
   if ($("min_score").value) params.set("min_score", $("min_score").value);
-  history.replaceState(null, "", "?" + new URLSearchParams({ q: query }));
+  const state = stateFromForm();
+  if ("?" + state !== location.search) history.pushState(null, "", "?" + state);
+  $("document").hidden = true;
   $("status").textContent = "Searching…";
   try { render(await api("/search?" + params)); }
   catch (error) { $("results").replaceChildren(); $("status").textContent = "Error: " + error.message; }
@@ -86,6 +150,12 @@ async function start() {
   $("search").addEventListener("submit", search);
   try {
     const { indexes } = await api("/indexes");
+    if (indexes.length > 1) {
+      const all = document.createElement("option");
+      all.value = "*";
+      all.textContent = `all ${indexes.length} indexes`;
+      $("index").append(all);
+    }
     for (const index of indexes) {
       const option = document.createElement("option");
       option.value = index.name;
@@ -93,8 +163,15 @@ async function start() {
       $("index").append(option);
     }
   } catch (error) { $("status").textContent = "Error: " + error.message; }
-  const q = new URLSearchParams(location.search).get("q");
-  if (q) { $("query").value = q; search(); }
+  restore();
+  window.addEventListener("popstate", restore);
+}
+
+function restore() {
+  const state = new URLSearchParams(location.search);
+  formFromState(state);
+  if (["path", "type", "min_score", "k", "mode", "per_doc"].some((key) => state.has(key))) $("options").open = true;
+  if (state.get("q")) search();
 }
 
 start();
