@@ -20,6 +20,7 @@ from .config import (
     DEFAULT_FULL_STORAGE,
     DEFAULT_FUSION_WEIGHT,
     DEFAULT_K,
+    DEFAULT_PER_DOC,
     DEFAULT_MODE,
     DEFAULT_SHORTLIST,
     FULL_STORAGE_TYPES,
@@ -288,7 +289,7 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
 @click.option("--min-score", type=float,
               help="Drop hits scoring below this. A score is the estimated probability that the hit is relevant "
                    "(0-1, the same scale for every query and mode).")
-@click.option("--per-doc/--per-chunk", default=True, show_default=True,
+@click.option("--per-doc/--per-chunk", default=DEFAULT_PER_DOC, show_default=True,
               help="One hit per document, its best passage first, or every matching chunk.")
 @click.option("--model", help="Query with this model (it must match the index's) [default: the index's own; "
                                 "SEARCHER_MODEL is for indexing, not for queries of other indexes].")

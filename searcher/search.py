@@ -23,7 +23,7 @@ import numpy as np
 
 from . import calibration
 from .chunking import lexical_text
-from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
+from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_PER_DOC, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .backends import open_backend
 from .errors import InvalidInputError, ModelError
@@ -167,7 +167,7 @@ class Searcher:
     def search(
         self, query: str, k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
         fusion_weight: float | None = None, where: Where | None = None, min_score: float | None = None,
-        per_doc: bool = False,
+        per_doc: bool = DEFAULT_PER_DOC,
     ) -> Hits:
         """The top `k` chunks (or documents, `per_doc`) for one query, best first (see `search_batch`)."""
         return self.search_batch([query], k, shortlist=shortlist, mode=mode, fusion_weight=fusion_weight,
@@ -176,7 +176,7 @@ class Searcher:
     def search_batch(
         self, queries: list[str], k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
         fusion_weight: float | None = None, where: Where | None = None, min_score: float | None = None,
-        per_doc: bool = False,
+        per_doc: bool = DEFAULT_PER_DOC,
     ) -> list[Hits]:
         """`search` for many queries at once (one encoder call, one coarse search).
 

@@ -59,7 +59,7 @@ def test_every_mode_answers_like_the_local_backend(pair, fake):
         assert type(sq.backend).__name__ == "QdrantBackend" and type(sl.backend).__name__ == "LocalBackend"
         for mode in MODES:
             for query in QUERIES:
-                a, b = sq.search(query, 5, mode=mode), sl.search(query, 5, mode=mode)
+                a, b = sq.search(query, 5, mode=mode, per_doc=False), sl.search(query, 5, mode=mode, per_doc=False)
                 _same(a, b)
                 local_hits = {h.id: h for h in b}
                 for h in a:  # the chunk record comes back from the payload as it is stored locally
@@ -76,7 +76,8 @@ def test_filters_and_per_document(pair, fake):
     docs, q, local, _ = pair
     with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
         for where in (Where(types=("md",)), Where(paths=("nested/*",)), Where(types=("txt", "rst"))):
-            a, b = sq.search("water the soil", 10, where=where), sl.search("water the soil", 10, where=where)
+            a, b = (sq.search("water the soil", 10, where=where, per_doc=False),
+                    sl.search("water the soil", 10, where=where, per_doc=False))
             _same(a, b)
             assert a and all(where.matches(h.source) for h in a)
         assert sq.search("water", 5, where=Where(types=("pdf",))) == []

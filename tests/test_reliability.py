@@ -345,7 +345,7 @@ def test_huge_k_and_shortlist_allocate_nothing_beyond_the_index(real_index):
     searcher = Searcher(real_index, encoder=FakeEncoder())
     n = len(searcher.index)
     tracemalloc.start()
-    hits = searcher.search("moon", k=100_000_000, shortlist=1_000_000_000)
+    hits = searcher.search("moon", k=100_000_000, shortlist=1_000_000_000, per_doc=False)
     D, I = searcher.search_vectors(FakeEncoder().encode_queries(["moon"]), k=100_000_000, mode="full")
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()

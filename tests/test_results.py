@@ -195,7 +195,7 @@ def test_the_filtered_dense_ranking_equals_exact_search_over_the_kept_files(many
     rows = index.rows_of(np.array([r["id"] for r in kept]))
     full = np.asarray(index.full[rows]) @ (x @ index.rotation if index.rotation is not None else x)
     expected = [kept[i]["id"] for i in np.lexsort(([r["id"] for r in kept], -full))[:5]]
-    got = [h.id for h in s.search("paragraph 2 rivers", 5, mode="full", where=where)]
+    got = [h.id for h in s.search("paragraph 2 rivers", 5, mode="full", where=where, per_doc=False)]
     assert got == expected
 
 

@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..config import DEFAULT_SHORTLIST, MODE_ALIASES, SEARCH_MODES
+from ..config import DEFAULT_PER_DOC, DEFAULT_SHORTLIST, MODE_ALIASES, SEARCH_MODES
 from ..documents import read_lines
 from ..errors import IndexNotFoundError, InvalidInputError, SearcherError
 from ..filters import Where
@@ -60,7 +60,7 @@ class SearchRequest(BaseModel):
     mode: Mode = Field("hybrid", description="hybrid, dense, lexical, full or coarse")
     paths: list[str] = Field(default_factory=list, max_length=64, description="only files matching any glob")
     types: list[str] = Field(default_factory=list, max_length=64, description="only files of these types (md, pdf)")
-    per_doc: bool = Field(True, description="one hit per document, its other passages in `more`")
+    per_doc: bool = Field(DEFAULT_PER_DOC, description="one hit per document, its other passages in `more`")
     min_score: float | None = Field(None, description="drop hits scoring below this")
     shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST, description="coarse candidates to rerank")
     index: str | None = Field(None, description="which index (GET /indexes), or * for all; default: the first")
@@ -76,7 +76,7 @@ class BatchRequest(BaseModel):
     mode: Mode = "hybrid"
     paths: list[str] = Field(default_factory=list, max_length=64)
     types: list[str] = Field(default_factory=list, max_length=64)
-    per_doc: bool = True
+    per_doc: bool = DEFAULT_PER_DOC
     min_score: float | None = None
     shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST)
     index: str | None = None
@@ -142,7 +142,7 @@ def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0
         mode: Mode = Query("hybrid"),
         path: list[str] = Query(default_factory=list, max_length=64),
         type: list[str] = Query(default_factory=list, max_length=64),  # noqa: A002 - the CLI's --type
-        per_doc: bool = Query(True),
+        per_doc: bool = Query(DEFAULT_PER_DOC),
         min_score: float | None = Query(None),
         shortlist: int = Query(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST),
         index: str | None = Query(None),
