@@ -31,7 +31,8 @@ from .config import (
     SEARCH_MODES,
     FinetuneConfig,
 )
-from .errors import SearcherError
+from . import __version__
+from .errors import DISTRIBUTION, SearcherError
 
 
 # Exit statuses, as grep and rg have them: 0 a match (or success), 1 no match, 2 an error (a bad option, a bad
@@ -119,7 +120,7 @@ indexes_option = click.option(
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="searcher")
+@click.version_option(__version__, prog_name="searcher", message=f"%(prog)s %(version)s ({DISTRIBUTION})")
 def cli() -> None:
     """Search your documents by meaning and by exact words, on your own machine.
 

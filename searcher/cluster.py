@@ -23,7 +23,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from .errors import SearcherError
+from .errors import SearcherError, install_hint
 
 log = logging.getLogger(__name__)
 WINDOW = 4096  # texts embedded per round of batches; each round is saved before the next is sent
@@ -35,7 +35,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise SearcherError("indexing on Ray needs the ray extra: pip install 'searcher[ray]'") from None
+        raise SearcherError(f"indexing on Ray needs the ray extra: {install_hint('ray')}") from None
     return ray
 
 

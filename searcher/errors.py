@@ -5,6 +5,14 @@ what to do about it. The CLI prints that sentence and exits non-zero; library us
 care about. `assert` is reserved for internal invariants.
 """
 
+# The name searcher is installed by (`searcher` on PyPI is an unrelated package): install hints name it.
+DISTRIBUTION = "searcher-local"
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs one of searcher's extras (`serve`, `qdrant`, `ray`)."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
 
 class SearcherError(Exception):
     """Base class: something the user can fix (bad input, missing index, unusable model)."""

@@ -21,7 +21,7 @@ from searcher.errors import InvalidInputError, SearcherError
 from searcher.filters import Where
 from searcher.projection import coarse_vectors
 
-pytest.importorskip("qdrant_edge", reason="the qdrant extra is not installed: pip install 'searcher[qdrant]'")
+pytest.importorskip("qdrant_edge", reason="the qdrant extra is not installed: pip install 'searcher-local[qdrant]'")
 
 QUERIES = ["pasta with tomato sauce", "planets and moons", "water the soil", "owls at night", "read a file"]
 MODES = ["dense", "hybrid", "lexical", "full", "coarse"]
@@ -336,7 +336,7 @@ def test_a_real_server_answers_like_the_local_backend(tmp_path, fake, fake_confi
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A real local Ray cluster on loopback, for the session."""
-    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'searcher[ray]'")
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'searcher-local[ray]'")
     ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
              object_store_memory=200 * 1024 * 1024)
     yield ray

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import IndexConfig
-from ..errors import SearcherError
+from ..errors import SearcherError, install_hint
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ def _edge():
     try:
         import qdrant_edge
     except ImportError:
-        raise SearcherError("the qdrant backend needs the qdrant extra: pip install 'searcher[qdrant]'") from None
+        raise SearcherError(f"the qdrant backend needs the qdrant extra: {install_hint('qdrant')}") from None
     return qdrant_edge
 
 
@@ -46,7 +46,7 @@ def _client_models():
         import qdrant_client
         from qdrant_client.http import models
     except ImportError:
-        raise SearcherError("the qdrant backend needs the qdrant extra: pip install 'searcher[qdrant]'") from None
+        raise SearcherError(f"the qdrant backend needs the qdrant extra: {install_hint('qdrant')}") from None
     return qdrant_client, models
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import SearcherError
+from ..errors import SearcherError, install_hint
 
 
 def need(module: str, package: str) -> None:
@@ -17,5 +17,5 @@ def need(module: str, package: str) -> None:
     try:
         importlib.import_module(module)
     except ImportError:
-        raise SearcherError(f"this needs the {package} package: pip install 'searcher[serve]' "
+        raise SearcherError(f"this needs the {package} package: {install_hint('serve')} "
                             f"(or pip install {package})") from None
