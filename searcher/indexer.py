@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from .atomic import exclusive_lock, write_atomic
-from .cache import EmbeddingCache, text_key
+from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
 from .chunking import check_chunking, chunk_document
 from .config import IndexConfig
 from .encoder import (
@@ -623,43 +623,59 @@ def _embed_missing(
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go (on a Ray
     cluster when there are `workers`)."""
     config, keys = plan.config, plan.keys
+    # The pending cache keys vectors by the kind of path that made them (cache.py): what a float run must embed
+    # (`todo`) may be more than what an int8 run must (`unmade`, not cached at all).
     todo: dict[str, str] = {}
     for chunk, key in zip(plan.new_chunks, keys):
-        if key not in plan.reusable and key not in pending and key not in todo:
+        if key not in plan.reusable and not pending.has(key, (FLOAT,)) and key not in todo:
             todo[key] = chunk.embedding_input
-    report.embedded = len(todo)
-    report.reused = sum(1 for k in keys if k not in todo)
+    unmade = {k: t for k, t in todo.items() if k not in pending}
     # Longest first, as sentence-transformers itself sorts, so batches hold texts of similar length (less
     # padding); each batch is saved to the pending cache before the next one starts, so a killed run loses at
     # most the batch in flight.
-    order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
     batch_size = config.batch_size
     plan.document_encoder = previous
-    if not order:
+    report.embedded, report.reused = len(unmade), sum(1 for k in keys if k not in unmade)
+    if not todo:
         return
-    progress("embed", 0, len(order))
     started = time.perf_counter()
     if workers is not None:
+        kind = INT8 if any(kind_of(p) == INT8 for p in workers.paths) else FLOAT
+        todo = unmade if kind == INT8 else todo
+        order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
+        progress("embed", 0, len(order))
         for start, x in workers.embed([todo[k] for k in order], batch_size):
-            pending.add(order[start : start + len(x)], x)
+            pending.add(order[start : start + len(x)], x, kind)
             progress("embed", start + len(x), len(order))
         report.embedded_with = "ray: " + ", ".join(sorted(workers.paths))
+        report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
         report.seconds["embed"] = time.perf_counter() - started
         return
     weights = plan.model.weights_id()
+    measure_on = sorted((unmade or todo).values(), key=len, reverse=True)
     choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
-                                     [todo[k] for k in order], batch_size, previous or remembered_choice(weights),
-                                     progress)
+                                     measure_on, batch_size, previous or remembered_choice(weights), progress)
     report.embedded_with = choice.name
     plan.document_encoder = choice.record
+    kind = kind_of(choice.name)
+    todo = unmade if kind == INT8 else todo
+    report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
+    order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
+    progress("embed", 0, len(order))
+    sampled = 0
     if choice.sample is not None:  # it measured: later new indexes of this model on this CPU need not, and the
-        remember_choice(weights, choice.record)  # measurement's float32 vectors of the first texts are kept
-        pending.add(order[: len(choice.sample)], choice.sample)
-    for start in range(0 if choice.sample is None else len(choice.sample), len(order), batch_size):
+        remember_choice(weights, choice.record)  # measurement's float32 vectors of the texts it timed are kept
+        sampled = len(choice.sample)
+        done = [text_key(text) for text in measure_on[:sampled]]  # a key is its text's hash
+        pending.add(done, choice.sample, FLOAT)
+        finished = set(done)
+        order = [k for k in order if k not in finished]
+    for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
-        pending.add(batch, choice.encoder.encode_documents([todo[k] for k in batch], batch_size=batch_size))
-        progress("embed", min(start + batch_size, len(order)), len(order))
-    progress("embed", len(order), len(order))
+        if batch:
+            pending.add(batch, choice.encoder.encode_documents([todo[k] for k in batch], batch_size=batch_size), kind)
+        progress("embed", min(sampled + start + batch_size, len(todo)), len(todo))
+    progress("embed", len(todo), len(todo))
     report.seconds["embed"] = time.perf_counter() - started
 
 

@@ -262,3 +262,34 @@ def test_growth_refits_the_projection(tmp_path, fake, fake_config):
     rows = index.rows_of(I[0])
     direct = np.asarray(index.full[rows]) @ (q[0] @ index.rotation)
     np.testing.assert_allclose(D[0], direct, atol=1e-5)
+
+
+def test_the_embedding_cache_keys_vectors_by_the_kind_of_path_that_made_them(tmp_path, corpus, fake, fake_config):
+    """A float run never reuses int8 vectors (nor a cache from before kinds were recorded); an int8 run takes either."""
+    from searcher.cache import FLOAT, INT8, EmbeddingCache, text_key
+
+    build(corpus, tmp_path / "ref", fake, fake_config, cache_dir=tmp_path / "cache")
+    made = len(fake.embedded)
+    assert made > 0
+    keys = [text_key(t) for t in dict.fromkeys(fake.embedded)]
+    cache = EmbeddingCache(tmp_path / "cache", fake.info)
+    assert all(cache.has(k, (FLOAT,)) and not cache.has(k, (INT8,)) for k in keys), "the fake runs on torch: float"
+    # The same texts, as if an int8 graph had made them (other numbers, to tell them apart).
+    planted = EmbeddingCache(tmp_path / "int8-cache", fake.info)
+    planted.add(keys, -cache.get(keys), INT8)
+    before = len(fake.embedded)
+    report = build(corpus, tmp_path / "float", fake, fake_config, cache_dir=tmp_path / "int8-cache")
+    assert report.embedded == len(keys) and len(fake.embedded) - before == len(keys), "int8 vectors not reused"
+    assert np.array_equal(np.asarray(open_index(tmp_path / "float").full), np.asarray(open_index(tmp_path / "ref").full))
+    reread = EmbeddingCache(tmp_path / "int8-cache", fake.info)
+    assert all(reread.has(k, (FLOAT,)) and reread.has(k, (INT8,)) for k in keys)
+    assert np.array_equal(reread.get(keys), cache.get(keys)), "a text with both kinds gives its float vectors"
+    # A shard written before kinds were recorded (no #kind line) counts as int8.
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (tmp_path / "int8-cache" / "model.json").replace(legacy / "model.json")
+    first = sorted((tmp_path / "int8-cache").glob("*.keys"))[0]
+    (legacy / "000001.npy").write_bytes(first.with_suffix(".npy").read_bytes())
+    (legacy / "000001.keys").write_text("\n".join(first.read_text().split("\n")[1:]))
+    old = EmbeddingCache(legacy, fake.info)
+    assert len(old) and all(old.has(k, (INT8,)) and not old.has(k, (FLOAT,)) for k in old._where)
