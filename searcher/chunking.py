@@ -84,7 +84,7 @@ class Locator:
         for offset, level, text in doc.headings:
             stack = [h for h in stack if h[0] < level] + [(level, text)]
             self.heading_offsets.append(offset)
-            self.paths.append(" > ".join(t for _, t in stack))
+            self.paths.append(" > ".join(t for _, t in stack if t))  # (a code section's end has no name)
         self.anchor_offsets = [o for o, _ in doc.anchors]
         self.anchor_ids = [a for _, a in doc.anchors]
         self.page_offsets = [o for o, _ in doc.pages]

@@ -55,6 +55,10 @@ _DEFINITION = re.compile(
     r"^([ \t]*)(?:(?:export|default|public|private|protected|static|async|pub(?:\([\w:]+\))?|abstract|final|"
     r"override|inline|extern|unsafe|const)\s+)*(?:def|class|function|fn|func|interface|struct|trait|impl|enum|"
     r"module|namespace|object|protocol|record)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)", re.M)
+# Python's own keywords only: a docstring line that starts "function returns ..." is prose, not a definition.
+_PYTHON_DEFINITION = re.compile(r"^([ \t]*)(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)
+# Lines that neither open nor end a section: a signature's or a block's closing bracket, comments, decorators.
+_NOT_CODE = ("#", "//", "/*", "*", ")", "]", "}", "@", "--")
 CODE_SECTIONS = set(".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .cs .rb .php .swift .dart .ex .exs "
                     ".lua .jl .zig .nim .clj .hs .ml".split())
 
@@ -362,15 +366,39 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
     else:
         title, body = "", _normalise_newlines(text)
         if _unzipped(path).suffix.lower() in CODE_SECTIONS:
-            fields = {"headings": code_sections(body)}
+            fields = {"headings": code_sections(body, python=_unzipped(path).suffix.lower() in (".py", ".pyi"))}
     docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
     return docs, []
 
 
-def code_sections(text: str) -> tuple[tuple[int, int, str], ...]:
+def code_sections(text: str, python: bool = False) -> tuple[tuple[int, int, str], ...]:
     """The definitions of source code (class, def, function, fn, ...) as headings: (offset, indentation + 1, name),
-    so that a hit's heading path reads `HTTPServer > serve`."""
-    return tuple((m.start(), len(m.group(1).expandtabs(4)) + 1, m.group(2)) for m in _DEFINITION.finditer(text))
+    so that a hit's heading path reads `HTTPServer > serve`. Where the code dedents out of a definition (the rest of
+    the enclosing function after a nested one, module code after a class), a heading with no name ends it, so that
+    the path there names the enclosing definition, or nothing."""
+    pattern = _PYTHON_DEFINITION if python else _DEFINITION
+    out: list[tuple[int, int, str]] = []
+    open_: list[int] = []  # indentation of each definition whose body the walk is in
+    offset = 0
+    quoted = False  # inside a Python triple-quoted string (a docstring's example is not a definition)
+    for line in text.split("\n"):
+        stripped = line.lstrip()
+        was_quoted = quoted
+        if python and (line.count('"""') + line.count("'''")) % 2:
+            quoted = not quoted
+        if stripped and not was_quoted and not stripped.startswith(_NOT_CODE):
+            indent = len(line[: len(line) - len(stripped)].expandtabs(4))
+            found = pattern.match(line)
+            if open_ and open_[-1] >= indent:
+                while open_ and open_[-1] >= indent:
+                    open_.pop()
+                if not found:
+                    out.append((offset, indent + 1, ""))
+            if found:
+                out.append((offset + found.start(), indent + 1, found.group(2)))
+                open_.append(indent)
+        offset += len(line) + 1
+    return tuple(out)
 
 
 def _normalise_newlines(text: str) -> str:

@@ -60,22 +60,49 @@ def passages(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS
 
 
 def _grown(text: str, best: tuple[int, int], spans: list[tuple[int, int]], limit: int) -> tuple[int, int]:
-    """`best` widened by whole sentences, the following first, until it holds MIN_PASSAGE characters of text."""
+    """`best` widened by whole sentences, the following first, until it holds MIN_PASSAGE characters of text (the
+    sentence added last cut at a space when it would pass the limit whole). Lengths are counted as shown, whitespace
+    folded: a blanked comment between two sentences (Markdown's YAML blocks) does not count."""
     a, b = best
-    if len(text[a:b].strip()) >= MIN_PASSAGE:
+    if _shown(text[a:b]) >= MIN_PASSAGE:
         return best
     i = next(n for n, span in enumerate(spans) if span[0] == a)
     j = i
-    while len(text[a:b].strip()) < MIN_PASSAGE:
-        if j + 1 < len(spans) and spans[j + 1][1] - a <= limit:
+    while _shown(text[a:b]) < MIN_PASSAGE:
+        if j + 1 < len(spans) and _shown(text[a:spans[j + 1][1]]) <= limit:
             j += 1
             b = spans[j][1]
-        elif i > 0 and b - spans[i - 1][0] <= limit:
+        elif i > 0 and _shown(text[spans[i - 1][0]:b]) <= limit:
             i -= 1
             a = spans[i][0]
+        elif j + 1 < len(spans):  # the next sentence is too long to add whole: its words up to the limit
+            words = list(re.finditer(r"\S+", text[b:spans[j + 1][1]]))
+            budget = limit - _shown(text[a:b])
+            for word in words:
+                if _shown(text[b:b + word.end()]) + 1 > budget:
+                    break
+                end = b + word.end()
+            else:
+                end = spans[j + 1][1]
+            b = end if words and end > b else b
+            break
+        elif i > 0:  # the last sentence of the chunk, the one before too long: its last words up to the limit
+            budget = limit - _shown(text[a:b])
+            start = a
+            for word in reversed(list(re.finditer(r"\S+", text[spans[i - 1][0]:a]))):
+                if _shown(text[spans[i - 1][0] + word.start():a]) + 1 > budget:
+                    break
+                start = spans[i - 1][0] + word.start()
+            a = start
+            break
         else:
             break
     return a, b
+
+
+def _shown(passage: str) -> int:
+    """Characters of a passage as a snippet shows it (whitespace folded: indentation does not count)."""
+    return len(" ".join(passage.split()))
 
 
 def query_terms(query: str, analyze) -> set[str]:

@@ -120,6 +120,27 @@ def test_gzipped_json_latin1_files_are_read_and_permalinks_and_code_sections_fou
     assert code.heading == "HTTPServer > serve", code.heading
 
 
+def test_a_code_section_ends_where_the_code_dedents_out_of_it():
+    from searcher.chunking import Locator
+    from searcher.ingest import Document, code_sections
+
+    code = ('class Group:\n    def invoke(self, ctx):\n        def _process(value):\n            return value\n\n'
+            '        # the rest of invoke\n        with ctx:\n            return _process(ctx.run(\n'
+            '                1,\n            ))\n\n    def help(\n        self,\n    ) -> str:\n'
+            '        """Example::\n\n            def cli(input):\n                pass\n\n'
+            '        function returns a string, as prose.\n        """\n        return ""\n\n\nVERSION = "1"\n')
+    sections = code_sections(code, python=True)
+    locate = Locator(Document(doc_id="g", title="g", text=code, source="g.py", headings=sections))
+    where = {marker: locate.heading(code.index(marker)) for marker in
+             ("return value", "with ctx", "1,", "        self,\n", "pass", "function returns", 'return ""', "VERSION")}
+    assert where == {"return value": "Group > invoke > _process", "with ctx": "Group > invoke", "1,": "Group > invoke",
+                     "        self,\n": "Group > help", "pass": "Group > help", "function returns": "Group > help",
+                     'return ""': "Group > help", "VERSION": ""}, where
+    js = "function outer() {\n  function inner() {\n    return 1;\n  }\n  return inner();\n}\nconst x = outer();\n"
+    locate = Locator(Document(doc_id="j", title="j", text=js, source="j.js", headings=code_sections(js)))
+    assert [locate.heading(js.index(m)) for m in ("return 1", "return inner", "const x")] == ["outer > inner", "outer", ""]
+
+
 def test_pdfium_soft_hyphen_marks_join_the_word():
     from searcher.formats.pdf import page_text
 
