@@ -141,6 +141,35 @@ def remembered_choice(weights_id: str) -> dict | None:
     return record if isinstance(record, dict) else None
 
 
+STARTS = "model-starts.json"  # beside CHOICES: seconds this machine took to load each model (torch included)
+
+
+def remembered_start(weights_id: str) -> float | None:
+    """Seconds loading this model took on this machine when last timed (indexer.small_edit_limit), or None."""
+    try:
+        seconds = orjson.loads((shared_encoders() / STARTS).read_bytes()).get(weights_id)
+    except (OSError, orjson.JSONDecodeError, AttributeError):
+        return None
+    return float(seconds) if isinstance(seconds, (int, float)) else None
+
+
+def remember_start(weights_id: str, seconds: float) -> None:
+    """Keep the time a model took to load (best effort, as remember_choice)."""
+    path = shared_encoders() / STARTS
+    try:
+        try:
+            starts = orjson.loads(path.read_bytes())
+        except (OSError, orjson.JSONDecodeError):
+            starts = {}
+        if not isinstance(starts, dict):
+            starts = {}
+        starts[weights_id] = round(seconds, 2)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, orjson.dumps(starts, option=orjson.OPT_INDENT_2))
+    except OSError:
+        pass
+
+
 def remember_choice(weights_id: str, record: dict) -> None:
     """Keep a measured choice for new indexes of the same model (best effort: a read-only home keeps nothing)."""
     path = shared_encoders() / CHOICES

@@ -32,6 +32,7 @@ from .config import IndexConfig
 from .encoder import (
     Bf16Encoder,
     Encoder,
+    ModelInfo,
     SentenceTransformerEncoder,
     cpu_has_bf16,
     cpu_name,
@@ -39,11 +40,12 @@ from .encoder import (
     resolve_model,
 )
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
-from .home import adopt_encoder, collect_encoders, remember_choice, remembered_choice, share_encoder
+from .home import (adopt_encoder, collect_encoders, remember_choice, remember_start, remembered_choice,
+                   remembered_start, share_encoder)
 from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
 from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file, read_regular
-from .onnx_encoder import ExportError, export_onnx, exported_with_model
+from .onnx_encoder import ExportError, OnnxEncoder, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
     PENDING,
@@ -362,6 +364,21 @@ def _build(
             _checked(encoder.info, prev, index_dir)
         return encoder
 
+    # subtle: an update of an index that has the model as an ONNX graph chunks with the graph's tokenizer (the
+    # model's own tokenizer.json) and, when little is to be embedded, embeds with the graph too: torch is never
+    # imported for a small edit (small_edit_limit; RESULTS.md, upkeep).
+    light: list[Encoder | None] = []
+
+    def small_encoder() -> Encoder | None:
+        if encoder is not None or prev is None or workers is not None:
+            return None
+        if not light:
+            light.append(_open_graph(index_dir, current.query_encoder, info))
+        return light[0]
+
+    def chunking_model() -> Encoder:
+        return encoder or small_encoder() or model()
+
     config = config.replace(model=info.name)
     chunk_tokens, overlap_tokens = config.chunking(info.max_seq_length)
     check_chunking(chunk_tokens, overlap_tokens, info.max_seq_length)
@@ -370,7 +387,7 @@ def _build(
     old_files = {e.path: e for e in prev.files()} if prev is not None else {}
 
     def chunker(doc):
-        return chunk_document(doc, model(), chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
+        return chunk_document(doc, chunking_model(), chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
                               progress=lambda done, total: progress("chunk", done, total))
 
     if workers is not None:  # parsing and chunking on the cluster (cluster.py), in rounds of files
@@ -421,12 +438,12 @@ def _build(
     previous = current if prev is not None else None
     query_encoder = previous.query_encoder if previous and encoder is None else None
     if encoder is not None or new_files or (export_encoder and query_encoder is None):
-        query_encoder = _query_encoder(index_dir, model(), previous, export_encoder, report)
+        query_encoder = _query_encoder(index_dir, model, previous, export_encoder, report)
     report.seconds["export"] = time.perf_counter() - started
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
     _embed_missing(model, index_dir, plan, pending, report, progress,
-                   current.document_encoder if current and prev is not None else None, workers)
+                   current.document_encoder if current and prev is not None else None, workers, small_encoder())
 
     started = time.perf_counter()
     manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)
@@ -441,7 +458,12 @@ def _build(
 
 def _load(load_model: Callable[[str], Encoder], name: str, progress: Progress) -> Encoder:
     progress("load", 0, None)
-    return load_model(name)
+    started = time.perf_counter()
+    encoder = load_model(name)
+    seconds = time.perf_counter() - started
+    if seconds > 0.5:  # a real load, not a model `watch` keeps from its last run
+        remember_start(encoder.info.weights_id(), seconds)
+    return encoder
 
 
 def _checked(info, prev: StoredIndex | None, index_dir: Path):
@@ -460,12 +482,16 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
 
 
 def _query_encoder(
-    index_dir: Path, encoder: Encoder, current: Manifest | None, export: bool, report: IndexReport
+    index_dir: Path, model: Callable[[], Encoder], current: Manifest | None, export: bool, report: IndexReport
 ) -> str | None:
-    """The directory name of the index's torch-free query encoder: the current one, or a new export."""
+    """The directory name of the index's torch-free query encoder: the current one, or a new export (the model
+    is loaded only then)."""
     if current is not None and current.query_encoder and (index_dir / current.query_encoder).is_dir():
         return current.query_encoder
-    if not export or not isinstance(encoder, SentenceTransformerEncoder):
+    if not export:
+        return None
+    encoder = model()
+    if not isinstance(encoder, SentenceTransformerEncoder):
         return None
     name = "encoder-" + encoder.info.weights_id()
     if (index_dir / name / "encoder.json").is_file():  # exported by an earlier run of the same model
@@ -618,10 +644,11 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 def _embed_missing(
     model: Callable[[], Encoder], index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport,
-    progress: Progress, previous: dict | None, workers=None,
+    progress: Progress, previous: dict | None, workers=None, small: Encoder | None = None,
 ) -> None:
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go (on a Ray
-    cluster when there are `workers`)."""
+    cluster when there are `workers`; with `small`, the index's ONNX graph, when so little is to be embedded that
+    loading torch would cost more than the graph's slower rate: small_edit_limit)."""
     config, keys = plan.config, plan.keys
     # The pending cache keys vectors by the kind of path that made them (cache.py): what a float run must embed
     # (`todo`) may be more than what an int8 run must (`unmade`, not cached at all).
@@ -652,6 +679,18 @@ def _embed_missing(
         report.seconds["embed"] = time.perf_counter() - started
         return
     weights = plan.model.weights_id()
+    if small is not None and len(todo) <= small_edit_limit(previous or remembered_choice(weights),
+                                                           remembered_start(weights), batch_size):
+        order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
+        progress("embed", 0, len(order))
+        for start in range(0, len(order), batch_size):
+            batch = order[start : start + batch_size]
+            pending.add(batch, small.encode_documents([todo[k] for k in batch], batch_size=batch_size), FLOAT)
+            progress("embed", min(start + batch_size, len(order)), len(order))
+        report.embedded_with = "onnx: a small update, torch not loaded"
+        report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
+        report.seconds["embed"] = time.perf_counter() - started
+        return
     measure_on = sorted((unmade or todo).values(), key=len, reverse=True)
     choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
                                      measure_on, batch_size, previous or remembered_choice(weights), progress)
@@ -677,6 +716,37 @@ def _embed_missing(
         progress("embed", min(sampled + start + batch_size, len(todo)), len(todo))
     progress("embed", len(todo), len(todo))
     report.seconds["embed"] = time.perf_counter() - started
+
+
+# Until this machine has timed loading the model (remember_start), loading torch and the model is taken to cost
+# this many seconds: the order of what was measured on the machines in RESULTS.md, upkeep.
+ASSUMED_START_SECONDS = 5.0
+
+
+def small_edit_limit(record: dict | None, start_seconds: float | None, batch_size: int) -> float:
+    """How many chunks the float ONNX graph embeds sooner than loading torch and embedding them on the chosen path:
+    n / rate(onnx) <= start + n / rate(choice), from the choice's measured rates (texts per second, on its longest
+    texts) and the measured time to load the model. Without a measurement, a few batches."""
+    rates = (record or {}).get("texts_per_second") or {}
+    onnx, best = rates.get("onnx"), rates.get((record or {}).get("choice"))
+    if not onnx or not best:
+        return 4 * batch_size
+    if onnx >= best:
+        return float("inf")
+    start = start_seconds if start_seconds is not None else ASSUMED_START_SECONDS
+    return start / (1 / onnx - 1 / best)
+
+
+def _open_graph(index_dir: Path, name: str | None, info: ModelInfo) -> Encoder | None:
+    """The index's exported float ONNX graph, if it has one of this model; None otherwise (torch then)."""
+    if not name or not (index_dir / name / "encoder.json").is_file():
+        return None
+    try:
+        graph = OnnxEncoder(index_dir / name)
+    except (ExportError, OSError, ValueError, ImportError) as e:
+        log.info("no torch-free document encoder (%s)", e)
+        return None
+    return graph if graph.info.same_weights(info) else None
 
 
 @dataclass

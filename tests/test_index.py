@@ -293,3 +293,14 @@ def test_the_embedding_cache_keys_vectors_by_the_kind_of_path_that_made_them(tmp
     (legacy / "000001.keys").write_text("\n".join(first.read_text().split("\n")[1:]))
     old = EmbeddingCache(legacy, fake.info)
     assert len(old) and all(old.has(k, (INT8,)) and not old.has(k, (FLOAT,)) for k in old._where)
+
+
+def test_small_edit_limit_weighs_torch_start_against_the_graphs_slower_rate():
+    from searcher.indexer import ASSUMED_START_SECONDS, small_edit_limit
+
+    record = {"choice": "torch-bf16", "texts_per_second": {"torch": 20.0, "torch-bf16": 40.0, "onnx": 20.0}}
+    # n / 20 <= 5 + n / 40  <=>  n <= 200
+    assert small_edit_limit(record, 5.0, 32) == pytest.approx(200)
+    assert small_edit_limit(record, None, 32) == pytest.approx(ASSUMED_START_SECONDS * 40)
+    assert small_edit_limit({"choice": "onnx", "texts_per_second": {"onnx": 30.0}}, 5.0, 32) == float("inf")
+    assert small_edit_limit(None, 5.0, 32) == 4 * 32, "no measurement: a few batches"

@@ -90,16 +90,29 @@ def test_console_script_with_the_default_model(tmp_path, corpus):
 
 
 def test_an_update_that_finds_nothing_changed_never_imports_torch(tmp_path, corpus, minilm):
-    from searcher import build_index
+    from searcher import IndexConfig, build_index
 
-    build_index(corpus, tmp_path / "idx", encoder=minilm)
+    exact = IndexConfig(full_storage="float32")  # stored as embedded, to compare vectors below
+    build_index(corpus, tmp_path / "idx", exact, encoder=minilm)
     code = ("import sys, json\nfrom searcher import build_index\n"
             f"r = build_index({str(corpus)!r}, {str(tmp_path / 'idx')!r})\n"
             "print(json.dumps([r.unchanged, r.embedded, 'torch' in sys.modules, 'sentence_transformers' in sys.modules]))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [5, 0, False, False]
+    # A small edit is chunked and embedded with the index's ONNX graph: still no torch (indexer.small_edit_limit).
     (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it.\n")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    unchanged, embedded, *_ = json.loads(done.stdout)
-    assert (unchanged, embedded) == (4, 1), "a change loads the model and embeds"
+    done = subprocess.run([sys.executable, "-c", code.replace("r.embedded,", "r.embedded, r.embedded_with,")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    unchanged, embedded, path, torch, st = json.loads(done.stdout)
+    assert (unchanged, embedded, torch, st) == (4, 1, False, False) and path.startswith("onnx"), done.stdout
+    build_index(corpus, tmp_path / "ref", exact, encoder=minilm)  # the same folder embedded with torch, anew
+
+    def stored(name):
+        index = open_index(tmp_path / name)
+        (record,) = [r for r in index.iter_chunks() if r["source"].endswith("cooking.md")]
+        return np.asarray(index.full[index.rows_of(np.array([record["id"]]))][0], dtype=np.float32)
+
+    a, b = stored("idx"), stored("ref")
+    assert float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b)) > 0.999, "the graph's vector is the model's"
