@@ -140,7 +140,9 @@ def cli() -> None:
     "--model",
     envvar="SEARCHER_MODEL",
     show_envvar=True,
-    help="sentence-transformers model name or path [default: the index's model, else the bundled all-MiniLM-L6-v2].",
+    help="sentence-transformers model name or path, or an OpenAI-compatible embeddings server as "
+    "http://HOST:PORT/v1#NAME (Ollama, llama.cpp, TEI, vLLM, infinity) [default: the index's model, else the bundled "
+    "all-MiniLM-L6-v2].",
 )
 @click.option("--projection", type=click.Choice(PROJECTIONS), help="Coarse projection [default: auto].")
 @click.option("--coarse-dim", type=int, help="Width of the coarse index [default: 64].")

@@ -827,8 +827,8 @@ def choose_document_encoder(
 
             candidates["onnx-int8"] = lambda: (quantize_int8(export), OnnxEncoder(export, int8=True))[1]
     cpu = cpu_name()
-    if len(candidates) == 1:
-        return EncoderChoice("torch", encoder, None)
+    if len(candidates) == 1:  # (an endpoint model names its own path)
+        return EncoderChoice(getattr(encoder, "path", "torch"), encoder, None)
     known = previous and previous.get("cpu") == cpu and previous.get("choice") in candidates
     if known and not worth_remeasuring(previous, len(texts)):
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
