@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import re
@@ -35,8 +36,13 @@ def corpus_size(report) -> str:
 
 
 # The instruction sets that decide which path is fastest here (bf16/int8 matrix units, AVX-512 widths).
-FEATURES = {"avx512f": "AVX-512", "avx512_bf16": "AVX512-BF16", "avx512_vnni": "AVX512-VNNI",
-            "amx_bf16": "AMX-BF16", "amx_int8": "AMX-INT8"}
+FEATURES = {
+    "avx512f": "AVX-512",
+    "avx512_bf16": "AVX512-BF16",
+    "avx512_vnni": "AVX512-VNNI",
+    "amx_bf16": "AMX-BF16",
+    "amx_int8": "AMX-INT8",
+}
 
 
 def machine() -> str:
@@ -48,18 +54,21 @@ def machine() -> str:
         cpu = re.search(r"model name\s*:\s*(.*)", info).group(1)
         family, model = (re.search(rf"{key}\s*:\s*(\d+)", info).group(1) for key in ("cpu family", "model"))
         flags = set(re.search(r"flags\s*:\s*(.*)", info).group(1).split())
-        cpu += f" (family {family} model {model}; " + (", ".join(v for k, v in FEATURES.items() if k in flags)
-                                                       or "no AVX-512") + ")"
+        cpu += (
+            f" (family {family} model {model}; "
+            + (", ".join(v for k, v in FEATURES.items() if k in flags) or "no AVX-512")
+            + ")"
+        )
     except (OSError, AttributeError):
         pass
     ram = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     versions = []
     for module in ("torch", "sentence_transformers", "faiss", "numpy", "onnxruntime"):
-        try:
+        with contextlib.suppress(ImportError):
             versions.append(f"{module} {__import__(module).__version__}")
-        except ImportError:
-            pass
-    return f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, Python {platform.python_version()}; " + ", ".join(versions)
+    return f"{cpu}, {os.cpu_count()} cores, {ram:.0f} GiB RAM, Python {platform.python_version()}; " + ", ".join(
+        versions
+    )
 
 
 def command() -> str:
@@ -70,7 +79,11 @@ def write_section(name: str, title: str, body: str) -> None:
     """Replace (or append) the section `name` of RESULTS.md, stamped with date, machine and command."""
     stamp = f"Measured {time.strftime('%Y-%m-%d')} on {machine()}.\n\nCommand: `{command()}`\n"
     section = f"<!-- section:{name} -->\n## {title}\n\n{stamp}\n{body.strip()}\n<!-- /section:{name} -->"
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n\nWritten by the scripts in this folder; see README.md there.\n"
+    text = (
+        RESULTS.read_text()
+        if RESULTS.exists()
+        else "# Benchmark results\n\nWritten by the scripts in this folder; see README.md there.\n"
+    )
     pattern = re.compile(rf"<!-- section:{name} -->.*?<!-- /section:{name} -->", re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     RESULTS.write_text(text)

@@ -52,7 +52,12 @@ def main() -> None:
     encoder = load_encoder("sentence-transformers/all-MiniLM-L6-v2")
     build_index(HERE.parent / "corpus", corpus_index, encoder=encoder)
     # The embeddings benchmarks/quality.py cached: building this index embeds nothing after that has run.
-    build_index(require_data("scifact") / "corpus.jsonl", scifact_index, encoder=encoder, cache_dir=cache_dir_for(CACHE, encoder))
+    build_index(
+        require_data("scifact") / "corpus.jsonl",
+        scifact_index,
+        encoder=encoder,
+        cache_dir=cache_dir_for(CACHE, encoder),
+    )
     rows = []
     for label, cmd in (
         ("`searcher --help`", [searcher_bin, "--help"]),
@@ -63,28 +68,31 @@ def main() -> None:
         rows.append(f"| {label} | {median:.2f} | {' '.join(f'{t:.2f}' for t in times)} |")
     warm = warm_latency(scifact_index, args.warm_queries)
     onnx_rate, torch_rate, cosine = indexing_speed(scifact_index, encoder, args.chunks)
-    body = "\n".join([
-        f"Wall time of a new process, median of {args.runs} runs after one warm-up run (OS file cache warm). "
-        "`searcher query` uses the index's exported ONNX encoder: no torch import.",
-        "",
-        "| command | median s | runs (s) |",
-        "|:--|--:|:--|",
-        *rows,
-        "",
-        f"Warm library latency, `Searcher.search(query, k=10)` on the SciFact index, one query at a time, "
-        f"{args.warm_queries} SciFact test queries (ms):",
-        "",
-        "| | p50 | p95 |",
-        "|:--|--:|--:|",
-        *(f"| {name} | {v['p50']:.2f} | {v['p95']:.2f} |" for name, v in warm.items()),
-        "",
-        "faiss searches a single query on one thread (its flat search parallelises over queries), so the coarse "
-        "search of one query uses one of the two cores.",
-        "",
-        f"Embedding {args.chunks} SciFact chunks for indexing (batch 32, same texts, best of 2 interleaved rounds): "
-        f"exported ONNX encoder {onnx_rate:.1f} chunks/s, sentence-transformers (torch) {torch_rate:.1f} chunks/s "
-        f"(ratio {onnx_rate / torch_rate:.2f}); lowest cosine between their vectors {cosine:.6f}.",
-    ])
+    body = "\n".join(
+        [
+            f"Wall time of a new process, median of {args.runs} runs after one warm-up run (OS file cache warm). "
+            "`searcher query` uses the index's exported ONNX encoder: no torch import.",
+            "",
+            "| command | median s | runs (s) |",
+            "|:--|--:|:--|",
+            *rows,
+            "",
+            f"Warm library latency, `Searcher.search(query, k=10)` on the SciFact index, one query at a time, "
+            f"{args.warm_queries} SciFact test queries (ms):",
+            "",
+            "| | p50 | p95 |",
+            "|:--|--:|--:|",
+            *(f"| {name} | {v['p50']:.2f} | {v['p95']:.2f} |" for name, v in warm.items()),
+            "",
+            "faiss searches a single query on one thread (its flat search parallelises over queries), so the coarse "
+            "search of one query uses one of the two cores.",
+            "",
+            f"Embedding {args.chunks} SciFact chunks for indexing (batch 32, same texts, best of 2 interleaved "
+            "rounds): "
+            f"exported ONNX encoder {onnx_rate:.1f} chunks/s, sentence-transformers (torch) {torch_rate:.1f} chunks/s "
+            f"(ratio {onnx_rate / torch_rate:.2f}); lowest cosine between their vectors {cosine:.6f}.",
+        ]
+    )
     write_section("cold-start", "Cold start", body)
 
 
@@ -109,11 +117,13 @@ def warm_latency(index_dir, n: int) -> dict[str, dict[str, float]]:
             dense.append(t2 - t1)
             lexical.append(t3 - t2)
 
-    return {"`Searcher.search`, default (hybrid) mode: encode, dense and BM25 search, fusion, hits with lines and "
-            "snippets": percentiles_ms(total),
-            "of which: encode the query (ONNX)": percentiles_ms(encode),
-            "of which: two-stage dense search (search_vectors)": percentiles_ms(dense),
-            "of which: BM25 search (search_vectors, lexical)": percentiles_ms(lexical)}
+    return {
+        "`Searcher.search`, default (hybrid) mode: encode, dense and BM25 search, fusion, hits with lines and "
+        "snippets": percentiles_ms(total),
+        "of which: encode the query (ONNX)": percentiles_ms(encode),
+        "of which: two-stage dense search (search_vectors)": percentiles_ms(dense),
+        "of which: BM25 search (search_vectors, lexical)": percentiles_ms(lexical),
+    }
 
 
 def indexing_speed(index_dir, encoder, n: int) -> tuple[float, float, float]:

@@ -59,17 +59,19 @@ def run(data, name: str, config: FinetuneConfig, root: Path = CACHE):
 def aie5() -> str:
     config = FinetuneConfig(batch_size=10, epochs=10, learning_rate=5e-5, warmup_ratio=0.0, max_seq_length=None)
     report, total = run(require_data("aie5-simonw-llms"), "aie5-minilm", config)
-    return "\n".join([
-        "The first card's hyperparameters (batch 10, 10 epochs, learning rate 5e-5, no warmup, seed 42, the "
-        "model's whole window; "
-        "MatryoshkaLoss dims [384, 256, 128, 64] since the base is 384 wide), no-duplicates batches, "
-        f"{report.pairs} training pairs. Trained in {report.train_seconds:.0f} s ({total:.0f} s with both "
-        f"evaluations), on {report.evaluation}.",
-        "",
-        table(report.before, report.after),
-        "",
-        f"With arctic-embed-l (1024 dims, not downloadable here) the same run is: `{ARCTIC_COMMAND}`",
-    ])
+    return "\n".join(
+        [
+            "The first card's hyperparameters (batch 10, 10 epochs, learning rate 5e-5, no warmup, seed 42, the "
+            "model's whole window; "
+            "MatryoshkaLoss dims [384, 256, 128, 64] since the base is 384 wide), no-duplicates batches, "
+            f"{report.pairs} training pairs. Trained in {report.train_seconds:.0f} s ({total:.0f} s with both "
+            f"evaluations), on {report.evaluation}.",
+            "",
+            table(report.before, report.after),
+            "",
+            f"With arctic-embed-l (1024 dims, not downloadable here) the same run is: `{ARCTIC_COMMAND}`",
+        ]
+    )
 
 
 def scifact() -> str:
@@ -82,26 +84,36 @@ def scifact() -> str:
     rows = []
     for projection in ("prefix", "pca", "auto"):
         for shortlist in (50, 100, 200):
-            r = evaluate(data, config=IndexConfig(model=model, projection=projection), shortlist=shortlist, root=root,
-                         latency=False)
+            r = evaluate(
+                data,
+                config=IndexConfig(model=model, projection=projection),
+                shortlist=shortlist,
+                root=root,
+                latency=False,
+            )
             full, two = r.modes["full"]["ndcg@10"], r.modes["dense"]["ndcg@10"]
-            rows.append(f"| {projection}{f' (chose {r.projection})' if projection == 'auto' else ''} | {shortlist} "
-                        f"| {two:.4f} | {full:.4f} | {full - two:.4f} | {r.agreement:.1%} |")
+            rows.append(
+                f"| {projection}{f' (chose {r.projection})' if projection == 'auto' else ''} | {shortlist} "
+                f"| {two:.4f} | {full:.4f} | {full - two:.4f} | {r.agreement:.1%} |"
+            )
     shutil.rmtree(root)
-    return "\n".join([
-        f"searcher's defaults ({config_line(config, report)}); {report.pairs} training pairs; trained in "
-        f"{report.train_seconds:.0f} s ({report.pairs_per_second:.1f} pairs/s); closing rotation fitted on "
-        f"{report.rotation_fitted_on} corpus documents in {report.rotation_seconds:.0f} s; {total / 60:.1f} min in all "
-        f"from an empty cache, with the before/after evaluations on {report.evaluation}.",
-        "",
-        table(report.before, report.after),
-        "",
-        "Two-stage search with the fine-tuned model against its own exact full-dim search (nDCG@10):",
-        "",
-        "| projection | shortlist | two-stage | exact | gap | top-10 agreement |",
-        "|:--|--:|--:|--:|--:|--:|",
-        *rows,
-    ])
+    return "\n".join(
+        [
+            f"searcher's defaults ({config_line(config, report)}); {report.pairs} training pairs; trained in "
+            f"{report.train_seconds:.0f} s ({report.pairs_per_second:.1f} pairs/s); closing rotation fitted on "
+            f"{report.rotation_fitted_on} corpus documents in {report.rotation_seconds:.0f} s; {total / 60:.1f} min "
+            "in all "
+            f"from an empty cache, with the before/after evaluations on {report.evaluation}.",
+            "",
+            table(report.before, report.after),
+            "",
+            "Two-stage search with the fine-tuned model against its own exact full-dim search (nDCG@10):",
+            "",
+            "| projection | shortlist | two-stage | exact | gap | top-10 agreement |",
+            "|:--|--:|--:|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 def generated() -> str:
@@ -114,21 +126,34 @@ def generated() -> str:
     after = {f"dim {d}": m for d, m in tuned.dims.items()} | {"two-stage": tuned.modes["dense"]}
     held = ""
     if report.before:
-        held = (f" On its own held-out generated pairs ({report.evaluation}) full-dim nDCG@10 went "
-                f"{report.before['dim 384']['ndcg@10']:.4f} -> {report.after['dim 384']['ndcg@10']:.4f}.")
-    return "\n".join([
-        f"{report.data}; {report.pairs} training pairs, 1 epoch ({config_line(config, report)}); trained in "
-        f"{report.train_seconds / 60:.1f} min.{held} Measured on SciFact test (300 queries, whole corpus):",
-        "",
-        table(before, after, metrics=("ndcg@10", "mrr@10", "recall@10", "map@100")),
-    ])
+        held = (
+            f" On its own held-out generated pairs ({report.evaluation}) full-dim nDCG@10 went "
+            f"{report.before['dim 384']['ndcg@10']:.4f} -> {report.after['dim 384']['ndcg@10']:.4f}."
+        )
+    return "\n".join(
+        [
+            f"{report.data}; {report.pairs} training pairs, 1 epoch ({config_line(config, report)}); trained in "
+            f"{report.train_seconds / 60:.1f} min.{held} Measured on SciFact test (300 queries, whole corpus):",
+            "",
+            table(before, after, metrics=("ndcg@10", "mrr@10", "recall@10", "map@100")),
+        ]
+    )
 
 
 SPEED = [  # (batch size, training window, bf16)
-    (32, 256, False), (16, 256, False), (32, 128, False), (32, 256, True), (16, 128, True), (32, 128, True),
+    (32, 256, False),
+    (16, 256, False),
+    (32, 128, False),
+    (32, 256, True),
+    (16, 128, True),
+    (32, 128, True),
 ]
 SWEEP = [  # (batch size, training window, epochs, learning rate)
-    (16, 128, 4, 2e-5), (16, 256, 4, 2e-5), (16, 128, 10, 2e-5), (32, 128, 10, 2e-5), (32, 128, 10, 5e-5),
+    (16, 128, 4, 2e-5),
+    (16, 256, 4, 2e-5),
+    (16, 128, 10, 2e-5),
+    (32, 128, 10, 2e-5),
+    (32, 128, 10, 5e-5),
 ]
 
 
@@ -143,38 +168,52 @@ def speed() -> str:
         config = FinetuneConfig(epochs=1, batch_size=batch, max_seq_length=window, bf16=bf16, max_pairs=320)
         report = finetune(data, MODELS / "speed", config, evaluate_model=False, overwrite=True)
         rows.append(f"| {batch} | {window} | {'bf16' if bf16 else 'fp32'} | {report.pairs_per_second:.1f} |")
-    return "\n".join([
-        f"Training throughput on 320 SciFact train pairs (claims against title + abstract), 1 epoch, MiniLM, 2 cores. "
-        f"In tokens, the {len(pairs)} training passages have a median of {np.median(passages):.0f} "
-        f"({np.mean(passages > 128):.0%} longer than 128, {np.mean(passages > 256):.0%} longer than 256), the queries "
-        f"{np.median(queries):.0f}: the passages' forward and backward pass over the training window is the time.",
-        "", "| batch | training window | precision | pairs/s |", "|--:|--:|:--|--:|", *rows,
-    ])
+    return "\n".join(
+        [
+            "Training throughput on 320 SciFact train pairs (claims against title + abstract), 1 epoch, MiniLM, 2 "
+            "cores. "
+            f"In tokens, the {len(pairs)} training passages have a median of {np.median(passages):.0f} "
+            f"({np.mean(passages > 128):.0%} longer than 128, {np.mean(passages > 256):.0%} longer than 256), the "
+            "queries "
+            f"{np.median(queries):.0f}: the passages' forward and backward pass over the training window is the time.",
+            "",
+            "| batch | training window | precision | pairs/s |",
+            "|--:|--:|:--|--:|",
+            *rows,
+        ]
+    )
 
 
 def sweep() -> str:
     data = require_data("scifact")
     rows = []
     for batch, window, epochs, lr in SWEEP:
-        config = FinetuneConfig(epochs=epochs, batch_size=batch, max_seq_length=window, learning_rate=lr,
-                                pca_prefix=False)  # as measured, before the closing rotation existed
+        config = FinetuneConfig(
+            epochs=epochs, batch_size=batch, max_seq_length=window, learning_rate=lr, pca_prefix=False
+        )  # as measured, before the closing rotation existed
         report, total = run(data, "sweep", config)
         b, a = report.before, report.after
         gap, agreement = prefix_gap(data, MODELS / "sweep", "test", 100)
-        rows.append(f"| {batch} | {window} | {epochs} | {lr:g} | {report.train_seconds / 60:.1f} | {total / 60:.1f} "
-                    f"| {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | {a['two-stage']['ndcg@10']:.4f} "
-                    f"| {gap:.4f} ({agreement:.1%}) |")
-    return "\n".join([
-        f"SciFact train -> test, MiniLM base (before: full {b['dim 384']['ndcg@10']:.4f}, dim 64 "
-        f"{b['dim 64']['ndcg@10']:.4f}, two-stage {b['two-stage']['ndcg@10']:.4f}), bf16, warmup 0.1, no closing "
-        "rotation (--no-pca-prefix); nDCG@10 after. "
-        "Two-stage = default settings (auto projection, shortlist 200); prefix gap = exact full minus two-stage with "
-        "the prefix projection at shortlist 100 (top-10 agreement in brackets).",
-        "",
-        "| batch | window | epochs | learning rate | train min | total min | full | dim 64 | two-stage | prefix gap @100 |",
-        "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
-        *rows,
-    ])
+        rows.append(
+            f"| {batch} | {window} | {epochs} | {lr:g} | {report.train_seconds / 60:.1f} | {total / 60:.1f} "
+            f"| {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | {a['two-stage']['ndcg@10']:.4f} "
+            f"| {gap:.4f} ({agreement:.1%}) |"
+        )
+    return "\n".join(
+        [
+            f"SciFact train -> test, MiniLM base (before: full {b['dim 384']['ndcg@10']:.4f}, dim 64 "
+            f"{b['dim 64']['ndcg@10']:.4f}, two-stage {b['two-stage']['ndcg@10']:.4f}), bf16, warmup 0.1, no closing "
+            "rotation (--no-pca-prefix); nDCG@10 after. "
+            "Two-stage = default settings (auto projection, shortlist 200); prefix gap = exact full minus two-stage "
+            "with "
+            "the prefix projection at shortlist 100 (top-10 agreement in brackets).",
+            "",
+            "| batch | window | epochs | learning rate | train min | total min | full | dim 64 | two-stage | prefix "
+            "gap @100 |",
+            "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 WEIGHTS = [1, 2, 4, 8]  # MatryoshkaLoss weight of dim 64 (the others stay 1)
@@ -201,8 +240,14 @@ def validation_split(data: Path) -> Path:
 
 def prefix_gap(data: Path, model: Path, split: str, shortlist: int) -> tuple[float, float]:
     """(exact minus two-stage nDCG@10, top-10 agreement) with the prefix projection."""
-    r = evaluate(data, split=split, config=IndexConfig(model=str(model), projection="prefix"), shortlist=shortlist,
-                 root=CACHE, latency=False)
+    r = evaluate(
+        data,
+        split=split,
+        config=IndexConfig(model=str(model), projection="prefix"),
+        shortlist=shortlist,
+        root=CACHE,
+        latency=False,
+    )
     return r.modes["full"]["ndcg@10"] - r.modes["dense"]["ndcg@10"], r.agreement
 
 
@@ -215,41 +260,50 @@ def validation_rows(name: str, runs: list[tuple[str, FinetuneConfig]]) -> tuple[
         report, total = run(validation, name, config)
         a = report.after
         gaps = [prefix_gap(validation, MODELS / name, "dev", s) for s in (50, 100)]
-        rows.append(f"| {label} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | "
-                    + " | ".join(f"{g:.4f} ({agree:.1%})" for g, agree in gaps) + " |")
+        rows.append(
+            f"| {label} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | "
+            + " | ".join(f"{g:.4f} ({agree:.1%})" for g, agree in gaps)
+            + " |"
+        )
     return rows, report
 
 
 def weights() -> str:
     rows, report = validation_rows(
-        "weights", [(str(w), FinetuneConfig(dim_weights=((64, w),), pca_prefix=False)) for w in WEIGHTS])
+        "weights", [(str(w), FinetuneConfig(dim_weights=((64, w),), pca_prefix=False)) for w in WEIGHTS]
+    )
     b = report.before
-    return "\n".join([
-        f"Validation: {VALIDATION_QUERIES} of SciFact's train queries held out (seed 0), the model trained on the "
-        f"rest ({report.pairs} pairs) with searcher's defaults but the weight of dim 64 and no closing rotation, "
-        f"evaluated on the held-out queries against the whole corpus (before: full {b['dim 384']['ndcg@10']:.4f}, "
-        f"dim 64 {b['dim 64']['ndcg@10']:.4f}). nDCG@10 after; prefix gap = exact full minus two-stage with the "
-        "prefix projection (top-10 agreement in brackets).",
-        "",
-        "| dim 64 weight | total min | full | dim 64 | prefix gap @50 | prefix gap @100 |",
-        "|--:|--:|--:|--:|--:|--:|",
-        *rows,
-    ])
+    return "\n".join(
+        [
+            f"Validation: {VALIDATION_QUERIES} of SciFact's train queries held out (seed 0), the model trained on the "
+            f"rest ({report.pairs} pairs) with searcher's defaults but the weight of dim 64 and no closing rotation, "
+            f"evaluated on the held-out queries against the whole corpus (before: full {b['dim 384']['ndcg@10']:.4f}, "
+            f"dim 64 {b['dim 64']['ndcg@10']:.4f}). nDCG@10 after; prefix gap = exact full minus two-stage with the "
+            "prefix projection (top-10 agreement in brackets).",
+            "",
+            "| dim 64 weight | total min | full | dim 64 | prefix gap @50 | prefix gap @100 |",
+            "|--:|--:|--:|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 def rotation() -> str:
     rows, report = validation_rows(
-        "rotation", [("yes" if on else "no", FinetuneConfig(pca_prefix=on)) for on in (False, True)])
-    return "\n".join([
-        f"The validation split of finetune-weights ({VALIDATION_QUERIES} SciFact train queries held out, "
-        f"{report.pairs} training pairs), searcher's defaults with and without the closing PCA rotation "
-        f"(fitted on {report.rotation_fitted_on} corpus documents). nDCG@10 on the held-out queries; prefix gap = "
-        "exact full minus two-stage with the prefix projection (top-10 agreement in brackets).",
-        "",
-        "| rotation | total min | full | dim 64 | prefix gap @50 | prefix gap @100 |",
-        "|:--|--:|--:|--:|--:|--:|",
-        *rows,
-    ])
+        "rotation", [("yes" if on else "no", FinetuneConfig(pca_prefix=on)) for on in (False, True)]
+    )
+    return "\n".join(
+        [
+            f"The validation split of finetune-weights ({VALIDATION_QUERIES} SciFact train queries held out, "
+            f"{report.pairs} training pairs), searcher's defaults with and without the closing PCA rotation "
+            f"(fitted on {report.rotation_fitted_on} corpus documents). nDCG@10 on the held-out queries; prefix gap = "
+            "exact full minus two-stage with the prefix projection (top-10 agreement in brackets).",
+            "",
+            "| rotation | total min | full | dim 64 | prefix gap @50 | prefix gap @100 |",
+            "|:--|--:|--:|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 LEARNING_RATES = [2e-5, 5e-5]
@@ -261,42 +315,53 @@ def lr() -> str:
     for rate in LEARNING_RATES:
         report, total = run(validation, "lr", FinetuneConfig(learning_rate=rate))
         a = report.after
-        rows.append(f"| {rate:g} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | "
-                    f"{a['two-stage']['ndcg@10']:.4f} | {a['hybrid']['ndcg@10']:.4f} |")
+        rows.append(
+            f"| {rate:g} | {total / 60:.1f} | {a['dim 384']['ndcg@10']:.4f} | {a['dim 64']['ndcg@10']:.4f} | "
+            f"{a['two-stage']['ndcg@10']:.4f} | {a['hybrid']['ndcg@10']:.4f} |"
+        )
     b = report.before
-    return "\n".join([
-        f"The validation split of finetune-weights ({VALIDATION_QUERIES} SciFact train queries held out, "
-        f"{report.pairs} training pairs), searcher's defaults but the learning rate. nDCG@10 on the held-out "
-        f"queries (before: full {b['dim 384']['ndcg@10']:.4f}, dense {b['two-stage']['ndcg@10']:.4f}, hybrid "
-        f"{b['hybrid']['ndcg@10']:.4f}).",
-        "",
-        "| learning rate | total min | full | dim 64 | dense (two-stage) | hybrid |",
-        "|--:|--:|--:|--:|--:|--:|",
-        *rows,
-    ])
+    return "\n".join(
+        [
+            f"The validation split of finetune-weights ({VALIDATION_QUERIES} SciFact train queries held out, "
+            f"{report.pairs} training pairs), searcher's defaults but the learning rate. nDCG@10 on the held-out "
+            f"queries (before: full {b['dim 384']['ndcg@10']:.4f}, dense {b['two-stage']['ndcg@10']:.4f}, hybrid "
+            f"{b['hybrid']['ndcg@10']:.4f}).",
+            "",
+            "| learning rate | total min | full | dim 64 | dense (two-stage) | hybrid |",
+            "|--:|--:|--:|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 def config_line(config: FinetuneConfig, report) -> str:
     weights = "".join(f", dim {d} weight {w:g}" for d, w in config.dim_weights)
-    return (f"batch {config.batch_size}, {config.epochs} epochs, learning rate {config.learning_rate}, warmup "
-            f"{config.warmup_ratio}, training window {config.max_seq_length or 'full'}, "
-            f"{'bf16' if report.bf16 else 'fp32'}{weights}")
+    return (
+        f"batch {config.batch_size}, {config.epochs} epochs, learning rate {config.learning_rate}, warmup "
+        f"{config.warmup_ratio}, training window {config.max_seq_length or 'full'}, "
+        f"{'bf16' if report.bf16 else 'fp32'}{weights}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", nargs="+",
-                        choices=("aie5", "scifact", "generated", "speed", "sweep", "weights", "rotation", "lr"),
-                        default=["aie5", "scifact", "generated"])
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        choices=("aie5", "scifact", "generated", "speed", "sweep", "weights", "rotation", "lr"),
+        default=["aie5", "scifact", "generated"],
+    )
     args = parser.parse_args()
-    titles = {"aie5": "Fine-tuning: the first model card's setting (aie5-simonw-llms, MiniLM base)",
-              "scifact": "Fine-tuning: SciFact train -> test (MiniLM base)",
-              "generated": "Fine-tuning: SciFact with generated pairs only (no labels)",
-              "speed": "Fine-tuning: where the training time goes",
-              "sweep": "Fine-tuning: the SciFact runs behind the defaults",
-              "weights": "Fine-tuning: weighting the 64-dim prefix (SciFact validation split)",
-              "rotation": "Fine-tuning: the closing PCA rotation (SciFact validation split)",
-              "lr": "Fine-tuning: the learning rate, dense and hybrid (SciFact validation split)"}
+    titles = {
+        "aie5": "Fine-tuning: the first model card's setting (aie5-simonw-llms, MiniLM base)",
+        "scifact": "Fine-tuning: SciFact train -> test (MiniLM base)",
+        "generated": "Fine-tuning: SciFact with generated pairs only (no labels)",
+        "speed": "Fine-tuning: where the training time goes",
+        "sweep": "Fine-tuning: the SciFact runs behind the defaults",
+        "weights": "Fine-tuning: weighting the 64-dim prefix (SciFact validation split)",
+        "rotation": "Fine-tuning: the closing PCA rotation (SciFact validation split)",
+        "lr": "Fine-tuning: the learning rate, dense and hybrid (SciFact validation split)",
+    }
     for name in args.only:
         write_section(f"finetune-{name}", titles[name], globals()[name]())
 

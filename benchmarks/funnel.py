@@ -47,11 +47,14 @@ def two_chunk_variant() -> tuple:
 
 
 def diagnose(name: str, data_dir, split: str, config: IndexConfig, encoder, shortlist: int) -> str:
-    report = evaluate(data_dir, split=split, config=config, encoder=encoder, root=CACHE, latency=False,
-                      shortlist=shortlist)
+    report = evaluate(
+        data_dir, split=split, config=config, encoder=encoder, root=CACHE, latency=False, shortlist=shortlist
+    )
     beir = load_beir(data_dir, split)
     qids = list(beir.queries)
-    xq = _query_vectors(encoder, [beir.queries[q] for q in qids], EmbeddingCache(cache_dir_for(CACHE, encoder), encoder.info))
+    xq = _query_vectors(
+        encoder, [beir.queries[q] for q in qids], EmbeddingCache(cache_dir_for(CACHE, encoder), encoder.info)
+    )
     with Searcher(report.index, encoder=encoder) as s:
         doc_of = {r["id"]: r["doc_id"] for r in s.index.iter_chunks()}
         per_doc = np.bincount(np.unique(list(doc_of.values()), return_inverse=True)[1])
@@ -62,8 +65,9 @@ def diagnose(name: str, data_dir, split: str, config: IndexConfig, encoder, shor
         x = xq / np.linalg.norm(xq, axis=1, keepdims=True)
         if s.index.rotation is not None:
             x = x @ s.index.rotation
-        _, shortlisted = s.backend._coarse.search(coarse_vectors(np.ascontiguousarray(x, dtype=np.float32),
-                                                         s.manifest.projection.coarse_dim), shortlist)
+        _, shortlisted = s.backend._coarse.search(
+            coarse_vectors(np.ascontiguousarray(x, dtype=np.float32), s.manifest.projection.coarse_dim), shortlist
+        )
     causes = {"document missing": 0, "best chunk missing": 0, "order": 0}
     losing = 0
     for i, q in enumerate(qids):
@@ -90,9 +94,12 @@ def diagnose(name: str, data_dir, split: str, config: IndexConfig, encoder, shor
                 cause = "best chunk missing"
         causes[cause] += 1
     gap = report.modes["full"]["ndcg@10"] - report.modes["dense"]["ndcg@10"]
-    return (f"| {name} | {report.indexed_documents:,} docs, {len(doc_of):,} chunks ({len(doc_of) / report.indexed_documents:.2f} per doc) "
-            f"| {report.modes['dense']['ndcg@10']:.4f} | {report.modes['full']['ndcg@10']:.4f} | {gap:+.4f} | {losing} of "
-            f"{len(qids)} | {causes['document missing']} / {causes['best chunk missing']} / {causes['order']} |")
+    return (
+        f"| {name} | {report.indexed_documents:,} docs, {len(doc_of):,} chunks "
+        f"({len(doc_of) / report.indexed_documents:.2f} per doc) "
+        f"| {report.modes['dense']['ndcg@10']:.4f} | {report.modes['full']['ndcg@10']:.4f} | {gap:+.4f} | {losing} of "
+        f"{len(qids)} | {causes['document missing']} / {causes['best chunk missing']} / {causes['order']} |"
+    )
 
 
 def main() -> None:
@@ -104,22 +111,42 @@ def main() -> None:
     rows = [
         diagnose("scifact test", require_data("scifact"), "test", base, encoder, args.shortlist),
         diagnose("aie5-simonw-llms test", require_data("aie5-simonw-llms"), "test", base, encoder, args.shortlist),
-        diagnose("statpearls train", require_data("dmiai2025-emergency-rag-statpearls"), "train", base, encoder,
-                 args.shortlist),
-        diagnose(f"scifact two-chunk variant test ({VARIANT_WORDS} words, {VARIANT_CHUNK_TOKENS}-token chunks)",
-                 two_chunk_variant(), "test", base.replace(chunk_tokens=VARIANT_CHUNK_TOKENS, overlap_tokens=0),
-                 encoder, args.shortlist),
+        diagnose(
+            "statpearls train",
+            require_data("dmiai2025-emergency-rag-statpearls"),
+            "train",
+            base,
+            encoder,
+            args.shortlist,
+        ),
+        diagnose(
+            f"scifact two-chunk variant test ({VARIANT_WORDS} words, {VARIANT_CHUNK_TOKENS}-token chunks)",
+            two_chunk_variant(),
+            "test",
+            base.replace(chunk_tokens=VARIANT_CHUNK_TOKENS, overlap_tokens=0),
+            encoder,
+            args.shortlist,
+        ),
     ]
-    write_section("funnel", "The dense funnel at document level", "\n".join([
-        f"Dense two-stage search (shortlist {args.shortlist} chunks, default projection) against exact full-dim search, "
-        "nDCG@10 with documents ranked by their best chunk. Causes, for each query two-stage ranks worse: a relevant "
-        "document of the exact top 10 missing from the shortlist altogether / present only through a weaker chunk "
-        "/ neither (reordering).",
-        "",
-        "| set | size | two-stage | exact | gap | queries worse | missing / best chunk missing / order |",
-        "|:--|--:|--:|--:|--:|--:|--:|",
-        *rows,
-    ]))
+    write_section(
+        "funnel",
+        "The dense funnel at document level",
+        "\n".join(
+            [
+                f"Dense two-stage search (shortlist {args.shortlist} chunks, default projection) against exact "
+                "full-dim search, "
+                "nDCG@10 with documents ranked by their best chunk. Causes, for each query two-stage ranks worse: a "
+                "relevant "
+                "document of the exact top 10 missing from the shortlist altogether / present only through a weaker "
+                "chunk "
+                "/ neither (reordering).",
+                "",
+                "| set | size | two-stage | exact | gap | queries worse | missing / best chunk missing / order |",
+                "|:--|--:|--:|--:|--:|--:|--:|",
+                *rows,
+            ]
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -20,8 +20,8 @@ import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig, Searcher
-from searcher.config import FUSION_DEPTH
 from searcher.cache import EmbeddingCache
+from searcher.config import FUSION_DEPTH
 from searcher.encoder import load_encoder
 from searcher.evaluate import _query_vectors, cache_dir_for, evaluate, percentiles_ms
 from searcher.metrics import DEPTH, document_rankings, ir_metrics, load_beir
@@ -40,8 +40,9 @@ class Set:
 
     def __init__(self, name: str, encoder, config: IndexConfig) -> None:
         self.name = name
-        self.report = evaluate(require_data(name), split=SETS[name][1], config=config, encoder=encoder, root=CACHE,
-                               latency=False)
+        self.report = evaluate(
+            require_data(name), split=SETS[name][1], config=config, encoder=encoder, root=CACHE, latency=False
+        )
         self.searcher = Searcher(self.report.index, encoder=encoder)
         self.doc_of = {r["id"]: r["doc_id"] for r in self.searcher.index.iter_chunks()}
         cache = EmbeddingCache(cache_dir_for(CACHE, encoder), encoder.info)
@@ -137,26 +138,50 @@ def main() -> None:
     sweep = {w: {n: s.tuning(**base, fusion_weight=w) for n, s in sets.items() if SETS[n][0]} for w in WEIGHTS}
     chosen = max(sweep, key=lambda w: (np.mean(list(sweep[w].values())), -abs(w - 0.5)))
     shipped = IndexConfig().fusion_weight
-    previous = {n: float(np.average([previous_fusion(s, split) for split in SETS[n][0]],
-                                    weights=[len(s.splits[split][0]) for split in SETS[n][0]]))
-                for n, s in sets.items() if SETS[n][0]}
-    lines = ["### The default weight (tuning splits only)", "",
-             "Dense weight w in fused = w x cosine + (1 - w) x min(1, BM25 / the query's ceiling) (fusion.py); "
-             "nDCG@10 on the tuning splits:", "",
-             "| w | scifact | aie5 | mean |", "|--:|--:|--:|--:|"]
+    previous = {
+        n: float(
+            np.average(
+                [previous_fusion(s, split) for split in SETS[n][0]],
+                weights=[len(s.splits[split][0]) for split in SETS[n][0]],
+            )
+        )
+        for n, s in sets.items()
+        if SETS[n][0]
+    }
+    lines = [
+        "### The default weight (tuning splits only)",
+        "",
+        "Dense weight w in fused = w x cosine + (1 - w) x min(1, BM25 / the query's ceiling) (fusion.py); "
+        "nDCG@10 on the tuning splits:",
+        "",
+        "| w | scifact | aie5 | mean |",
+        "|--:|--:|--:|--:|",
+    ]
     for w in WEIGHTS:
         mean = f"{np.mean(list(sweep[w].values())):.4f}"
-        lines.append(f"| {w:.1f} | " + " | ".join(f"{v:.4f}" for v in sweep[w].values())
-                     + f" | {f'**{mean}**' if w == chosen else mean} |")
-    lines += [f"| previous fusion (min-max, adaptive, 0.7) | " + " | ".join(f"{v:.4f}" for v in previous.values())
-              + f" | {np.mean(list(previous.values())):.4f} |",
-              "", f"Chosen: w = {chosen}; searcher ships w = {shipped}"
-              f"{' (the same)' if chosen == shipped else ' (DIFFERENT: update config.py)'}."]
+        lines.append(
+            f"| {w:.1f} | "
+            + " | ".join(f"{v:.4f}" for v in sweep[w].values())
+            + f" | {f'**{mean}**' if w == chosen else mean} |"
+        )
+    lines += [
+        "| previous fusion (min-max, adaptive, 0.7) | "
+        + " | ".join(f"{v:.4f}" for v in previous.values())
+        + f" | {np.mean(list(previous.values())):.4f} |",
+        "",
+        f"Chosen: w = {chosen}; searcher ships w = {shipped}"
+        f"{' (the same)' if chosen == shipped else ' (DIFFERENT: update config.py)'}.",
+    ]
 
     # 2. Every mode on the reported splits, with the chosen weight; the previous fusion and RRF beside it.
-    lines += ["", f"### Every mode, reported splits (w = {chosen})", "",
-              "| set (split, queries) | dense | lexical | hybrid | better side | hybrid - better | previous fusion | "
-              "RRF (k=60) | tuned w -> hybrid |", "|:--|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    lines += [
+        "",
+        f"### Every mode, reported splits (w = {chosen})",
+        "",
+        "| set (split, queries) | dense | lexical | hybrid | better side | hybrid - better | previous fusion | "
+        "RRF (k=60) | tuned w -> hybrid |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     gains = []
     for name, s in sets.items():
         split = SETS[name][1]
@@ -169,9 +194,11 @@ def main() -> None:
             w_set = max(WEIGHTS, key=lambda w: (sweep[w][name], -abs(w - 0.5)))
             tuned = f"{w_set:.1f} -> {s.ndcg(split, **base, fusion_weight=w_set):.4f}"
         gains.append(hybrid - better)
-        lines.append(f"| {name} ({split}, {len(s.splits[split][0])}) | {dense:.4f} | {lexical:.4f} | **{hybrid:.4f}** | "
-                     f"{better:.4f} | {hybrid - better:+.4f} | {previous_fusion(s, split):.4f} | {rrf(s, split):.4f} | "
-                     f"{tuned} |")
+        lines.append(
+            f"| {name} ({split}, {len(s.splits[split][0])}) | {dense:.4f} | {lexical:.4f} | **{hybrid:.4f}** | "
+            f"{better:.4f} | {hybrid - better:+.4f} | {previous_fusion(s, split):.4f} | {rrf(s, split):.4f} | "
+            f"{tuned} |"
+        )
     lines += ["", f"Mean hybrid - better side over the four: **{np.mean(gains):+.4f}**; worst {min(gains):+.4f}."]
 
     # 4. Latency: hybrid against dense, single queries, SciFact; search alone, and whole queries as `searcher
@@ -186,8 +213,9 @@ def main() -> None:
             for i in range(len(qids)):
                 for mode in timings:
                     t = time.perf_counter()
-                    s.searcher.search_vectors(None if mode == "lexical" else xq[i : i + 1], k=10, mode=mode,
-                                              texts=[texts[i]])
+                    s.searcher.search_vectors(
+                        None if mode == "lexical" else xq[i : i + 1], k=10, mode=mode, texts=[texts[i]]
+                    )
                     timings[mode].append(time.perf_counter() - t)
                 for mode in whole:
                     t = time.perf_counter()
@@ -196,13 +224,21 @@ def main() -> None:
         runtime = type(warm.encoder).__name__
     p = {m: percentiles_ms(v) for m, v in timings.items()}
     q = {m: percentiles_ms(v) for m, v in whole.items()}
-    lines += ["", "### Latency (SciFact test, single queries, k = 10, warm process)", "",
-              "| | p50 ms | p95 ms |", "|:--|--:|--:|",
-              *(f"| search only: {m} | {v['p50']:.2f} | {v['p95']:.2f} |" for m, v in p.items()),
-              *(f"| whole query (`Searcher.search`, {runtime}): {m} | {v['p50']:.2f} | {v['p95']:.2f} |"
-                for m, v in q.items()),
-              "", f"Hybrid / dense p50: **{q['hybrid']['p50'] / q['dense']['p50']:.2f}x** for a whole query, "
-              f"{p['hybrid']['p50'] / p['dense']['p50']:.2f}x for the search alone (query vectors embedded beforehand)."]
+    lines += [
+        "",
+        "### Latency (SciFact test, single queries, k = 10, warm process)",
+        "",
+        "| | p50 ms | p95 ms |",
+        "|:--|--:|--:|",
+        *(f"| search only: {m} | {v['p50']:.2f} | {v['p95']:.2f} |" for m, v in p.items()),
+        *(
+            f"| whole query (`Searcher.search`, {runtime}): {m} | {v['p50']:.2f} | {v['p95']:.2f} |"
+            for m, v in q.items()
+        ),
+        "",
+        f"Hybrid / dense p50: **{q['hybrid']['p50'] / q['dense']['p50']:.2f}x** for a whole query, "
+        f"{p['hybrid']['p50'] / p['dense']['p50']:.2f}x for the search alone (query vectors embedded beforehand).",
+    ]
     write_section("hybrid", f"Hybrid retrieval ({encoder.info.name})", "\n".join(lines))
 
 

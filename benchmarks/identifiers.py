@@ -6,8 +6,8 @@ installed package (click, by default). Identifiers are taken from the text searc
 markup does not count), with the same rules as the lexical index (lexical.identifiers): snake_case, camelCase and
 PascalCase, dotted names, --flags, error codes, versions. "Exactly one file": the identifier, matched whole and
 regardless of case (as search matches it), occurs in the indexed text of one file only (a dotted name's tail
-counts as an occurrence: `self.ctx.command_path` holds `ctx.command_path`). Each is searched with the defaults (hybrid, one hit
-per document, the bundled model) and must come first; the misses are listed.
+counts as an occurrence: `self.ctx.command_path` holds `ctx.command_path`). Each is searched with the defaults
+(hybrid, one hit per document, the bundled model) and must come first; the misses are listed.
 
     python benchmarks/identifiers.py [--package click]
 """
@@ -84,8 +84,11 @@ def check(tree: Path, label: str) -> tuple[str, list[str]]:
                 misses.append(f"`{name}` ({Path(source).name}; first: {Path(first).name if first else 'nothing'})")
         seconds = time.perf_counter() - start
     found = sum(c[0] for c in counts.values())
-    row = (f"| {label} | {len(names)} | {found} | " + ", ".join(f"{k} {c[0]}/{c[1]}" for k, c in sorted(counts.items()))
-           + f" | {1000 * seconds / max(len(names), 1):.1f} ms |")
+    row = (
+        f"| {label} | {len(names)} | {found} | "
+        + ", ".join(f"{k} {c[0]}/{c[1]}" for k, c in sorted(counts.items()))
+        + f" | {1000 * seconds / max(len(names), 1):.1f} ms |"
+    )
     return row, misses
 
 
@@ -94,8 +97,10 @@ def main() -> None:
     parser.add_argument("--package", default="click", help="an installed package whose .py files are the source tree")
     args = parser.parse_args()
     package = Path(importlib.import_module(args.package).__file__).parent
-    lines = ["| tree | identifiers in exactly one file | first | by kind (first / all) | per query |",
-             "|:--|--:|--:|:--|--:|"]
+    lines = [
+        "| tree | identifiers in exactly one file | first | by kind (first / all) | per query |",
+        "|:--|--:|--:|:--|--:|",
+    ]
     all_misses = []
     for tree, label in [(HERE.parent / "corpus", "corpus"), (package, f"{args.package} (.py)")]:
         row, misses = check(tree, label.split()[0])

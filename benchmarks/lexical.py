@@ -42,16 +42,21 @@ def folder_bytes(path: Path) -> int:
 
 def size_section() -> str:
     eval_root = CACHE
-    indexes = [p for p in eval_root.glob("scifact-*") if (p / "manifest.json").is_file()
-               and open_index(p).manifest.config.chunk_tokens is None]  # default chunking, not funnel.py's variant
+    indexes = [
+        p
+        for p in eval_root.glob("scifact-*")
+        if (p / "manifest.json").is_file() and open_index(p).manifest.config.chunk_tokens is None
+    ]  # default chunking, not funnel.py's variant
     if not indexes:
         return "No SciFact eval index under benchmarks/.cache: run benchmarks/hybrid.py first."
     index = open_index(indexes[0])
     lexical = index.path / "lexical"
     size, full = folder_bytes(lexical), (index.path / "full.npy").stat().st_size
-    return (f"SciFact ({len(index):,} chunks): lexical index {size / 1e6:.1f} MB, **{size / len(index):.0f} B per chunk** "
-            f"(full vectors: {full / len(index):.0f} B per chunk; chunks.jsonl: "
-            f"{(index.path / 'chunks.jsonl').stat().st_size / len(index):.0f} B per chunk).")
+    return (
+        f"SciFact ({len(index):,} chunks): lexical index {size / 1e6:.1f} MB, **{size / len(index):.0f} B per chunk** "
+        f"(full vectors: {full / len(index):.0f} B per chunk; chunks.jsonl: "
+        f"{(index.path / 'chunks.jsonl').stat().st_size / len(index):.0f} B per chunk)."
+    )
 
 
 def update_section() -> str:
@@ -102,11 +107,13 @@ def update_section() -> str:
     _write_lexical(Stub, "english", index, kept, [], np.empty(0, np.int64))
     incremental = time.perf_counter() - t
     shutil.rmtree(Stub.path)
-    return (f"{len(files):,} files ({report.documents:,} documents, {report.chunks:,} chunks), one file changed: "
-            f"`build_index` takes {min(times):.2f} s (best of 3: {', '.join(f'{x:.2f}' for x in times)}; "
-            f"{report.embedded} chunk embedded, {report.unchanged:,} files unchanged and not read). The lexical side "
-            f"of such an update (hard links, one delete, commit): **{incremental:.3f} s**, against {full_lexical:.1f} s "
-            "to tokenise and index every chunk again.")
+    return (
+        f"{len(files):,} files ({report.documents:,} documents, {report.chunks:,} chunks), one file changed: "
+        f"`build_index` takes {min(times):.2f} s (best of 3: {', '.join(f'{x:.2f}' for x in times)}; "
+        f"{report.embedded} chunk embedded, {report.unchanged:,} files unchanged and not read). The lexical side "
+        f"of such an update (hard links, one delete, commit): **{incremental:.3f} s**, against {full_lexical:.1f} s "
+        "to tokenise and index every chunk again."
+    )
 
 
 def build_synthetic(index_dir: Path, n: int, d: int) -> None:
@@ -132,21 +139,55 @@ def build_synthetic(index_dir: Path, n: int, d: int) -> None:
     ids = np.arange(n, dtype=np.int64)
     writer.write_ids(ids)
     writer.write_coarse(coarse_index(writer.full, ids, 64)[0])
-    writer.write_chunks(json.dumps({"id": i, "doc_id": f"d{i}", "title": "", "source": "synthetic", "start": 0,
-                                    "end": 0, "hash": "", "text": t}).encode() + b"\n" for i, t in enumerate(texts))
+    writer.write_chunks(
+        json.dumps(
+            {
+                "id": i,
+                "doc_id": f"d{i}",
+                "title": "",
+                "source": "synthetic",
+                "start": 0,
+                "end": 0,
+                "hash": "",
+                "text": t,
+            }
+        ).encode()
+        + b"\n"
+        for i, t in enumerate(texts)
+    )
     # 10,000 synthetic files of n / 10,000 chunks each, so that path filters can select 1% or 0.1% of them
     per = max(1, n // 10_000)
-    writer.write_files([FileEntry(f"/synthetic/{a // per:05d}.txt", "", 0, 0, 1, a, min(a + per, n))
-                        for a in range(0, n, per)])
+    writer.write_files(
+        [FileEntry(f"/synthetic/{a // per:05d}.txt", "", 0, 0, 1, a, min(a + per, n)) for a in range(0, n, per)]
+    )
     t = time.perf_counter()
     from searcher.chunking import Chunk
 
-    _write_lexical(writer, "english", None, np.empty(0, np.int64),
-                   [Chunk(f"d{i}", "", "synthetic", text, 0, 0) for i, text in enumerate(texts)], ids)
+    _write_lexical(
+        writer,
+        "english",
+        None,
+        np.empty(0, np.int64),
+        [Chunk(f"d{i}", "", "synthetic", text, 0, 0) for i, text in enumerate(texts)],
+        ids,
+    )
     (index_dir / "lexical-build-seconds").write_text(f"{time.perf_counter() - t:.1f}")
     info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
-    writer.publish(Manifest(1, now(), now(), IndexConfig(model="synthetic", projection="prefix"), info,
-                            Projection("prefix", "prefix", 64, n), n, n, n, n, ("synthetic",)))
+    writer.publish(
+        Manifest(
+            1,
+            now(),
+            now(),
+            IndexConfig(model="synthetic", projection="prefix"),
+            info,
+            Projection("prefix", "prefix", 64, n),
+            n,
+            n,
+            n,
+            n,
+            ("synthetic",),
+        )
+    )
 
 
 def scale_section(n: int, n_queries: int) -> str:
@@ -164,17 +205,19 @@ def scale_section(n: int, n_queries: int) -> str:
                     timings[mode].append(time.perf_counter() - t)
         p = {m: percentiles_ms(v) for m, v in timings.items()}
         lexical_bytes = folder_bytes(s.index.path / "lexical")
-    return "\n".join([
-        f"{n:,} synthetic chunks, 384 dims, {WORDS} words each; lexical index built in "
-        f"{(index_dir / 'lexical-build-seconds').read_text()} s, {lexical_bytes / n:.0f} B per chunk. {n_queries} "
-        "single queries, k = 10, search only:",
-        "",
-        "| mode | p50 ms | p95 ms |",
-        "|:--|--:|--:|",
-        *(f"| {m} | {v['p50']:.2f} | {v['p95']:.2f} |" for m, v in p.items()),
-        "",
-        f"Hybrid / dense p50: **{p['hybrid']['p50'] / p['dense']['p50']:.2f}x**.",
-    ])
+    return "\n".join(
+        [
+            f"{n:,} synthetic chunks, 384 dims, {WORDS} words each; lexical index built in "
+            f"{(index_dir / 'lexical-build-seconds').read_text()} s, {lexical_bytes / n:.0f} B per chunk. {n_queries} "
+            "single queries, k = 10, search only:",
+            "",
+            "| mode | p50 ms | p95 ms |",
+            "|:--|--:|--:|",
+            *(f"| {m} | {v['p50']:.2f} | {v['p95']:.2f} |" for m, v in p.items()),
+            "",
+            f"Hybrid / dense p50: **{p['hybrid']['p50'] / p['dense']['p50']:.2f}x**.",
+        ]
+    )
 
 
 def main() -> None:
@@ -182,11 +225,13 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1_000_000)
     parser.add_argument("--queries", type=int, default=200)
     args = parser.parse_args()
-    body = "\n\n".join([
-        "### Size\n\n" + size_section(),
-        "### A one-file update in a 10,000-file index\n\n" + update_section(),
-        f"### Hybrid at {args.chunks:,} synthetic chunks\n\n" + scale_section(args.chunks, args.queries),
-    ])
+    body = "\n\n".join(
+        [
+            "### Size\n\n" + size_section(),
+            "### A one-file update in a 10,000-file index\n\n" + update_section(),
+            f"### Hybrid at {args.chunks:,} synthetic chunks\n\n" + scale_section(args.chunks, args.queries),
+        ]
+    )
     write_section("lexical", "The lexical side: size, updates, scale", body)
 
 

@@ -81,13 +81,13 @@ def snippet_spans(snippet: str, words: list[tuple[str, int]]) -> list[tuple[int,
     """Every (first, last) line of the raw file where the snippet's text could lie: its first run of three words
     found there and its last, close together (a phrase may recur in a file); [] when it is not found at all."""
     wanted = [w.lower() for w in _WORDS.findall(snippet)]
-    runs = [tuple(wanted[i:i + 3]) for i in range(max(1, len(wanted) - 2))] if wanted else []
+    runs = [tuple(wanted[i : i + 3]) for i in range(max(1, len(wanted) - 2))] if wanted else []
     if not runs:
         return []
     width = len(runs[0])
     at: dict[tuple, list[tuple[int, int]]] = defaultdict(list)  # run -> [(line of its first word, of its last)]
     for i in range(len(words) - width + 1):
-        at[tuple(w for w, _ in words[i:i + width])].append((words[i][1], words[i + width - 1][1]))
+        at[tuple(w for w, _ in words[i : i + width])].append((words[i][1], words[i + width - 1][1]))
     found = [at[run] for run in runs if run in at]
     if not found:
         return []
@@ -98,10 +98,12 @@ def snippet_spans(snippet: str, words: list[tuple[str, int]]) -> list[tuple[int,
 def line_within(line: int, spans: list[tuple[int, int]], lines: list[str], markup: bool) -> bool:
     """Whether `line` lies in one of the spans, counting lines with no words (a blank line, a lone `>`) just
     before a span as its own (the snippet starts there; a word-based span cannot see them)."""
+
     def empty(number: int) -> bool:
         text = lines[number - 1] if 0 < number <= len(lines) else ""
         return not _WORDS.search(html.unescape(_TAG.sub(" ", text)) if markup else text) or (
-            markup and not _WORDS.search(re.sub(r"^[^<]*>|<[^>]*$", " ", text)))  # only a tag's end or start
+            markup and not _WORDS.search(re.sub(r"^[^<]*>|<[^>]*$", " ", text))
+        )  # only a tag's end or start
 
     return any(a <= line <= b or (line < a and all(empty(n) for n in range(line, a))) for a, b in spans)
 
@@ -115,15 +117,20 @@ def expected_heading(source: str, text: str, line: int) -> str | None:
     if suffix in (".md", ".markdown"):
         fenced = False
         last = None
-        for i, row in enumerate(lines[:line + 1]):  # one line past: the hit's line may be a setext title
+        for i, row in enumerate(lines[: line + 1]):  # one line past: the hit's line may be a setext title
             if row.lstrip().startswith(("```", "~~~")):
                 fenced = not fenced
             elif fenced:
                 continue
             elif i < line and (m := _ATX.match(row)):
                 last = m.group(2)
-            elif (i > 0 and re.fullmatch(r" {0,3}(=+|-+)\s*", row) and lines[i - 1].strip()
-                  and not _ATX.match(lines[i - 1]) and not lines[i - 1].lstrip().startswith(("-", "*", "|"))):
+            elif (
+                i > 0
+                and re.fullmatch(r" {0,3}(=+|-+)\s*", row)
+                and lines[i - 1].strip()
+                and not _ATX.match(lines[i - 1])
+                and not lines[i - 1].lstrip().startswith(("-", "*", "|"))
+            ):
                 last = lines[i - 1].strip()
         return last
     if suffix == ".rst":
@@ -132,7 +139,12 @@ def expected_heading(source: str, text: str, line: int) -> str | None:
             if i > line:
                 break
             title = lines[i - 1].strip()
-            if title and _RST_RULE.match(lines[i]) and len(lines[i].strip()) >= len(title) and not _RST_RULE.match(title):
+            if (
+                title
+                and _RST_RULE.match(lines[i])
+                and len(lines[i].strip()) >= len(title)
+                and not _RST_RULE.match(title)
+            ):
                 last = title
         return last
     if suffix in (".html", ".htm"):
@@ -149,8 +161,13 @@ def expected_heading(source: str, text: str, line: int) -> str | None:
             m = _DEF.match(row)
             if m and (len(m.group(1)) < indent or row is target):
                 return m.group(2)
-            if (m is None and row.strip() and len(row) - len(row.lstrip()) < indent and row is not target
-                    and not row.lstrip().startswith((")", "]", "}", "#"))):  # a signature's close, a comment
+            if (
+                m is None
+                and row.strip()
+                and len(row) - len(row.lstrip()) < indent
+                and row is not target
+                and not row.lstrip().startswith((")", "]", "}", "#"))
+            ):  # a signature's close, a comment
                 indent = len(row) - len(row.lstrip())
         return None
     return None
@@ -195,8 +212,9 @@ def check(tree: Path, label: str, files: list[Path] | None = None) -> dict:
         analyze = searcher.lexical.analyzer.analyze
         chunk_terms: dict[str, set[str]] = defaultdict(set)
         for record in searcher.index.iter_chunks():
-            chunk_terms[record["source"]] |= set(analyze(lexical_text(record["title"], record.get("heading", ""),
-                                                                      record["text"])))
+            chunk_terms[record["source"]] |= set(
+                analyze(lexical_text(record["title"], record.get("heading", ""), record["text"]))
+            )
         documents = len(chunk_terms)
         texts: dict[str, str] = {}
         for kind, query in queries_of(searcher):
@@ -231,8 +249,7 @@ def check(tree: Path, label: str, files: list[Path] | None = None) -> dict:
                         if line_within(hit.line, spans, clean.split("\n"), markup):
                             counts["line in snippet"] += 1
                         else:
-                            misses.append(f"line: `{query}` {Path(hit.source).name}:{hit.line} snippet at "
-                                          f"{spans[:3]}")
+                            misses.append(f"line: `{query}` {Path(hit.source).name}:{hit.line} snippet at {spans[:3]}")
                     want = expected_heading(hit.source, text, hit.line)
                     if want is not None:
                         counts["heading checked"] += 1
@@ -240,8 +257,9 @@ def check(tree: Path, label: str, files: list[Path] | None = None) -> dict:
                         if _plain(got) in {_plain(w) for w in want.split("\t")}:
                             counts["heading right"] += 1
                         else:
-                            misses.append(f"heading: `{query}` {Path(hit.source).name}:{hit.line} "
-                                          f"{got!r}, file says {want!r}")
+                            misses.append(
+                                f"heading: `{query}` {Path(hit.source).name}:{hit.line} {got!r}, file says {want!r}"
+                            )
             if kind == "identifier" or counts["paths queries"] < QUERIES_PER_KIND // 2:
                 every = searcher.search(query, documents, mode="lexical", per_doc=True)
                 listed = {p for h in every for p in (h.source, *h.duplicates)}
@@ -260,26 +278,38 @@ def main() -> None:
     parser.add_argument("--docs-files", type=int, default=200, help="how many of its files (the first by path)")
     parser.add_argument("--package", default="click", help="an installed package whose .py files are the source tree")
     args = parser.parse_args()
-    docs = sorted(p for p in args.docs.rglob("*") if p.is_file() and p.stat().st_size < 200_000
-                  and p.name.lower().endswith((".md", ".md.gz", ".html")))[:args.docs_files]
+    docs = sorted(
+        p
+        for p in args.docs.rglob("*")
+        if p.is_file() and p.stat().st_size < 200_000 and p.name.lower().endswith((".md", ".md.gz", ".html"))
+    )[: args.docs_files]
     package = Path(importlib.import_module(args.package).__file__).parent
-    results = [check(HERE.parent / "corpus", "corpus"), check(args.docs, "docs", docs),
-               check(package, args.package)]
+    results = [check(HERE.parent / "corpus", "corpus"), check(args.docs, "docs", docs), check(package, args.package)]
     pct = lambda a, b: f"{a}/{b} ({100 * a / b:.1f}%)" if b else "-"  # noqa: E731
-    lines = ["| tree | documents | queries (identifiers + questions) | hits | line within snippet | unverifiable | "
-             "heading right | snippet >= 40 chars | -k 10 gives min(10, matching) | paths = matching files |",
-             "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|"]
+    lines = [
+        "| tree | documents | queries (identifiers + questions) | hits | line within snippet | unverifiable | "
+        "heading right | snippet >= 40 chars | -k 10 gives min(10, matching) | paths = matching files |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     for r in results:
         c = r["counts"]
-        label = {"docs": f"{args.docs} ({len(docs)} .md/.md.gz/.html)", "corpus": "corpus/"}.get(r["label"],
-                                                                                                  f"{r['label']} (.py)")
-        lines.append(f"| {label} | {c['documents']} | {c['queries identifier']} + {c['queries question']} | "
-                     f"{c['hits']} | {pct(c['line in snippet'], c['line checked'])} | {c['line unverifiable']} | "
-                     f"{pct(c['heading right'], c['heading checked'])} | {pct(c['snippet ok'], c['hits'])} | "
-                     f"{pct(c['k met'], c['k queries'])} | {pct(c['paths exact'], c['paths queries'])} |")
+        label = {"docs": f"{args.docs} ({len(docs)} .md/.md.gz/.html)", "corpus": "corpus/"}.get(
+            r["label"], f"{r['label']} (.py)"
+        )
+        lines.append(
+            f"| {label} | {c['documents']} | {c['queries identifier']} + {c['queries question']} | "
+            f"{c['hits']} | {pct(c['line in snippet'], c['line checked'])} | {c['line unverifiable']} | "
+            f"{pct(c['heading right'], c['heading checked'])} | {pct(c['snippet ok'], c['hits'])} | "
+            f"{pct(c['k met'], c['k queries'])} | {pct(c['paths exact'], c['paths queries'])} |"
+        )
     misses = [f"{r['label']}: {m}" for r in results for m in r["misses"]]
-    lines += ["", f"Misses ({len(misses)}): " + ("; ".join(misses[:40]) if misses else "none")
-              + (" ..." if len(misses) > 40 else "") + "."]
+    lines += [
+        "",
+        f"Misses ({len(misses)}): "
+        + ("; ".join(misses[:40]) if misses else "none")
+        + (" ..." if len(misses) > 40 else "")
+        + ".",
+    ]
     write_section("places", "Hits point at the place (line, heading, snippet, k documents, paths)", "\n".join(lines))
 
 

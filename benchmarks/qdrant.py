@@ -41,11 +41,15 @@ def quality() -> str:
     rows = []
     results = {}
     for backend in ("local", "qdrant"):
-        config = IndexConfig() if backend == "local" else IndexConfig(
-            backend="qdrant", qdrant_path=str(CACHE / "scifact-edge-shard"))
+        config = (
+            IndexConfig()
+            if backend == "local"
+            else IndexConfig(backend="qdrant", qdrant_path=str(CACHE / "scifact-edge-shard"))
+        )
         index_dir = None if backend == "local" else CACHE / "scifact-edge"
-        report = evaluate(require_data("scifact"), split="test", config=config, root=CACHE, index_dir=index_dir,
-                          latency=False)
+        report = evaluate(
+            require_data("scifact"), split="test", config=config, root=CACHE, index_dir=index_dir, latency=False
+        )
         results[backend] = {mode: report.modes[mode]["ndcg@10"] for mode in report.modes}
         print(backend, results[backend], flush=True)
     for mode in results["local"]:
@@ -81,8 +85,13 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
     local = CACHE / f"qdrant-scale-{n}"
     scale.build(local, n, d)
     shard = CACHE / f"qdrant-scale-{n}-{quantization}-shard"
-    config = IndexConfig(model="synthetic", backend="qdrant", qdrant_path=str(shard), qdrant_quantization=quantization,
-                         full_storage="float32")
+    config = IndexConfig(
+        model="synthetic",
+        backend="qdrant",
+        qdrant_path=str(shard),
+        qdrant_quantization=quantization,
+        full_storage="float32",
+    )
     seconds = {}
     if not (shard / ".synced").exists():
         shutil.rmtree(shard, ignore_errors=True)
@@ -124,10 +133,18 @@ def latency_one(n: int, quantization: str, n_queries: int) -> dict:
     segments = store.shard.info().segments_count
     store.close()
     backend.close()
-    return {"n": n, "quantization": quantization, "edge_ms": percentiles_ms(times),
-            "faiss_ms": percentiles_ms(faiss_times), "agreement": agreement,
-            "shard_bytes_per_chunk": _dir_bytes(shard) / n, "rss_open_mb": opened - base, "rss_after_mb": after - base,
-            "sync_seconds": seconds.get("sync"), "segments": segments}
+    return {
+        "n": n,
+        "quantization": quantization,
+        "edge_ms": percentiles_ms(times),
+        "faiss_ms": percentiles_ms(faiss_times),
+        "agreement": agreement,
+        "shard_bytes_per_chunk": _dir_bytes(shard) / n,
+        "rss_open_mb": opened - base,
+        "rss_after_mb": after - base,
+        "sync_seconds": seconds.get("sync"),
+        "segments": segments,
+    }
 
 
 def _component(relative: Path) -> str:
@@ -157,17 +174,27 @@ def shard_bytes(sizes: list[int]) -> str:
     for c in order:
         lines.append(f"| {c} | " + " | ".join(f"{rows[n].get(c, 0) / n:,.1f}" for n in sizes) + " |")
     lines.append("| **total** | " + " | ".join(f"**{sum(rows[n].values()) / n:,.1f}**" for n in sizes) + " |")
-    return "\n".join(["Bytes per chunk on disk of the Edge shards the latency runs built (384 dims, synthetic chunks "
-                      "with empty text, no quantisation), by component: a segment's folders and files, and the "
-                      "write-ahead log (preallocated: a fixed cost the larger shard spreads thinner).", "", *lines])
+    return "\n".join(
+        [
+            "Bytes per chunk on disk of the Edge shards the latency runs built (384 dims, synthetic chunks "
+            "with empty text, no quantisation), by component: a segment's folders and files, and the "
+            "write-ahead log (preallocated: a fixed cost the larger shard spreads thinner).",
+            "",
+            *lines,
+        ]
+    )
 
 
 def latency(sizes: list[int], n_queries: int) -> str:
     rows = []
     for n in sizes:
         for quantization in QUANTIZATIONS:
-            out = subprocess.run([sys.executable, __file__, "--measure", str(n), quantization, str(n_queries)],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--measure", str(n), quantization, str(n_queries)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(r, flush=True)
             rows.append(
@@ -175,11 +202,17 @@ def latency(sizes: list[int], n_queries: int) -> str:
                 f"{r['faiss_ms']['p50']:.2f} / {r['faiss_ms']['p95']:.2f} | "
                 f"{r['edge_ms']['p50'] / r['faiss_ms']['p50']:.2f}x | {r['agreement']:.3f} | "
                 f"{r['shard_bytes_per_chunk']:,.0f} | {r['rss_open_mb']:,.0f} | "
-                f"{r['sync_seconds'] / 60 if r['sync_seconds'] else float('nan'):.1f} |")
-    return "\n".join([
-        "| chunks | coarse in Qdrant | Edge p50 / p95 ms | FAISS p50 / p95 ms | Edge / FAISS p50 | top-10 agreement "
-        "| shard bytes/chunk on disk | RSS to open (MB) | sync + optimize (min) |",
-        "|--:|:--|--:|--:|--:|--:|--:|--:|--:|", *rows])
+                f"{r['sync_seconds'] / 60 if r['sync_seconds'] else float('nan'):.1f} |"
+            )
+    return "\n".join(
+        [
+            "| chunks | coarse in Qdrant | Edge p50 / p95 ms | FAISS p50 / p95 ms | Edge / FAISS p50 | top-10 "
+            "agreement "
+            "| shard bytes/chunk on disk | RSS to open (MB) | sync + optimize (min) |",
+            "|--:|:--|--:|--:|--:|--:|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 def ray_throughput(n_texts: int) -> str:
@@ -187,8 +220,13 @@ def ray_throughput(n_texts: int) -> str:
     from searcher.encoder import Bf16Encoder, cpu_has_bf16, load_encoder
     from searcher.store import open_index
 
-    index = open_index(next(p for p in sorted(CACHE.glob("scifact-*")) if (p / "manifest.json").exists()
-                            and (p / "manifest.json").read_text().count("all-MiniLM-L6-v2")))
+    index = open_index(
+        next(
+            p
+            for p in sorted(CACHE.glob("scifact-*"))
+            if (p / "manifest.json").exists() and (p / "manifest.json").read_text().count("all-MiniLM-L6-v2")
+        )
+    )
     texts = [r["text"] for _, r in zip(range(n_texts), index.iter_chunks())]
     index.close()
     model = "sentence-transformers/all-MiniLM-L6-v2"
@@ -221,11 +259,20 @@ def ray_throughput(n_texts: int) -> str:
         cosines[name] = float(np.min(np.sum(x * reference, axis=1)))
         assert not ray.is_initialized()
     base = rates["local torch float32"]
-    rows = [f"| {name} | {rate:.1f} | {rate / base:.2f}x | {f'{cosines[name]:.6f}' if name in cosines else '-'} |"
-            for name, rate in rates.items()]
-    return "\n".join([f"{len(texts):,} SciFact chunks, bundled MiniLM, batch 32. Ray rates start once the actors have "
-                      "loaded the model; the ones marked so include the cluster's start and the model loads.", "",
-                      "| path | chunks/s | vs local float32 | min cosine to local float32 |", "|:--|--:|--:|--:|", *rows])
+    rows = [
+        f"| {name} | {rate:.1f} | {rate / base:.2f}x | {f'{cosines[name]:.6f}' if name in cosines else '-'} |"
+        for name, rate in rates.items()
+    ]
+    return "\n".join(
+        [
+            f"{len(texts):,} SciFact chunks, bundled MiniLM, batch 32. Ray rates start once the actors have "
+            "loaded the model; the ones marked so include the cluster's start and the model loads.",
+            "",
+            "| path | chunks/s | vs local float32 | min cosine to local float32 |",
+            "|:--|--:|--:|--:|",
+            *rows,
+        ]
+    )
 
 
 def main() -> None:
@@ -234,8 +281,11 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--ray-texts", type=int, default=2048)
     parser.add_argument("--skip", nargs="*", default=[])
-    parser.add_argument("--bytes", action="store_true",
-                        help="only the shards' bytes per chunk by component (RESULTS.md section qdrant-bytes)")
+    parser.add_argument(
+        "--bytes",
+        action="store_true",
+        help="only the shards' bytes per chunk by component (RESULTS.md section qdrant-bytes)",
+    )
     parser.add_argument("--measure", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -247,15 +297,22 @@ def main() -> None:
         return
     parts = []
     if "quality" not in args.skip:
-        parts += ["SciFact test, nDCG@10 (bundled MiniLM, int8 full vectors locally; Qdrant gets them decoded):", "",
-                  quality()]
+        parts += [
+            "SciFact test, nDCG@10 (bundled MiniLM, int8 full vectors locally; Qdrant gets them decoded):",
+            "",
+            quality(),
+        ]
     if "latency" not in args.skip:
-        parts += ["", f"Single queries, {args.queries} per row, k=10, shortlist {DEFAULT_SHORTLIST}, 384 dims, "
-                  "synthetic (scale.py), both through searcher's query path, warm (each query run once before "
-                  "timing); the shard after optimize(), `full` on disk (Memory.Cold), `coarse` cached; FAISS: "
-                  "the local backend's flat index below 200k chunks, IVF from there (coarse.py). RSS: the "
-                  "process's resident memory after opening the shard:", "",
-                  latency(args.sizes, args.queries)]
+        parts += [
+            "",
+            f"Single queries, {args.queries} per row, k=10, shortlist {DEFAULT_SHORTLIST}, 384 dims, "
+            "synthetic (scale.py), both through searcher's query path, warm (each query run once before "
+            "timing); the shard after optimize(), `full` on disk (Memory.Cold), `coarse` cached; FAISS: "
+            "the local backend's flat index below 200k chunks, IVF from there (coarse.py). RSS: the "
+            "process's resident memory after opening the shard:",
+            "",
+            latency(args.sizes, args.queries),
+        ]
     if parts:
         write_section("qdrant", "Qdrant Edge backend", "\n".join(parts))
     if "ray" not in args.skip:

@@ -30,8 +30,12 @@ from searcher.evaluate import evaluate
 from searcher.metrics import ir_metrics, load_beir
 
 TUNING = {"scifact": ["train"], "aie5-simonw-llms": ["train", "dev"]}
-REPORTED = {"scifact": "test", "aie5-simonw-llms": "test", "dmiai2025-emergency-rag-statpearls": "train",
-            "msmarco-5k": "test"}
+REPORTED = {
+    "scifact": "test",
+    "aie5-simonw-llms": "test",
+    "dmiai2025-emergency-rag-statpearls": "train",
+    "msmarco-5k": "test",
+}
 MODES = ("dense", "lexical", "hybrid")
 K = 10
 
@@ -41,12 +45,20 @@ def bm25s_ndcg(name: str, split: str) -> float:
     import Stemmer
 
     data = load_beir(require_data(name), split)
-    records = [json.loads(line) for line in open(data.corpus, encoding="utf-8") if line.strip()]
+    with open(data.corpus, encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
     ids = [str(r["_id"]) for r in records]
     stemmer = Stemmer.Stemmer("english")
     retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([f"{r.get('title') or ''}\n{r['text']}" for r in records], stopwords="en",
-                                   stemmer=stemmer, show_progress=False), show_progress=False)
+    retriever.index(
+        bm25s.tokenize(
+            [f"{r.get('title') or ''}\n{r['text']}" for r in records],
+            stopwords="en",
+            stemmer=stemmer,
+            show_progress=False,
+        ),
+        show_progress=False,
+    )
     qids = list(data.queries)
     tokens = bm25s.tokenize([data.queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False)
     found, scores = retriever.retrieve(tokens, k=min(100, len(ids)), show_progress=False)
@@ -66,13 +78,18 @@ def run(searcher: Searcher, queries: dict[str, str], mode: str):
 
 
 def ndcg(results, qrels) -> float:
-    return ir_metrics({q: [(h.doc_id, -r) for r, h in enumerate(hits)] for q, hits in results.items()}, qrels)["ndcg@10"]
+    return ir_metrics({q: [(h.doc_id, -r) for r, h in enumerate(hits)] for q, hits in results.items()}, qrels)[
+        "ndcg@10"
+    ]
 
 
 def features(results, qrels):
     """(cosine, coverage, label) of every hit."""
-    rows = [(_num(h.cosine), _num(h.coverage), float(h.doc_id in qrels.get(q, {}))) for q, hits in results.items()
-            for h in hits]
+    rows = [
+        (_num(h.cosine), _num(h.coverage), float(h.doc_id in qrels.get(q, {})))
+        for q, hits in results.items()
+        for h in hits
+    ]
     return np.array(rows, np.float64).reshape(-1, 3)
 
 
@@ -135,17 +152,23 @@ def main() -> None:
     if args.fit:
         print("fitted on the tuning splits:", fitted)
     threshold = {m: float(np.quantile(own_top[m], 0.005)) for m in MODES}
-    lines = ["Coefficients (b0, b_cosine, b_coverage) fitted on the tuning splits (this run): "
-             + "; ".join(f"{m} {fitted[m]}" for m in MODES) + ". searcher ships: "
-             + "; ".join(f"{m} {calibration.COEFFICIENTS[m]}" for m in MODES)
-             + f"; no match below {calibration.NO_MATCH}. The largest threshold flagging under 0.5% of the tuning "
-             "queries against their own index, this run: "
-             + ", ".join(f"{m} {threshold[m]:.3f}" for m in MODES) + ".", ""]
+    lines = [
+        "Coefficients (b0, b_cosine, b_coverage) fitted on the tuning splits (this run): "
+        + "; ".join(f"{m} {fitted[m]}" for m in MODES)
+        + ". searcher ships: "
+        + "; ".join(f"{m} {calibration.COEFFICIENTS[m]}" for m in MODES)
+        + f"; no match below {calibration.NO_MATCH}. The largest threshold flagging under 0.5% of the tuning "
+        "queries against their own index, this run: " + ", ".join(f"{m} {threshold[m]:.3f}" for m in MODES) + ".",
+        "",
+    ]
 
     # --- reported: every mode, bm25s ---------------------------------------------------------------------------
-    lines += ["### Every mode on the reported splits (nDCG@10)", "",
-              "| set (split, queries) | bm25s | lexical | lexical - bm25s | dense | hybrid | better side | "
-              "hybrid - better |", "|:--|--:|--:|--:|--:|--:|--:|--:|"]
+    lines += [
+        "### Every mode on the reported splits (nDCG@10)",
+        "",
+        "| set (split, queries) | bm25s | lexical | lexical - bm25s | dense | hybrid | better side | hybrid - better |",
+        "|:--|--:|--:|--:|--:|--:|--:|--:|",
+    ]
     reported, gaps = {}, []
     for name, split in REPORTED.items():
         data = load_beir(require_data(name), split)
@@ -154,29 +177,43 @@ def main() -> None:
         ref = bm25s_ndcg(name, split)
         better = max(s["dense"], s["lexical"])
         gaps.append(s["hybrid"] - better)
-        lines.append(f"| {name} ({split}, {len(data.queries)}) | {ref:.4f} | {s['lexical']:.4f} | "
-                     f"{s['lexical'] - ref:+.4f} | {s['dense']:.4f} | **{s['hybrid']:.4f}** | {better:.4f} | "
-                     f"{s['hybrid'] - better:+.4f} |")
+        lines.append(
+            f"| {name} ({split}, {len(data.queries)}) | {ref:.4f} | {s['lexical']:.4f} | "
+            f"{s['lexical'] - ref:+.4f} | {s['dense']:.4f} | **{s['hybrid']:.4f}** | {better:.4f} | "
+            f"{s['hybrid'] - better:+.4f} |"
+        )
     lines += ["", f"Mean hybrid - better side: **{np.mean(gaps):+.4f}**; worst: {min(gaps):+.4f}.", ""]
 
     # --- reliability on the reported splits -------------------------------------------------------------------
-    lines += ["### Reliability of the score (reported splits, every hit of the top 10)", "",
-              "| mode | predicted | hits | observed relevant |", "|:--|:--|--:|--:|"]
+    lines += [
+        "### Reliability of the score (reported splits, every hit of the top 10)",
+        "",
+        "| mode | predicted | hits | observed relevant |",
+        "|:--|:--|--:|--:|",
+    ]
     for mode in MODES:
         f = np.vstack([features(reported[n][1][mode], reported[n][0].qrels) for n in REPORTED])
         raw = calibration.probability(mode, np.nan_to_num(f[:, 0]), np.nan_to_num(f[:, 1]))
         for lo, hi in [(0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.01)]:
             sel = (raw >= lo) & (raw < hi)
             if sel.any():
-                lines.append(f"| {mode} | {lo:.1f}-{min(hi, 1):.1f} (mean {raw[sel].mean():.2f}) | {sel.sum()} | "
-                             f"{f[sel, 2].mean():.2f} |")
+                lines.append(
+                    f"| {mode} | {lo:.1f}-{min(hi, 1):.1f} (mean {raw[sel].mean():.2f}) | {sel.sum()} | "
+                    f"{f[sel, 2].mean():.2f} |"
+                )
     lines.append("")
 
     # --- no match: own queries and off-topic ones ---------------------------------------------------------------
-    lines += ["### No match: own queries against off-topic ones (reported splits)", "",
-              "Share of queries answered `no match` (best hit below calibration.NO_MATCH of its mode). Rows: the index; columns: "
-              "whose queries.", "",
-              "| index \\ queries | mode | " + " | ".join(REPORTED) + " |", "|:--|:--|" + "--:|" * len(REPORTED)]
+    lines += [
+        "### No match: own queries against off-topic ones (reported splits)",
+        "",
+        "Share of queries answered `no match` (best hit below calibration.NO_MATCH of its mode). Rows: the index; "
+        "columns: "
+        "whose queries.",
+        "",
+        "| index \\ queries | mode | " + " | ".join(REPORTED) + " |",
+        "|:--|:--|" + "--:|" * len(REPORTED),
+    ]
     for index_name in REPORTED:
         for mode in MODES:
             cells = []
@@ -186,8 +223,10 @@ def main() -> None:
                 else:
                     results = run(searchers[index_name], reported[query_set][0].queries, mode)
                 flagged = np.mean([hits.no_match for hits in results.values()])
-                cells.append(f"{'**' if query_set == index_name else ''}{100 * flagged:.1f}%"
-                             f"{'**' if query_set == index_name else ''}")
+                cells.append(
+                    f"{'**' if query_set == index_name else ''}{100 * flagged:.1f}%"
+                    f"{'**' if query_set == index_name else ''}"
+                )
             lines.append(f"| {index_name} | {mode} | " + " | ".join(cells) + " |")
     write_section("relevance", "Search quality and calibrated scores on the shared sets", "\n".join(lines))
 

@@ -63,7 +63,9 @@ def build(index_dir: Path, n: int, d: int) -> None:
     # Queries: noisy copies of stored vectors, saved beside the index so measuring never touches full.npy.
     rows = np.sort(rng.integers(0, n, 1000))
     noise = 0.3 * rng.standard_normal((len(rows), d), dtype=np.float32) * spectrum(d)
-    np.save(index_dir / "queries.npy", normalize_rows(np.asarray(writer.full[rows]) + noise)[rng.permutation(len(rows))])
+    np.save(
+        index_dir / "queries.npy", normalize_rows(np.asarray(writer.full[rows]) + noise)[rng.permutation(len(rows))]
+    )
     ids = np.arange(n, dtype=np.int64)
     writer.write_ids(ids)
     coarse, coarse_record = coarse_index(writer.full, ids, 64)  # flat, or an IVF from coarse.IVF_MIN_CHUNKS
@@ -75,8 +77,22 @@ def build(index_dir: Path, n: int, d: int) -> None:
     writer.write_files([FileEntry("synthetic", "", 0, 0, n, 0, n)])
     info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
     config = IndexConfig(model="synthetic", projection="prefix", full_storage="float32")  # full.npy as written
-    writer.publish(Manifest(1, now(), now(), config, info, Projection("prefix", "prefix", 64, n), n, n, n, n,
-                            ("synthetic",), coarse=coarse_record))
+    writer.publish(
+        Manifest(
+            1,
+            now(),
+            now(),
+            config,
+            info,
+            Projection("prefix", "prefix", 64, n),
+            n,
+            n,
+            n,
+            n,
+            ("synthetic",),
+            coarse=coarse_record,
+        )
+    )
 
 
 def memory() -> dict[str, int]:
@@ -204,8 +220,12 @@ def main() -> None:
         for n in args.sizes:
             index_dir = CACHE / f"scale-{d}-{n}"
             build(index_dir, n, d)
-            out = subprocess.run([sys.executable, __file__, "--measure", str(index_dir), "--queries", str(args.queries)],
-                                 check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--measure", str(index_dir), "--queries", str(args.queries)],
+                check=True,
+                capture_output=True,
+                text=True,
+            )
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(results[-1], file=sys.stderr)
     write_section("scale", "Scale (synthetic Matryoshka-like vectors)", report(results, args.queries))
@@ -217,7 +237,8 @@ def report(results: list[dict], n_queries: int) -> str:
         f"shortlist {DEFAULT_SHORTLIST}. Latency in ms; batched = per query in batches of {BATCH}. Exact = faiss "
         "IndexFlatIP with every full vector in RAM. Coarse RAM = resident memory added by opening the index.",
         "",
-        "| dim | chunks | two-stage p50 / p95 | exact p50 / p95 | two-stage / exact (p50) | batched two-stage | batched exact "
+        "| dim | chunks | two-stage p50 / p95 | exact p50 / p95 | two-stage / exact (p50) | batched two-stage | "
+        "batched exact "
         "| coarse RAM B/chunk | full.npy mapped / read from disk, cold, after all queries | top-10 agreement |",
         "|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]

@@ -64,8 +64,10 @@ def id_blocks(n: int, d: int):
     """Every block of the synthetic vectors with its ids (rows), regenerated one at a time: the exact search's
     database, 41 GB at 10M x 1024 were it stored."""
     centres = centres_for(d)
-    return ((block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
-            for b in range((n + BLOCK - 1) // BLOCK))
+    return (
+        (block(d, b, n, centres), np.arange(b * BLOCK, min((b + 1) * BLOCK, n), dtype=np.int64))
+        for b in range((n + BLOCK - 1) // BLOCK)
+    )
 
 
 def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
@@ -88,12 +90,15 @@ def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
         train = np.concatenate([coarse_vectors(block(d, b, n, centres), 64) for b in range(0, blocks, stride)])
         train = train[np.random.default_rng(0).permutation(len(train))[: coarse.TRAIN_PER_CELL * nlist]]
         index = coarse.new_ivf(np.ascontiguousarray(train), nlist)
-        record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.default_nprobe(int(index.nlist)),
-                  "trained_at": n}
+        record = {
+            "kind": "ivf",
+            "nlist": int(index.nlist),
+            "nprobe": coarse.default_nprobe(int(index.nlist)),
+            "trained_at": n,
+        }
     else:
         index, record = coarse.new_flat(64), {"kind": "flat"}
-    codes = np.lib.format.open_memmap(gen / vectors.FILES[storage], mode="w+", dtype=np.uint8,
-                                      shape=(n, d + head))
+    codes = np.lib.format.open_memmap(gen / vectors.FILES[storage], mode="w+", dtype=np.uint8, shape=(n, d + head))
     rng = np.random.default_rng(7)
     query_rows = np.sort(rng.choice(n, N_QUERIES, replace=False))
     queries = []
@@ -116,8 +121,11 @@ def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
     pos = 0
     with open(gen / "chunks.jsonl", "wb") as f:
         for a in range(0, n, BLOCK):
-            lines = [b'{"id":%d,"doc_id":"d%d","title":"","source":"synthetic","start":0,"end":0,"hash":"",'
-                     b'"text":""}\n' % (i, i) for i in range(a, min(a + BLOCK, n))]
+            lines = [
+                b'{"id":%d,"doc_id":"d%d","title":"","source":"synthetic","start":0,"end":0,"hash":"",'
+                b'"text":""}\n' % (i, i)
+                for i in range(a, min(a + BLOCK, n))
+            ]
             sizes = np.fromiter((len(line) for line in lines), np.int64, len(lines))
             offsets[a : a + len(lines)] = pos + np.concatenate([[0], np.cumsum(sizes)[:-1]])
             pos += int(sizes.sum())
@@ -128,8 +136,21 @@ def build(index_dir: Path, n: int, d: int, kind: str, storage: str) -> float:
         f.write(FileEntry("synthetic", "", 0, 0, n, 0, n).to_json() + b"\n")
     info = ModelInfo("synthetic", d, 512, "", "", (d, 64), ())
     config = IndexConfig(model="synthetic", projection="prefix", full_storage=storage, coarse_index=kind)
-    manifest = Manifest(1, now(), now(), config, info, Projection("prefix", "prefix", 64, n), n, n, n, n,
-                        ("synthetic",), full_fitted=n, coarse=record)
+    manifest = Manifest(
+        1,
+        now(),
+        now(),
+        config,
+        info,
+        Projection("prefix", "prefix", 64, n),
+        n,
+        n,
+        n,
+        n,
+        ("synthetic",),
+        full_fitted=n,
+        coarse=record,
+    )
     (index_dir / MANIFEST).write_bytes(orjson.dumps(manifest.to_dict()))
     seconds = time.perf_counter() - started
     (index_dir / "build.json").write_text(json.dumps({"seconds": seconds}))
@@ -218,15 +239,20 @@ def threads(n: int, d: int) -> list[str]:
     rows_out = []
     for nprobe in (coarse.NPROBE, coarse.default_nprobe(s.manifest.coarse["nlist"])):
         one, both = one_thread_and_searchers(
-            lambda i: coarse.search(backend._coarse, x[i : i + 1], 1000, None, nprobe), len(x), coarse,
-            "PARALLEL_SCAN_CODES")
-        rows_out.append(f"| coarse scan, nprobe {nprobe}, 1,000 candidates | {one:.2f} | {both:.2f} | "
-                        f"{one / both:.2f}x |")
+            lambda i, nprobe=nprobe: coarse.search(backend._coarse, x[i : i + 1], 1000, None, nprobe),
+            len(x),
+            coarse,
+            "PARALLEL_SCAN_CODES",
+        )
+        rows_out.append(
+            f"| coarse scan, nprobe {nprobe}, 1,000 candidates | {one:.2f} | {both:.2f} | {one / both:.2f}x |"
+        )
         print(rows_out[-1], flush=True)
     rng = np.random.default_rng(3)
     fresh = iter([np.sort(rng.choice(n, 2000, replace=False)) for _ in range(2 * len(x))])  # rows never read
-    one, both = one_thread_and_searchers(lambda i: backend._scores(next(fresh), xq[0]), len(x), local,
-                                         "SPLIT_RERANK_ROWS")  # before: page faults, as in a query
+    one, both = one_thread_and_searchers(
+        lambda i: backend._scores(next(fresh), xq[0]), len(x), local, "SPLIT_RERANK_ROWS"
+    )  # before: page faults, as in a query
     rows_out.append(f"| rerank of 2,000 rows not read before | {one:.2f} | {both:.2f} | {one / both:.2f}x |")
     print(rows_out[-1], flush=True)
     return rows_out
@@ -258,8 +284,12 @@ def measure(index_dir: Path) -> dict:
     s = Searcher(index_dir)
     opened = memory()
     n = len(s.index)
-    out = {"n": n, "coarse_ram_bytes_per_chunk": (opened["RssAnon"] - base["RssAnon"]) / n,
-           "full_disk_bytes_per_chunk": codes_path.stat().st_size / n, "shortlists": {}}
+    out = {
+        "n": n,
+        "coarse_ram_bytes_per_chunk": (opened["RssAnon"] - base["RssAnon"]) / n,
+        "full_disk_bytes_per_chunk": codes_path.stat().st_size / n,
+        "shortlists": {},
+    }
     nprobes = NPROBES if s.manifest.coarse["kind"] == "ivf" else (None,)
     for nprobe, shortlist in ((p, sl) for p in nprobes for sl in SHORTLISTS):
         if nprobe == "default":
@@ -277,7 +307,9 @@ def measure(index_dir: Path) -> dict:
             found.append(I[0])
         agreement = top10_agreement(found, truth)
         out["shortlists"][f"{shortlist}" if nprobe is None else f"{shortlist}, nprobe {nprobe}"] = {
-            "ms": percentiles_ms(times), "agreement": agreement}
+            "ms": percentiles_ms(times),
+            "agreement": agreement,
+        }
     out["ceiling"] = None
     if n <= 1_000_000:
         _, I = s.search_vectors(xq, k=10, mode="full")
@@ -304,27 +336,38 @@ def main() -> None:
         return
     if args.threads:
         rows = [r for d in args.dims for n in args.sizes for r in threads(n, d)]
-        lines = ["Single queries on the mixed IVF index (p50 of 200, alternating): a coarse scan of 100k+ codes runs "
-                 "on every core split by inverted list (coarse.PARALLEL_SCAN_CODES), a rerank of 1,000+ rows is split "
-                 "over a thread pool (backends/local.SPLIT_RERANK_ROWS); against the same work on one thread.", "",
-                 "| work | one thread ms | as searcher runs it ms | speed-up |", "|:--|--:|--:|--:|", *rows]
+        lines = [
+            "Single queries on the mixed IVF index (p50 of 200, alternating): a coarse scan of 100k+ codes runs "
+            "on every core split by inverted list (coarse.PARALLEL_SCAN_CODES), a rerank of 1,000+ rows is split "
+            "over a thread pool (backends/local.SPLIT_RERANK_ROWS); against the same work on one thread.",
+            "",
+            "| work | one thread ms | as searcher runs it ms | speed-up |",
+            "|:--|--:|--:|--:|",
+            *rows,
+        ]
         write_section("scale-quantized-threads", "Ten million chunks: both cores for one query", "\n".join(lines))
         return
     if args.validate:
         rows = [r for d in args.dims for n in args.sizes for r in validate(n, d)]
-        lines = ["Validation queries (200 noisy copies of other stored vectors, another seed than the benchmark's) on "
-                 "the mixed IVF index: top-10 agreement with exact float32 search for each nprobe and shortlist. "
-                 "coarse.NPROBE_SHARE was chosen here, the least share of the cells that clears 0.97 at a "
-                 "shortlist of 2,000 with some margin; the ten-million-chunks section reports with the benchmark's "
-                 "own queries.",
-                 "", "| chunks | dims | nprobe (share of cells) | " + " | ".join(f"shortlist {k}" for k in SHORTLISTS)
-                 + " |", "|--:|--:|--:|" + "--:|" * len(SHORTLISTS), *rows]
-        write_section("scale-quantized-validation", "Ten million chunks: choosing nprobe on validation queries",
-                      "\n".join(lines))
+        lines = [
+            "Validation queries (200 noisy copies of other stored vectors, another seed than the benchmark's) on "
+            "the mixed IVF index: top-10 agreement with exact float32 search for each nprobe and shortlist. "
+            "coarse.NPROBE_SHARE was chosen here, the least share of the cells that clears 0.97 at a "
+            "shortlist of 2,000 with some margin; the ten-million-chunks section reports with the benchmark's "
+            "own queries.",
+            "",
+            "| chunks | dims | nprobe (share of cells) | " + " | ".join(f"shortlist {k}" for k in SHORTLISTS) + " |",
+            "|--:|--:|--:|" + "--:|" * len(SHORTLISTS),
+            *rows,
+        ]
+        write_section(
+            "scale-quantized-validation", "Ten million chunks: choosing nprobe on validation queries", "\n".join(lines)
+        )
         return
     rows, points, ceilings = [], [], []
-    for d, n, kind, storage in ((d, n, kind, storage) for d in args.dims for n in args.sizes for kind in args.kinds
-                                for storage in args.storage):
+    for d, n, kind, storage in (
+        (d, n, kind, storage) for d in args.dims for n in args.sizes for kind in args.kinds for storage in args.storage
+    ):
         if kind == "flat" and n > 1_000_000:
             continue  # 256 B/chunk of RAM and a 10M-row scan per query: measured up to 1M only
         if storage != "mixed" and n > 1_000_000:
@@ -332,36 +375,50 @@ def main() -> None:
         index_dir = index_path(storage, kind, d, n)
         seconds = build(index_dir, n, d, kind, storage)
         exact_truth(index_dir, n, d)
-        out = subprocess.run([sys.executable, __file__, "--measure", str(index_dir)], check=True,
-                             capture_output=True, text=True, cwd=HERE)
+        out = subprocess.run(
+            [sys.executable, __file__, "--measure", str(index_dir)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=HERE,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         if r.get("ceiling") is not None and kind == "flat":
             ceilings.append(f"{storage} {r['ceiling']:.3f} ({n:,} x {d})")
         for shortlist, m in r["shortlists"].items():
             ms = m["ms"]
-            rows.append(f"| {n:,} | {d} | {storage} | {kind} | {shortlist} | {seconds:.0f} | "
-                        f"{r['coarse_ram_bytes_per_chunk']:.0f} | {r['full_disk_bytes_per_chunk']:.0f} | "
-                        f"{ms['p50']:.2f} | {ms['p95']:.2f} | {m['agreement']:.3f} |")
+            rows.append(
+                f"| {n:,} | {d} | {storage} | {kind} | {shortlist} | {seconds:.0f} | "
+                f"{r['coarse_ram_bytes_per_chunk']:.0f} | {r['full_disk_bytes_per_chunk']:.0f} | "
+                f"{ms['p50']:.2f} | {ms['p95']:.2f} | {m['agreement']:.3f} |"
+            )
             if storage == args.storage[0]:
                 points.append((f"{kind}, shortlist {shortlist}", d, n, ms["p50"], ms["p95"]))
             print(rows[-1], flush=True)
     plot(points)
-    lines = ["Synthetic Matryoshka-like vectors; full vectors as `mixed` (the default: the 64 coarse dims float16, the "
-             "rest int8) or `int8` (every dim int8, FAISS 8-bit scalar quantizer); "
-             f"{N_QUERIES} single queries, k = 10; IVF nprobe {coarse.NPROBE} and, where more, the default for the "
-             f"index's cells ({coarse.NPROBE_SHARE:.0%} of them, coarse.default_nprobe; coarse.nprobe_for raises it "
-             "for a long shortlist); a scan of 100k+ codes runs on both cores (coarse.PARALLEL_SCAN_CODES); agreement "
-             "= share of the exact float32 full-dim top 10 kept (exact search over the regenerated float32 originals). "
-             "Flat and int8 are measured up to 1M chunks (flat would hold 2.6 GB of RAM at 10M and scan it all; "
-             "int8's agreement at 10M was 0.924 / 0.938 at most, 384 / 1024 dims, in the 2026-11-30 run, and its "
-             "ceiling falls with size). Ceiling = agreement of an exhaustive "
-             "search over the stored vectors (up to 1M chunks): what the storage type alone allows. Each index's full "
-             "vectors are read into the page cache before it is measured (this VM's kdamond pages out file pages "
-             "untouched for a minute; an index idle that long reads its shortlisted rows from disk).", "",
-             "| chunks | dims | storage | coarse | shortlist | build s | coarse RAM B/chunk | full vectors B/chunk "
-             "on disk | p50 ms | p95 ms | top-10 agreement |", "|--:|--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|", *rows,
-             "", "Ceilings: " + "; ".join(ceilings) + ".", "",
-             "![latency against index size](scale_quantized.png)"]
+    lines = [
+        "Synthetic Matryoshka-like vectors; full vectors as `mixed` (the default: the 64 coarse dims float16, the "
+        "rest int8) or `int8` (every dim int8, FAISS 8-bit scalar quantizer); "
+        f"{N_QUERIES} single queries, k = 10; IVF nprobe {coarse.NPROBE} and, where more, the default for the "
+        f"index's cells ({coarse.NPROBE_SHARE:.0%} of them, coarse.default_nprobe; coarse.nprobe_for raises it "
+        "for a long shortlist); a scan of 100k+ codes runs on both cores (coarse.PARALLEL_SCAN_CODES); agreement "
+        "= share of the exact float32 full-dim top 10 kept (exact search over the regenerated float32 originals). "
+        "Flat and int8 are measured up to 1M chunks (flat would hold 2.6 GB of RAM at 10M and scan it all; "
+        "int8's agreement at 10M was 0.924 / 0.938 at most, 384 / 1024 dims, in the 2026-11-30 run, and its "
+        "ceiling falls with size). Ceiling = agreement of an exhaustive "
+        "search over the stored vectors (up to 1M chunks): what the storage type alone allows. Each index's full "
+        "vectors are read into the page cache before it is measured (this VM's kdamond pages out file pages "
+        "untouched for a minute; an index idle that long reads its shortlisted rows from disk).",
+        "",
+        "| chunks | dims | storage | coarse | shortlist | build s | coarse RAM B/chunk | full vectors B/chunk "
+        "on disk | p50 ms | p95 ms | top-10 agreement |",
+        "|--:|--:|:--|:--|--:|--:|--:|--:|--:|--:|--:|",
+        *rows,
+        "",
+        "Ceilings: " + "; ".join(ceilings) + ".",
+        "",
+        "![latency against index size](scale_quantized.png)",
+    ]
     write_section("scale-quantized", "Ten million chunks: quantized full vectors, IVF coarse index", "\n".join(lines))
 
 

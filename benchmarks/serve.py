@@ -39,9 +39,23 @@ def free_port() -> int:
 def start_server(port: int) -> subprocess.Popen:
     import httpx
 
-    process = subprocess.Popen([sys.executable, "-m", "searcher", "serve", "--index", str(INDEX), "--port", str(port),
-                                "--stop-after", str(STOP_AFTER)], stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "SEARCHER_HOME": str(CACHE / "serve-home")})
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "searcher",
+            "serve",
+            "--index",
+            str(INDEX),
+            "--port",
+            str(port),
+            "--stop-after",
+            str(STOP_AFTER),
+        ],
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SEARCHER_HOME": str(CACHE / "serve-home")},
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -82,8 +96,13 @@ async def load(url: str, queries: list[str], clients: int, seconds: float) -> di
         await asyncio.gather(*(client(n, http) for n in range(clients)))
     elapsed = time.perf_counter() - started
     ms = np.array(latencies) * 1000
-    return {"requests": len(latencies), "rps": len(latencies) / elapsed, "p50": float(np.percentile(ms, 50)),
-            "p99": float(np.percentile(ms, 99)), "errors": errors}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / elapsed,
+        "p50": float(np.percentile(ms, 50)),
+        "p99": float(np.percentile(ms, 99)),
+        "errors": errors,
+    }
 
 
 def in_process_rate(queries: list[str]) -> float:
@@ -108,17 +127,23 @@ def main() -> None:
     try:
         for clients in (8, 32):
             r = asyncio.run(load(f"http://127.0.0.1:{port}", queries, clients, args.seconds))
-            rows.append(f"| {clients} | {r['requests']:,} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
-                        f"{r['errors']} | {r['rps'] / rate:.2f} |")
+            rows.append(
+                f"| {clients} | {r['requests']:,} | {r['rps']:.0f} | {r['p50']:.1f} | {r['p99']:.1f} | "
+                f"{r['errors']} | {r['rps'] / rate:.2f} |"
+            )
             print(rows[-1], flush=True)
     finally:
         server.terminate()
         server.wait(timeout=30)
-    lines = [f"SciFact (5,183 documents in 9,979 chunks), bundled MiniLM through its ONNX export; GET /search, hybrid, "
-             f"k = 10, one hit per document; {args.seconds:.0f} s per row. In-process Searcher.search_batch over the "
-             f"300 test queries, same options, same run: {rate:.0f} queries/s.", "",
-             "| clients | requests | requests/s | p50 ms | p99 ms | errors | throughput / in-process |",
-             "|--:|--:|--:|--:|--:|--:|--:|", *rows]
+    lines = [
+        f"SciFact (5,183 documents in 9,979 chunks), bundled MiniLM through its ONNX export; GET /search, hybrid, "
+        f"k = 10, one hit per document; {args.seconds:.0f} s per row. In-process Searcher.search_batch over the "
+        f"300 test queries, same options, same run: {rate:.0f} queries/s.",
+        "",
+        "| clients | requests | requests/s | p50 ms | p99 ms | errors | throughput / in-process |",
+        "|--:|--:|--:|--:|--:|--:|--:|",
+        *rows,
+    ]
     write_section("serve", "Server under load (searcher serve)", "\n".join(lines))
 
 

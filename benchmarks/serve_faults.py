@@ -83,6 +83,18 @@ def _published_token(index: Path) -> tuple[int, int | None]:
         index_.close()
 
 
+def _wait_healthy(url: str, seconds: float = 60) -> None:
+    import httpx
+
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        try:
+            if httpx.get(url + "/health", timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            time.sleep(0.2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=3000)
@@ -105,19 +117,34 @@ def main() -> None:
     tokens = dict([published_token(index_a)])
 
     port = _free_port()
-    server = subprocess.Popen([sys.executable, "-m", "searcher", "serve", "--index", str(index_a), "--index",
-                               str(index_b), "--port", str(port), "--stop-after", str(DEADLINE)], env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    watcher = subprocess.Popen([sys.executable, "-m", "searcher", "index", str(docs_a), "--index", str(index_a),
-                                "--watch", "-q"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "searcher",
+            "serve",
+            "--index",
+            str(index_a),
+            "--index",
+            str(index_b),
+            "--port",
+            str(port),
+            "--stop-after",
+            str(DEADLINE),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watcher = subprocess.Popen(
+        [sys.executable, "-m", "searcher", "index", str(docs_a), "--index", str(index_a), "--watch", "-q"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
-    started = time.monotonic()
-    while time.monotonic() - started < 60:
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    _wait_healthy(url)
     time.sleep(2)  # the watcher's observer attaches
 
     stop = threading.Event()
@@ -172,8 +199,13 @@ def main() -> None:
         while not stop.is_set():
             n += 1
             (docs_b / "churn.rst").write_text(f"Churn\n=====\n\nRevision {n} of a file that keeps changing.\n")
-            subprocess.run([sys.executable, "-m", "searcher", "index", str(docs_b), "--index", str(index_b), "-q"],
-                           env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=300)
+            subprocess.run(
+                [sys.executable, "-m", "searcher", "index", str(docs_b), "--index", str(index_b), "-q"],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=300,
+            )
 
     workers = [threading.Thread(target=client, args=(i,)) for i in range(args.clients)]
     background = [threading.Thread(target=edits), threading.Thread(target=rebuilds)]
@@ -200,9 +232,11 @@ def main() -> None:
         f"{counts['requests']:,} requests from {args.clients} clients in {seconds:.0f} s, half to index A (lexical "
         f"`tick`), half to index B (hybrid); index A went through {generations_a} generations seen by clients "
         f"({len(tokens)} published by the watcher), index B through {generation(index_b) - 1} rebuilds by "
-        f"`searcher index`.", "",
+        f"`searcher index`.",
+        "",
         "| errors | answers mixing generations | answers from a generation the edit loop did not record | "
-        "server RSS start -> end (MB) | traceback in the server's log |", "|--:|--:|--:|--:|:--|",
+        "server RSS start -> end (MB) | traceback in the server's log |",
+        "|--:|--:|--:|--:|:--|",
         f"| {len(errors)} | {len(mixed)} | {unknown} | {memory[0]:.0f} -> {memory[-1]:.0f} "
         f"(every 500 requests: {', '.join(f'{m:.0f}' for m in memory)}) | {'yes' if 'Traceback' in err else 'no'} |",
     ]

@@ -36,8 +36,12 @@ def visible(index: Path, word: str) -> bool:
 
 
 def found(index: Path, word: str, env: dict) -> bool:
-    done = subprocess.run([*SEARCHER, "query", word, "--index", str(index), "--mode", "lexical", "-k", "1",
-                           "--format", "paths"], capture_output=True, text=True, env=env)
+    done = subprocess.run(
+        [*SEARCHER, "query", word, "--index", str(index), "--mode", "lexical", "-k", "1", "--format", "paths"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     return done.returncode == 0 and done.stdout.strip() != ""
 
 
@@ -54,22 +58,39 @@ def main() -> None:
         for i in range(ROUNDS):
             target.write_text(original + f"\nA line about zyxedit{i} added by hand.\n")
             started = time.perf_counter()
-            done = subprocess.run([*SEARCHER, "index", str(docs), "--index", str(index)], capture_output=True,
-                                  text=True, env=env, check=True)
+            done = subprocess.run(
+                [*SEARCHER, "index", str(docs), "--index", str(index)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            )
             edits.append(time.perf_counter() - started)
             paths.add(done.stdout.split("chunks embedded (")[1].split(")")[0] if "embedded (" in done.stdout else "?")
             assert found(index, f"zyxedit{i}", env), done.stdout
         load = []
         for _ in range(3):
             started = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "from searcher import load_encoder; "
-                            "load_encoder('sentence-transformers/all-MiniLM-L6-v2')"], check=True, env=env)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-c",
+                    "from searcher import load_encoder; load_encoder('sentence-transformers/all-MiniLM-L6-v2')",
+                ],
+                check=True,
+                env=env,
+            )
             load.append(time.perf_counter() - started)
         # The first change under a new `searcher index --watch`: from the save to a query that finds it.
         firsts = []
         for i in range(3):
-            watcher = subprocess.Popen([*SEARCHER, "index", str(docs), "--index", str(index), "--watch"],
-                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            watcher = subprocess.Popen(
+                [*SEARCHER, "index", str(docs), "--index", str(index), "--watch"],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=env,
+            )
             try:
                 line = ""
                 deadline = time.monotonic() + 120
@@ -90,15 +111,19 @@ def main() -> None:
     finally:
         target.write_text(original)
         shutil.rmtree(work, ignore_errors=True)
-    lines = [f"A copy of corpus/ (bundled MiniLM); {ROUNDS} one-file edits, 3 first changes under watch.", "",
-             "| what | median s | min s | max s |", "|:--|--:|--:|--:|",
-             f"| one changed file: `searcher index` as a new process (embedded with: {', '.join(sorted(paths))}) | "
-             f"{statistics.median(edits):.2f} | {min(edits):.2f} | {max(edits):.2f} |",
-             f"| first change under a new `searcher index --watch`, from the save to a reader finding it "
-             f"(the 0.5 s debounce included) | {statistics.median(firsts):.2f} | "
-             f"{min(firsts):.2f} | {max(firsts):.2f} |",
-             f"| for scale: a new process that imports sentence-transformers and loads the model (what a torch "
-             f"update adds) | {statistics.median(load):.2f} | {min(load):.2f} | {max(load):.2f} |"]
+    lines = [
+        f"A copy of corpus/ (bundled MiniLM); {ROUNDS} one-file edits, 3 first changes under watch.",
+        "",
+        "| what | median s | min s | max s |",
+        "|:--|--:|--:|--:|",
+        f"| one changed file: `searcher index` as a new process (embedded with: {', '.join(sorted(paths))}) | "
+        f"{statistics.median(edits):.2f} | {min(edits):.2f} | {max(edits):.2f} |",
+        f"| first change under a new `searcher index --watch`, from the save to a reader finding it "
+        f"(the 0.5 s debounce included) | {statistics.median(firsts):.2f} | "
+        f"{min(firsts):.2f} | {max(firsts):.2f} |",
+        f"| for scale: a new process that imports sentence-transformers and loads the model (what a torch "
+        f"update adds) | {statistics.median(load):.2f} | {min(load):.2f} | {max(load):.2f} |",
+    ]
     write_section("small-edit", "A small edit, searchable (no torch)", "\n".join(lines))
 
 

@@ -49,8 +49,14 @@ def main() -> None:
             xq = encoder.encode_queries(list(load_beir(require_data(name), split).queries.values()))
             base, reference = None, None
             for storage in STORAGE_TYPES:
-                report = evaluate(require_data(name), split=split, config=IndexConfig(full_storage=storage),
-                                  root=CACHE, latency=False, encoder=encoder)
+                report = evaluate(
+                    require_data(name),
+                    split=split,
+                    config=IndexConfig(full_storage=storage),
+                    root=CACHE,
+                    latency=False,
+                    encoder=encoder,
+                )
                 index = open_index(report.index)
                 size = (index.path / FILES[storage]).stat().st_size / max(len(index), 1)
                 index.close()
@@ -63,35 +69,56 @@ def main() -> None:
                 if split == "train":
                     deltas.setdefault(storage, []).append(delta)
                     agreements.setdefault(storage, []).append(agreement)
-                rows.append(f"| {name} | {split} | {storage} | {size:,.0f} | {ndcg['dense']:.4f} ({delta:+.4f}) | "
-                            f"{ndcg['full']:.4f} | {ndcg['hybrid']:.4f} | {agreement:.4f} |")
+                rows.append(
+                    f"| {name} | {split} | {storage} | {size:,.0f} | {ndcg['dense']:.4f} ({delta:+.4f}) | "
+                    f"{ndcg['full']:.4f} | {ndcg['hybrid']:.4f} | {agreement:.4f} |"
+                )
                 print(rows[-1], flush=True)
     ok = [s for s in STORAGE_TYPES if all(d >= -TOLERANCE for d in deltas[s])]
-    lines = ["| set | split | storage | bytes/chunk (full vectors) | dense nDCG@10 (vs float32) | exact full nDCG@10 | "
-             "hybrid nDCG@10 | exact top-10 agreement with float32 |", "|:--|:--|:--|--:|--:|--:|--:|--:|", *rows, "",
-             f"Within {TOLERANCE} of float32's dense nDCG@10 on every train split: **{', '.join(ok)}** (train, worst "
-             "set: nDCG@10 change / agreement: " + ", ".join(
-                 f"{s} {min(deltas[s]):+.4f} / {min(agreements[s]):.4f}" for s in STORAGE_TYPES) + ")."]
+    lines = [
+        "| set | split | storage | bytes/chunk (full vectors) | dense nDCG@10 (vs float32) | exact full nDCG@10 | "
+        "hybrid nDCG@10 | exact top-10 agreement with float32 |",
+        "|:--|:--|:--|--:|--:|--:|--:|--:|",
+        *rows,
+        "",
+        f"Within {TOLERANCE} of float32's dense nDCG@10 on every train split: **{', '.join(ok)}** (train, worst "
+        "set: nDCG@10 change / agreement: "
+        + ", ".join(f"{s} {min(deltas[s]):+.4f} / {min(agreements[s]):.4f}" for s in STORAGE_TYPES)
+        + ").",
+    ]
     coarse_rows = []
     for name in SETS:
         for split in ("train", "test"):
             base = None
             for kind in ("flat", "ivf"):
-                report = evaluate(require_data(name), split=split, root=CACHE, latency=False, encoder=encoder,
-                                  config=IndexConfig(full_storage=DEFAULT_FULL_STORAGE, coarse_index=kind))
+                report = evaluate(
+                    require_data(name),
+                    split=split,
+                    root=CACHE,
+                    latency=False,
+                    encoder=encoder,
+                    config=IndexConfig(full_storage=DEFAULT_FULL_STORAGE, coarse_index=kind),
+                )
                 index = open_index(report.index)
                 record = index.manifest.coarse
                 index.close()
                 dense = report.modes["dense"]["ndcg@10"]
                 base = base if base is not None else dense
                 cells = f" ({record['nlist']} cells, nprobe {record['nprobe']})" if kind == "ivf" else ""
-                coarse_rows.append(f"| {name} | {split} | {kind}{cells} | {dense:.4f} ({dense - base:+.4f}) | "
-                                   f"{report.modes['hybrid']['ndcg@10']:.4f} | {report.agreement:.4f} |")
+                coarse_rows.append(
+                    f"| {name} | {split} | {kind}{cells} | {dense:.4f} ({dense - base:+.4f}) | "
+                    f"{report.modes['hybrid']['ndcg@10']:.4f} | {report.agreement:.4f} |"
+                )
                 print(coarse_rows[-1], flush=True)
-    lines += ["", f"Coarse index types at the default storage ({DEFAULT_FULL_STORAGE}), shortlist {DEFAULT_SHORTLIST}:",
-              "",
-              "| set | split | coarse index | dense nDCG@10 (vs flat) | hybrid nDCG@10 | two-stage keeps of the exact "
-              "top-10 |", "|:--|:--|:--|--:|--:|--:|", *coarse_rows]
+    lines += [
+        "",
+        f"Coarse index types at the default storage ({DEFAULT_FULL_STORAGE}), shortlist {DEFAULT_SHORTLIST}:",
+        "",
+        "| set | split | coarse index | dense nDCG@10 (vs flat) | hybrid nDCG@10 | two-stage keeps of the exact "
+        "top-10 |",
+        "|:--|:--|:--|--:|--:|--:|",
+        *coarse_rows,
+    ]
     write_section("storage", "Full-vector storage types (nDCG@10, size, agreement)", "\n".join(lines))
 
 

@@ -81,8 +81,10 @@ def main() -> None:
     for state in ("idle", "busy"):
         for mode in ("two-stage", "full"):
             b, a = results[(state, mode, "before")], results[(state, mode, "after")]
-            lines.append(f"| {state} | {mode} | {b['p50']:.2f} / {b['p95']:.2f} | {a['p50']:.2f} / {a['p95']:.2f} | "
-                         f"{b['p50'] / a['p50']:.1f}x |")
+            lines.append(
+                f"| {state} | {mode} | {b['p50']:.2f} / {b['p95']:.2f} | {a['p50']:.2f} / {a['p95']:.2f} | "
+                f"{b['p50'] / a['p50']:.1f}x |"
+            )
     write_section("threads", "Single queries on one thread: idle and busy machine", "\n".join(lines))
 
 

@@ -69,10 +69,13 @@ def sample_rates(encoders: dict, texts: list[str], batch_size: int, repeats: int
     return rows
 
 
-def ndcg_by_path(name: str, encoders: dict, chunk_tokens: int, overlap: int) -> dict[str, float]:
-    """nDCG@10 on a BEIR test split with exact search over each path's own document vectors (queries in
-    float32, as `searcher query` embeds them)."""
-    data = load_beir(require_data(name), "test")
+def ndcg_by_path(
+    name: str, encoders: dict, chunk_tokens: int, overlap: int, split: str = "test", agreement_queries: int = 0
+) -> dict[str, float]:
+    """nDCG@10 on a BEIR split with exact search over each path's own document vectors (queries in float32, as
+    `searcher query` embeds them); with `agreement_queries`, also each path's top-10 agreement with float32 when
+    that many of the corpus's own chunks (every n-th) are the queries, under "<path> agreement"."""
+    data = load_beir(require_data(name), split)
     base = encoders["torch float32"]
     chunks = []
     for doc_id, title, text in corpus_records(data.corpus):
@@ -83,10 +86,20 @@ def ndcg_by_path(name: str, encoders: dict, chunk_tokens: int, overlap: int) -> 
     qids = list(data.queries)
     xq = base.encode_queries([data.queries[q] for q in qids])
     out = {}
+    own = (
+        base.encode_queries(texts[:: max(1, len(texts) // agreement_queries)][:agreement_queries])
+        if agreement_queries
+        else None
+    )
+    reference = None
     for path, enc in encoders.items():
         xb = enc.encode_documents(texts)
         D, I = exact_top_k(xq, [(xb, np.arange(len(xb)))], min(len(xb), 1000))
         out[path] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
+        if own is not None:
+            _, top = exact_top_k(own, [(xb, np.arange(len(xb)))], 10)
+            reference = top if reference is None else reference
+            out[f"{path} agreement"] = float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top, reference)]))
     return out
 
 
@@ -134,7 +147,9 @@ def main() -> None:
                 path_runs[name].append(len(texts) / (time.perf_counter() - t))
         shutil.rmtree(work / "index", ignore_errors=True)
         t = time.perf_counter()
-        report = build_index(corpus, work / "index", config, encoder=encoder, rebuild=True, cache_dir=work / "fresh-cache")
+        report = build_index(
+            corpus, work / "index", config, encoder=encoder, rebuild=True, cache_dir=work / "fresh-cache"
+        )
         total = time.perf_counter() - t
         shutil.rmtree(work / "fresh-cache")
         index_runs.append((report.chunks / total, report.seconds, total, report.chunks, report.embedded_with))
@@ -147,8 +162,10 @@ def main() -> None:
     onnx = max(path_runs["onnx float32"])
     split = ", ".join(f"{name} {s:.1f} s ({s / total:.0%})" for name, s in seconds.items())
     record = open_index(work / "index").manifest.document_encoder or {}
-    rows = [f"| `{name}`.encode_documents | {max(r):.1f} | {max(r) / plain:.2f}x | {max(r) / onnx:.2f}x |"
-            for name, r in path_runs.items()]
+    rows = [
+        f"| `{name}`.encode_documents | {max(r):.1f} | {max(r) / plain:.2f}x | {max(r) / onnx:.2f}x |"
+        for name, r in path_runs.items()
+    ]
     lines = [
         f"CPU: **{cpu_name()}**. {args.docs} SciFact abstracts -> {chunks} chunks, model `{encoder.info.name}`, batch "
         f"size {args.batch_size}; best of {args.rounds} rounds each (all rounds: index "
@@ -175,23 +192,33 @@ def main() -> None:
         "The measurement's sample: texts/s of each path timed as `choose_document_encoder` times it (warm-up on 4 "
         "texts, then the run's longest texts), by sample size, against the whole run above:",
         "",
-        "| sample | repeat | " + " | ".join(encoders) + " | order |", "|--:|--:|" + "--:|" * len(encoders) + ":--|",
+        "| sample | repeat | " + " | ".join(encoders) + " | order |",
+        "|--:|--:|" + "--:|" * len(encoders) + ":--|",
         *sample_rates(encoders, texts, args.batch_size),
-        "| all (table above) | | " + " | ".join(f"{max(r):.1f}" for r in path_runs.values()) + " | "
-        + " > ".join(sorted(path_runs, key=lambda n: max(path_runs[n]), reverse=True)) + " |",
+        "| all (table above) | | "
+        + " | ".join(f"{max(r):.1f}" for r in path_runs.values())
+        + " | "
+        + " > ".join(sorted(path_runs, key=lambda n: max(path_runs[n]), reverse=True))
+        + " |",
     ]
     if not args.no_quality:
         chunk_tokens, overlap = config.chunking(encoder.info.max_seq_length)
-        lines += ["", "nDCG@10 (test split, exact search) with each path's own document vectors:", "",
-                  "| data | " + " | ".join(encoders) + " |", "|:--|" + "--:|" * len(encoders)]
+        lines += [
+            "",
+            "nDCG@10 (test split, exact search) with each path's own document vectors:",
+            "",
+            "| data | " + " | ".join(encoders) + " |",
+            "|:--|" + "--:|" * len(encoders),
+        ]
         for name in ("aie5-simonw-llms", "scifact"):
             scores = ndcg_by_path(name, encoders, chunk_tokens, overlap)
             lines.append(f"| {name} | " + " | ".join(f"{scores[p]:.4f}" for p in encoders) + " |")
     if args.docs == DOCS:
         write_section("throughput", "Indexing throughput", "\n".join(lines))
     else:  # another size (--docs 5183: all of SciFact, ~10k chunks) has a section of its own
-        write_section(f"throughput-{args.docs}", f"Indexing throughput, {args.docs} SciFact abstracts",
-                      "\n".join(lines))
+        write_section(
+            f"throughput-{args.docs}", f"Indexing throughput, {args.docs} SciFact abstracts", "\n".join(lines)
+        )
 
 
 def folder_throughput(args) -> None:
@@ -210,8 +237,9 @@ def folder_throughput(args) -> None:
         shutil.rmtree(work / "index", ignore_errors=True)
         shutil.rmtree(work / "fresh-cache", ignore_errors=True)
         t = time.perf_counter()
-        report = build_index(folder, work / "index", config, encoder=encoder, rebuild=True,
-                             cache_dir=work / "fresh-cache")
+        report = build_index(
+            folder, work / "index", config, encoder=encoder, rebuild=True, cache_dir=work / "fresh-cache"
+        )
         total = time.perf_counter() - t
         runs.append((report.chunks / total, report.embedded_with, report.chunks, report.seconds["embed"]))
         texts = texts or [embedding_input(r["title"], r["text"]) for r in open_index(work / "index").iter_chunks()]
@@ -225,21 +253,26 @@ def folder_throughput(args) -> None:
     first, _, _, first_embed = runs[0]
     rate, chosen, chunks, embed = max(runs[1:] or runs)
     onnx = rates["onnx float32"]
-    lines = [f"CPU: **{cpu_name()}**. `{folder}`: {chunks} chunks, model `{encoder.info.name}`; build_index best of "
-             f"{args.rounds} fresh builds (embedding cache emptied each time).", "",
-             "| | chunks/s | / ONNX float32 |", "|:--|--:|--:|",
-             *[f"| `{name}`.encode_documents | {r:.1f} | {r / onnx:.2f}x |" for name, r in rates.items()],
-             f"| `build_index`, a first build on this machine (exports, measures the paths) | {first:.1f} | "
-             f"**{first / onnx:.2f}x** |",
-             f"| `build_index`, every later fresh index of the model (chose {chosen}, remembered) | {rate:.1f} | "
-             f"**{rate / onnx:.2f}x** |", "",
-             f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
-             f"(each candidate warmed up and timed on the same longest texts), and {embed:.1f} s of the best later "
-             "one: the measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first "
-             "build's "
-             f"measurement (texts/s on the longest {measured.get('measured_on', '?')} texts): "
-             f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "
-             f"left out as not worth preparing in that run: {measured.get('unmeasured') or 'none'}."]
+    lines = [
+        f"CPU: **{cpu_name()}**. `{folder}`: {chunks} chunks, model `{encoder.info.name}`; build_index best of "
+        f"{args.rounds} fresh builds (embedding cache emptied each time).",
+        "",
+        "| | chunks/s | / ONNX float32 |",
+        "|:--|--:|--:|",
+        *[f"| `{name}`.encode_documents | {r:.1f} | {r / onnx:.2f}x |" for name, r in rates.items()],
+        f"| `build_index`, a first build on this machine (exports, measures the paths) | {first:.1f} | "
+        f"**{first / onnx:.2f}x** |",
+        f"| `build_index`, every later fresh index of the model (chose {chosen}, remembered) | {rate:.1f} | "
+        f"**{rate / onnx:.2f}x** |",
+        "",
+        f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
+        f"(each candidate warmed up and timed on the same longest texts), and {embed:.1f} s of the best later "
+        "one: the measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first "
+        "build's "
+        f"measurement (texts/s on the longest {measured.get('measured_on', '?')} texts): "
+        f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "
+        f"left out as not worth preparing in that run: {measured.get('unmeasured') or 'none'}.",
+    ]
     write_section(f"throughput-{folder.name}", f"Indexing throughput on {folder.name}/", "\n".join(lines))
 
 

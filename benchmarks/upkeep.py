@@ -68,17 +68,20 @@ def filtered(index: Path, xq: np.ndarray, texts: list[str], globs: list[tuple[st
                     times.append(time.perf_counter() - t)
                     counts.append(int((I[0] >= 0).sum()))
                 p = percentiles_ms(times)
-                rows.append(f"| {index.name} | {label} | {mode} | {p['p50']:.2f} | {p['p95']:.2f} | "
-                            f"{min(counts)} |")
+                rows.append(f"| {index.name} | {label} | {mode} | {p['p50']:.2f} | {p['p95']:.2f} | {min(counts)} |")
     return rows
 
 
 def main() -> None:
     corpus = HERE.parent / "corpus"
-    lines = ["### No-op update (a new `searcher index` process on an unchanged folder, median of 5)", "",
-             "| folder | seconds |", "|:--|--:|",
-             f"| corpus/ (35 files) | {noop(corpus, CACHE / 'upkeep-corpus'):.2f} |",
-             f"| 1,000 SciFact abstracts as files | {noop(scifact_files(1000), CACHE / 'upkeep-scifact'):.2f} |"]
+    lines = [
+        "### No-op update (a new `searcher index` process on an unchanged folder, median of 5)",
+        "",
+        "| folder | seconds |",
+        "|:--|--:|",
+        f"| corpus/ (35 files) | {noop(corpus, CACHE / 'upkeep-corpus'):.2f} |",
+        f"| 1,000 SciFact abstracts as files | {noop(scifact_files(1000), CACHE / 'upkeep-scifact'):.2f} |",
+    ]
     rows = []
     files_index = CACHE / "lexical-update" / "index"
     if files_index.is_dir():
@@ -91,9 +94,14 @@ def main() -> None:
         xq = np.load(synthetic / "queries.npy")[:100]
         texts = json.loads((synthetic / "queries.json").read_text())[:100]
         rows += filtered(synthetic, xq, texts, [(), ("000[0-9][0-9].txt",), ("0000[0-9].txt",)])
-    lines += ["", "### Filtered queries (single queries, k = 10, search only)", "",
-              "| index | filter | mode | p50 ms | p95 ms | fewest hits of any query |", "|:--|:--|:--|--:|--:|--:|",
-              *rows]
+    lines += [
+        "",
+        "### Filtered queries (single queries, k = 10, search only)",
+        "",
+        "| index | filter | mode | p50 ms | p95 ms | fewest hits of any query |",
+        "|:--|:--|:--|--:|--:|--:|",
+        *rows,
+    ]
     write_section("upkeep", "Upkeep and filters", "\n".join(lines))
 
 

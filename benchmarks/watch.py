@@ -70,8 +70,12 @@ def main() -> None:
         stop.set()
         thread.join(timeout=30)
         shutil.rmtree(work, ignore_errors=True)
-    lines = [f"debounce {DEBOUNCE_SECONDS} s; {ROUNDS} rounds on a copy of corpus/, bundled MiniLM", "",
-             "| change | median s | max s |", "|:--|--:|--:|"]
+    lines = [
+        f"debounce {DEBOUNCE_SECONDS} s; {ROUNDS} rounds on a copy of corpus/, bundled MiniLM",
+        "",
+        "| change | median s | max s |",
+        "|:--|--:|--:|",
+    ]
     lines += [f"| {name} | {statistics.median(v):.2f} | {max(v):.2f} |" for name, v in rows.items()]
     write_section("watch", "Watch latency (save to searchable)", "\n".join(lines))
     print("\n".join(lines))

@@ -59,13 +59,13 @@ if TYPE_CHECKING:  # pragma: no cover
         SearcherError,
     )
     from .evaluate import EvalReport
+    from .filters import Where
     from .home import named_indexes
     from .indexer import IndexReport, build_index, delete_index, existing_config, remove_from_index, update_index
-    from .watch import watch
-    from .filters import Where
     from .search import Hit, Hits, Searcher, search_many
     from .store import open_index
     from .train import FinetuneReport, finetune
+    from .watch import watch
 
 
 def __getattr__(name: str):

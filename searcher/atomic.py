@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -30,10 +31,8 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def _create_new(path: Path, flags: int = os.O_WRONLY) -> int:
     """A file descriptor of a new file at `path`; what was there (a stale file, a planted link) is removed first."""
-    try:
+    with contextlib.suppress(FileNotFoundError):
         os.unlink(path)
-    except FileNotFoundError:
-        pass
     return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
 

@@ -29,7 +29,6 @@ import orjson
 from .atomic import write_atomic
 from .encoder import ModelInfo
 
-
 FLOAT, INT8 = "float", "int8"
 KINDS = (FLOAT, INT8)  # in order of preference when a text has both
 
@@ -124,4 +123,3 @@ class EmbeddingCache:
         self._shards.clear()
         self._where.clear()
         shutil.rmtree(self.directory, ignore_errors=True)
-

@@ -23,7 +23,6 @@ from typing import Protocol
 from .errors import InvalidInputError
 from .ingest import Document
 
-
 # Documents longer than this are chunked a segment at a time, cut at a paragraph (else line, else space) break:
 # memory stays bounded by the segment, not the document (the reliability issue saw a 50 MB file take 7.3 GB when
 # chunked whole; tests/test_reliability.py bounds a 5.3 MB one).
@@ -80,7 +79,9 @@ class Locator:
         self.offsets = [o for o, _ in doc.lines]
         self.lines = [line for _, line in doc.lines]
         self.newlines = [m.start() for m in re.finditer("\n", doc.text)] if doc.count_newlines else None
-        self.heading_offsets, self.paths, stack = [], [], []
+        self.heading_offsets: list[int] = []
+        self.paths: list[str] = []
+        stack: list[tuple[int, str]] = []
         for offset, level, text in doc.headings:
             stack = [h for h in stack if h[0] < level] + [(level, text)]
             self.heading_offsets.append(offset)
@@ -94,14 +95,22 @@ class Locator:
         i = max(bisect.bisect_right(self.offsets, offset) - 1, 0)
         if self.newlines is None:
             return self.lines[i]
-        return self.lines[i] + bisect.bisect_left(self.newlines, offset) - bisect.bisect_left(self.newlines, self.offsets[i])
+        return (
+            self.lines[i]
+            + bisect.bisect_left(self.newlines, offset)
+            - bisect.bisect_left(self.newlines, self.offsets[i])
+        )
 
     def places(self, start: int, end: int) -> tuple[tuple[int, int, str, str, int], ...]:
         """(offset - start, line, heading, anchor, page) at each offset in (start, end) where one of them changes."""
-        marks = set()
-        for offsets in (self.heading_offsets, self.anchor_offsets, self.page_offsets,
-                        self.offsets if self.newlines is None else ()):
-            marks.update(offsets[bisect.bisect_right(offsets, start): bisect.bisect_left(offsets, end)])
+        marks: set[int] = set()
+        for offsets in (
+            self.heading_offsets,
+            self.anchor_offsets,
+            self.page_offsets,
+            self.offsets if self.newlines is None else (),
+        ):
+            marks.update(offsets[bisect.bisect_right(offsets, start) : bisect.bisect_left(offsets, end)])
         return tuple((o - start, self.line(o), self.heading(o), self.anchor(o), self.page(o)) for o in sorted(marks))
 
     def heading(self, offset: int) -> str:
@@ -147,7 +156,11 @@ class _Unit:
 
 
 def chunk_document(
-    doc: Document, counter: TokenCounter, *, chunk_tokens: int, overlap_tokens: int,
+    doc: Document,
+    counter: TokenCounter,
+    *,
+    chunk_tokens: int,
+    overlap_tokens: int,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Chunk]:
     """Cut one document into chunks whose model input is at most `chunk_tokens` tokens.
@@ -170,17 +183,38 @@ def chunk_document(
     locate = Locator(doc)
     for a, b in _segments(text, SEGMENT_CHARS):
         for s, e in _chunk_ranges(doc.text, title, counter, a, b, chunk_tokens, overlap_tokens, budget, doc.doc_id):
-            chunks.append(Chunk(doc.doc_id, title, doc.source, text[s:e], s, e, locate.line(s),
-                                locate.line(max(s, e - 1)), locate.heading(s), locate.anchor(s), locate.page(s),
-                                locate.places(s, e), doc.count_newlines))
+            chunks.append(
+                Chunk(
+                    doc.doc_id,
+                    title,
+                    doc.source,
+                    text[s:e],
+                    s,
+                    e,
+                    locate.line(s),
+                    locate.line(max(s, e - 1)),
+                    locate.heading(s),
+                    locate.anchor(s),
+                    locate.page(s),
+                    locate.places(s, e),
+                    doc.count_newlines,
+                )
+            )
         if progress is not None and len(text) > SEGMENT_CHARS:
             progress(b, len(text))
     return chunks
 
 
 def _chunk_ranges(
-    text: str, title: str, counter: TokenCounter, a: int, b: int, chunk_tokens: int, overlap_tokens: int,
-    budget: int, doc_id: str,
+    text: str,
+    title: str,
+    counter: TokenCounter,
+    a: int,
+    b: int,
+    chunk_tokens: int,
+    overlap_tokens: int,
+    budget: int,
+    doc_id: str,
 ) -> list[tuple[int, int]]:
     """(start, end) of the chunks of text[a:b], each fitting `chunk_tokens` with its title."""
     segment = text[a:b]
@@ -279,7 +313,9 @@ def _split_long(
             continue
         lo, hi = bisect.bisect_left(starts, wa), bisect.bisect_left(starts, wb)
         for j in range(lo, hi):  # a "word" longer than a chunk (base64, a URL...): one unit per token
-            out.append(_Unit(spans[j][0] if j > lo else wa, spans[j][1] if j < hi - 1 else wb, s if j == lo else _TOKEN))
+            out.append(
+                _Unit(spans[j][0] if j > lo else wa, spans[j][1] if j < hi - 1 else wb, s if j == lo else _TOKEN)
+            )
     return out
 
 
@@ -290,8 +326,11 @@ def _pack(units: list[_Unit], starts: list[int], budget: int, overlap: int, max_
     i, n = 0, len(units)
     while i < n:
         j = i
-        while (j + 1 < n and _count(starts, units[i].start, units[j + 1].end) <= budget
-               and units[j + 1].end - units[i].start <= max_chars):
+        while (
+            j + 1 < n
+            and _count(starts, units[i].start, units[j + 1].end) <= budget
+            and units[j + 1].end - units[i].start <= max_chars
+        ):
             j += 1
         if j + 1 < n:
             j = _best_end(units, starts, i, j, budget)

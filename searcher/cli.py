@@ -7,21 +7,21 @@ Library errors (`SearcherError`) become one line on stderr and exit status 1, tr
 from __future__ import annotations
 
 import os
-import re
 import sys
-import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
+from . import __version__
 from .config import (
     BACKENDS,
     DEFAULT_FULL_STORAGE,
     DEFAULT_FUSION_WEIGHT,
     DEFAULT_K,
-    DEFAULT_PER_DOC,
     DEFAULT_MODE,
+    DEFAULT_PER_DOC,
     DEFAULT_SHORTLIST,
     FULL_STORAGE_TYPES,
     LEXICAL_TOKENIZERS,
@@ -31,9 +31,7 @@ from .config import (
     SEARCH_MODES,
     FinetuneConfig,
 )
-from . import __version__
 from .errors import DISTRIBUTION, SearcherError
-
 
 # Exit statuses, as grep and rg have them: 0 a match (or success), 1 no match, 2 an error (a bad option, a bad
 # index, anything that stopped the command).
@@ -41,23 +39,36 @@ ERROR = 2
 WRITES = {"index", "update", "remove", "drop", "finetune", "eval"}  # commands that may write an index
 
 
+def _print_update(report, verbose: bool) -> None:
+    click.echo(time.strftime("%H:%M:%S "), nl=False)
+    _print_report(report, verbose, quiet=True)
+
+
+class _Error(click.ClickException):
+    """A failed command: one line on stderr and exit status 2, as grep's."""
+
+    exit_code = ERROR
+
+
 class _Group(click.Group):
     def invoke(self, ctx: click.Context):
         try:
             return super().invoke(ctx)
         except SearcherError as e:
-            error = click.ClickException(str(e))
-            error.exit_code = ERROR
-            raise error from None
+            raise _Error(str(e)) from None
         except click.NoSuchOption as e:
             if ctx.invoked_subcommand == "query" and not e.option_name.startswith("--"):
-                e.message += "; a query that starts with - goes after --, or as -e QUERY (searcher query -e -foo)"
+                raise click.NoSuchOption(
+                    e.option_name,
+                    e.message + "; a query that starts with - goes after --, or as -e QUERY (searcher query -e -foo)",
+                    possibilities=e.possibilities,
+                    ctx=e.ctx,
+                ) from None
             raise
         except click.UsageError:
             raise
         except click.ClickException as e:
-            e.exit_code = ERROR
-            raise
+            raise _Error(e.format_message()) from None
         except KeyboardInterrupt:
             if ctx.invoked_subcommand in WRITES:
                 click.echo("interrupted; the index is as it was before this command", err=True)
@@ -72,13 +83,20 @@ class _Group(click.Group):
 
 
 OUTPUTS = ("text", "jsonl", "json", "csv", "paths", "grep")
-CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
 
 QDRANT_PLACE = [  # where a Qdrant collection is: `index` and `eval` fill it, `query` reads it with no local index
-    click.option("--qdrant-url", envvar="SEARCHER_QDRANT_URL", metavar="URL",
-                 help="A Qdrant server or cluster holding the index's collection (env SEARCHER_QDRANT_URL)."),
-    click.option("--qdrant-path", type=click.Path(path_type=Path, file_okay=False), metavar="DIR",
-                 help="Or an embedded Qdrant Edge shard in DIR (one process at a time)."),
+    click.option(
+        "--qdrant-url",
+        envvar="SEARCHER_QDRANT_URL",
+        metavar="URL",
+        help="A Qdrant server or cluster holding the index's collection (env SEARCHER_QDRANT_URL).",
+    ),
+    click.option(
+        "--qdrant-path",
+        type=click.Path(path_type=Path, file_okay=False),
+        metavar="DIR",
+        help="Or an embedded Qdrant Edge shard in DIR (one process at a time).",
+    ),
     click.option("--qdrant-collection", metavar="NAME", help="The collection on the server [default: searcher]."),
 ]
 
@@ -91,15 +109,26 @@ def qdrant_place(f):
 
 def qdrant_options(f):
     """The qdrant backend's options (backends/qdrant.py): where, and how a new collection is made."""
-    for option in reversed([
-        *QDRANT_PLACE,
-        click.option("--qdrant-quantization", type=click.Choice(QDRANT_QUANTIZATIONS),
-                     help="Quantise the coarse vector in Qdrant, rescored with the original [default: none]."),
-        click.option("--qdrant-shards", type=click.IntRange(min=1),
-                     help="Shards of a new collection on a server [default: Qdrant's]."),
-        click.option("--qdrant-replicas", type=click.IntRange(min=1),
-                     help="Copies of each shard of a new collection on a server cluster [default: 1]."),
-    ]):
+    for option in reversed(
+        [
+            *QDRANT_PLACE,
+            click.option(
+                "--qdrant-quantization",
+                type=click.Choice(QDRANT_QUANTIZATIONS),
+                help="Quantise the coarse vector in Qdrant, rescored with the original [default: none].",
+            ),
+            click.option(
+                "--qdrant-shards",
+                type=click.IntRange(min=1),
+                help="Shards of a new collection on a server [default: Qdrant's].",
+            ),
+            click.option(
+                "--qdrant-replicas",
+                type=click.IntRange(min=1),
+                help="Copies of each shard of a new collection on a server cluster [default: 1].",
+            ),
+        ]
+    ):
         f = option(f)
     return f
 
@@ -110,11 +139,15 @@ index_option = click.option(
     envvar="SEARCHER_INDEX",
     show_envvar=True,
     help="Index name, or a folder (anything with a /) [default: the index named 'default' in "
-         "$SEARCHER_HOME, else $XDG_DATA_HOME/searcher, else ~/.local/share/searcher].",
+    "$SEARCHER_HOME, else $XDG_DATA_HOME/searcher, else ~/.local/share/searcher].",
 )
 
 indexes_option = click.option(
-    "--index", "indexes", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
+    "--index",
+    "indexes",
+    multiple=True,
+    envvar="SEARCHER_INDEX",
+    show_envvar=True,
     help="An index name or folder to serve (repeatable) [default: the index named 'default'].",
 )
 
@@ -149,36 +182,90 @@ def cli() -> None:
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
 @click.option("--batch-size", type=int, help="Chunks per encoder batch [default: 32].")
-@click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
-              help="How full vectors are stored: float32, float16, mixed or int8 (4, 2, ~1.06 or 1 byte per dimension; "
-                   "mixed keeps the 64 coarse dims in float16) "
-                   "[default: the index's own, else " + DEFAULT_FULL_STORAGE + "].")
-@click.option("--lexical-tokenizer", type=click.Choice(LEXICAL_TOKENIZERS),
-              help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
-                   "Korean) [default: english].")
-@click.option("--fusion-weight", type=click.FloatRange(0, 1),
-              help="Weight of meaning against exact words in hybrid search, 0-1 [default: "
-                   + str(DEFAULT_FUSION_WEIGHT) + ", or what `searcher eval --tune` stored].")
-@click.option("--include", multiple=True, metavar="GLOB",
-              help="Index only files matching GLOB (gitignore syntax, repeatable; --include '' clears the index's) "
-                   "[default: the index's own, else every file it can read].")
-@click.option("--exclude", multiple=True, metavar="GLOB",
-              help="Leave out files matching GLOB (repeatable; --exclude '' clears the index's), beside what "
-                   ".gitignore and .searcherignore leave out.")
-@click.option("--backend", type=click.Choice(BACKENDS),
-              help="Where queries are answered: local FAISS files, or a Qdrant collection mirroring them "
-                   "[default: local].")
+@click.option(
+    "--full-storage",
+    type=click.Choice(FULL_STORAGE_TYPES),
+    help="How full vectors are stored: float32, float16, mixed or int8 (4, 2, ~1.06 or 1 byte per dimension; "
+    "mixed keeps the 64 coarse dims in float16) "
+    "[default: the index's own, else " + DEFAULT_FULL_STORAGE + "].",
+)
+@click.option(
+    "--lexical-tokenizer",
+    type=click.Choice(LEXICAL_TOKENIZERS),
+    help="Words of the lexical index: english (stemmed), plain (other languages), ngram (Chinese, Japanese, "
+    "Korean) [default: english].",
+)
+@click.option(
+    "--fusion-weight",
+    type=click.FloatRange(0, 1),
+    help="Weight of meaning against exact words in hybrid search, 0-1 [default: "
+    + str(DEFAULT_FUSION_WEIGHT)
+    + ", or what `searcher eval --tune` stored].",
+)
+@click.option(
+    "--include",
+    multiple=True,
+    metavar="GLOB",
+    help="Index only files matching GLOB (gitignore syntax, repeatable; --include '' clears the index's) "
+    "[default: the index's own, else every file it can read].",
+)
+@click.option(
+    "--exclude",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out files matching GLOB (repeatable; --exclude '' clears the index's), beside what "
+    ".gitignore and .searcherignore leave out.",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(BACKENDS),
+    help="Where queries are answered: local FAISS files, or a Qdrant collection mirroring them [default: local].",
+)
 @qdrant_options
-@click.option("--ray", "ray_address", is_flag=False, flag_value="local", default=None, metavar="[ADDRESS]",
-              help="Embed on a Ray cluster: ADDRESS (ray://... or auto), or a local one without it.")
-@click.option("--rebuild", is_flag=True,
-              help="Ignore the existing index and its settings (options given apply) and embed everything again.")
+@click.option(
+    "--ray",
+    "ray_address",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Embed on a Ray cluster: ADDRESS (ray://... or auto), or a local one without it.",
+)
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Ignore the existing index and its settings (options given apply) and embed everything again.",
+)
 @click.option("--watch", is_flag=True, help="Then keep watching SOURCE and update the index after each change.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar, no list of skipped files.")
 @click.option("-v", "--verbose", is_flag=True, help="Name every skipped file, with the reason.")
-def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, batch_size, full_storage,
-          lexical_tokenizer, fusion_weight, include, exclude, backend, qdrant_url, qdrant_path, qdrant_collection,
-          qdrant_quantization, qdrant_shards, qdrant_replicas, ray_address, rebuild, watch, quiet, verbose):
+def index(
+    source,
+    index_dir,
+    model,
+    projection,
+    coarse_dim,
+    chunk_tokens,
+    overlap_tokens,
+    batch_size,
+    full_storage,
+    lexical_tokenizer,
+    fusion_weight,
+    include,
+    exclude,
+    backend,
+    qdrant_url,
+    qdrant_path,
+    qdrant_collection,
+    qdrant_quantization,
+    qdrant_shards,
+    qdrant_replicas,
+    ray_address,
+    rebuild,
+    watch,
+    quiet,
+    verbose,
+):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
@@ -203,8 +290,9 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         include=tuple(p for p in include if p) if include else None,  # ('',): cleared
         exclude=tuple(p for p in exclude if p) if exclude else None,
     )
-    config = _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
-                          qdrant_shards, qdrant_replicas)
+    config = _with_qdrant(
+        config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization, qdrant_shards, qdrant_replicas
+    )
     with _Progress(enabled=not quiet) as progress:
         report = build_index(source, index_dir, config, rebuild=rebuild, progress=progress, ray=ray_address)
     _print_report(report, verbose, quiet)
@@ -212,8 +300,16 @@ def index(source, index_dir, model, projection, coarse_dim, chunk_tokens, overla
         _watch(source, index_dir, verbose)
 
 
-def _with_qdrant(config, backend, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
-                 qdrant_shards=None, qdrant_replicas=None):
+def _with_qdrant(
+    config,
+    backend,
+    qdrant_url,
+    qdrant_path,
+    qdrant_collection,
+    qdrant_quantization,
+    qdrant_shards=None,
+    qdrant_replicas=None,
+):
     """The config with the qdrant options applied (a URL or a path alone implies --backend qdrant)."""
     config = config.replace(
         backend=backend or ("qdrant" if qdrant_url or qdrant_path else None),
@@ -249,7 +345,8 @@ def _print_report(report, verbose: bool, quiet: bool = False) -> None:
         f"{report.failed} failed, {report.removed} removed files; "
         f"{report.embedded} chunks embedded{f' ({report.embedded_with})' if report.embedded else ''}, "
         f"{report.reused} reused; "
-        f"index {report.index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} projection"
+        f"index {report.index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} "
+        "projection"
     )
     if report.synced:
         click.echo(report.synced)
@@ -263,52 +360,123 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
     click.echo(f"watching {source} (Ctrl-C to stop)", err=True)
     stop = threading.Event()
     try:
-        watch(source, index_dir, stop=stop,
-              on_update=lambda report: (click.echo(time.strftime("%H:%M:%S "), nl=False),
-                                        _print_report(report, verbose, quiet=True)),  # the list once, at the start
-              on_error=lambda e: click.echo(f"warning: {e} (still watching)", err=True))
+        watch(
+            source,
+            index_dir,
+            stop=stop,
+            on_update=lambda report: _print_update(report, verbose),  # the list once, at the start
+            on_error=lambda e: click.echo(f"warning: {e} (still watching)", err=True),
+        )
     except KeyboardInterrupt:
         stop.set()
 
 
 @cli.command(short_help="Search an index: the best passages, with file, line and section.")
 @click.argument("query", required=False)
-@click.option("-e", "--query", "queries", multiple=True, metavar="QUERY",
-              help="A query (repeatable), e.g. one that starts with -: searcher query -e -foo.")
-@click.option("--index", "index_dirs", multiple=True, envvar="SEARCHER_INDEX", show_envvar=True,
-              help="Index name, or a folder (anything with a /); repeat it to search several at once [default: the "
-                   "index named 'default'].")
+@click.option(
+    "-e",
+    "--query",
+    "queries",
+    multiple=True,
+    metavar="QUERY",
+    help="A query (repeatable), e.g. one that starts with -: searcher query -e -foo.",
+)
+@click.option(
+    "--index",
+    "index_dirs",
+    multiple=True,
+    envvar="SEARCHER_INDEX",
+    show_envvar=True,
+    help="Index name, or a folder (anything with a /); repeat it to search several at once [default: the "
+    "index named 'default'].",
+)
 @click.option("--all", "all_indexes", is_flag=True, help="Search every named index at once, hits merged by score.")
 @click.option("-k", "--k", "k", type=int, default=DEFAULT_K, show_default=True, help="Number of hits.")
 @click.option(
     "--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True, help="Coarse candidates to rerank."
 )
-@click.option("--mode", type=click.Choice([*SEARCH_MODES, *MODE_ALIASES]), default=DEFAULT_MODE, show_default=True,
-              help="hybrid: meaning and exact words together; dense: meaning only; lexical: words only (BM25); "
-                   "full and coarse: exact and shortlist-only dense search, for comparison.")
-@click.option("--path", "paths", multiple=True, metavar="GLOB",
-              help="Only files whose path matches GLOB, e.g. 'api/*.md' (repeatable: any of them).")
+@click.option(
+    "--mode",
+    type=click.Choice([*SEARCH_MODES, *MODE_ALIASES]),
+    default=DEFAULT_MODE,
+    show_default=True,
+    help="hybrid: meaning and exact words together; dense: meaning only; lexical: words only (BM25); "
+    "full and coarse: exact and shortlist-only dense search, for comparison.",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files whose path matches GLOB, e.g. 'api/*.md' (repeatable: any of them).",
+)
 @click.option("--type", "types", multiple=True, metavar="EXT", help="Only files of this type, e.g. md (repeatable).")
-@click.option("--min-score", type=float,
-              help="Drop hits scoring below this. A score is the estimated probability that the hit is relevant "
-                   "(0-1, the same scale for every query and mode).")
-@click.option("--per-doc/--per-chunk", default=DEFAULT_PER_DOC, show_default=True,
-              help="One hit per document, its best passage first, or every matching chunk.")
-@click.option("--model", help="Query with this model (it must match the index's) [default: the index's own; "
-                                "SEARCHER_MODEL is for indexing, not for queries of other indexes].")
-@click.option("--format", "output", type=click.Choice(OUTPUTS), default="text", show_default=True,
-              help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
-                   "matching file once; grep: path:line:passage.")
+@click.option(
+    "--min-score",
+    type=float,
+    help="Drop hits scoring below this. A score is the estimated probability that the hit is relevant "
+    "(0-1, the same scale for every query and mode).",
+)
+@click.option(
+    "--per-doc/--per-chunk",
+    default=DEFAULT_PER_DOC,
+    show_default=True,
+    help="One hit per document, its best passage first, or every matching chunk.",
+)
+@click.option(
+    "--model",
+    help="Query with this model (it must match the index's) [default: the index's own; "
+    "SEARCHER_MODEL is for indexing, not for queries of other indexes].",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(OUTPUTS),
+    default="text",
+    show_default=True,
+    help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
+    "matching file once; grep: path:line:passage.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Same as --format paths (as grep -l).")
-@click.option("-C", "--context", "context", type=click.IntRange(0, 200), metavar="NUM",
-              help="Show NUM lines of the file before and after each hit's passage, with line numbers.")
-@click.option("--color", type=click.Choice(["auto", "always", "never"]), default="auto", show_default=True,
-              help="Colour paths, lines and the query's words: on a terminal (auto, unless NO_COLOR is set), always "
-                   "or never.")
+@click.option(
+    "-C",
+    "--context",
+    "context",
+    type=click.IntRange(0, 200),
+    metavar="NUM",
+    help="Show NUM lines of the file before and after each hit's passage, with line numbers.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour paths, lines and the query's words: on a terminal (auto, unless NO_COLOR is set), always or never.",
+)
 @qdrant_place
-def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, types, min_score, per_doc, model, output,
-          as_json, files_only, context, color, qdrant_url, qdrant_path, qdrant_collection):
+def query(
+    query,
+    queries,
+    index_dirs,
+    all_indexes,
+    k,
+    shortlist,
+    mode,
+    paths,
+    types,
+    min_score,
+    per_doc,
+    model,
+    output,
+    as_json,
+    files_only,
+    context,
+    color,
+    qdrant_url,
+    qdrant_path,
+    qdrant_collection,
+):
     """Search the index for QUERY; pass - to read one query per line from stdin.
 
     Exit status: 0 when something matched, 1 when nothing did (no match), 2 on an error, as grep's.
@@ -323,7 +491,8 @@ def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, ty
     Example:
         searcher query "how do I read a file line by line" -k 5 --json
     """
-    from .search import Searcher, hit_record
+    from .render import context_lines, render_results
+    from .search import Searcher
 
     if query is None and not queries:
         raise click.UsageError("pass a QUERY (or -e QUERY, or - to read queries from stdin)")
@@ -334,7 +503,6 @@ def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, ty
     else:
         queries = [_valid_text(q, "the query") for q in ([query] if query is not None else []) + list(queries)]
     from .filters import Where
-
     from .search import search_many
 
     if all_indexes:
@@ -344,8 +512,14 @@ def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, ty
         if not index_dirs:
             raise click.ClickException("no named indexes to search; make one with `searcher index FOLDER`")
     if (qdrant_url or qdrant_path) and not index_dirs:
-        opened = [Searcher.from_collection(qdrant_url=qdrant_url or "", qdrant_path=str(qdrant_path or ""),
-                                           qdrant_collection=qdrant_collection or "searcher", model=model)]
+        opened = [
+            Searcher.from_collection(
+                qdrant_url=qdrant_url or "",
+                qdrant_path=str(qdrant_path or ""),
+                qdrant_collection=qdrant_collection or "searcher",
+                model=model,
+            )
+        ]
     else:
         opened = []
         try:
@@ -356,78 +530,24 @@ def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, ty
                 searcher.close()
             raise
     try:
-        options = dict(shortlist=shortlist, mode=mode, where=Where(paths, types), min_score=min_score,
-                       per_doc=per_doc)
-        results = search_many(opened, queries, k, **options) if len(opened) > 1 else \
-            opened[0].search_batch(queries, k, **options)
+        options = dict(shortlist=shortlist, mode=mode, where=Where(paths, types), min_score=min_score, per_doc=per_doc)
+        results = (
+            search_many(opened, queries, k, **options)
+            if len(opened) > 1
+            else opened[0].search_batch(queries, k, **options)
+        )
         around = {}
         if context is not None:
             for searcher in opened:
-                around.update(_context(searcher, results, context))
+                around.update(context_lines(searcher, results, context))
     finally:
         for searcher in opened:
             searcher.close()
     for notice in dict.fromkeys(n for searcher in opened for n in searcher.notices):
         click.echo(f"notice: {notice}", err=True)
     output = "jsonl" if as_json else "paths" if files_only else output
-    if output == "csv":
-        import csv
-
-        writer = csv.writer(sys.stdout)
-        writer.writerow(CSV_FIELDS)
-    records = []
-    for text, hits in zip(queries, results):
-        if hits.no_match:
-            click.echo(f"no match for {text!r}: nothing in the index is likely to be relevant", err=True)
-            if output == "jsonl":  # a record for every query, so a batch's output lines up with its input
-                import orjson
-
-                click.echo(orjson.dumps({"query": text, "no_match": True}).decode())
-            continue
-        if not hits:
-            click.echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
-        if output in ("jsonl", "json", "csv"):
-            for rank, hit in enumerate(hits, start=1):
-                record = hit_record(text, rank, hit)
-                if output == "jsonl":
-                    import orjson
-
-                    click.echo(orjson.dumps(record).decode())
-                elif output == "csv":
-                    writer.writerow([record[f] for f in CSV_FIELDS])
-                else:
-                    records.append(record)
-            continue
-        if output == "paths":  # every matching file, those folded as the same text included
-            for source in dict.fromkeys(p for hit in hits for p in (hit.source, *hit.duplicates)):
-                click.echo(source)
-            continue
-        if output == "grep":
-            for hit in hits:
-                click.echo(f"{hit.source}:{hit.line or hit.page}:{' '.join(hit.snippet.split())}")
-            continue
-        if len(queries) > 1:
-            click.echo(f"# {text}")
-        colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-        for rank, hit in enumerate(hits, start=1):
-            where = (_paint(_display_path(hit.source), "35", colored) + (_paint(f":{hit.line}", "32", colored)
-                     if hit.line else "") + (f"#{hit.anchor}" if hit.anchor else "")
-                     + (f" (page {hit.page})" if hit.page else ""))
-            # (color=: click strips escape codes from output that is not a terminal unless told they are wanted)
-            click.echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}", color=colored)
-            if (hit.source, hit.line) in around:
-                click.echo(around[(hit.source, hit.line)])
-            else:
-                click.echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), color=colored)
-            if hit.more:
-                click.echo(f"    also at line{'s' if len(hit.more) > 1 else ''} "
-                           + ", ".join(str(m.line or m.page) for m in hit.more[:8]) + (" ..." if len(hit.more) > 8 else ""))
-            if hit.duplicates:
-                click.echo("    the same text in " + ", ".join(_display_path(p) for p in hit.duplicates))
-    if output == "json":
-        import orjson
-
-        click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
+    colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    render_results(queries, results, output, colored=colored, around=around, min_score=min_score)
     if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
 
@@ -435,8 +555,16 @@ def query(query, queries, index_dirs, all_indexes, k, shortlist, mode, paths, ty
 @cli.command(short_help="Print the lines of an indexed file around a hit.")
 @click.argument("location", metavar="PATH[:LINE]")
 @index_option
-@click.option("-C", "--context", "context", type=click.IntRange(0, 250), default=10, show_default=True,
-              metavar="NUM", help="Lines before and after LINE.")
+@click.option(
+    "-C",
+    "--context",
+    "context",
+    type=click.IntRange(0, 250),
+    default=10,
+    show_default=True,
+    metavar="NUM",
+    help="Lines before and after LINE.",
+)
 def show(location, index_dir, context):
     """Print the lines of an indexed file around LINE (a hit's path:line), numbered; the whole file (up to 500
     lines) without LINE. The file must be one the index holds, still as it was indexed.
@@ -446,8 +574,8 @@ def show(location, index_dir, context):
         searcher show corpus/rst/faq/windows.rst:207 -C 5
     """
     from .documents import read_lines
-    from .store import open_index
     from .home import resolve
+    from .store import open_index
 
     path, line = location, None
     head, _, tail = location.rpartition(":")
@@ -464,8 +592,12 @@ def show(location, index_dir, context):
 
 
 @cli.command("list", short_help="List your indexes, or one index's sources and files.")
-@click.option("--index", "index_dir", envvar="SEARCHER_INDEX",
-              help="Show this index's sources (and with --files, its files) instead of every named index.")
+@click.option(
+    "--index",
+    "index_dir",
+    envvar="SEARCHER_INDEX",
+    help="Show this index's sources (and with --files, its files) instead of every named index.",
+)
 @click.option("--files", "show_files", is_flag=True, help="With --index: every indexed file.")
 def list_command(index_dir, show_files):
     """List your indexes, or what one index holds.
@@ -486,12 +618,16 @@ def list_command(index_dir, show_files):
         for path in indexes:
             try:
                 m = read_manifest(path)
-                click.echo(f"{path.name:<20} {m.documents:>8} documents {m.chunks:>9} chunks  updated {m.updated}  "
-                           f"{m.model.name}  {', '.join(m.sources)}")
+                click.echo(
+                    f"{path.name:<20} {m.documents:>8} documents {m.chunks:>9} chunks  updated {m.updated}  "
+                    f"{m.model.name}  {', '.join(m.sources)}"
+                )
             except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
                 if not (path / "manifest.json").exists() and (path / "pending").is_dir():
-                    click.echo(f"{path.name:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
-                               f"{path.name}` resumes it (or `searcher drop {path.name}`)")
+                    click.echo(
+                        f"{path.name:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
+                        f"{path.name}` resumes it (or `searcher drop {path.name}`)"
+                    )
                 else:
                     click.echo(f"{path.name:<20} unreadable: {str(e).splitlines()[0]}")
         return
@@ -500,16 +636,20 @@ def list_command(index_dir, show_files):
         files = index.files()
     finally:
         index.close()
-    click.echo(f"index {index.index_dir}: {index.manifest.documents} documents, {index.manifest.chunks} chunks, "
-               f"updated {index.manifest.updated}")
+    click.echo(
+        f"index {index.index_dir}: {index.manifest.documents} documents, {index.manifest.chunks} chunks, "
+        f"updated {index.manifest.updated}"
+    )
     for source in index.manifest.sources:
         under = [e for e in files if e.path == source or e.path.startswith(source.rstrip("/") + "/")]
         gone = "" if Path(source).exists() else "  (gone from disk: `searcher remove` or `searcher update`)"
-        click.echo(f"  {source}: {len(under)} files, {sum(e.documents for e in under)} documents, "
-                   f"{sum(e.id_end - e.id_start for e in under)} chunk ids{gone}")
+        click.echo(
+            f"  {source}: {len(under)} files, {sum(e.documents for e in under)} documents, "
+            f"{sum(e.id_end - e.id_start for e in under)} chunk ids{gone}"
+        )
     if show_files:
-        for e in files:
-            click.echo(f"    {e.path}  {e.documents} documents")
+        for entry in files:
+            click.echo(f"    {entry.path}  {entry.documents} documents")
 
 
 @cli.command(short_help="Take a folder or file out of an index (also one gone from disk).")
@@ -525,8 +665,10 @@ def remove(path, index_dir):
     from .indexer import remove_from_index
 
     report = remove_from_index(index_dir, path)
-    click.echo(f"{report.removed} files removed; index {report.index_dir}: {report.documents} documents, "
-               f"{report.chunks} chunks")
+    click.echo(
+        f"{report.removed} files removed; index {report.index_dir}: {report.documents} documents, "
+        f"{report.chunks} chunks"
+    )
 
 
 @cli.command(short_help="Delete an index.")
@@ -541,7 +683,6 @@ def drop(index_name, yes):
     """
     from .home import resolve
     from .indexer import delete_index
-
     from .store import read_manifest
 
     path = resolve(index_name)
@@ -557,8 +698,11 @@ def drop(index_name, yes):
     else:
         click.echo(f"deleted the index at {path}")
     if config is not None and config.backend == "qdrant":
-        where = f"the Qdrant Edge shard at {config.qdrant_path} (rm -r it)" if config.qdrant_path else \
-            f"collection {config.qdrant_collection!r} at {config.qdrant_url} (delete it with Qdrant's API)"
+        where = (
+            f"the Qdrant Edge shard at {config.qdrant_path} (rm -r it)"
+            if config.qdrant_path
+            else f"collection {config.qdrant_collection!r} at {config.qdrant_url} (delete it with Qdrant's API)"
+        )
         click.echo(f"kept {where}: other clients may still query it")
 
 
@@ -581,12 +725,15 @@ def update(index_dir, quiet):
         for warning in report.warnings:
             click.echo(f"warning: {warning}", err=True)
         if not report.missing:
-            click.echo(f"{source}: {report.indexed} indexed, {report.unchanged} unchanged, {report.removed} removed, "
-                       f"{report.failed} failed")
+            click.echo(
+                f"{source}: {report.indexed} indexed, {report.unchanged} unchanged, {report.removed} removed, "
+                f"{report.failed} failed"
+            )
     if missing:
         raise click.ClickException(
             f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing (an unmounted disk, a renamed "
-            "folder?); kept in the index with its files - `searcher remove PATH` takes a source out")
+            "folder?); kept in the index with its files - `searcher remove PATH` takes a source out"
+        )
 
 
 @cli.command("eval", short_help="Measure retrieval quality on a labelled (BEIR) data set.")
@@ -598,28 +745,67 @@ def update(index_dir, quiet):
     type=click.Path(file_okay=False, path_type=Path),
     help="Index of the corpus to build or reuse [default: indexes/eval/<data>-<hash of corpus, model, chunking>].",
 )
-@click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Model name or path [default: bundled MiniLM].")
-@click.option("--projection", type=click.Choice(PROJECTIONS), default="auto", show_default=True,
-              help="How coarse vectors are made: the first dims (prefix), a PCA rotation, or measured (auto).")
+@click.option(
+    "--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Model name or path [default: bundled MiniLM]."
+)
+@click.option(
+    "--projection",
+    type=click.Choice(PROJECTIONS),
+    default="auto",
+    show_default=True,
+    help="How coarse vectors are made: the first dims (prefix), a PCA rotation, or measured (auto).",
+)
 @click.option("--coarse-dim", type=int, default=64, show_default=True, help="Width of the coarse index.")
 @click.option("--chunk-tokens", type=int, help="Max model tokens per chunk [default: the model's max_seq_length].")
 @click.option("--overlap-tokens", type=int, help="Tokens shared by neighbouring chunks [default: chunk tokens / 8].")
-@click.option("--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True,
-              help="Coarse candidates reranked with the full vectors.")
-@click.option("--full-storage", type=click.Choice(FULL_STORAGE_TYPES),
-              help="How full vectors are stored: float32, float16, mixed or int8 (4, 2, ~1.06 or 1 byte per dimension; "
-                   "mixed keeps the 64 coarse dims in float16) "
-                   "[default: " + DEFAULT_FULL_STORAGE + "].")
+@click.option(
+    "--shortlist",
+    type=int,
+    default=DEFAULT_SHORTLIST,
+    show_default=True,
+    help="Coarse candidates reranked with the full vectors.",
+)
+@click.option(
+    "--full-storage",
+    type=click.Choice(FULL_STORAGE_TYPES),
+    help="How full vectors are stored: float32, float16, mixed or int8 (4, 2, ~1.06 or 1 byte per dimension; "
+    "mixed keeps the 64 coarse dims in float16) "
+    "[default: " + DEFAULT_FULL_STORAGE + "].",
+)
 @qdrant_options
 @click.option("--no-latency", is_flag=True, help="Skip the single-query latency measurement.")
-@click.option("--tune", is_flag=True, help="First pick the hybrid fusion weight on another labelled split and store "
-                                          "it in the index (train, else dev; never the split reported).")
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="First pick the hybrid fusion weight on another labelled split and store "
+    "it in the index (train, else dev; never the split reported).",
+)
 @click.option("--tune-split", help="The split to tune on [default: train, else dev].")
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chunk_tokens, overlap_tokens, shortlist,
-                 full_storage, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization, qdrant_shards,
-                 qdrant_replicas, no_latency, tune, tune_split, as_json, quiet):
+def eval_command(
+    data_dir,
+    split,
+    index_dir,
+    model,
+    projection,
+    coarse_dim,
+    chunk_tokens,
+    overlap_tokens,
+    shortlist,
+    full_storage,
+    qdrant_url,
+    qdrant_path,
+    qdrant_collection,
+    qdrant_quantization,
+    qdrant_shards,
+    qdrant_replicas,
+    no_latency,
+    tune,
+    tune_split,
+    as_json,
+    quiet,
+):
     """Evaluate retrieval on a BEIR folder (corpus.jsonl, queries.jsonl, qrels/SPLIT.tsv).
 
     Reports the model cards' metrics for every search mode (hybrid, dense, lexical, exact full-dim, coarse)
@@ -634,15 +820,28 @@ def eval_command(data_dir, split, index_dir, model, projection, coarse_dim, chun
     from .evaluate import evaluate
 
     config = IndexConfig().replace(
-        model=model, projection=projection, coarse_dim=coarse_dim, chunk_tokens=chunk_tokens,
-        overlap_tokens=overlap_tokens, full_storage=full_storage,
+        model=model,
+        projection=projection,
+        coarse_dim=coarse_dim,
+        chunk_tokens=chunk_tokens,
+        overlap_tokens=overlap_tokens,
+        full_storage=full_storage,
     )
-    config = _with_qdrant(config, None, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization,
-                          qdrant_shards, qdrant_replicas)
+    config = _with_qdrant(
+        config, None, qdrant_url, qdrant_path, qdrant_collection, qdrant_quantization, qdrant_shards, qdrant_replicas
+    )
     with _Progress(enabled=not quiet) as progress:
-        report = evaluate(data_dir, split=split, config=config, index_dir=index_dir, shortlist=shortlist,
-                          progress=progress, latency=not no_latency, tune=tune or tune_split is not None,
-                          tune_split=tune_split)
+        report = evaluate(
+            data_dir,
+            split=split,
+            config=config,
+            index_dir=index_dir,
+            shortlist=shortlist,
+            progress=progress,
+            latency=not no_latency,
+            tune=tune or tune_split is not None,
+            tune_split=tune_split,
+        )
     if as_json:
         import orjson
 
@@ -665,32 +864,86 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 
 @cli.command(short_help="Fine-tune an embedding model on your own documents or labels.")
 @click.argument("data", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(file_okay=False, path_type=Path), required=True,
-              help="Directory for the fine-tuned model.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Directory for the fine-tuned model.",
+)
 @click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Base model [default: bundled MiniLM].")
 @click.option("--epochs", type=int, default=FinetuneConfig.epochs, show_default=True, help="Passes over the pairs.")
-@click.option("--batch-size", type=int, default=FinetuneConfig.batch_size, show_default=True,
-              help="Pairs per step; the others in a batch are each pair's negatives.")
-@click.option("--learning-rate", type=float, default=FinetuneConfig.learning_rate, show_default=True,
-              help="Peak learning rate (linear schedule).")
-@click.option("--warmup-ratio", type=float, default=FinetuneConfig.warmup_ratio, show_default=True,
-              help="Share of steps spent warming the learning rate up.")
-@click.option("--max-seq-length", type=int, default=FinetuneConfig.max_seq_length, show_default=True,
-              help="Training window in tokens (0: the base model's own); the saved model keeps its window.")
+@click.option(
+    "--batch-size",
+    type=int,
+    default=FinetuneConfig.batch_size,
+    show_default=True,
+    help="Pairs per step; the others in a batch are each pair's negatives.",
+)
+@click.option(
+    "--learning-rate",
+    type=float,
+    default=FinetuneConfig.learning_rate,
+    show_default=True,
+    help="Peak learning rate (linear schedule).",
+)
+@click.option(
+    "--warmup-ratio",
+    type=float,
+    default=FinetuneConfig.warmup_ratio,
+    show_default=True,
+    help="Share of steps spent warming the learning rate up.",
+)
+@click.option(
+    "--max-seq-length",
+    type=int,
+    default=FinetuneConfig.max_seq_length,
+    show_default=True,
+    help="Training window in tokens (0: the base model's own); the saved model keeps its window.",
+)
 @click.option("--bf16/--no-bf16", default=None, help="bfloat16 autocast [default: when the CPU has native bf16].")
 @click.option("--max-pairs", type=int, help="Train on a random sample of at most this many pairs.")
-@click.option("--dim-weight", "dim_weights", multiple=True, callback=_parse_dim_weights, metavar="DIM=WEIGHT",
-              help="MatryoshkaLoss weight of one dim, e.g. 64=2 (repeatable) [default: every dim 1].")
-@click.option("--pca-prefix/--no-pca-prefix", default=FinetuneConfig.pca_prefix, show_default=True,
-              help="End the model with a rotation onto the corpus's principal directions, so that its 64-dim "
-                   "prefix shortlists faithfully (full-dim similarities are unchanged).")
-@click.option("--seed", type=int, default=FinetuneConfig.seed, show_default=True, help="Random seed (shuffling, sampling).")
+@click.option(
+    "--dim-weight",
+    "dim_weights",
+    multiple=True,
+    callback=_parse_dim_weights,
+    metavar="DIM=WEIGHT",
+    help="MatryoshkaLoss weight of one dim, e.g. 64=2 (repeatable) [default: every dim 1].",
+)
+@click.option(
+    "--pca-prefix/--no-pca-prefix",
+    default=FinetuneConfig.pca_prefix,
+    show_default=True,
+    help="End the model with a rotation onto the corpus's principal directions, so that its 64-dim "
+    "prefix shortlists faithfully (full-dim similarities are unchanged).",
+)
+@click.option(
+    "--seed", type=int, default=FinetuneConfig.seed, show_default=True, help="Random seed (shuffling, sampling)."
+)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_ratio, max_seq_length, bf16, max_pairs,
-             dim_weights, pca_prefix, seed, eval_split, no_eval, overwrite, quiet):
+def finetune(
+    data,
+    output,
+    model,
+    epochs,
+    batch_size,
+    learning_rate,
+    warmup_ratio,
+    max_seq_length,
+    bf16,
+    max_pairs,
+    dim_weights,
+    pca_prefix,
+    seed,
+    eval_split,
+    no_eval,
+    overwrite,
+    quiet,
+):
     """Fine-tune a model with MatryoshkaLoss on DATA: a JSONL file of (query, passage) pairs, a BEIR folder
     with a train split, or a plain corpus (folder, file or index) to generate pairs from.
 
@@ -701,33 +954,66 @@ def finetune(data, output, model, epochs, batch_size, learning_rate, warmup_rati
     from .config import DEFAULT_MODEL
     from .train import finetune as run_finetune
 
-    config = FinetuneConfig(base_model=model or DEFAULT_MODEL, epochs=epochs, batch_size=batch_size,
-                            learning_rate=learning_rate, warmup_ratio=warmup_ratio, seed=seed,
-                            max_seq_length=max_seq_length or None, max_pairs=max_pairs, bf16=bf16,
-                            dim_weights=dim_weights, pca_prefix=pca_prefix)
+    config = FinetuneConfig(
+        base_model=model or DEFAULT_MODEL,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        warmup_ratio=warmup_ratio,
+        seed=seed,
+        max_seq_length=max_seq_length or None,
+        max_pairs=max_pairs,
+        bf16=bf16,
+        dim_weights=dim_weights,
+        pca_prefix=pca_prefix,
+    )
     with _Progress(enabled=not quiet) as progress:
-        report = run_finetune(data, output, config, eval_split=eval_split, evaluate_model=not no_eval,
-                              overwrite=overwrite, progress=progress)
+        report = run_finetune(
+            data,
+            output,
+            config,
+            eval_split=eval_split,
+            evaluate_model=not no_eval,
+            overwrite=overwrite,
+            progress=progress,
+        )
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    click.echo(f"trained {report.pairs} pairs x {epochs} epochs in {report.train_seconds:.0f} s "
-               f"({report.pairs_per_second:.1f} pairs/s); model written to {report.output}")
+    click.echo(
+        f"trained {report.pairs} pairs x {epochs} epochs in {report.train_seconds:.0f} s "
+        f"({report.pairs_per_second:.1f} pairs/s); model written to {report.output}"
+    )
     if report.before and report.after:
         click.echo(f"ndcg@10 on {report.evaluation}:")
         for column in report.after:
-            click.echo(f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}")
+            click.echo(
+                f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}"
+            )
 
 
 @cli.command(short_help="Answer searches over HTTP, with a search page in the browser.")
 @indexes_option
-@click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on; anything but this machine needs $SEARCHER_TOKEN.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on; anything but this machine needs $SEARCHER_TOKEN.",
+)
 @click.option("--port", default=8765, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
-@click.option("--token", envvar="SEARCHER_TOKEN", show_envvar=True,
-              help="Require this API token (Authorization: Bearer TOKEN) on every request.")
-@click.option("--allow-host", "allow_hosts", multiple=True, metavar="NAME",
-              help="Also answer requests addressed to this host name (repeatable); by default only the address it "
-                   "listens on and localhost, so that no other web site can read it through DNS rebinding.")
+@click.option(
+    "--token",
+    envvar="SEARCHER_TOKEN",
+    show_envvar=True,
+    help="Require this API token (Authorization: Bearer TOKEN) on every request.",
+)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests addressed to this host name (repeatable); by default only the address it "
+    "listens on and localhost, so that no other web site can read it through DNS rebinding.",
+)
 @click.option("--stop-after", type=float, hidden=True, help="Stop after this many seconds (tests, benchmarks).")
 def serve(indexes, host, port, token, allow_hosts, stop_after):
     """Serve searches over HTTP: a search page at /, the API at /search, its description at /openapi.json.
@@ -744,16 +1030,22 @@ def serve(indexes, host, port, token, allow_hosts, stop_after):
     need("fastapi", "fastapi")
     need("uvicorn", "uvicorn")
     if not _loopback(host) and not token:
-        raise click.ClickException(f"listening on {host} lets other machines search your documents; set "
-                                   "SEARCHER_TOKEN (or --token) to a secret to require it, or keep --host 127.0.0.1")
+        raise click.ClickException(
+            f"listening on {host} lets other machines search your documents; set "
+            "SEARCHER_TOKEN (or --token) to a secret to require it, or keep --host 127.0.0.1"
+        )
     from .server.app import create_app, run
     from .server.catalog import Catalog
 
     _check_port(host, port)
     catalog = Catalog(list(indexes))
     click.echo(f"serving {', '.join(catalog.names)} on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    run(create_app(catalog, token=token, host=host, port=port, allow_hosts=allow_hosts), host=host, port=port,
-        stop_after=stop_after)
+    run(
+        create_app(catalog, token=token, host=host, port=port, allow_hosts=allow_hosts),
+        host=host,
+        port=port,
+        stop_after=stop_after,
+    )
 
 
 def _check_port(host: str, port: int) -> None:
@@ -829,13 +1121,19 @@ def info(index_dir, as_json):
         f"updated     {manifest.updated} (created {manifest.created})",
         f"model       {m.name} ({m.dim} dims, max {m.max_seq_length} tokens)",
         f"projection  {p.kind} to {p.coarse_dim} dims (requested {p.requested})"
-        + (f"; auto measured top-10 kept: prefix {p.measurement.get('prefix')}, pca {p.measurement.get('pca')}"
-           if p.measurement else ""),
+        + (
+            f"; auto measured top-10 kept: prefix {p.measurement.get('prefix')}, pca {p.measurement.get('pca')}"
+            if p.measurement
+            else ""
+        ),
         f"search      hybrid by default: dense weight {c.fusion_weight:g}, lexical words: {c.lexical_tokenizer}",
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"vectors     full: {c.full_storage}; coarse: {manifest.coarse.get('kind')}"
-        + (f" ({manifest.coarse.get('nlist')} cells, {manifest.coarse.get('nprobe')} scanned per query)"
-           if manifest.coarse.get("kind") == "ivf" else " (exact)"),
+        + (
+            f" ({manifest.coarse.get('nlist')} cells, {manifest.coarse.get('nprobe')} scanned per query)"
+            if manifest.coarse.get("kind") == "ivf"
+            else " (exact)"
+        ),
         f"backend     {_backend_line(c)}",
         f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
@@ -853,9 +1151,14 @@ def _backend_line(c) -> str:
     """Where queries are answered (backends/), as `searcher info` says it."""
     if c.backend != "qdrant":
         return "local (FAISS files in this folder)"
-    where = f"Qdrant Edge shard {c.qdrant_path}" if c.qdrant_path else f"Qdrant collection {c.qdrant_collection!r} " \
-        f"at {c.qdrant_url}" + (f", {c.qdrant_shards} shards" if c.qdrant_shards else "") + \
-        (f", {c.qdrant_replicas} replicas" if c.qdrant_replicas else "")
+    where = (
+        f"Qdrant Edge shard {c.qdrant_path}"
+        if c.qdrant_path
+        else f"Qdrant collection {c.qdrant_collection!r} "
+        f"at {c.qdrant_url}"
+        + (f", {c.qdrant_shards} shards" if c.qdrant_shards else "")
+        + (f", {c.qdrant_replicas} replicas" if c.qdrant_replicas else "")
+    )
     return f"{where}; coarse vector quantization: {c.qdrant_quantization}"
 
 
@@ -876,8 +1179,9 @@ def _stdin_queries() -> list[str]:
         try:
             line = raw.decode("utf-8")
         except UnicodeDecodeError:
-            click.echo(f"notice: line {lineno} of standard input is not UTF-8; bad bytes replaced with U+FFFD",
-                       err=True)
+            click.echo(
+                f"notice: line {lineno} of standard input is not UTF-8; bad bytes replaced with U+FFFD", err=True
+            )
             line = raw.decode("utf-8", "replace")
         line = line.removesuffix("\r")
         if line.strip():
@@ -890,8 +1194,8 @@ class _Progress:
 
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()  # no bars written into a log file
-        self.bar = None
-        self.phase = None
+        self.bar: Any = None  # a tqdm bar, made on the first phase
+        self.phase: str | None = None
 
     def __enter__(self) -> _Progress:
         return self
@@ -908,10 +1212,15 @@ class _Progress:
 
             if self.bar is not None:
                 self.bar.close()
-            units = {"load": ("loading the model", "it"), "scan": ("scanning", "file"),
-                     "chunk": ("chunking a long file", "char"),
-                     "measure": ("measuring the embedding paths (once per model and CPU)", "path"),
-                     "embed": ("embedding", "chunk"), "write": ("writing", "step"), "train": ("training", "step")}
+            units = {
+                "load": ("loading the model", "it"),
+                "scan": ("scanning", "file"),
+                "chunk": ("chunking a long file", "char"),
+                "measure": ("measuring the embedding paths (once per model and CPU)", "path"),
+                "embed": ("embedding", "chunk"),
+                "write": ("writing", "step"),
+                "train": ("training", "step"),
+            }
             desc, unit = units.get(phase, (phase, "it"))
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
             self.phase = phase
@@ -927,59 +1236,6 @@ def _encoder_choice(record: dict | None) -> str:
     rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in record.get("texts_per_second", {}).items())
     later = "".join(f"; {name} not yet: a larger run measures it" for name in record.get("unmeasured", []))
     return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates}{later})"
-
-
-def _label(hit) -> str:
-    """Title and section: the heading path, unless it already starts with the title."""
-    if not hit.heading:
-        return hit.title
-    top = hit.heading.split(" > ")[0]
-    if hit.heading.startswith(hit.title) or hit.title.startswith(top):  # the page's title is its first heading
-        return hit.heading
-    return f"{hit.title} > {hit.heading}"
-
-
-def _paint(text: str, code: str, color: bool) -> str:
-    return f"\x1b[{code}m{text}\x1b[0m" if color else text
-
-
-def _context(searcher, results, lines: int) -> dict[tuple[str, int], str]:
-    """{(source, line): the file's lines around that hit's passage, numbered} for `-C`; hits whose file cannot be
-    read back (changed since indexed, a collection without files) keep their snippet."""
-    from .documents import read_lines
-
-    out = {}
-    for hits in results:
-        for hit in hits:
-            if not hit.line or (hit.source, hit.line) in out or not hasattr(searcher.index, "files"):
-                continue
-            last = max(hit.end_line, hit.line)
-            try:
-                got = read_lines(searcher.index, hit.source, max(1, hit.line - lines), last + lines)
-            except SearcherError:
-                continue
-            numbered = enumerate(got.text.split("\n"), start=got.start_line)
-            out[(hit.source, hit.line)] = "\n".join(f"{n:>6}{':' if hit.line <= n <= last else '-'} {text}"
-                                                    for n, text in numbered)
-    return out
-
-
-def _highlight(text: str, marks, color: bool, width: int = 100) -> str:
-    """The snippet wrapped to `width` (a code snippet's lines kept as they are), the query's words in bold yellow on
-    a terminal (NO_COLOR turns it off)."""
-    lines = text.split("\n") if "\n" in text else textwrap.wrap(text, width)
-    if not color or not marks:
-        return "\n".join(lines)
-    # Wrapped on the plain text first: escape codes would count toward the width.
-    words = re.compile(r"\b(" + "|".join(sorted({re.escape(text[a:b]) for a, b in marks}, key=len, reverse=True)) + r")\b")
-    return "\n".join(words.sub("\x1b[1;33m\\1\x1b[0m", line) for line in lines)
-
-
-def _display_path(path: str) -> str:
-    try:
-        return os.path.relpath(path)
-    except ValueError:
-        return path
 
 
 def _disk_bytes(index_dir: Path) -> int:

@@ -99,27 +99,34 @@ class RayWorkers:
     by `close`; "auto" or "ray://host:port": join a running one). Without `workers`, one per GPU, else one per
     `cpus_per_worker` of the cluster's CPUs."""
 
-    def __init__(self, model: str, address: str = "local", *, workers: int | None = None,
-                 cpus_per_worker: int = 1) -> None:
+    def __init__(
+        self, model: str, address: str = "local", *, workers: int | None = None, cpus_per_worker: int = 1
+    ) -> None:
         self.ray = ray = _ray()
         self.started = False
         if not ray.is_initialized():
             try:
                 if address == "local":
-                    ray.init(num_cpus=os.cpu_count(), include_dashboard=False, _node_ip_address="127.0.0.1",
-                             log_to_driver=False, configure_logging=False)
+                    ray.init(
+                        num_cpus=os.cpu_count(),
+                        include_dashboard=False,
+                        _node_ip_address="127.0.0.1",
+                        log_to_driver=False,
+                        configure_logging=False,
+                    )
                     self.started = True
                 else:
                     ray.init(address=address, log_to_driver=False, configure_logging=False)
             except Exception as e:  # noqa: BLE001 - Ray raises ConnectionError, RuntimeError, ...
-                raise SearcherError(f"cannot start or join the Ray cluster at {address!r}: "
-                                    f"{str(e).strip().splitlines()[0][:200]}; pass --ray ADDRESS of a running "
-                                    "cluster, or --ray alone for a local one") from None
+                raise SearcherError(
+                    f"cannot start or join the Ray cluster at {address!r}: "
+                    f"{str(e).strip().splitlines()[0][:200]}; pass --ray ADDRESS of a running "
+                    "cluster, or --ray alone for a local one"
+                ) from None
         resources = ray.cluster_resources()
         gpus = int(resources.get("GPU", 0))
         n = workers or gpus or max(1, int(resources.get("CPU", 1)) // cpus_per_worker)
-        actor = ray.remote(num_gpus=1, num_cpus=0)(_Worker) if gpus else \
-            ray.remote(num_cpus=cpus_per_worker)(_Worker)
+        actor = ray.remote(num_gpus=1, num_cpus=0)(_Worker) if gpus else ray.remote(num_cpus=cpus_per_worker)(_Worker)
         self.actors = [actor.remote(model, cpus_per_worker) for _ in range(n)]
         from ray.util import ActorPool
 

@@ -65,8 +65,9 @@ def new_ivf(sample: np.ndarray, nlist: int):
     d = sample.shape[1]
     nlist = max(1, min(nlist, len(sample) // 8))
     quantizer = faiss.IndexFlatIP(d)
-    index = faiss.IndexIVFScalarQuantizer(quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                          faiss.METRIC_INNER_PRODUCT)
+    index = faiss.IndexIVFScalarQuantizer(
+        quantizer, d, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
     index.cp.min_points_per_centroid = 1  # small test indexes: no warning; real ones have TRAIN_PER_CELL
     index.train(np.ascontiguousarray(sample, dtype=np.float32))
     return index
@@ -129,6 +130,8 @@ def check(index, kind: str, d: int, n: int) -> str | None:
 
     expected = faiss.IndexIVFScalarQuantizer if kind == "ivf" else faiss.IndexIDMap
     if not isinstance(index, expected) or index.d != d or index.ntotal != n:
-        return (f"{type(index).__name__} of {index.ntotal} vectors of {index.d} dims, expected "
-                f"{expected.__name__} of {n} of {d}")
+        return (
+            f"{type(index).__name__} of {index.ntotal} vectors of {index.d} dims, expected "
+            f"{expected.__name__} of {n} of {d}"
+        )
     return None

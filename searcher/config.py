@@ -92,20 +92,26 @@ class IndexConfig:
             )
         if self.full_storage not in FULL_STORAGE_TYPES:
             raise InvalidInputError(
-                f"full_storage must be one of {', '.join(FULL_STORAGE_TYPES)}, got {self.full_storage!r}")
+                f"full_storage must be one of {', '.join(FULL_STORAGE_TYPES)}, got {self.full_storage!r}"
+            )
         if self.coarse_index not in COARSE_INDEXES:
             raise InvalidInputError(
-                f"coarse_index must be one of {', '.join(COARSE_INDEXES)}, got {self.coarse_index!r}")
+                f"coarse_index must be one of {', '.join(COARSE_INDEXES)}, got {self.coarse_index!r}"
+            )
         if self.backend not in BACKENDS:
             raise InvalidInputError(f"backend must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         if self.qdrant_quantization not in QDRANT_QUANTIZATIONS:
-            raise InvalidInputError(f"qdrant_quantization must be one of {', '.join(QDRANT_QUANTIZATIONS)}, "
-                                    f"got {self.qdrant_quantization!r}")
+            raise InvalidInputError(
+                f"qdrant_quantization must be one of {', '.join(QDRANT_QUANTIZATIONS)}, "
+                f"got {self.qdrant_quantization!r}"
+            )
         if self.qdrant_shards < 0 or self.qdrant_replicas < 0:
             raise InvalidInputError("qdrant_shards and qdrant_replicas must be 0 (Qdrant's default) or more")
         if self.backend == "qdrant" and bool(self.qdrant_url) == bool(self.qdrant_path):
-            raise InvalidInputError("the qdrant backend needs exactly one of --qdrant-url URL (a server) or "
-                                    "--qdrant-path DIR (an embedded Edge shard)")
+            raise InvalidInputError(
+                "the qdrant backend needs exactly one of --qdrant-url URL (a server) or "
+                "--qdrant-path DIR (an embedded Edge shard)"
+            )
         if not 0.0 <= self.fusion_weight <= 1.0:
             raise InvalidInputError(f"fusion_weight must be between 0 and 1, got {self.fusion_weight}")
 
@@ -171,8 +177,10 @@ class FinetuneConfig:
         """MatryoshkaLoss weights for `dims`; naming a dim the model does not train is an error."""
         weights = dict(self.dim_weights)
         if unknown := sorted(set(weights) - set(dims)):
-            raise InvalidInputError(f"no Matryoshka dim {unknown[0]} to weight: this model trains dims "
-                                    f"{', '.join(map(str, dims))}; pass --dim-weight with one of those")
+            raise InvalidInputError(
+                f"no Matryoshka dim {unknown[0]} to weight: this model trains dims "
+                f"{', '.join(map(str, dims))}; pass --dim-weight with one of those"
+            )
         return [float(weights.get(d, 1.0)) for d in dims]
 
 

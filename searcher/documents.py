@@ -52,10 +52,8 @@ def read_lines(index: StoredIndex, source: str, start_line: int = 1, end_line: i
     lines = [line.removesuffix("\r") for line in text.split("\n")]  # "\n" ends a line, as hits count them
     if lines and lines[-1] == "":
         lines.pop()
-    end = min(len(lines), end_line if end_line is not None else start_line + MAX_LINES - 1,
-              start_line + MAX_LINES - 1)
-    return DocumentLines(path, start_line, max(end, start_line - 1), len(lines),
-                         "\n".join(lines[start_line - 1:end]))
+    end = min(len(lines), end_line if end_line is not None else start_line + MAX_LINES - 1, start_line + MAX_LINES - 1)
+    return DocumentLines(path, start_line, max(end, start_line - 1), len(lines), "\n".join(lines[start_line - 1 : end]))
 
 
 def read_indexed(path: str, sha256: str) -> bytes:

@@ -152,8 +152,11 @@ class SentenceTransformerEncoder:
                 "or a model name that is available offline"
             ) from None
         model_dir = Path(target)
-        self._setup(model, canonical, declared_matryoshka_dims(model_dir, int(model.get_embedding_dimension()))
-                    if model_dir.is_dir() else ())
+        self._setup(
+            model,
+            canonical,
+            declared_matryoshka_dims(model_dir, int(model.get_embedding_dimension())) if model_dir.is_dir() else (),
+        )
 
     @classmethod
     def wrap(cls, model, *, name: str, matryoshka_dims: tuple[int, ...] = ()) -> SentenceTransformerEncoder:

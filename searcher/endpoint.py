@@ -61,9 +61,15 @@ class EndpointEncoder:
     def __init__(self, name: str) -> None:
         self.base, self.model, window = parse(name)
         probe = self._post([FINGERPRINT_TEXT])
-        self.info = ModelInfo(name=name, dim=int(probe.shape[1]), max_seq_length=window, query_prompt="",
-                              document_prompt="", matryoshka_dims=(),
-                              fingerprint=tuple(round(float(v), 6) for v in probe[0][:FINGERPRINT_DIMS]))
+        self.info = ModelInfo(
+            name=name,
+            dim=int(probe.shape[1]),
+            max_seq_length=window,
+            query_prompt="",
+            document_prompt="",
+            matryoshka_dims=(),
+            fingerprint=tuple(round(float(v), 6) for v in probe[0][:FINGERPRINT_DIMS]),
+        )
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
         return [m.span() for m in _PIECE.finditer(text)]
@@ -87,8 +93,9 @@ class EndpointEncoder:
         url = self.base + "/embeddings"
         body = orjson.dumps({"model": self.model, "input": texts})
         for attempt in range(RETRIES + 1):
-            request = urllib.request.Request(url, data=body, method="POST",
-                                             headers={"Content-Type": "application/json"})
+            request = urllib.request.Request(
+                url, data=body, method="POST", headers={"Content-Type": "application/json"}
+            )
             try:
                 with urllib.request.urlopen(request, timeout=TIMEOUT_SECONDS) as response:
                     return self._vectors(orjson.loads(response.read()), len(texts))
@@ -97,18 +104,23 @@ class EndpointEncoder:
                     time.sleep(0.5 * 2**attempt)
                     continue
                 detail = e.read()[:300].decode("utf-8", "replace").strip()
-                raise ModelError(f"the embedding server at {self.base} refused model {self.model!r} (HTTP {e.code}: "
-                                 f"{detail or e.reason}); check the name after # against the server's models") from None
+                raise ModelError(
+                    f"the embedding server at {self.base} refused model {self.model!r} (HTTP {e.code}: "
+                    f"{detail or e.reason}); check the name after # against the server's models"
+                ) from None
             except (urllib.error.URLError, TimeoutError, ConnectionError) as e:
                 if attempt < RETRIES:
                     time.sleep(0.5 * 2**attempt)
                     continue
                 reason = getattr(e, "reason", e)
-                raise ModelError(f"the embedding server at {self.base} did not answer ({reason}); start it, or "
-                                 "pass another --model") from None
+                raise ModelError(
+                    f"the embedding server at {self.base} did not answer ({reason}); start it, or pass another --model"
+                ) from None
             except (orjson.JSONDecodeError, ValueError) as e:
-                raise ModelError(f"the embedding server at {self.base} answered something that is not an "
-                                 f"OpenAI-compatible embeddings response ({e})") from None
+                raise ModelError(
+                    f"the embedding server at {self.base} answered something that is not an "
+                    f"OpenAI-compatible embeddings response ({e})"
+                ) from None
         raise AssertionError("unreachable")
 
     @staticmethod

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .backends.local import EXACT_BLOCK, exact_top_k
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_FUSION_WEIGHT, DEFAULT_SHORTLIST, FUSION_DEPTH, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
@@ -29,7 +30,6 @@ from .errors import InvalidInputError
 from .indexer import Progress, build_index, set_fusion_weight
 from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, top_overlap
 from .onnx_encoder import OnnxEncoder
-from .backends.local import EXACT_BLOCK, exact_top_k
 from .search import Searcher
 from .store import MANIFEST, read_manifest
 
@@ -72,16 +72,27 @@ class EvalReport:
             f"{self.fusion_weight:g} x cosine + {1 - self.fusion_weight:g} x BM25 / the query's ceiling (fusion.py).",
             f"Corpus: {self.corpus_documents} documents read, {self.indexed_documents} in the index; "
             f"{len(self.judged_not_indexed)} judged document(s) not in the index"
-            + (f" (they cap recall; first: {', '.join(self.judged_not_indexed[:5])})" if self.judged_not_indexed else "")
+            + (
+                f" (they cap recall; first: {', '.join(self.judged_not_indexed[:5])})"
+                if self.judged_not_indexed
+                else ""
+            )
             + ".",
             *(f"warning: {w}" for w in self.warnings),
-            *([f"Fusion weight tuned on the {self.tuned['split']} split ({self.tuned['queries']} queries): "
-               + ", ".join(f"{w}: {v:.4f}" for w, v in self.tuned["ndcg@10"].items())
-               + f"; chosen {self.tuned['weight']}, stored in the index."] if self.tuned else []),
+            *(
+                [
+                    f"Fusion weight tuned on the {self.tuned['split']} split ({self.tuned['queries']} queries): "
+                    + ", ".join(f"{w}: {v:.4f}" for w, v in self.tuned["ndcg@10"].items())
+                    + f"; chosen {self.tuned['weight']}, stored in the index."
+                ]
+                if self.tuned
+                else []
+            ),
             "",
             *metrics_table(columns),
             "",
-            f"Dense (two-stage) top-10 keeps {self.agreement:.1%} of the exact full-dim top-10 (documents, set overlap).",
+            f"Dense (two-stage) top-10 keeps {self.agreement:.1%} of the exact full-dim top-10 (documents, set "
+            "overlap).",
         ]
         if self.latency_ms:
             parts = [f"{name} p50 {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms" for name, v in self.latency_ms.items()]
@@ -131,7 +142,9 @@ def evaluate(
     encoder = encoder or load_encoder(config.model)
     config = config.replace(model=encoder.info.name)
     root = Path(root)
-    index_dir = Path(index_dir) if index_dir else default_index_dir(root, data.corpus, config, encoder.info.max_seq_length)
+    index_dir = (
+        Path(index_dir) if index_dir else default_index_dir(root, data.corpus, config, encoder.info.max_seq_length)
+    )
     cache = cache_dir_for(root, encoder)
     tune_split = _tune_split(Path(data_dir), split, tune_split) if tune else None
     # An eval index is derived data: if the model at this name has been retrained since, start it over.
@@ -139,12 +152,14 @@ def evaluate(
     if (index_dir / MANIFEST).exists() and not stale:  # a weight tuned earlier stays
         kept = read_manifest(index_dir).config
         config = config.replace(fusion_weight=kept.fusion_weight)
-    built = build_index(data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress,
-                        cache_dir=cache)
+    built = build_index(
+        data.corpus, index_dir, config, rebuild=stale, encoder=encoder, progress=progress, cache_dir=cache
+    )
     tuned = None
     if tune_split is not None:
-        tuned = tune_fusion(index_dir, load_beir(data_dir, tune_split), encoder, EmbeddingCache(cache, encoder.info),
-                            shortlist)
+        tuned = tune_fusion(
+            index_dir, load_beir(data_dir, tune_split), encoder, EmbeddingCache(cache, encoder.info), shortlist
+        )
         tuned["split"] = tune_split
 
     qids = list(data.queries)
@@ -161,17 +176,25 @@ def evaluate(
         indexed = set(doc_of.values())
         stored = [f"{e.path}: {w}" for e in searcher.index.files() for w in e.warnings]
         report = EvalReport(
-            data=str(data_dir), split=split, queries=len(qids), index=str(index_dir), model=manifest.model.name,
-            projection=manifest.projection.kind, coarse_dim=manifest.projection.coarse_dim, shortlist=shortlist,
-            corpus_documents=data.documents, indexed_documents=len(indexed),
+            data=str(data_dir),
+            split=split,
+            queries=len(qids),
+            index=str(index_dir),
+            model=manifest.model.name,
+            projection=manifest.projection.kind,
+            coarse_dim=manifest.projection.coarse_dim,
+            shortlist=shortlist,
+            corpus_documents=data.documents,
+            indexed_documents=len(indexed),
             judged_not_indexed=sorted({d for rel in data.qrels.values() for d in rel} - indexed),
             warnings=list(dict.fromkeys(built.warnings + stored)),
         )
         texts = [data.queries[q] for q in qids]
         if searcher.lexical is not None:
             # k = FUSION_DEPTH: each side brings the candidates it brings for any k up to that, as users see it
-            report.modes["hybrid"], _ = score(*searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist,
-                                                                        mode="hybrid", texts=texts))
+            report.modes["hybrid"], _ = score(
+                *searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts)
+            )
         report.modes["dense"], dense = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
         if searcher.lexical is not None:
             report.modes["lexical"], _ = score(*searcher.search_vectors(None, k=depth, mode="lexical", texts=texts))
@@ -204,8 +227,10 @@ def _tune_split(data_dir: Path, split: str, requested: str | None) -> str:
     for candidate in ("train", "dev"):
         if candidate in available and candidate != split:
             return candidate
-    raise InvalidInputError(f"{data_dir}/qrels has no labelled split other than {split!r} to tune on "
-                            f"(found: {', '.join(available)}); tuning on the reported split would overstate it")
+    raise InvalidInputError(
+        f"{data_dir}/qrels has no labelled split other than {split!r} to tune on "
+        f"(found: {', '.join(available)}); tuning on the reported split would overstate it"
+    )
 
 
 def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict:
@@ -222,8 +247,9 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
             raise InvalidInputError(f"the index at {index_dir} has no lexical side to fuse; re-run `searcher index`")
         doc_of = {r["id"]: r["doc_id"] for r in searcher.index.iter_chunks()}
         for w in TUNE_WEIGHTS:
-            D, I = searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts,
-                                           fusion_weight=w)
+            D, I = searcher.search_vectors(
+                xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts, fusion_weight=w
+            )
             scores[w] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
     best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
     set_fusion_weight(index_dir, best)
@@ -261,8 +287,12 @@ def exact_prefix_search(searcher: Searcher, xq: np.ndarray, *, dim: int, k: int)
 
 def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, dict[str, float]]:
     runtime = "onnx" if isinstance(searcher.encoder, OnnxEncoder) else "torch"
-    timings: dict[str, list[float]] = {f"encode ({runtime})": [], "dense search": [], "full search": [],
-                                       "hybrid search": []}
+    timings: dict[str, list[float]] = {
+        f"encode ({runtime})": [],
+        "dense search": [],
+        "full search": [],
+        "hybrid search": [],
+    }
     encode = timings[f"encode ({runtime})"]
     searcher.encoder.encode_queries(texts[:1])  # warm-up
     for text in texts:
@@ -286,4 +316,3 @@ def percentiles_ms(seconds: list[float]) -> dict[str, float]:
     """p50 and p95 in milliseconds of a list of durations in seconds (and how many there were)."""
     ms = np.asarray(seconds) * 1000
     return {"p50": float(np.percentile(ms, 50)), "p95": float(np.percentile(ms, 95)), "n": float(len(ms))}
-

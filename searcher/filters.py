@@ -31,7 +31,9 @@ class Where:
     def __post_init__(self) -> None:
         if any(isinstance(f, str) for f in (self.paths, self.types, self.phrases, self.excluded)):
             raise InvalidInputError("Where(paths=..., types=...) takes tuples of strings, e.g. paths=('docs/*',)")
-        object.__setattr__(self, "types", tuple(t.lower() if t.startswith(".") else f".{t.lower()}" for t in self.types))
+        object.__setattr__(
+            self, "types", tuple(t.lower() if t.startswith(".") else f".{t.lower()}" for t in self.types)
+        )
 
     def __bool__(self) -> bool:
         return bool(self.paths or self.types or self.phrases or self.excluded)
@@ -43,9 +45,7 @@ class Where:
     def matches(self, path: str) -> bool:
         if self.types and not path.lower().endswith(self.types):
             return False
-        if self.paths and not any(_glob(path, g) for g in self.paths):
-            return False
-        return True
+        return not self.paths or any(_glob(path, g) for g in self.paths)
 
 
 def _glob(path: str, pattern: str) -> bool:
@@ -67,8 +67,10 @@ def selected_ids(index, where: Where) -> np.ndarray:
     if where.phrases or where.excluded:
         lexical = index.open_lexical()
         if lexical is None:
-            raise InvalidInputError("quoted phrases and -exclusions need the index's lexical side, which it lacks; "
-                                    "re-run `searcher index` on it to build one")
+            raise InvalidInputError(
+                "quoted phrases and -exclusions need the index's lexical side, which it lacks; "
+                "re-run `searcher index` on it to build one"
+            )
         required, banned = lexical.matching(where.phrases, where.excluded)
         if required is not None:
             ids = np.intersect1d(ids, required, assume_unique=True)

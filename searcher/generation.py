@@ -17,9 +17,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from . import coarse
+from . import coarse, vectors
 from . import projection as proj
-from . import vectors
 from .cache import EmbeddingCache
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
@@ -138,12 +137,19 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
                 full[a : a + BLOCK] = full[a : a + BLOCK] @ rotation
 
     ids = np.concatenate([prev.ids[keep_rows] if prev is not None else np.empty(0, np.int64), new_ids])
-    coarse, coarse_record = coarse_index(full, ids, coarse_dim, config.coarse_index,
-                                         prev=prev if keep_projection else None, n_keep=n_keep)
+    coarse, coarse_record = coarse_index(
+        full, ids, coarse_dim, config.coarse_index, prev=prev if keep_projection else None, n_keep=n_keep
+    )
     del full
     # after the coarse index, which is made from the float32 vectors
-    full_fitted = _encode_full(writer, config.full_storage, prev, keep_projection, n,
-                               vectors.head_dims(config.full_storage, info.dim, coarse_dim))
+    full_fitted = _encode_full(
+        writer,
+        config.full_storage,
+        prev,
+        keep_projection,
+        n,
+        vectors.head_dims(config.full_storage, info.dim, coarse_dim),
+    )
     writer.write_ids(ids)
     writer.write_rotation(rotation)
     writer.write_coarse(coarse)
@@ -161,8 +167,9 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
         documents=sum(e.documents for e in entries),
         chunks=n,
         next_id=next_id,
-        sources=plan.sources if plan.sources is not None else tuple(
-            sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
+        sources=plan.sources
+        if plan.sources is not None
+        else tuple(sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
         query_encoder=plan.query_encoder,
         document_encoder=plan.document_encoder,
         lexical_deleted=lexical_deleted,
@@ -174,15 +181,21 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
     return manifest
 
 
-def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | None, same_frame: bool, n: int,
-                 head: int) -> int:
+def _encode_full(
+    writer: GenerationWriter, storage: str, prev: StoredIndex | None, same_frame: bool, n: int, head: int
+) -> int:
     """Store the generation's full vectors (written as float32) as `storage`; for the 8-bit types (int8, mixed), the
     previous generation's quantizer is kept while the frame and the type are the same and the index has less than
     doubled since it was trained. Returns the chunk count the quantizer was trained at (0 for the other types)."""
     if storage == "float32":
         return 0
-    keep = (storage in vectors.QUANTIZERS and prev is not None and same_frame
-            and prev.manifest.config.full_storage == storage and n < 2 * max(prev.manifest.full_fitted, 1))
+    keep = (
+        storage in vectors.QUANTIZERS
+        and prev is not None
+        and same_frame
+        and prev.manifest.config.full_storage == storage
+        and n < 2 * max(prev.manifest.full_fitted, 1)
+    )
     writer.full.flush()
     writer.full = None  # unmapped before full.npy is converted and deleted
     vectors.encode_full(writer.path, storage, prev.full.quantizer if keep else None, head)
@@ -194,8 +207,14 @@ def _encode_full(writer: GenerationWriter, storage: str, prev: StoredIndex | Non
 LEXICAL_COMPACT_SHARE = 0.1
 
 
-def _write_lexical(writer: GenerationWriter, tokenizer: str, prev: StoredIndex | None, kept_ids: np.ndarray,
-                   new_chunks: list[Chunk], new_ids: np.ndarray) -> int:
+def _write_lexical(
+    writer: GenerationWriter,
+    tokenizer: str,
+    prev: StoredIndex | None,
+    kept_ids: np.ndarray,
+    new_chunks: list[Chunk],
+    new_ids: np.ndarray,
+) -> int:
     """The generation's lexical index: the previous one's, hard-linked, with removed chunks deleted and new ones
     added; or, when there is none to start from (a new index, an older format, a damaged one, another tokenizer)
     or deletes have piled up, built from every chunk. Returns the deletes it now carries."""
@@ -210,8 +229,9 @@ def _write_lexical(writer: GenerationWriter, tokenizer: str, prev: StoredIndex |
     elif len(kept_ids):
         keep = set(kept_ids.tolist())
         records = [r for r in prev.iter_chunks() if r["id"] in keep]
-        lexical.add([r["id"] for r in records],
-                    [lexical_text(r["title"], r.get("heading", ""), r["text"]) for r in records])
+        lexical.add(
+            [r["id"] for r in records], [lexical_text(r["title"], r.get("heading", ""), r["text"]) for r in records]
+        )
     lexical.add(new_ids, (lexical_text(c.title, c.heading, c.text) for c in new_chunks))
     count = lexical.commit()
     expected = len(kept_ids) + len(new_ids)
@@ -249,8 +269,15 @@ def _fit_projection(
     return Projection(kind, config.projection, coarse_dim, n, measurement), rotation
 
 
-def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, requested: str = "auto", *,
-                 prev: StoredIndex | None = None, n_keep: int = 0) -> tuple[object, dict]:
+def coarse_index(
+    full: np.ndarray,
+    ids: np.ndarray,
+    coarse_dim: int,
+    requested: str = "auto",
+    *,
+    prev: StoredIndex | None = None,
+    n_keep: int = 0,
+) -> tuple[object, dict]:
     """The coarse index over the rows of `full` (coarse.py), and its manifest record: `prev`'s, with the ids it
     no longer has removed and rows n_keep.. added, or a fresh build over every row (prev=None, another kind
     asked for or due by size, or an IVF grown RETRAIN_GROWTH times since it was trained).
@@ -261,8 +288,11 @@ def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, requested: 
     n = len(ids)
     kind = coarse.kind_for(requested, n)
     record = dict(prev.manifest.coarse) if prev is not None else {}
-    reuse = prev is not None and record.get("kind") == kind and not (
-        kind == "ivf" and n >= coarse.RETRAIN_GROWTH * record.get("trained_at", n))
+    reuse = (
+        prev is not None
+        and record.get("kind") == kind
+        and not (kind == "ivf" and n >= coarse.RETRAIN_GROWTH * record.get("trained_at", n))
+    )
     if reuse:
         index = prev.load_coarse()
         dead = np.setdiff1d(np.asarray(prev.ids), ids[:n_keep], assume_unique=True)
@@ -275,8 +305,12 @@ def coarse_index(full: np.ndarray, ids: np.ndarray, coarse_dim: int, requested: 
             nlist = coarse.nlist_for(n)
             rows = np.sort(np.random.default_rng(0).choice(n, min(n, coarse.TRAIN_PER_CELL * nlist), replace=False))
             index = coarse.new_ivf(proj.coarse_vectors(np.asarray(full[rows]), coarse_dim), nlist)
-            record = {"kind": "ivf", "nlist": int(index.nlist), "nprobe": coarse.default_nprobe(int(index.nlist)),
-                      "trained_at": n}
+            record = {
+                "kind": "ivf",
+                "nlist": int(index.nlist),
+                "nprobe": coarse.default_nprobe(int(index.nlist)),
+                "trained_at": n,
+            }
         else:
             index, record = coarse.new_flat(coarse_dim), {"kind": "flat"}
     for a in range(start, n, BLOCK):

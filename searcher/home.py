@@ -45,8 +45,10 @@ def resolve(index: str | Path | None) -> Path:
     if "/" in index or os.sep in index or index.startswith((".", "~")):
         return Path(index).expanduser()
     if not _NAME.fullmatch(index):
-        raise InvalidInputError(f"{index!r} is not an index name (letters, digits, '.', '_', '-'); "
-                                "to use a folder, write it as a path, e.g. ./name")
+        raise InvalidInputError(
+            f"{index!r} is not an index name (letters, digits, '.', '_', '-'); "
+            "to use a folder, write it as a path, e.g. ./name"
+        )
     return home() / index
 
 
@@ -93,7 +95,7 @@ def collect_encoders() -> list[str]:
     """Delete the shared encoders no index links any more; their names."""
     from .store import ENCODER_NAME
 
-    gone = []
+    gone: list[Path] = []
     root = shared_encoders()
     if not root.is_dir():
         return gone
@@ -123,8 +125,16 @@ def _link_tree(src: Path, dst: Path) -> bool:
         return True
     except OSError as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        if e.errno not in (errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTEMPTY, errno.EEXIST, errno.EACCES,
-                           errno.EROFS, errno.ENOSPC):
+        if e.errno not in (
+            errno.EXDEV,
+            errno.EPERM,
+            errno.EMLINK,
+            errno.ENOTEMPTY,
+            errno.EEXIST,
+            errno.EACCES,
+            errno.EROFS,
+            errno.ENOSPC,
+        ):
             raise
         return False
 

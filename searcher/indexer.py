@@ -40,10 +40,17 @@ from .encoder import (
     resolve_model,
 )
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
-from .home import (adopt_encoder, collect_encoders, remember_choice, remember_start, remembered_choice,
-                   remembered_start, share_encoder)
-from .home import resolve as resolve_index
 from .generation import NewFile, Plan, kept_rows, write_generation
+from .home import (
+    adopt_encoder,
+    collect_encoders,
+    remember_choice,
+    remember_start,
+    remembered_choice,
+    remembered_start,
+    share_encoder,
+)
+from .home import resolve as resolve_index
 from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file, read_regular
 from .onnx_encoder import ExportError, OnnxEncoder, export_onnx, exported_with_model
 from .store import (
@@ -133,9 +140,7 @@ def build_index(
     if not source.exists():
         raise InvalidInputError(f"no such file or folder: {source}")
     if source.is_file() and not is_supported(source):
-        raise InvalidInputError(
-            f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}"
-        )
+        raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
     if source.is_dir():  # fail before a model is loaded, not after
         try:
             os.scandir(source).close()
@@ -143,14 +148,19 @@ def build_index(
             raise InvalidInputError(f"cannot read folder {source}: {e.strerror}") from None
     index_dir = resolve_index(index_dir)
     if inside_index := next((p for p in (source.resolve(), *source.resolve().parents) if is_index_dir(p)), None):
-        where = "is a searcher index" if inside_index == source.resolve() else f"is inside the searcher index {inside_index}"
+        where = (
+            "is a searcher index"
+            if inside_index == source.resolve()
+            else f"is inside the searcher index {inside_index}"
+        )
         raise InvalidInputError(f"{source} {where}; index your documents, not an index")
     progress = progress or (lambda phase, done, total: None)
     first = not (index_dir / MANIFEST).exists()
     made = first and not index_dir.exists()
     try:
-        return _build_locked(source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder,
-                             load_model, ray)
+        return _build_locked(
+            source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model, ray
+        )
     except BaseException:
         if first and not (index_dir / MANIFEST).exists():
             _abandon_first_build(index_dir, made)
@@ -173,8 +183,9 @@ def _abandon_first_build(index_dir: Path, made: bool) -> None:
         pass  # best effort: a read-only or full disk keeps what it has; the next run cleans it
 
 
-def _build_locked(source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model,
-                  ray) -> IndexReport:
+def _build_locked(
+    source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model, ray
+) -> IndexReport:
     try:
         prepare_index_dir(index_dir)
         with exclusive_lock(index_dir):
@@ -197,8 +208,20 @@ def _build_locked(source, index_dir, config, rebuild, encoder, progress, cache_d
 
                     name = (config or (current.config if current else IndexConfig())).model
                     workers = RayWorkers(resolve_model(name)[0], ray)
-                report = _build(source.resolve(), index_dir, config, current, prev, encoder, progress, cache_dir,
-                                export_encoder, generation, load_model or load_encoder, workers)
+                report = _build(
+                    source.resolve(),
+                    index_dir,
+                    config,
+                    current,
+                    prev,
+                    encoder,
+                    progress,
+                    cache_dir,
+                    export_encoder,
+                    generation,
+                    load_model or load_encoder,
+                    workers,
+                )
             finally:
                 if workers is not None:
                     workers.close()
@@ -212,8 +235,9 @@ def _build_locked(source, index_dir, config, rebuild, encoder, progress, cache_d
         raise _os_error(e, index_dir) from None
 
 
-def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
-                      ) -> IndexReport:
+def remove_from_index(
+    index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
+) -> IndexReport:
     """Take every indexed file under `path` (a source, a folder or a file, on disk or long gone) out of an index,
     and `path` and any source under it out of its sources. A `path` inside a source that stays is remembered
     (config.removed): later scans of that source leave it out until it is indexed again. Nothing is embedded and
@@ -230,30 +254,57 @@ def remove_from_index(index_dir: Path | str | None, path: Path | str, *, progres
                 files = prev.files()
                 kept = [e for e in files if not _is_under(Path(e.path), target)]
                 if len(kept) == len(files):
-                    raise InvalidInputError(f"nothing in the index at {index_dir} is under {target}; "
-                                            "`searcher list --index ...` shows what is")
+                    raise InvalidInputError(
+                        f"nothing in the index at {index_dir} is under {target}; "
+                        "`searcher list --index ...` shows what is"
+                    )
                 sources = tuple(s for s in current.sources if not _is_under(Path(s), target))
                 config = current.config
                 if any(_is_under(target, Path(s)) and target != Path(s) for s in sources):
                     # inside a source that stays: remembered, or the next scan of the source brings it back
-                    config = config.replace(removed=(*(r for r in config.removed if not _is_under(Path(r), target)),
-                                                     str(target)))
-                plan = Plan(target, config, current.model, kept, [], [], {}, current.query_encoder,
-                            current.document_encoder, sources)
-                manifest = write_generation(index_dir, plan, current, prev, None, progress,
-                                            max([current.generation, *generations_on_disk(index_dir)]) + 1)
+                    config = config.replace(
+                        removed=(*(r for r in config.removed if not _is_under(Path(r), target)), str(target))
+                    )
+                plan = Plan(
+                    target,
+                    config,
+                    current.model,
+                    kept,
+                    [],
+                    [],
+                    {},
+                    current.query_encoder,
+                    current.document_encoder,
+                    sources,
+                )
+                manifest = write_generation(
+                    index_dir,
+                    plan,
+                    current,
+                    prev,
+                    None,
+                    progress,
+                    max([current.generation, *generations_on_disk(index_dir)]) + 1,
+                )
             finally:
                 prev.close()
             synced = _sync_backend(index_dir, progress)
     except OSError as e:
         raise _os_error(e, index_dir) from None
-    return IndexReport(index_dir=str(index_dir), removed=len(files) - len(kept), documents=manifest.documents,
-                       chunks=manifest.chunks, projection=manifest.projection.kind, generation=manifest.generation,
-                       synced=synced)
+    return IndexReport(
+        index_dir=str(index_dir),
+        removed=len(files) - len(kept),
+        documents=manifest.documents,
+        chunks=manifest.chunks,
+        projection=manifest.projection.kind,
+        generation=manifest.generation,
+        synced=synced,
+    )
 
 
-def update_index(index_dir: Path | str | None = None, *, progress: Progress | None = None
-                 ) -> list[tuple[str, IndexReport]]:
+def update_index(
+    index_dir: Path | str | None = None, *, progress: Progress | None = None
+) -> list[tuple[str, IndexReport]]:
     """Re-scan every source the index records and update it (build_index). [(source, report)] in the index's order.
 
     A source that is missing - gone, or an empty folder where files were indexed (an unmounted disk leaves its
@@ -302,8 +353,10 @@ def set_fusion_weight(index_dir: Path | str, weight: float) -> None:
     with exclusive_lock(index_dir):
         manifest = read_manifest(index_dir)
         config = manifest.config.replace(fusion_weight=float(weight))
-        write_atomic(index_dir / MANIFEST, orjson.dumps(dataclasses.replace(manifest, config=config).to_dict(),
-                                                          option=orjson.OPT_INDENT_2))
+        write_atomic(
+            index_dir / MANIFEST,
+            orjson.dumps(dataclasses.replace(manifest, config=config).to_dict(), option=orjson.OPT_INDENT_2),
+        )
 
 
 def _sync_backend(index_dir: Path, progress: Progress) -> str:
@@ -318,8 +371,11 @@ def _sync_backend(index_dir: Path, progress: Progress) -> str:
         done = sync(index, progress=progress)
     finally:
         index.close()
-    return (f"qdrant generation {done.generation}: {done.upserted} points written, {done.retired} retired"
-            if done.upserted or done.retired else f"qdrant generation {done.generation}: in step")
+    return (
+        f"qdrant generation {done.generation}: {done.upserted} points written, {done.retired} retired"
+        if done.upserted or done.retired
+        else f"qdrant generation {done.generation}: in step"
+    )
 
 
 def _os_error(e: OSError, index_dir: Path) -> SearcherError:
@@ -382,23 +438,34 @@ def _build(
     config = config.replace(model=info.name)
     chunk_tokens, overlap_tokens = config.chunking(info.max_seq_length)
     check_chunking(chunk_tokens, overlap_tokens, info.max_seq_length)
-    rechunk_all = prev is not None and prev.manifest.config.chunking(info.max_seq_length) != (chunk_tokens, overlap_tokens)
+    rechunk_all = prev is not None and prev.manifest.config.chunking(info.max_seq_length) != (
+        chunk_tokens,
+        overlap_tokens,
+    )
     report = IndexReport(index_dir=str(index_dir))
     old_files = {e.path: e for e in prev.files()} if prev is not None else {}
 
     def chunker(doc):
-        return chunk_document(doc, chunking_model(), chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens,
-                              progress=lambda done, total: progress("chunk", done, total))
+        return chunk_document(
+            doc,
+            chunking_model(),
+            chunk_tokens=chunk_tokens,
+            overlap_tokens=overlap_tokens,
+            progress=lambda done, total: progress("chunk", done, total),
+        )
 
     if workers is not None:  # parsing and chunking on the cluster (cluster.py), in rounds of files
         from .cluster import FILE_WINDOW
 
         def parse_files(items):
             return workers.chunk(items, chunk_tokens, overlap_tokens)
+
         window = FILE_WINDOW
     else:
+
         def parse_files(items):
             return [parse_and_chunk(Path(path), data, doc_id, chunker) for path, data, doc_id in items]
+
         window = (1, 0)
 
     # One file, one document id: ids are relative to the outermost folder this index was ever given that holds
@@ -409,8 +476,9 @@ def _build(
         # indexing a removed path (or a folder holding it) by name brings it back; re-scanning a source does not
         config = config.replace(removed=tuple(r for r in config.removed if not _is_under(Path(r), root)))
     ignore = Ignore(root, config.include, config.exclude, config.removed)
-    kept, new_files, unreadable = _scan(root, anchor.parent, old_files, rechunk_all, parse_files, report, progress,
-                                        ignore, window)
+    kept, new_files, unreadable = _scan(
+        root, anchor.parent, old_files, rechunk_all, parse_files, report, progress, ignore, window
+    )
     under_root = {p for p in old_files if _is_under(Path(p), root)}
     seen = {e.path for e in kept} | {f.entry.path for f in new_files}
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
@@ -425,9 +493,15 @@ def _build(
         )
     kept += [e for p, e in old_files.items() if p not in under_root]
     kept.sort(key=lambda e: e.id_start)
-    if (prev is not None and not new_files and kept == sorted(old_files.values(), key=lambda e: e.id_start)
-            and config == current.config and str(root) in current.sources and prev.lexical_path() is not None
-            and (current.query_encoder is not None or not export_encoder)):
+    if (
+        prev is not None
+        and not new_files
+        and kept == sorted(old_files.values(), key=lambda e: e.id_start)
+        and config == current.config
+        and str(root) in current.sources
+        and prev.lexical_path() is not None
+        and (current.query_encoder is not None or not export_encoder)
+    ):
         # Nothing changed: the published generation stays as it is (no write, no model).
         report.documents, report.chunks = current.documents, current.chunks
         report.projection = current.projection.kind
@@ -442,8 +516,17 @@ def _build(
     report.seconds["export"] = time.perf_counter() - started
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
-    _embed_missing(model, index_dir, plan, pending, report, progress,
-                   current.document_encoder if current and prev is not None else None, workers, small_encoder())
+    _embed_missing(
+        model,
+        index_dir,
+        plan,
+        pending,
+        report,
+        progress,
+        current.document_encoder if current and prev is not None else None,
+        workers,
+        small_encoder(),
+    )
 
     started = time.perf_counter()
     manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)
@@ -583,8 +666,17 @@ def _scan(
                 report.skipped += 1
                 report.skipped_files.append(f"{path} (no text)")
                 continue
-            entry = FileEntry(str(path), digest, st.st_size, st.st_mtime_ns, parsed.documents, 0, 0, st.st_ctime_ns,
-                              tuple(parsed.warnings))
+            entry = FileEntry(
+                str(path),
+                digest,
+                st.st_size,
+                st.st_mtime_ns,
+                parsed.documents,
+                0,
+                0,
+                st.st_ctime_ns,
+                tuple(parsed.warnings),
+            )
             new_files.append(NewFile(entry, parsed.chunks))
             report.indexed += 1
         pending.clear()
@@ -599,8 +691,10 @@ def _scan(
         started = time.perf_counter()
         try:
             st = path.stat()
-            if old and not rechunk_all and (old.size, old.mtime_ns, old.ctime_ns) == (
-                st.st_size, st.st_mtime_ns, st.st_ctime_ns
+            if (
+                old
+                and not rechunk_all
+                and (old.size, old.mtime_ns, old.ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
             ):
                 kept.append(old)
                 report.unchanged += 1
@@ -608,7 +702,9 @@ def _scan(
             data = read_regular(path)
         except OSError as e:
             report.failed += 1
-            report.warnings.append(f"{path}: cannot read ({e.strerror})" + ("; kept the indexed version" if old else ""))
+            report.warnings.append(
+                f"{path}: cannot read ({e.strerror})" + ("; kept the indexed version" if old else "")
+            )
             if old:
                 kept.append(old)
             continue
@@ -643,8 +739,15 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
 
 
 def _embed_missing(
-    model: Callable[[], Encoder], index_dir: Path, plan: Plan, pending: EmbeddingCache, report: IndexReport,
-    progress: Progress, previous: dict | None, workers=None, small: Encoder | None = None,
+    model: Callable[[], Encoder],
+    index_dir: Path,
+    plan: Plan,
+    pending: EmbeddingCache,
+    report: IndexReport,
+    progress: Progress,
+    previous: dict | None,
+    workers=None,
+    small: Encoder | None = None,
 ) -> None:
     """Embed every chunk not found in the previous generation or the pending cache, saving as we go (on a Ray
     cluster when there are `workers`; with `small`, the index's ONNX graph, when so little is to be embedded that
@@ -679,8 +782,9 @@ def _embed_missing(
         report.seconds["embed"] = time.perf_counter() - started
         return
     weights = plan.model.weights_id()
-    if small is not None and len(todo) <= small_edit_limit(previous or remembered_choice(weights),
-                                                           remembered_start(weights), batch_size):
+    if small is not None and len(todo) <= small_edit_limit(
+        previous or remembered_choice(weights), remembered_start(weights), batch_size
+    ):
         order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
         progress("embed", 0, len(order))
         for start in range(0, len(order), batch_size):
@@ -692,8 +796,14 @@ def _embed_missing(
         report.seconds["embed"] = time.perf_counter() - started
         return
     measure_on = sorted((unmade or todo).values(), key=len, reverse=True)
-    choice = choose_document_encoder(model(), index_dir / plan.query_encoder if plan.query_encoder else None,
-                                     measure_on, batch_size, previous or remembered_choice(weights), progress)
+    choice = choose_document_encoder(
+        model(),
+        index_dir / plan.query_encoder if plan.query_encoder else None,
+        measure_on,
+        batch_size,
+        previous or remembered_choice(weights),
+        progress,
+    )
     report.embedded_with = choice.name
     plan.document_encoder = choice.record
     kind = kind_of(choice.name)
@@ -797,7 +907,11 @@ def faster_and_close(speedup: float, min_cosine: float, bar: float = MIN_COSINE)
 
 
 def choose_document_encoder(
-    encoder: Encoder, export: Path | None, texts: list[str], batch_size: int, previous: dict | None,
+    encoder: Encoder,
+    export: Path | None,
+    texts: list[str],
+    batch_size: int,
+    previous: dict | None,
     progress: Progress | None = None,
 ) -> EncoderChoice:
     """The fastest way this machine has to embed documents like the model in float32.
@@ -839,8 +953,12 @@ def choose_document_encoder(
     # measurement is a large share of the run; float32's vectors of them are kept, so only the other candidates'
     # time is spent on it.
     sample = texts[: min(batch_size, SAMPLE)]
-    rates, cosines, seconds, unmeasured, reference = {}, {}, {}, [], None
-    built = {}
+    rates: dict[str, float] = {}
+    cosines: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    unmeasured: list[str] = []
+    reference = None
+    built: dict[str, Encoder] = {}
     progress = progress or (lambda phase, done, total: None)
     for i, (name, make) in enumerate(candidates.items()):
         progress("measure", i, len(candidates))  # once per model and CPU: the user sees why embedding waits
@@ -858,11 +976,21 @@ def choose_document_encoder(
             reference = x
         cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
     progress("measure", len(candidates), len(candidates))
-    eligible = [n for n in rates if n == "torch" or faster_and_close(
-        rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)]
+    eligible = [
+        n
+        for n in rates
+        if n == "torch"
+        or faster_and_close(rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)
+    ]
     name = max(eligible, key=lambda n: rates[n])
-    record = {"choice": name, "cpu": cpu, "texts_per_second": rates, "min_cosine_to_float32": cosines,
-              "measured_on": len(sample), "seconds": seconds}
+    record = {
+        "choice": name,
+        "cpu": cpu,
+        "texts_per_second": rates,
+        "min_cosine_to_float32": cosines,
+        "measured_on": len(sample),
+        "seconds": seconds,
+    }
     if unmeasured:
         record["unmeasured"] = unmeasured
     log.info("document encoder: %s", record)

@@ -1,8 +1,8 @@
 """Files -> documents: walk a folder, decode each supported file, and extract its title and plain text.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
-.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), and .pdf and .docx (formats/). Everything is pure and
-streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
+.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), and .pdf and .docx (formats/).
+Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
 Left out on purpose: other office formats, OCR, language detection, encodings other than UTF-8 (and UTF-16 with
 a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
@@ -11,6 +11,7 @@ a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import errno
 import os
 import re
@@ -54,13 +55,17 @@ MAX_GUNZIPPED = 64 * 1024 * 1024
 _DEFINITION = re.compile(
     r"^([ \t]*)(?:(?:export|default|public|private|protected|static|async|pub(?:\([\w:]+\))?|abstract|final|"
     r"override|inline|extern|unsafe|const)\s+)*(?:def|class|function|fn|func|interface|struct|trait|impl|enum|"
-    r"module|namespace|object|protocol|record)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)", re.M)
+    r"module|namespace|object|protocol|record)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)",
+    re.M,
+)
 # Python's own keywords only: a docstring line that starts "function returns ..." is prose, not a definition.
 _PYTHON_DEFINITION = re.compile(r"^([ \t]*)(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)
 # Lines that neither open nor end a section: a signature's or a block's closing bracket, comments, decorators.
 _NOT_CODE = ("#", "//", "/*", "*", ")", "]", "}", "@", "--")
-CODE_SECTIONS = set(".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .cs .rb .php .swift .dart .ex .exs "
-                    ".lua .jl .zig .nim .clj .hs .ml".split())
+CODE_SECTIONS = set(
+    ".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .cs .rb .php .swift .dart .ex .exs "
+    ".lua .jl .zig .nim .clj .hs .ml".split()
+)
 
 
 @dataclass(frozen=True)
@@ -88,8 +93,11 @@ def is_supported(path: Path) -> bool:
     inside a .gz file (`caching.md.gz`, `changelog.gz`)."""
     if path.suffix.lower() == ".gz":
         inner = _unzipped(path)
-        return inner.suffix.lower() in FORMATS and FORMATS[inner.suffix.lower()] not in ("pdf", "docx") or (
-            inner.suffix.lower() not in FORMATS and _gz_sniffs_as_text(path))
+        return (
+            inner.suffix.lower() in FORMATS
+            and FORMATS[inner.suffix.lower()] not in ("pdf", "docx")
+            or (inner.suffix.lower() not in FORMATS and _gz_sniffs_as_text(path))
+        )
     if path.suffix.lower() in FORMATS:
         return True
     return not path.suffix and sniffs_as_text(path)
@@ -172,8 +180,9 @@ class Ignore:
     --exclude patterns, with --include patterns limiting files to those they match (gitignore syntax, relative to
     the folder being indexed)."""
 
-    def __init__(self, root: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (),
-                 removed: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, root: Path, include: tuple[str, ...] = (), exclude: tuple[str, ...] = (), removed: tuple[str, ...] = ()
+    ) -> None:
         import pathspec
 
         self.root = root
@@ -188,10 +197,8 @@ class Ignore:
         lines = []
         for name in IGNORE_FILES:
             if name in names:
-                try:
+                with contextlib.suppress(OSError):
                     lines += (folder / name).read_text(encoding="utf-8", errors="replace").splitlines()
-                except OSError:
-                    pass
         if lines:
             self.specs[folder] = pathspec.GitIgnoreSpec.from_lines(lines)
 
@@ -322,8 +329,10 @@ def decode(data: bytes) -> str:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
         if not _legacy_text(data):
-            raise UnreadableFileError(f"not text ({e.reason} at byte {e.start} as UTF-8, and control characters "
-                                      "throughout); convert it to UTF-8") from None
+            raise UnreadableFileError(
+                f"not text ({e.reason} at byte {e.start} as UTF-8, and control characters "
+                "throughout); convert it to UTF-8"
+            ) from None
     try:
         return data.decode("cp1252")
     except UnicodeDecodeError:
@@ -348,8 +357,11 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         from .formats.docx import read_docx
 
         body, headings, title = read_docx(data)
-        docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source,
-                         headings=headings)] if body.strip() else []  # lines of the extracted text, as PDF
+        docs = (
+            [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, headings=headings)]
+            if body.strip()
+            else []
+        )  # lines of the extracted text, as PDF
         return docs, []
     text = decode(data)
     if kind == "jsonl":
@@ -367,7 +379,9 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         title, body = "", _normalise_newlines(text)
         if _unzipped(path).suffix.lower() in CODE_SECTIONS:
             fields = {"headings": code_sections(body, python=_unzipped(path).suffix.lower() in (".py", ".pyi"))}
-    docs = [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
+    docs = (
+        [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
+    )
     return docs, []
 
 
@@ -435,8 +449,16 @@ def _parse_jsonl(text: str, source: str) -> tuple[list[Document], list[str]]:
         if not body.strip():
             body = title  # a title-only record is still a document: its title is its text
         if body.strip():
-            docs.append(Document(doc_id=doc_id, title=str(title), text=body, source=source, lines=((0, lineno),),
-                                 count_newlines=False))
+            docs.append(
+                Document(
+                    doc_id=doc_id,
+                    title=str(title),
+                    text=body,
+                    source=source,
+                    lines=((0, lineno),),
+                    count_newlines=False,
+                )
+            )
     warnings = []
     if bad:
         shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
@@ -473,17 +495,23 @@ def _markdown_document(text: str) -> tuple[str, str, dict]:
             key, _, value = line.partition(":")
             if key.strip().lower() == "title" and value.strip():
                 title = value.strip().strip("\"'")
-        text = text[match.end():]
+        text = text[match.end() :]
     body = _MD_NOISE.sub(_blank, text)
     fenced = [m.span() for m in _FENCE.finditer(body)]
 
     def outside(pos: int) -> bool:
         return not any(a <= pos < b for a, b in fenced)
 
-    headings = [(m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")), m.group(1).strip())
-                for m in _ATX_HEADING.finditer(body) if outside(m.start())]
-    headings += [(m.start(), 1 if m.group(0).rstrip()[-1] == "=" else 2, m.group(1).strip())
-                 for m in _SETEXT_HEADING.finditer(body) if outside(m.start())]
+    headings = [
+        (m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")), m.group(1).strip())
+        for m in _ATX_HEADING.finditer(body)
+        if outside(m.start())
+    ]
+    headings += [
+        (m.start(), 1 if m.group(0).rstrip()[-1] == "=" else 2, m.group(1).strip())
+        for m in _SETEXT_HEADING.finditer(body)
+        if outside(m.start())
+    ]
     headings.sort()
     if not title and headings:
         title = headings[0][2]
@@ -516,8 +544,29 @@ def _rst_headings(text: str) -> tuple[tuple[int, int, str], ...]:
 
 _SKIP = {"script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form", "button"}
 _BLOCK = {
-    "p", "div", "section", "article", "main", "h1", "h2", "h3", "h4", "h5", "h6", "ul", "ol", "dl", "table",
-    "blockquote", "pre", "figure", "figcaption", "hr", "address", "details", "summary",
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "h1",
+    "h2",
+    "h3",
+    "h4",
+    "h5",
+    "h6",
+    "ul",
+    "ol",
+    "dl",
+    "table",
+    "blockquote",
+    "pre",
+    "figure",
+    "figcaption",
+    "hr",
+    "address",
+    "details",
+    "summary",
 }
 _LINE = {"br", "li", "dt", "dd", "tr", "caption"}
 _VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
@@ -546,8 +595,11 @@ def _permalink(tag: str, attr: dict) -> bool:
     classes = set((attr.get("class") or "").split())
     if "headerlink" in classes:
         return True
-    return tag == "a" and (attr.get("href") or "").startswith("#") and bool(
-        classes & _PERMALINK_CLASSES or attr.get("aria-hidden") == "true")
+    return (
+        tag == "a"
+        and (attr.get("href") or "").startswith("#")
+        and bool(classes & _PERMALINK_CLASSES or attr.get("aria-hidden") == "true")
+    )
 
 
 class _TextExtractor(HTMLParser):

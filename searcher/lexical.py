@@ -2,8 +2,9 @@
 
 Why tantivy (tantivy-py, MIT): it adds and deletes documents incrementally, and its top-k stays fast as the index
 grows (0.8 ms p50 at 104k documents in ../shared/research; 0.24 ms on SciFact's 10k chunks on an Intel Xeon with
-AMX, benchmarks/RESULTS.md, hybrid section). SQLite FTS5 is transactional and in the standard library, but ranks every matching row (137 ms at
-104k documents in ../shared/research); bm25s cannot update, so a changed file would mean a full rebuild.
+AMX, benchmarks/RESULTS.md, hybrid section). SQLite FTS5 is transactional and in the standard library, but ranks
+every matching row (137 ms at 104k documents in ../shared/research); bm25s cannot update, so a changed file would
+mean a full rebuild.
 
 Each generation holds its own lexical index in `gen-N/lexical/`. A new generation starts as hard links to the
 previous generation's files - tantivy never changes a file once written (deletes and merges write new files; its
@@ -52,8 +53,10 @@ _ANALYZER = "searcher"
 _IDENT_ANALYZER = "searcher-ident"
 NAME_BOOST = 4.0  # a look-up's identifier against one word of the text (see the module docstring)
 # Lucene's English stopwords, the list tantivy's stopword filter and bm25s ("en") use.
-_STOPWORDS = frozenset("a an and are as at be but by for if in into is it no not of on or such that the their then "
-                       "there these they this to was will with".split())
+_STOPWORDS = frozenset(
+    "a an and are as at be but by for if in into is it no not of on or such that the their then "
+    "there these they this to was will with".split()
+)
 
 
 def _tantivy():
@@ -233,8 +236,9 @@ class LexicalIndex:
     def _within(self, q, ids: np.ndarray):
         tantivy = _tantivy()
         allowed = tantivy.Query.term_set_query(self.schema, "id", [int(i) for i in ids])
-        return tantivy.Query.boolean_query([(tantivy.Occur.Must, q),
-                                            (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))])
+        return tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, q), (tantivy.Occur.Must, tantivy.Query.const_score_query(allowed, 0.0))]
+        )
 
     def _run(self, q, k: int) -> tuple[np.ndarray, np.ndarray]:
         hits = self.searcher.search(q, k).hits
@@ -267,14 +271,21 @@ class LexicalIndex:
         parsed = parse(text)
         free = parsed.words
         clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t)) for t in self.words(free)]
-        clauses += [(tantivy.Occur.Should, tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, "ident", n),
-                                                                     NAME_BOOST)) for n in self.names(free)]
+        clauses += [
+            (
+                tantivy.Occur.Should,
+                tantivy.Query.boost_query(tantivy.Query.term_query(self.schema, "ident", n), NAME_BOOST),
+            )
+            for n in self.names(free)
+        ]
         for phrase in parsed.phrases:
             q = self._phrase(phrase)
             if q is not None:
                 clauses.append((tantivy.Occur.Must, q))
-                clauses += [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t))
-                            for t in self.analyzer.analyze(phrase)]
+                clauses += [
+                    (tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t))
+                    for t in self.analyzer.analyze(phrase)
+                ]
         if not clauses:
             return None
         clauses += [(tantivy.Occur.MustNot, q) for q in map(self._phrase, parsed.excluded) if q is not None]
@@ -315,8 +326,11 @@ class LexicalIndex:
             else:
                 required = self._all(tantivy.Query.boolean_query([(tantivy.Occur.Must, q) for q in qs]))
         qs = [q for q in map(self._phrase, excluded) if q is not None]
-        banned = self._all(tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in qs])) if qs else \
-            np.empty(0, np.int64)
+        banned = (
+            self._all(tantivy.Query.boolean_query([(tantivy.Occur.Should, q) for q in qs]))
+            if qs
+            else np.empty(0, np.int64)
+        )
         return required, banned
 
     def _all(self, q) -> np.ndarray:
@@ -330,8 +344,8 @@ class LexicalIndex:
         known = [n for n in names if self.searcher.doc_freq("ident", n) > 0]
         if not known or not len(ids):
             return np.zeros(len(ids), bool)
-        q = tantivy.Query.boolean_query([(tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "ident", n))
-                                         for n in known])
+        q = tantivy.Query.boolean_query(
+            [(tantivy.Occur.Must, tantivy.Query.term_query(self.schema, "ident", n)) for n in known]
+        )
         found = self._run(self._within(q, ids), len(ids))[1]
         return np.isin(ids, found)
-

@@ -51,21 +51,29 @@ class BeirData:
 def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
     """Read a BEIR folder (corpus.jsonl, queries.jsonl, qrels/<split>.tsv); only judged queries are kept."""
     data_dir = Path(data_dir)
-    corpus, queries_file, qrels_file = data_dir / "corpus.jsonl", data_dir / "queries.jsonl", data_dir / "qrels" / f"{split}.tsv"
+    corpus, queries_file, qrels_file = (
+        data_dir / "corpus.jsonl",
+        data_dir / "queries.jsonl",
+        data_dir / "qrels" / f"{split}.tsv",
+    )
     for path in (corpus, queries_file):
         if not path.is_file():
             raise InvalidInputError(f"{path} is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/")
     if not qrels_file.is_file():
         splits = sorted(p.stem for p in (data_dir / "qrels").glob("*.tsv"))
-        raise InvalidInputError(f"no split {split!r} in {data_dir}/qrels (found: {', '.join(splits) or 'none'}); pick one with --split")
+        raise InvalidInputError(
+            f"no split {split!r} in {data_dir}/qrels (found: {', '.join(splits) or 'none'}); pick one with --split"
+        )
     qrels = _read_qrels(qrels_file)
     if not qrels:
         raise InvalidInputError(f"{qrels_file} has no relevance judgments with a score above 0")
     all_queries = {}
     for lineno, r in read_jsonl(queries_file):
         if not isinstance(r, dict) or not isinstance(r.get("_id"), (str, int)) or not isinstance(r.get("text"), str):
-            raise InvalidInputError(f"{queries_file}:{lineno} is not a query: each line needs an '_id' and a string "
-                                    "'text'; fix or remove that line")
+            raise InvalidInputError(
+                f"{queries_file}:{lineno} is not a query: each line needs an '_id' and a string "
+                "'text'; fix or remove that line"
+            )
         all_queries[str(r["_id"])] = r["text"]
     missing = sorted(set(qrels) - set(all_queries))
     if missing:
@@ -120,7 +128,9 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     return qrels
 
 
-def document_rankings(D: np.ndarray, I: np.ndarray, doc_of: Mapping[int, str], *, depth: int = DEPTH) -> list[list[tuple[str, float]]]:
+def document_rankings(
+    D: np.ndarray, I: np.ndarray, doc_of: Mapping[int, str], *, depth: int = DEPTH
+) -> list[list[tuple[str, float]]]:
     """Chunk results (D, I), best first, -> per query the best `depth` documents, each scored by its best chunk."""
     out = []
     for scores, ids in zip(D, I):

@@ -77,8 +77,14 @@ def export_onnx(encoder, out_dir: Path) -> Path:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")  # tracer chatter; the probe comparison below is the real check
             torch.onnx.export(
-                Graph().eval(), example, str(tmp / "model.onnx"), input_names=input_names,
-                output_names=["embedding"], dynamic_axes=axes, opset_version=17, dynamo=False,
+                Graph().eval(),
+                example,
+                str(tmp / "model.onnx"),
+                input_names=input_names,
+                output_names=["embedding"],
+                dynamic_axes=axes,
+                opset_version=17,
+                dynamo=False,
             )
     except Exception as e:  # noqa: BLE001 - any exporter failure means: no export, torch it is
         shutil.rmtree(tmp, ignore_errors=True)
@@ -90,11 +96,17 @@ def export_onnx(encoder, out_dir: Path) -> Path:
     tk.no_padding()
     tk.enable_truncation(max_length=encoder.info.max_seq_length)
     tk.save(str(tmp / "tokenizer.json"))
-    meta = {"format": "searcher-onnx-encoder", "version": FORMAT_VERSION, "model": encoder.info.to_dict(),
-            "inputs": input_names, "lowercase": lowercase, "pad_id": int(tokenizer.pad_token_id or 0),
-            # what tracing and writing the graph took: quantize_int8 walks the same weights, so a build estimates
-            # the int8 candidate's one-time cost from it (indexer.choose_document_encoder)
-            "export_seconds": round(time.perf_counter() - started, 2)}
+    meta = {
+        "format": "searcher-onnx-encoder",
+        "version": FORMAT_VERSION,
+        "model": encoder.info.to_dict(),
+        "inputs": input_names,
+        "lowercase": lowercase,
+        "pad_id": int(tokenizer.pad_token_id or 0),
+        # what tracing and writing the graph took: quantize_int8 walks the same weights, so a build estimates
+        # the int8 candidate's one-time cost from it (indexer.choose_document_encoder)
+        "export_seconds": round(time.perf_counter() - started, 2),
+    }
     write_atomic(tmp / "encoder.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
 
     exported = OnnxEncoder(tmp)

@@ -64,8 +64,9 @@ class TrainingData:
     corpus: list[str] = field(default_factory=list)  # texts of the corpus searched, when known (no labels needed)
 
 
-def load_training_data(source: Path | str, encoder, *, eval_split: str | None = None, seed: int = 42,
-                       max_pairs: int | None = None) -> TrainingData:
+def load_training_data(
+    source: Path | str, encoder, *, eval_split: str | None = None, seed: int = 42, max_pairs: int | None = None
+) -> TrainingData:
     """Pairs from a JSONL file, a BEIR folder with qrels/train.tsv, or a corpus (see the module docstring)."""
     source = Path(source)
     if not source.exists():
@@ -115,7 +116,9 @@ def _from_jsonl(path: Path, seed: int) -> TrainingData:
         pairs.append(Pair(record[columns[0]], record[columns[1]]))
     # Hold out a tenth of the distinct queries; every passage stays in the evaluation corpus.
     queries = sorted({p.query for p in pairs if p.query.strip()})
-    held = set(random.Random(seed).sample(queries, max(1, int(len(queries) * HELD_OUT)))) if len(queries) > 10 else set()
+    held = (
+        set(random.Random(seed).sample(queries, max(1, int(len(queries) * HELD_OUT)))) if len(queries) > 10 else set()
+    )
     train = [p for p in pairs if p.query not in held]
     evaluation = _pair_eval([p for p in pairs if p.query in held], [p.passage for p in pairs]) if held else None
     return TrainingData(train, evaluation, f"{len(pairs)} pairs from {path.name} ({', '.join(columns)})")
@@ -128,8 +131,12 @@ def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
     if eval_split is None:
         eval_split = next((s for s in ("test", "dev") if (data_dir / "qrels" / f"{s}.tsv").is_file()), None)
     evaluation = BeirEval(data_dir, eval_split) if eval_split else None
-    return TrainingData(pairs, evaluation, f"{len(pairs)} (query, document) pairs from {data_dir.name} train split",
-                        corpus=list(docs.values()))
+    return TrainingData(
+        pairs,
+        evaluation,
+        f"{len(pairs)} (query, document) pairs from {data_dir.name} train split",
+        corpus=list(docs.values()),
+    )
 
 
 def _generated(source: Path, encoder, seed: int) -> TrainingData:
@@ -157,7 +164,8 @@ def _generated(source: Path, encoder, seed: int) -> TrainingData:
     passages = [text for _, _, text in chunks]
     evaluation = _pair_eval(held_pairs, passages) if held_pairs else None
     return TrainingData(
-        train, evaluation,
+        train,
+        evaluation,
         f"{len(train) + len(held_pairs)} pairs generated from {len(chunks)} chunks of {source.name} "
         "(titles and inverse-cloze sentences as queries)",
         warnings,

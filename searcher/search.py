@@ -22,18 +22,18 @@ from pathlib import Path
 import numpy as np
 
 from . import calibration
+from .backends import open_backend
 from .chunking import lexical_text
 from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_PER_DOC, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
-from .backends import open_backend
 from .errors import InvalidInputError, ModelError
 from .filters import Where
 from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
 from .snippets import passages, query_terms, snippet
-from .syntax import parse
 from .store import open_index
+from .syntax import parse
 
 log = logging.getLogger(__name__)
 
@@ -83,16 +83,26 @@ class Searcher:
         self._setup(open_index(resolve_index(index_dir)), model, encoder)
 
     @classmethod
-    def from_collection(cls, *, qdrant_url: str = "", qdrant_path: str = "", qdrant_collection: str = "searcher",
-                        model: str | None = None, encoder: Encoder | None = None) -> Searcher:
+    def from_collection(
+        cls,
+        *,
+        qdrant_url: str = "",
+        qdrant_path: str = "",
+        qdrant_collection: str = "searcher",
+        model: str | None = None,
+        encoder: Encoder | None = None,
+    ) -> Searcher:
         """A Searcher over a Qdrant collection that `searcher index --qdrant-url/--qdrant-path` filled, with nothing
         of the indexer's local copy: the manifest (model, projection, chunking) comes from the collection. Path
         filters use the collection's list of files; queries embed with torch (the model must load here)."""
         from .backends.qdrant import RemoteIndex
 
         self = cls.__new__(cls)
-        self._setup(RemoteIndex(qdrant_url=qdrant_url, qdrant_path=qdrant_path, qdrant_collection=qdrant_collection),
-                    model, encoder)
+        self._setup(
+            RemoteIndex(qdrant_url=qdrant_url, qdrant_path=qdrant_path, qdrant_collection=qdrant_collection),
+            model,
+            encoder,
+        )
         return self
 
     def _setup(self, index, model: str | None, encoder: Encoder | None) -> None:
@@ -134,8 +144,9 @@ class Searcher:
             if self._model is None:
                 self.notices.append(
                     "querying the collection alone: the model loads with torch (slower than a local index's "
-                    "exported query encoder)" if getattr(self.index, "remote", False) else
-                    "this index has no usable torch-free query encoder, so the model loads with torch (slower); "
+                    "exported query encoder)"
+                    if getattr(self.index, "remote", False)
+                    else "this index has no usable torch-free query encoder, so the model loads with torch (slower); "
                     "re-run `searcher index` on it to export one"
                 )
             self._encoder = load_encoder(self._model or self.manifest.model.name)
@@ -165,17 +176,39 @@ class Searcher:
         return self._lexical
 
     def search(
-        self, query: str, k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
-        fusion_weight: float | None = None, where: Where | None = None, min_score: float | None = None,
+        self,
+        query: str,
+        k: int = DEFAULT_K,
+        *,
+        shortlist: int = DEFAULT_SHORTLIST,
+        mode: str = DEFAULT_MODE,
+        fusion_weight: float | None = None,
+        where: Where | None = None,
+        min_score: float | None = None,
         per_doc: bool = DEFAULT_PER_DOC,
     ) -> Hits:
         """The top `k` chunks (or documents, `per_doc`) for one query, best first (see `search_batch`)."""
-        return self.search_batch([query], k, shortlist=shortlist, mode=mode, fusion_weight=fusion_weight,
-                                 where=where, min_score=min_score, per_doc=per_doc)[0]
+        return self.search_batch(
+            [query],
+            k,
+            shortlist=shortlist,
+            mode=mode,
+            fusion_weight=fusion_weight,
+            where=where,
+            min_score=min_score,
+            per_doc=per_doc,
+        )[0]
 
     def search_batch(
-        self, queries: list[str], k: int = DEFAULT_K, *, shortlist: int = DEFAULT_SHORTLIST, mode: str = DEFAULT_MODE,
-        fusion_weight: float | None = None, where: Where | None = None, min_score: float | None = None,
+        self,
+        queries: list[str],
+        k: int = DEFAULT_K,
+        *,
+        shortlist: int = DEFAULT_SHORTLIST,
+        mode: str = DEFAULT_MODE,
+        fusion_weight: float | None = None,
+        where: Where | None = None,
+        min_score: float | None = None,
         per_doc: bool = DEFAULT_PER_DOC,
     ) -> list[Hits]:
         """`search` for many queries at once (one encoder call, one coarse search).
@@ -211,16 +244,26 @@ class Searcher:
             scope = dataclasses.replace(where or Where(), phrases=phrases, excluded=excluded)
             depth = fetch
             while members:
-                D, I, _, records = self._search(None if xq is None else xq[members], [queries[i] for i in members],
-                                                depth, shortlist, mode, fusion_weight, scope)
+                D, I, _, records = self._search(
+                    None if xq is None else xq[members],
+                    [queries[i] for i in members],
+                    depth,
+                    shortlist,
+                    mode,
+                    fusion_weight,
+                    scope,
+                )
                 for row, i in enumerate(members):
                     chunks[i] = self._hits(D[row], I[row], records)
                 # per_doc: a query whose chunks came from fewer than k documents, with more chunks to be had, asks
                 # again for more (a few long documents can fill any fixed pool of chunks)
                 if not per_doc or depth >= min(MAX_FETCH, self.manifest.chunks):
                     break
-                members = [i for row, i in enumerate(members)
-                           if (I[row] >= 0).sum() >= depth and len(_per_document(chunks[i], k)) < k]
+                members = [
+                    i
+                    for row, i in enumerate(members)
+                    if (I[row] >= 0).sum() >= depth and len(_per_document(chunks[i], k)) < k
+                ]
                 depth = min(depth * 4, MAX_FETCH)
         out = []
         for i in range(len(queries)):
@@ -235,8 +278,14 @@ class Searcher:
         return out
 
     def search_vectors(
-        self, xq: np.ndarray | None, *, k: int = DEFAULT_K, shortlist: int = DEFAULT_SHORTLIST,
-        mode: str = "dense", texts: list[str] | None = None, fusion_weight: float | None = None,
+        self,
+        xq: np.ndarray | None,
+        *,
+        k: int = DEFAULT_K,
+        shortlist: int = DEFAULT_SHORTLIST,
+        mode: str = "dense",
+        texts: list[str] | None = None,
+        fusion_weight: float | None = None,
         where: Where | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
         """(D, I) of shape (n, min(k, chunks)): scores and chunk ids of the top k for each query, best first.
@@ -255,13 +304,16 @@ class Searcher:
         local generation), from the index's backend (backends/), which applies the filter `where` inside its search."""
         n = len(texts) if xq is None else len(xq)
         if xq is not None and xq.shape[1] != self.manifest.model.dim:
-            raise InvalidInputError(f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}")
+            raise InvalidInputError(
+                f"query vectors have {xq.shape[1]} dims, the index's model {self.manifest.model.dim}"
+            )
         if mode in ("hybrid", "lexical"):
             self.lexical  # noqa: B018 - opened for its notice when the index has no usable lexical side
         weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
         with query_threads(n):
-            return self.backend.search(None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight,
-                                       where or None)
+            return self.backend.search(
+                None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight, where or None
+            )
 
     def _analyze(self, text: str) -> list[str]:
         """Words as the index's lexical side analyses them (config.lexical_tokenizer; built here, so an index
@@ -297,16 +349,25 @@ class Searcher:
         coverages = np.zeros(len(flat))
         if kind != "dense":
             weights = self._word_weights(" ".join([query.words, *query.phrases]))
-            coverages = np.array([calibration.coverage(weights, self._analyze(
-                lexical_text(h.title, h.heading, h.text))) for h in flat])
+            coverages = np.array(
+                [calibration.coverage(weights, self._analyze(lexical_text(h.title, h.heading, h.text))) for h in flat]
+            )
         p = calibration.probability(mode, cosines, coverages).tolist()
-        rescored = {id(h): dataclasses.replace(h, score=p[j], rank_score=h.score,
-                                               cosine=float(cosines[j]) if kind != "lexical" else None,
-                                               coverage=float(coverages[j]) if kind != "dense" else None)
-                    for j, h in enumerate(flat)}
+        rescored = {
+            id(h): dataclasses.replace(
+                h,
+                score=p[j],
+                rank_score=h.score,
+                cosine=float(cosines[j]) if kind != "lexical" else None,
+                coverage=float(coverages[j]) if kind != "dense" else None,
+            )
+            for j, h in enumerate(flat)
+        }
         top = calibration.monotone([rescored[id(h)].score for h in hits])
-        return [dataclasses.replace(rescored[id(h)], score=s,
-                                    more=tuple(rescored[id(m)] for m in h.more)) for h, s in zip(hits, top)]
+        return [
+            dataclasses.replace(rescored[id(h)], score=s, more=tuple(rescored[id(m)] for m in h.more))
+            for h, s in zip(hits, top)
+        ]
 
     def _cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
         """Full-vector cosines of chunks with one query vector: from the backend (the local generation's vectors)."""
@@ -314,8 +375,9 @@ class Searcher:
 
     def _word_weights(self, text: str) -> dict[str, float]:
         """IDF of each of the query's words in this index, as the backend counts them (uniform when it cannot)."""
-        words = list(dict.fromkeys(self.lexical.words(text) if self.lexical is not None else
-                                   query_terms(text, self._analyze)))
+        words = list(
+            dict.fromkeys(self.lexical.words(text) if self.lexical is not None else query_terms(text, self._analyze))
+        )
         counts = self.backend.doc_freqs(words)
         if counts is None:
             return dict.fromkeys(words, 1.0)
@@ -375,8 +437,13 @@ def _located(hit: Hit, a: int, b: int) -> dict:
         return line, base[2], base[3], base[4]
 
     start, end = at(a), at(max(a, b - 1) if b > a else a)
-    return {"line": start[0], "end_line": max(end[0], start[0]), "heading": start[1], "anchor": start[2],
-            "page": start[3]}
+    return {
+        "line": start[0],
+        "end_line": max(end[0], start[0]),
+        "heading": start[1],
+        "anchor": start[2],
+        "page": start[3],
+    }
 
 
 def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_K, **options) -> list[Hits]:
@@ -397,15 +464,37 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
 def hit_record(query: str, rank: int, hit: Hit) -> dict:
     """One hit as a JSON record (`searcher query --format json`, the server, MCP): the query, where it matched,
     the score to 4 places, then the chunk."""
-    fields = ("source", "line", "end_line", "page", "title", "heading", "anchor", "snippet", "doc_id", "id", "start",
-              "end", "text")
+    fields = (
+        "source",
+        "line",
+        "end_line",
+        "page",
+        "title",
+        "heading",
+        "anchor",
+        "snippet",
+        "doc_id",
+        "id",
+        "start",
+        "end",
+        "text",
+    )
     record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
     record["highlights"] = [list(span) for span in hit.highlights]
     if hit.duplicates:
         record["duplicates"] = list(hit.duplicates)
     if hit.more:
-        record["more"] = [{"score": round(m.score, 4), "line": m.line, "end_line": m.end_line, "heading": m.heading,
-                           "snippet": m.snippet, "id": m.id} for m in hit.more]
+        record["more"] = [
+            {
+                "score": round(m.score, 4),
+                "line": m.line,
+                "end_line": m.end_line,
+                "heading": m.heading,
+                "snippet": m.snippet,
+                "id": m.id,
+            }
+            for m in hit.more
+        ]
     return record
 
 
@@ -433,8 +522,10 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
         if len(out) == k:
             break
         mine = set(_WORD.findall(" ".join(h.text for h in (best, *rest)).lower()))
-        same = next((i for i, w in enumerate(words) if out[i].source != best.source
-                     and _jaccard(mine, w) >= NEAR_DUPLICATE), None)  # records of one JSONL file stay apart
+        same = next(
+            (i for i, w in enumerate(words) if out[i].source != best.source and _jaccard(mine, w) >= NEAR_DUPLICATE),
+            None,
+        )  # records of one JSONL file stay apart
         if same is None:
             out.append(dataclasses.replace(best, more=tuple(rest)))
             words.append(mine)

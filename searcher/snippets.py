@@ -15,8 +15,10 @@ import textwrap
 SNIPPET_CHARS = 240
 # Function words neither choose the passage nor get highlighted (unless the query has nothing else): lighting
 # every "a" and "the" hides the words that matter.
-STOPWORDS = ("a an and are as at be by do does for from how i if in is it of on or that the this to was what "
-             "when where which who why with")
+STOPWORDS = (
+    "a an and are as at be by do does for from how i if in is it of on or that the this to was what "
+    "when where which who why with"
+)
 # A sentence ends at . ! or ? followed by a space or the end, or at a line end: a dot inside a name (path.join(),
 # Node.js, t.Literal) does not cut it.
 _SENTENCE = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+(?=\s|$)|\n|$)")
@@ -34,8 +36,9 @@ def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> 
     return passages(text, terms, analyze, limit)[1]
 
 
-def passages(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS
-             ) -> tuple[tuple[int, int], tuple[int, int]]:
+def passages(
+    text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS
+) -> tuple[tuple[int, int], tuple[int, int]]:
     """((start, end) of the sentences that match best, (start, end) of the passage shown): the second is the first
     grown into its neighbours when short (MIN_PASSAGE). A hit's line points at the first."""
     spans = [m.span() for m in _SENTENCE.finditer(text) if m.group().strip()]
@@ -69,17 +72,17 @@ def _grown(text: str, best: tuple[int, int], spans: list[tuple[int, int]], limit
     i = next(n for n, span in enumerate(spans) if span[0] == a)
     j = i
     while _shown(text[a:b]) < MIN_PASSAGE:
-        if j + 1 < len(spans) and _shown(text[a:spans[j + 1][1]]) <= limit:
+        if j + 1 < len(spans) and _shown(text[a : spans[j + 1][1]]) <= limit:
             j += 1
             b = spans[j][1]
-        elif i > 0 and _shown(text[spans[i - 1][0]:b]) <= limit:
+        elif i > 0 and _shown(text[spans[i - 1][0] : b]) <= limit:
             i -= 1
             a = spans[i][0]
         elif j + 1 < len(spans):  # the next sentence is too long to add whole: its words up to the limit
-            words = list(re.finditer(r"\S+", text[b:spans[j + 1][1]]))
+            words = list(re.finditer(r"\S+", text[b : spans[j + 1][1]]))
             budget = limit - _shown(text[a:b])
             for word in words:
-                if _shown(text[b:b + word.end()]) + 1 > budget:
+                if _shown(text[b : b + word.end()]) + 1 > budget:
                     break
                 end = b + word.end()
             else:
@@ -89,8 +92,8 @@ def _grown(text: str, best: tuple[int, int], spans: list[tuple[int, int]], limit
         elif i > 0:  # the last sentence of the chunk, the one before too long: its last words up to the limit
             budget = limit - _shown(text[a:b])
             start = a
-            for word in reversed(list(re.finditer(r"\S+", text[spans[i - 1][0]:a]))):
-                if _shown(text[spans[i - 1][0] + word.start():a]) + 1 > budget:
+            for word in reversed(list(re.finditer(r"\S+", text[spans[i - 1][0] : a]))):
+                if _shown(text[spans[i - 1][0] + word.start() : a]) + 1 > budget:
                     break
                 start = spans[i - 1][0] + word.start()
             a = start
@@ -112,15 +115,21 @@ def query_terms(query: str, analyze) -> set[str]:
     return (terms - set(analyze(STOPWORDS))) or terms
 
 
-def snippet(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS,
-            span: tuple[int, int] | None = None, keep_lines: bool = False) -> tuple[str, list[tuple[int, int]]]:
+def snippet(
+    text: str,
+    terms: set[str],
+    analyze,
+    limit: int = SNIPPET_CHARS,
+    span: tuple[int, int] | None = None,
+    keep_lines: bool = False,
+) -> tuple[str, list[tuple[int, int]]]:
     """(passage, [(start, end) of each query word in it]) for the query's `terms` (query_terms), with whitespace
     folded to single spaces; `span`: the passage's (start, end) when the caller has worked it out already.
     `keep_lines` (code): the passage's whole lines instead, their breaks and relative indentation kept."""
     a, b = span if span is not None else passage(text, terms, analyze, limit)
     if keep_lines:
         start, end = text.rfind("\n", 0, a) + 1, b
-        if text[b - 1:b] != "\n":  # to the end of the passage's last line
+        if text[b - 1 : b] != "\n":  # to the end of the passage's last line
             end = text.find("\n", b)
             end = len(text) if end < 0 else end
         if end - start <= 2 * limit:  # not a minified file's one long line

@@ -412,18 +412,26 @@ class StoredIndex:
         try:
             x = np.load(path, mmap_mode="r", allow_pickle=False)
         except (ValueError, EOFError, OSError, TypeError) as e:
-            raise self._bad(name, f"not a readable .npy file: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}") from None
+            raise self._bad(
+                name, f"not a readable .npy file: {str(e).splitlines()[0][:120] if str(e) else type(e).__name__}"
+            ) from None
         if not isinstance(x, np.ndarray) or x.dtype != dtype or x.ndim != ndim:
-            raise self._bad(name, f"dtype {getattr(x, 'dtype', '?')} and {getattr(x, 'ndim', '?')} dims, "
-                                  f"expected {np.dtype(dtype)} and {ndim}")
+            raise self._bad(
+                name,
+                f"dtype {getattr(x, 'dtype', '?')} and {getattr(x, 'ndim', '?')} dims, "
+                f"expected {np.dtype(dtype)} and {ndim}",
+            )
         return x
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def close(self) -> None:
-        for f in (getattr(self, "_chunks", None), getattr(self, "_coarse_file", None),
-                  getattr(self, "_files_file", None)):
+        for f in (
+            getattr(self, "_chunks", None),
+            getattr(self, "_coarse_file", None),
+            getattr(self, "_files_file", None),
+        ):
             if f is not None:
                 f.close()
         self._lexical = None  # tantivy unmaps its files when the last reference goes
@@ -436,7 +444,9 @@ class StoredIndex:
         try:
             index = faiss.read_index(faiss.PyCallbackIOReader(self._coarse_file.read))
         except (RuntimeError, MemoryError, ValueError) as e:
-            raise self._bad("coarse.faiss", f"not a readable FAISS index: {str(e).strip().splitlines()[-1][:120]}") from None
+            raise self._bad(
+                "coarse.faiss", f"not a readable FAISS index: {str(e).strip().splitlines()[-1][:120]}"
+            ) from None
         problem = coarse.check(index, self.manifest.coarse.get("kind"), self.manifest.projection.coarse_dim, len(self))
         if problem:
             raise self._bad("coarse.faiss", problem)
@@ -455,10 +465,7 @@ class StoredIndex:
         sorted ids of 10M: 0.22 s against 1.45)."""
         ids = np.asarray(ids, dtype=np.int64)
         n = len(self.ids)
-        if len(ids) * FENCE >= n:
-            rows = np.searchsorted(self.ids, ids)
-        else:
-            rows = self._fenced_rows(ids, n)
+        rows = np.searchsorted(self.ids, ids) if len(ids) * FENCE >= n else self._fenced_rows(ids, n)
         if len(ids) and (rows.max(initial=0) >= len(self.ids) or not np.array_equal(self.ids[rows], ids)):
             raise self._bad("coarse.faiss", "it names chunk ids that ids.npy does not hold")
         return rows
@@ -492,8 +499,13 @@ class StoredIndex:
     def _record(self, line: bytes) -> dict[str, Any]:
         try:
             r = orjson.loads(line)
-            if not (isinstance(r, dict) and type(r["id"]) is int and all(isinstance(r[k], str) for k in CHUNK_STR)
-                    and type(r["start"]) is int and type(r["end"]) is int):
+            if not (
+                isinstance(r, dict)
+                and type(r["id"]) is int
+                and all(isinstance(r[k], str) for k in CHUNK_STR)
+                and type(r["start"]) is int
+                and type(r["end"]) is int
+            ):
                 raise TypeError
         except (orjson.JSONDecodeError, KeyError, TypeError):
             raise self._bad("chunks.jsonl", "a line is not a chunk record") from None
@@ -538,13 +550,16 @@ def map_rows(path: Path, *, index_dir: Path | None = None, dtype=np.float32) -> 
     64 KB around every touched row, so a cold query reads far more than it needs and the process's resident
     memory soon covers most of the file; MADV_RANDOM maps only the pages that are touched.
     """
+
     def bad(what: str) -> IndexFormatError:
         return damaged(index_dir or path.parent, path, what)
 
     with open(path, "rb") as f:
         try:
             version = np.lib.format.read_magic(f)
-            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            read_header = (
+                np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            )
             shape, fortran, file_dtype = read_header(f)
         except (ValueError, EOFError, OSError, TypeError) as e:
             raise bad(f"not a readable .npy file: {e}") from None

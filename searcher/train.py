@@ -81,9 +81,15 @@ def finetune(
     dims = matryoshka_dims(encoder.info.dim)
     config.loss_weights(dims)  # a bad dim weight fails before the data is read
     training = load_training_data(data, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs)
-    report = FinetuneReport(str(output), encoder.info.name, training.description, len(training.train), dims,
-                            bf16=cpu_has_bf16() if config.bf16 is None else config.bf16,
-                            warnings=list(training.warnings))
+    report = FinetuneReport(
+        str(output),
+        encoder.info.name,
+        training.description,
+        len(training.train),
+        dims,
+        bf16=cpu_has_bf16() if config.bf16 is None else config.bf16,
+        warnings=list(training.warnings),
+    )
     if evaluate_model and training.evaluation is not None:
         progress("evaluate", 0, 1)
         report.evaluation, report.before = _evaluate(encoder, training.evaluation, dims, Path(eval_root))
@@ -103,8 +109,10 @@ def finetune(
             started = time.perf_counter()
             report.rotation_fitted_on = _rotate_prefix(saved, training, config.seed, partial, min(dims))
             if not report.rotation_fitted_on:
-                report.warnings.append(f"too few distinct passages to fit the closing rotation (it needs more than "
-                                       f"{min(dims)}); the model's prefixes are MatryoshkaLoss's own")
+                report.warnings.append(
+                    f"too few distinct passages to fit the closing rotation (it needs more than "
+                    f"{min(dims)}); the model's prefixes are MatryoshkaLoss's own"
+                )
             report.rotation_seconds = time.perf_counter() - started
         trained = SentenceTransformerEncoder.wrap(saved, name=str(output), matryoshka_dims=tuple(dims))
         if evaluate_model and training.evaluation is not None:
@@ -124,8 +132,15 @@ def finetune(
     return report
 
 
-def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[int], partial: Path,
-           report: FinetuneReport, progress) -> None:
+def _train(
+    encoder,
+    training: TrainingData,
+    config: FinetuneConfig,
+    dims: list[int],
+    partial: Path,
+    report: FinetuneReport,
+    progress,
+) -> None:
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
@@ -142,10 +157,12 @@ def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[i
     window = model.max_seq_length
     if config.max_seq_length:  # a shorter window for training only; the saved model keeps its own
         model.max_seq_length = min(config.max_seq_length, window)
-    loss = MatryoshkaLoss(model, MultipleNegativesRankingLoss(model), matryoshka_dims=dims,
-                          matryoshka_weights=config.loss_weights(dims))
-    dataset = Dataset.from_dict({"anchor": [p.query for p in training.train],
-                                 "positive": [p.passage for p in training.train]})
+    loss = MatryoshkaLoss(
+        model, MultipleNegativesRankingLoss(model), matryoshka_dims=dims, matryoshka_weights=config.loss_weights(dims)
+    )
+    dataset = Dataset.from_dict(
+        {"anchor": [p.query for p in training.train], "positive": [p.passage for p in training.train]}
+    )
     args = SentenceTransformerTrainingArguments(
         output_dir=str(partial / "checkpoints"),
         num_train_epochs=config.epochs,
@@ -187,8 +204,12 @@ def _train(encoder, training: TrainingData, config: FinetuneConfig, dims: list[i
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
         model.save(str(partial), create_model_card=False)  # ours is written at the end, with the evaluations
-    marker = {"matryoshka_dims": dims, "base_model": encoder.info.name, "trained_by": "searcher finetune",
-              "config": asdict(config)}
+    marker = {
+        "matryoshka_dims": dims,
+        "base_model": encoder.info.name,
+        "trained_by": "searcher finetune",
+        "config": asdict(config),
+    }
     write_atomic(partial / SEARCHER_MODEL_FILE, orjson.dumps(marker, option=orjson.OPT_INDENT_2))
 
 
@@ -216,8 +237,15 @@ def _rotate_prefix(model, training: TrainingData, seed: int, partial: Path, smal
     x = SentenceTransformerEncoder.wrap(model, name=str(partial)).encode_documents(texts)
     rotation = fit_rotation(x)  # columns: principal directions, strongest first; y = x @ rotation
     d = rotation.shape[0]
-    model.append(Dense(d, d, bias=False, activation_function=torch.nn.Identity(),
-                       init_weight=torch.from_numpy(np.ascontiguousarray(rotation.T))))
+    model.append(
+        Dense(
+            d,
+            d,
+            bias=False,
+            activation_function=torch.nn.Identity(),
+            init_weight=torch.from_numpy(np.ascontiguousarray(rotation.T)),
+        )
+    )
     with no_progress_bars():
         model.save(str(partial), create_model_card=False)
     return len(texts)
@@ -226,15 +254,23 @@ def _rotate_prefix(model, training: TrainingData, seed: int, partial: Path, smal
 def _evaluate(encoder, evaluation: PairEval | BeirEval, dims: list[int], root: Path) -> tuple[str, dict]:
     """(description, {column: metrics}) for the model as it is now."""
     if isinstance(evaluation, BeirEval):
-        report = evaluate(evaluation.data_dir, split=evaluation.split, config=IndexConfig(model=encoder.info.name),
-                          encoder=encoder, latency=False, root=root)
+        report = evaluate(
+            evaluation.data_dir,
+            split=evaluation.split,
+            config=IndexConfig(model=encoder.info.name),
+            encoder=encoder,
+            latency=False,
+            root=root,
+        )
         columns = {f"dim {d}": m for d, m in report.dims.items()} | {"two-stage": report.modes["dense"]}
         if "hybrid" in report.modes:
             columns["hybrid"] = report.modes["hybrid"]
         return f"{evaluation.data_dir.name}, {evaluation.split} split: {report.queries} queries, whole corpus", columns
     columns = {f"dim {d}": m for d, m in evaluate_pairs(encoder, evaluation, dims).items()}
-    return (f"held-out pairs: {len(evaluation.queries)} queries against {min(len(evaluation.corpus), MAX_EVAL_CORPUS)} "
-            "passages"), columns
+    return (
+        f"held-out pairs: {len(evaluation.queries)} queries against {min(len(evaluation.corpus), MAX_EVAL_CORPUS)} "
+        "passages"
+    ), columns
 
 
 def evaluate_pairs(encoder, evaluation: PairEval, dims: list[int]) -> dict[int, dict[str, float]]:
@@ -288,9 +324,12 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
         f"- {report.steps} steps in {report.train_seconds:.0f} s on the CPU ({report.pairs_per_second:.1f} pairs/s).",
     ]
     if report.rotation_fitted_on:
-        lines.append(f"- Output rotated (a last, bias-free Dense layer) onto the principal directions of "
-                     f"{report.rotation_fitted_on} corpus embeddings ({report.rotation_seconds:.0f} s), so that each prefix is the "
-                     "corpus's principal subspace; the rotation is orthogonal and changes no full-dim similarity.")
+        lines.append(
+            f"- Output rotated (a last, bias-free Dense layer) onto the principal directions of "
+            f"{report.rotation_fitted_on} corpus embeddings ({report.rotation_seconds:.0f} s), so that each prefix "
+            "is the "
+            "corpus's principal subspace; the rotation is orthogonal and changes no full-dim similarity."
+        )
     if report.losses:
         marks = report.losses[:: max(1, len(report.losses) // 10)] + [report.losses[-1]]
         lines += ["", "| Step | Training loss |", "|--:|--:|"]
@@ -298,11 +337,32 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
     for w in report.warnings:
         lines.append(f"- Note: {w}")
     if report.before and report.after:
-        lines += ["", "## Evaluation", "", f"On {report.evaluation}. Exact search per dimension "
-                  "(sentence-transformers' `truncate_dim`); documents rank by their best chunk.", "",
-                  "### Before (base model)", "", *metrics_table(report.before), "", "### After", "",
-                  *metrics_table(report.after)]
-    lines += ["", "## Usage", "", "```python", "from sentence_transformers import SentenceTransformer",
-              "", "model = SentenceTransformer(\"path/to/this/model\", truncate_dim=64)  # or the full width", "```",
-              "", "or `searcher index DOCS --model path/to/this/model`.", ""]
+        lines += [
+            "",
+            "## Evaluation",
+            "",
+            f"On {report.evaluation}. Exact search per dimension "
+            "(sentence-transformers' `truncate_dim`); documents rank by their best chunk.",
+            "",
+            "### Before (base model)",
+            "",
+            *metrics_table(report.before),
+            "",
+            "### After",
+            "",
+            *metrics_table(report.after),
+        ]
+    lines += [
+        "",
+        "## Usage",
+        "",
+        "```python",
+        "from sentence_transformers import SentenceTransformer",
+        "",
+        'model = SentenceTransformer("path/to/this/model", truncate_dim=64)  # or the full width',
+        "```",
+        "",
+        "or `searcher index DOCS --model path/to/this/model`.",
+        "",
+    ]
     return "\n".join(lines)

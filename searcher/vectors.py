@@ -166,8 +166,9 @@ def encode_full(path: Path, storage: str, quantizer=None, head: int = 0) -> None
         quantizer = train_quantizer(full, head)
     codes = reserved_npy(path / FILES[storage], (len(full), full.shape[1] + head), DTYPES[storage])
     for a in range(0, len(full), BLOCK):
-        codes[a : a + BLOCK] = encode_rows(np.ascontiguousarray(full[a : a + BLOCK], dtype=np.float32), storage,
-                                           quantizer, head)
+        codes[a : a + BLOCK] = encode_rows(
+            np.ascontiguousarray(full[a : a + BLOCK], dtype=np.float32), storage, quantizer, head
+        )
     codes.flush()
     del codes, full
     if storage in QUANTIZERS and quantizer is not None:
@@ -192,7 +193,11 @@ def read_quantizer(path: Path, dim: int):
         index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
     except RuntimeError as e:
         raise ValueError(f"not a FAISS index ({str(e).splitlines()[0][:80]})") from None
-    if not isinstance(index, faiss.IndexScalarQuantizer) or index.d != dim or not index.is_trained \
-            or index.sq.qtype != faiss.ScalarQuantizer.QT_8bit:
+    if (
+        not isinstance(index, faiss.IndexScalarQuantizer)
+        or index.d != dim
+        or not index.is_trained
+        or index.sq.qtype != faiss.ScalarQuantizer.QT_8bit
+    ):
         raise ValueError(f"not a trained {dim}-dim 8-bit scalar quantizer")
     return index

@@ -111,8 +111,9 @@ def watch(
                 continue
             changed.clear()
             try:
-                report = build_index(source, index_dir, config, encoder=encoder, progress=progress,
-                                     load_model=load_model)
+                report = build_index(
+                    source, index_dir, config, encoder=encoder, progress=progress, load_model=load_model
+                )
             except SearcherError as e:
                 if on_error is None:
                     raise
@@ -137,4 +138,3 @@ def _relevant(path: Path, source: Path, index_dir: Path) -> bool:
     if path == index_dir or index_dir in path.parents:
         return False
     return path == source or source in path.parents
-

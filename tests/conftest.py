@@ -98,5 +98,6 @@ def run_unprivileged(code: str, *args) -> subprocess.CompletedProcess:
             pytest.skip("running as root without setpriv (util-linux): cannot make a folder unreadable")
         prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
     prelude = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-    return subprocess.run([*prefix, sys.executable, "-c", prelude + code, *map(str, args)], capture_output=True,
-                          text=True, timeout=120)
+    return subprocess.run(
+        [*prefix, sys.executable, "-c", prelude + code, *map(str, args)], capture_output=True, text=True, timeout=120
+    )

@@ -18,8 +18,15 @@ _TOKEN = re.compile(r"\w+|[^\w\s]")
 
 
 class FakeEncoder:
-    def __init__(self, *, dim: int = 96, max_seq_length: int = 64, name: str = "fake-hash-encoder",
-                 salt: str = "", delay: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        dim: int = 96,
+        max_seq_length: int = 64,
+        name: str = "fake-hash-encoder",
+        salt: str = "",
+        delay: float = 0.0,
+    ) -> None:
         self.dim, self.max_seq_length, self.salt, self.delay = dim, max_seq_length, salt, delay
         self.embedded: list[str] = []  # every document text ever embedded, in order
         self.info = ModelInfo(

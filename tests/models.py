@@ -6,8 +6,16 @@ import shutil
 from pathlib import Path
 
 
-def random_bert(path: Path, *, hidden: int = 1024, layers: int = 2, max_seq_length: int = 128,
-                query_prompt: str = "query: ", normalize: bool = False, seed: int = 0) -> Path:
+def random_bert(
+    path: Path,
+    *,
+    hidden: int = 1024,
+    layers: int = 2,
+    max_seq_length: int = 128,
+    query_prompt: str = "query: ",
+    normalize: bool = False,
+    seed: int = 0,
+) -> Path:
     """A BERT of width `hidden` with the bundled MiniLM's tokenizer, CLS pooling and - like the BioBERT card's
     model - no Normalize module unless asked. Saved as a sentence-transformers directory at `path`."""
     import torch
@@ -19,9 +27,14 @@ def random_bert(path: Path, *, hidden: int = 1024, layers: int = 2, max_seq_leng
     hf_dir = path.parent / (path.name + "-hf")
     hf_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(seed)
-    config = BertConfig(vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers,
-                        num_attention_heads=max(1, hidden // 64), intermediate_size=hidden,
-                        max_position_embeddings=512)
+    config = BertConfig(
+        vocab_size=30522,
+        hidden_size=hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=max(1, hidden // 64),
+        intermediate_size=hidden,
+        max_position_embeddings=512,
+    )
     BertModel(config).save_pretrained(hf_dir)
     for name in ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         shutil.copy(Path(MODEL_DIR) / name, hf_dir / name)

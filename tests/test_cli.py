@@ -39,8 +39,25 @@ def test_query_human_and_json_output(indexed):
     as_json = run("query", "owls hunt at night", "--index", indexed, "-k", 2, "--json")
     lines = [json.loads(line) for line in as_json.stdout.splitlines()]
     assert [r["rank"] for r in lines] == [1, 2]
-    assert list(lines[0]) == ["query", "rank", "score", "source", "line", "end_line", "page", "title", "heading",
-                              "anchor", "snippet", "doc_id", "id", "start", "end", "text", "highlights"]
+    assert list(lines[0]) == [
+        "query",
+        "rank",
+        "score",
+        "source",
+        "line",
+        "end_line",
+        "page",
+        "title",
+        "heading",
+        "anchor",
+        "snippet",
+        "doc_id",
+        "id",
+        "start",
+        "end",
+        "text",
+        "highlights",
+    ]
     assert lines[0]["query"] == "owls hunt at night" and lines[0]["score"] == round(lines[0]["score"], 4)
     assert "Owls hunt at night" in lines[0]["snippet"]
 
@@ -53,7 +70,10 @@ def test_queries_from_stdin(indexed):
 
 def test_empty_stdin_is_an_error(indexed):
     result = run("query", "-", "--index", indexed, input="\n  \n")
-    assert result.exit_code == 2 and result.output.strip() == "Error: no queries on standard input; pass one query per line"
+    assert (
+        result.exit_code == 2
+        and result.output.strip() == "Error: no queries on standard input; pass one query per line"
+    )
 
 
 def test_index_from_environment_variable(indexed, monkeypatch):
@@ -73,10 +93,15 @@ def test_info_shows_the_manifest(indexed):
 def test_info_names_a_path_left_unmeasured():
     from searcher.cli import _encoder_choice
 
-    record = {"choice": "torch-bf16", "cpu": "Some CPU", "texts_per_second": {"torch": 40.0, "torch-bf16": 90.0},
-              "unmeasured": ["onnx-int8"]}
-    assert _encoder_choice(record) == ("torch-bf16 (measured on Some CPU: torch 40/s, torch-bf16 90/s; onnx-int8 not "
-                                       "yet: a larger run measures it)")
+    record = {
+        "choice": "torch-bf16",
+        "cpu": "Some CPU",
+        "texts_per_second": {"torch": 40.0, "torch-bf16": 90.0},
+        "unmeasured": ["onnx-int8"],
+    }
+    assert _encoder_choice(record) == (
+        "torch-bf16 (measured on Some CPU: torch 40/s, torch-bf16 90/s; onnx-int8 not yet: a larger run measures it)"
+    )
     assert "not yet" not in _encoder_choice({**record, "unmeasured": []})
 
 
@@ -91,7 +116,10 @@ def test_info_names_a_path_left_unmeasured():
         (["index", "{tmp}/missing", "--index", "{idx}"], "Error: no such file or folder: {tmp}/missing"),
         (["index", "{tmp}/empty", "--index", "{idx}"], "Error: no documents to index in {tmp}/empty"),
         (["index", "{tmp}/docs", "--index", "{idx}", "--chunk-tokens", "4"], "Error: chunk_tokens must be at least 16"),
-        (["index", "{tmp}/docs", "--index", "{idx}", "--chunk-tokens", "999"], "exceeds the model's max_seq_length of 64"),
+        (
+            ["index", "{tmp}/docs", "--index", "{idx}", "--chunk-tokens", "999"],
+            "exceeds the model's max_seq_length of 64",
+        ),
     ],
 )
 def test_user_errors_are_one_line_with_exit_code_2(tmp_path, indexed, args, message):
@@ -116,7 +144,8 @@ def test_unreadable_folder_is_a_one_line_error(tmp_path):
         "searcher.indexer.load_encoder = lambda name: FakeEncoder()\n"
         "result = CliRunner().invoke(cli, ['index', sys.argv[1], '--index', sys.argv[2]])\n"
         "print(result.exit_code); print(result.output, end='')\n",
-        corpus, tmp_path / "idx",
+        corpus,
+        tmp_path / "idx",
     )
     corpus.chmod(0o755)
     assert child.returncode == 0, child.stderr
@@ -247,7 +276,9 @@ def test_ctrl_c_on_a_read_only_command_says_nothing_about_writes(indexed, monkey
 def test_skipped_files_are_listed_once_one_per_line_and_q_silences_them(tmp_path, use_fake_encoder):
     from conftest import write_corpus
 
-    docs = write_corpus(tmp_path / "docs", {"a.txt": "Owls hunt at night.", **{f"b{i}.bin": b"\x00\x01" for i in range(12)}})
+    docs = write_corpus(
+        tmp_path / "docs", {"a.txt": "Owls hunt at night.", **{f"b{i}.bin": b"\x00\x01" for i in range(12)}}
+    )
     first = run("index", docs, "--index", tmp_path / "idx")
     listed = [line for line in first.stderr.splitlines() if line.startswith("skipped: ")]
     assert len(listed) == 11 and listed[-1] == "skipped: ... and 2 more (-v lists them)", first.stderr
@@ -267,7 +298,9 @@ def test_show_l_context_and_color(indexed):
     docs = Path(next(e.path for e in open_index(indexed).files() if e.path.endswith("astronomy.txt"))).parent
     shown = run("show", f"{docs / 'astronomy.txt'}:3", "-C", 1, "--index", indexed)
     assert shown.exit_code == 0 and shown.stdout.splitlines() == [
-        "     2- ", "     3: Jupiter is the largest planet. Saturn has bright rings of ice."]
+        "     2- ",
+        "     3: Jupiter is the largest planet. Saturn has bright rings of ice.",
+    ]
     assert "moon" in run("show", docs / "astronomy.txt", "--index", indexed).stdout
     outside = run("show", "/etc/passwd:1", "--index", indexed)
     assert outside.exit_code == 2 and "not a file of this index" in outside.output

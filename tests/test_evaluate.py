@@ -15,8 +15,16 @@ from searcher.evaluate import evaluate, exact_prefix_search
 from searcher.metrics import METRICS
 from searcher.store import read_manifest
 
-TOPICS = ["owls hunt at night", "tomatoes need sun", "the moon has craters", "rice needs water",
-          "trains run on rails", "volcanoes erupt lava", "eagles nest on cliffs", "pasta boils in water"]
+TOPICS = [
+    "owls hunt at night",
+    "tomatoes need sun",
+    "the moon has craters",
+    "rice needs water",
+    "trains run on rails",
+    "volcanoes erupt lava",
+    "eagles nest on cliffs",
+    "pasta boils in water",
+]
 
 
 @pytest.fixture
@@ -78,13 +86,19 @@ def test_eval_after_the_model_was_retrained_at_the_same_name_starts_its_index_ov
 def test_prefix_search_undoes_the_pca_rotation(beir, fake):
     from searcher import Searcher
 
-    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2, projection="pca")
+    config = IndexConfig(
+        model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2, projection="pca"
+    )
     report = evaluate(beir, config=config, encoder=fake, latency=False)
     searcher = Searcher(report.index, encoder=fake)
     xq = fake.encode_queries(["owls night"])
     D, I = exact_prefix_search(searcher, xq, dim=64, k=3)
-    raw = {r["id"]: fake.encode_queries([r["text"] if r["text"].startswith(r["title"]) else r["title"] + "\n" + r["text"]])[0]
-           for r in searcher.index.iter_chunks()}
+    raw = {
+        r["id"]: fake.encode_queries(
+            [r["text"] if r["text"].startswith(r["title"]) else r["title"] + "\n" + r["text"]]
+        )[0]
+        for r in searcher.index.iter_chunks()
+    }
     q = xq[0, :64] / np.linalg.norm(xq[0, :64])
     expected = sorted(((float(v[:64] @ q / np.linalg.norm(v[:64])), i) for i, v in raw.items()), reverse=True)[:3]
     np.testing.assert_allclose(D[0], [s for s, _ in expected], atol=1e-5)
@@ -94,12 +108,16 @@ def test_eval_cli_errors(tmp_path, monkeypatch, use_fake_encoder):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(cli, ["eval", str(tmp_path / "nothing")])
     assert result.exit_code == 2
-    assert result.output.strip() == f"Error: {tmp_path}/nothing/corpus.jsonl is missing; a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/"
+    assert (
+        result.output.strip() == f"Error: {tmp_path}/nothing/corpus.jsonl is missing; "
+        "a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/"
+    )
 
 
 def test_eval_cli_json(beir, use_fake_encoder):
-    result = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q",
-                                      "--no-latency"])
+    result = CliRunner().invoke(
+        cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q", "--no-latency"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["queries"] == len(TOPICS) and set(data["dims"]) == {"96", "64"}
@@ -122,15 +140,19 @@ def test_eval_reports_what_indexing_dropped_and_judged_documents_it_lacks(beir, 
         f.write(json.dumps({"_id": "d-empty", "title": "", "text": ""}) + "\n")  # judged, but nothing to index
     with open(beir / "qrels" / "test.tsv", "a") as f:
         f.write("q0\td-empty\t1\n")
-    result = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q",
-                                      "--no-latency"])
+    result = CliRunner().invoke(
+        cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q", "--no-latency"]
+    )
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["judged_not_indexed"] == ["d-empty"]
     assert data["corpus_documents"] == len(TOPICS) + 1 and data["indexed_documents"] == len(TOPICS)
     assert any("1 line(s) skipped" in w for w in data["warnings"])
-    text = CliRunner().invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "-q",
-                                    "--no-latency"]).stdout
+    text = (
+        CliRunner()
+        .invoke(cli, ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "-q", "--no-latency"])
+        .stdout
+    )
     assert "1 judged document(s) not in the index" in text and "warning: " in text, "also when the index is reused"
 
 
@@ -148,8 +170,10 @@ def test_eval_tune_picks_the_weight_on_another_split_and_stores_it(beir, use_fak
     assert read_manifest(data["index"]).config.fusion_weight == tuned["weight"] == data["fusion_weight"]
     again = json.loads(CliRunner().invoke(cli, args).stdout)
     assert again["fusion_weight"] == tuned["weight"] and again["tuned"] is None, "a later eval keeps the tuned weight"
-    for extra, message in ((["--tune-split", "test"], "cannot tune on the 'test' split and report it"),
-                           (["--tune-split", "dev"], "no split 'dev'")):
+    for extra, message in (
+        (["--tune-split", "test"], "cannot tune on the 'test' split and report it"),
+        (["--tune-split", "dev"], "no split 'dev'"),
+    ):
         result = CliRunner().invoke(cli, [*args, *extra])
         assert result.exit_code == 2 and message in result.output
     (beir / "qrels" / "train.tsv").unlink()

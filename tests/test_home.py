@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import write_corpus
+
 from searcher import Searcher, build_index, delete_index
 from searcher.cli import cli
 from searcher.home import collect_encoders, shared_encoders

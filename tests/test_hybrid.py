@@ -37,13 +37,18 @@ def test_fuse_orders_the_union_and_breaks_ties_by_id():
     assert ids.tolist() == [5, 3, 7]
     np.testing.assert_allclose(scores, [0.7, 0.55, 0.4])
     # a lexical share above 1 (a chunk repeating the query's words) counts as 1: 5: 0.2 + 0.5 = 0.7 still
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([3.0, 0.5]), 0.5, 1)[0][0] \
-        == pytest.approx(0.7)
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([3.0, 0.5]), 0.5, 1)[0][
+        0
+    ] == pytest.approx(0.7)
     # ties by the smaller id: 3 and 7 both 0.4 with w = 1 and equal cosines
     assert fuse(np.array([7, 3]), np.array([0.4, 0.4]), np.array([]), np.array([]), 1.0, 2)[1].tolist() == [3, 7]
     # w = 1 is dense alone, w = 0 lexical alone (dense-only candidates at 0, ordered by id).
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 1.0, 3)[1].tolist() == [7, 3, 5]
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 0.0, 2)[1].tolist() == [5, 3]
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 1.0, 3)[
+        1
+    ].tolist() == [7, 3, 5]
+    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 0.0, 2)[
+        1
+    ].tolist() == [5, 3]
     with pytest.raises(ValueError, match="weight"):
         fuse(np.array([1]), np.array([1.0]), np.array([]), np.array([]), 1.5, 1)
 
@@ -52,8 +57,14 @@ def test_fuse_orders_the_union_and_breaks_ties_by_id():
 
 
 def test_a_quoted_phrase_must_match_as_a_phrase(tmp_path):
-    docs = write_corpus(tmp_path / "docs", {"a.txt": "She ate a red apple today.", "b.txt": "A red car and an apple pie.",
-                                            "c.txt": "Nothing about fruit here."})
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            "a.txt": "She ate a red apple today.",
+            "b.txt": "A red car and an apple pie.",
+            "c.txt": "Nothing about fruit here.",
+        },
+    )
     build(docs, tmp_path / "idx")
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
     assert [h.source.rsplit("/", 1)[1] for h in s.search('"red apple"', mode="lexical")] == ["a.txt"]
@@ -134,8 +145,9 @@ def test_a_query_with_no_match_is_flagged_and_exits_1(tmp_path, corpus, use_fake
     assert not s.search("moon craters", mode="lexical").no_match
     result = CliRunner().invoke(cli, ["query", "xylophonist zeppelin", "--index", str(tmp_path / "idx")])
     assert result.exit_code == 1 and "no match for 'xylophonist zeppelin'" in result.stderr and not result.stdout
-    result = CliRunner().invoke(cli, ["query", "-", "--index", str(tmp_path / "idx"), "--mode", "lexical"],
-                                input="zeppelin\nmoon\n")
+    result = CliRunner().invoke(
+        cli, ["query", "-", "--index", str(tmp_path / "idx"), "--mode", "lexical"], input="zeppelin\nmoon\n"
+    )
     assert result.exit_code == 0 and "astronomy.txt" in result.stdout, "one match is enough, as with grep"
 
 
@@ -161,15 +173,30 @@ def _bm25(query_tokens, docs_tokens, k1=1.2, b=0.75):
 
 def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    topics = ["owls hunt mice at night", "the moon has craters", "boil pasta in salted water", "plant tomatoes in sun",
-              "jupiter is a gas giant", "rinse rice before cooking", "eagles nest on cliffs", "water the soil weekly"]
+    topics = [
+        "owls hunt mice at night",
+        "the moon has craters",
+        "boil pasta in salted water",
+        "plant tomatoes in sun",
+        "jupiter is a gas giant",
+        "rinse rice before cooking",
+        "eagles nest on cliffs",
+        "water the soil weekly",
+    ]
     root = tmp_path / "beir"
-    write_corpus(root, {
-        "corpus.jsonl": "".join(json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(topics)),
-        "queries.jsonl": "".join(json.dumps({"_id": f"q{i}", "text": t.split()[1] + " " + t.split()[-1]}) + "\n"
-                                 for i, t in enumerate(topics)),
-        "qrels/test.tsv": "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics))),
-    })
+    write_corpus(
+        root,
+        {
+            "corpus.jsonl": "".join(
+                json.dumps({"_id": f"d{i}", "title": "", "text": t}) + "\n" for i, t in enumerate(topics)
+            ),
+            "queries.jsonl": "".join(
+                json.dumps({"_id": f"q{i}", "text": t.split()[1] + " " + t.split()[-1]}) + "\n"
+                for i, t in enumerate(topics)
+            ),
+            "qrels/test.tsv": "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(len(topics))),
+        },
+    )
     fake = FakeEncoder()
     config = IndexConfig(model=fake.info.name, fusion_weight=0.6, **CONFIG)
     report = evaluate(root, config=config, encoder=fake, latency=False)
@@ -184,8 +211,9 @@ def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monk
         words = analyzer("english", stopwords=True).analyze(text)  # queries lose stopwords
         bm25 = _bm25(words, docs_tokens)
         n = len(docs_tokens)  # ceiling: (k1 + 1) * sum of the query words' idf
-        ceiling = 2.2 * sum(math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in
-                            (sum(1 for d in docs_tokens if t in d) for t in words))
+        ceiling = 2.2 * sum(
+            math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in (sum(1 for d in docs_tokens if t in d) for t in words)
+        )
         dense = xb @ fake.encode_queries([text])[0]
         found = bm25 > 0
         lexical[q] = [(f"d{i}", float(bm25[i])) for i in np.flatnonzero(found)]
@@ -205,8 +233,11 @@ def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monk
 
 @pytest.mark.model
 def test_a_rare_token_finds_its_one_document_first_with_the_real_model(tmp_path, minilm):
-    filler = {f"doc{i}.md": f"# Networking notes {i}\n\nServers listen on ports and clients connect to them. "
-              f"Errors are reported through callbacks and events, topic {i}." for i in range(30)}
+    filler = {
+        f"doc{i}.md": f"# Networking notes {i}\n\nServers listen on ports and clients connect to them. "
+        f"Errors are reported through callbacks and events, topic {i}."
+        for i in range(30)
+    }
     unique = {
         "eaddrinuse.md": "# Listen errors\n\nWhen the port is taken the server emits EADDRINUSE and stops.",
         "emitter.md": "# Events\n\nToo many listeners trigger MaxListenersExceededWarning in the emitter.",
@@ -216,8 +247,12 @@ def test_a_rare_token_finds_its_one_document_first_with_the_real_model(tmp_path,
     docs = write_corpus(tmp_path / "docs", {**filler, **unique})
     build_index(docs, tmp_path / "idx", IndexConfig(), encoder=minilm)
     s = Searcher(tmp_path / "idx", encoder=minilm)
-    for token, name in [("EADDRINUSE", "eaddrinuse.md"), ("MaxListenersExceededWarning", "emitter.md"),
-                        ("Wojciechowski", "people.md"), ("0x80070643", "codes.md")]:
+    for token, name in [
+        ("EADDRINUSE", "eaddrinuse.md"),
+        ("MaxListenersExceededWarning", "emitter.md"),
+        ("Wojciechowski", "people.md"),
+        ("0x80070643", "codes.md"),
+    ]:
         hits = s.search(token, 5)
         assert hits[0].source.endswith(name), (token, [h.source for h in hits])
         assert not hits.no_match

@@ -239,8 +239,10 @@ def test_single_file_and_missing_source(tmp_path, corpus, fake, fake_config):
 
 def test_beir_jsonl_indexes_with_document_ids(tmp_path, fake, fake_config):
     path = tmp_path / "corpus.jsonl"
-    path.write_text('{"_id": "42", "title": "Owls", "text": "Owls hunt at night."}\n'
-                    '{"_id": "43", "title": "Trains", "text": "Trains run on rails."}\n')
+    path.write_text(
+        '{"_id": "42", "title": "Owls", "text": "Owls hunt at night."}\n'
+        '{"_id": "43", "title": "Trains", "text": "Trains run on rails."}\n'
+    )
     build(path, tmp_path / "idx", fake, fake_config)
     hits = Searcher(tmp_path / "idx", encoder=fake).search("owls night", k=1)
     assert hits[0].doc_id == "42" and hits[0].title == "Owls"
@@ -280,7 +282,9 @@ def test_the_embedding_cache_keys_vectors_by_the_kind_of_path_that_made_them(tmp
     before = len(fake.embedded)
     report = build(corpus, tmp_path / "float", fake, fake_config, cache_dir=tmp_path / "int8-cache")
     assert report.embedded == len(keys) and len(fake.embedded) - before == len(keys), "int8 vectors not reused"
-    assert np.array_equal(np.asarray(open_index(tmp_path / "float").full), np.asarray(open_index(tmp_path / "ref").full))
+    assert np.array_equal(
+        np.asarray(open_index(tmp_path / "float").full), np.asarray(open_index(tmp_path / "ref").full)
+    )
     reread = EmbeddingCache(tmp_path / "int8-cache", fake.info)
     assert all(reread.has(k, (FLOAT,)) and reread.has(k, (INT8,)) for k in keys)
     assert np.array_equal(reread.get(keys), cache.get(keys)), "a text with both kinds gives its float vectors"

@@ -44,14 +44,16 @@ def test_rst_title_is_the_first_underlined_line():
 
 
 def test_jsonl_reads_beir_records_and_reports_bad_lines():
-    content = "\n".join([
-        '{"_id": "d1", "title": "T1", "text": "one"}',
-        "not json",
-        '{"_id": "d2", "text": "two"}',
-        '{"_id": "d1", "text": "duplicate id"}',
-        '{"_id": "d3", "title": "no text field"}',
-        "",
-    ])
+    content = "\n".join(
+        [
+            '{"_id": "d1", "title": "T1", "text": "one"}',
+            "not json",
+            '{"_id": "d2", "text": "two"}',
+            '{"_id": "d1", "text": "duplicate id"}',
+            '{"_id": "d3", "title": "no text field"}',
+            "",
+        ]
+    )
     docs, warnings = parse("c.jsonl", content)
     assert [(d.doc_id, d.title, d.text) for d in docs] == [("d1", "T1", "one"), ("d2", "", "two")]
     assert len(warnings) == 1 and "3 line(s) skipped" in warnings[0] and "2, 4, 5" in warnings[0]
@@ -83,8 +85,12 @@ def test_jsonl_records_end_at_newlines_only_not_at_unicode_line_separators():
     import json
 
     text = "caf\u0085e au lait \u2028 and \u2029 more \x1c\x1d\x1e\x0b\x0c end"
-    data = (json.dumps({"_id": "d1", "title": "", "text": text}, ensure_ascii=False) + "\r\n"
-            + json.dumps({"_id": "d2", "title": "", "text": "two"}, ensure_ascii=False) + "\n").encode()
+    data = (
+        json.dumps({"_id": "d1", "title": "", "text": text}, ensure_ascii=False)
+        + "\r\n"
+        + json.dumps({"_id": "d2", "title": "", "text": "two"}, ensure_ascii=False)
+        + "\n"
+    ).encode()
     docs, warnings = parse("c.jsonl", data)
     assert warnings == []
     assert [(d.doc_id, d.text) for d in docs] == [("d1", text), ("d2", "two")]
@@ -102,10 +108,13 @@ def test_gzipped_json_latin1_files_are_read_and_permalinks_and_code_sections_fou
     (docs / "settings.json").write_text('{"theme": "solarized", "fontSize": 14}\n')
     (docs / "latin.txt").write_bytes("Café crème brûlée, naïve façade – 20 €.\n".encode("cp1252"))
     (docs / "binary.txt").write_bytes(bytes(range(1, 32)) * 40 + b"\xff\xfe\xfd")
-    (docs / "events.html").write_text('<html><body><main><h2>Class: EventEmitter<a class="mark" href="#ee">#</a></h2>'
-                                      '<p>Emits named events to listeners.</p></main></body></html>')
-    (docs / "server.py").write_text("import os\n\n\nclass HTTPServer:\n    def serve(self):\n"
-                                    "        return os.path.join(root, name)\n")
+    (docs / "events.html").write_text(
+        '<html><body><main><h2>Class: EventEmitter<a class="mark" href="#ee">#</a></h2>'
+        "<p>Emits named events to listeners.</p></main></body></html>"
+    )
+    (docs / "server.py").write_text(
+        "import os\n\n\nclass HTTPServer:\n    def serve(self):\n        return os.path.join(root, name)\n"
+    )
     report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
     assert report.indexed == 6 and "binary.txt" in " ".join(report.skipped_files + report.warnings)
     s = Searcher(tmp_path / "idx", encoder=fake)
@@ -124,21 +133,45 @@ def test_a_code_section_ends_where_the_code_dedents_out_of_it():
     from searcher.chunking import Locator
     from searcher.ingest import Document, code_sections
 
-    code = ('class Group:\n    def invoke(self, ctx):\n        def _process(value):\n            return value\n\n'
-            '        # the rest of invoke\n        with ctx:\n            return _process(ctx.run(\n'
-            '                1,\n            ))\n\n    def help(\n        self,\n    ) -> str:\n'
-            '        """Example::\n\n            def cli(input):\n                pass\n\n'
-            '        function returns a string, as prose.\n        """\n        return ""\n\n\nVERSION = "1"\n')
+    code = (
+        "class Group:\n    def invoke(self, ctx):\n        def _process(value):\n            return value\n\n"
+        "        # the rest of invoke\n        with ctx:\n            return _process(ctx.run(\n"
+        "                1,\n            ))\n\n    def help(\n        self,\n    ) -> str:\n"
+        '        """Example::\n\n            def cli(input):\n                pass\n\n'
+        '        function returns a string, as prose.\n        """\n        return ""\n\n\nVERSION = "1"\n'
+    )
     sections = code_sections(code, python=True)
     locate = Locator(Document(doc_id="g", title="g", text=code, source="g.py", headings=sections))
-    where = {marker: locate.heading(code.index(marker)) for marker in
-             ("return value", "with ctx", "1,", "        self,\n", "pass", "function returns", 'return ""', "VERSION")}
-    assert where == {"return value": "Group > invoke > _process", "with ctx": "Group > invoke", "1,": "Group > invoke",
-                     "        self,\n": "Group > help", "pass": "Group > help", "function returns": "Group > help",
-                     'return ""': "Group > help", "VERSION": ""}, where
+    where = {
+        marker: locate.heading(code.index(marker))
+        for marker in (
+            "return value",
+            "with ctx",
+            "1,",
+            "        self,\n",
+            "pass",
+            "function returns",
+            'return ""',
+            "VERSION",
+        )
+    }
+    assert where == {
+        "return value": "Group > invoke > _process",
+        "with ctx": "Group > invoke",
+        "1,": "Group > invoke",
+        "        self,\n": "Group > help",
+        "pass": "Group > help",
+        "function returns": "Group > help",
+        'return ""': "Group > help",
+        "VERSION": "",
+    }, where
     js = "function outer() {\n  function inner() {\n    return 1;\n  }\n  return inner();\n}\nconst x = outer();\n"
     locate = Locator(Document(doc_id="j", title="j", text=js, source="j.js", headings=code_sections(js)))
-    assert [locate.heading(js.index(m)) for m in ("return 1", "return inner", "const x")] == ["outer > inner", "outer", ""]
+    assert [locate.heading(js.index(m)) for m in ("return 1", "return inner", "const x")] == [
+        "outer > inner",
+        "outer",
+        "",
+    ]
 
 
 def test_pdfium_soft_hyphen_marks_join_the_word():

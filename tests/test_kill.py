@@ -17,7 +17,9 @@ from fakes import FakeEncoder
 from searcher import IndexConfig, Searcher, build_index, open_index
 
 TESTS = Path(__file__).parent
-CONFIG = dict(chunk_tokens=32, overlap_tokens=4, batch_size=2, full_storage="float32")  # small batches: many pending-cache shards
+CONFIG = dict(
+    chunk_tokens=32, overlap_tokens=4, batch_size=2, full_storage="float32"
+)  # small batches: many pending-cache shards
 
 # Runs build_index in a child process that SIGKILLs itself when progress reaches (phase, done), or that the
 # test kills from outside at a random moment (phase "never").
@@ -54,23 +56,33 @@ def second_version(corpus: Path) -> None:
     (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice and simmer it for twenty minutes.\n")
     (corpus / "astronomy.txt").unlink()
     rng = random.Random(1)
-    words = "lava ash crater magma plume basalt ridge summit eruption tremor".split()
-    write_corpus(corpus, {
-        f"volcano/{i}.txt": "\n\n".join(" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(6))
-        for i in range(20)
-    })
+    words = ["lava", "ash", "crater", "magma", "plume", "basalt", "ridge", "summit", "eruption", "tremor"]
+    write_corpus(
+        corpus,
+        {
+            f"volcano/{i}.txt": "\n\n".join(" ".join(rng.choice(words) for _ in range(12)) + "." for _ in range(6))
+            for i in range(20)
+        },
+    )
 
 
 def snapshot(index_dir):
     index = open_index(index_dir)
-    return index.manifest.generation, np.array(index.ids), np.array(index.full), [r["text"] for r in index.iter_chunks()]
+    return (
+        index.manifest.generation,
+        np.array(index.ids),
+        np.array(index.full),
+        [r["text"] for r in index.iter_chunks()],
+    )
 
 
 def contents(index_dir):
     """The index as a set-like sorted list: (source, start, text, vector), whatever the row order."""
     index = open_index(index_dir)
     frame = index.full @ index.rotation.T if index.rotation is not None else np.asarray(index.full)
-    rows = [(r["source"], r["start"], r["text"], tuple(np.round(frame[i], 4))) for i, r in enumerate(index.iter_chunks())]
+    rows = [
+        (r["source"], r["start"], r["text"], tuple(np.round(frame[i], 4))) for i, r in enumerate(index.iter_chunks())
+    ]
     return sorted(rows)
 
 

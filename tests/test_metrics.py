@@ -52,8 +52,14 @@ def test_metrics_equal_sentence_transformers_evaluator():
         for q in queries
     }
     evaluator = InformationRetrievalEvaluator(
-        queries=queries, corpus={d: d for d in docs}, relevant_docs={q: set(r) for q, r in qrels.items()},
-        accuracy_at_k=[1, 3, 5, 10], precision_recall_at_k=[1, 3, 5, 10], mrr_at_k=[10], ndcg_at_k=[10], map_at_k=[100],
+        queries=queries,
+        corpus={d: d for d in docs},
+        relevant_docs={q: set(r) for q, r in qrels.items()},
+        accuracy_at_k=[1, 3, 5, 10],
+        precision_recall_at_k=[1, 3, 5, 10],
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        map_at_k=[100],
     )
     results = [
         [{"corpus_id": d, "score": s} for d, s in sorted(rankings[q], key=lambda h: -h[1])[:100]]
@@ -70,7 +76,9 @@ def test_a_document_ranks_by_its_best_chunk():
     D = np.array([[0.9, 0.8, 0.7, 0.6, -np.inf]])
     I = np.array([[10, 11, 12, 13, -1]])
     doc_of = {10: "a", 11: "b", 12: "a", 13: "c"}
-    assert document_rankings(D, I, doc_of) == [[("a", pytest.approx(0.9)), ("b", pytest.approx(0.8)), ("c", pytest.approx(0.6))]]
+    assert document_rankings(D, I, doc_of) == [
+        [("a", pytest.approx(0.9)), ("b", pytest.approx(0.8)), ("c", pytest.approx(0.6))]
+    ]
     assert document_rankings(D, I, doc_of, depth=2) == [[("a", pytest.approx(0.9)), ("b", pytest.approx(0.8))]]
 
 
@@ -84,8 +92,10 @@ def test_top_overlap():
 def write_beir(root, *, qrels="query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t2\n", queries=None):
     root.mkdir(parents=True, exist_ok=True)
     (root / "corpus.jsonl").write_text('{"_id": "d1", "title": "", "text": "one"}\n{"_id": "d2", "text": "two"}\n')
-    (root / "queries.jsonl").write_text(queries or '{"_id": "q1", "text": "first"}\n{"_id": "q2", "text": "second"}\n'
-                                        '{"_id": "q3", "text": "unjudged"}\n')
+    (root / "queries.jsonl").write_text(
+        queries
+        or '{"_id": "q1", "text": "first"}\n{"_id": "q2", "text": "second"}\n{"_id": "q3", "text": "unjudged"}\n'
+    )
     (root / "qrels").mkdir(exist_ok=True)
     (root / "qrels" / "test.tsv").write_text(qrels)
     return root
@@ -100,8 +110,14 @@ def test_load_beir_keeps_only_judged_queries(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"qrels": "query-id\tcorpus-id\tscore\nq1\tnope\t1\n"}, "1 document id(s) in test.tsv are not in corpus.jsonl (first: 'nope')"),
-        ({"qrels": "query-id\tcorpus-id\tscore\nq9\td1\t1\n"}, "1 query id(s) in test.tsv are not in queries.jsonl (first: 'q9')"),
+        (
+            {"qrels": "query-id\tcorpus-id\tscore\nq1\tnope\t1\n"},
+            "1 document id(s) in test.tsv are not in corpus.jsonl (first: 'nope')",
+        ),
+        (
+            {"qrels": "query-id\tcorpus-id\tscore\nq9\td1\t1\n"},
+            "1 query id(s) in test.tsv are not in queries.jsonl (first: 'q9')",
+        ),
         ({"qrels": "query-id\tcorpus-id\tscore\n"}, "test.tsv has no relevance judgments"),
         ({"qrels": "query-id\tcorpus-id\tscore\nq1 d1 1\n"}, "must have 3 tab-separated columns"),
     ],

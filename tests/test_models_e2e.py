@@ -36,11 +36,16 @@ def test_bundled_model_indexes_and_answers(tmp_path, corpus, minilm, monkeypatch
     monkeypatch.setattr(searcher.search, "load_encoder", lambda name: minilm)
     idx = tmp_path / "idx"
     run("index", corpus, "--index", idx, "-q")
-    hits = [json.loads(line) for line in run("query", "which birds hunt in the dark", "--index", idx, "--json").splitlines()]
+    hits = [
+        json.loads(line) for line in run("query", "which birds hunt in the dark", "--index", idx, "--json").splitlines()
+    ]
     assert hits[0]["source"].endswith("birds.md")
     manifest = open_index(idx).manifest
     assert (manifest.model.name, manifest.model.dim, manifest.model.max_seq_length) == (
-        "sentence-transformers/all-MiniLM-L6-v2", 384, 256)
+        "sentence-transformers/all-MiniLM-L6-v2",
+        384,
+        256,
+    )
     assert "0 chunks embedded" in run("index", corpus, "--index", idx, "-q")
 
 
@@ -83,8 +88,11 @@ def test_console_script_with_the_default_model(tmp_path, corpus):
     idx = str(tmp_path / "idx")
     index = subprocess.run(["searcher", "index", str(corpus), "--index", idx, "-q"], capture_output=True, text=True)
     assert index.returncode == 0, index.stderr
-    query = subprocess.run([sys.executable, "-m", "searcher", "query", "growing tomatoes in the sun", "--index", idx,
-                            "-k", "1"], capture_output=True, text=True)
+    query = subprocess.run(
+        [sys.executable, "-m", "searcher", "query", "growing tomatoes in the sun", "--index", idx, "-k", "1"],
+        capture_output=True,
+        text=True,
+    )
     assert query.returncode == 0, query.stderr
     assert "gardening.html" in query.stdout and query.stderr == ""
 
@@ -94,16 +102,22 @@ def test_an_update_that_finds_nothing_changed_never_imports_torch(tmp_path, corp
 
     exact = IndexConfig(full_storage="float32")  # stored as embedded, to compare vectors below
     build_index(corpus, tmp_path / "idx", exact, encoder=minilm)
-    code = ("import sys, json\nfrom searcher import build_index\n"
-            f"r = build_index({str(corpus)!r}, {str(tmp_path / 'idx')!r})\n"
-            "print(json.dumps([r.unchanged, r.embedded, 'torch' in sys.modules, 'sentence_transformers' in sys.modules]))")
+    code = (
+        "import sys, json\nfrom searcher import build_index\n"
+        f"r = build_index({str(corpus)!r}, {str(tmp_path / 'idx')!r})\n"
+        "print(json.dumps([r.unchanged, r.embedded, 'torch' in sys.modules, 'sentence_transformers' in sys.modules]))"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [5, 0, False, False]
     # A small edit is chunked and embedded with the index's ONNX graph: still no torch (indexer.small_edit_limit).
     (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it.\n")
-    done = subprocess.run([sys.executable, "-c", code.replace("r.embedded,", "r.embedded, r.embedded_with,")],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", code.replace("r.embedded,", "r.embedded, r.embedded_with,")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     unchanged, embedded, path, torch, st = json.loads(done.stdout)
     assert (unchanged, embedded, torch, st) == (4, 1, False, False) and path.startswith("onnx"), done.stdout

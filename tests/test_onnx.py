@@ -99,7 +99,9 @@ def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, cor
     from searcher import IndexConfig
     from searcher.chunking import embedding_input
 
-    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1, full_storage="float32"), encoder=minilm)  # >= 6 batches: it measures
+    report = build_index(
+        corpus, tmp_path / "idx", IndexConfig(batch_size=1, full_storage="float32"), encoder=minilm
+    )  # >= 6 batches: it measures
     from searcher.indexer import INT8_MIN_COSINE
 
     assert report.embedded_with in ("onnx", "onnx-int8", "torch", "torch-bf16") and report.embedded >= 4
@@ -148,7 +150,8 @@ def test_a_known_choice_is_measured_again_only_when_that_costs_little_of_the_run
 
 
 def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measured_candidate(
-        tmp_path, minilm, monkeypatch):
+    tmp_path, minilm, monkeypatch
+):
     import searcher.indexer
     from searcher.indexer import INT8_MIN_COSINE, choose_document_encoder
     from searcher.onnx_encoder import INT8_MODEL, OnnxEncoder, export_onnx, quantize_int8
@@ -160,8 +163,10 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     short = choose_document_encoder(minilm, export, texts, 8, None)
     assert short.record["unmeasured"] == ["onnx-int8"] and "onnx-int8" not in short.record["texts_per_second"]
     assert "onnx" in short.record["texts_per_second"] and not (export / INT8_MODEL).exists()
-    assert quantize_int8(export) == export / INT8_MODEL and (export / INT8_MODEL).stat().st_size < (
-        export / "model.onnx").stat().st_size / 2
+    assert (
+        quantize_int8(export) == export / INT8_MODEL
+        and (export / INT8_MODEL).stat().st_size < (export / "model.onnx").stat().st_size / 2
+    )
     float_graph, int8_graph = OnnxEncoder(export), OnnxEncoder(export, int8=True)
     int8_vectors = int8_graph.encode_documents(texts)
     cosines = np.sum(float_graph.encode_documents(texts) * int8_vectors, axis=1)
@@ -200,8 +205,9 @@ def test_a_new_index_of_the_same_model_reuses_the_measured_choice(tmp_path, mini
     from searcher import IndexConfig
     from searcher.home import remembered_choice
 
-    corpus = write_corpus(tmp_path / "docs", {f"n{i}.txt": f"Note {i} about topic {i % 5}, in a few plain words."
-                                              for i in range(12)})
+    corpus = write_corpus(
+        tmp_path / "docs", {f"n{i}.txt": f"Note {i} about topic {i % 5}, in a few plain words." for i in range(12)}
+    )
     config = IndexConfig(batch_size=1, full_storage="float32")  # 12 batches: the first index measures
     first = build_index(corpus, tmp_path / "a", config, encoder=minilm)
     measured = open_index(tmp_path / "a").manifest.document_encoder

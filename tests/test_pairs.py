@@ -27,23 +27,35 @@ def test_pairs_file_with_the_cards_column_names(tmp_path, columns):
 
 def test_bad_pairs_are_dropped_with_warnings(tmp_path):
     records = [{"anchor": f"q{i}", "positive": f"p{i}"} for i in range(5)]
-    records += [{"anchor": "", "positive": "x"}, {"anchor": "q0", "positive": "p0"}, {"anchor": "q9", "positive": "long " * 100}]
+    records += [
+        {"anchor": "", "positive": "x"},
+        {"anchor": "q0", "positive": "p0"},
+        {"anchor": "q9", "positive": "long " * 100},
+    ]
     data = load_training_data(jsonl(tmp_path / "p.jsonl", records), FakeEncoder(max_seq_length=64))
     assert data.train[:5] == [Pair(f"q{i}", f"p{i}") for i in range(5)]
     assert "dropped 1 pair(s) with an empty query or passage" in data.warnings
     assert "dropped 1 duplicate pair(s)" in data.warnings
-    assert any("1 passage(s) are longer than the model's 64-token window; training sees only their beginning" in w
-               for w in data.warnings)
+    assert any(
+        "1 passage(s) are longer than the model's 64-token window; training sees only their beginning" in w
+        for w in data.warnings
+    )
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("", "is empty; it must hold one JSON object per line"),
-        ('{"question": "a", "answer": "b"}\n', "has columns answer, question; training pairs need sentence_0/sentence_1"),
+        (
+            '{"question": "a", "answer": "b"}\n',
+            "has columns answer, question; training pairs need sentence_0/sentence_1",
+        ),
         ('{"anchor": "a", "positive": "b"}\n', "gives 1 usable training pair(s); at least 2 are needed"),
         ('{"anchor": "a", "positive": "b"}\nnot json\n', ":2 is not valid JSON"),
-        ('{"anchor": "a", "positive": "b"}\n{"anchor": "c", "positive": 3}\n', ":2 lacks a string 'anchor' and 'positive'"),
+        (
+            '{"anchor": "a", "positive": "b"}\n{"anchor": "c", "positive": 3}\n',
+            ":2 lacks a string 'anchor' and 'positive'",
+        ),
         ('{"anchor": "", "positive": "b"}\n{"anchor": "c", "positive": " "}\n', "gives 0 usable training pair(s)"),
     ],
 )
@@ -57,10 +69,17 @@ def test_unusable_pair_files(tmp_path, content, message):
 def test_beir_folder_trains_on_the_train_split_and_evaluates_on_test(tmp_path):
     root = tmp_path / "beir"
     (root / "qrels").mkdir(parents=True)
-    jsonl(root / "corpus.jsonl", [{"_id": "d1", "title": "Birds", "text": "Owls hunt at night."},
-                                  {"_id": "d2", "title": "", "text": "Trains run on rails."}])
-    jsonl(root / "queries.jsonl", [{"_id": "q1", "text": "night birds"}, {"_id": "q2", "text": "railways"},
-                                   {"_id": "q3", "text": "test query"}])
+    jsonl(
+        root / "corpus.jsonl",
+        [
+            {"_id": "d1", "title": "Birds", "text": "Owls hunt at night."},
+            {"_id": "d2", "title": "", "text": "Trains run on rails."},
+        ],
+    )
+    jsonl(
+        root / "queries.jsonl",
+        [{"_id": "q1", "text": "night birds"}, {"_id": "q2", "text": "railways"}, {"_id": "q3", "text": "test query"}],
+    )
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
     (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq3\td1\t1\n")
     data = load_training_data(root, FakeEncoder())
@@ -70,8 +89,11 @@ def test_beir_folder_trains_on_the_train_split_and_evaluates_on_test(tmp_path):
 
 
 def test_pairs_generated_from_a_corpus(tmp_path):
-    docs = {f"doc{i}.md": f"# Title number {i} here\n\n" + " ".join(
-        f"Sentence {j} of document {i} talks about topic {i * 7 + j} at some length." for j in range(12)) for i in range(20)}
+    docs = {
+        f"doc{i}.md": f"# Title number {i} here\n\n"
+        + " ".join(f"Sentence {j} of document {i} talks about topic {i * 7 + j} at some length." for j in range(12))
+        for i in range(20)
+    }
     write_corpus(tmp_path / "docs", docs)
     data = load_training_data(tmp_path / "docs", FakeEncoder(max_seq_length=48))
     titles = [p for p in data.train if p.query.startswith("Title number")]
@@ -87,8 +109,10 @@ def test_unreadable_files_and_folders_are_skipped_with_warnings(tmp_path):
 
     from conftest import run_unprivileged
 
-    docs = {f"doc{i}.txt": " ".join(f"Line {j} of text {i} says something about item {j + i}." for j in range(6))
-            for i in range(12)}
+    docs = {
+        f"doc{i}.txt": " ".join(f"Line {j} of text {i} says something about item {j + i}." for j in range(6))
+        for i in range(12)
+    }
     write_corpus(tmp_path / "docs", {**docs, "locked/secret.txt": "Nobody may read this folder."})
     (tmp_path / "docs" / "blob.txt").write_bytes(b"\x00\x01binary")
     (tmp_path / "docs" / "locked").chmod(0)  # real permissions; the child runs as a user they apply to
@@ -111,8 +135,10 @@ def test_unreadable_files_and_folders_are_skipped_with_warnings(tmp_path):
 def test_pairs_generated_from_an_existing_index(tmp_path, corpus, fake, fake_config):
     from searcher import build_index
 
-    big = {f"d{i}.txt": " ".join(f"Statement {j} about subject {i} is written here plainly." for j in range(6))
-           for i in range(12)}
+    big = {
+        f"d{i}.txt": " ".join(f"Statement {j} about subject {i} is written here plainly." for j in range(6))
+        for i in range(12)
+    }
     write_corpus(corpus, big)
     build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
     data = load_training_data(tmp_path / "idx", fake)

@@ -64,8 +64,9 @@ def test_every_mode_answers_like_the_local_backend(pair, fake):
                 local_hits = {h.id: h for h in b}
                 for h in a:  # the chunk record comes back from the payload as it is stored locally
                     if h.id in local_hits:
-                        assert dataclasses.replace(h, score=0, rank_score=0, cosine=0) == \
-                            dataclasses.replace(local_hits[h.id], score=0, rank_score=0, cosine=0)
+                        assert dataclasses.replace(h, score=0, rank_score=0, cosine=0) == dataclasses.replace(
+                            local_hits[h.id], score=0, rank_score=0, cosine=0
+                        )
                 assert a.no_match == b.no_match
         D1, I1 = sq.search_vectors(fake.encode_queries(QUERIES), k=4)
         D2, I2 = sl.search_vectors(fake.encode_queries(QUERIES), k=4)
@@ -76,8 +77,10 @@ def test_filters_and_per_document(pair, fake):
     docs, q, local, _ = pair
     with Searcher(q, encoder=fake) as sq, Searcher(local, encoder=fake) as sl:
         for where in (Where(types=("md",)), Where(paths=("nested/*",)), Where(types=("txt", "rst"))):
-            a, b = (sq.search("water the soil", 10, where=where, per_doc=False),
-                    sl.search("water the soil", 10, where=where, per_doc=False))
+            a, b = (
+                sq.search("water the soil", 10, where=where, per_doc=False),
+                sl.search("water the soil", 10, where=where, per_doc=False),
+            )
             _same(a, b)
             assert a and all(where.matches(h.source) for h in a)
         assert sq.search("water", 5, where=Where(types=("pdf",))) == []
@@ -159,11 +162,18 @@ def test_a_reloaded_shard_answers_the_same(pair, fake):
     docs, q, _, _ = pair
     with Searcher(q, encoder=fake) as sq:
         before = [_ids(sq.search(query, 5)) for query in QUERIES]
-    code = ("import sys; sys.path.insert(0, 'tests'); from fakes import FakeEncoder; from searcher import Searcher;"
-            f"s = Searcher({str(q)!r}, encoder=FakeEncoder());"
-            f"print([[(h.id, round(h.score, 4)) for h in s.search(x, 5)] for x in {QUERIES!r}])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.dirname(__file__)))
+    code = (
+        "import sys; sys.path.insert(0, 'tests'); from fakes import FakeEncoder; from searcher import Searcher;"
+        f"s = Searcher({str(q)!r}, encoder=FakeEncoder());"
+        f"print([[(h.id, round(h.score, 4)) for h in s.search(x, 5)] for x in {QUERIES!r}])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
     assert out.stdout.strip() == str(before)
 
 
@@ -206,7 +216,9 @@ def test_a_rebuild_replaces_every_point(pair, fake, tmp_path):
 @pytest.mark.parametrize("quantization", ["scalar", "binary"])
 def test_a_quantised_coarse_vector_is_rescored(tmp_path, fake, fake_config, quantization):
     docs = write_corpus(tmp_path / "docs")
-    config = fake_config.replace(backend="qdrant", qdrant_path=str(tmp_path / "shard"), qdrant_quantization=quantization)
+    config = fake_config.replace(
+        backend="qdrant", qdrant_path=str(tmp_path / "shard"), qdrant_quantization=quantization
+    )
     build_index(docs, tmp_path / "q", config, encoder=fake)
     build_index(docs, tmp_path / "l", fake_config, encoder=fake)
     with Searcher(tmp_path / "q", encoder=fake) as sq, Searcher(tmp_path / "l", encoder=fake) as sl:
@@ -237,8 +249,10 @@ def test_an_unreachable_server_is_one_clear_error_and_the_local_index_is_kept(tm
 
 
 def test_a_shard_held_by_another_process_is_one_clear_error(pair, tmp_path):
-    code = ("from qdrant_edge import EdgeShard; import sys, time; s = EdgeShard.load(sys.argv[1]);"
-            "print('held', flush=True); time.sleep(30)")
+    code = (
+        "from qdrant_edge import EdgeShard; import sys, time; s = EdgeShard.load(sys.argv[1]);"
+        "print('held', flush=True); time.sleep(30)"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "shard")], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -257,15 +271,33 @@ def test_the_cli_indexes_and_queries_through_an_edge_shard(tmp_path, use_fake_en
     docs = write_corpus(tmp_path / "docs")
     runner = CliRunner()
     shard = tmp_path / "shard"
-    result = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "q"), "--qdrant-path", str(shard),
-                                 "--chunk-tokens", "32", "--full-storage", "float32", "-q"])
+    result = runner.invoke(
+        cli,
+        [
+            "index",
+            str(docs),
+            "--index",
+            str(tmp_path / "q"),
+            "--qdrant-path",
+            str(shard),
+            "--chunk-tokens",
+            "32",
+            "--full-storage",
+            "float32",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "qdrant generation 1: " in result.output
-    result = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "l"), "--chunk-tokens", "32",
-                                 "--full-storage", "float32", "-q"])
+    result = runner.invoke(
+        cli,
+        ["index", str(docs), "--index", str(tmp_path / "l"), "--chunk-tokens", "32", "--full-storage", "float32", "-q"],
+    )
     assert result.exit_code == 0, result.output
-    outputs = [runner.invoke(cli, ["query", "owls hunt at night", "--index", str(tmp_path / name), "--format", "json"])
-               for name in ("q", "l")]
+    outputs = [
+        runner.invoke(cli, ["query", "owls hunt at night", "--index", str(tmp_path / name), "--format", "json"])
+        for name in ("q", "l")
+    ]
     assert outputs[0].exit_code == 0 and outputs[0].output == outputs[1].output
     bad = runner.invoke(cli, ["index", str(docs), "--index", str(tmp_path / "x"), "--backend", "qdrant"])
     assert bad.exit_code != 0 and "exactly one of --qdrant-url" in bad.output
@@ -277,6 +309,7 @@ def test_the_cli_indexes_and_queries_through_an_edge_shard(tmp_path, use_fake_en
 
 
 # --- the server path: request shapes against qdrant-client's local mode, answers against a real server ---------
+
 
 def _client_store(url: str | None, collection: str):
     if url is None:  # the pure-Python local mode: the same request models, not the engine
@@ -312,8 +345,11 @@ def test_client_requests_are_well_formed(tmp_path, fake, fake_config):
         index.close()
 
 
-@pytest.mark.skipif(not os.environ.get("QDRANT_URL"), reason="set QDRANT_URL to a Qdrant server to run "
-                    "(docker run -p 6333:6333 qdrant/qdrant; QDRANT_URL=http://127.0.0.1:6333)")
+@pytest.mark.skipif(
+    not os.environ.get("QDRANT_URL"),
+    reason="set QDRANT_URL to a Qdrant server to run "
+    "(docker run -p 6333:6333 qdrant/qdrant; QDRANT_URL=http://127.0.0.1:6333)",
+)
 def test_a_real_server_answers_like_the_local_backend(tmp_path, fake, fake_config):
     docs = write_corpus(tmp_path / "docs")
     collection = f"searcher-test-{os.getpid()}-{int(time.time())}"
@@ -333,12 +369,18 @@ def test_a_real_server_answers_like_the_local_backend(tmp_path, fake, fake_confi
 
 # --- Ray -----------------------------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="session")
 def ray_cluster():
     """A real local Ray cluster on loopback, for the session."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed: pip install 'searcher-local[ray]'")
-    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
-             object_store_memory=200 * 1024 * 1024)
+    ray.init(
+        num_cpus=2,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+        object_store_memory=200 * 1024 * 1024,
+    )
     yield ray
     ray.shutdown()
 
@@ -346,8 +388,13 @@ def ray_cluster():
 @pytest.mark.model
 @pytest.mark.slow
 def test_ray_embeds_like_the_local_path(tmp_path, ray_cluster, minilm):
-    docs = write_corpus(tmp_path / "docs", {f"note{i}.md": f"# Note {i}\n\nThe tide came in at {i} o'clock; "
-                                            "gulls followed the fishing boats home.\n" for i in range(12)})
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            f"note{i}.md": f"# Note {i}\n\nThe tide came in at {i} o'clock; gulls followed the fishing boats home.\n"
+            for i in range(12)
+        },
+    )
     config = IndexConfig(full_storage="float32", chunk_tokens=32, overlap_tokens=4)
     report = build_index(docs, tmp_path / "ray", config, encoder=minilm, ray="local")
     assert report.embedded_with.startswith("ray: torch") and report.embedded == report.chunks > 0
@@ -387,8 +434,11 @@ def test_sigkill_during_a_sync_loses_nothing(pair, fake, tmp_path):
     with Searcher(q, encoder=fake) as sq:
         before = [_ids(sq.search(query, 5, mode="dense")) for query in QUERIES]
     write_corpus(docs, {f"more/{i}.md": f"# Note {i}\n\nSourdough bread needs {i} hours to rise.\n" for i in range(12)})
-    child = subprocess.run([sys.executable, "-c", KILLED_SYNC, os.path.dirname(__file__), str(docs), str(q)],
-                           capture_output=True, text=True)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_SYNC, os.path.dirname(__file__), str(docs), str(q)],
+        capture_output=True,
+        text=True,
+    )
     assert child.returncode == -9, child.stderr
     with Searcher(q, encoder=fake) as sq:
         assert [_ids(sq.search(query, 5, mode="dense")) for query in QUERIES] == before
@@ -411,15 +461,18 @@ def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path
         assert remote.manifest.model == open_index(local).manifest.model
         for query, hits in zip(QUERIES, expected):
             _same(remote.search(query, 5), hits)
-        assert [h.id for h in remote.search("water", 5, where=Where(paths=("nested/*", "*.html")))] == \
-            [h.id for h in filtered]
+        assert [h.id for h in remote.search("water", 5, where=Where(paths=("nested/*", "*.html")))] == [
+            h.id for h in filtered
+        ]
         assert remote.notices == []  # (an encoder was given: no model to load)
-        assert [(h.snippet, h.highlights) for h in remote.search("owls hunting", 3)] == \
-            [(h.snippet, h.highlights) for h in sq_snippets]
+        assert [(h.snippet, h.highlights) for h in remote.search("owls hunting", 3)] == [
+            (h.snippet, h.highlights) for h in sq_snippets
+        ]
     runner = CliRunner()
     by_index = runner.invoke(cli, ["query", "owls hunt at night", "--index", str(q), "--format", "json"])
-    by_collection = runner.invoke(cli, ["query", "owls hunt at night", "--qdrant-path", str(tmp_path / "shard"),
-                                        "--format", "json"])
+    by_collection = runner.invoke(
+        cli, ["query", "owls hunt at night", "--qdrant-path", str(tmp_path / "shard"), "--format", "json"]
+    )
     assert by_collection.exit_code == 0, by_collection.output
     assert by_collection.stdout == by_index.stdout and "source" in by_index.stdout
     empty = tmp_path / "empty-shard"
@@ -442,15 +495,38 @@ def test_the_server_answers_from_an_edge_backed_index(tmp_path, minilm, monkeypa
     monkeypatch.setenv("SEARCHER_HOME", str(home))
     build_index(docs, index_dir, config, encoder=minilm)
     env = {**os.environ, "SEARCHER_HOME": str(home)}
-    cli = subprocess.run([sys.executable, "-m", "searcher", "query", "planets with rings", "-k", "3", "--index",
-                          str(index_dir), "--format", "json"], capture_output=True, text=True, env=env, check=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "searcher",
+            "query",
+            "planets with rings",
+            "-k",
+            "3",
+            "--index",
+            str(index_dir),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     server = Server([index_dir], home)
     try:
         got = httpx.get(server.url + "/search", params={"query": "planets with rings", "k": 3}).json()
-        assert got["hits"] == __import__("json").loads(cli.stdout) and got["hits"][0]["source"].endswith("astronomy.txt")
+        assert got["hits"] == __import__("json").loads(cli.stdout) and got["hits"][0]["source"].endswith(
+            "astronomy.txt"
+        )
         (docs / "new.md").write_text("# New\n\nComets have icy tails.\n", encoding="utf-8")
-        busy = subprocess.run([sys.executable, "-m", "searcher", "index", str(docs), "--index", str(index_dir), "-q"],
-                              capture_output=True, text=True, env=env)
+        busy = subprocess.run(
+            [sys.executable, "-m", "searcher", "index", str(docs), "--index", str(index_dir), "-q"],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert busy.returncode == 2 and "in use by another process" in busy.stderr and "Traceback" not in busy.stderr
     finally:
         err = server.stop()
@@ -524,8 +600,9 @@ def test_the_bm25_request_is_well_formed(monkeypatch):
         store.close()
 
 
-def test_a_sync_killed_between_the_shard_and_its_indexes_is_finished_by_the_next(tmp_path, fake, fake_config,
-                                                                                  monkeypatch):
+def test_a_sync_killed_between_the_shard_and_its_indexes_is_finished_by_the_next(
+    tmp_path, fake, fake_config, monkeypatch
+):
     docs = write_corpus(tmp_path / "docs")
     qconfig = fake_config.replace(backend="qdrant", qdrant_path=str(tmp_path / "shard"))
 

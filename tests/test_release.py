@@ -29,8 +29,12 @@ pytestmark = pytest.mark.slow
 def dist(tmp_path_factory):
     pytest.importorskip("build", reason="the test extra installs build")
     out = tmp_path_factory.mktemp("dist")
-    made = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
-                          capture_output=True, text=True, timeout=300)
+    made = subprocess.run(
+        [sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert made.returncode == 0, made.stdout[-2000:] + made.stderr[-2000:]
     return out
 
@@ -54,25 +58,48 @@ def test_the_built_wheel_in_a_fresh_environment_indexes_and_answers(dist, tmp_pa
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
-    fresh = Path(subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                capture_output=True, text=True, check=True).stdout.strip())
+    fresh = Path(
+        subprocess.run(
+            [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # The dependencies from this environment, after the fresh one's own site-packages (so the wheel's searcher wins).
     (fresh / "dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     wheel = next(dist.glob("*.whl"))
-    installed = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps",
-                                "--no-index", str(wheel)], capture_output=True, text=True, timeout=300)
+    installed = subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert installed.returncode == 0, installed.stderr[-2000:]
     env = {**os.environ, "SEARCHER_HOME": str(tmp_path / "home"), "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
     env.pop("PYTHONPATH", None)
     command = str(venv / "bin" / "searcher")
     version = subprocess.run([command, "--version"], capture_output=True, text=True, env=env, timeout=60)
     assert version.returncode == 0 and version.stdout.strip() == f"searcher {__version__} ({DISTRIBUTION})"
-    where = subprocess.run([python, "-c", "import searcher; print(searcher.__file__)"], capture_output=True,
-                           text=True, env=env, timeout=60, cwd=tmp_path)
+    where = subprocess.run(
+        [python, "-c", "import searcher; print(searcher.__file__)"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert where.stdout.strip().startswith(str(fresh)), f"the wheel's searcher, not the checkout's: {where.stdout}"
-    made = subprocess.run([command, "index", str(corpus), "-q"], capture_output=True, text=True, env=env,
-                          timeout=600, cwd=tmp_path)
+    made = subprocess.run(
+        [command, "index", str(corpus), "-q"], capture_output=True, text=True, env=env, timeout=600, cwd=tmp_path
+    )
     assert made.returncode == 0, made.stderr[-2000:]
-    found = subprocess.run([command, "query", "growing tomatoes in the sun", "-k", "1", "--format", "grep"],
-                           capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
+    found = subprocess.run(
+        [command, "query", "growing tomatoes in the sun", "-k", "1", "--format", "grep"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert found.returncode == 0 and re.match(r".*gardening\.html:\d+:", found.stdout), found.stdout + found.stderr

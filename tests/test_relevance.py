@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import write_corpus
-from fakes import FakeEncoder
 
 from searcher import IndexConfig, Searcher, build_index, calibration
 from searcher.cli import cli
@@ -15,8 +14,12 @@ from searcher.config import SEARCH_MODES
 from searcher.lexical import identifiers
 from searcher.syntax import parse
 
-FRUIT = {"a.txt": "She ate a red apple today.", "b.txt": "A red car and an apple pie.",
-         "c.txt": "A green apple and a red pepper.", "d.txt": "Nothing about fruit here."}
+FRUIT = {
+    "a.txt": "She ate a red apple today.",
+    "b.txt": "A red car and an apple pie.",
+    "c.txt": "A green apple and a red pepper.",
+    "d.txt": "Nothing about fruit here.",
+}
 
 
 def _names(hits) -> list[str]:
@@ -25,8 +28,9 @@ def _names(hits) -> list[str]:
 
 @pytest.fixture
 def fruit(tmp_path, fake):
-    build_index(write_corpus(tmp_path / "docs", FRUIT), tmp_path / "idx", IndexConfig(model=fake.info.name),
-                encoder=fake)
+    build_index(
+        write_corpus(tmp_path / "docs", FRUIT), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
+    )
     return Searcher(tmp_path / "idx", encoder=fake)
 
 
@@ -35,8 +39,12 @@ def fruit(tmp_path, fake):
 
 def test_parse_finds_phrases_exclusions_and_plain_words():
     q = parse('git "subtree split" -svn -"old branch"')
-    assert (q.text, q.phrases, q.excluded, q.words) == ("git subtree split", ("subtree split",), ("svn", "old branch"),
-                                                        "git")
+    assert (q.text, q.phrases, q.excluded, q.words) == (
+        "git subtree split",
+        ("subtree split",),
+        ("svn", "old branch"),
+        "git",
+    )
     assert parse("--no-cache-dir").excluded == (), "a --flag is a word"
     assert parse("e-mail -").text == "e-mail -", "a dash inside a word or alone is not an exclusion"
     assert parse('an "unpaired quote').text == "an unpaired quote" and not parse('an "unpaired quote').phrases
@@ -59,10 +67,21 @@ def test_a_query_that_only_excludes_is_refused(fruit):
 
 
 def test_identifiers_are_taken_whole_and_by_their_parts():
-    got = identifiers("Call Py_Initialize() and os.path.join; pass --no-cache-dir. ERR_REQUIRE_ESM, E0277, v3.11.2, "
-                      "HTTPServer, readFileSync, an e-mail, and/or 3.5")
-    for name in ["Py_Initialize", "os.path.join", "path.join", "--no-cache-dir", "ERR_REQUIRE_ESM", "E0277", "v3.11.2",
-                 "HTTPServer", "readFileSync"]:
+    got = identifiers(
+        "Call Py_Initialize() and os.path.join; pass --no-cache-dir. ERR_REQUIRE_ESM, E0277, v3.11.2, "
+        "HTTPServer, readFileSync, an e-mail, and/or 3.5"
+    )
+    for name in [
+        "Py_Initialize",
+        "os.path.join",
+        "path.join",
+        "--no-cache-dir",
+        "ERR_REQUIRE_ESM",
+        "E0277",
+        "v3.11.2",
+        "HTTPServer",
+        "readFileSync",
+    ]:
         assert name in got, name
     for word in ["e-mail", "and/or", "3.5", "Call", "and"]:
         assert word not in got, word
@@ -71,30 +90,41 @@ def test_identifiers_are_taken_whole_and_by_their_parts():
 CODE = {
     "embed.rst": "Embedding\n=========\n\nCall Py_Initialize before any other function of the C API.\n",
     "classes.html": "<html><body><main><p>The initial state of an instance is set by its initializer.</p>"
-                    "<p>Initialize it with arguments.</p></main></body></html>",
+    "<p>Initialize it with arguments.</p></main></body></html>",
     "server.py": "class HTTPServer:\n    def serve(self):\n        return os.path.join(root, name)\n",
     "errors.md": "# Errors\n\n## ERR_REQUIRE_ESM\n\nRaised when require() loads an ES module.\n\n"
-                 "## E0277\n\nA trait bound is not satisfied.\n",
+    "## E0277\n\nA trait bound is not satisfied.\n",
     "pip.md": "# Caching\n\nUse --no-cache-dir to turn the cache off. Fixed in v3.11.2.\n",
 }
 
 
-@pytest.mark.parametrize("query, name", [
-    ("Py_Initialize", "embed.rst"), ("py initialize", "embed.rst"), ("HTTPServer", "server.py"),
-    ("os.path.join", "server.py"), ("path.join", "server.py"),
-    ("ERR_REQUIRE_ESM", "errors.md"), ("E0277", "errors.md"), ("--no-cache-dir", "pip.md"), ("v3.11.2", "pip.md"),
-])
+@pytest.mark.parametrize(
+    "query, name",
+    [
+        ("Py_Initialize", "embed.rst"),
+        ("py initialize", "embed.rst"),
+        ("HTTPServer", "server.py"),
+        ("os.path.join", "server.py"),
+        ("path.join", "server.py"),
+        ("ERR_REQUIRE_ESM", "errors.md"),
+        ("E0277", "errors.md"),
+        ("--no-cache-dir", "pip.md"),
+        ("v3.11.2", "pip.md"),
+    ],
+)
 @pytest.mark.parametrize("mode", ["hybrid", "lexical"])
 def test_a_named_identifier_ranks_its_file_first(tmp_path, fake, query, name, mode):
-    build_index(write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name),
-                encoder=fake)
+    build_index(
+        write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
+    )
     hits = Searcher(tmp_path / "idx", encoder=fake).search(query, mode=mode, per_doc=True)
     assert _names(hits)[0] == name, _names(hits)
 
 
 def test_initialize_alone_finds_the_identifier_by_its_part_and_prose_is_no_look_up(tmp_path, fake):
-    build_index(write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name),
-                encoder=fake)
+    build_index(
+        write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
+    )
     s = Searcher(tmp_path / "idx", encoder=fake)
     assert "embed.rst" in _names(s.search("initialize", mode="lexical"))
     assert s.lexical.names("Py_Initialize") == ["py_initialize"]
@@ -106,10 +136,14 @@ def test_initialize_alone_finds_the_identifier_by_its_part_and_prose_is_no_look_
 
 
 def test_stopwords_leave_a_query_unless_it_has_nothing_else(tmp_path, fake):
-    docs = {"hamlet.txt": "To be, or not to be, that is the question.", "moon.txt": "The moon is bright tonight.",
-            "sun.txt": "Sunlight warms the sea."}
-    build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name),
-                encoder=fake)
+    docs = {
+        "hamlet.txt": "To be, or not to be, that is the question.",
+        "moon.txt": "The moon is bright tonight.",
+        "sun.txt": "Sunlight warms the sea.",
+    }
+    build_index(
+        write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
+    )
     s = Searcher(tmp_path / "idx", encoder=fake)
     assert s.lexical.words("is the moon") == ["moon"]
     assert _names(s.search("is the moon", mode="lexical")) == ["moon.txt"], "'is' and 'the' match nothing"
@@ -132,9 +166,11 @@ def test_probability_rises_with_each_piece_of_evidence():
 
 @pytest.mark.model
 def test_a_perfect_match_scores_high_and_gibberish_low_in_every_mode(tmp_path, minilm):
-    docs = {"port.md": "# Listen errors\n\nWhen the port is already taken, the server emits EADDRINUSE and stops.",
-            "bread.md": "# Baking\n\nKnead the dough, let it rise for an hour, then bake the bread at 220 degrees.",
-            "moon.md": "# The moon\n\nThe moon orbits the earth once a month; its craters come from impacts."}
+    docs = {
+        "port.md": "# Listen errors\n\nWhen the port is already taken, the server emits EADDRINUSE and stops.",
+        "bread.md": "# Baking\n\nKnead the dough, let it rise for an hour, then bake the bread at 220 degrees.",
+        "moon.md": "# The moon\n\nThe moon orbits the earth once a month; its craters come from impacts.",
+    }
     build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(), encoder=minilm)
     s = Searcher(tmp_path / "idx", encoder=minilm)
     for mode in ("hybrid", "dense", "lexical"):
@@ -176,10 +212,17 @@ def test_no_match_and_min_score_in_the_cli(tmp_path, minilm, monkeypatch):
 def test_k_documents_come_back_whenever_k_documents_match(tmp_path, fake, mode):
     # two long files that mention "listener" in every paragraph, then eleven short ones that mention it once
     long = "\n\n".join(f"Paragraph {i}: the listener listener listener is called again." for i in range(60))
-    docs = {"long1.md": long, "long2.md": long.replace("called", "invoked"),
-            **{f"short{i}.md": f"Note {i}: attach a listener here." for i in range(11)}}
-    build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx",
-                IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=0), encoder=fake)
+    docs = {
+        "long1.md": long,
+        "long2.md": long.replace("called", "invoked"),
+        **{f"short{i}.md": f"Note {i}: attach a listener here." for i in range(11)},
+    }
+    build_index(
+        write_corpus(tmp_path / "docs", docs),
+        tmp_path / "idx",
+        IndexConfig(model=fake.info.name, chunk_tokens=24, overlap_tokens=0),
+        encoder=fake,
+    )
     s = Searcher(tmp_path / "idx", encoder=fake)
     hits = s.search("listener", 10, mode=mode, per_doc=True)
     assert len(hits) == 10 and len({h.source for h in hits}) == 10

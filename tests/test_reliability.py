@@ -97,8 +97,13 @@ def test_an_unreadable_folder_keeps_its_indexed_files(tmp_path, corpus):
 
 
 def test_indexing_a_folder_that_holds_its_own_index_never_ingests_it(tmp_path):
-    notes = write_corpus(tmp_path / "notes", {"a.txt": "Lemurs live on Madagascar.", "b.jsonl":
-                                              '{"_id": "x", "title": "", "text": "Tapirs have a short trunk."}\n'})
+    notes = write_corpus(
+        tmp_path / "notes",
+        {
+            "a.txt": "Lemurs live on Madagascar.",
+            "b.jsonl": '{"_id": "x", "title": "", "text": "Tapirs have a short trunk."}\n',
+        },
+    )
     other = tmp_path / "notes" / "old-index"
     build(tmp_path / "notes", other)  # another index inside the folder
     counts = []
@@ -180,8 +185,9 @@ def test_whitespace_between_two_words_does_not_make_a_huge_chunk():
 
 
 def test_the_same_file_from_two_roots_keeps_one_document_id(tmp_path):
-    c200 = write_corpus(tmp_path / "c200", {"astronomy/moon.txt": "The moon orbits the earth.",
-                                            "cooking/rice.txt": "Rinse the rice."})
+    c200 = write_corpus(
+        tmp_path / "c200", {"astronomy/moon.txt": "The moon orbits the earth.", "cooking/rice.txt": "Rinse the rice."}
+    )
     build(c200, tmp_path / "idx")
     (c200 / "astronomy" / "moon.txt").write_text("The moon has craters and no air.")
     build(c200 / "astronomy", tmp_path / "idx")
@@ -283,8 +289,11 @@ def _corruptions(gen: Path, n: int, dim: int):
         ("rotation.npy", "wrong shape", save("rotation.npy", np.eye(dim - 1, dtype=np.float32))),
         ("coarse.faiss", "wrong dimension", coarse(faiss.IndexIDMap(faiss.IndexFlatIP(8)))),
         ("coarse.faiss", "not an id map", coarse(faiss.IndexFlatIP(64))),
-        ("chunks.jsonl", "garbage lines", lambda: (gen / "chunks.jsonl").write_bytes(
-            b"x" * ((gen / "chunks.jsonl").stat().st_size - 1) + b"\n")),
+        (
+            "chunks.jsonl",
+            "garbage lines",
+            lambda: (gen / "chunks.jsonl").write_bytes(b"x" * ((gen / "chunks.jsonl").stat().st_size - 1) + b"\n"),
+        ),
     ]
     for name in ("ids.npy", "full.npy", "coarse.faiss", "chunks.jsonl", "chunks.offsets.npy"):
         out.append((name, "missing", lambda name=name: (gen / name).unlink()))
@@ -317,8 +326,16 @@ def test_every_damaged_index_file_is_one_line_and_a_nonzero_exit(real_index, cor
         assert "--rebuild" in line, (name, what, line)
 
 
-@pytest.mark.parametrize("content", [b"[1, 2]", b"{not json", b"", b'{"format": "searcher-index", "version": 1, '
-                                     b'"generation": "x"}', b'{"format": "searcher-index", "version": 99}'])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"[1, 2]",
+        b"{not json",
+        b"",
+        b'{"format": "searcher-index", "version": 1, "generation": "x"}',
+        b'{"format": "searcher-index", "version": 99}',
+    ],
+)
 def test_a_damaged_manifest_is_one_line_and_rebuild_repairs_it(real_index, corpus, use_fake_encoder, content):
     (real_index / "manifest.json").write_bytes(content)
     line = _one_line_error(CliRunner().invoke(cli, ["query", "moon", "--index", str(real_index)]))
@@ -366,8 +383,9 @@ def test_a_file_name_that_is_not_utf8_is_skipped_by_name_and_the_rest_indexed(tm
 
 
 def test_queries_that_are_not_utf8_do_not_lose_the_batch(real_index, use_fake_encoder):
-    result = CliRunner().invoke(cli, ["query", "-", "--index", str(real_index), "--json"],
-                                input=b"moon craters\n\xff\xfe owls\npasta\n")
+    result = CliRunner().invoke(
+        cli, ["query", "-", "--index", str(real_index), "--json"], input=b"moon craters\n\xff\xfe owls\npasta\n"
+    )
     assert result.exit_code == 0, result.output
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert {r["query"] for r in records} == {"moon craters", "\ufffd\ufffd owls", "pasta"}
@@ -404,11 +422,23 @@ def test_a_full_disk_is_one_line_and_the_old_index_survives(small_disk, tmp_path
     idx = small_disk / "idx"
     assert CliRunner().invoke(cli, ["index", str(small), "--index", str(idx), "-q"]).exit_code == 0
     big = write_corpus(tmp_path / "big", {f"f{i}.txt": f"word{i} " * 3000 for i in range(40)})
-    code = ("import sys, searcher.indexer\nfrom fakes import FakeEncoder\nfrom searcher.cli import cli\n"
-            "searcher.indexer.load_encoder = lambda name: FakeEncoder()\n"
-            "cli(['index', sys.argv[1], '--index', sys.argv[2], '-q'])\n")
-    child = subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                            + code, str(big), str(idx)], capture_output=True, text=True, timeout=120)
+    code = (
+        "import sys, searcher.indexer\nfrom fakes import FakeEncoder\nfrom searcher.cli import cli\n"
+        "searcher.indexer.load_encoder = lambda name: FakeEncoder()\n"
+        "cli(['index', sys.argv[1], '--index', sys.argv[2], '-q'])\n"
+    )
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n" + code,
+            str(big),
+            str(idx),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert child.returncode == 2, (child.returncode, child.stderr)  # no SIGBUS (-7), no traceback
     assert child.stderr.strip().splitlines() == [child.stderr.strip()]
     assert "disk full at" in child.stderr
@@ -440,8 +470,9 @@ def test_a_long_document_is_chunked_in_bounded_memory_with_progress():
     doc = Document("d", "", (sentence * 8 + "\n\n") * 10_000, "/d.txt")  # 5.3 MB
     seen = []
     tracemalloc.start()
-    chunks = chunk_document(doc, FakeEncoder(), chunk_tokens=32, overlap_tokens=4,
-                            progress=lambda done, total: seen.append((done, total)))
+    chunks = chunk_document(
+        doc, FakeEncoder(), chunk_tokens=32, overlap_tokens=4, progress=lambda done, total: seen.append((done, total))
+    )
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     chunk_bytes = sum(len(c.text) + 200 for c in chunks)  # the result itself
@@ -467,18 +498,24 @@ def test_a_publish_between_open_and_coarse_read_does_not_break_the_reader(tmp_pa
 # --- 16. malformed BEIR files, very deep folders ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("file", "line", "message"), [
-    ("queries.jsonl", '{"text": "no id"}', "queries.jsonl:2 is not a query"),
-    ("queries.jsonl", '{"_id": "q2", "text": 7}', "queries.jsonl:2 is not a query"),
-    ("queries.jsonl", '["a", "list"]', "queries.jsonl:2 is not a query"),
-])
+@pytest.mark.parametrize(
+    ("file", "line", "message"),
+    [
+        ("queries.jsonl", '{"text": "no id"}', "queries.jsonl:2 is not a query"),
+        ("queries.jsonl", '{"_id": "q2", "text": 7}', "queries.jsonl:2 is not a query"),
+        ("queries.jsonl", '["a", "list"]', "queries.jsonl:2 is not a query"),
+    ],
+)
 def test_malformed_beir_files_are_one_line(tmp_path, use_fake_encoder, file, line, message):
     data = tmp_path / "beir"
-    write_corpus(data, {
-        "corpus.jsonl": '{"_id": "d1", "title": "", "text": "Moon."}\n["a list"]\n{"_id": "d2", "text": "Sun."}\n',
-        "queries.jsonl": '{"_id": "q1", "text": "moon"}\n',
-        "qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
-    })
+    write_corpus(
+        data,
+        {
+            "corpus.jsonl": '{"_id": "d1", "title": "", "text": "Moon."}\n["a list"]\n{"_id": "d2", "text": "Sun."}\n',
+            "queries.jsonl": '{"_id": "q1", "text": "moon"}\n',
+            "qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
+        },
+    )
     with open(data / file, "a") as f:
         f.write(line + "\n")
     result = CliRunner().invoke(cli, ["eval", str(data), "--index", str(tmp_path / "idx"), "-q", "--no-latency"])
@@ -486,11 +523,14 @@ def test_malformed_beir_files_are_one_line(tmp_path, use_fake_encoder, file, lin
 
 
 def test_a_corpus_line_that_is_a_list_is_skipped_and_eval_says_so(tmp_path, use_fake_encoder):
-    data = write_corpus(tmp_path / "beir", {
-        "corpus.jsonl": '{"_id": "d1", "title": "", "text": "Moon."}\n["a list"]\n{"_id": "d2", "text": "Sun."}\n',
-        "queries.jsonl": '{"_id": "q1", "text": "moon"}\n',
-        "qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
-    })
+    data = write_corpus(
+        tmp_path / "beir",
+        {
+            "corpus.jsonl": '{"_id": "d1", "title": "", "text": "Moon."}\n["a list"]\n{"_id": "d2", "text": "Sun."}\n',
+            "queries.jsonl": '{"_id": "q1", "text": "moon"}\n',
+            "qrels/test.tsv": "query-id\tcorpus-id\tscore\nq1\td1\t1\n",
+        },
+    )
     result = CliRunner().invoke(cli, ["eval", str(data), "--index", str(tmp_path / "idx"), "-q", "--no-latency"])
     assert result.exit_code == 0, result.output
     assert "1 line(s) skipped" in result.output and "2 documents read, 2 in the index" in result.output
@@ -516,18 +556,29 @@ def test_folders_deeper_than_the_recursion_limit(tmp_path):
 @pytest.mark.slow
 def test_a_run_killed_after_one_batch_keeps_that_batch(tmp_path):
     corpus = write_corpus(tmp_path / "docs", {f"f{i}.txt": f"Topic {i} sentence. " * 6 for i in range(300)})
-    child = subprocess.run([sys.executable, "-c", (
-        "import os, signal, sys\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from fakes import FakeEncoder\nfrom searcher import IndexConfig, build_index\n"
-        "class Dying(FakeEncoder):\n"
-        "    def encode_documents(self, texts, *, batch_size=32):\n"
-        "        if len(self.embedded) + len(texts) > 112:  # killed in the call that would pass chunk 112\n"
-        "            os.kill(os.getpid(), signal.SIGKILL)\n"
-        "        return super().encode_documents(texts, batch_size=batch_size)\n"
-        "fake = Dying()\n"
-        "build_index(sys.argv[1], sys.argv[2], IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, "
-        "batch_size=32), encoder=fake)\n"), str(corpus), str(tmp_path / "idx")], timeout=120)
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            (
+                "import os, signal, sys\n"
+                f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+                "from fakes import FakeEncoder\nfrom searcher import IndexConfig, build_index\n"
+                "class Dying(FakeEncoder):\n"
+                "    def encode_documents(self, texts, *, batch_size=32):\n"
+                "        if len(self.embedded) + len(texts) > 112:  # killed in the call that would pass chunk 112\n"
+                "            os.kill(os.getpid(), signal.SIGKILL)\n"
+                "        return super().encode_documents(texts, batch_size=batch_size)\n"
+                "fake = Dying()\n"
+                "build_index(sys.argv[1], sys.argv[2], IndexConfig(model=fake.info.name, chunk_tokens=32, "
+                "overlap_tokens=4, "
+                "batch_size=32), encoder=fake)\n"
+            ),
+            str(corpus),
+            str(tmp_path / "idx"),
+        ],
+        timeout=120,
+    )
     assert child.returncode == -signal.SIGKILL
     report = build(corpus, tmp_path / "idx")
     assert report.reused >= 96 and report.embedded == report.chunks - report.reused
@@ -538,6 +589,8 @@ def test_disk_errors_name_the_cause(tmp_path):
 
     assert "disk full at /x" in str(_os_error(OSError(28, "No space left on device", "/x"), tmp_path))
     assert str(_os_error(OSError(5, "Input/output error", "/y"), tmp_path)) == (
-        "Input/output error at /y; the index is as it was before this run")
-    assert "cannot write to /z (Read-only file system)" in str(_os_error(OSError(30, "Read-only file system", "/z"),
-                                                                        tmp_path))
+        "Input/output error at /y; the index is as it was before this run"
+    )
+    assert "cannot write to /z (Read-only file system)" in str(
+        _os_error(OSError(30, "Read-only file system", "/z"), tmp_path)
+    )

@@ -66,10 +66,19 @@ by another process.</p>
 
 @pytest.fixture
 def located(tmp_path):
-    docs = write_corpus(tmp_path / "docs", {"errors.md": MD, "files.rst": RST, "server.html": HTML,
-                                            "notes.txt": "first line\n\nsecond paragraph\nthird line here\n"})
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            "errors.md": MD,
+            "files.rst": RST,
+            "server.html": HTML,
+            "notes.txt": "first line\n\nsecond paragraph\nthird line here\n",
+        },
+    )
     fake = FakeEncoder()
-    build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=20, overlap_tokens=0), encoder=fake)
+    build_index(
+        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=20, overlap_tokens=0), encoder=fake
+    )
     return docs, {r["text"]: r for r in open_index(tmp_path / "idx").iter_chunks()}, tmp_path / "idx"
 
 
@@ -94,8 +103,10 @@ def test_lines_point_at_the_raw_file_for_every_text_format(located):
     esm = next(r for r in by_file["errors.md"] if "require() an ES module" in r["text"])
     assert raw_lines(docs / "errors.md")[esm["line"] - 1].startswith(("## ERR_REQUIRE_ESM", "An attempt"))
     port = next(r for r in by_file["server.html"] if "already in use" in r["text"])
-    assert raw_lines(docs / "server.html")[port["line"] - 1] in ('<h2 id="eaddrinuse">EADDRINUSE</h2>',
-                                                                 "<p>The port is already in use")
+    assert raw_lines(docs / "server.html")[port["line"] - 1] in (
+        '<h2 id="eaddrinuse">EADDRINUSE</h2>',
+        "<p>The port is already in use",
+    )
     assert raw_lines(docs / "server.html")[port["end_line"] - 1] == "by another process.</p>"
     assert port["anchor"] == "eaddrinuse"
 
@@ -119,8 +130,11 @@ def test_markup_noise_never_reaches_chunk_text(located):
 
 
 def test_the_snippet_is_the_passage_that_matches(tmp_path):
-    text = ("--add-file=FILE add the file. --backup make a backup. " * 8
-            + "--exclude=PATTERN exclude files matching PATTERN, a directory too. " + "--verbose lists files. " * 8)
+    text = (
+        "--add-file=FILE add the file. --backup make a backup. " * 8
+        + "--exclude=PATTERN exclude files matching PATTERN, a directory too. "
+        + "--verbose lists files. " * 8
+    )
     from searcher.lexical import analyzer
 
     analyze = analyzer("english").analyze
@@ -147,14 +161,21 @@ def test_hits_show_lines_headings_and_the_matching_passage(located, use_fake_enc
 def test_a_closed_pipe_ends_quietly(located, tmp_path):
     _, _, idx = located
     script = tmp_path / "run.py"
-    script.write_text(f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-                      "from fakes import FakeEncoder\nimport searcher.search\n"
-                      "searcher.search.load_encoder = lambda name: FakeEncoder()\n"
-                      "from searcher.cli import cli\ncli()\n")
+    script.write_text(
+        f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from fakes import FakeEncoder\nimport searcher.search\n"
+        "searcher.search.load_encoder = lambda name: FakeEncoder()\n"
+        "from searcher.cli import cli\ncli()\n"
+    )
     # 400 queries: far more output than a pipe buffers, so the writer meets the closed pipe
-    done = subprocess.run(f"set -o pipefail; {sys.executable} {script} query - --index {idx} --json -k 50 "
-                          "| head -c 10", shell=True, capture_output=True, text=True, executable="/bin/bash",
-                          input="errors in the server\n" * 400)
+    done = subprocess.run(
+        f"set -o pipefail; {sys.executable} {script} query - --index {idx} --json -k 50 | head -c 10",
+        shell=True,
+        capture_output=True,
+        text=True,
+        executable="/bin/bash",
+        input="errors in the server\n" * 400,
+    )
     assert done.stdout.startswith('{"query"')
     assert done.returncode == 0 and "Traceback" not in done.stderr and "BrokenPipe" not in done.stderr
 
@@ -163,10 +184,15 @@ def test_a_closed_pipe_ends_quietly(located, tmp_path):
 def many_files(tmp_path_factory):
     """1,000 files of 3+ chunks each; one file in a thousand is 'needle.md'."""
     root = tmp_path_factory.mktemp("many")
-    files = {f"hay/{i:04d}.txt": "\n\n".join(f"Paragraph {j} of file {i} talks about moons, rivers and maps."
-                                             for j in range(4)) for i in range(999)}
-    files["deep/needle.md"] = "\n\n".join(f"# Part {j}\n\nThe needle talks about moons and rivers too, part {j}."
-                                          for j in range(4))
+    files = {
+        f"hay/{i:04d}.txt": "\n\n".join(
+            f"Paragraph {j} of file {i} talks about moons, rivers and maps." for j in range(4)
+        )
+        for i in range(999)
+    }
+    files["deep/needle.md"] = "\n\n".join(
+        f"# Part {j}\n\nThe needle talks about moons and rivers too, part {j}." for j in range(4)
+    )
     docs = write_corpus(root / "docs", files)
     fake = FakeEncoder()
     build_index(docs, root / "idx", IndexConfig(model=fake.info.name, chunk_tokens=20, overlap_tokens=0), encoder=fake)
@@ -226,15 +252,29 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
 
     docs = tmp_path / "docs"
     docs.mkdir()
-    write_pdf(docs / "manual.pdf", [["Installing the widget", "Unpack the box first."],
-                                    ["Calibrating the flux capacitor", "Turn the dial to 88."]], title="Widget manual")
-    write_docx(docs / "report.docx", [("Heading 1", "Quarterly report"), ("", "Sales grew in the north."),
-                                      ("Heading 2", "Risks"), ("", "Penguins may migrate south."),
-                                      ("table", "cell")])
+    write_pdf(
+        docs / "manual.pdf",
+        [
+            ["Installing the widget", "Unpack the box first."],
+            ["Calibrating the flux capacitor", "Turn the dial to 88."],
+        ],
+        title="Widget manual",
+    )
+    write_docx(
+        docs / "report.docx",
+        [
+            ("Heading 1", "Quarterly report"),
+            ("", "Sales grew in the north."),
+            ("Heading 2", "Risks"),
+            ("", "Penguins may migrate south."),
+            ("table", "cell"),
+        ],
+    )
     write_pdf(docs / "scan.pdf", [[]])  # a page with no text layer
     fake = FakeEncoder()
-    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0),
-                         encoder=fake)
+    report = build_index(
+        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
+    )
     assert report.indexed == 2 and report.skipped == 1
     assert any("scan.pdf" in w and "no text layer" in w for w in report.warnings)
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
@@ -256,19 +296,35 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
 
     from searcher.cli import cli
 
-    docs = write_corpus(tmp_path / "repo", {
-        "src/server.py": "def listen(port):\n    raise OSError('EADDRINUSE')\n",
-        "README": "This project serves files over HTTP.\n",
-        "node_modules/dep/index.js": "module.exports = 'vendored';\n",
-        "build/out.txt": "generated output\n",
-        "notes/keep.md": "# Keep\n\nThis note stays.\n",
-        "notes/draft.md": "# Draft\n\nThis note is excluded by the user.\n",
-        "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
-        ".gitignore": "node_modules/\nbuild/\n",
-    })
+    docs = write_corpus(
+        tmp_path / "repo",
+        {
+            "src/server.py": "def listen(port):\n    raise OSError('EADDRINUSE')\n",
+            "README": "This project serves files over HTTP.\n",
+            "node_modules/dep/index.js": "module.exports = 'vendored';\n",
+            "build/out.txt": "generated output\n",
+            "notes/keep.md": "# Keep\n\nThis note stays.\n",
+            "notes/draft.md": "# Draft\n\nThis note is excluded by the user.\n",
+            "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
+            ".gitignore": "node_modules/\nbuild/\n",
+        },
+    )
     (docs / "notes" / ".searcherignore").write_text("")  # present but empty: ignores nothing
-    result = CliRunner().invoke(cli, ["index", str(docs), "--index", str(tmp_path / "idx"), "--exclude", "draft.md",
-                                      "--chunk-tokens", "32", "--overlap-tokens", "4"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "index",
+            str(docs),
+            "--index",
+            str(tmp_path / "idx"),
+            "--exclude",
+            "draft.md",
+            "--chunk-tokens",
+            "32",
+            "--overlap-tokens",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "3 indexed" in result.stdout and "1 skipped" in result.stdout
     assert "logo.png (not a type searcher reads)" in result.stderr, "skipped files are named"
@@ -283,14 +339,20 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
 
 
 def test_near_duplicate_files_are_one_hit_per_document(tmp_path, fake, fake_config):
-    page = ("Errors\n\nERR_REQUIRE_ESM is thrown when require() loads an ES module. Use import() instead, "
-            "or set type to commonjs in package.json.")
-    docs = write_corpus(tmp_path / "docs", {
-        "errors.md": "# " + page,
-        "errors.html": f"<html><body><h1>Errors</h1><p>{page.split(chr(10))[-1]}</p></body></html>",
-        "other.md": "# Modules\n\nAn ES module is loaded with import; require() loads CommonJS modules.",
-        "data.jsonl": '{"_id": "a", "text": "require loads an ES module"}\n{"_id": "b", "text": "require loads an ES module"}\n',
-    })
+    page = (
+        "Errors\n\nERR_REQUIRE_ESM is thrown when require() loads an ES module. Use import() instead, "
+        "or set type to commonjs in package.json."
+    )
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            "errors.md": "# " + page,
+            "errors.html": f"<html><body><h1>Errors</h1><p>{page.split(chr(10))[-1]}</p></body></html>",
+            "other.md": "# Modules\n\nAn ES module is loaded with import; require() loads CommonJS modules.",
+            "data.jsonl": '{"_id": "a", "text": "require loads an ES module"}\n'
+            '{"_id": "b", "text": "require loads an ES module"}\n',
+        },
+    )
     build_index(docs, tmp_path / "idx", fake_config, encoder=fake)
     s = Searcher(tmp_path / "idx", encoder=fake)
     chunks = s.search("require ES module error", 10, per_doc=False)
@@ -298,7 +360,9 @@ def test_near_duplicate_files_are_one_hit_per_document(tmp_path, fake, fake_conf
     hits = s.search("require ES module error", 10, per_doc=True)
     names = [Path(h.source).name for h in hits]
     first = next(h for h in hits if Path(h.source).name in ("errors.md", "errors.html"))
-    assert [Path(p).name for p in first.duplicates] == [({"errors.md", "errors.html"} - {Path(first.source).name}).pop()]
+    assert [Path(p).name for p in first.duplicates] == [
+        ({"errors.md", "errors.html"} - {Path(first.source).name}).pop()
+    ]
     assert sorted(names) == ["data.jsonl", "data.jsonl", Path(first.source).name, "other.md"]  # records stay apart
     assert all(not h.duplicates for h in hits if h is not first)
 
@@ -308,12 +372,16 @@ def test_a_hit_names_the_line_and_section_of_its_passage_not_of_its_chunk(tmp_pa
 
     from searcher import IndexConfig, build_index
 
-    errors = ("# Errors\n\n## ERR_REQUIRE_CYCLE_MODULE\n\nA module cycle was found while loading.\n\n"
-              "## ERR_REQUIRE_ESM\n\nAn attempt was made to require() an ES module.\n\n"
-              "## ERR_SCRIPT_FAILED\n\nThe script could not run.\n")
-    html = ('<html><body><main><h1 id="top">Guide</h1><p>Intro words here.</p>\n'
-            '<h2 id="install">Install</h2>\n<p>Run the installer twice.</p>\n'
-            '<h2 id="usage">Usage</h2>\n<p>Call the frobnicate command.</p></main></body></html>')
+    errors = (
+        "# Errors\n\n## ERR_REQUIRE_CYCLE_MODULE\n\nA module cycle was found while loading.\n\n"
+        "## ERR_REQUIRE_ESM\n\nAn attempt was made to require() an ES module.\n\n"
+        "## ERR_SCRIPT_FAILED\n\nThe script could not run.\n"
+    )
+    html = (
+        '<html><body><main><h1 id="top">Guide</h1><p>Intro words here.</p>\n'
+        '<h2 id="install">Install</h2>\n<p>Run the installer twice.</p>\n'
+        '<h2 id="usage">Usage</h2>\n<p>Call the frobnicate command.</p></main></body></html>'
+    )
     docs = write_corpus(tmp_path / "docs", {"errors.md": errors, "guide.html": html})
     fake = FakeEncoder(max_seq_length=512)  # one chunk per file: the passage is inside it
     build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
@@ -321,8 +389,10 @@ def test_a_hit_names_the_line_and_section_of_its_passage_not_of_its_chunk(tmp_pa
     s = Searcher(tmp_path / "idx", encoder=fake)
     hit = s.search("require an ES module", 1, mode="lexical")[0]
     lines = errors.split("\n")
-    assert "require() an ES module" in lines[hit.line - 1] and hit.heading == "Errors > ERR_REQUIRE_ESM", \
-        (hit.line, hit.heading)
+    assert "require() an ES module" in lines[hit.line - 1] and hit.heading == "Errors > ERR_REQUIRE_ESM", (
+        hit.line,
+        hit.heading,
+    )
     page = s.search("frobnicate", 1, mode="lexical")[0]
     line = next(i for i, text in enumerate(html.split("\n"), start=1) if "frobnicate" in text)
     assert page.heading == "Guide > Usage" and page.anchor == "usage" and page.line == line, (page.heading, page.line)
@@ -336,8 +406,10 @@ def test_snippets_do_not_cut_names_at_their_dots_and_are_never_mere_fragments():
     text = "The path.join() method joins all given path segments together. Node.js normalizes the result."
     got, _ = snippet(text, {"join"}, analyze)
     assert got.startswith("The path.join() method"), got
-    text = ("Intro paragraph about the library and what it offers to its users.\n\nee.\n\n"
-            "The events module emits named events to listeners attached to it.")
+    text = (
+        "Intro paragraph about the library and what it offers to its users.\n\nee.\n\n"
+        "The events module emits named events to listeners attached to it."
+    )
     a, b = passage(text, {"ee"}, analyze)
     assert len(text[a:b].strip()) >= MIN_PASSAGE and "ee." in text[a:b]
     assert snippet("ee.", {"ee"}, analyze)[0] == "ee.", "a chunk that is all fragment stays whole"
@@ -348,8 +420,10 @@ def test_markup_lines_do_not_win_the_passage_when_prose_holds_the_words():
     from searcher.snippets import snippet
 
     analyze = analyzer("english").analyze
-    text = ("[reading files]: #example-reading-files\n<td><code>EADDRINUSE</code></td>\n"
-            "The server emits EADDRINUSE when reading files from a port that is taken.")
+    text = (
+        "[reading files]: #example-reading-files\n<td><code>EADDRINUSE</code></td>\n"
+        "The server emits EADDRINUSE when reading files from a port that is taken."
+    )
     got, _ = snippet(text, set(analyze("EADDRINUSE reading files")), analyze)
     assert got.startswith("The server emits EADDRINUSE"), got
     assert "EADDRINUSE" in snippet("<td><code>EADDRINUSE</code></td>", {"eaddrinus"}, analyze)[0]
@@ -360,9 +434,13 @@ def test_a_code_hit_keeps_its_lines_and_indentation_and_grep_format_one_line(tmp
 
     from searcher.cli import cli
 
-    code = ("import os\n\n\nclass Cache:\n    def evict(self, key):\n        if key in self.items:\n"
-            "            del self.items[key]\n            self.evictions += 1\n        return key\n")
-    docs = write_corpus(tmp_path / "docs", {"cache.py": code, "notes.md": "Eviction\n  happens\n  when the cache is full.\n"})
+    code = (
+        "import os\n\n\nclass Cache:\n    def evict(self, key):\n        if key in self.items:\n"
+        "            del self.items[key]\n            self.evictions += 1\n        return key\n"
+    )
+    docs = write_corpus(
+        tmp_path / "docs", {"cache.py": code, "notes.md": "Eviction\n  happens\n  when the cache is full.\n"}
+    )
     fake = FakeEncoder(max_seq_length=512)
     build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
     s = Searcher(tmp_path / "idx", encoder=fake)
@@ -375,7 +453,8 @@ def test_a_code_hit_keeps_its_lines_and_indentation_and_grep_format_one_line(tmp
     assert {hit.snippet[a:b] for a, b in hit.highlights} == {"del", "items"}
     prose = next(h for h in s.search("eviction cache full", 2, mode="lexical") if h.source.endswith(".md"))
     assert "\n" not in prose.snippet, "prose is folded to one line"
-    result = CliRunner().invoke(cli, ["query", "del items", "--index", str(tmp_path / "idx"), "--mode", "lexical",
-                                      "--format", "grep"])
+    result = CliRunner().invoke(
+        cli, ["query", "del items", "--index", str(tmp_path / "idx"), "--mode", "lexical", "--format", "grep"]
+    )
     assert result.exit_code == 0 and all(line.count(":") >= 2 for line in result.output.splitlines()), result.output
     assert result.output.count("\n") == 1 and ":7:del self.items[key]" in result.output, "one line for the hit"

@@ -100,8 +100,12 @@ def test_sources_that_are_not_regular_files_are_skipped_by_name(tmp_path, fake):
     (docs / "random.md").symlink_to("/dev/urandom")
     (docs / "gone.txt").symlink_to(docs / "nowhere")
     outcome = []
-    worker = threading.Thread(daemon=True, target=lambda: outcome.append(
-        build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)))
+    worker = threading.Thread(
+        daemon=True,
+        target=lambda: outcome.append(
+            build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+        ),
+    )
     worker.start()
     worker.join(60)
     assert not worker.is_alive(), "indexing blocked on a FIFO or read a device"
@@ -211,9 +215,9 @@ def test_a_failed_first_build_leaves_no_stub_index(tmp_path, use_fake_encoder, m
 
 
 def test_an_interrupted_first_build_keeps_only_resumable_embeddings_and_list_says_so(tmp_path, fake, monkeypatch):
-    import searcher.indexer
     from click.testing import CliRunner
 
+    import searcher.indexer
     from searcher.cli import cli
 
     docs = write_corpus(tmp_path / "docs")
@@ -255,7 +259,9 @@ def test_drop_on_a_folder_it_cannot_write_is_one_line(indexed):
         child = run_unprivileged(
             "import sys\nfrom click.testing import CliRunner\nfrom searcher.cli import cli\n"
             "result = CliRunner().invoke(cli, ['drop', sys.argv[1], '--yes'])\n"
-            "print(result.exit_code); print(result.output, end='')\n", idx)
+            "print(result.exit_code); print(result.output, end='')\n",
+            idx,
+        )
     finally:
         os.chmod(idx, 0o755)
     code, *output = child.stdout.splitlines()
@@ -276,16 +282,21 @@ def test_making_the_int8_graph_on_a_full_disk_says_so_and_leaves_nothing(tmp_pat
     small = tmp_path / "small"
     small.mkdir()
     size = sum(p.stat().st_size for p in export.iterdir()) // 2**20 + 8  # room for the export, not its int8 graph
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}m", "tmpfs", str(small)],
-                      capture_output=True).returncode != 0:
+    if (
+        subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={size}m", "tmpfs", str(small)], capture_output=True
+        ).returncode
+        != 0
+    ):
         pytest.skip("cannot mount a small tmpfs here (needs root) to fill a disk")
     try:
         shutil.copytree(export, small / "enc")
         with pytest.raises(OSError) as raised:
             quantize_int8(small / "enc")
         assert raised.value.errno == errno.ENOSPC
-        assert sorted(p.name for p in (small / "enc").iterdir()) == sorted(p.name for p in export.iterdir()), \
+        assert sorted(p.name for p in (small / "enc").iterdir()) == sorted(p.name for p in export.iterdir()), (
             "the half-written graph is gone"
+        )
         assert not (small / "enc" / INT8_MODEL).exists()
     finally:
         subprocess.run(["umount", str(small)], capture_output=True)

@@ -9,8 +9,10 @@ from conftest import write_corpus
 from searcher import Searcher, build_index
 from searcher.errors import InvalidInputError, ModelError
 
-WORDS = ("river mountain forest ocean desert valley island canyon glacier meadow volcano lake "
-         "owl eagle sparrow heron falcon raven swan crane robin wren").split()
+WORDS = (
+    "river mountain forest ocean desert valley island canyon glacier meadow volcano lake "
+    "owl eagle sparrow heron falcon raven swan crane robin wren"
+).split()
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +32,9 @@ def big_index(tmp_path_factory):
     write_corpus(root / "docs", files)
     from searcher import IndexConfig
 
-    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=0, projection="prefix")
+    config = IndexConfig(
+        model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=0, projection="prefix"
+    )
     build_index(root / "docs", root / "idx", config, encoder=fake)
     queries = [" ".join(rng.choice(WORDS) for _ in range(3)) for _ in range(40)]
     return Searcher(root / "idx", encoder=fake), fake.encode_queries(queries)
@@ -52,7 +56,9 @@ def test_two_stage_equals_exact_when_the_shortlist_holds_every_chunk(big_index):
 def test_agreement_with_exact_never_falls_as_the_shortlist_grows(big_index):
     searcher, xq = big_index
     _, I_full = searcher.search_vectors(xq, k=10, mode="full")
-    agreements = [overlap(searcher.search_vectors(xq, k=10, shortlist=s)[1], I_full) for s in (10, 20, 40, 80, 160, 320, 640)]
+    agreements = [
+        overlap(searcher.search_vectors(xq, k=10, shortlist=s)[1], I_full) for s in (10, 20, 40, 80, 160, 320, 640)
+    ]
     assert agreements == sorted(agreements)
     assert agreements[0] < 1.0 and agreements[-1] == 1.0, "the test corpus must be hard enough to show a difference"
 

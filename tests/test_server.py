@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import write_corpus
+
 from searcher import build_index
 
 httpx = pytest.importorskip("httpx")
@@ -41,8 +41,23 @@ class Server:
             env["SEARCHER_TOKEN"] = token
         args = [a for d in index_dirs for a in ("--index", str(d))]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "searcher", "serve", *args, "--port", str(self.port), "--stop-after",
-             str(STOP_AFTER), *extra], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [
+                sys.executable,
+                "-m",
+                "searcher",
+                "serve",
+                *args,
+                "--port",
+                str(self.port),
+                "--stop-after",
+                str(STOP_AFTER),
+                *extra,
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -91,11 +106,30 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     got = httpx.get(server.url + "/search", params={"query": "planets with rings", "k": 3}).json()
     assert got["index"] == "index" and got["generation"] >= 1 and not got["no_match"]
     top = got["hits"][0]
-    assert top["source"] == str(docs / "astronomy.txt") and (top["line"], top["end_line"]) == (3, 3) and top["rank"] == 1
+    assert (
+        top["source"] == str(docs / "astronomy.txt") and (top["line"], top["end_line"]) == (3, 3) and top["rank"] == 1
+    )
     assert "Saturn" in top["snippet"] and top["highlights"]
     env = {**os.environ, "SEARCHER_HOME": str(home)}
-    cli = subprocess.run([sys.executable, "-m", "searcher", "query", "planets with rings", "-k", "3", "--index",
-                          str(index_dir), "--format", "json"], capture_output=True, text=True, env=env, check=True)
+    cli = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "searcher",
+            "query",
+            "planets with rings",
+            "-k",
+            "3",
+            "--index",
+            str(index_dir),
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
     assert got["hits"] == __import__("json").loads(cli.stdout)  # the same JSON records as `searcher query`
 
     posted = httpx.post(server.url + "/search", json={"query": "planets with rings", "k": 3}).json()
@@ -105,8 +139,10 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     chunks = httpx.post(server.url + "/search", json={"query": "pasta", "per_doc": False, "mode": "lexical"}).json()
     assert len(chunks["hits"]) >= 1 and all("more" not in h for h in chunks["hits"])
     batch = httpx.post(server.url + "/search/batch", json={"queries": ["owls at night", "tomato soil"], "k": 2}).json()
-    assert [r["hits"][0]["source"] for r in batch["results"]] == [str(docs / "nested" / "birds.md"),
-                                                                  str(docs / "gardening.html")]
+    assert [r["hits"][0]["source"] for r in batch["results"]] == [
+        str(docs / "nested" / "birds.md"),
+        str(docs / "gardening.html"),
+    ]
     nothing = httpx.get(server.url + "/search", params={"query": "xqzvwk flibbertigibbet"}).json()
     assert nothing["no_match"] is True and all(h["score"] < 0.05 for h in nothing["hits"]), "no hit dressed as 1.0"
     assert 0 < top["score"] < 1, "a probability"
@@ -119,10 +155,20 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
 def test_concurrent_requests_get_the_answers_sequential_ones_do(server):
     from concurrent.futures import ThreadPoolExecutor
 
-    queries = ["planets with rings", "owls hunt at night", "boil pasta", "tomatoes in full sun", "read a file",
-               "water the soil", "eagles nests", "telescopes craters"] * 6
+    queries = [
+        "planets with rings",
+        "owls hunt at night",
+        "boil pasta",
+        "tomatoes in full sun",
+        "read a file",
+        "water the soil",
+        "eagles nests",
+        "telescopes craters",
+    ] * 6
     with httpx.Client(base_url=server.url, timeout=60) as client:
-        expected = {q: client.get("/search", params={"query": q, "per_doc": False}).json()["hits"] for q in set(queries)}
+        expected = {
+            q: client.get("/search", params={"query": q, "per_doc": False}).json()["hits"] for q in set(queries)
+        }
 
         def ask(q):
             r = client.get("/search", params={"query": q, "per_doc": False})
@@ -145,28 +191,32 @@ def test_indexes_health_docs_page_and_document(server, served):
     page = httpx.get(server.url + "/")
     assert page.status_code == 200 and "/static/app.js" in page.text
     assert httpx.get(server.url + "/static/app.js").status_code == 200
-    lines = httpx.get(server.url + "/document", params={"source": str(docs / "astronomy.txt"), "start_line": 3,
-                                                          "end_line": 3}).json()
+    lines = httpx.get(
+        server.url + "/document", params={"source": str(docs / "astronomy.txt"), "start_line": 3, "end_line": 3}
+    ).json()
     assert lines["text"] == "Jupiter is the largest planet. Saturn has bright rings of ice."
     outside = httpx.get(server.url + "/document", params={"source": "/etc/passwd"})
     assert outside.status_code == 400 and "not a file of this index" in outside.json()["error"]
 
 
-@pytest.mark.parametrize("method, path, payload, status, words", [
-    ("post", "/search", b'{"query": "x", ', 400, "not valid JSON"),
-    ("post", "/search", {"query": ""}, 422, "query"),
-    ("post", "/search", {"query": "   "}, 400, "query is empty"),
-    ("post", "/search", {"query": "x", "k": 0}, 422, "k"),
-    ("post", "/search", {"query": "x", "k": 101}, 422, "k"),
-    ("get", "/search?query=x&k=1000", None, 422, "k"),
-    ("get", "/search", None, 422, "query"),
-    ("post", "/search", {"query": "x", "index": "nope"}, 404, "no index named 'nope'"),
-    ("post", "/search", {"query": "x", "colour": "red"}, 422, "colour"),
-    ("post", "/search", {"query": "x", "mode": "fuzzy"}, 422, "mode"),
-    ("post", "/search/batch", {"queries": []}, 422, "queries"),
-    ("post", "/search", {"query": "x" * 300_000}, 413, "request body over"),
-    ("get", "/nowhere", None, 404, "Not Found"),
-])
+@pytest.mark.parametrize(
+    "method, path, payload, status, words",
+    [
+        ("post", "/search", b'{"query": "x", ', 400, "not valid JSON"),
+        ("post", "/search", {"query": ""}, 422, "query"),
+        ("post", "/search", {"query": "   "}, 400, "query is empty"),
+        ("post", "/search", {"query": "x", "k": 0}, 422, "k"),
+        ("post", "/search", {"query": "x", "k": 101}, 422, "k"),
+        ("get", "/search?query=x&k=1000", None, 422, "k"),
+        ("get", "/search", None, 422, "query"),
+        ("post", "/search", {"query": "x", "index": "nope"}, 404, "no index named 'nope'"),
+        ("post", "/search", {"query": "x", "colour": "red"}, 422, "colour"),
+        ("post", "/search", {"query": "x", "mode": "fuzzy"}, 422, "mode"),
+        ("post", "/search/batch", {"queries": []}, 422, "queries"),
+        ("post", "/search", {"query": "x" * 300_000}, 413, "request body over"),
+        ("get", "/nowhere", None, 404, "Not Found"),
+    ],
+)
 def test_bad_requests_get_a_4xx_and_one_line_of_json(server, method, path, payload, status, words):
     if isinstance(payload, bytes):
         response = httpx.post(server.url + path, content=payload, headers={"content-type": "application/json"})
@@ -185,8 +235,9 @@ def test_a_token_is_required_when_set_and_beyond_loopback(served):
     from searcher.cli import cli
 
     home, _, index_dir = served
-    refused = CliRunner().invoke(cli, ["serve", "--index", str(index_dir), "--host", "0.0.0.0"],
-                                 env={"SEARCHER_TOKEN": None})
+    refused = CliRunner().invoke(
+        cli, ["serve", "--index", str(index_dir), "--host", "0.0.0.0"], env={"SEARCHER_TOKEN": None}
+    )
     assert refused.exit_code == 2 and "set SEARCHER_TOKEN" in refused.output  # refused before binding anything
     s = Server([index_dir], home, token="s3cret")
     try:
@@ -203,8 +254,7 @@ def test_a_token_is_required_when_set_and_beyond_loopback(served):
 def test_a_foreign_host_or_origin_is_refused_as_dns_rebinding_would_send_it(server, served):
     _, docs, _ = served
     document = {"source": str(docs / "astronomy.txt")}
-    rebound = httpx.get(server.url + "/document", params=document,
-                        headers={"Host": f"evil.example:{server.port}"})
+    rebound = httpx.get(server.url + "/document", params=document, headers={"Host": f"evil.example:{server.port}"})
     assert rebound.status_code == 403 and "--allow-host evil.example" in rebound.json()["error"]
     assert "Jupiter" not in rebound.text
     searched = httpx.get(server.url + "/search", params={"query": "moon"}, headers={"Host": "evil.example"})
@@ -215,8 +265,9 @@ def test_a_foreign_host_or_origin_is_refused_as_dns_rebinding_would_send_it(serv
     assert other_port.status_code == 403
     for host in (f"localhost:{server.port}", f"127.0.0.1:{server.port}"):
         assert httpx.get(server.url + "/document", params=document, headers={"Host": host}).status_code == 200
-    own = httpx.post(server.url + "/search", json={"query": "moon"},
-                     headers={"Origin": f"http://localhost:{server.port}"})
+    own = httpx.post(
+        server.url + "/search", json={"query": "moon"}, headers={"Origin": f"http://localhost:{server.port}"}
+    )
     assert own.status_code == 200
     assert httpx.get(server.url + "/health", headers={"Host": "evil.example"}).status_code == 200
 
@@ -267,9 +318,24 @@ def test_a_chunked_body_over_the_cap_is_refused_without_being_read_whole(server)
 
 def test_a_port_in_use_is_one_line_before_anything_claims_to_serve(server, served):
     home, _, index_dir = served
-    taken = subprocess.run([sys.executable, "-m", "searcher", "serve", "--index", str(index_dir), "--port",
-                            str(server.port), "--stop-after", "5"], capture_output=True, text=True, timeout=120,
-                           env={**os.environ, "SEARCHER_HOME": str(home)})
+    taken = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "searcher",
+            "serve",
+            "--index",
+            str(index_dir),
+            "--port",
+            str(server.port),
+            "--stop-after",
+            "5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "SEARCHER_HOME": str(home)},
+    )
     assert taken.returncode == 2 and f"port {server.port} is in use; pass --port" in taken.stderr
     assert "serving" not in taken.stderr and "Traceback" not in taken.stderr and "Errno" not in taken.stderr
 
@@ -294,8 +360,9 @@ def test_the_server_switches_to_a_new_generation_without_a_failed_or_mixed_reque
                         errors.append(response.text)
                         continue
                     body = response.json()
-                    seen.append((asked, body["generation"],
-                                 any(h["source"].endswith("volcano.md") for h in body["hits"])))
+                    seen.append(
+                        (asked, body["generation"], any(h["source"].endswith("volcano.md") for h in body["hits"]))
+                    )
 
         threads = [threading.Thread(target=loop) for _ in range(2)]
         try:
@@ -329,8 +396,11 @@ def test_mcp_tools_through_an_mcp_client(served):
     from mcp import Client, StdioServerParameters
 
     home, docs, index_dir = served
-    params = StdioServerParameters(command=sys.executable, args=["-m", "searcher", "mcp", "--index", str(index_dir)],
-                                   env={"SEARCHER_HOME": str(home), "HF_HUB_OFFLINE": "1"})
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "searcher", "mcp", "--index", str(index_dir)],
+        env={"SEARCHER_HOME": str(home), "HF_HUB_OFFLINE": "1"},
+    )
 
     async def talk():
         async with Client(params, read_timeout_seconds=60) as client:
@@ -341,8 +411,9 @@ def test_mcp_tools_through_an_mcp_client(served):
             huge = await client.call_tool("search", {"query": "owls " * 1000})
             zero = await client.call_tool("search", {"query": "owls", "k": 0})
             schema = {t.name: t.input_schema for t in (await client.list_tools()).tools}
-            lines = await client.call_tool("get_document", {"source": str(docs / "nested" / "birds.md"),
-                                                            "start_line": 3, "end_line": 3})
+            lines = await client.call_tool(
+                "get_document", {"source": str(docs / "nested" / "birds.md"), "start_line": 3, "end_line": 3}
+            )
             refused = await client.call_tool("get_document", {"source": "/etc/passwd"})
             return tools, found, lines, refused, nothing, strict, huge, zero, schema
 
@@ -354,7 +425,9 @@ def test_mcp_tools_through_an_mcp_client(served):
     assert zero.is_error, "k = 0 is refused, as HTTP refuses it"
     params = schema["search"]["properties"]
     assert params["k"]["minimum"] == 1 and params["k"]["maximum"] == 100 and params["k"]["description"]
-    assert set(params["mode"]["enum"]) == {"hybrid", "dense", "lexical"} and all(p.get("description") for p in params.values())
+    assert set(params["mode"]["enum"]) == {"hybrid", "dense", "lexical"} and all(
+        p.get("description") for p in params.values()
+    )
     record = found.structured_content["hits"][0]
     assert "text" not in record and set(record) >= {"source", "line", "end_line", "heading", "snippet", "score"}
     assert len(str(found.structured_content)) < 1200, "sized for an agent: the passage, not the chunk"
@@ -390,8 +463,16 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
     server = Server([index_dir, tmp_path / "comets-index"], home)
     options = webdriver.ChromeOptions()
     options.binary_location = browser
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,900",
-                "--disable-background-networking", "--disable-component-update", "--no-first-run"):
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--window-size=1200,900",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ):
         options.add_argument(arg)
     chrome = webdriver.Chrome(service=webdriver.ChromeService(executable_path=driver), options=options)
     hits = (By.CSS_SELECTOR, "#results li.hit")
@@ -413,7 +494,8 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
         # The location opens the file in context, its line marked.
         where.click()
         marked = WebDriverWait(chrome, 20).until(
-            ec.visibility_of_element_located((By.CSS_SELECTOR, "#document .hit-line")))
+            ec.visibility_of_element_located((By.CSS_SELECTOR, "#document .hit-line"))
+        )
         assert marked.find_element(By.CSS_SELECTOR, ".number").text == "3" and "Saturn" in marked.text
         # A filter and an index from the page: only Markdown files of the first index; the URL keeps all of it.
         chrome.find_element(By.CSS_SELECTOR, "#options summary").click()
@@ -425,8 +507,11 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
 
         def only_markdown(c):
             wheres = c.find_elements(By.CSS_SELECTOR, ".where")
-            return ("from index" in c.find_element(By.ID, "status").text and wheres
-                    and all(w.text.split(":")[0].endswith(".md") for w in wheres))
+            return (
+                "from index" in c.find_element(By.ID, "status").text
+                and wheres
+                and all(w.text.split(":")[0].endswith(".md") for w in wheres)
+            )
 
         WebDriverWait(chrome, 20).until(only_markdown)
         shown = [w.text for w in chrome.find_elements(By.CSS_SELECTOR, ".where")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import write_corpus
+
 from searcher import IndexConfig, Searcher, build_index, open_index, store
 from searcher.errors import IndexFormatError
 from searcher.vectors import DOT_ROWS, FILES, QUANTIZERS, scores
@@ -28,10 +28,10 @@ def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, stora
     reference = open_index(tmp_path / "reference")
     build_index(docs, index_dir, config, encoder=fake)
     index = open_index(index_dir)
-    assert (index.path / FILES[storage]).is_file() and not (
-        storage != "float32" and (index.path / "full.npy").exists())
+    assert (index.path / FILES[storage]).is_file() and not (storage != "float32" and (index.path / "full.npy").exists())
     assert [q for q in QUANTIZERS.values() if (index.path / q).is_file()] == (
-        [QUANTIZERS[storage]] if storage in QUANTIZERS else [])
+        [QUANTIZERS[storage]] if storage in QUANTIZERS else []
+    )
     records = list(index.iter_chunks())
     exact = np.asarray(reference.full)
     stored = index.full[np.arange(len(index))]
@@ -69,17 +69,26 @@ def test_each_storage_type_round_trips_updates_and_deletes(tmp_path, fake, stora
 def test_changing_the_storage_type_converts_an_index_without_embedding(tmp_path, fake, before, after):
     docs = many(tmp_path / "docs")
     index_dir = tmp_path / "idx"
-    build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4,
-                                             full_storage=before), encoder=fake)
+    build_index(
+        docs,
+        index_dir,
+        IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, full_storage=before),
+        encoder=fake,
+    )
     before = Searcher(index_dir, encoder=fake).search_vectors(fake.encode_queries(["owl nest"]), k=5, mode="full")
     fake.embedded.clear()
-    report = build_index(docs, index_dir, IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4,
-                                                      full_storage=after), encoder=fake)
+    report = build_index(
+        docs,
+        index_dir,
+        IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, full_storage=after),
+        encoder=fake,
+    )
     assert report.embedded == 0 and fake.embedded == []
     s = Searcher(index_dir, encoder=fake)
     assert s.manifest.config.full_storage == after
     assert sorted(p.name for p in s.index.path.glob("full.*")) == sorted(
-        [FILES[after]] + ([QUANTIZERS[after]] if after in QUANTIZERS else []))
+        [FILES[after]] + ([QUANTIZERS[after]] if after in QUANTIZERS else [])
+    )
     after = s.search_vectors(fake.encode_queries(["owl nest"]), k=5, mode="full")
     assert list(after[1][0][:3]) == list(before[1][0][:3])
 
@@ -113,13 +122,16 @@ def test_mixed_storage_keeps_the_coarse_dims_in_float16(tmp_path, fake, coarse_d
     """The head (the projection's first coarse_dim dims) is float16-exact, the tail int8; with coarse_dim equal to
     the model's width there is no tail and no quantizer."""
     docs = many(tmp_path / "docs")
-    config = IndexConfig(model=fake.info.name, chunk_tokens=32, overlap_tokens=4, projection="pca",
-                         coarse_dim=coarse_dim)
+    config = IndexConfig(
+        model=fake.info.name, chunk_tokens=32, overlap_tokens=4, projection="pca", coarse_dim=coarse_dim
+    )
     build_index(docs, tmp_path / "ref", config.replace(full_storage="float32"), encoder=fake)
     build_index(docs, tmp_path / "mixed", config.replace(full_storage="mixed"), encoder=fake)
     build_index(docs, tmp_path / "int8", config.replace(full_storage="int8"), encoder=fake)
-    exact, mixed, int8 = (np.asarray(open_index(tmp_path / name).full[np.arange(len(open_index(tmp_path / name)))])
-                          for name in ("ref", "mixed", "int8"))
+    exact, mixed, int8 = (
+        np.asarray(open_index(tmp_path / name).full[np.arange(len(open_index(tmp_path / name)))])
+        for name in ("ref", "mixed", "int8")
+    )
     h = min(coarse_dim, fake.dim)
     assert np.abs(mixed[:, :h] - exact[:, :h]).max() <= 1e-3
     assert np.abs(mixed[:, :h] - exact[:, :h]).max() < np.abs(int8[:, :h] - exact[:, :h]).max() / 4

@@ -22,14 +22,33 @@ def tiny_base(tmp_path_factory):
 
 @pytest.fixture
 def pairs_file(tmp_path):
-    topics = ["owls", "trains", "tomatoes", "volcanoes", "rice", "comets", "violins", "glaciers", "bees", "ships",
-              "maps", "clocks"]
+    topics = [
+        "owls",
+        "trains",
+        "tomatoes",
+        "volcanoes",
+        "rice",
+        "comets",
+        "violins",
+        "glaciers",
+        "bees",
+        "ships",
+        "maps",
+        "clocks",
+    ]
     path = tmp_path / "pairs.jsonl"
     with open(path, "w") as f:
         for t in topics:
             for i in range(6):
-                f.write(json.dumps({"sentence_0": f"question {i} about {t}",
-                                    "sentence_1": f"A passage number {i} that explains {t} in detail."}) + "\n")
+                f.write(
+                    json.dumps(
+                        {
+                            "sentence_0": f"question {i} about {t}",
+                            "sentence_1": f"A passage number {i} that explains {t} in detail.",
+                        }
+                    )
+                    + "\n"
+                )
     return path
 
 
@@ -95,8 +114,9 @@ def test_too_few_passages_for_the_rotation_is_a_warning(tmp_path, tiny_base, pai
     config = FinetuneConfig(base_model=str(tiny_base), epochs=1, batch_size=4, max_pairs=40)
     report = finetune(pairs_file, tmp_path / "model", config, evaluate_model=False)
     assert report.rotation_fitted_on == 0
-    assert any("too few distinct passages to fit the closing rotation (it needs more than 64)" in w
-               for w in report.warnings)
+    assert any(
+        "too few distinct passages to fit the closing rotation (it needs more than 64)" in w for w in report.warnings
+    )
     from sentence_transformers import SentenceTransformer
 
     assert type(SentenceTransformer(str(tmp_path / "model"), device="cpu")[-1]).__name__ != "Dense"
@@ -106,7 +126,9 @@ def test_existing_output_is_refused(tmp_path, tiny_base, pairs_file):
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("precious")
-    with pytest.raises(InvalidInputError, match="already exists and is not empty; choose another output or pass --overwrite"):
+    with pytest.raises(
+        InvalidInputError, match="already exists and is not empty; choose another output or pass --overwrite"
+    ):
         finetune(pairs_file, out, FinetuneConfig(base_model=str(tiny_base)))
     assert (out / "keep.txt").read_text() == "precious"
 
@@ -119,8 +141,13 @@ def test_interrupted_training_leaves_no_model_at_the_output(tmp_path, tiny_base,
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        finetune(pairs_file, tmp_path / "model", FinetuneConfig(base_model=str(tiny_base), epochs=3, batch_size=4),
-                 evaluate_model=False, progress=interrupt)
+        finetune(
+            pairs_file,
+            tmp_path / "model",
+            FinetuneConfig(base_model=str(tiny_base), epochs=3, batch_size=4),
+            evaluate_model=False,
+            progress=interrupt,
+        )
     assert not (tmp_path / "model").exists()
     assert not list(tmp_path.glob(".model.partial"))
 
@@ -147,18 +174,39 @@ def test_finetune_cli(tmp_path, tiny_base, pairs_file, monkeypatch):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(losses, "MatryoshkaLoss", recording)
-    result = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m"), "--model", str(tiny_base),
-                                      "--epochs", "1", "--batch-size", "4", "--dim-weight", "64=3", "-q"])
+    result = CliRunner().invoke(
+        cli,
+        [
+            "finetune",
+            str(pairs_file),
+            "-o",
+            str(tmp_path / "m"),
+            "--model",
+            str(tiny_base),
+            "--epochs",
+            "1",
+            "--batch-size",
+            "4",
+            "--dim-weight",
+            "64=3",
+            "-q",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "model written to" in result.stdout and "dim 64:" in result.stdout
     assert seen == [[1.0, 3.0]], "the loss gets the weights asked for"
     assert "weights [1.0, 3.0]" in (tmp_path / "m" / "README.md").read_text()
-    for arg, message in (("64", "expected DIM=WEIGHT such as 64=2, got '64'"),
-                         ("32=2", "no Matryoshka dim 32 to weight: this model trains dims 128, 64")):
-        bad = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m3"), "--model",
-                                       str(tiny_base), "--dim-weight", arg])
+    for arg, message in (
+        ("64", "expected DIM=WEIGHT such as 64=2, got '64'"),
+        ("32=2", "no Matryoshka dim 32 to weight: this model trains dims 128, 64"),
+    ):
+        bad = CliRunner().invoke(
+            cli,
+            ["finetune", str(pairs_file), "-o", str(tmp_path / "m3"), "--model", str(tiny_base), "--dim-weight", arg],
+        )
         assert bad.exit_code != 0 and message in bad.output
         assert not (tmp_path / "m3").exists()
-    bad = CliRunner().invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base),
-                                   "--batch-size", "1"])
+    bad = CliRunner().invoke(
+        cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base), "--batch-size", "1"]
+    )
     assert bad.exit_code == 2 and "batch_size must be at least 2" in bad.output

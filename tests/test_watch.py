@@ -8,8 +8,8 @@ import threading
 import time
 
 import pytest
-
 from conftest import write_corpus
+
 from searcher import Searcher, build_index
 from searcher.watch import watch
 
@@ -25,9 +25,13 @@ class Watching:
         self.errors: list = []
         self.stop = threading.Event()
         self.thread = threading.Thread(
-            target=watch, args=(source, index_dir),
-            kwargs=dict(stop=self.stop, encoder=fake, debounce=0.2, on_update=self.reports.put,
-                        on_error=self.errors.append), daemon=True)
+            target=watch,
+            args=(source, index_dir),
+            kwargs=dict(
+                stop=self.stop, encoder=fake, debounce=0.2, on_update=self.reports.put, on_error=self.errors.append
+            ),
+            daemon=True,
+        )
 
     def next_update(self, timeout: float = 15.0):
         return self.reports.get(timeout=timeout)
@@ -96,6 +100,7 @@ def test_watch_reports_a_failed_update_and_goes_on(watching):
         if path.is_file():
             path.unlink()
     import shutil
+
     shutil.rmtree(watching.source / "nested")
     deadline = time.monotonic() + 15
     while not watching.errors and time.monotonic() < deadline:
@@ -131,9 +136,26 @@ def test_the_cli_watches_until_ctrl_c(tmp_path):
 
     source = write_corpus(tmp_path / "docs")
     child = subprocess.Popen(
-        [sys.executable, "-c", CLI_CHILD, str(Path(__file__).parent), "index", str(source), "--index",
-         str(tmp_path / "idx"), "--chunk-tokens", "32", "--overlap-tokens", "4", "--watch", "-q"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            CLI_CHILD,
+            str(Path(__file__).parent),
+            "index",
+            str(source),
+            "--index",
+            str(tmp_path / "idx"),
+            "--chunk-tokens",
+            "32",
+            "--overlap-tokens",
+            "4",
+            "--watch",
+            "-q",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert "watching" in child.stderr.readline() or "watching" in child.stderr.readline()
         time.sleep(0.3)

@@ -22,9 +22,16 @@ from ..store import StoredIndex
 class Backend(Protocol):
     """What search.Searcher needs from where an index's chunks live."""
 
-    def search(self, xq: np.ndarray | None, texts: list[str] | None, k: int, shortlist: int, mode: str,
-               weight: float, where: Where | None
-               ) -> tuple[np.ndarray, np.ndarray, list, dict[int, dict] | None]:
+    def search(
+        self,
+        xq: np.ndarray | None,
+        texts: list[str] | None,
+        k: int,
+        shortlist: int,
+        mode: str,
+        weight: float,
+        where: Where | None,
+    ) -> tuple[np.ndarray, np.ndarray, list, dict[int, dict] | None]:
         """(D, I, [(lexical hits, best dense score)] per query, {chunk id: record} or None when the Searcher reads
         the records from the local generation). xq: normalised query vectors in the model's frame (None for
         mode="lexical"); `where` is applied inside the search, so k hits come back whenever k chunks match."""

@@ -77,8 +77,10 @@ class LocalBackend:
             mode = "dense"
         if mode == "lexical":
             if self.lexical is None:
-                raise IndexFormatError(f"the index at {self.index.index_dir} has no usable lexical side; "
-                                       "re-run `searcher index` on it to build one")
+                raise IndexFormatError(
+                    f"the index at {self.index.index_dir} has no usable lexical side; "
+                    "re-run `searcher index` on it to build one"
+                )
             return (*self._lexical_only(texts, k, allowed), None)
         if self.index.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.index.rotation)
@@ -190,8 +192,10 @@ class LocalBackend:
         if allowed is not None:
             rows = self.index.rows_of(allowed)
             keep = min(len(rows), 2 * k + 8)
-            blocks = ((np.asarray(self.index.full[rows[a : a + EXACT_BLOCK]]), allowed[a : a + EXACT_BLOCK])
-                      for a in range(0, len(rows), EXACT_BLOCK))
+            blocks = (
+                (np.asarray(self.index.full[rows[a : a + EXACT_BLOCK]]), allowed[a : a + EXACT_BLOCK])
+                for a in range(0, len(rows), EXACT_BLOCK)
+            )
             _, candidates = exact_top_k(xq, blocks, keep)
             return self._rerank(xq, candidates, k)
         keep = min(len(self.index), 2 * k + 8)
@@ -203,7 +207,9 @@ class LocalBackend:
         return self._rerank(xq, candidates, k)
 
 
-def exact_top_k(xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int) -> tuple[np.ndarray, np.ndarray]:
+def exact_top_k(
+    xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact inner-product top k of each query over (vectors, ids) blocks; (D, I) best first, ties by id.
 
     One block in memory at a time, so the database may be a memory map larger than RAM.

@@ -58,11 +58,25 @@ BATCH = 256  # points per upsert request
 # qdrant section.
 OVERSAMPLING = 4.0
 GENERATION_TTL = 0.25  # seconds a reader keeps the published generation before reading it again
-CHUNK_FIELDS = ("id", "doc_id", "title", "source", "start", "end", "line", "end_line", "heading", "anchor",
-                "page", "hash", "text")
+CHUNK_FIELDS = (
+    "id",
+    "doc_id",
+    "title",
+    "source",
+    "start",
+    "end",
+    "line",
+    "end_line",
+    "heading",
+    "anchor",
+    "page",
+    "hash",
+    "text",
+)
 
 
 # --- writing: bring the collection to the local index's published generation ---------------------------------
+
 
 @dataclass
 class SyncReport:
@@ -97,8 +111,13 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
             store.delete_where("gen_to", "lte", manifest.generation)
             return SyncReport(generation=manifest.generation)
         if not store.exists():
-            store.create(manifest.model.dim, manifest.projection.coarse_dim, config.qdrant_quantization,
-                         config.qdrant_shards, config.qdrant_replicas)
+            store.create(
+                manifest.model.dim,
+                manifest.projection.coarse_dim,
+                config.qdrant_quantization,
+                config.qdrant_shards,
+                config.qdrant_replicas,
+            )
         elif meta is None:  # a shard a killed first sync made: its indexes may be missing
             store.ensure_indexes()
         published = int(meta["generation"]) if meta is not None else 0
@@ -120,13 +139,20 @@ def sync(index, *, store=None, progress: Callable[[str, int, int | None], None] 
         gone = np.setdiff1d(have, ids, assume_unique=True)
         _upsert(store, index, missing, base, generation, progress)
         _retire(store, gone + base, generation)
-        store.set_meta({
-            "format": META_FORMAT, "version": META_VERSION, "generation": generation, "chunks": len(ids),
-            "epoch": epoch, "frame": frame,
-            "manifest": orjson.dumps(manifest.to_dict()).decode(),
-            "rotation": None if index.rotation is None else base64.b64encode(
-                np.ascontiguousarray(index.rotation, dtype=np.float32).tobytes()).decode(),
-        })
+        store.set_meta(
+            {
+                "format": META_FORMAT,
+                "version": META_VERSION,
+                "generation": generation,
+                "chunks": len(ids),
+                "epoch": epoch,
+                "frame": frame,
+                "manifest": orjson.dumps(manifest.to_dict()).decode(),
+                "rotation": None
+                if index.rotation is None
+                else base64.b64encode(np.ascontiguousarray(index.rotation, dtype=np.float32).tobytes()).decode(),
+            }
+        )
         # Readers now use `generation`: the retired points can go (a query that read the previous generation an
         # instant before may miss them: the removed files' chunks, never anything wrong).
         store.delete_where("gen_to", "lte", generation)
@@ -148,10 +174,16 @@ def _same_index(meta: dict, manifest, frame: str, where: str) -> bool:
     if quantization != manifest.config.qdrant_quantization:
         raise InvalidInputError(
             f"{where} was made with --qdrant-quantization {quantization}; pass that, or index into another "
-            "collection (--qdrant-collection, --qdrant-path)")
+            "collection (--qdrant-collection, --qdrant-path)"
+        )
     current = orjson.loads(orjson.dumps(manifest.to_dict()))  # as JSON has it: tuples are lists there
-    return (old["model"] == current["model"] and meta.get("frame") == frame and old["created"] == manifest.created
-            and old["next_id"] <= manifest.next_id and old["projection"]["coarse_dim"] == manifest.projection.coarse_dim)
+    return (
+        old["model"] == current["model"]
+        and meta.get("frame") == frame
+        and old["created"] == manifest.created
+        and old["next_id"] <= manifest.next_id
+        and old["projection"]["coarse_dim"] == manifest.projection.coarse_dim
+    )
 
 
 def _upsert(store, index, ids: np.ndarray, base: int, generation: int, progress) -> None:
@@ -188,12 +220,14 @@ def _payload(record: dict, generation: int) -> dict:
 
 # --- reading ---------------------------------------------------------------------------------------------------
 
+
 def read_meta(store) -> tuple[dict, np.ndarray | None]:
     """(manifest dict, rotation) of a collection searcher synced, for a client that has nothing else."""
     meta = store.meta()
     if meta is None or meta.get("format") != META_FORMAT:
-        raise IndexFormatError(f"{store.where()} holds no searcher index yet; run `searcher index` with the qdrant "
-                               "backend to fill it")
+        raise IndexFormatError(
+            f"{store.where()} holds no searcher index yet; run `searcher index` with the qdrant backend to fill it"
+        )
     manifest = orjson.loads(meta["manifest"])
     rotation = None
     if meta.get("rotation"):
@@ -213,9 +247,12 @@ class RemoteIndex:
     def __init__(self, *, qdrant_url: str = "", qdrant_path: str = "", qdrant_collection: str = "searcher") -> None:
         from ..store import Manifest
 
-        config = IndexConfig(backend="qdrant", qdrant_url=qdrant_url,
-                             qdrant_path=str(Path(qdrant_path).expanduser().resolve()) if qdrant_path else "",
-                             qdrant_collection=qdrant_collection)
+        config = IndexConfig(
+            backend="qdrant",
+            qdrant_url=qdrant_url,
+            qdrant_path=str(Path(qdrant_path).expanduser().resolve()) if qdrant_path else "",
+            qdrant_collection=qdrant_collection,
+        )
         store = connect(config)
         try:
             manifest = Manifest.from_dict(read_meta(store)[0])
@@ -286,8 +323,10 @@ class QdrantBackend:
         if not where:
             return Scope(generation)
         if where.phrases or where.excluded:
-            raise InvalidInputError("quoted phrases and -exclusions are not supported on the qdrant backend yet; "
-                                    "search the local index (drop --qdrant-url/--qdrant-path) or leave them out")
+            raise InvalidInputError(
+                "quoted phrases and -exclusions are not supported on the qdrant backend yet; "
+                "search the local index (drop --qdrant-url/--qdrant-path) or leave them out"
+            )
         sources = None
         if where.paths:
             if self._paths is None or self._paths[0] != generation:
@@ -321,14 +360,14 @@ class QdrantBackend:
                 hits = self.store.text(content_words(texts[i]), keep, scope)
                 found.append((len(hits), -1.0))
             elif mode == "coarse":
-                hits = self.store.nearest(xc[i], "coarse", keep, scope, ef, False,
-                                          self.oversampling)
+                hits = self.store.nearest(xc[i], "coarse", keep, scope, ef, False, self.oversampling)
             elif mode == "full":
                 hits = self.store.nearest(xq[i], "full", keep, scope, ef, True)
             else:
                 depth = max(k, FUSION_DEPTH) if mode == "hybrid" else min(keep, shortlist)
-                hits = self.store.funnel(xc[i], xq[i], max(shortlist, depth), depth,
-                                         scope, ef, False, self.oversampling)
+                hits = self.store.funnel(
+                    xc[i], xq[i], max(shortlist, depth), depth, scope, ef, False, self.oversampling
+                )
                 if mode == "hybrid":
                     best_dense = float(hits[0].score) if hits else -1.0
                     hits, lexical_count = self._fuse(xq[i], texts[i], hits, k, weight, scope)
@@ -355,7 +394,6 @@ class QdrantBackend:
             dense_scores = np.concatenate([dense_scores, [float(vectors[point[int(i)]] @ q) for i in extra]])
         scores, ids = fuse(dense_ids, dense_scores.astype(np.float32), lex_ids, lex_scores / ceiling, weight, k)
         return [Found(int(i), float(s), records[int(i)]) for s, i in zip(scores, ids)], len(lex_ids)
-
 
     def _ceiling(self, words: str, scope: Scope) -> float:
         """The query's BM25 ceiling (fusion.py) from the engine's own counts: one count request per word, as

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,12 +95,16 @@ class _Store:
     """What the two transports share: `models` is the transport's module of request types (qdrant_edge, or
     qdrant_client.models), `_condition` builds one condition with them."""
 
-    models = None
+    models: Any = None  # the engine's module of types (qdrant_edge, or qdrant_client.models)
+
+    def _condition(self, key: str, kind: str, value) -> Any:
+        raise NotImplementedError
 
     def _filter(self, scope: Scope):
         must, must_not = _filter_parts(scope)
-        return self.models.Filter(must=[self._condition(*c) for c in must],
-                                  must_not=[self._condition(*c) for c in must_not])
+        return self.models.Filter(
+            must=[self._condition(*c) for c in must], must_not=[self._condition(*c) for c in must_not]
+        )
 
 
 class EdgeStore(_Store):
@@ -109,7 +114,7 @@ class EdgeStore(_Store):
     def __init__(self, path: str) -> None:
         self.models = _edge()
         self.path = Path(path).resolve()
-        self.shard = None
+        self.shard: Any = None
         if self.path.is_dir() and any(self.path.iterdir()):
             self._hold(lambda: self.models.EdgeShard.load(str(self.path)))
 
@@ -122,8 +127,10 @@ class EdgeStore(_Store):
                     busy = "WouldBlock" in str(e)
                     raise QdrantError(
                         f"the Qdrant Edge shard at {self.path} is in use by another process (a searcher server?); "
-                        "stop it, or use a Qdrant server with --qdrant-url" if busy else
-                        f"cannot open the Qdrant Edge shard at {self.path}: {_line(e)}") from None
+                        "stop it, or use a Qdrant server with --qdrant-url"
+                        if busy
+                        else f"cannot open the Qdrant Edge shard at {self.path}: {_line(e)}"
+                    ) from None
             _SHARDS[self.path][1] += 1
             self.shard = _SHARDS[self.path][0]
 
@@ -136,16 +143,21 @@ class EdgeStore(_Store):
     def create(self, dim: int, coarse_dim: int, quantization: str, shards: int = 0, replicas: int = 0) -> None:
         """An Edge shard is one shard: `shards` and `replicas` are a server's."""
         qe = self.models
-        q = {"none": None, "scalar": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99,
-                                                                   always_ram=True),
-             "binary": qe.BinaryQuantizationConfig(always_ram=True)}[quantization]
+        q = {
+            "none": None,
+            "scalar": qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=0.99, always_ram=True),
+            "binary": qe.BinaryQuantizationConfig(always_ram=True),
+        }[quantization]
         no_graph = qe.HnswIndexConfig(m=0, ef_construct=100, full_scan_threshold=10_000)
-        config = qe.EdgeConfig(vectors={
-            "coarse": qe.EdgeVectorParams(size=coarse_dim, distance=qe.Distance.Cosine, quantization_config=q),
-            # on disk like the local backend's memory map: a query reads only the `shortlist` rows it rescores
-            "full": qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, hnsw_config=no_graph,
-                                        memory=qe.Memory.Cold),
-        })
+        config = qe.EdgeConfig(
+            vectors={
+                "coarse": qe.EdgeVectorParams(size=coarse_dim, distance=qe.Distance.Cosine, quantization_config=q),
+                # on disk like the local backend's memory map: a query reads only the `shortlist` rows it rescores
+                "full": qe.EdgeVectorParams(
+                    size=dim, distance=qe.Distance.Cosine, hnsw_config=no_graph, memory=qe.Memory.Cold
+                ),
+            }
+        )
         self.path.mkdir(parents=True, exist_ok=True)
         self._hold(lambda: qe.EdgeShard.create(str(self.path), config))
         self.ensure_indexes()
@@ -175,8 +187,10 @@ class EdgeStore(_Store):
 
     def upsert(self, ids, coarse, full, payloads) -> None:
         qe = self.models
-        points = [qe.Point(int(i), {"coarse": c.tolist(), "full": f.tolist()}, p)
-                  for i, c, f, p in zip(ids, coarse, full, payloads)]
+        points = [
+            qe.Point(int(i), {"coarse": c.tolist(), "full": f.tolist()}, p)
+            for i, c, f, p in zip(ids, coarse, full, payloads)
+        ]
         self.shard.update(qe.UpdateOperation.upsert_points(points))
 
     def set_payload(self, ids, payload: dict) -> None:
@@ -199,8 +213,9 @@ class EdgeStore(_Store):
         live = qe.Filter(must=[qe.IsEmptyCondition("gen_to")], must_not=[qe.HasIdCondition({META_ID})])
         out, offset = [], None
         while True:
-            records, offset = self.shard.scroll(qe.ScrollRequest(offset=offset, limit=10_000, filter=live,
-                                                                 with_payload=False, with_vector=False))
+            records, offset = self.shard.scroll(
+                qe.ScrollRequest(offset=offset, limit=10_000, filter=live, with_payload=False, with_vector=False)
+            )
             out.extend(r.id for r in records)
             if offset is None:
                 return np.sort(np.asarray(out, dtype=np.int64))
@@ -213,32 +228,49 @@ class EdgeStore(_Store):
 
     def _params(self, ef: int, exact: bool, oversampling: float | None):
         qe = self.models
-        return qe.SearchParams(hnsw_ef=ef, exact=exact,
-                               quantization=qe.QuantizationSearchParams(rescore=True, oversampling=oversampling))
+        return qe.SearchParams(
+            hnsw_ef=ef, exact=exact, quantization=qe.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        )
 
-    def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool,
-               oversampling: float | None = None) -> list[Found]:
+    def funnel(
+        self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool, oversampling: float | None = None
+    ) -> list[Found]:
         qe = self.models
         params = self._params(ef, exact, oversampling)
         request = qe.QueryRequest(
-            limit=k, with_payload=True,
-            prefetches=[qe.Prefetch(limit=shortlist, query=qe.Query.Nearest(qc.tolist(), using="coarse"),
-                                    filter=self._filter(scope), params=params)],
-            query=qe.Query.Nearest(qf.tolist(), using="full"))
+            limit=k,
+            with_payload=True,
+            prefetches=[
+                qe.Prefetch(
+                    limit=shortlist,
+                    query=qe.Query.Nearest(qc.tolist(), using="coarse"),
+                    filter=self._filter(scope),
+                    params=params,
+                )
+            ],
+            query=qe.Query.Nearest(qf.tolist(), using="full"),
+        )
         return [_found(p) for p in self.shard.query(request)]
 
-    def nearest(self, q, using: str, k: int, scope: Scope, ef: int, exact: bool,
-                oversampling: float | None = None) -> list[Found]:
+    def nearest(
+        self, q, using: str, k: int, scope: Scope, ef: int, exact: bool, oversampling: float | None = None
+    ) -> list[Found]:
         qe = self.models
         params = self._params(ef, exact, oversampling)
-        request = qe.QueryRequest(limit=k, with_payload=True, query=qe.Query.Nearest(q.tolist(), using=using),
-                                  filter=self._filter(scope), params=params)
+        request = qe.QueryRequest(
+            limit=k,
+            with_payload=True,
+            query=qe.Query.Nearest(q.tolist(), using=using),
+            filter=self._filter(scope),
+            params=params,
+        )
         return [_found(p) for p in self.shard.query(request)]
 
     def text(self, query: str, k: int, scope: Scope) -> list[Found]:
         qe = self.models
-        request = qe.QueryRequest(limit=k, with_payload=True, query=qe.TextQuery(LEXICAL, query),
-                                  filter=self._filter(scope))
+        request = qe.QueryRequest(
+            limit=k, with_payload=True, query=qe.TextQuery(LEXICAL, query), filter=self._filter(scope)
+        )
         return [_found(p) for p in self.shard.query(request)]
 
     def full_vectors(self, ids) -> dict[int, np.ndarray]:
@@ -290,8 +322,11 @@ class ClientStore(_Store):
         qdrant_client, self.models = _client_models()
         self.url, self.collection = url, collection
         if location is not None:
-            self.client = qdrant_client.QdrantClient(location=location) if location == ":memory:" else \
-                qdrant_client.QdrantClient(path=location)
+            self.client = (
+                qdrant_client.QdrantClient(location=location)
+                if location == ":memory:"
+                else qdrant_client.QdrantClient(path=location)
+            )
         else:
             self.client = qdrant_client.QdrantClient(url=url, timeout=60, check_compatibility=False)
         self._exists = self._call(lambda: self.client.collection_exists(collection))
@@ -308,9 +343,11 @@ class ClientStore(_Store):
                 if not self._transient(e):
                     raise QdrantError(f"Qdrant refused a request to {self.where()}: {_line(e)}") from None
                 if attempt == RETRIES - 1:
-                    raise QdrantError(f"cannot reach Qdrant at {self.url} ({_line(e)}); start the server or pass "
-                                      "another --qdrant-url (the local index is up to date: run the same "
-                                      "command again to sync)") from None
+                    raise QdrantError(
+                        f"cannot reach Qdrant at {self.url} ({_line(e)}); start the server or pass "
+                        "another --qdrant-url (the local index is up to date: run the same "
+                        "command again to sync)"
+                    ) from None
                 log.warning("Qdrant request failed (%s); retrying in %.1f s", _line(e), wait)
                 time.sleep(wait)
                 wait *= 2
@@ -331,27 +368,46 @@ class ClientStore(_Store):
 
     def create(self, dim: int, coarse_dim: int, quantization: str, shards: int = 0, replicas: int = 0) -> None:
         m = self.models
-        q = {"none": None,
-             "scalar": m.ScalarQuantization(scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99,
-                                                                               always_ram=True)),
-             "binary": m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True))}[quantization]
-        self._call(lambda: self.client.create_collection(self.collection, vectors_config={
-            "coarse": m.VectorParams(size=coarse_dim, distance=m.Distance.COSINE, quantization_config=q),
-            "full": m.VectorParams(size=dim, distance=m.Distance.COSINE, hnsw_config=m.HnswConfigDiff(m=0),
-                                   on_disk=True),
-        }, shard_number=shards or None, replication_factor=replicas or None))
+        q = {
+            "none": None,
+            "scalar": m.ScalarQuantization(
+                scalar=m.ScalarQuantizationConfig(type=m.ScalarType.INT8, quantile=0.99, always_ram=True)
+            ),
+            "binary": m.BinaryQuantization(binary=m.BinaryQuantizationConfig(always_ram=True)),
+        }[quantization]
+        self._call(
+            lambda: self.client.create_collection(
+                self.collection,
+                vectors_config={
+                    "coarse": m.VectorParams(size=coarse_dim, distance=m.Distance.COSINE, quantization_config=q),
+                    "full": m.VectorParams(
+                        size=dim, distance=m.Distance.COSINE, hnsw_config=m.HnswConfigDiff(m=0), on_disk=True
+                    ),
+                },
+                shard_number=shards or None,
+                replication_factor=replicas or None,
+            )
+        )
         self._exists = True
         self.ensure_indexes()
 
     def ensure_indexes(self) -> None:
         """The payload and text indexes (see EdgeStore.ensure_indexes)."""
         m = self.models
-        text = m.TextIndexParams(type=m.TextIndexType.TEXT, tokenizer=m.TokenizerType.WORD, lowercase=True,
-                                 stemmer=m.SnowballParams(type=m.Snowball.SNOWBALL, language=m.SnowballLanguage.ENGLISH),
-                                 scoring=m.TextScoringParams(type=m.TextScoringType.BM25))
-        for name, schema in (("gen_from", m.PayloadSchemaType.INTEGER), ("gen_to", m.PayloadSchemaType.INTEGER),
-                             ("source", m.PayloadSchemaType.KEYWORD), ("ext", m.PayloadSchemaType.KEYWORD),
-                             (LEXICAL, text)):
+        text = m.TextIndexParams(
+            type=m.TextIndexType.TEXT,
+            tokenizer=m.TokenizerType.WORD,
+            lowercase=True,
+            stemmer=m.SnowballParams(type=m.Snowball.SNOWBALL, language=m.SnowballLanguage.ENGLISH),
+            scoring=m.TextScoringParams(type=m.TextScoringType.BM25),
+        )
+        for name, schema in (
+            ("gen_from", m.PayloadSchemaType.INTEGER),
+            ("gen_to", m.PayloadSchemaType.INTEGER),
+            ("source", m.PayloadSchemaType.KEYWORD),
+            ("ext", m.PayloadSchemaType.KEYWORD),
+            (LEXICAL, text),
+        ):
             self._call(lambda name=name, schema=schema: self.client.create_payload_index(self.collection, name, schema))
 
     def _condition(self, key: str, kind: str, value):
@@ -364,8 +420,10 @@ class ClientStore(_Store):
         return m.FieldCondition(key=key, range=m.Range(**{kind: value}))
 
     def upsert(self, ids, coarse, full, payloads) -> None:
-        points = [self.models.PointStruct(id=int(i), vector={"coarse": c.tolist(), "full": f.tolist()}, payload=p)
-                  for i, c, f, p in zip(ids, coarse, full, payloads)]
+        points = [
+            self.models.PointStruct(id=int(i), vector={"coarse": c.tolist(), "full": f.tolist()}, payload=p)
+            for i, c, f, p in zip(ids, coarse, full, payloads)
+        ]
         self._call(lambda: self.client.upsert(self.collection, points, wait=True))
 
     def set_payload(self, ids, payload: dict) -> None:
@@ -382,13 +440,22 @@ class ClientStore(_Store):
 
     def ids(self) -> np.ndarray:
         m = self.models
-        live = m.Filter(must=[m.IsEmptyCondition(is_empty=m.PayloadField(key="gen_to"))],
-                        must_not=[m.HasIdCondition(has_id=[META_ID])])
+        live = m.Filter(
+            must=[m.IsEmptyCondition(is_empty=m.PayloadField(key="gen_to"))],
+            must_not=[m.HasIdCondition(has_id=[META_ID])],
+        )
         out, offset = [], None
         while True:
-            records, offset = self._call(lambda offset=offset: self.client.scroll(
-                self.collection, scroll_filter=live, limit=10_000, offset=offset, with_payload=False,
-                with_vectors=False))
+            records, offset = self._call(
+                lambda offset=offset: self.client.scroll(
+                    self.collection,
+                    scroll_filter=live,
+                    limit=10_000,
+                    offset=offset,
+                    with_payload=False,
+                    with_vectors=False,
+                )
+            )
             out.extend(r.id for r in records)
             if offset is None:
                 return np.sort(np.asarray(out, dtype=np.int64))
@@ -399,33 +466,53 @@ class ClientStore(_Store):
 
     def _params(self, ef: int, exact: bool, oversampling: float | None):
         m = self.models
-        return m.SearchParams(hnsw_ef=ef, exact=exact,
-                              quantization=m.QuantizationSearchParams(rescore=True, oversampling=oversampling))
+        return m.SearchParams(
+            hnsw_ef=ef, exact=exact, quantization=m.QuantizationSearchParams(rescore=True, oversampling=oversampling)
+        )
 
     def sources(self, generation: int) -> list[str]:
         """Every file the generation holds chunks of."""
-        response = self._call(lambda: self.client.facet(self.collection, "source", limit=2**31 - 1, exact=True,
-                                                        facet_filter=self._filter(Scope(generation))))
+        response = self._call(
+            lambda: self.client.facet(
+                self.collection, "source", limit=2**31 - 1, exact=True, facet_filter=self._filter(Scope(generation))
+            )
+        )
         return [str(h.value) for h in response.hits]
 
-    def funnel(self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool,
-               oversampling: float | None = None) -> list[Found]:
-        prefetch = self.models.Prefetch(query=qc.tolist(), using="coarse", limit=shortlist,
-                                        filter=self._filter(scope), params=self._params(ef, exact, oversampling))
+    def funnel(
+        self, qc, qf, shortlist: int, k: int, scope: Scope, ef: int, exact: bool, oversampling: float | None = None
+    ) -> list[Found]:
+        prefetch = self.models.Prefetch(
+            query=qc.tolist(),
+            using="coarse",
+            limit=shortlist,
+            filter=self._filter(scope),
+            params=self._params(ef, exact, oversampling),
+        )
         return self._query(prefetch=prefetch, query=qf.tolist(), using="full", limit=k)
 
-    def nearest(self, q, using: str, k: int, scope: Scope, ef: int, exact: bool,
-                oversampling: float | None = None) -> list[Found]:
-        return self._query(query=q.tolist(), using=using, limit=k, query_filter=self._filter(scope),
-                           search_params=self._params(ef, exact, oversampling))
+    def nearest(
+        self, q, using: str, k: int, scope: Scope, ef: int, exact: bool, oversampling: float | None = None
+    ) -> list[Found]:
+        return self._query(
+            query=q.tolist(),
+            using=using,
+            limit=k,
+            query_filter=self._filter(scope),
+            search_params=self._params(ef, exact, oversampling),
+        )
 
     def text(self, query: str, k: int, scope: Scope) -> list[Found]:
-        return self._query(query=self.models.TextQuery(text=query), using=LEXICAL, limit=k,
-                           query_filter=self._filter(scope))
+        return self._query(
+            query=self.models.TextQuery(text=query), using=LEXICAL, limit=k, query_filter=self._filter(scope)
+        )
 
     def full_vectors(self, ids) -> dict[int, np.ndarray]:
-        records = self._call(lambda: self.client.retrieve(self.collection, [int(i) for i in ids],
-                                                          with_payload=False, with_vectors=["full"]))
+        records = self._call(
+            lambda: self.client.retrieve(
+                self.collection, [int(i) for i in ids], with_payload=False, with_vectors=["full"]
+            )
+        )
         return {r.id: np.asarray(r.vector["full"], dtype=np.float32) for r in records}
 
     def meta(self) -> dict | None:
@@ -436,8 +523,9 @@ class ClientStore(_Store):
 
     def generation(self) -> tuple[int, int]:
         """(the generation readers use, its chunk count)."""
-        records = self._call(lambda: self.client.retrieve(self.collection, [META_ID],
-                                                          with_payload=["generation", "chunks"]))
+        records = self._call(
+            lambda: self.client.retrieve(self.collection, [META_ID], with_payload=["generation", "chunks"])
+        )
         return (int(records[0].payload["generation"]), int(records[0].payload["chunks"])) if records else (0, 0)
 
     def set_meta(self, payload: dict) -> None:
@@ -445,7 +533,9 @@ class ClientStore(_Store):
         self._call(lambda: self.client.upsert(self.collection, [meta], wait=True))
 
     def count(self, scope: Scope) -> int:
-        return self._call(lambda: self.client.count(self.collection, count_filter=self._filter(scope), exact=True)).count
+        return self._call(
+            lambda: self.client.count(self.collection, count_filter=self._filter(scope), exact=True)
+        ).count
 
     def finish(self) -> None:
         """Nothing: a server builds its indexes in the background."""

@@ -41,7 +41,9 @@ def read_pdf(data: bytes) -> tuple[str, tuple[tuple[int, int], ...], str]:
             offset += len(text) + 2
         title = (pdf.get_metadata_value("Title") or "").strip()
         if not parts:
-            raise UnreadableFileError(f"no text layer in its {len(pdf)} page(s) (a scan?); OCR it first, e.g. with ocrmypdf")
+            raise UnreadableFileError(
+                f"no text layer in its {len(pdf)} page(s) (a scan?); OCR it first, e.g. with ocrmypdf"
+            )
     finally:
         pdf.close()
     return "\n\n".join(parts), tuple(pages), title

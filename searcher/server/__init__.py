@@ -17,5 +17,6 @@ def need(module: str, package: str) -> None:
     try:
         importlib.import_module(module)
     except ImportError:
-        raise SearcherError(f"this needs the {package} package: {install_hint('serve')} "
-                            f"(or pip install {package})") from None
+        raise SearcherError(
+            f"this needs the {package} package: {install_hint('serve')} (or pip install {package})"
+        ) from None

@@ -70,8 +70,9 @@ class BatchRequest(BaseModel):
     """Several queries with the same options, answered in one pass."""
 
     model_config = ConfigDict(extra="forbid")
-    queries: list[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]] = Field(min_length=1,
-                                                                                          max_length=MAX_BATCH)
+    queries: list[Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS)]] = Field(
+        min_length=1, max_length=MAX_BATCH
+    )
     k: int = Field(10, ge=1, le=MAX_K)
     mode: Mode = "hybrid"
     paths: list[str] = Field(default_factory=list, max_length=64)
@@ -85,13 +86,24 @@ class BatchRequest(BaseModel):
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
 
 
-def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0.0.1", port: int | None = None,
-               allow_hosts: tuple[str, ...] = ()) -> FastAPI:
+def create_app(
+    catalog: Catalog,
+    *,
+    token: str | None = None,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    allow_hosts: tuple[str, ...] = (),
+) -> FastAPI:
     """The app answering from `catalog`, served on `host`:`port`. With `token`, every endpoint but /health and the
     page's files needs `Authorization: Bearer TOKEN`. Every endpoint but /health answers only a Host (and a
     browser's Origin) naming this server: `host`, the loopback names, or one of `allow_hosts`."""
-    app = FastAPI(title="searcher", version=__version__, docs_url=None, redoc_url=None,
-                  description="Search your indexed documents by meaning and by exact words.")
+    app = FastAPI(
+        title="searcher",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        description="Search your indexed documents by meaning and by exact words.",
+    )
     app.state.catalog = catalog
     open_paths = {"/health", "/", "/favicon.ico"}
     names = {h.lower().strip("[]") for h in (*LOOPBACK_NAMES, host, *allow_hosts)} - {"0.0.0.0", "::"}
@@ -148,8 +160,17 @@ def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0
         index: str | None = Query(None),
     ) -> Response:
         # model_construct: FastAPI has validated each parameter already, with the same bounds
-        request = SearchRequest.model_construct(query=query, k=k, mode=mode, paths=path, types=type, per_doc=per_doc,
-                                                min_score=min_score, shortlist=shortlist, index=index)
+        request = SearchRequest.model_construct(
+            query=query,
+            k=k,
+            mode=mode,
+            paths=path,
+            types=type,
+            per_doc=per_doc,
+            min_score=min_score,
+            shortlist=shortlist,
+            index=index,
+        )
         return search(request)
 
     @app.post("/search", summary="Search one index")
@@ -160,9 +181,15 @@ def create_app(catalog: Catalog, *, token: str | None = None, host: str = "127.0
     @app.post("/search/batch", summary="Search one index with several queries")
     def search_batch(request: BatchRequest) -> Response:
         name, searcher, results = _run(catalog, request.queries, request)
-        return _json({"index": name, **({"generation": searcher.manifest.generation} if searcher is not None else {}),
-                      "results": [_result(name, searcher, q, hits, catalog.names)
-                                  for q, hits in zip(request.queries, results)]})
+        return _json(
+            {
+                "index": name,
+                **({"generation": searcher.manifest.generation} if searcher is not None else {}),
+                "results": [
+                    _result(name, searcher, q, hits, catalog.names) for q, hits in zip(request.queries, results)
+                ],
+            }
+        )
 
     @app.get("/document", summary="Lines of an indexed file (a hit's source), to read around a hit")
     def document(
@@ -214,13 +241,18 @@ def _foreign(host_header: str, origin: str | None, names: set[str], port: int | 
     except ValueError:
         return f"Host header {host_header!r} is not a host name"
     if host_name not in names or (port is not None and host_port not in (None, port)):
-        return (f"Host {host_header!r} is not this server's; open it as http://localhost:{port or ''}/ or pass "
-                f"--allow-host {host_name or 'NAME'}")
+        return (
+            f"Host {host_header!r} is not this server's; open it as http://localhost:{port or ''}/ or pass "
+            f"--allow-host {host_name or 'NAME'}"
+        )
     if origin is not None:
         try:
             o = urlsplit(origin)
-            ok = o.scheme in ("http", "https") and (o.hostname or "") in names and \
-                (port is None or (o.port or (443 if o.scheme == "https" else 80)) == port)
+            ok = (
+                o.scheme in ("http", "https")
+                and (o.hostname or "") in names
+                and (port is None or (o.port or (443 if o.scheme == "https" else 80)) == port)
+            )
         except ValueError:
             ok = False
         if not ok:
@@ -248,9 +280,17 @@ class BodyLimit:
             seen += len(message.get("body", b""))
             if seen > self.limit:
                 body = orjson.dumps({"error": f"request body over {self.limit} bytes; send fewer or shorter queries"})
-                await send({"type": "http.response.start", "status": 413,
-                            "headers": [(b"content-type", b"application/json"),
-                                        (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": 413,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close"),
+                        ],
+                    }
+                )
                 await send({"type": "http.response.body", "body": body})
                 return
             if not message.get("more_body", False):
@@ -266,8 +306,13 @@ ALL = "*"  # index=* searches every index of the server, hits merged by score (s
 
 
 def _run(catalog: Catalog, queries: list[str], request):
-    options = dict(shortlist=request.shortlist, mode=request.mode, min_score=request.min_score,
-                   where=Where(tuple(request.paths), tuple(request.types)), per_doc=request.per_doc)
+    options = dict(
+        shortlist=request.shortlist,
+        mode=request.mode,
+        min_score=request.min_score,
+        where=Where(tuple(request.paths), tuple(request.types)),
+        per_doc=request.per_doc,
+    )
     if request.index == ALL:
         return ALL, None, search_many([catalog.searcher(n) for n in catalog.names], queries, request.k, **options)
     name = request.index or catalog.default
@@ -281,9 +326,13 @@ def _result(name: str, searcher, query: str, hits, names: list[str] | None = Non
     if searcher is None:
         for record, origin in zip(records, hits.origins):
             record["index"] = (names or [])[origin]
-    return {"query": query, "index": name,
-            **({"generation": searcher.manifest.generation} if searcher is not None else {}),
-            "no_match": hits.no_match, "hits": records}
+    return {
+        "query": query,
+        "index": name,
+        **({"generation": searcher.manifest.generation} if searcher is not None else {}),
+        "no_match": hits.no_match,
+        "hits": records,
+    }
 
 
 def _json(body: dict) -> Response:
@@ -302,8 +351,7 @@ def run(app: FastAPI, *, host: str, port: int, stop_after: float | None = None) 
 
     import uvicorn
 
-    server = uvicorn.Server(uvicorn.Config(BodyLimit(app), host=host, port=port, log_level="warning",
-                                           access_log=False))
+    server = uvicorn.Server(uvicorn.Config(BodyLimit(app), host=host, port=port, log_level="warning", access_log=False))
     if stop_after is not None:
         timer = threading.Timer(stop_after, lambda: setattr(server, "should_exit", True))
         timer.daemon = True

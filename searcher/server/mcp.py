@@ -24,8 +24,15 @@ from .catalog import Catalog
 
 def agent_record(rank: int, hit) -> dict[str, Any]:
     """A hit as an agent needs it: where (source, lines, section, page) and the passage, not the whole chunk."""
-    record = {"rank": rank, "score": round(hit.score, 3), "source": hit.source, "line": hit.line,
-              "end_line": hit.end_line, "heading": hit.heading, "snippet": hit.snippet}
+    record = {
+        "rank": rank,
+        "score": round(hit.score, 3),
+        "source": hit.source,
+        "line": hit.line,
+        "end_line": hit.end_line,
+        "heading": hit.heading,
+        "snippet": hit.snippet,
+    }
     if hit.page:
         record["page"] = hit.page
     if hit.more:
@@ -37,8 +44,13 @@ def _listing(query: str, hits) -> str:
     """The hits as a few lines of text (the MCP text content): the JSON is in the structured content, once."""
     if hits.no_match:
         return f"no match for {query!r}: nothing in the index is likely to be relevant"
-    return "\n".join(f"{i}. {h.score:.2f} {h.source}:{h.line or h.page} {h.heading}\n   {h.snippet}"
-                     for i, h in enumerate(hits, start=1)) or "no hits"
+    return (
+        "\n".join(
+            f"{i}. {h.score:.2f} {h.source}:{h.line or h.page} {h.heading}\n   {h.snippet}"
+            for i, h in enumerate(hits, start=1)
+        )
+        or "no hits"
+    )
 
 
 def create_mcp(catalog: Catalog):
@@ -46,30 +58,60 @@ def create_mcp(catalog: Catalog):
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp_types import CallToolResult, TextContent
 
-    server = MCPServer("searcher", instructions=(
-        "Search the user's local documents by meaning and exact words with `search`; each hit names its file "
-        "(source) and lines. Read more around a hit with `get_document`."))
+    server = MCPServer(
+        "searcher",
+        instructions=(
+            "Search the user's local documents by meaning and exact words with `search`; each hit names its file "
+            "(source) and lines. Read more around a hit with `get_document`."
+        ),
+    )
 
     @server.tool(structured_output=True)
     def search(
-        query: Annotated[str, Field(min_length=1, max_length=MAX_QUERY_CHARS, description=(
-            'What to search for: words, "quoted phrases" that must occur, -word or -"phrase" to leave out, code '
-            "names (Py_Initialize, os.path.join) matched whole."))],
+        query: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=MAX_QUERY_CHARS,
+                description=(
+                    'What to search for: words, "quoted phrases" that must occur, -word or -"phrase" to leave out, '
+                    "code "
+                    "names (Py_Initialize, os.path.join) matched whole."
+                ),
+            ),
+        ],
         k: Annotated[int, Field(ge=1, le=MAX_K, description="How many documents to return, best first.")] = 10,
-        paths: Annotated[list[str] | None, Field(description='Only files matching any of these globs, e.g. '
-                                                              '"docs/*.md".')] = None,
+        paths: Annotated[
+            list[str] | None, Field(description='Only files matching any of these globs, e.g. "docs/*.md".')
+        ] = None,
         types: Annotated[list[str] | None, Field(description='Only these file types, e.g. "md", "pdf".')] = None,
-        mode: Annotated[Literal["hybrid", "dense", "lexical"], Field(description=(
-            "hybrid: meaning and exact words (default); dense: meaning only; lexical: exact words only."))] = "hybrid",
-        index: Annotated[str | None, Field(description="Which index, when the server has several; * for all of "
-                                                        "them, hits merged by score.")] = None,
-        min_score: Annotated[float | None, Field(ge=0, le=1, description=(
-            "Only hits at least this likely to be relevant (scores are probabilities, 0-1)."))] = None,
+        mode: Annotated[
+            Literal["hybrid", "dense", "lexical"],
+            Field(
+                description=(
+                    "hybrid: meaning and exact words (default); dense: meaning only; lexical: exact words only."
+                )
+            ),
+        ] = "hybrid",
+        index: Annotated[
+            str | None,
+            Field(description="Which index, when the server has several; * for all of them, hits merged by score."),
+        ] = None,
+        min_score: Annotated[
+            float | None,
+            Field(
+                ge=0,
+                le=1,
+                description=("Only hits at least this likely to be relevant (scores are probabilities, 0-1)."),
+            ),
+        ] = None,
     ) -> dict[str, Any]:
         """Search the index for passages that answer `query`, best first, one per document. Each hit gives the
         file (source), the passage's lines and section, the passage itself and a score (the probability that it
         is relevant); no_match is true when nothing is likely relevant. Read around a hit with get_document."""
-        options = dict(mode=mode, per_doc=True, min_score=min_score, where=Where(tuple(paths or ()), tuple(types or ())))
+        options = dict(
+            mode=mode, per_doc=True, min_score=min_score, where=Where(tuple(paths or ()), tuple(types or ()))
+        )
         try:
             if index == ALL:
                 (hits,) = search_many([catalog.searcher(n) for n in catalog.names], [query], k, **options)

@@ -1,0 +1,62 @@
+"""Each document-embedding path's retrieval quality on the machine at hand: nDCG@10 on the four shared sets with
+exact search over that path's own chunk vectors (queries in float32, as queries are always embedded), and its
+top-10 agreement with float32 when 500 of each corpus's own chunks are the queries. This is what decides whether
+the int8 graph may embed documents (indexer.INT8_DOCUMENTS, INT8_MIN_COSINE), by retrieval rather than by a
+cosine alone.
+
+    python benchmarks/paths_quality.py
+"""
+
+from __future__ import annotations
+
+import time
+
+from _common import CACHE, write_section
+from throughput import ndcg_by_path, paths
+
+from searcher import IndexConfig
+from searcher.encoder import load_encoder
+
+SETS = [
+    ("scifact", "test"),
+    ("aie5-simonw-llms", "test"),
+    ("dmiai2025-emergency-rag-statpearls", "train"),
+    ("msmarco-5k", "test"),
+]
+AGREEMENT_QUERIES = 500
+
+
+def main() -> None:
+    work = CACHE / "paths-quality"
+    work.mkdir(parents=True, exist_ok=True)
+    config = IndexConfig()
+    encoder = load_encoder(config.model)
+    encoders = paths(encoder, work)
+    chunk_tokens, overlap = config.chunking(encoder.info.max_seq_length)
+    names = list(encoders)
+    lines = [
+        "| set (split) | "
+        + " | ".join(f"{n} nDCG@10" for n in names)
+        + " | "
+        + " | ".join(f"{n} top-10 agreement" for n in names[1:])
+        + " | seconds |",
+        "|:--|" + "--:|" * (2 * len(names)),
+    ]
+    for name, split in SETS:
+        started = time.perf_counter()
+        got = ndcg_by_path(name, encoders, chunk_tokens, overlap, split, AGREEMENT_QUERIES)
+        lines.append(
+            f"| {name} ({split}) | "
+            + " | ".join(f"{got[n]:.4f}" for n in names)
+            + " | "
+            + " | ".join(f"{got[n + ' agreement']:.3f}" for n in names[1:])
+            + f" | {time.perf_counter() - started:.0f} |"
+        )
+        print(lines[-1], flush=True)
+    write_section(
+        "paths-quality", "Each embedding path's nDCG@10 and top-10 agreement with float32, this CPU", "\n".join(lines)
+    )
+
+
+if __name__ == "__main__":
+    main()

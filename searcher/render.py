@@ -1,0 +1,138 @@
+"""How `searcher query` prints hits: text for reading (coloured on a terminal), jsonl, json, csv, paths (grep -l)
+and grep (path:line:passage). The command parses and searches; this module only renders (qmd's formatter.ts)."""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import sys
+import textwrap
+
+import click
+import orjson
+
+from .errors import SearcherError
+from .search import hit_record
+
+CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
+
+
+def echo(text: str, colored: bool | None = None, *, err: bool = False) -> None:
+    # (color=: click strips escape codes from output that is not a terminal unless told they are wanted)
+    click.echo(text, color=colored, err=err)
+
+
+def render_results(queries: list[str], results, output: str, *, colored: bool, around: dict, min_score) -> None:
+    """Print each query's hits in `output` format (see the module docstring)."""
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(CSV_FIELDS)
+    records: list[dict] = []
+    records = []
+    for text, hits in zip(queries, results):
+        if hits.no_match:
+            echo(f"no match for {text!r}: nothing in the index is likely to be relevant", err=True)
+            if output == "jsonl":  # a record for every query, so a batch's output lines up with its input
+                echo(orjson.dumps({"query": text, "no_match": True}).decode())
+            continue
+        if not hits:
+            echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)
+        if output in ("jsonl", "json", "csv"):
+            for rank, hit in enumerate(hits, start=1):
+                record = hit_record(text, rank, hit)
+                if output == "jsonl":
+                    echo(orjson.dumps(record).decode())
+                elif output == "csv":
+                    writer.writerow([record[f] for f in CSV_FIELDS])
+                else:
+                    records.append(record)
+            continue
+        if output == "paths":  # every matching file, those folded as the same text included
+            for source in dict.fromkeys(p for hit in hits for p in (hit.source, *hit.duplicates)):
+                echo(source)
+            continue
+        if output == "grep":
+            for hit in hits:
+                echo(f"{hit.source}:{hit.line or hit.page}:{' '.join(hit.snippet.split())}")
+            continue
+        if len(queries) > 1:
+            echo(f"# {text}")
+        for rank, hit in enumerate(hits, start=1):
+            where = (
+                _paint(_display_path(hit.source), "35", colored)
+                + (_paint(f":{hit.line}", "32", colored) if hit.line else "")
+                + (f"#{hit.anchor}" if hit.anchor else "")
+                + (f" (page {hit.page})" if hit.page else "")
+            )
+            echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}", colored)
+            if (hit.source, hit.line) in around:
+                echo(around[(hit.source, hit.line)])
+            else:
+                echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), colored)
+            if hit.more:
+                echo(
+                    f"    also at line{'s' if len(hit.more) > 1 else ''} "
+                    + ", ".join(str(m.line or m.page) for m in hit.more[:8])
+                    + (" ..." if len(hit.more) > 8 else "")
+                )
+            if hit.duplicates:
+                echo("    the same text in " + ", ".join(_display_path(p) for p in hit.duplicates))
+    if output == "json":
+        echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
+
+
+def _label(hit) -> str:
+    """Title and section: the heading path, unless it already starts with the title."""
+    if not hit.heading:
+        return hit.title
+    top = hit.heading.split(" > ")[0]
+    if hit.heading.startswith(hit.title) or hit.title.startswith(top):  # the page's title is its first heading
+        return hit.heading
+    return f"{hit.title} > {hit.heading}"
+
+
+def _paint(text: str, code: str, color: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if color else text
+
+
+def _highlight(text: str, marks, color: bool, width: int = 100) -> str:
+    """The snippet wrapped to `width` (a code snippet's lines kept as they are), the query's words in bold yellow on
+    a terminal (NO_COLOR turns it off)."""
+    lines = text.split("\n") if "\n" in text else textwrap.wrap(text, width)
+    if not color or not marks:
+        return "\n".join(lines)
+    # Wrapped on the plain text first: escape codes would count toward the width.
+    words = re.compile(
+        r"\b(" + "|".join(sorted({re.escape(text[a:b]) for a, b in marks}, key=len, reverse=True)) + r")\b"
+    )
+    return "\n".join(words.sub("\x1b[1;33m\\1\x1b[0m", line) for line in lines)
+
+
+def _display_path(path: str) -> str:
+    try:
+        return os.path.relpath(path)
+    except ValueError:
+        return path
+
+
+def context_lines(searcher, results, lines: int) -> dict[tuple[str, int], str]:
+    """{(source, line): the file's lines around that hit's passage, numbered} for `-C`; hits whose file cannot be
+    read back (changed since indexed, a collection without files) keep their snippet."""
+    from .documents import read_lines
+
+    out = {}
+    for hits in results:
+        for hit in hits:
+            if not hit.line or (hit.source, hit.line) in out or not hasattr(searcher.index, "files"):
+                continue
+            last = max(hit.end_line, hit.line)
+            try:
+                got = read_lines(searcher.index, hit.source, max(1, hit.line - lines), last + lines)
+            except SearcherError:
+                continue
+            numbered = enumerate(got.text.split("\n"), start=got.start_line)
+            out[(hit.source, hit.line)] = "\n".join(
+                f"{n:>6}{':' if hit.line <= n <= last else '-'} {text}" for n, text in numbered
+            )
+    return out
