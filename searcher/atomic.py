@@ -36,7 +36,7 @@ def _create_new(path: Path, flags: int = os.O_WRONLY) -> int:
     return os.open(path, flags | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
 
 
-def reserved_npy(path: Path, shape: tuple[int, int], dtype) -> np.ndarray:
+def reserved_npy(path: Path, shape: tuple[int, int], dtype) -> np.memmap:
     """A new .npy file of `shape`, its blocks reserved on disk, memory-mapped for writing.
 
     subtle: open_memmap alone makes a sparse file. Writing into its pages on a full disk raises no error but SIGBUS

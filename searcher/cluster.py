@@ -20,6 +20,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class _Worker:
         torch.set_num_threads(max(1, threads))
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
         self.encoder = SentenceTransformerEncoder(model, device=self.device)
-        self.documents = None  # the encoder documents are embedded with, chosen on the first batch (_choose)
+        self.documents: Any = None  # the encoder documents are embedded with, chosen on the first batch (_choose)
         self.chosen = "torch"
 
     def info(self):

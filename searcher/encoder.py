@@ -155,7 +155,9 @@ class SentenceTransformerEncoder:
         self._setup(
             model,
             canonical,
-            declared_matryoshka_dims(model_dir, int(model.get_embedding_dimension())) if model_dir.is_dir() else (),
+            declared_matryoshka_dims(model_dir, int(model.get_embedding_dimension() or 0))
+            if model_dir.is_dir()
+            else (),
         )
 
     @classmethod

@@ -65,7 +65,7 @@ def write_generation(
     plan: Plan,
     current: Manifest | None,
     prev: StoredIndex | None,
-    vectors: EmbeddingCache,
+    vectors: EmbeddingCache | None,
     progress,
     generation: int,
 ) -> Manifest:
@@ -82,7 +82,7 @@ def write_generation(
         raise
 
 
-def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: EmbeddingCache, progress) -> Manifest:
+def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: EmbeddingCache | None, progress) -> Manifest:
     generation = writer.generation
     config, info, keys, reusable = plan.config, plan.model, plan.keys, plan.reusable
     keep_rows = kept_rows(prev, plan.kept)
@@ -108,6 +108,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
 
     progress("write", 0, 1)
     full = writer.full
+    assert full is not None  # mapped until _encode_full converts it
 
     def to_frame(x: np.ndarray, rotation_of_x: np.ndarray | None) -> np.ndarray:
         if rotation_of_x is not None:
@@ -125,10 +126,12 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
         if from_prev:
             x[from_prev] = to_frame(prev.full[[reusable[block[i]] for i in from_prev]], old_rotation)
         if from_cache:
+            assert cache is not None  # only a conversion without new chunks writes with no cache
             x[from_cache] = to_frame(cache.get([block[i] for i in from_cache]), None)
         full[n_keep + a : n_keep + a + len(block)] = x
 
     if keep_projection:
+        assert old is not None
         projection, rotation = old, old_rotation
     else:
         projection, rotation = _fit_projection(full, config, coarse_dim, info)
@@ -196,10 +199,14 @@ def _encode_full(
         and prev.manifest.config.full_storage == storage
         and n < 2 * max(prev.manifest.full_fitted, 1)
     )
-    writer.full.flush()
+    if writer.full is not None:
+        writer.full.flush()
     writer.full = None  # unmapped before full.npy is converted and deleted
-    vectors.encode_full(writer.path, storage, prev.full.quantizer if keep else None, head)
-    return (prev.manifest.full_fitted if keep else n) if storage in vectors.QUANTIZERS else 0
+    if not keep or prev is None:
+        vectors.encode_full(writer.path, storage, None, head)
+        return n if storage in vectors.QUANTIZERS else 0
+    vectors.encode_full(writer.path, storage, prev.full.quantizer, head)
+    return prev.manifest.full_fitted if storage in vectors.QUANTIZERS else 0
 
 
 # Deleted chunks stay in a tantivy segment's BM25 statistics until it is merged away, so scores drift from a
@@ -220,13 +227,14 @@ def _write_lexical(
     or deletes have piled up, built from every chunk. Returns the deletes it now carries."""
     base = prev.lexical_path() if prev is not None and prev.manifest.config.lexical_tokenizer == tokenizer else None
     dead = np.setdiff1d(np.asarray(prev.ids), kept_ids, assume_unique=True) if prev is not None else np.empty(0)
-    deleted = (prev.manifest.lexical_deleted if base is not None else 0) + len(dead)
+    deleted = (prev.manifest.lexical_deleted if base is not None and prev is not None else 0) + len(dead)
     if deleted > LEXICAL_COMPACT_SHARE * (len(kept_ids) + len(new_ids)):
         base, deleted = None, 0
     lexical = LexicalWriter(writer.path / LEXICAL_DIR, tokenizer, base)
     if base is not None:
         lexical.delete(dead)
     elif len(kept_ids):
+        assert prev is not None  # rows are kept only from a previous generation
         keep = set(kept_ids.tolist())
         records = [r for r in prev.iter_chunks() if r["id"] in keep]
         lexical.add(
@@ -294,6 +302,7 @@ def coarse_index(
         and not (kind == "ivf" and n >= coarse.RETRAIN_GROWTH * record.get("trained_at", n))
     )
     if reuse:
+        assert prev is not None
         index = prev.load_coarse()
         dead = np.setdiff1d(np.asarray(prev.ids), ids[:n_keep], assume_unique=True)
         if len(dead):

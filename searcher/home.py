@@ -95,7 +95,7 @@ def collect_encoders() -> list[str]:
     """Delete the shared encoders no index links any more; their names."""
     from .store import ENCODER_NAME
 
-    gone: list[Path] = []
+    gone: list[str] = []
     root = shared_encoders()
     if not root.is_dir():
         return gone

@@ -416,6 +416,7 @@ def _build(
     def model() -> Encoder:
         nonlocal encoder
         if encoder is None:
+            assert config is not None  # set above, from the argument or the index
             encoder = _load(load_model, config.model, progress)
             _checked(encoder.info, prev, index_dir)
         return encoder
@@ -426,7 +427,7 @@ def _build(
     light: list[Encoder | None] = []
 
     def small_encoder() -> Encoder | None:
-        if encoder is not None or prev is None or workers is not None:
+        if encoder is not None or prev is None or current is None or workers is not None:
             return None
         if not light:
             light.append(_open_graph(index_dir, current.query_encoder, info))
@@ -470,9 +471,9 @@ def _build(
 
     # One file, one document id: ids are relative to the outermost folder this index was ever given that holds
     # the file, whichever root this run starts from.
-    sources = [Path(s) for s in (current.sources if prev is not None else ())] + [root]
+    sources = [Path(s) for s in (current.sources if prev is not None and current is not None else ())] + [root]
     anchor = min((s for s in sources if _is_under(root, s)), key=lambda s: len(s.parts))
-    if config.removed and (prev is None or str(root) not in current.sources):
+    if config.removed and (prev is None or current is None or str(root) not in current.sources):
         # indexing a removed path (or a folder holding it) by name brings it back; re-scanning a source does not
         config = config.replace(removed=tuple(r for r in config.removed if not _is_under(Path(r), root)))
     ignore = Ignore(root, config.include, config.exclude, config.removed)
@@ -495,6 +496,7 @@ def _build(
     kept.sort(key=lambda e: e.id_start)
     if (
         prev is not None
+        and current is not None
         and not new_files
         and kept == sorted(old_files.values(), key=lambda e: e.id_start)
         and config == current.config
@@ -812,8 +814,10 @@ def _embed_missing(
     order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
     progress("embed", 0, len(order))
     sampled = 0
-    if choice.sample is not None:  # it measured: later new indexes of this model on this CPU need not, and the
-        remember_choice(weights, choice.record)  # measurement's float32 vectors of the texts it timed are kept
+    # A choice that measured: later new indexes of this model on this CPU need not, and the measurement's float32
+    # vectors of the texts it timed are kept.
+    if choice.sample is not None and choice.record is not None:
+        remember_choice(weights, choice.record)
         sampled = len(choice.sample)
         done = [text_key(text) for text in measure_on[:sampled]]  # a key is its text's hash
         pending.add(done, choice.sample, FLOAT)
@@ -943,8 +947,8 @@ def choose_document_encoder(
     cpu = cpu_name()
     if len(candidates) == 1:  # (an endpoint model names its own path)
         return EncoderChoice(getattr(encoder, "path", "torch"), encoder, None)
-    known = previous and previous.get("cpu") == cpu and previous.get("choice") in candidates
-    if known and not worth_remeasuring(previous, len(texts)):
+    known = previous is not None and previous.get("cpu") == cpu and previous.get("choice") in candidates
+    if previous is not None and known and not worth_remeasuring(previous, len(texts)):
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
     if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
         return EncoderChoice("torch", encoder, previous)
@@ -962,7 +966,9 @@ def choose_document_encoder(
     progress = progress or (lambda phase, done, total: None)
     for i, (name, make) in enumerate(candidates.items()):
         progress("measure", i, len(candidates))  # once per model and CPU: the user sees why embedding waits
-        if name == "onnx-int8" and not worth_preparing(export, seconds["onnx"], len(texts), max(rates.values())):
+        if name == "onnx-int8" and (
+            export is None or not worth_preparing(export, seconds["onnx"], len(texts), max(rates.values()))
+        ):
             unmeasured.append(name)
             continue
         started = time.perf_counter()

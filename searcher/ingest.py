@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -189,7 +190,7 @@ class Ignore:
         self.removed = tuple(Path(r) for r in removed)  # absolute paths `searcher remove` took out
         self.include = pathspec.GitIgnoreSpec.from_lines(include) if include else None
         self.exclude = pathspec.GitIgnoreSpec.from_lines(exclude) if exclude else None
-        self.specs: dict[Path, object] = {}
+        self.specs: dict[Path, Any] = {}  # pathspec.GitIgnoreSpec
 
     def load(self, folder: Path, names: set[str]) -> None:
         import pathspec

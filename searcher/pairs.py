@@ -121,7 +121,7 @@ def _from_jsonl(path: Path, seed: int) -> TrainingData:
     )
     train = [p for p in pairs if p.query not in held]
     evaluation = _pair_eval([p for p in pairs if p.query in held], [p.passage for p in pairs]) if held else None
-    return TrainingData(train, evaluation, f"{len(pairs)} pairs from {path.name} ({', '.join(columns)})")
+    return TrainingData(train, evaluation, f"{len(pairs)} pairs from {path.name} ({', '.join(columns or ())})")
 
 
 def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:

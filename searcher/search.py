@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class Searcher:
         self._model = None if model is None or resolve_model(model)[0] == self.manifest.model.name else model
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
-        self._analyzer = None  # the lexical analyzer snippets use, built on first use (_analyze)
+        self._analyzer: Any = None  # the lexical analyzer snippets use, built on first use (_analyze)
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -173,7 +174,7 @@ class Searcher:
                     "this index has no usable lexical side (made by an older searcher, or damaged), so search is "
                     "dense only; re-run `searcher index` on it to build one"
                 )
-        return self._lexical
+        return self._lexical if isinstance(self._lexical, LexicalIndex) else None
 
     def search(
         self,
@@ -342,7 +343,7 @@ class Searcher:
         if not flat:
             return hits
         cosines = np.zeros(len(flat))
-        if kind == "hybrid":
+        if kind == "hybrid" and q is not None:
             cosines = self._cosines(q, [h.id for h in flat])
         elif kind == "dense":
             cosines = np.array([h.score for h in flat])
@@ -396,9 +397,9 @@ class Searcher:
     def _hits(self, scores: np.ndarray, ids: np.ndarray, records: dict[int, dict] | None = None) -> list[Hit]:
         valid = ids >= 0
         if records is not None:  # a backend returned the records with the ids
-            records = [records[int(i)] for i in ids[valid]]
+            rows = [records[int(i)] for i in ids[valid]]
         else:
-            records = self.index.chunks(self.index.rows_of(ids[valid]))
+            rows = self.index.chunks(self.index.rows_of(ids[valid]))
         return [
             Hit(
                 id=r["id"],
@@ -417,7 +418,7 @@ class Searcher:
                 places=tuple(tuple(p) for p in r.get("places", ())),
                 count_newlines=r.get("count_newlines", True),
             )
-            for r, s in zip(records, scores[valid])
+            for r, s in zip(rows, scores[valid])
         ]
 
 
@@ -553,9 +554,10 @@ def check_query(query) -> None:
 # cannot carry (1M chunks: 36.8 ms p50, same CPU, RESULTS.md ten million chunks), which is why an index that large
 # gets an IVF coarse index (coarse.IVF_MIN_CHUNKS) instead of more threads.
 SINGLE_THREAD_QUERIES = 8
-_blas = None
+_blas: tuple[int, Any] | None = None
 _single = threading.Lock()
-_blas_state = {"queries": 0, "original": None}  # single-thread queries running now; BLAS settings before the first
+# single-thread queries running now; BLAS settings before the first
+_blas_state: dict[str, Any] = {"queries": 0, "original": None}
 
 
 @contextmanager
@@ -584,6 +586,7 @@ def query_threads(n_queries: int) -> Iterator[None]:
                 _blas = (len(sys.modules), ThreadpoolController())
             _blas_state["original"] = _blas[1].select(user_api="blas").info()
         _blas_state["queries"] += 1
+        assert _blas is not None
         controller = _blas[1]
     controller.limit(limits=1, user_api="blas")
     before = faiss.omp_get_max_threads()

@@ -156,7 +156,7 @@ class Manifest:
             document_encoder=d.get("document_encoder") if isinstance(d.get("document_encoder"), dict) else None,
             lexical_deleted=d.get("lexical_deleted", 0),
             full_fitted=d.get("full_fitted", 0),
-            coarse=d.get("coarse") if isinstance(d.get("coarse"), dict) else {"kind": "flat"},
+            coarse=dict(d["coarse"]) if isinstance(d.get("coarse"), dict) else {"kind": "flat"},
         )
 
 
@@ -318,7 +318,8 @@ class StoredIndex:
         name = vectors.FILES[storage]
         head = vectors.head_dims(storage, d, self.manifest.projection.coarse_dim)
         expected = (n, d + head)
-        self.full = map_rows(self._file(name), index_dir=self.index_dir, dtype=vectors.DTYPES[storage])
+        # float32 rows as mapped, or FullVectors over the codes of another storage type
+        self.full: Any = map_rows(self._file(name), index_dir=self.index_dir, dtype=vectors.DTYPES[storage])
         if self.full.shape != expected:
             raise self._bad(name, f"shape {self.full.shape}, expected {expected}")
         if storage != "float32":
@@ -332,7 +333,8 @@ class StoredIndex:
         self.offsets = self._npy("chunks.offsets.npy", np.int64, 1)
         chunks_path = self._file("chunks.jsonl")
         self._chunks = open(chunks_path, "rb")  # noqa: SIM115 - closed in close()
-        self._coarse_file = self._files_file = None
+        self._coarse_file: Any = None
+        self._files_file: Any = None
         try:
             size = os.fstat(self._chunks.fileno()).st_size
             if len(self.offsets) != n + 1 or (n + 1 and (self.offsets[0] != 0 or self.offsets[-1] != size)):
@@ -594,7 +596,7 @@ class GenerationWriter:
         self.path.mkdir(parents=True)
         self.n, self.dim = n, dim
         try:
-            self.full = reserved_npy(self.path / vectors.FILES["float32"], (n, dim), np.float32)
+            self.full: np.memmap | None = reserved_npy(self.path / vectors.FILES["float32"], (n, dim), np.float32)
         except BaseException:
             shutil.rmtree(self.path, ignore_errors=True)
             raise

@@ -60,9 +60,9 @@ def watch(
     except ImportError:
         raise SearcherError("watching a folder needs the watchdog package: pip install watchdog") from None
 
-    source = Path(source).expanduser().resolve()
-    index_dir = Path(os.path.realpath(resolve_index(index_dir)))
-    folder = source if source.is_dir() else source.parent
+    root = Path(source).expanduser().resolve()
+    index_path = Path(os.path.realpath(resolve_index(index_dir)))
+    folder = root if root.is_dir() else root.parent
     changed = threading.Event()
     last_change = [0.0]
 
@@ -71,12 +71,12 @@ def watch(
             if event.event_type not in _CHANGES:
                 return
             paths = [os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")]
-            if not any(p and _relevant(Path(p), source, index_dir) for p in paths):
+            if not any(p and _relevant(Path(p), root, index_path) for p in paths):
                 return
             last_change[0] = time.monotonic()
             changed.set()
 
-    recursive = source.is_dir()
+    recursive = root.is_dir()
     observer = observer or Observer()
     observer.schedule(Handler(), str(folder), recursive=recursive)
     observer.start()
@@ -112,7 +112,7 @@ def watch(
             changed.clear()
             try:
                 report = build_index(
-                    source, index_dir, config, encoder=encoder, progress=progress, load_model=load_model
+                    root, index_path, config, encoder=encoder, progress=progress, load_model=load_model
                 )
             except SearcherError as e:
                 if on_error is None:

@@ -73,9 +73,9 @@ def _found(p) -> Found:
     return Found(int(p.payload["id"]), p.score, p.payload, int(p.id))
 
 
-def _filter_parts(scope: Scope):
+def _filter_parts(scope: Scope) -> tuple[list[tuple[str, str, Any]], list[tuple[str, str, Any]]]:
     """(must, must_not) as (key, kind, value) triples; each transport builds its own Filter from them."""
-    must = [("gen_from", "lte", scope.generation)]
+    must: list[tuple[str, str, Any]] = [("gen_from", "lte", scope.generation)]
     if scope.sources is not None:
         must.append(("source", "any", list(scope.sources)))
     if scope.types:
@@ -211,7 +211,8 @@ class EdgeStore(_Store):
         """Every point id but the meta point's, with gen_to unset (not retired)."""
         qe = self.models
         live = qe.Filter(must=[qe.IsEmptyCondition("gen_to")], must_not=[qe.HasIdCondition({META_ID})])
-        out, offset = [], None
+        out: list = []
+        offset = None
         while True:
             records, offset = self.shard.scroll(
                 qe.ScrollRequest(offset=offset, limit=10_000, filter=live, with_payload=False, with_vector=False)
@@ -444,7 +445,8 @@ class ClientStore(_Store):
             must=[m.IsEmptyCondition(is_empty=m.PayloadField(key="gen_to"))],
             must_not=[m.HasIdCondition(has_id=[META_ID])],
         )
-        out, offset = [], None
+        out: list = []
+        offset = None
         while True:
             records, offset = self._call(
                 lambda offset=offset: self.client.scroll(

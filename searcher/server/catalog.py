@@ -35,7 +35,7 @@ class _Entry:
 class Catalog:
     """Named indexes (`names`: index names or paths, as --index takes them), opened once and kept current."""
 
-    def __init__(self, names: list[str | Path]) -> None:
+    def __init__(self, names: list[str | Path | None]) -> None:
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
         for name in names or [None]:

@@ -109,7 +109,7 @@ def create_mcp(catalog: Catalog):
         """Search the index for passages that answer `query`, best first, one per document. Each hit gives the
         file (source), the passage's lines and section, the passage itself and a score (the probability that it
         is relevant); no_match is true when nothing is likely relevant. Read around a hit with get_document."""
-        options = dict(
+        options: dict[str, Any] = dict(
             mode=mode, per_doc=True, min_score=min_score, where=Where(tuple(paths or ()), tuple(types or ()))
         )
         try:
@@ -124,7 +124,7 @@ def create_mcp(catalog: Catalog):
             for record, origin in zip(records, hits.origins):
                 record["index"] = catalog.names[origin]
         body = {"no_match": hits.no_match, "hits": records}
-        listing = [TextContent(type="text", text=_listing(query, hits))]
+        listing: list[Any] = [TextContent(type="text", text=_listing(query, hits))]
         return CallToolResult(content=listing, structured_content=body)  # type: ignore[return-value]
 
     @server.tool(structured_output=True)
