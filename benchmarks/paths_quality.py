@@ -1,7 +1,7 @@
 """Each document-embedding path's retrieval quality on the machine at hand: nDCG@10 on the four shared sets with
 exact search over that path's own chunk vectors (queries in float32, as queries are always embedded), and its
 top-10 agreement with float32 when 500 of each corpus's own chunks are the queries. This is what decides whether
-the int8 graph may embed documents (indexer.INT8_DOCUMENTS, INT8_MIN_COSINE), by retrieval rather than by a
+the int8 graph may embed documents (encoder_choice.INT8_DOCUMENTS, INT8_MIN_COSINE), by retrieval rather than by a
 cosine alone.
 
     python benchmarks/paths_quality.py

@@ -4,7 +4,7 @@ finds the file's new word, the second until a reader polling the index (a fresh 
 benchmarks/watch.py) does.
 
 On an index that has the model as an ONNX graph, a small update chunks and embeds with the graph and never
-imports torch (indexer.small_edit_limit). For scale, the same run times what the update would otherwise load
+imports torch (encoder_choice.small_edit_limit). For scale, the same run times what the update would otherwise load
 first: `import sentence_transformers` and the bundled model, in a new process.
 
     python benchmarks/small_edit.py

@@ -10,9 +10,9 @@ counts only once its `.keys` file exists, and that file is renamed into place la
 read.
 
 Vectors are keyed by the kind of path that made them as well as by text: "float" (float32, or bf16 and the float
-ONNX graph, which pass the float32 bar: indexer.MIN_COSINE) or "int8" (the int8 ONNX graph). A run on a float path
-never reuses int8 vectors; an int8 run takes either (float is the reference it approximates). Shards written before
-kinds were recorded count as int8, the conservative reading.
+ONNX graph, which pass the float32 bar: encoder_choice.MIN_COSINE) or "int8" (the int8 ONNX graph). A run on a
+float path never reuses int8 vectors; an int8 run takes either (float is the reference it approximates). Shards
+written before kinds were recorded count as int8, the conservative reading.
 Left out: eviction and size limits; delete the directory to reclaim space.
 """
 

@@ -6,7 +6,7 @@ files (the driver reads their bytes, as it must to hash them, and sends them, so
 filesystem), and embedding chunks. `ray.util.ActorPool` spreads batches over the actors and returns results in
 order, so the index is the one the local path builds: the same chunks, and the same vectors - the model in
 float32, or under bfloat16 autocast on a CPU with native bf16 where that is faster and agrees with float32
-(cosine >= indexer.MIN_COSINE on each text of the worker's first batch, as the local path measures). The driver
+(cosine >= encoder_choice.MIN_COSINE on each text of the worker's first batch, as the local path measures). The driver
 keeps scanning, diffing and writing; each window of vectors is saved to the run's embedding cache as it
 arrives, so a killed run keeps what the cluster finished.
 
@@ -75,11 +75,11 @@ class _Worker:
         return self.documents.encode_documents(texts, batch_size=batch_size), self.chosen
 
     def _choose(self, texts: list[str], batch_size: int) -> np.ndarray:
-        """On a CPU with native bf16, the local path's rule (indexer.faster_and_close) on the first batch: bfloat16
-        autocast when it is faster and every text's vector stays close to float32's. Returns that batch's float32
-        vectors."""
+        """On a CPU with native bf16, the local path's rule (encoder_choice.faster_and_close) on the first batch:
+        bfloat16 autocast when it is faster and every text's vector stays close to float32's. Returns that batch's
+        float32 vectors."""
         from .encoder import Bf16Encoder, cpu_has_bf16
-        from .indexer import faster_and_close
+        from .encoder_choice import faster_and_close
 
         self.documents = self.encoder
         started = time.perf_counter()

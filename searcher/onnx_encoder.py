@@ -9,7 +9,7 @@ Directory layout: `model.onnx`, `tokenizer.json` (truncation at the model's max_
 `encoder.json` (format version, the model's ModelInfo, the graph's input names, lower-casing, pad id, seconds the
 export took), and, once an index has wanted it, `model.int8.onnx`: the graph with int8 weights (onnxruntime's
 dynamic quantisation, per channel) for embedding documents only, where the measurement allows it
-(indexer.choose_document_encoder); queries always use the float graph. Left out: GPU providers.
+(encoder_choice.choose_document_encoder); queries always use the float graph. Left out: GPU providers.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ def export_onnx(encoder, out_dir: Path) -> Path:
         "lowercase": lowercase,
         "pad_id": int(tokenizer.pad_token_id or 0),
         # what tracing and writing the graph took: quantize_int8 walks the same weights, so a build estimates
-        # the int8 candidate's one-time cost from it (indexer.choose_document_encoder)
+        # the int8 candidate's one-time cost from it (encoder_choice.choose_document_encoder)
         "export_seconds": round(time.perf_counter() - started, 2),
     }
     write_atomic(tmp / "encoder.json", orjson.dumps(meta, option=orjson.OPT_INDENT_2))
@@ -176,7 +176,7 @@ class OnnxEncoder:
     subtle: the int8 graph quantises activations dynamically, with a range taken over the whole input tensor, so
     a text's vector would depend on the other texts of its batch (and their padding): an incremental update, a
     resumed run and a clean build would then disagree. One text per run makes each vector the text's own; the
-    encoder choice (indexer.choose_document_encoder) times it that way, so it is chosen only where it is still
+    encoder choice (encoder_choice.choose_document_encoder) times it that way, so it is chosen only where it is still
     the fastest."""
 
     def __init__(self, directory: Path | str, *, int8: bool = False) -> None:

@@ -300,7 +300,7 @@ def test_the_embedding_cache_keys_vectors_by_the_kind_of_path_that_made_them(tmp
 
 
 def test_small_edit_limit_weighs_torch_start_against_the_graphs_slower_rate():
-    from searcher.indexer import ASSUMED_START_SECONDS, small_edit_limit
+    from searcher.encoder_choice import ASSUMED_START_SECONDS, small_edit_limit
 
     record = {"choice": "torch-bf16", "texts_per_second": {"torch": 20.0, "torch-bf16": 40.0, "onnx": 20.0}}
     # n / 20 <= 5 + n / 40  <=>  n <= 200

@@ -110,7 +110,8 @@ def test_an_update_that_finds_nothing_changed_never_imports_torch(tmp_path, corp
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [5, 0, False, False]
-    # A small edit is chunked and embedded with the index's ONNX graph: still no torch (indexer.small_edit_limit).
+    # A small edit is chunked and embedded with the index's ONNX graph: still no torch
+    # (encoder_choice.small_edit_limit).
     (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it.\n")
     done = subprocess.run(
         [sys.executable, "-c", code.replace("r.embedded,", "r.embedded, r.embedded_with,")],

@@ -102,20 +102,21 @@ def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, cor
     report = build_index(
         corpus, tmp_path / "idx", IndexConfig(batch_size=1, full_storage="float32"), encoder=minilm
     )  # >= 6 batches: it measures
-    from searcher.indexer import INT8_MIN_COSINE
+    from searcher.encoder_choice import INT8_MIN_COSINE
 
     assert report.embedded_with in ("onnx", "onnx-int8", "torch", "torch-bf16") and report.embedded >= 4
     index = open_index(tmp_path / "idx")
     stored = np.asarray(index.full) @ index.rotation.T if index.rotation is not None else np.asarray(index.full)
     expected = minilm.encode_documents([embedding_input(r["title"], r["text"]) for r in index.iter_chunks()])
-    # the int8 graph has its own, measured bar (indexer.INT8_DOCUMENTS); every other path gives the model's vectors
+    # the int8 graph has its own, measured bar (encoder_choice.INT8_DOCUMENTS); every other path gives the model's
+    # vectors
     bar = INT8_MIN_COSINE if report.embedded_with == "onnx-int8" else 0.9999
     assert np.sum(stored * expected, axis=1).min() >= bar
 
 
 def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, minilm):
     from searcher.encoder import cpu_has_bf16, cpu_name
-    from searcher.indexer import MIN_COSINE, choose_document_encoder
+    from searcher.encoder_choice import MIN_COSINE, choose_document_encoder
 
     texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
     seen = []
@@ -137,7 +138,7 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
 
 
 def test_a_known_choice_is_measured_again_only_when_that_costs_little_of_the_run():
-    from searcher.indexer import REMEASURE_SHARE, worth_remeasuring
+    from searcher.encoder_choice import REMEASURE_SHARE, worth_remeasuring
 
     record = {"choice": "torch-bf16", "texts_per_second": {"torch": 30.0, "torch-bf16": 75.0}, "measured_on": 32}
     cost = 36 / 30.0 + 36 / 75.0  # seconds the two candidates took, warm-up included
@@ -152,13 +153,13 @@ def test_a_known_choice_is_measured_again_only_when_that_costs_little_of_the_run
 def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measured_candidate(
     tmp_path, minilm, monkeypatch
 ):
-    import searcher.indexer
-    from searcher.indexer import INT8_MIN_COSINE, choose_document_encoder
+    import searcher.encoder_choice
+    from searcher.encoder_choice import INT8_MIN_COSINE, choose_document_encoder
     from searcher.onnx_encoder import INT8_MODEL, OnnxEncoder, export_onnx, quantize_int8
 
     export = export_onnx(minilm, tmp_path / "enc")
     texts = [f"Sentence number {i} says something about topic {i % 7} in plain words." for i in range(6 * 8)]
-    monkeypatch.setattr(searcher.indexer, "INT8_DOCUMENTS", True)
+    monkeypatch.setattr(searcher.encoder_choice, "INT8_DOCUMENTS", True)
     # a run this short cannot pay for making the int8 graph: measured without it, and said so
     short = choose_document_encoder(minilm, export, texts, 8, None)
     assert short.record["unmeasured"] == ["onnx-int8"] and "onnx-int8" not in short.record["texts_per_second"]
@@ -185,7 +186,7 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
 def test_the_int8_graph_is_made_only_in_a_run_that_can_pay_for_it(tmp_path):
     import orjson
 
-    from searcher.indexer import PREPARE_SHARE, worth_preparing
+    from searcher.encoder_choice import PREPARE_SHARE, worth_preparing
     from searcher.onnx_encoder import INT8_MODEL
 
     export = tmp_path / "enc"

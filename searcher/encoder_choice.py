@@ -1,0 +1,212 @@
+"""Which path embeds an index's documents on this CPU, chosen by measurement: the model in float32, under bfloat16
+autocast where the CPU has native bf16, the exported ONNX graph and its int8 version (choose_document_encoder); and
+when a small update embeds with the index's ONNX graph instead of loading torch at all (small_edit_limit). The
+indexer asks; nothing here writes an index.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import orjson
+
+from .config import Progress
+from .encoder import Bf16Encoder, Encoder, ModelInfo, SentenceTransformerEncoder, cpu_has_bf16, cpu_name
+from .onnx_encoder import ExportError, OnnxEncoder
+
+log = logging.getLogger(__name__)
+
+
+# Until this machine has timed loading the model (remember_start), loading torch and the model is taken to cost
+# this many seconds: the order of what was measured on the machines in RESULTS.md, upkeep.
+ASSUMED_START_SECONDS = 5.0
+
+
+def small_edit_limit(record: dict | None, start_seconds: float | None, batch_size: int) -> float:
+    """How many chunks the float ONNX graph embeds sooner than loading torch and embedding them on the chosen path:
+    n / rate(onnx) <= start + n / rate(choice), from the choice's measured rates (texts per second, on its longest
+    texts) and the measured time to load the model. Without a measurement, a few batches."""
+    rates = (record or {}).get("texts_per_second") or {}
+    onnx, best = rates.get("onnx"), rates.get((record or {}).get("choice"))
+    if not onnx or not best:
+        return 4 * batch_size
+    if onnx >= best:
+        return float("inf")
+    start = start_seconds if start_seconds is not None else ASSUMED_START_SECONDS
+    return start / (1 / onnx - 1 / best)
+
+
+def open_graph(index_dir: Path, name: str | None, info: ModelInfo) -> Encoder | None:
+    """The index's exported float ONNX graph, if it has one of this model; None otherwise (torch then)."""
+    if not name or not (index_dir / name / "encoder.json").is_file():
+        return None
+    try:
+        graph = OnnxEncoder(index_dir / name)
+    except (ExportError, OSError, ValueError, ImportError) as e:
+        log.info("no torch-free document encoder (%s)", e)
+        return None
+    return graph if graph.info.same_weights(info) else None
+
+
+@dataclass
+class EncoderChoice:
+    name: str  # "torch", "torch-bf16", "onnx" or "onnx-int8"
+    encoder: Encoder
+    record: dict | None  # what the manifest keeps: the choice, the CPU, the measurement
+    sample: np.ndarray | None = None  # float32 vectors of the first texts, when it measured
+
+
+MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every measured text
+FASTER = 1.05  # ... and be this many times as fast as float32 to be worth switching to
+# The int8 ONNX graph cannot match float32 that closely (mean cosine ~0.994 for MiniLM), so it has its own bar: its
+# nDCG@10 with exact search did not drop (aie5 test 0.6841 -> 0.6909, SciFact 0.6553 -> 0.6586; RESULTS.md,
+# throughput), and each measured text must stay this close to float32. It embeds 1.6x as fast as the float ONNX
+# graph on the Xeon with AMX, where bf16 autocast is faster still; elsewhere the measurement decides (not measured
+# on a CPU without bf16).
+INT8_DOCUMENTS = True
+INT8_MIN_COSINE = 0.98
+# A known choice is measured again only when the measurement would cost at most this share of the run's embedding
+# (both estimated from the known record's timings). The old rule measured any run of 50+ batches; on 1,908 SciFact
+# chunks a build that measures ran at 1.61x plain float32 encode, one that reuses the choice at 2.46x (2-core Intel
+# Xeon with AMX; RESULTS.md, throughput, as of commit 5907554, when a measurement took 8-10 s).
+REMEASURE_SHARE = 0.05
+# The one-time int8 graph is made and measured only in a run whose embedding it costs at most this share of
+# (worth_preparing).
+PREPARE_SHARE = 0.10
+# Texts each candidate is timed on (the run's longest): see choose_document_encoder.
+SAMPLE = 8
+
+
+def worth_remeasuring(previous: dict, n_texts: int) -> bool:
+    """Whether embedding n_texts takes long enough that measuring the candidates again (as `previous` timed them,
+    warm-up included) costs at most REMEASURE_SHARE of it."""
+    rates = previous.get("texts_per_second") or {}
+    chosen = rates.get(previous.get("choice"), 0)
+    if not chosen or not all(r > 0 for r in rates.values()):
+        return True
+    sample = previous.get("measured_on", 32) + 4
+    cost = sum(previous.get("seconds", {}).values()) or sum(sample / r for r in rates.values())
+    return cost <= REMEASURE_SHARE * n_texts / chosen
+
+
+def faster_and_close(speedup: float, min_cosine: float, bar: float = MIN_COSINE) -> bool:
+    """The rule a faster way of embedding documents must pass to replace float32: FASTER times its rate, and every
+    measured text's vector within `bar` (cosine) of float32's. Ray workers apply it too (cluster.py)."""
+    return speedup >= FASTER and min_cosine >= bar
+
+
+def choose_document_encoder(
+    encoder: Encoder,
+    export: Path | None,
+    texts: list[str],
+    batch_size: int,
+    previous: dict | None,
+    progress: Progress | None = None,
+) -> EncoderChoice:
+    """The fastest way this machine has to embed documents like the model in float32.
+
+    Candidates: the model in float32, under bfloat16 autocast where the CPU has native bf16, the exported ONNX
+    graph, and its int8 version. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of
+    earlier runs, RESULTS.md's cold-start section as of commit 6b903e9; on an Intel Xeon with AMX, all of SciFact,
+    bf16 ran 2.49x plain float32 encode, ONNX int8 1.20x, ONNX 0.80x: RESULTS.md, throughput-5183), so it is
+    measured: each candidate is warmed up, then embeds the same SAMPLE longest texts; a candidate must be 5% faster
+    than float32 and agree with it (cosine >= MIN_COSINE on each text) to be chosen. The int8 graph must first be
+    made (quantize_int8, once per model), so it is a candidate only in a run long enough to pay for that
+    (worth_preparing); a run that leaves it out says so in the record ("unmeasured"). Unless there is so much to
+    embed that measuring again costs little (worth_remeasuring), the previous choice made on the same CPU (this
+    index's, or one remembered in the home for this model) is kept without measuring: on corpus/ a first build's
+    embedding took 11.4 s against a later build's 10.1 s (RESULTS.md, throughput-corpus; 19.6 against 12.7 s as of
+    commit 5907554, when each candidate was timed on 32 texts and the int8 graph always made).
+    """
+    candidates: dict[str, Callable[[], Encoder]] = {"torch": lambda: encoder}
+    if isinstance(encoder, SentenceTransformerEncoder) and cpu_has_bf16():
+        candidates["torch-bf16"] = lambda: Bf16Encoder(encoder)
+    if export is not None:
+        from .onnx_encoder import OnnxEncoder
+
+        candidates["onnx"] = lambda: OnnxEncoder(export)
+        if INT8_DOCUMENTS:
+            from .onnx_encoder import quantize_int8
+
+            candidates["onnx-int8"] = lambda: (quantize_int8(export), OnnxEncoder(export, int8=True))[1]
+    cpu = cpu_name()
+    if len(candidates) == 1:  # (an endpoint model names its own path)
+        return EncoderChoice(getattr(encoder, "path", "torch"), encoder, None)
+    known = previous is not None and previous.get("cpu") == cpu and previous.get("choice") in candidates
+    if previous is not None and known and not worth_remeasuring(previous, len(texts)):
+        return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
+    if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
+        return EncoderChoice("torch", encoder, previous)
+    # The longest texts: the candidates' rates differ by far more than a small sample's noise (samples of 8, 16 and
+    # 32 texts all picked the path the whole run is fastest with, RESULTS.md, throughput), and on a small folder the
+    # measurement is a large share of the run; float32's vectors of them are kept, so only the other candidates'
+    # time is spent on it.
+    sample = texts[: min(batch_size, SAMPLE)]
+    rates: dict[str, float] = {}
+    cosines: dict[str, float] = {}
+    seconds: dict[str, float] = {}
+    unmeasured: list[str] = []
+    reference = None
+    built: dict[str, Encoder] = {}
+    progress = progress or (lambda phase, done, total: None)
+    for i, (name, make) in enumerate(candidates.items()):
+        progress("measure", i, len(candidates))  # once per model and CPU: the user sees why embedding waits
+        if name == "onnx-int8" and (
+            export is None or not worth_preparing(export, seconds["onnx"], len(texts), max(rates.values()))
+        ):
+            unmeasured.append(name)
+            continue
+        started = time.perf_counter()
+        built[name] = candidate = make()
+        candidate.encode_documents(sample[:4], batch_size=batch_size)  # warm-up: first-call allocations
+        t = time.perf_counter()
+        x = candidate.encode_documents(sample, batch_size=batch_size)
+        rates[name] = round(len(sample) / (time.perf_counter() - t), 1)
+        seconds[name] = round(time.perf_counter() - started, 2)  # loading, warm-up and the timed batch
+        if reference is None:
+            reference = x
+        cosines[name] = round(float(np.min(np.sum(x * reference, axis=1))), 6)
+    progress("measure", len(candidates), len(candidates))
+    eligible = [
+        n
+        for n in rates
+        if n == "torch"
+        or faster_and_close(rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)
+    ]
+    name = max(eligible, key=lambda n: rates[n])
+    record = {
+        "choice": name,
+        "cpu": cpu,
+        "texts_per_second": rates,
+        "min_cosine_to_float32": cosines,
+        "measured_on": len(sample),
+        "seconds": seconds,
+    }
+    if unmeasured:
+        record["unmeasured"] = unmeasured
+    log.info("document encoder: %s", record)
+    return EncoderChoice(name, built[name], record, reference)
+
+
+def worth_preparing(export: Path, onnx_seconds: float, n_texts: int, best_rate: float) -> bool:
+    """Whether the int8 graph is worth measuring in a run of n_texts: yes once it exists; otherwise only when making
+    and measuring it, estimated as the export's own time (quantising walks the same weights) plus what measuring
+    the float graph took, costs at most PREPARE_SHARE of the run's embedding at the best rate measured so far. An
+    estimate, and a low one: for MiniLM on the 2-core Xeon with AMX the export took ~0.9 s (export_seconds in the
+    benchmark's encoder.json) and measuring the float graph 0.61 s, where making and measuring the int8 graph took
+    2.02 s (RESULTS.md, throughput). A small folder (~10 s of embedding) skips it; a later, larger run measures it
+    (worth_remeasuring)."""
+    from .onnx_encoder import INT8_MODEL
+
+    if (export / INT8_MODEL).is_file():
+        return True
+    try:
+        exported = float(orjson.loads((export / "encoder.json").read_bytes()).get("export_seconds", 0.0))
+    except (OSError, orjson.JSONDecodeError, TypeError, ValueError):
+        exported = 0.0
+    return exported + onnx_seconds <= PREPARE_SHARE * n_texts / best_rate
