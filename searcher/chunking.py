@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .errors import InvalidInputError
-from .ingest import Document
+from .formats.document import Document
 
 # Documents longer than this are chunked a segment at a time, cut at a paragraph (else line, else space) break:
 # memory stays bounded by the segment, not the document (the reliability issue saw a 50 MB file take 7.3 GB when

@@ -1,4 +1,5 @@
-"""Files -> documents: walk a folder, decode each supported file, and extract its title and plain text.
+"""Files -> documents: walk a folder (ignore rules, symlinks, special files), decode each supported file, and hand
+it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
 .jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), and .pdf and .docx (formats/).
@@ -10,21 +11,24 @@ a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer 
 
 from __future__ import annotations
 
-import bisect
 import contextlib
 import errno
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
-import orjson
+from .errors import InvalidInputError
+from .formats.code import CODE_SECTIONS, code_sections
+from .formats.document import Document, UnreadableFileError, normalise_newlines
+from .formats.html import html_document, html_to_text
+from .formats.jsonl import parse_jsonl
+from .formats.markdown import markdown_document
+from .formats.rst import rst_headings
 
-from .errors import InvalidInputError, SearcherError
+# Re-exported: the readers' shared types and the extractors tests and callers name through ingest.
+__all__ = ["Document", "UnreadableFileError", "code_sections", "html_to_text"]
 
 FORMATS = {
     ".txt": "text",
@@ -51,42 +55,6 @@ IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
 MAX_GUNZIPPED = 64 * 1024 * 1024
-# Definitions that open a section of source code, for a hit's heading path (`HTTPServer > serve`): the keyword and
-# the name; nesting follows indentation.
-_DEFINITION = re.compile(
-    r"^([ \t]*)(?:(?:export|default|public|private|protected|static|async|pub(?:\([\w:]+\))?|abstract|final|"
-    r"override|inline|extern|unsafe|const)\s+)*(?:def|class|function|fn|func|interface|struct|trait|impl|enum|"
-    r"module|namespace|object|protocol|record)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)",
-    re.M,
-)
-# Python's own keywords only: a docstring line that starts "function returns ..." is prose, not a definition.
-_PYTHON_DEFINITION = re.compile(r"^([ \t]*)(?:async\s+)?(?:def|class)\s+([A-Za-z_]\w*)", re.M)
-# Lines that neither open nor end a section: a signature's or a block's closing bracket, comments, decorators.
-_NOT_CODE = ("#", "//", "/*", "*", ")", "]", "}", "@", "--")
-CODE_SECTIONS = set(
-    ".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .cs .rb .php .swift .dart .ex .exs "
-    ".lua .jl .zig .nim .clj .hs .ml".split()
-)
-
-
-@dataclass(frozen=True)
-class Document:
-    doc_id: str  # relative path for plain files, `_id` for JSONL records
-    title: str
-    text: str  # the extracted plain text; chunk offsets point into it
-    source: str  # absolute path of the file it came from
-    # Where the text is in the file: (text offset, file line) anchors, ascending. With `count_newlines`, a later
-    # offset's line adds the newlines after its anchor (text that is the file's own, as in .txt and .md); without,
-    # it is its anchor's line (HTML, where the text is extracted; JSONL, a record per line).
-    lines: tuple[tuple[int, int], ...] = ((0, 1),)
-    count_newlines: bool = True
-    headings: tuple[tuple[int, int, str], ...] = ()  # (text offset, level 1-6, heading text), ascending
-    anchors: tuple[tuple[int, str], ...] = ()  # (text offset, id) of HTML elements with an id, ascending
-    pages: tuple[tuple[int, int], ...] = ()  # PDF: (text offset, page number) where each page's text starts
-
-
-class UnreadableFileError(SearcherError):
-    """A supported file whose bytes are not text (binary, or not UTF-8)."""
 
 
 def is_supported(path: Path) -> bool:
@@ -366,398 +334,21 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         return docs, []
     text = decode(data)
     if kind == "jsonl":
-        return _parse_jsonl(text, source)
+        return parse_jsonl(text, source)
     fields: dict = {}
     if kind == "html":
         title, body, fields = html_document(text)
     elif kind == "markdown":
-        title, body, fields = _markdown_document(text)
+        title, body, fields = markdown_document(text)
     elif kind == "rst":
-        body = _normalise_newlines(text)
-        headings = _rst_headings(body)
+        body = normalise_newlines(text)
+        headings = rst_headings(body)
         title, fields = (headings[0][2] if headings else ""), {"headings": headings}
     else:
-        title, body = "", _normalise_newlines(text)
+        title, body = "", normalise_newlines(text)
         if _unzipped(path).suffix.lower() in CODE_SECTIONS:
             fields = {"headings": code_sections(body, python=_unzipped(path).suffix.lower() in (".py", ".pyi"))}
     docs = (
         [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
     )
     return docs, []
-
-
-def code_sections(text: str, python: bool = False) -> tuple[tuple[int, int, str], ...]:
-    """The definitions of source code (class, def, function, fn, ...) as headings: (offset, indentation + 1, name),
-    so that a hit's heading path reads `HTTPServer > serve`. Where the code dedents out of a definition (the rest of
-    the enclosing function after a nested one, module code after a class), a heading with no name ends it, so that
-    the path there names the enclosing definition, or nothing."""
-    pattern = _PYTHON_DEFINITION if python else _DEFINITION
-    out: list[tuple[int, int, str]] = []
-    open_: list[int] = []  # indentation of each definition whose body the walk is in
-    offset = 0
-    quoted = False  # inside a Python triple-quoted string (a docstring's example is not a definition)
-    for line in text.split("\n"):
-        stripped = line.lstrip()
-        was_quoted = quoted
-        if python and (line.count('"""') + line.count("'''")) % 2:
-            quoted = not quoted
-        if stripped and not was_quoted and not stripped.startswith(_NOT_CODE):
-            indent = len(line[: len(line) - len(stripped)].expandtabs(4))
-            found = pattern.match(line)
-            if open_ and open_[-1] >= indent:
-                while open_ and open_[-1] >= indent:
-                    open_.pop()
-                if not found:
-                    out.append((offset, indent + 1, ""))
-            if found:
-                out.append((offset + found.start(), indent + 1, found.group(2)))
-                open_.append(indent)
-        offset += len(line) + 1
-    return tuple(out)
-
-
-def _normalise_newlines(text: str) -> str:
-    return text.replace("\r\n", "\n").replace("\r", "\n")
-
-
-def _parse_jsonl(text: str, source: str) -> tuple[list[Document], list[str]]:
-    docs: list[Document] = []
-    bad: list[int] = []
-    seen: set[str] = set()
-    # JSON Lines separates records by "\n" only: str.splitlines() would also split inside strings holding
-    # U+0085, U+2028, U+2029 or other Unicode line breaks.
-    for lineno, line in enumerate(text.split("\n"), start=1):
-        line = line.removesuffix("\r")
-        if not line.strip():
-            continue
-        try:
-            record = orjson.loads(line)
-        except orjson.JSONDecodeError:
-            bad.append(lineno)
-            continue
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            bad.append(lineno)
-            continue
-        doc_id = str(record.get("_id", record.get("id", f"line-{lineno}")))
-        if doc_id in seen:
-            bad.append(lineno)
-            continue
-        seen.add(doc_id)
-        body = _normalise_newlines(record["text"])
-        title = record.get("title") or ""
-        if not isinstance(title, str):
-            title = str(title)
-        if not body.strip():
-            body = title  # a title-only record is still a document: its title is its text
-        if body.strip():
-            docs.append(
-                Document(
-                    doc_id=doc_id,
-                    title=str(title),
-                    text=body,
-                    source=source,
-                    lines=((0, lineno),),
-                    count_newlines=False,
-                )
-            )
-    warnings = []
-    if bad:
-        shown = ", ".join(map(str, bad[:5])) + (", ..." if len(bad) > 5 else "")
-        warnings.append(
-            f"{len(bad)} line(s) skipped (not a JSON object with a string 'text', or a repeated '_id'): {shown}"
-        )
-    return docs, warnings
-
-
-_FRONT_MATTER = re.compile(r"\A---\n(.*?)\n(?:---|\.\.\.)\n", re.S)
-_ATX_HEADING = re.compile(r"^#{1,6}[ \t]+(.+?)[ \t#]*$", re.M)
-_SETEXT_HEADING = re.compile(r"^(\S.*)\n(?:=+|-+)[ \t]*$", re.M)
-
-
-# Markup that is not text: HTML comments, empty anchors (<a id=...></a>), and link targets "(url)" after "[text]".
-_MD_NOISE = re.compile(r"<!--.*?-->|<a\s+(?:id|name)=[^>]*>\s*</a>|(?<=\])\([^)\s]*(?:\s+\"[^\"]*\")?\)", re.S | re.I)
-_FENCE = re.compile(r"^(?:```|~~~).*?^(?:```|~~~)[ \t]*$", re.M | re.S)
-
-
-def _blank(match: re.Match) -> str:
-    """Spaces for the matched markup, newlines kept: offsets and line numbers stay those of the file."""
-    return re.sub(r"[^\n]", " ", match.group())
-
-
-def _markdown_document(text: str) -> tuple[str, str, dict]:
-    """(title, body, Document fields): front matter dropped (and counted, so lines stay the file's), markup
-    noise blanked, headings (ATX and setext, outside code fences) with their offsets."""
-    text = _normalise_newlines(text)
-    title, first_line = "", 1
-    match = _FRONT_MATTER.match(text)
-    if match:
-        first_line += text.count("\n", 0, match.end())
-        for line in match.group(1).splitlines():
-            key, _, value = line.partition(":")
-            if key.strip().lower() == "title" and value.strip():
-                title = value.strip().strip("\"'")
-        text = text[match.end() :]
-    body = _MD_NOISE.sub(_blank, text)
-    fenced = [m.span() for m in _FENCE.finditer(body)]
-
-    def outside(pos: int) -> bool:
-        return not any(a <= pos < b for a, b in fenced)
-
-    headings = [
-        (m.start(), len(m.group(0)) - len(m.group(0).lstrip("#")), m.group(1).strip())
-        for m in _ATX_HEADING.finditer(body)
-        if outside(m.start())
-    ]
-    headings += [
-        (m.start(), 1 if m.group(0).rstrip()[-1] == "=" else 2, m.group(1).strip())
-        for m in _SETEXT_HEADING.finditer(body)
-        if outside(m.start())
-    ]
-    headings.sort()
-    if not title and headings:
-        title = headings[0][2]
-    return title, body, {"lines": ((0, first_line),), "headings": tuple(headings)}
-
-
-_RST_ADORNMENT = re.compile(r"^([=\-~^\"'`#*+:.<>_])\1{2,}[ \t]*$")
-
-
-def _rst_headings(text: str) -> tuple[tuple[int, int, str], ...]:
-    """Section titles with their offsets; levels in the order adornment styles first appear, as RST defines."""
-    out, styles, pos = [], [], 0
-    lines = text.split("\n")
-    starts = []
-    for line in lines:
-        starts.append(pos)
-        pos += len(line) + 1
-    for i in range(len(lines) - 1):
-        line, under = lines[i].strip(), lines[i + 1]
-        if line and not _RST_ADORNMENT.match(line) and _RST_ADORNMENT.match(under) and len(under.strip()) >= len(line):
-            over = i > 0 and _RST_ADORNMENT.match(lines[i - 1]) is not None
-            style = (under.strip()[0], over)
-            if style not in styles:
-                styles.append(style)
-            out.append((starts[i] + len(lines[i]) - len(lines[i].lstrip()), min(styles.index(style) + 1, 6), line))
-    return tuple(out)
-
-
-# --- HTML -------------------------------------------------------------------------------------------------
-
-_SKIP = {"script", "style", "noscript", "template", "svg", "nav", "header", "footer", "aside", "form", "button"}
-_BLOCK = {
-    "p",
-    "div",
-    "section",
-    "article",
-    "main",
-    "h1",
-    "h2",
-    "h3",
-    "h4",
-    "h5",
-    "h6",
-    "ul",
-    "ol",
-    "dl",
-    "table",
-    "blockquote",
-    "pre",
-    "figure",
-    "figcaption",
-    "hr",
-    "address",
-    "details",
-    "summary",
-}
-_LINE = {"br", "li", "dt", "dd", "tr", "caption"}
-_VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
-
-
-class _Stream:
-    """Extracted text with, for each piece, where it came from: file lines, headings and id anchors."""
-
-    def __init__(self) -> None:
-        self.parts: list[str] = []
-        self.length = 0
-        self.lines: list[tuple[int, int]] = []
-        self.headings: list[tuple[int, int, str]] = []
-        self.anchors: list[tuple[int, str]] = []
-
-    def emit(self, text: str) -> None:
-        self.parts.append(text)
-        self.length += len(text)
-
-
-_PERMALINK_CLASSES = {"headerlink", "mark", "anchor", "permalink", "header-anchor", "heading-anchor", "anchorjs-link"}
-
-
-def _permalink(tag: str, attr: dict) -> bool:
-    """A heading's permalink mark (Sphinx's ¶, Node.js's and GitHub's #): not text of the page."""
-    classes = set((attr.get("class") or "").split())
-    if "headerlink" in classes:
-        return True
-    return (
-        tag == "a"
-        and (attr.get("href") or "").startswith("#")
-        and bool(classes & _PERMALINK_CLASSES or attr.get("aria-hidden") == "true")
-    )
-
-
-class _TextExtractor(HTMLParser):
-    """Collects visible text, with paragraph breaks at block elements; remembers the main region separately.
-
-    The main region is the first <main> or element with role="main" (Sphinx, MkDocs and most blog themes mark
-    their content this way); when present, navigation and sidebars outside it are left out. Each stream records
-    the file line of every piece of text, the headings (h1-h6) and the elements with an id.
-    """
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.title_parts: list[str] = []
-        self.all = _Stream()
-        self.main = _Stream()
-        self._skip: list[str] = []  # open skipped elements (their text is not visible content)
-        self._in_title = False
-        self._pre = 0
-        self._main_tag: str | None = None  # tag name of the open main region
-        self._main_depth = 0  # nesting of `_main_tag` inside the main region
-        self._main_done = False
-        self._heading: tuple[int, list[str], list[tuple[_Stream, int]]] | None = None  # level, text, starts
-
-    def _streams(self) -> list[_Stream]:
-        return [self.all, self.main] if self._main_tag is not None else [self.all]
-
-    def _emit(self, text: str) -> None:
-        for stream in self._streams():
-            stream.emit(text)
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _VOID:
-            if tag in ("br", "hr") and not self._skip:
-                self._emit("\n")
-            return
-        attr = dict(attrs)
-        if self._skip or tag in _SKIP or _permalink(tag, attr):
-            self._skip.append(tag)
-            return
-        if tag == "title":
-            self._in_title = True
-        if self._main_tag is None and not self._main_done and (tag == "main" or attr.get("role") == "main"):
-            self._main_tag, self._main_depth = tag, 0
-        if tag == self._main_tag:
-            self._main_depth += 1
-        if tag == "pre":
-            self._pre += 1
-        if tag in _BLOCK:
-            self._emit("\n\n")
-        elif tag in _LINE:
-            self._emit("\n")
-        elif tag in ("td", "th"):
-            self._emit(" ")
-        if attr.get("id"):
-            for stream in self._streams():
-                stream.anchors.append((stream.length, str(attr["id"])))
-        if len(tag) == 2 and tag[0] == "h" and tag[1] in "123456":
-            self._heading = (int(tag[1]), [], [(stream, stream.length) for stream in self._streams()])
-
-    def handle_endtag(self, tag: str) -> None:
-        if self._skip:
-            if tag == self._skip[-1]:
-                self._skip.pop()
-            return
-        if tag == "title":
-            self._in_title = False
-        if tag == "pre" and self._pre:
-            self._pre -= 1
-        if self._heading is not None and tag == f"h{self._heading[0]}":
-            level, words, starts = self._heading
-            text = " ".join("".join(words).split())
-            if text:
-                for stream, offset in starts:
-                    stream.headings.append((offset, level, text))
-            self._heading = None
-        if tag in _BLOCK:
-            self._emit("\n\n")
-        if tag == self._main_tag:
-            self._main_depth -= 1
-            if self._main_depth == 0:
-                self._main_tag, self._main_done = None, True
-
-    def handle_data(self, data: str) -> None:
-        if self._skip:
-            return
-        if self._in_title:
-            self.title_parts.append(data)
-            return
-        if self._heading is not None:
-            self._heading[1].append(data)
-        line = self.getpos()[0]
-        for k, piece in enumerate(data.split("\n")):  # an anchor per file line, so every line maps back
-            for stream in self._streams():
-                stream.lines.append((stream.length, line + k))
-            if k:
-                piece = "\n" + piece
-            self._emit(piece if self._pre else re.sub(r"\s+", " ", piece))
-
-
-def _sub_tracked(pattern: re.Pattern, repl: str, text: str) -> tuple[str, list[tuple[int, int, int]]]:
-    """re.sub, and the edits it made as (start, end, length of the replacement), for mapping offsets."""
-    out, edits, pos = [], [], 0
-    for m in pattern.finditer(text):
-        out += [text[pos : m.start()], repl]
-        edits.append((m.start(), m.end(), len(repl)))
-        pos = m.end()
-    out.append(text[pos:])
-    return "".join(out), edits
-
-
-def _offset_mapper(edits: list[tuple[int, int, int]]):
-    """old offset -> new offset after `edits` (ascending, non-overlapping)."""
-    ends = [b for _, b, _ in edits]
-    shifts, total = [], 0
-    for a, b, n in edits:
-        total += n - (b - a)
-        shifts.append(total)
-
-    def new(offset: int) -> int:
-        i = bisect.bisect_right(ends, offset)  # edits ending at or before offset
-        shift = shifts[i - 1] if i else 0
-        if i < len(edits) and edits[i][0] < offset:  # inside an edit: its start (or within its replacement)
-            a, _, n = edits[i]
-            return a + shift + min(offset - a, n)
-        return offset + shift
-
-    return new
-
-
-def html_document(html: str) -> tuple[str, str, dict]:
-    """(title, visible text, Document fields: file lines, headings, id anchors) of an HTML page; the text of its
-    main region when it marks one."""
-    parser = _TextExtractor()
-    parser.feed(html)
-    parser.close()
-    stream = parser.main if "".join(parser.main.parts).strip() else parser.all
-    text = "".join(stream.parts)
-    text, first = _sub_tracked(re.compile(r"[ \t]*\n[ \t]*(?=\n)"), "\n", text)  # blank lines of spaces: empty
-    text, second = _sub_tracked(re.compile(r"\n{3,}"), "\n\n", text)
-    lead = len(text) - len(text.lstrip())
-    text = text.strip()
-    one, two = _offset_mapper(first), _offset_mapper(second)
-
-    def where(offset: int) -> int:
-        return min(max(two(one(offset)) - lead, 0), len(text))
-
-    fields = {
-        "lines": tuple((where(o), line) for o, line in stream.lines) or ((0, 1),),
-        "count_newlines": False,
-        "headings": tuple((where(o), level, t) for o, level, t in stream.headings),
-        "anchors": tuple((where(o), name) for o, name in stream.anchors),
-    }
-    title = " ".join("".join(parser.title_parts).split())
-    return title, text, fields
-
-
-def html_to_text(html: str) -> tuple[str, str]:
-    """(title, visible text) of an HTML page; the text of its main region when it marks one."""
-    title, text, _ = html_document(html)
-    return title, text

@@ -1,5 +1,6 @@
-"""Readers for document formats that are not plain text: one module per format (pdf.py, docx.py).
+"""Readers, one module per format: html, markdown, rst, jsonl, code (heading paths of source code), pdf, docx;
+with their shared types in document.py (Document, UnreadableFileError).
 
-Each turns a file's bytes into the text of one Document plus where its parts are (pages, headings), or raises
-ingest.UnreadableFileError with a one-line reason. ingest.py dispatches to them by file extension.
+Each turns a file's text or bytes into Documents plus where their parts are (lines, pages, headings, anchors), or
+raises UnreadableFileError with a one-line reason. ingest.py walks the folder and dispatches to them by extension.
 """

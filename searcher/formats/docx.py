@@ -16,7 +16,7 @@ def read_docx(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
     from docx.table import Table
     from docx.text.paragraph import Paragraph
 
-    from ..ingest import UnreadableFileError
+    from .document import UnreadableFileError
 
     try:
         document: DocxDocument = docx.Document(io.BytesIO(data))

@@ -23,7 +23,7 @@ def read_pdf(data: bytes) -> tuple[str, tuple[tuple[int, int], ...], str]:
     line. Raises UnreadableFileError when the PDF cannot be opened or has no text at all."""
     import pypdfium2 as pdfium
 
-    from ..ingest import UnreadableFileError
+    from .document import UnreadableFileError
 
     try:
         pdf = pdfium.PdfDocument(data)
