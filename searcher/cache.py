@@ -27,7 +27,7 @@ import numpy as np
 import orjson
 
 from .atomic import write_atomic
-from .encoder import ModelInfo
+from .model_info import ModelInfo
 
 FLOAT, INT8 = "float", "int8"
 KINDS = (FLOAT, INT8)  # in order of preference when a text has both

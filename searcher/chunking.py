@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import bisect
 import re
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import InvalidInputError
-from .formats.document import Document
+from .formats.document import Document, UnreadableFileError
+from .ingest import parse_file
 
 # Documents longer than this are chunked a segment at a time, cut at a paragraph (else line, else space) break:
 # memory stays bounded by the segment, not the document (the reliability issue saw a 50 MB file take 7.3 GB when
@@ -371,3 +373,27 @@ def check_chunking(chunk_tokens: int, overlap_tokens: int, max_seq_length: int) 
         raise InvalidInputError(
             f"overlap_tokens={overlap_tokens} must be less than half of chunk_tokens={chunk_tokens}"
         )
+
+
+@dataclass
+class Parsed:
+    """One file parsed and chunked (by a worker or locally)."""
+
+    documents: int = 0
+    warnings: list[str] = field(default_factory=list)
+    chunks: list = field(default_factory=list)
+    error: str = ""  # why the file could not be read (UnreadableFileError); nothing else is set then
+    read_seconds: float = 0.0
+    chunk_seconds: float = 0.0
+
+
+def parse_and_chunk(path, data: bytes, doc_id: str, chunker) -> Parsed:
+    """Parse one file's bytes and chunk its documents: the step both the local path and a Ray worker run."""
+    started = time.perf_counter()
+    try:
+        docs, warnings = parse_file(path, data, doc_id=doc_id)
+    except UnreadableFileError as e:
+        return Parsed(error=str(e))
+    parsed = time.perf_counter()
+    chunks = [c for doc in docs for c in chunker(doc)]
+    return Parsed(len(docs), list(warnings), chunks, "", parsed - started, time.perf_counter() - parsed)

@@ -60,8 +60,7 @@ class _Worker:
     def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list:
         from pathlib import Path
 
-        from .chunking import chunk_document
-        from .indexer import parse_and_chunk
+        from .chunking import chunk_document, parse_and_chunk
 
         def chunker(doc):
             return chunk_document(doc, self.encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens)
@@ -139,7 +138,7 @@ class RayWorkers:
         return self.ray.get(self.actors[0].info.remote())
 
     def chunk(self, items: list[tuple[str, bytes, str]], chunk_tokens: int, overlap_tokens: int) -> list:
-        """[indexer.Parsed] of files, parsed and chunked FILES_PER_TASK per call, in the order of `items`."""
+        """[chunking.Parsed] of files, parsed and chunked FILES_PER_TASK per call, in the order of `items`."""
         tasks = [items[a : a + FILES_PER_TASK] for a in range(0, len(items), FILES_PER_TASK)]
         out = []
         for parsed in self.pool.map(lambda a, t: a.chunk.remote(t, chunk_tokens, overlap_tokens), tasks):

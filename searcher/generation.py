@@ -22,8 +22,8 @@ from . import projection as proj
 from .cache import EmbeddingCache
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
-from .encoder import ModelInfo
 from .lexical import LEXICAL_DIR, LexicalWriter
+from .model_info import ModelInfo
 from .store import FileEntry, GenerationWriter, Manifest, Projection, StoredIndex, now
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ import orjson
 
 from .atomic import exclusive_lock, write_atomic
 from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
-from .chunking import check_chunking, chunk_document
+from .chunking import Parsed, check_chunking, chunk_document, parse_and_chunk
 from .config import IndexConfig, Progress
 from .encoder import (
     Encoder,
@@ -48,7 +48,7 @@ from .home import (
     share_encoder,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, Ignore, UnreadableFileError, is_supported, iter_files, parse_file, read_regular
+from .ingest import FORMATS, Ignore, is_supported, iter_files, read_regular
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
 from .store import (
     MANIFEST,
@@ -595,30 +595,6 @@ def _query_encoder(
 
 def _is_under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
-
-
-@dataclass
-class Parsed:
-    """One file parsed and chunked (by a worker or locally)."""
-
-    documents: int = 0
-    warnings: list[str] = field(default_factory=list)
-    chunks: list = field(default_factory=list)
-    error: str = ""  # why the file could not be read (ingest.UnreadableFileError); nothing else is set then
-    read_seconds: float = 0.0
-    chunk_seconds: float = 0.0
-
-
-def parse_and_chunk(path, data: bytes, doc_id: str, chunker) -> Parsed:
-    """Parse one file's bytes and chunk its documents: the step both the local path and a Ray worker run."""
-    started = time.perf_counter()
-    try:
-        docs, warnings = parse_file(path, data, doc_id=doc_id)
-    except UnreadableFileError as e:
-        return Parsed(error=str(e))
-    parsed = time.perf_counter()
-    chunks = [c for doc in docs for c in chunker(doc)]
-    return Parsed(len(docs), list(warnings), chunks, "", parsed - started, time.perf_counter() - parsed)
 
 
 def _scan(

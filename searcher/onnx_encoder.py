@@ -26,7 +26,7 @@ import numpy as np
 import orjson
 
 from .atomic import write_atomic
-from .encoder import ModelInfo, normalize_rows
+from .model_info import ModelInfo, normalize_rows
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .encoder import normalize_rows
+from .model_info import normalize_rows
 
 FIT_SAMPLE = 20_000  # rows used to fit the rotation
 MEASURE_SAMPLE = 5_000  # rows searched when `auto` measures

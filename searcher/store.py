@@ -47,8 +47,8 @@ import orjson
 from . import coarse, vectors
 from .atomic import fsync_dir, fsync_file, reserved_npy, write_atomic
 from .config import IndexConfig
-from .encoder import ModelInfo
 from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError
+from .model_info import ModelInfo
 
 FORMAT_NAME = "searcher-index"
 FORMAT_VERSION = 1

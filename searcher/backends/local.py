@@ -16,10 +16,10 @@ import numpy as np
 
 from .. import coarse, vectors
 from ..config import FUSION_DEPTH
-from ..encoder import usable_cores
 from ..errors import IndexFormatError
 from ..filters import Where, selected_ids
 from ..fusion import fuse
+from ..machine import usable_cores
 from ..projection import coarse_vectors
 from ..store import StoredIndex
 

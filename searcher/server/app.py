@@ -35,17 +35,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..config import DEFAULT_PER_DOC, DEFAULT_SHORTLIST, MODE_ALIASES, SEARCH_MODES
-from ..documents import read_lines
-from ..errors import IndexNotFoundError, InvalidInputError, SearcherError
+from ..errors import IndexNotFoundError, SearcherError
 from ..filters import Where
 from ..search import hit_record, search_many
-from .catalog import Catalog
+from .catalog import ALL, MAX_K, MAX_QUERY_CHARS, Catalog, read_any
 
 log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
-MAX_K = 100
 MAX_SHORTLIST = 10_000
-MAX_QUERY_CHARS = 2_000
 MAX_BATCH = 64
 MAX_BODY_BYTES = 256 * 1024
 if TYPE_CHECKING:
@@ -219,21 +216,6 @@ def create_app(
     return app
 
 
-def read_any(catalog: Catalog, index: str | None, source: str, start_line: int, end_line: int | None):
-    """read_lines from the index named, or (none named) from the first index of the server that holds `source`."""
-    if index is not None:
-        return read_lines(catalog.searcher(index).index, source, start_line, end_line)
-    missing = None
-    for name in catalog.names:
-        try:
-            return read_lines(catalog.searcher(name).index, source, start_line, end_line)
-        except InvalidInputError as e:  # not a file of this index: try the next
-            if "not a file of this index" not in str(e):
-                raise
-            missing = e
-    raise missing or InvalidInputError(f"{source} is not a file of these indexes; pass a hit's `source`")
-
-
 def _foreign(host_header: str, origin: str | None, names: set[str], port: int | None) -> str:
     """Why a request's Host or Origin is not this server's (see the module docstring), or "" if both are."""
     from urllib.parse import urlsplit
@@ -303,9 +285,6 @@ class BodyLimit:
             return messages.pop(0) if messages else await receive()
 
         await self.app(scope, replay, send)
-
-
-ALL = "*"  # index=* searches every index of the server, hits merged by score (search.search_many)
 
 
 def _run(catalog: Catalog, queries: list[str], request):

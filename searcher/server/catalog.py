@@ -16,10 +16,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import IndexNotFoundError, SearcherError
+from ..documents import read_lines
+from ..errors import IndexNotFoundError, InvalidInputError, SearcherError
 from ..home import resolve
 from ..search import Searcher
 from ..store import MANIFEST
+
+# Shared by the HTTP API and MCP: what every face of the server accepts.
+ALL = "*"  # index=* searches every index of the server, hits merged by score (search.search_many)
+MAX_K = 100
+MAX_QUERY_CHARS = 2_000
 
 CHECK_SECONDS = 0.25  # how stale a server's view of an index may be
 
@@ -113,3 +119,18 @@ def _stamp(path: Path) -> tuple:
     except OSError:
         return ()
     return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def read_any(catalog: Catalog, index: str | None, source: str, start_line: int, end_line: int | None):
+    """read_lines from the index named, or (none named) from the first index of the server that holds `source`."""
+    if index is not None:
+        return read_lines(catalog.searcher(index).index, source, start_line, end_line)
+    missing = None
+    for name in catalog.names:
+        try:
+            return read_lines(catalog.searcher(name).index, source, start_line, end_line)
+        except InvalidInputError as e:  # not a file of this index: try the next
+            if "not a file of this index" not in str(e):
+                raise
+            missing = e
+    raise missing or InvalidInputError(f"{source} is not a file of these indexes; pass a hit's `source`")

@@ -18,8 +18,7 @@ from pydantic import Field  # (the serve extra's; this module is imported by `se
 from ..errors import SearcherError
 from ..filters import Where
 from ..search import search_many
-from .app import ALL, MAX_K, MAX_QUERY_CHARS, read_any
-from .catalog import Catalog
+from .catalog import ALL, MAX_K, MAX_QUERY_CHARS, Catalog, read_any
 
 
 def agent_record(rank: int, hit) -> dict[str, Any]:
