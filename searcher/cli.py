@@ -424,6 +424,16 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
     help="One hit per document, its best passage first, or every matching chunk.",
 )
 @click.option(
+    "--rerank",
+    is_flag=False,
+    flag_value="cross-encoder/ms-marco-MiniLM-L6-v2",
+    default=None,
+    metavar="[MODEL]",
+    help="Re-score the top hits with a CrossEncoder (a local directory or a model name you have; alone: "
+    "cross-encoder/ms-marco-MiniLM-L6-v2). Loads torch: slower to start.",
+)
+@click.option("--rerank-depth", type=click.IntRange(1, 500), default=30, show_default=True, help="Hits reranked.")
+@click.option(
     "--model",
     help="Query with this model (it must match the index's) [default: the index's own; "
     "SEARCHER_MODEL is for indexing, not for queries of other indexes].",
@@ -467,6 +477,8 @@ def query(
     types,
     min_score,
     per_doc,
+    rerank,
+    rerank_depth,
     model,
     output,
     as_json,
@@ -530,7 +542,15 @@ def query(
                 searcher.close()
             raise
     try:
-        options = dict(shortlist=shortlist, mode=mode, where=Where(paths, types), min_score=min_score, per_doc=per_doc)
+        options = dict(
+            shortlist=shortlist,
+            mode=mode,
+            where=Where(paths, types),
+            min_score=min_score,
+            per_doc=per_doc,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
+        )
         results = (
             search_many(opened, queries, k, **options)
             if len(opened) > 1
@@ -1014,8 +1034,13 @@ def finetune(
     help="Also answer requests addressed to this host name (repeatable); by default only the address it "
     "listens on and localhost, so that no other web site can read it through DNS rebinding.",
 )
+@click.option(
+    "--rerank",
+    metavar="MODEL",
+    help="Let requests ask for reranking (rerank=true) with this CrossEncoder, a local directory or a name you have.",
+)
 @click.option("--stop-after", type=float, hidden=True, help="Stop after this many seconds (tests, benchmarks).")
-def serve(indexes, host, port, token, allow_hosts, stop_after):
+def serve(indexes, host, port, token, allow_hosts, rerank, stop_after):
     """Serve searches over HTTP: a search page at /, the API at /search, its description at /openapi.json.
 
     Each index is loaded once, and the server follows new index generations (from `searcher index`, `update`
@@ -1038,7 +1063,7 @@ def serve(indexes, host, port, token, allow_hosts, stop_after):
     from .server.catalog import Catalog
 
     _check_port(host, port)
-    catalog = Catalog(list(indexes))
+    catalog = Catalog(list(indexes), reranker=rerank)
     click.echo(f"serving {', '.join(catalog.names)} on http://{host}:{port}/ (Ctrl-C to stop)", err=True)
     run(
         create_app(catalog, token=token, host=host, port=port, allow_hosts=allow_hosts),
@@ -1066,7 +1091,8 @@ def _check_port(host: str, port: int) -> None:
 
 @cli.command(short_help="Let an AI agent search an index (MCP server on stdio).")
 @indexes_option
-def mcp(indexes):
+@click.option("--rerank", metavar="MODEL", help="Let the agent ask for reranking with this CrossEncoder.")
+def mcp(indexes, rerank):
     """Run a Model Context Protocol server on stdin/stdout with the tools `search` and `get_document`.
 
     \b
@@ -1079,7 +1105,7 @@ def mcp(indexes):
     from .server.catalog import Catalog
     from .server.mcp import create_mcp
 
-    create_mcp(Catalog(list(indexes))).run("stdio")
+    create_mcp(Catalog(list(indexes), reranker=rerank)).run("stdio")
 
 
 def _loopback(host: str) -> bool:

@@ -32,6 +32,8 @@ from .filters import Where
 from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
+from .rerank import DEFAULT_DEPTH, Reranker, reranker
+from .rerank import rerank as rerank_hits
 from .snippets import passages, query_terms, snippet
 from .store import open_index
 from .syntax import parse
@@ -61,6 +63,7 @@ class Hit:
     rank_score: float = 0.0  # the mode's own score, which ordered the hits: fused, BM25, or cosine
     cosine: float | None = None  # the evidence behind `score` (calibration.py): full-vector cosine with the query
     coverage: float | None = None  # and the IDF-weighted share of the query's words the chunk holds (None: unused)
+    rerank_score: float | None = None  # the cross-encoder's score, when a reranker ordered the hits (rerank.py)
     more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
     duplicates: tuple[str, ...] = ()  # per_doc: files whose best chunk says the same (the page as .md and .html)
 
@@ -187,6 +190,8 @@ class Searcher:
         where: Where | None = None,
         min_score: float | None = None,
         per_doc: bool = DEFAULT_PER_DOC,
+        rerank: str | Reranker | None = None,
+        rerank_depth: int = DEFAULT_DEPTH,
     ) -> Hits:
         """The top `k` chunks (or documents, `per_doc`) for one query, best first (see `search_batch`)."""
         return self.search_batch(
@@ -198,6 +203,8 @@ class Searcher:
             where=where,
             min_score=min_score,
             per_doc=per_doc,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
         )[0]
 
     def search_batch(
@@ -211,6 +218,8 @@ class Searcher:
         where: Where | None = None,
         min_score: float | None = None,
         per_doc: bool = DEFAULT_PER_DOC,
+        rerank: str | Reranker | None = None,
+        rerank_depth: int = DEFAULT_DEPTH,
     ) -> list[Hits]:
         """`search` for many queries at once (one encoder call, one coarse search).
 
@@ -266,15 +275,20 @@ class Searcher:
                     if (I[row] >= 0).sum() >= depth and len(_per_document(chunks[i], k)) < k
                 ]
                 depth = min(depth * 4, MAX_FETCH)
+        second = reranker(rerank) if rerank is not None else None
+        keep = max(k, rerank_depth) if second is not None else k
         out = []
         for i in range(len(queries)):
             hits = self._names_first(chunks[i], parsed[i].words) if mode in ("hybrid", "lexical") else chunks[i]
             if per_doc:
-                hits = _per_document(hits, k)
-            hits = self._calibrated(hits[:k], mode, parsed[i], None if xq is None else xq[i])
+                hits = _per_document(hits, keep)
+            hits = self._calibrated(hits[:keep], mode, parsed[i], None if xq is None else xq[i])
+            no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
+            if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
+                hits = rerank_hits(second, queries[i], hits, rerank_depth)
             terms = query_terms(parsed[i].text, self._analyze)
-            found = Hits(self._with_snippet(h, terms) for h in hits if min_score is None or h.score >= min_score)
-            found.no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
+            found = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
+            found.no_match = no_match
             out.append(found)
         return out
 
@@ -454,7 +468,9 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
     per_index = [s.search_batch(queries, k, **options) for s in searchers]
     out = []
     for i in range(len(queries)):
-        ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=lambda x: -x[0].score)
+        # by score; with a reranker, by its score (every index's hits were re-scored by the same cross-encoder)
+        key = (lambda x: -(x[0].rerank_score or 0.0)) if options.get("rerank") is not None else (lambda x: -x[0].score)
+        ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=key)
         merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)
         merged.origins = tuple(j for _, j in ranked[:k])  # which of `searchers` each hit came from
@@ -481,6 +497,8 @@ def hit_record(query: str, rank: int, hit: Hit) -> dict:
         "text",
     )
     record = {"query": query, "rank": rank, "score": round(hit.score, 4), **{k: getattr(hit, k) for k in fields}}
+    if hit.rerank_score is not None:
+        record["rerank_score"] = round(hit.rerank_score, 4)
     record["highlights"] = [list(span) for span in hit.highlights]
     if hit.duplicates:
         record["duplicates"] = list(hit.duplicates)

@@ -64,6 +64,8 @@ class SearchRequest(BaseModel):
     min_score: float | None = Field(None, description="drop hits scoring below this")
     shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST, description="coarse candidates to rerank")
     index: str | None = Field(None, description="which index (GET /indexes), or * for all; default: the first")
+    rerank: bool = Field(False, description="re-score the top hits with the server's cross-encoder (serve --rerank)")
+    rerank_depth: int = Field(30, ge=1, le=MAX_K * 5, description="how many of the top hits to rerank")
 
 
 class BatchRequest(BaseModel):
@@ -78,6 +80,8 @@ class BatchRequest(BaseModel):
     paths: list[str] = Field(default_factory=list, max_length=64)
     types: list[str] = Field(default_factory=list, max_length=64)
     per_doc: bool = DEFAULT_PER_DOC
+    rerank: bool = False
+    rerank_depth: int = Field(30, ge=1, le=MAX_K * 5)
     min_score: float | None = None
     shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST)
     index: str | None = None
@@ -158,6 +162,8 @@ def create_app(
         min_score: float | None = Query(None),
         shortlist: int = Query(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST),
         index: str | None = Query(None),
+        rerank: bool = Query(False),
+        rerank_depth: int = Query(30, ge=1, le=MAX_K * 5),
     ) -> Response:
         # model_construct: FastAPI has validated each parameter already, with the same bounds
         request = SearchRequest.model_construct(
@@ -170,6 +176,8 @@ def create_app(
             min_score=min_score,
             shortlist=shortlist,
             index=index,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
         )
         return search(request)
 
@@ -294,6 +302,7 @@ def _run(catalog: Catalog, queries: list[str], request):
         min_score=request.min_score,
         where=Where(tuple(request.paths), tuple(request.types)),
         per_doc=request.per_doc,
+        **catalog.rerank_options(request.rerank, request.rerank_depth),
     )
     if request.index == ALL:
         return ALL, None, search_many([catalog.searcher(n) for n in catalog.names], queries, request.k, **options)

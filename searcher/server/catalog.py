@@ -41,8 +41,11 @@ class _Entry:
 class Catalog:
     """Named indexes (`names`: index names or paths, as --index takes them), opened once and kept current."""
 
-    def __init__(self, names: list[str | Path | None]) -> None:
+    def __init__(self, names: list[str | Path | None], reranker: str | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
+        # The cross-encoder a request may ask for (rerank.py), chosen by whoever starts the server: a request can
+        # turn reranking on, never name a model to load.
+        self.reranker = reranker
         self._lock = threading.Lock()
         for name in names or [None]:
             path = resolve(name)
@@ -53,6 +56,14 @@ class Catalog:
             self._warm(searcher)
             self._entries[key] = _Entry(path, searcher, _stamp(path), time.monotonic())
         self.default = next(iter(self._entries))
+
+    def rerank_options(self, wanted: bool, depth: int) -> dict:
+        """Search options for a request's `rerank` (see __init__)."""
+        if not wanted:
+            return {}
+        if self.reranker is None:
+            raise InvalidInputError("this server has no reranker; start it with --rerank MODEL to allow rerank")
+        return {"rerank": self.reranker, "rerank_depth": depth}
 
     @property
     def names(self) -> list[str]:

@@ -74,8 +74,7 @@ def create_mcp(catalog: Catalog):
                 max_length=MAX_QUERY_CHARS,
                 description=(
                     'What to search for: words, "quoted phrases" that must occur, -word or -"phrase" to leave out, '
-                    "code "
-                    "names (Py_Initialize, os.path.join) matched whole."
+                    "code names (Py_Initialize, os.path.join) matched whole."
                 ),
             ),
         ],
@@ -104,14 +103,22 @@ def create_mcp(catalog: Catalog):
                 description=("Only hits at least this likely to be relevant (scores are probabilities, 0-1)."),
             ),
         ] = None,
+        rerank: Annotated[
+            bool,
+            Field(description="Re-score the top 30 hits with the server's cross-encoder (if it was started with one)."),
+        ] = False,
     ) -> dict[str, Any]:
         """Search the index for passages that answer `query`, best first, one per document. Each hit gives the
         file (source), the passage's lines and section, the passage itself and a score (the probability that it
         is relevant); no_match is true when nothing is likely relevant. Read around a hit with get_document."""
-        options: dict[str, Any] = dict(
-            mode=mode, per_doc=True, min_score=min_score, where=Where(tuple(paths or ()), tuple(types or ()))
-        )
         try:
+            options: dict[str, Any] = dict(
+                mode=mode,
+                per_doc=True,
+                min_score=min_score,
+                where=Where(tuple(paths or ()), tuple(types or ())),
+                **catalog.rerank_options(rerank, 30),
+            )
             if index == ALL:
                 (hits,) = search_many([catalog.searcher(n) for n in catalog.names], [query], k, **options)
             else:

