@@ -4,8 +4,9 @@ and each hit's passage read together), and those hits are put in its order; the 
 Off unless asked (`Searcher.search(..., rerank=...)`, `searcher query --rerank [MODEL]`, HTTP and MCP `rerank`):
 it loads torch and a second model, and costs one cross-encoder pass over `depth` pairs per query. A hit keeps its
 calibrated `score` (the probability the first stage estimated) and gains `rerank_score`, the cross-encoder's raw
-output: comparable within a query only. Left out: an ONNX or int8 path for the cross-encoder (the bi-encoder's
-measured choice, encoder_choice.py, is not applied here), and training one (`searcher finetune --reranker`).
+output: comparable within a query only. It reads the passage around each hit's matching sentences
+(PASSAGE_CHARS), under bfloat16 autocast where the CPU has it and it measures faster with the same scores. Left out:
+an ONNX or int8 path for the cross-encoder, and training one (`searcher finetune --reranker`).
 """
 
 from __future__ import annotations
@@ -13,16 +14,25 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
+import time
 
 import numpy as np
 
 from .encoder import no_progress_bars, resolve_model
 from .errors import ModelError
+from .machine import cpu_has_bf16
 
 log = logging.getLogger(__name__)
 
 DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L6-v2"  # what `--rerank` alone asks for, where a user has it
 DEFAULT_DEPTH = 30  # hits re-scored per query
+# What the cross-encoder reads of a hit: the passage around its matching sentences, up to this many characters (the
+# whole chunk costs ~5x as much: RESULTS.md, rerank).
+PASSAGE_CHARS = 480
+# bfloat16 autocast is used where the CPU has it natively, if it is this much faster on the first pairs and its scores
+# stay this close to float32's (the bi-encoder's rule, encoder_choice.faster_and_close, in a cross-encoder's units).
+BF16_FASTER = 1.1
+BF16_MAX_DIFF = 0.02
 _LOADED: dict[str, Reranker] = {}
 _LOCK = threading.Lock()
 
@@ -45,12 +55,47 @@ class Reranker:
                 "available offline, or leave --rerank out"
             ) from None
 
+        self.bf16: bool | None = None  # chosen on the first call (_choose)
+
     def scores(self, query: str, passages: list[str]) -> np.ndarray:
         if not passages:
             return np.empty(0, dtype=np.float32)
-        with no_progress_bars():
-            out = self.model.predict([(query, p) for p in passages], batch_size=32, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32).reshape(len(passages), -1)[:, 0]
+        pairs = [(query, p) for p in passages]
+        if self.bf16 is None:
+            self.bf16 = self._choose(pairs)
+        return self._predict(pairs, self.bf16)
+
+    def _predict(self, pairs: list[tuple[str, str]], bf16: bool) -> np.ndarray:
+        import contextlib
+
+        import torch
+
+        context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+        with no_progress_bars(), context:
+            out = self.model.predict(pairs, batch_size=32, show_progress_bar=False)
+        return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
+
+    def _choose(self, pairs: list[tuple[str, str]]) -> bool:
+        """bfloat16 autocast or float32, by measurement on these pairs (see BF16_FASTER)."""
+        if not cpu_has_bf16():
+            return False
+        self._predict(pairs[:2], False)  # warm both paths
+        self._predict(pairs[:2], True)
+        started = time.perf_counter()
+        exact = self._predict(pairs, False)
+        fp32 = time.perf_counter() - started
+        started = time.perf_counter()
+        fast = self._predict(pairs, True)
+        bf16 = time.perf_counter() - started
+        chosen = fp32 >= BF16_FASTER * bf16 and float(np.abs(exact - fast).max()) <= BF16_MAX_DIFF
+        log.info(
+            "reranker %s: float32 %.0f ms, bf16 %.0f ms -> %s",
+            self.name,
+            1000 * fp32,
+            1000 * bf16,
+            "bf16" if chosen else "float32",
+        )
+        return chosen
 
 
 def reranker(name: str | Reranker) -> Reranker:
@@ -62,11 +107,12 @@ def reranker(name: str | Reranker) -> Reranker:
         return _LOADED[name]
 
 
-def rerank(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH) -> list:
-    """The first `depth` hits in the cross-encoder's order (each with its `rerank_score`), then the rest."""
+def rerank(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, passage=None) -> list:
+    """The first `depth` hits in the cross-encoder's order (each with its `rerank_score`), then the rest.
+    `passage(hit)`: what the cross-encoder reads of a hit (default: its whole text)."""
     if depth < 1:
         raise ModelError(f"rerank depth must be at least 1, got {depth}")
     head, tail = hits[:depth], hits[depth:]
-    scores = model.scores(query, [h.text for h in head])
+    scores = model.scores(query, [passage(h) if passage else h.text for h in head])
     order = np.argsort(-scores, kind="stable")
     return [dataclasses.replace(head[i], rerank_score=float(scores[i])) for i in order] + list(tail)

@@ -32,7 +32,7 @@ from .filters import Where
 from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
-from .rerank import DEFAULT_DEPTH, Reranker, reranker
+from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, reranker
 from .rerank import rerank as rerank_hits
 from .snippets import passages, query_terms, snippet
 from .store import open_index
@@ -284,9 +284,9 @@ class Searcher:
                 hits = _per_document(hits, keep)
             hits = self._calibrated(hits[:keep], mode, parsed[i], None if xq is None else xq[i])
             no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
-            if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
-                hits = rerank_hits(second, queries[i], hits, rerank_depth)
             terms = query_terms(parsed[i].text, self._analyze)
+            if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
+                hits = rerank_hits(second, queries[i], hits, rerank_depth, lambda h, t=terms: self._passage(h, t))
             found = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
             found.no_match = no_match
             out.append(found)
@@ -398,6 +398,11 @@ class Searcher:
             return dict.fromkeys(words, 1.0)
         docs, freqs = counts
         return {t: calibration.idf(df, docs) for t, df in zip(words, freqs)}
+
+    def _passage(self, hit: Hit, terms: set[str]) -> str:
+        """The part of a hit a reranker reads: the sentences around its matching ones, up to PASSAGE_CHARS."""
+        _, (a, b) = passages(hit.text, terms, self._analyze, PASSAGE_CHARS)
+        return hit.text[a:b]
 
     def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:
         """The hit (and the chunks folded under it) with the passage that matches the query's terms, and the line,

@@ -53,7 +53,14 @@ def test_a_reranker_orders_the_top_hits_and_off_restores_the_first_stage(index, 
     assert [h.source for h in plain] == [h.source for h in again] == [h.source for h in off]
     assert all(h.rerank_score is None for h in plain)
     assert sorted(h.source for h in ranked) == sorted(h.source for h in plain), "the same hits, another order"
-    expected = Reranker(str(tiny_reranker)).scores("water in the valley", [h.text for h in ranked])
+    from searcher.rerank import reranker
+    from searcher.snippets import query_terms
+
+    with Searcher(index, encoder=minilm) as s:  # what the cross-encoder read: each hit's passage
+        terms = query_terms("water in the valley", s._analyze)
+        read = [s._passage(h, terms) for h in ranked]
+    assert all(r and r in h.text for r, h in zip(read, ranked))
+    expected = reranker(str(tiny_reranker)).scores("water in the valley", read)
     assert np.allclose([h.rerank_score for h in ranked], expected, atol=1e-5)
     assert [h.rerank_score for h in ranked] == sorted((h.rerank_score for h in ranked), reverse=True)
     assert [h.source for h in ranked] != [h.source for h in plain], "an untrained head has its own order"
