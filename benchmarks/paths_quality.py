@@ -4,11 +4,12 @@ top-10 agreement with float32 when 500 of each corpus's own chunks are the queri
 the int8 graph may embed documents (encoder_choice.INT8_DOCUMENTS, INT8_MIN_COSINE), by retrieval rather than by a
 cosine alone.
 
-    python benchmarks/paths_quality.py
+    python benchmarks/paths_quality.py [--sets scifact msmarco-5k ...]
 """
 
 from __future__ import annotations
 
+import argparse
 import time
 
 from _common import CACHE, write_section
@@ -28,6 +29,10 @@ AGREEMENT_QUERIES = 500
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sets", nargs="*", help="only these sets (folder names under ../shared/data)")
+    args = parser.parse_args()
+    sets = [(n, split) for n, split in SETS if not args.sets or n in args.sets]
     work = CACHE / "paths-quality"
     work.mkdir(parents=True, exist_ok=True)
     config = IndexConfig()
@@ -43,7 +48,7 @@ def main() -> None:
         + " | seconds |",
         "|:--|" + "--:|" * (2 * len(names)),
     ]
-    for name, split in SETS:
+    for name, split in sets:
         started = time.perf_counter()
         got = ndcg_by_path(name, encoders, chunk_tokens, overlap, split, AGREEMENT_QUERIES)
         row = (
