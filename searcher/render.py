@@ -70,11 +70,13 @@ def render_results(queries: list[str], results, output: str, *, colored: bool, a
                 echo(around[(hit.source, hit.line)])
             else:
                 echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), colored)
-            if hit.more:
+            # each other place once, and not the hit's own (overlapping chunks can match at the same line)
+            others = [p for p in dict.fromkeys(m.line or m.page for m in hit.more) if p != (hit.line or hit.page)]
+            if others:
                 echo(
-                    f"    also at line{'s' if len(hit.more) > 1 else ''} "
-                    + ", ".join(str(m.line or m.page) for m in hit.more[:8])
-                    + (" ..." if len(hit.more) > 8 else "")
+                    f"    also at line{'s' if len(others) > 1 else ''} "
+                    + ", ".join(str(p) for p in others[:8])
+                    + (" ..." if len(others) > 8 else "")
                 )
             if hit.duplicates:
                 echo("    the same text in " + ", ".join(_display_path(p) for p in hit.duplicates))
