@@ -22,17 +22,10 @@ import time
 from pathlib import Path
 
 from _common import HERE, write_section
+from watch import visible  # a reader's view, as benchmarks/watch.py polls it
 
 ROUNDS = 5
 SEARCHER = [sys.executable, "-m", "searcher"]
-
-
-def visible(index: Path, word: str) -> bool:
-    """A reader's view, as benchmarks/watch.py polls it: a fresh Searcher, a lexical query (no model)."""
-    from searcher import Searcher
-
-    with Searcher(index) as s:
-        return any(word in h.text for h in s.search(word, 1, mode="lexical"))
 
 
 def found(index: Path, word: str, env: dict) -> bool:

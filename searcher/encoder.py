@@ -214,9 +214,9 @@ def no_progress_bars() -> Iterator[None]:
 def load_encoder(name: str) -> Encoder:
     """The encoder for a model name or path; raises ModelError with one sentence when it cannot be loaded."""
     log.info("loading model %s", name)
-    if name.startswith(("http://", "https://")):  # an OpenAI-compatible embeddings server (endpoint.py)
-        from .endpoint import EndpointEncoder
+    from .endpoint import EndpointEncoder, is_endpoint
 
+    if is_endpoint(name):  # an OpenAI-compatible embeddings server
         return EndpointEncoder(name)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     return SentenceTransformerEncoder(name)

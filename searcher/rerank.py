@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 DEFAULT_RERANKER = "cross-encoder/ms-marco-MiniLM-L6-v2"  # what `--rerank` alone asks for, where a user has it
 DEFAULT_DEPTH = 30  # hits re-scored per query
 # What the cross-encoder reads of a hit: the passage around its matching sentences, up to this many characters (the
-# whole chunk costs ~5x as much: RESULTS.md, rerank).
+# whole chunk costs several times as much: RESULTS.md, rerank).
 PASSAGE_CHARS = 480
 # bfloat16 autocast is used where the CPU has it natively, if it is this much faster on the first pairs and its scores
 # stay this close to float32's (the bi-encoder's rule, encoder_choice.faster_and_close, in a cross-encoder's units).

@@ -474,7 +474,11 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
     out = []
     for i in range(len(queries)):
         # by score; with a reranker, by its score (every index's hits were re-scored by the same cross-encoder)
-        key = (lambda x: -(x[0].rerank_score or 0.0)) if options.get("rerank") is not None else (lambda x: -x[0].score)
+        key = (
+            (lambda x: -x[0].rerank_score if x[0].rerank_score is not None else np.inf)
+            if options.get("rerank") is not None
+            else (lambda x: -x[0].score)
+        )
         ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=key)
         merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)

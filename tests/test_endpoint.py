@@ -6,8 +6,6 @@ life, and the fixture terminates it."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -17,6 +15,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import write_corpus
+from test_server import free_port
 
 from searcher import IndexConfig, Searcher, build_index, open_index
 from searcher.cli import cli
@@ -26,12 +25,6 @@ from searcher.errors import ModelError
 ROOT = Path(__file__).resolve().parent.parent
 SERVER = Path(os.environ.get("SEARCHER_EMBED_SERVER", ROOT / ".venv-embed" / "bin" / "infinity_emb"))
 pytestmark = pytest.mark.model
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -146,4 +139,3 @@ def test_a_down_server_or_an_unknown_model_is_one_clear_error(served_model, monk
         ],
     )
     assert result.exit_code == 2 and "did not answer" in result.output and not (tmp_path / "idx").exists()
-    assert shutil.which("timeout"), "the server's life is bounded by coreutils' timeout"
