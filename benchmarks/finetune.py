@@ -30,6 +30,7 @@ import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig
+from searcher.config import DEFAULT_MODEL
 from searcher.encoder import load_encoder
 from searcher.evaluate import evaluate
 from searcher.metrics import METRICS, metrics_table
@@ -159,7 +160,7 @@ SWEEP = [  # (batch size, training window, epochs, learning rate)
 
 def speed() -> str:
     data = require_data("scifact")
-    encoder = load_encoder(FinetuneConfig().base_model)
+    encoder = load_encoder(DEFAULT_MODEL)
     pairs = load_training_data(data, encoder).train
     passages = np.array(encoder.input_lengths([p.passage for p in pairs]))
     queries = np.array(encoder.input_lengths([p.query for p in pairs]))

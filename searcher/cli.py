@@ -971,11 +971,10 @@ def finetune(
     Example:
         searcher finetune ../shared/data/scifact -o models/scifact-minilm
     """
-    from .config import DEFAULT_MODEL
     from .train import finetune as run_finetune
 
     config = FinetuneConfig(
-        base_model=model or DEFAULT_MODEL,
+        base_model=model,
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=learning_rate,

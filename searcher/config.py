@@ -143,12 +143,22 @@ class IndexConfig:
         return cls(**data)
 
 
+LABELLED = (10, 5e-5)  # (epochs, learning rate) when training on labelled pairs
+# label-free (labelfree.py): chosen on the shared sets' own held-out pseudo-queries, no labels (RESULTS.md,
+# finetune-label-free)
+LABEL_FREE = (1, 2e-5)
+
+
 @dataclass(frozen=True)
 class FinetuneConfig:
-    base_model: str = DEFAULT_MODEL
-    epochs: int = 10  # as the first card; SciFact train (916 pairs) trains in about 7 min on 2 cores (RESULTS.md)
+    base_model: str | None = None  # None: the model of the index trained from, else DEFAULT_MODEL
+    # None: by the data. With labels, 10 epochs as the first card (SciFact train's 916 pairs train in about 7 min on
+    # 2 cores, RESULTS.md); label-free (labelfree.py), LABEL_FREE's.
+    epochs: int | None = None
     batch_size: int = 32  # in-batch negatives: larger is better for MultipleNegativesRankingLoss
-    learning_rate: float = 5e-5  # re-chosen on a validation split of SciFact train (RESULTS.md, finetune-lr)
+    # None: by the data. With labels 5e-5, re-chosen on a validation split of SciFact train (RESULTS.md,
+    # finetune-lr); label-free, LABEL_FREE's.
+    learning_rate: float | None = None
     warmup_ratio: float = 0.1
     seed: int = 42
     # Training window in tokens (the saved model keeps its own); None = the base model's. 128 trains ~3x faster
@@ -163,11 +173,11 @@ class FinetuneConfig:
     pca_prefix: bool = True
 
     def __post_init__(self) -> None:
-        if self.epochs < 1:
+        if self.epochs is not None and self.epochs < 1:
             raise InvalidInputError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
             raise InvalidInputError("batch_size must be at least 2: the loss needs in-batch negatives")
-        if not 0 < self.learning_rate < 1:
+        if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise InvalidInputError(f"learning_rate must be between 0 and 1, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:
             raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -176,6 +186,15 @@ class FinetuneConfig:
         for dim, weight in self.dim_weights:
             if not weight > 0:
                 raise InvalidInputError(f"the weight of dim {dim} must be above 0, got {weight}")
+
+    def for_data(self, label_free: bool) -> FinetuneConfig:
+        """This config with what it leaves to the data filled in (LABELLED or LABEL_FREE)."""
+        epochs, learning_rate = LABEL_FREE if label_free else LABELLED
+        return dataclasses.replace(
+            self,
+            epochs=self.epochs or epochs,
+            learning_rate=self.learning_rate or learning_rate,
+        )
 
     def loss_weights(self, dims: list[int]) -> list[float]:
         """MatryoshkaLoss weights for `dims`; naming a dim the model does not train is an error."""

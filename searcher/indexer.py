@@ -223,7 +223,7 @@ def _build_locked(
                     workers.close()
                 if prev is not None:
                     prev.close()
-            report.synced = _sync_backend(index_dir, progress)
+            report.synced = sync_backend(index_dir, progress)
         if report.generation:
             collect_encoders()  # this index may have let go of an encoder it shared (a new model)
         return report
@@ -284,7 +284,7 @@ def remove_from_index(
                 )
             finally:
                 prev.close()
-            synced = _sync_backend(index_dir, progress)
+            synced = sync_backend(index_dir, progress)
     except OSError as e:
         raise _os_error(e, index_dir) from None
     return IndexReport(
@@ -355,7 +355,7 @@ def set_fusion_weight(index_dir: Path | str, weight: float) -> None:
         )
 
 
-def _sync_backend(index_dir: Path, progress: Progress) -> str:
+def sync_backend(index_dir: Path, progress: Progress) -> str:
     """Mirror the published generation into the index's Qdrant collection (backends/qdrant.py), if it has one;
     a no-op when the collection is in step. Runs under the index's lock: one writer at a time."""
     if read_manifest(index_dir).config.backend != "qdrant":
@@ -510,11 +510,11 @@ def _build(
     previous = current if prev is not None else None
     query_encoder = previous.query_encoder if previous and encoder is None else None
     if encoder is not None or new_files or (export_encoder and query_encoder is None):
-        query_encoder = _query_encoder(index_dir, model, previous, export_encoder, report)
+        query_encoder = export_query_encoder(index_dir, model, previous, export_encoder, report)
     report.seconds["export"] = time.perf_counter() - started
     plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
-    _embed_missing(
+    embed_missing(
         model,
         index_dir,
         plan,
@@ -562,7 +562,7 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
     return info
 
 
-def _query_encoder(
+def export_query_encoder(
     index_dir: Path, model: Callable[[], Encoder], current: Manifest | None, export: bool, report: IndexReport
 ) -> str | None:
     """The directory name of the index's torch-free query encoder: the current one, or a new export (the model
@@ -712,7 +712,7 @@ def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[s
     return found
 
 
-def _embed_missing(
+def embed_missing(
     model: Callable[[], Encoder],
     index_dir: Path,
     plan: Plan,

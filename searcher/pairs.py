@@ -62,6 +62,7 @@ class TrainingData:
     description: str  # one line for the model card
     warnings: list[str] = field(default_factory=list)
     corpus: list[str] = field(default_factory=list)  # texts of the corpus searched, when known (no labels needed)
+    triplets: list = field(default_factory=list)  # label-free: labelfree.Triplet, trained with MarginMSE instead
 
 
 def load_training_data(
@@ -90,6 +91,13 @@ def load_training_data(
             "training sees only their beginning"
         )
     return data
+
+
+def is_labelled(source: Path) -> bool:
+    """Whether `source` holds labels to train on: a BEIR folder with a train split, or a JSONL file of pairs."""
+    if source.is_dir():
+        return (source / "qrels" / "train.tsv").is_file()
+    return source.is_file() and source.suffix == ".jsonl" and _looks_like_pairs(source)
 
 
 def _looks_like_pairs(path: Path) -> bool:

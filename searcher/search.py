@@ -284,7 +284,7 @@ class Searcher:
                 hits = _per_document(hits, keep)
             hits = self._calibrated(hits[:keep], mode, parsed[i], None if xq is None else xq[i])
             no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
-            terms = query_terms(parsed[i].text, self._analyze)
+            terms = query_terms(parsed[i].text, self.analyze)
             if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
                 hits = rerank_hits(second, queries[i], hits, rerank_depth, lambda h, t=terms: self._passage(h, t))
             found = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
@@ -330,7 +330,7 @@ class Searcher:
                 None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight, where or None
             )
 
-    def _analyze(self, text: str) -> list[str]:
+    def analyze(self, text: str) -> list[str]:
         """Words as the index's lexical side analyses them (config.lexical_tokenizer; built here, so an index
         without a usable lexical side, or a collection-only client, analyses alike)."""
         if self._analyzer is None:
@@ -363,9 +363,9 @@ class Searcher:
             cosines = np.array([h.score for h in flat])
         coverages = np.zeros(len(flat))
         if kind != "dense":
-            weights = self._word_weights(" ".join([query.words, *query.phrases]))
+            weights = self.word_weights(" ".join([query.words, *query.phrases]))
             coverages = np.array(
-                [calibration.coverage(weights, self._analyze(lexical_text(h.title, h.heading, h.text))) for h in flat]
+                [calibration.coverage(weights, self.analyze(lexical_text(h.title, h.heading, h.text))) for h in flat]
             )
         p = calibration.probability(mode, cosines, coverages).tolist()
         rescored = {
@@ -384,14 +384,21 @@ class Searcher:
             for h, s in zip(hits, top)
         ]
 
+    def coverages(self, query: str, texts: list[str]) -> np.ndarray:
+        """The lexical evidence of the hybrid score (calibration.coverage) for any texts against a query: the
+        IDF-weighted share of the query's words each text holds, with this index's IDFs. Label-free fine-tuning
+        (labelfree.py) scores passages that are not in the index with it."""
+        weights = self.word_weights(query)
+        return np.array([calibration.coverage(weights, self.analyze(t)) for t in texts], np.float64)
+
     def _cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
         """Full-vector cosines of chunks with one query vector: from the backend (the local generation's vectors)."""
         return self.backend.cosines(normalize_rows(q[None])[0], np.asarray(ids, np.int64))
 
-    def _word_weights(self, text: str) -> dict[str, float]:
+    def word_weights(self, text: str) -> dict[str, float]:
         """IDF of each of the query's words in this index, as the backend counts them (uniform when it cannot)."""
         words = list(
-            dict.fromkeys(self.lexical.words(text) if self.lexical is not None else query_terms(text, self._analyze))
+            dict.fromkeys(self.lexical.words(text) if self.lexical is not None else query_terms(text, self.analyze))
         )
         counts = self.backend.doc_freqs(words)
         if counts is None:
@@ -401,15 +408,15 @@ class Searcher:
 
     def _passage(self, hit: Hit, terms: set[str]) -> str:
         """The part of a hit a reranker reads: the sentences around its matching ones, up to PASSAGE_CHARS."""
-        _, (a, b) = passages(hit.text, terms, self._analyze, PASSAGE_CHARS)
+        _, (a, b) = passages(hit.text, terms, self.analyze, PASSAGE_CHARS)
         return hit.text[a:b]
 
     def _with_snippet(self, hit: Hit, terms: set[str]) -> Hit:
         """The hit (and the chunks folded under it) with the passage that matches the query's terms, and the line,
         heading, anchor and page of that passage rather than of the chunk's start: computed for the hits returned
         only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
-        (core, _), (a, b) = passages(hit.text, terms, self._analyze)  # the line points at the matching sentences
-        text, marks = snippet(hit.text, terms, self._analyze, span=(a, b), keep_lines=keeps_lines(hit.source))
+        (core, _), (a, b) = passages(hit.text, terms, self.analyze)  # the line points at the matching sentences
+        text, marks = snippet(hit.text, terms, self.analyze, span=(a, b), keep_lines=keeps_lines(hit.source))
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
         return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
 

@@ -15,6 +15,7 @@ so an interrupted run never leaves a half-written model at the output path.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import random
@@ -27,17 +28,22 @@ import numpy as np
 import orjson
 
 from .atomic import write_atomic
-from .config import FinetuneConfig, IndexConfig
+from .config import DEFAULT_MODEL, FinetuneConfig, IndexConfig
 from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, cpu_has_bf16, no_progress_bars, normalize_rows
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
 from .metrics import DEPTH, ir_metrics, metrics_table
 from .onnx_encoder import MODEL_EXPORT_DIR, ExportError, export_onnx
-from .pairs import BeirEval, PairEval, TrainingData, load_training_data
+from .pairs import BeirEval, PairEval, TrainingData, is_labelled, load_training_data
 from .projection import fit_rotation
+from .store import MANIFEST, read_manifest
 
 log = logging.getLogger(__name__)
 MAX_EVAL_CORPUS = 5000  # passages in a held-out-pairs evaluation (held-out passages always included)
+SCRATCH_INDEX = "index"  # label-free from a folder: its index, inside the output's partial directory
+HELD_OUT_DIR = "heldout"  # label-free: the held-out pseudo-queries as a BEIR folder, kept with the model
+# label-free: a tuned model is better when held-out hybrid nDCG@10 rises and dense falls by no more than this
+DENSE_TOLERANCE = 0.005
 ROTATION_SAMPLE = 2000  # texts the closing rotation is fitted on (SciFact: 77 s to embed; RESULTS.md)
 
 
@@ -59,6 +65,12 @@ class FinetuneReport:
     rotation_fitted_on: int = 0  # texts the closing PCA rotation was fitted on (0: no rotation)
     rotation_seconds: float = 0.0  # time to embed those texts and fit the rotation
     warnings: list[str] = field(default_factory=list)
+    label_free: bool = False  # trained on pseudo-queries with margins from the index's hybrid search (labelfree.py)
+    verdict: str = ""  # label-free: "better" or "not better" on the held-out pseudo-queries (comparison())
+
+    @property
+    def better(self) -> bool:
+        return self.verdict == "better"
 
 
 def finetune(
@@ -77,10 +89,58 @@ def finetune(
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise InvalidInputError(f"{output} already exists and is not empty; choose another output or pass --overwrite")
     progress = progress or (lambda *a, **k: None)
-    encoder = SentenceTransformerEncoder(config.base_model)
+    source = Path(data).expanduser()
+    label_free = not is_labelled(source)
+    base_model = config.base_model or (
+        read_manifest(source).model.name if (source / MANIFEST).is_file() else DEFAULT_MODEL
+    )
+    config = dataclasses.replace(config.for_data(label_free), base_model=base_model)
+    encoder = SentenceTransformerEncoder(base_model)
     dims = matryoshka_dims(encoder.info.dim)
     config.loss_weights(dims)  # a bad dim weight fails before the data is read
-    training = load_training_data(data, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs)
+    partial = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        if label_free:
+            training = _label_free(source, encoder, config, partial, progress)
+        else:
+            training = load_training_data(
+                source, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs
+            )
+        return _finetune(encoder, training, config, dims, output, partial, evaluate_model, progress, eval_root)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+
+
+def _label_free(source: Path, encoder, config: FinetuneConfig, partial: Path, progress) -> TrainingData:
+    """Triplets from the index at `source`, or from a scratch index of the folder or file `source` built with
+    the base model inside `partial` (deleted with it)."""
+    from .indexer import build_index
+    from .labelfree import label_free_data
+
+    index_dir = source
+    if not (source / MANIFEST).is_file():
+        index_dir = partial / SCRATCH_INDEX
+        build_index(source, index_dir, IndexConfig(model=encoder.info.name), encoder=encoder, progress=progress)
+    training = label_free_data(
+        index_dir, partial / HELD_OUT_DIR, seed=config.seed, max_queries=config.max_pairs, progress=progress
+    )
+    if index_dir != source:
+        shutil.rmtree(index_dir, ignore_errors=True)
+    return training
+
+
+def _finetune(
+    encoder,
+    training: TrainingData,
+    config: FinetuneConfig,
+    dims: list[int],
+    output: Path,
+    partial: Path,
+    evaluate_model: bool,
+    progress,
+    eval_root,
+) -> FinetuneReport:
     report = FinetuneReport(
         str(output),
         encoder.info.name,
@@ -89,47 +149,54 @@ def finetune(
         dims,
         bf16=cpu_has_bf16() if config.bf16 is None else config.bf16,
         warnings=list(training.warnings),
+        label_free=bool(training.triplets),
     )
     if evaluate_model and training.evaluation is not None:
         progress("evaluate", 0, 1)
         report.evaluation, report.before = _evaluate(encoder, training.evaluation, dims, Path(eval_root))
+    _train(encoder, training, config, dims, partial, report, progress)
+    # Evaluate and export what was saved, loaded afresh: the trained object in memory still carries the
+    # trainer's mixed-precision wrapper around forward(), which the ONNX tracer cannot follow.
+    from sentence_transformers import SentenceTransformer
 
-    partial = output.with_name(f".{output.name}.partial")
-    shutil.rmtree(partial, ignore_errors=True)
+    with no_progress_bars():
+        saved = SentenceTransformer(str(partial), device="cpu")
+    if config.pca_prefix:
+        progress("rotate", 0, 1)
+        started = time.perf_counter()
+        report.rotation_fitted_on = _rotate_prefix(saved, training, config.seed, partial, min(dims))
+        if not report.rotation_fitted_on:
+            report.warnings.append(
+                f"too few distinct passages to fit the closing rotation (it needs more than "
+                f"{min(dims)}); the model's prefixes are MatryoshkaLoss's own"
+            )
+        report.rotation_seconds = time.perf_counter() - started
+    trained = SentenceTransformerEncoder.wrap(saved, name=str(output), matryoshka_dims=tuple(dims))
+    if evaluate_model and training.evaluation is not None:
+        progress("evaluate", 0, 1)
+        _, report.after = _evaluate(trained, training.evaluation, dims, Path(eval_root))
+        if report.label_free:
+            report.verdict = comparison(report.before, report.after)
+    progress("export", 0, 1)
     try:
-        _train(encoder, training, config, dims, partial, report, progress)
-        # Evaluate and export what was saved, loaded afresh: the trained object in memory still carries the
-        # trainer's mixed-precision wrapper around forward(), which the ONNX tracer cannot follow.
-        from sentence_transformers import SentenceTransformer
-
-        with no_progress_bars():
-            saved = SentenceTransformer(str(partial), device="cpu")
-        if config.pca_prefix:
-            progress("rotate", 0, 1)
-            started = time.perf_counter()
-            report.rotation_fitted_on = _rotate_prefix(saved, training, config.seed, partial, min(dims))
-            if not report.rotation_fitted_on:
-                report.warnings.append(
-                    f"too few distinct passages to fit the closing rotation (it needs more than "
-                    f"{min(dims)}); the model's prefixes are MatryoshkaLoss's own"
-                )
-            report.rotation_seconds = time.perf_counter() - started
-        trained = SentenceTransformerEncoder.wrap(saved, name=str(output), matryoshka_dims=tuple(dims))
-        if evaluate_model and training.evaluation is not None:
-            progress("evaluate", 0, 1)
-            _, report.after = _evaluate(trained, training.evaluation, dims, Path(eval_root))
-        progress("export", 0, 1)
-        try:
-            export_onnx(trained, partial / MODEL_EXPORT_DIR)
-        except ExportError as e:
-            report.warnings.append(f"could not export the model for torch-free queries ({e})")
-        write_atomic(partial / "README.md", model_card(report, config).encode())
-        if output.exists():
-            shutil.rmtree(output)
-        os.replace(partial, output)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
+        export_onnx(trained, partial / MODEL_EXPORT_DIR)
+    except ExportError as e:
+        report.warnings.append(f"could not export the model for torch-free queries ({e})")
+    write_atomic(partial / "README.md", model_card(report, config).encode())
+    if output.exists():
+        shutil.rmtree(output)
+    os.replace(partial, output)
     return report
+
+
+def comparison(before: dict, after: dict) -> str:
+    """ "better" when the tuned model's hybrid nDCG@10 is higher and its dense (two-stage) nDCG@10 no more than
+    DENSE_TOLERANCE lower; else "not better" ("" when there is no hybrid column to compare)."""
+    if "hybrid" not in before or "hybrid" not in after:
+        return ""
+    hybrid = after["hybrid"]["ndcg@10"] - before["hybrid"]["ndcg@10"]
+    dense = after["two-stage"]["ndcg@10"] - before["two-stage"]["ndcg@10"]
+    return "better" if hybrid > 0 and dense >= -DENSE_TOLERANCE else "not better"
 
 
 def _train(
@@ -141,10 +208,16 @@ def _train(
     report: FinetuneReport,
     progress,
 ) -> None:
+    import torch
     from datasets import Dataset
     from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
     from sentence_transformers.base.sampler import BatchSamplers
-    from sentence_transformers.sentence_transformer.losses import MatryoshkaLoss, MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        MarginMSELoss,
+        MatryoshkaLoss,
+        MultipleNegativesRankingLoss,
+    )
+    from sentence_transformers.util import pairwise_cos_sim
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.utils import logging as hf_logging
@@ -153,23 +226,35 @@ def _train(
         def add_model_card_callback(self, default_args_dict) -> None:
             """No automatic card: ours, with the before/after evaluations, is written at the end."""
 
+    assert config.epochs is not None and config.learning_rate is not None  # FinetuneConfig.for_data filled them in
     model = encoder.model
     window = model.max_seq_length
     if config.max_seq_length:  # a shorter window for training only; the saved model keeps its own
         model.max_seq_length = min(config.max_seq_length, window)
-    loss = MatryoshkaLoss(
-        model, MultipleNegativesRankingLoss(model), matryoshka_dims=dims, matryoshka_weights=config.loss_weights(dims)
-    )
-    dataset = Dataset.from_dict(
-        {"anchor": [p.query for p in training.train], "positive": [p.passage for p in training.train]}
-    )
+    if training.triplets:  # label-free: the teacher's margins (labelfree.py)
+        inner: torch.nn.Module = MarginMSELoss(model, similarity_fct=pairwise_cos_sim)
+        dataset = Dataset.from_dict(
+            {
+                "query": [t.query for t in training.triplets],
+                "positive": [t.positive for t in training.triplets],
+                "negative": [t.negative for t in training.triplets],
+                "label": [t.margin for t in training.triplets],
+            }
+        )
+    else:
+        inner = MultipleNegativesRankingLoss(model)
+        dataset = Dataset.from_dict(
+            {"anchor": [p.query for p in training.train], "positive": [p.passage for p in training.train]}
+        )
+    loss = MatryoshkaLoss(model, inner, matryoshka_dims=dims, matryoshka_weights=config.loss_weights(dims))
     args = SentenceTransformerTrainingArguments(
         output_dir=str(partial / "checkpoints"),
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=config.warmup_ratio,  # a float here is a ratio (transformers 5 deprecates warmup_ratio)
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
+        # in-batch negatives must not be another pair's positive; MarginMSE compares within a triplet only
+        batch_sampler=BatchSamplers.BATCH_SAMPLER if training.triplets else BatchSamplers.NO_DUPLICATES,
         seed=config.seed,
         save_strategy="no",
         logging_steps=1,

@@ -57,7 +57,7 @@ def test_a_reranker_orders_the_top_hits_and_off_restores_the_first_stage(index, 
     from searcher.snippets import query_terms
 
     with Searcher(index, encoder=minilm) as s:  # what the cross-encoder read: each hit's passage
-        terms = query_terms("water in the valley", s._analyze)
+        terms = query_terms("water in the valley", s.analyze)
         read = [s._passage(h, terms) for h in ranked]
     assert all(r and r in h.text for r, h in zip(read, ranked))
     expected = reranker(str(tiny_reranker)).scores("water in the valley", read)

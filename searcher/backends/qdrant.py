@@ -263,7 +263,7 @@ class RemoteIndex:
         self.manifest = dataclasses.replace(manifest, config=manifest.config.replace(**connection), query_encoder=None)
 
     def open_lexical(self):
-        return None  # the lexical side is Qdrant's; snippets use the manifest's analyzer (search.Searcher._analyze)
+        return None  # the lexical side is Qdrant's; snippets use the manifest's analyzer (search.Searcher.analyze)
 
     def close(self) -> None:
         """Nothing: the backend holds the connection."""
