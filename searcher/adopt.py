@@ -119,3 +119,37 @@ def _chunk(r: dict) -> Chunk:
         places=tuple(tuple(p) for p in r.get("places", ())),
         count_newlines=r.get("count_newlines", True),
     )
+
+
+MODELS = ".models"  # in the home: never an index name (names start with a letter or digit)
+
+
+def finetune_index(
+    index: Path | str | None,
+    output: Path | str | None = None,
+    config=None,
+    *,
+    adopt: bool = True,
+    progress: Progress | None = None,
+):
+    """`searcher finetune --index`: train label-free on the index's chunks (train.finetune), then switch the index
+    to the tuned model when its held-out comparison says it is better (`adopt`). (FinetuneReport, the switch's
+    IndexReport or None when the index was left as it was)."""
+    from .config import FinetuneConfig
+    from .train import finetune
+
+    index_dir = resolve_index(index)
+    read_manifest(index_dir)  # one clear error when there is no index
+    if output is None:
+        output = models_home() / f"{index_dir.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    report = finetune(index_dir, output, config or FinetuneConfig(), progress=progress)
+    if adopt and report.better:
+        return report, adopt_model(index_dir, report.output, progress=progress)
+    return report, None
+
+
+def models_home() -> Path:
+    """Where `searcher finetune --index` puts a model when no output is named: beside the named indexes."""
+    from .home import home
+
+    return home() / MODELS

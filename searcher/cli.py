@@ -883,16 +883,34 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 
 
 @cli.command(short_help="Fine-tune an embedding model on your own documents or labels.")
-@click.argument("data", type=click.Path(path_type=Path))
+@click.argument("data", type=click.Path(path_type=Path), required=False)
+@click.option(
+    "--index",
+    "index_name",
+    metavar="NAME",
+    help="Train label-free on this index's chunks (instead of DATA), then switch the index to the tuned model "
+    "if it is better on held-out pseudo-queries.",
+)
+@click.option(
+    "--adopt/--no-adopt",
+    default=True,
+    show_default=True,
+    help="With --index: switch the index to the tuned model when it is better.",
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(file_okay=False, path_type=Path),
-    required=True,
-    help="Directory for the fine-tuned model.",
+    help="Directory for the fine-tuned model [required with DATA; with --index, default: a new folder under "
+    "the searcher home's .models].",
 )
-@click.option("--model", envvar="SEARCHER_MODEL", show_envvar=True, help="Base model [default: bundled MiniLM].")
-@click.option("--epochs", type=int, default=FinetuneConfig.epochs, show_default=True, help="Passes over the pairs.")
+@click.option(
+    "--model",
+    envvar="SEARCHER_MODEL",
+    show_envvar=True,
+    help="Base model [default: the index's own when training on an index, else the bundled MiniLM].",
+)
+@click.option("--epochs", type=int, help="Passes over the pairs [default: 10 with labels, 1 label-free].")
 @click.option(
     "--batch-size",
     type=int,
@@ -903,9 +921,7 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 @click.option(
     "--learning-rate",
     type=float,
-    default=FinetuneConfig.learning_rate,
-    show_default=True,
-    help="Peak learning rate (linear schedule).",
+    help="Peak learning rate, linear schedule [default: 5e-5 with labels, 2e-5 label-free].",
 )
 @click.option(
     "--warmup-ratio",
@@ -947,6 +963,8 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def finetune(
     data,
+    index_name,
+    adopt,
     output,
     model,
     epochs,
@@ -965,14 +983,24 @@ def finetune(
     quiet,
 ):
     """Fine-tune a model with MatryoshkaLoss on DATA: a JSONL file of (query, passage) pairs, a BEIR folder
-    with a train split, or a plain corpus (folder, file or index) to generate pairs from.
+    with a train split, or a plain corpus (folder, file or index) to train on label-free; or on an index's chunks
+    with --index, switching the index to the tuned model when it is better.
+
+    Label-free, the training queries are made from the text (headings, sentences taken out, rare words) and scored
+    by the index's hybrid search; part of them is held out, and the base and tuned model are compared there.
 
     \b
-    Example:
+    Examples:
         searcher finetune ../shared/data/scifact -o models/scifact-minilm
+        searcher finetune --index notes
     """
+    from .config import FinetuneConfig
     from .train import finetune as run_finetune
 
+    if (data is None) == (index_name is None):
+        raise click.UsageError("give DATA to train on or --index NAME, one of the two")
+    if data is not None and output is None:
+        raise click.UsageError("training on DATA needs -o/--output, the directory for the model")
     config = FinetuneConfig(
         base_model=model,
         epochs=epochs,
@@ -986,28 +1014,50 @@ def finetune(
         dim_weights=dim_weights,
         pca_prefix=pca_prefix,
     )
+    switched = None
     with _Progress(enabled=not quiet) as progress:
-        report = run_finetune(
-            data,
-            output,
-            config,
-            eval_split=eval_split,
-            evaluate_model=not no_eval,
-            overwrite=overwrite,
-            progress=progress,
-        )
+        if index_name is not None:
+            from .adopt import finetune_index
+
+            report, switched = finetune_index(index_name, output, config, adopt=adopt, progress=progress)
+        else:
+            report = run_finetune(
+                data,
+                output,
+                config,
+                eval_split=eval_split,
+                evaluate_model=not no_eval,
+                overwrite=overwrite,
+                progress=progress,
+            )
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+    from .render import finetune_summary
+
+    for line in finetune_summary(report, index_name, switched, adopt):
+        click.echo(line)
+
+
+@cli.command(short_help="Switch an index to another model, re-embedding its chunks.")
+@click.argument("model")
+@index_option
+@click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+def adopt(model, index_dir, quiet):
+    """Re-embed every chunk of the index with MODEL (a fine-tuned model's folder, say) into a new generation and
+    switch to it at once; the index answers with its old model until then, and a killed run resumes.
+
+    \b
+    Example:
+        searcher adopt ~/.local/share/searcher/.models/notes-20261206-101500 --index notes
+    """
+    from .adopt import adopt_model
+
+    with _Progress(enabled=not quiet) as progress:
+        report = adopt_model(index_dir, model, progress=progress)
     click.echo(
-        f"trained {report.pairs} pairs x {epochs} epochs in {report.train_seconds:.0f} s "
-        f"({report.pairs_per_second:.1f} pairs/s); model written to {report.output}"
+        f"{report.index_dir}: {report.chunks} chunks of {report.documents} documents re-embedded with {model} "
+        f"({report.embedded} embedded, {report.reused} found from an interrupted run); generation {report.generation}"
     )
-    if report.before and report.after:
-        click.echo(f"ndcg@10 on {report.evaluation}:")
-        for column in report.after:
-            click.echo(
-                f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}"
-            )
 
 
 @cli.command(short_help="Answer searches over HTTP, with a search page in the browser.")

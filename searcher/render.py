@@ -138,3 +138,42 @@ def context_lines(searcher, results, lines: int) -> dict[tuple[str, int], str]:
                 f"{n:>6}{':' if hit.line <= n <= last else '-'} {text}" for n, text in numbered
             )
     return out
+
+
+def finetune_summary(report, index_name: str | None, switched, adopt: bool) -> list[str]:
+    """What `searcher finetune` says when it is done: the training, the before/after table, and with a label-free
+    model the verdict (and with --index, whether the index now uses the model)."""
+    lines = [
+        f"trained {report.pairs} {'triplets' if report.label_free else 'pairs'} in {report.train_seconds:.0f} s "
+        f"({report.pairs_per_second:.1f}/s); model written to {report.output}"
+    ]
+    if report.before and report.after:
+        lines.append(f"ndcg@10 on {report.evaluation}:")
+        lines += [
+            f"  {column:>10}: {report.before[column]['ndcg@10']:.4f} -> {report.after[column]['ndcg@10']:.4f}"
+            for column in report.after
+        ]
+    if not report.verdict:
+        return lines
+    held = ", ".join(
+        f"{name} {report.before[c]['ndcg@10']:.4f} -> {report.after[c]['ndcg@10']:.4f}"
+        for name, c in (("hybrid", "hybrid"), ("dense", "two-stage"))
+    )
+    if report.better:
+        lines.append(f"the tuned model is better on the held-out pseudo-queries ({held} nDCG@10)")
+    else:
+        lines.append(
+            f"the tuned model is not better on the held-out pseudo-queries ({held} nDCG@10): adopting needs a "
+            "higher hybrid nDCG@10 and a dense one no more than 0.005 lower"
+        )
+    if index_name is not None:
+        if switched is not None:
+            lines.append(f"index {index_name} now uses it (generation {switched.generation})")
+        elif not report.better:
+            lines.append(f"index {index_name} keeps its model; the tuned one is at {report.output}")
+        elif not adopt:
+            lines.append(
+                f"index {index_name} is unchanged (--no-adopt); switch with: "
+                f"searcher adopt {report.output} --index {index_name}"
+            )
+    return lines
