@@ -892,6 +892,11 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     "if it is better on held-out pseudo-queries.",
 )
 @click.option(
+    "--reranker",
+    is_flag=True,
+    help="Train a reranker (CrossEncoder) instead, on DATA's labels, with hard negatives from --index.",
+)
+@click.option(
     "--adopt/--no-adopt",
     default=True,
     show_default=True,
@@ -964,6 +969,7 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 def finetune(
     data,
     index_name,
+    reranker,
     adopt,
     output,
     model,
@@ -997,6 +1003,9 @@ def finetune(
     from .config import FinetuneConfig
     from .train import finetune as run_finetune
 
+    if reranker:
+        _finetune_reranker(data, index_name, output, model, epochs, batch_size, learning_rate, seed, overwrite, quiet)
+        return
     if (data is None) == (index_name is None):
         raise click.UsageError("give DATA to train on or --index NAME, one of the two")
     if data is not None and output is None:
@@ -1036,6 +1045,35 @@ def finetune(
 
     for line in finetune_summary(report, index_name, switched, adopt):
         click.echo(line)
+
+
+def _finetune_reranker(data, index_name, output, model, epochs, batch_size, learning_rate, seed, overwrite, quiet):
+    from .config import DEFAULT_MODEL
+    from .rerank_train import finetune_reranker
+
+    if data is None or index_name is None or output is None:
+        raise click.UsageError(
+            "--reranker needs DATA (a BEIR folder with a train split, or a JSONL file of pairs), --index NAME (the "
+            "index of those documents, for hard negatives) and -o/--output"
+        )
+    with _Progress(enabled=not quiet) as progress:
+        report = finetune_reranker(
+            data,
+            output,
+            index_name,
+            base_model=model or DEFAULT_MODEL,
+            epochs=epochs or 1,
+            batch_size=batch_size,
+            learning_rate=learning_rate or 2e-5,
+            seed=seed,
+            overwrite=overwrite,
+            progress=progress,
+        )
+    click.echo(
+        f"trained a reranker on {report.positives} positive and {report.negatives} hard negative pairs "
+        f"({report.data}) in {report.train_seconds:.0f} s; written to {report.output}\n"
+        f'use it: searcher query --rerank {report.output} "..."'
+    )
 
 
 @cli.command(short_help="Switch an index to another model, re-embedding its chunks.")

@@ -406,6 +406,10 @@ class Searcher:
         docs, freqs = counts
         return {t: calibration.idf(df, docs) for t, df in zip(words, freqs)}
 
+    def passage(self, hit: Hit, query: str) -> str:
+        """What a reranker reads of `hit` for `query` (rerank_train.py trains one on the same)."""
+        return self._passage(hit, query_terms(parse(query).text, self.analyze))
+
     def _passage(self, hit: Hit, terms: set[str]) -> str:
         """The part of a hit a reranker reads: the sentences around its matching ones, up to PASSAGE_CHARS."""
         _, (a, b) = passages(hit.text, terms, self.analyze, PASSAGE_CHARS)

@@ -1,0 +1,76 @@
+"""The reranking stage's quality and cost with a reranker trained here (`searcher finetune --reranker`): SciFact
+test, hybrid search with and without a CrossEncoder trained on SciFact train (the bundled MiniLM's weights, a fresh
+scoring head, hard negatives from the index), on the index of the SciFact-train fine-tuned bi-encoder (the
+finetune-scifact setting) and on the bundled model's.
+
+    python benchmarks/rerank_quality.py [--epochs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from _common import CACHE, require_data, write_section
+
+from searcher import IndexConfig, Searcher
+from searcher.evaluate import evaluate, percentiles_ms
+from searcher.metrics import ir_metrics, load_beir
+from searcher.rerank import DEFAULT_DEPTH, Reranker
+from searcher.rerank_train import finetune_reranker
+from searcher.train import FinetuneConfig, finetune
+
+
+def rankings(searcher: Searcher, queries: dict[str, str], reranker: Reranker | None) -> tuple[dict, list[float]]:
+    out, seconds = {}, []
+    for qid, text in queries.items():
+        started = time.perf_counter()
+        hits = searcher.search(text, k=10, mode="hybrid", rerank=reranker)
+        seconds.append(time.perf_counter() - started)
+        out[qid] = [(h.doc_id, -float(rank)) for rank, h in enumerate(hits)]
+    return out, seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--epochs", type=int, default=1, help="reranker training epochs")
+    args = parser.parse_args()
+    data = require_data("scifact")
+    root = CACHE / "rerank-quality"
+    bi = root / "scifact-minilm"
+    if not (bi / "README.md").is_file():  # the finetune-scifact model: SciFact train, searcher's defaults
+        finetune(data, bi, FinetuneConfig(), evaluate_model=False, overwrite=True)
+    test = load_beir(data, "test")
+    queries = {q: test.queries[q] for q in test.qrels}
+    lines = [
+        f"SciFact test, {len(queries)} queries; hybrid search, 10 documents; the reranker re-scores the top "
+        f"{DEFAULT_DEPTH}. Latency: one query at a time, search plus rerank (p50/p95).",
+        "",
+        "| bi-encoder | reranker | nDCG@10 | recall@10 | p50 ms | p95 ms | reranker training |",
+        "|:--|:--|--:|--:|--:|--:|:--|",
+    ]
+    for name, model in (("SciFact-train fine-tune", str(bi)), ("bundled MiniLM", IndexConfig().model)):
+        report = evaluate(data, split="test", config=IndexConfig(model=model), latency=False, root=root / "eval")
+        trained = root / f"reranker-{'tuned' if model == str(bi) else 'base'}"
+        started = time.perf_counter()
+        rr = finetune_reranker(data, trained, report.index, epochs=args.epochs, overwrite=True)
+        training = (
+            f"{rr.positives} positive + {rr.negatives} negative pairs, {rr.epochs} epoch(s), "
+            f"{(time.perf_counter() - started) / 60:.1f} min"
+        )
+        with Searcher(report.index) as searcher:
+            searcher.search("warm up", k=10)
+            for label, reranker in (("none", None), ("trained on SciFact train", Reranker(str(trained)))):
+                ranked, seconds = rankings(searcher, queries, reranker)
+                m = ir_metrics(ranked, test.qrels)
+                p = percentiles_ms(seconds)
+                lines.append(
+                    f"| {name} | {label} | {m['ndcg@10']:.4f} | {m['recall@10']:.4f} | {p['p50']:.0f} | "
+                    f"{p['p95']:.0f} | {training if reranker else ''} |"
+                )
+                print(lines[-1], flush=True)
+    write_section("rerank-quality", "Reranking quality: a reranker trained on SciFact train", "\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
