@@ -4,7 +4,8 @@
    against the whole 102-chunk corpus), with that card's hyperparameters;
 2. SciFact: trained on the train split with searcher's defaults, measured on test, plus two-stage search with
    the prefix projection at a shortlist of 100 against the model's own exact search;
-3. SciFact with generated pairs only (no labels): trained on pairs made from corpus.jsonl, measured on test;
+3. (no labels: benchmarks/label_free.py; the inverse-cloze pairs this script once measured are gone, their
+   RESULTS section kept as the record of why);
 4. (`speed`) where training time goes: pairs/s on 320 SciFact pairs for training window, batch size and bf16;
 5. (`sweep`) the SciFact runs behind the defaults: window, epochs, batch size and learning rate;
 6. (`weights`) MatryoshkaLoss weight of the 64-dim prefix, compared on a validation split carved out of SciFact
@@ -13,7 +14,7 @@
 8. (`lr`) the learning rate, re-chosen on the same validation split now that the closing rotation removes the
    prefix trade-off, measured in dense and in hybrid search.
 
-    python benchmarks/finetune.py [--only aie5 scifact generated speed sweep weights rotation lr]
+    python benchmarks/finetune.py [--only aie5 scifact speed sweep weights rotation lr]
 """
 
 from __future__ import annotations
@@ -113,30 +114,6 @@ def scifact() -> str:
             "| projection | shortlist | two-stage | exact | gap | top-10 agreement |",
             "|:--|--:|--:|--:|--:|--:|",
             *rows,
-        ]
-    )
-
-
-def generated() -> str:
-    data = require_data("scifact")
-    config = FinetuneConfig(epochs=1)
-    report, _ = run(data / "corpus.jsonl", "scifact-generated", config)
-    base = evaluate(data, root=CACHE, latency=False)
-    tuned = evaluate(data, config=IndexConfig(model=str(MODELS / "scifact-generated")), root=CACHE, latency=False)
-    before = {f"dim {d}": m for d, m in base.dims.items()} | {"two-stage": base.modes["dense"]}
-    after = {f"dim {d}": m for d, m in tuned.dims.items()} | {"two-stage": tuned.modes["dense"]}
-    held = ""
-    if report.before:
-        held = (
-            f" On its own held-out generated pairs ({report.evaluation}) full-dim nDCG@10 went "
-            f"{report.before['dim 384']['ndcg@10']:.4f} -> {report.after['dim 384']['ndcg@10']:.4f}."
-        )
-    return "\n".join(
-        [
-            f"{report.data}; {report.pairs} training pairs, 1 epoch ({config_line(config, report)}); trained in "
-            f"{report.train_seconds / 60:.1f} min.{held} Measured on SciFact test (300 queries, whole corpus):",
-            "",
-            table(before, after, metrics=("ndcg@10", "mrr@10", "recall@10", "map@100")),
         ]
     )
 
@@ -349,14 +326,13 @@ def main() -> None:
     parser.add_argument(
         "--only",
         nargs="+",
-        choices=("aie5", "scifact", "generated", "speed", "sweep", "weights", "rotation", "lr"),
-        default=["aie5", "scifact", "generated"],
+        choices=("aie5", "scifact", "speed", "sweep", "weights", "rotation", "lr"),
+        default=["aie5", "scifact"],
     )
     args = parser.parse_args()
     titles = {
         "aie5": "Fine-tuning: the first model card's setting (aie5-simonw-llms, MiniLM base)",
         "scifact": "Fine-tuning: SciFact train -> test (MiniLM base)",
-        "generated": "Fine-tuning: SciFact with generated pairs only (no labels)",
         "speed": "Fine-tuning: where the training time goes",
         "sweep": "Fine-tuning: the SciFact runs behind the defaults",
         "weights": "Fine-tuning: weighting the 64-dim prefix (SciFact validation split)",

@@ -1,13 +1,10 @@
-"""Training pairs for `searcher finetune`, from one of three sources, and held-out data to evaluate on.
+"""Training pairs for `searcher finetune`, from one of two sources, and held-out data to evaluate on.
 
 a. A JSONL file of (query, passage) pairs, with the model cards' column names: `sentence_0`/`sentence_1` or
    `anchor`/`positive` (also `query`/`passage`). A tenth of the queries is held out for evaluation.
 b. A BEIR folder with a train split: pairs are (query, title + text of each relevant document); the corpus is
    evaluated with `searcher eval` machinery on the test split (or dev, or `eval_split`).
-c. Nothing but a corpus (a folder, a file, or an existing index): pairs are generated with no external model.
-   For each chunk, a sentence is taken out and becomes the query for the rest of the chunk (the Inverse Cloze
-   Task, Lee et al. 2019), and the first chunk of a titled document also gets its title as a query. A tenth
-   of the documents is held out: their generated queries are evaluated against every chunk.
+Nothing but a corpus (a folder, a file, or an existing index) trains label-free: labelfree.py.
 
 Bad data is reported, never silently used: empty queries or passages and duplicate pairs are dropped with a
 warning, passages longer than the model's window are counted in a warning (training sees their start), and
@@ -18,16 +15,12 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .chunking import chunk_document, embedding_input
-from .config import IndexConfig
+from .chunking import embedding_input
 from .errors import InvalidInputError
-from .ingest import FORMATS, UnreadableFileError, is_supported, iter_files, parse_file
 from .metrics import corpus_records, load_beir, read_jsonl
-from .store import MANIFEST, open_index
 
 COLUMNS = (("sentence_0", "sentence_1"), ("anchor", "positive"), ("query", "passage"))
 HELD_OUT = 0.1
@@ -77,7 +70,10 @@ def load_training_data(
     elif source.is_file() and source.suffix == ".jsonl" and _looks_like_pairs(source):
         data = _from_jsonl(source, seed)
     else:
-        data = _generated(source, encoder, seed)
+        raise InvalidInputError(
+            f"{source} holds no labels (a BEIR folder with qrels/train.tsv, or a JSONL file of pairs); "
+            "train label-free on it with train.finetune (searcher finetune)"
+        )
     data.train = _clean(data.train, data.warnings)
     if max_pairs is not None and len(data.train) > max_pairs:
         data.train = random.Random(seed).sample(data.train, max_pairs)
@@ -145,83 +141,6 @@ def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
         f"{len(pairs)} (query, document) pairs from {data_dir.name} train split",
         corpus=list(docs.values()),
     )
-
-
-def _generated(source: Path, encoder, seed: int) -> TrainingData:
-    warnings: list[str] = []
-    chunks = list(_chunks_of(source, encoder, warnings))
-    if not chunks:
-        raise InvalidInputError(f"no documents in {source} to generate training pairs from")
-    rng = random.Random(seed)
-    doc_ids = sorted({c[0] for c in chunks})
-    held = set(rng.sample(doc_ids, max(1, int(len(doc_ids) * HELD_OUT)))) if len(doc_ids) > 10 else set()
-    train: list[Pair] = []
-    held_pairs: list[Pair] = []
-    first_seen: set[str] = set()
-    for doc_id, title, text in chunks:
-        out = held_pairs if doc_id in held else train
-        if doc_id not in first_seen and len(title.split()) >= 3:
-            # The title as a query for its first chunk, taken out of the chunk if it heads it (markdown, html).
-            rest = text.replace(title, "", 1).lstrip("#=- \n") if title in text[: len(title) + 8] else text
-            if len(rest.split()) >= 8:
-                out.append(Pair(title, rest))
-        first_seen.add(doc_id)
-        pair = _cloze(text, rng)
-        if pair:
-            out.append(pair)
-    passages = [text for _, _, text in chunks]
-    evaluation = _pair_eval(held_pairs, passages) if held_pairs else None
-    return TrainingData(
-        train,
-        evaluation,
-        f"{len(train) + len(held_pairs)} pairs generated from {len(chunks)} chunks of {source.name} "
-        "(titles and inverse-cloze sentences as queries)",
-        warnings,
-        passages,
-    )
-
-
-def _cloze(text: str, rng: random.Random) -> Pair | None:
-    """A sentence of the chunk as the query, the chunk without it as the passage (Inverse Cloze Task)."""
-    sentences = list(SENTENCE.finditer(text))
-    candidates = [m for m in sentences if 5 <= len(m.group().split()) <= 64]
-    if len(sentences) < 2 or not candidates:
-        return None
-    m = rng.choice(candidates)
-    rest = (text[: m.start()] + text[m.end() :]).strip()
-    if len(rest.split()) < 8:
-        return None
-    return Pair(m.group().strip(), rest)
-
-
-def _chunks_of(source: Path, encoder, warnings: list[str]) -> Iterable[tuple[str, str, str]]:
-    """(doc_id, title, chunk text) from an existing index, or from reading and chunking the files.
-
-    Folders and files that cannot be read are skipped, each with a warning.
-    """
-    if (source / MANIFEST).is_file():
-        for r in open_index(source).iter_chunks():
-            yield r["doc_id"], r["title"], r["text"]
-        return
-    if source.is_file() and not is_supported(source):
-        raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
-    chunk_tokens, overlap_tokens = IndexConfig().chunking(encoder.info.max_seq_length)  # as `searcher index` would
-
-    def unreadable(folder: str, reason: str) -> None:
-        warnings.append(f"{folder}: cannot read folder ({reason}); skipped")
-
-    for path in (p for p in iter_files(source, unreadable) if is_supported(p)):
-        try:
-            docs, _ = parse_file(path, path.read_bytes(), doc_id=path.name)
-        except OSError as e:
-            warnings.append(f"{path}: cannot read ({e.strerror}); skipped")
-            continue
-        except UnreadableFileError as e:
-            warnings.append(f"{path}: {e}; skipped")
-            continue
-        for doc in docs:
-            for chunk in chunk_document(doc, encoder, chunk_tokens=chunk_tokens, overlap_tokens=overlap_tokens):
-                yield chunk.doc_id, chunk.title, chunk.text
 
 
 def _pair_eval(held: list[Pair], passages: list[str]) -> PairEval:

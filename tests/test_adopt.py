@@ -37,7 +37,7 @@ def built(tmp_path_factory, base):
     root = tmp_path_factory.mktemp("adopt")
     docs = {
         f"{topic}-{n}.md": f"# Notes on the {topic} of valley {n}\n\n"
-        + " ".join(f"The {topic} of valley {n} have feature {j}. Many people find it odd, case {n * 7 + j}." for j in range(8))
+        + " ".join(f"The {topic} of valley {n} have feature {j}. Many find it odd, case {n * 7 + j}." for j in range(8))
         for n, topic in enumerate(TOPICS * 2 + TOPICS[:4])
     }
     write_corpus(root / "docs", docs)

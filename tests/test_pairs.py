@@ -1,4 +1,4 @@
-"""Training data for `searcher finetune`: the three sources, and every bad-data message."""
+"""Training data for `searcher finetune`: the two labelled sources, and every bad-data message."""
 
 import json
 
@@ -88,58 +88,7 @@ def test_beir_folder_trains_on_the_train_split_and_evaluates_on_test(tmp_path):
     assert load_training_data(root, FakeEncoder(), eval_split="train").evaluation.split == "train"
 
 
-def test_pairs_generated_from_a_corpus(tmp_path):
-    docs = {
-        f"doc{i}.md": f"# Title number {i} here\n\n"
-        + " ".join(f"Sentence {j} of document {i} talks about topic {i * 7 + j} at some length." for j in range(12))
-        for i in range(20)
-    }
-    write_corpus(tmp_path / "docs", docs)
-    data = load_training_data(tmp_path / "docs", FakeEncoder(max_seq_length=48))
-    titles = [p for p in data.train if p.query.startswith("Title number")]
-    clozes = [p for p in data.train if p.query.startswith("Sentence")]
-    assert titles and clozes and isinstance(data.evaluation, PairEval)
-    for pair in clozes:
-        assert pair.query not in pair.passage, "the cloze sentence is taken out of its passage"
-    assert "generated from" in data.description
-
-
-def test_unreadable_files_and_folders_are_skipped_with_warnings(tmp_path):
-    import json
-
-    from conftest import run_unprivileged
-
-    docs = {
-        f"doc{i}.txt": " ".join(f"Line {j} of text {i} says something about item {j + i}." for j in range(6))
-        for i in range(12)
-    }
-    write_corpus(tmp_path / "docs", {**docs, "locked/secret.txt": "Nobody may read this folder."})
-    (tmp_path / "docs" / "blob.txt").write_bytes(b"\x00\x01binary")
-    (tmp_path / "docs" / "locked").chmod(0)  # real permissions; the child runs as a user they apply to
-    child = run_unprivileged(
-        "import json, sys\n"
-        "from fakes import FakeEncoder\n"
-        "from searcher.pairs import load_training_data\n"
-        "data = load_training_data(sys.argv[1], FakeEncoder(max_seq_length=48))\n"
-        "print(json.dumps({'train': len(data.train), 'warnings': data.warnings}))\n",
-        tmp_path / "docs",
-    )
-    (tmp_path / "docs" / "locked").chmod(0o755)
-    assert child.returncode == 0, child.stderr
-    data = json.loads(child.stdout)
-    assert data["train"] > 5
-    assert f"{tmp_path / 'docs' / 'locked'}: cannot read folder (Permission denied); skipped" in data["warnings"]
-    assert f"{tmp_path / 'docs' / 'blob.txt'}: binary content (NUL bytes); skipped" in data["warnings"]
-
-
-def test_pairs_generated_from_an_existing_index(tmp_path, corpus, fake, fake_config):
-    from searcher import build_index
-
-    big = {
-        f"d{i}.txt": " ".join(f"Statement {j} about subject {i} is written here plainly." for j in range(6))
-        for i in range(12)
-    }
-    write_corpus(corpus, big)
-    build_index(corpus, tmp_path / "idx", fake_config, encoder=fake)
-    data = load_training_data(tmp_path / "idx", fake)
-    assert len(data.train) > 5 and "chunks of idx" in data.description
+def test_a_corpus_without_labels_points_to_label_free_training(tmp_path):
+    write_corpus(tmp_path / "docs", {"a.txt": "Some text with no labels at all."})
+    with pytest.raises(InvalidInputError, match="holds no labels.*label-free"):
+        load_training_data(tmp_path / "docs", FakeEncoder())
