@@ -41,6 +41,9 @@ from .atomic import write_atomic
 from .errors import InvalidInputError
 from .pairs import SENTENCE, BeirEval, Pair, TrainingData
 
+# Pseudo-queries trained on at most (a seeded sample): with one triplet each, the teacher and one epoch of a 5,000
+# document corpus's sample fit the time budget on 2 cores (RESULTS.md, label-free sections).
+MAX_QUERIES = 4000
 HELD_OUT = 0.1  # share of documents whose pseudo-queries are held out for the base/tuned comparison
 MAX_HELD_OUT_QUERIES = 1000
 MAX_EVAL_CORPUS = 5000  # chunks in the held-out comparison's corpus (every source chunk, then a sample)
@@ -102,8 +105,9 @@ def label_free_data(
         queries = _pseudo_queries(records, searcher, rng)
         train = [q for q in queries if _doc(records, q) not in held_docs]
         held = [q for q in queries if _doc(records, q) in held_docs]
-        if max_queries is not None and len(train) > max_queries:
-            train = rng.sample(train, max_queries)
+        limit = MAX_QUERIES if max_queries is None else max_queries
+        if len(train) > limit:
+            train = rng.sample(train, limit)
         triplets = _teach(searcher, train, records, rng, progress)
     if not triplets:
         raise InvalidInputError(f"no pseudo-query of the index at {index_dir} found a candidate to learn from")
@@ -194,9 +198,17 @@ def _teach(searcher, queries: list[PseudoQuery], records: list[dict], rng: rando
         progress("teach", start, len(queries))
         hits = searcher.search_batch([q.text for q in batch], TEACHER_DEPTH, mode="hybrid", per_doc=False)
         positives = [_embedded(records[q.chunk_id], q.passage) for q in batch]
-        cosines = np.sum(
-            _unit(encoder.encode_queries([q.text for q in batch])) * _unit(encoder.encode_documents(positives)), axis=1
-        )
+        xq = _unit(encoder.encode_queries([q.text for q in batch]))
+        # A keyword query's passage is its chunk as indexed: its cosine is the stored vector's. The others are
+        # chunks with the query taken out, embedded here.
+        cosines = np.zeros(len(batch))
+        changed = [j for j, q in enumerate(batch) if q.passage != records[q.chunk_id]["text"]]
+        if changed:
+            x = _unit(encoder.encode_documents([positives[j] for j in changed]))
+            cosines[changed] = np.sum(xq[changed] * x, axis=1)
+        for j, q in enumerate(batch):
+            if q.passage == records[q.chunk_id]["text"]:
+                cosines[j] = float(searcher.cosines(xq[j], [records[q.chunk_id]["id"]])[0])
         for q, found, positive, cosine in zip(batch, hits, positives, cosines):
             source = records[q.chunk_id]
             candidates = [h for h in found if h.id != source["id"] and h.cosine is not None]

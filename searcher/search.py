@@ -358,7 +358,7 @@ class Searcher:
             return hits
         cosines = np.zeros(len(flat))
         if kind == "hybrid" and q is not None:
-            cosines = self._cosines(q, [h.id for h in flat])
+            cosines = self.cosines(q, [h.id for h in flat])
         elif kind == "dense":
             cosines = np.array([h.score for h in flat])
         coverages = np.zeros(len(flat))
@@ -391,7 +391,7 @@ class Searcher:
         weights = self.word_weights(query)
         return np.array([calibration.coverage(weights, self.analyze(t)) for t in texts], np.float64)
 
-    def _cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
+    def cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
         """Full-vector cosines of chunks with one query vector: from the backend (the local generation's vectors)."""
         return self.backend.cosines(normalize_rows(q[None])[0], np.asarray(ids, np.int64))
 
