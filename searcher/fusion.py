@@ -24,6 +24,8 @@ Pure functions over arrays; tests/test_hybrid.py works them out by hand.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 from .calibration import idf
@@ -62,3 +64,23 @@ def fuse(
     fused = weight * np.asarray(dense_scores, dtype=np.float64) + (1.0 - weight) * lex
     top = np.lexsort((dense_ids, -fused))[:k]
     return fused[top].astype(np.float32), dense_ids[top]
+
+
+def fuse_sides(
+    dense_ids: np.ndarray,
+    dense_scores: np.ndarray,
+    lexical_ids: np.ndarray,
+    lexical_scores: np.ndarray,
+    query_ceiling: float,
+    weight: float,
+    k: int,
+    full_scores: Callable[[np.ndarray], np.ndarray],
+) -> tuple[np.ndarray, np.ndarray]:
+    """`fuse` over one query's two sides as a backend finds them: the dense candidates with their cosines and the
+    lexical hits with raw BM25. Lexical-only candidates are scored by `full_scores(ids)` (ascending ids, their
+    full-vector cosines with the query), and BM25 is divided by the query's ceiling. Every backend fuses here."""
+    extra = np.setdiff1d(lexical_ids, dense_ids)
+    if len(extra):
+        dense_ids = np.concatenate([dense_ids, extra])
+        dense_scores = np.concatenate([np.asarray(dense_scores, np.float32), full_scores(extra)])
+    return fuse(dense_ids, dense_scores, lexical_ids, np.asarray(lexical_scores) / query_ceiling, weight, k)

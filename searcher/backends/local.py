@@ -18,7 +18,7 @@ from .. import coarse, vectors
 from ..config import FUSION_DEPTH
 from ..errors import IndexFormatError
 from ..filters import Where, selected_ids
-from ..fusion import fuse
+from ..fusion import fuse_sides
 from ..machine import usable_cores
 from ..projection import coarse_vectors
 from ..store import StoredIndex
@@ -149,12 +149,17 @@ class LocalBackend:
             lex_scores, lex_ids = self.lexical.search(texts[i], depth, allowed)
             found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
             ceiling = self.lexical.ceiling(texts[i]) if len(lex_ids) else 1.0
-            extra = np.setdiff1d(lex_ids, dense_ids)
-            if len(extra):
-                rows = self.index.rows_of(extra)  # ascending, as extra is: one sweep through the memory map
-                dense_ids = np.concatenate([dense_ids, extra])
-                dense_scores = np.concatenate([dense_scores, vectors.scores(self.index.full, rows, xq[i])])
-            scores, ids = fuse(dense_ids, dense_scores, lex_ids, lex_scores / ceiling, weight, k)
+            scores, ids = fuse_sides(
+                dense_ids,
+                dense_scores,
+                lex_ids,
+                lex_scores,
+                ceiling,
+                weight,
+                k,
+                # ascending ids, ascending rows: one sweep through the memory map
+                lambda extra, q=xq[i]: vectors.scores(self.index.full, self.index.rows_of(extra), q),
+            )
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
         return D, I, found
 

@@ -40,7 +40,7 @@ import orjson
 from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, InvalidInputError
 from ..filters import Where
-from ..fusion import ceiling, fuse
+from ..fusion import ceiling, fuse_sides
 from ..lexical import content_words
 from ..projection import coarse_vectors
 from .qdrant_stores import LEXICAL, Found, Scope, connect
@@ -386,13 +386,13 @@ class QdrantBackend:
         lex_scores = np.asarray([h.score for h in lexical], dtype=np.float32)
         records = {h.id: h.payload for h in (*dense, *lexical)}
         ceiling = self._ceiling(words, scope) if len(lex_scores) else 1.0
-        extra = np.setdiff1d(lex_ids, dense_ids)
-        if len(extra):  # lexical-only candidates get their dense score from their full vectors
-            point = {h.id: h.point for h in lexical}
+        point = {h.id: h.point for h in lexical}
+
+        def full_scores(extra: np.ndarray) -> np.ndarray:
             vectors = self.store.full_vectors([point[int(i)] for i in extra])
-            dense_ids = np.concatenate([dense_ids, extra])
-            dense_scores = np.concatenate([dense_scores, [float(vectors[point[int(i)]] @ q) for i in extra]])
-        scores, ids = fuse(dense_ids, dense_scores.astype(np.float32), lex_ids, lex_scores / ceiling, weight, k)
+            return np.asarray([float(vectors[point[int(i)]] @ q) for i in extra], np.float32)
+
+        scores, ids = fuse_sides(dense_ids, dense_scores, lex_ids, lex_scores, ceiling, weight, k, full_scores)
         return [Found(int(i), float(s), records[int(i)]) for s, i in zip(scores, ids)], len(lex_ids)
 
     def _ceiling(self, words: str, scope: Scope) -> float:
