@@ -14,7 +14,7 @@ import logging
 import re
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -424,12 +424,10 @@ class Searcher:
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
         return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
 
-    def _hits(self, scores: np.ndarray, ids: np.ndarray, records: dict[int, dict] | None = None) -> list[Hit]:
+    def _hits(self, scores: np.ndarray, ids: np.ndarray, records: Mapping[int, dict]) -> list[Hit]:
+        """Hits from a backend's ids and scores, with the records it returned."""
         valid = ids >= 0
-        if records is not None:  # a backend returned the records with the ids
-            rows = [records[int(i)] for i in ids[valid]]
-        else:
-            rows = self.index.chunks(self.index.rows_of(ids[valid]))
+        rows = [records[int(i)] for i in ids[valid]]
         return [
             Hit(
                 id=r["id"],

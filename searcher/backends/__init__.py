@@ -11,6 +11,7 @@ lexical side run inside Qdrant, the fusion and per-document grouping are searche
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol
 
 import numpy as np
@@ -31,10 +32,10 @@ class Backend(Protocol):
         mode: str,
         weight: float,
         where: Where | None,
-    ) -> tuple[np.ndarray, np.ndarray, list, dict[int, dict] | None]:
-        """(D, I, [(lexical hits, best dense score)] per query, {chunk id: record} or None when the Searcher reads
-        the records from the local generation). xq: normalised query vectors in the model's frame (None for
-        mode="lexical"); `where` is applied inside the search, so k hits come back whenever k chunks match."""
+    ) -> tuple[np.ndarray, np.ndarray, list, Mapping[int, dict]]:
+        """(D, I, [(lexical hits, best dense score)] per query, {chunk id: record} of every id in I). xq:
+        normalised query vectors in the model's frame (None for mode="lexical"); `where` is applied inside the
+        search, so k hits come back whenever k chunks match."""
 
     def doc_freqs(self, words: list[str]) -> tuple[int, list[int]] | None:
         """(chunks, chunks holding each analysed word), for calibrated scores; None when not known."""

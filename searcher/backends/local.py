@@ -9,7 +9,7 @@ shortlist index alone) exist to measure what the two stages buy.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -61,7 +61,12 @@ class LocalBackend:
         """Nothing: the generation is the Searcher's to close."""
 
     def search(self, xq, texts, k, shortlist, mode, weight, where):
-        """(D, I, found, None): see backends.Backend.
+        """(D, I, found, records): see backends.Backend; the records of the ids found, from the generation."""
+        D, I, found = self._search(xq, texts, k, shortlist, mode, weight, where)
+        return D, I, found, _Records(self.index, I)
+
+    def _search(self, xq, texts, k, shortlist, mode, weight, where):
+        """(D, I, found).
 
         A filter becomes the sorted ids of the chunks it keeps (a file's chunks have one id range): the coarse FAISS
         search takes them as an id selector and the lexical search as a required id clause, so a filter that keeps
@@ -72,7 +77,7 @@ class LocalBackend:
         total = len(self.index) if allowed is None else len(allowed)
         k, shortlist = min(k, total), min(max(shortlist, k), total)
         if k == 0:
-            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, None
+            return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n
         if mode == "hybrid" and self.lexical is None:
             mode = "dense"
         if mode == "lexical":
@@ -81,7 +86,7 @@ class LocalBackend:
                     f"the index at {self.index.index_dir} has no usable lexical side; "
                     "re-run `searcher index` on it to build one"
                 )
-            return (*self._lexical_only(texts, k, allowed), None)
+            return self._lexical_only(texts, k, allowed)
         if self.index.rotation is not None:
             xq = np.ascontiguousarray(xq @ self.index.rotation)
         coarse_dim = self.manifest.projection.coarse_dim
@@ -94,8 +99,8 @@ class LocalBackend:
             _, candidates = self._coarse_search(coarse_vectors(xq, coarse_dim), max(shortlist, depth), allowed)
             D, I = self._rerank(xq, candidates, depth)
             if mode == "hybrid":
-                return (*self._fuse(xq, texts, D, I, k, weight, allowed), None)
-        return D, I, [(-1, float(D[i, 0])) for i in range(n)], None  # -1: the lexical side was not asked
+                return self._fuse(xq, texts, D, I, k, weight, allowed)
+        return D, I, [(-1, float(D[i, 0])) for i in range(n)]  # -1: the lexical side was not asked
 
     def doc_freqs(self, words: list[str]) -> tuple[int, list[int]] | None:
         """(chunks, chunks holding each analysed word) from the lexical index (backends.Backend)."""
@@ -210,6 +215,30 @@ class LocalBackend:
         )
         _, candidates = exact_top_k(xq, blocks, keep)
         return self._rerank(xq, candidates, k)
+
+
+class _Records(Mapping):
+    """{chunk id: record} of the ids a search found, read from the generation on first use (a caller that wants
+    only ids and scores, as the evaluation does, reads none)."""
+
+    def __init__(self, index: StoredIndex, I: np.ndarray) -> None:
+        self._index, self._ids = index, I[I >= 0]
+        self._data: dict[int, dict] | None = None
+
+    def _load(self) -> dict[int, dict]:
+        if self._data is None:
+            ids = np.unique(self._ids)
+            self._data = {r["id"]: r for r in self._index.chunks(self._index.rows_of(ids))} if len(ids) else {}
+        return self._data
+
+    def __getitem__(self, chunk_id: int) -> dict:
+        return self._load()[chunk_id]
+
+    def __iter__(self):
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
 
 
 def exact_top_k(
