@@ -45,8 +45,8 @@ from .pairs import SENTENCE, BeirEval, Pair, TrainingData
 # document corpus's sample fit the time budget on 2 cores (RESULTS.md, label-free sections).
 MAX_QUERIES = 4000
 HELD_OUT = 0.1  # share of documents whose pseudo-queries are held out for the base/tuned comparison
-MAX_HELD_OUT_QUERIES = 1000
-MAX_EVAL_CORPUS = 5000  # chunks in the held-out comparison's corpus (every source chunk, then a sample)
+MAX_HELD_OUT_QUERIES = 500
+MAX_EVAL_CORPUS = 2000  # chunks in the held-out comparison's corpus (every source chunk, then a sample)
 TEACHER_DEPTH = 10  # the hybrid search's top chunks a negative is drawn from
 NEGATIVES = 1  # triplets per pseudo-query
 # The hybrid logit's lexical coefficient over its cosine one: a share of a query's words, in cosine units.
