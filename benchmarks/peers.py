@@ -87,7 +87,7 @@ class Searcher_:
         return read_manifest(store / "index").chunks
 
     def cold(self, store: Path) -> list[str]:
-        return [sys.executable, "-m", "searcher.cli", "query", QUERY, "--index", str(store / "index"), "-k", str(K)]
+        return [sys.executable, "-m", "searcher", "query", QUERY, "--index", str(store / "index"), "-k", str(K)]
 
 
 class Chroma:

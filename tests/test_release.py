@@ -44,7 +44,7 @@ def test_the_wheel_and_sdist_carry_the_package_its_page_and_the_distribution_nam
     sdist = next(dist.glob("*.tar.gz"))
     assert wheel.name == f"{DISTRIBUTION.replace('-', '_')}-{__version__}-py3-none-any.whl"
     names = zipfile.ZipFile(wheel).namelist()
-    assert "searcher/server/static/app.js" in names and "searcher/cli.py" in names
+    assert "searcher/server/static/app.js" in names and "searcher/cli/__init__.py" in names
     assert not any(n.startswith(("tests/", "benchmarks/", "corpus/")) for n in names)
     metadata = zipfile.ZipFile(wheel).read(f"{DISTRIBUTION.replace('-', '_')}-{__version__}.dist-info/METADATA")
     assert f"Name: {DISTRIBUTION}" in metadata.decode() and "Provides-Extra: serve" in metadata.decode()

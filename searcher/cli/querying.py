@@ -1,0 +1,265 @@
+"""Commands that search: query, show."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from ..config import (
+    DEFAULT_K,
+    DEFAULT_MODE,
+    DEFAULT_PER_DOC,
+    DEFAULT_SHORTLIST,
+    MODE_ALIASES,
+    SEARCH_MODES,
+)
+from .common import (
+    OUTPUTS,
+    _stdin_queries,
+    _valid_text,
+    cli,
+    index_option,
+    qdrant_place,
+)
+
+
+@cli.command(short_help="Search an index: the best passages, with file, line and section.")
+@click.argument("query", required=False)
+@click.option(
+    "-e",
+    "--query",
+    "queries",
+    multiple=True,
+    metavar="QUERY",
+    help="A query (repeatable), e.g. one that starts with -: searcher query -e -foo.",
+)
+@click.option(
+    "--index",
+    "index_dirs",
+    multiple=True,
+    envvar="SEARCHER_INDEX",
+    show_envvar=True,
+    help="Index name, or a folder (anything with a /); repeat it to search several at once [default: the "
+    "index named 'default'].",
+)
+@click.option("--all", "all_indexes", is_flag=True, help="Search every named index at once, hits merged by score.")
+@click.option("-k", "--k", "k", type=int, default=DEFAULT_K, show_default=True, help="Number of hits.")
+@click.option(
+    "--shortlist", type=int, default=DEFAULT_SHORTLIST, show_default=True, help="Coarse candidates to rerank."
+)
+@click.option(
+    "--mode",
+    type=click.Choice([*SEARCH_MODES, *MODE_ALIASES]),
+    default=DEFAULT_MODE,
+    show_default=True,
+    help="hybrid: meaning and exact words together; dense: meaning only; lexical: words only (BM25); "
+    "full and coarse: exact and shortlist-only dense search, for comparison.",
+)
+@click.option(
+    "--path",
+    "paths",
+    multiple=True,
+    metavar="GLOB",
+    help="Only files whose path matches GLOB, e.g. 'api/*.md' (repeatable: any of them).",
+)
+@click.option("--type", "types", multiple=True, metavar="EXT", help="Only files of this type, e.g. md (repeatable).")
+@click.option(
+    "--min-score",
+    type=float,
+    help="Drop hits scoring below this. A score is the estimated probability that the hit is relevant "
+    "(0-1, the same scale for every query and mode).",
+)
+@click.option(
+    "--per-doc/--per-chunk",
+    default=DEFAULT_PER_DOC,
+    show_default=True,
+    help="One hit per document, its best passage first, or every matching chunk.",
+)
+@click.option(
+    "--rerank",
+    is_flag=False,
+    flag_value="cross-encoder/ms-marco-MiniLM-L6-v2",
+    default=None,
+    metavar="[MODEL]",
+    help="Re-score the top hits with a CrossEncoder (a local directory or a model name you have; alone: "
+    "cross-encoder/ms-marco-MiniLM-L6-v2). Loads torch: slower to start.",
+)
+@click.option("--rerank-depth", type=click.IntRange(1, 500), default=30, show_default=True, help="Hits reranked.")
+@click.option(
+    "--model",
+    help="Query with this model (it must match the index's) [default: the index's own; "
+    "SEARCHER_MODEL is for indexing, not for queries of other indexes].",
+)
+@click.option(
+    "--format",
+    "output",
+    type=click.Choice(OUTPUTS),
+    default="text",
+    show_default=True,
+    help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
+    "matching file once; grep: path:line:passage.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
+@click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Same as --format paths (as grep -l).")
+@click.option(
+    "-C",
+    "--context",
+    "context",
+    type=click.IntRange(0, 200),
+    metavar="NUM",
+    help="Show NUM lines of the file before and after each hit's passage, with line numbers.",
+)
+@click.option(
+    "--color",
+    type=click.Choice(["auto", "always", "never"]),
+    default="auto",
+    show_default=True,
+    help="Colour paths, lines and the query's words: on a terminal (auto, unless NO_COLOR is set), always or never.",
+)
+@qdrant_place
+def query(
+    query,
+    queries,
+    index_dirs,
+    all_indexes,
+    k,
+    shortlist,
+    mode,
+    paths,
+    types,
+    min_score,
+    per_doc,
+    rerank,
+    rerank_depth,
+    model,
+    output,
+    as_json,
+    files_only,
+    context,
+    color,
+    qdrant_url,
+    qdrant_path,
+    qdrant_collection,
+):
+    """Search the index for QUERY; pass - to read one query per line from stdin.
+
+    Exit status: 0 when something matched, 1 when nothing did (no match), 2 on an error, as grep's.
+
+    Words in "double quotes" must occur together, as a phrase; -word and -"a phrase" leave out the passages
+    holding them (in every mode). Code names (Py_Initialize, os.path.join, --no-cache-dir, E0277) match whole:
+    the files holding them come first. A query whose best hit is unlikely to be relevant prints "no match" and
+    exits with status 1, like grep.
+    With --qdrant-url or --qdrant-path and no --index, it queries a collection that `searcher index` filled, alone.
+
+    \b
+    Example:
+        searcher query "how do I read a file line by line" -k 5 --json
+    """
+    from ..render import context_lines, render_results
+    from ..search import Searcher
+
+    if query is None and not queries:
+        raise click.UsageError("pass a QUERY (or -e QUERY, or - to read queries from stdin)")
+    if query == "-":
+        queries = _stdin_queries()
+        if not queries:
+            raise click.ClickException("no queries on standard input; pass one query per line")
+    else:
+        queries = [_valid_text(q, "the query") for q in ([query] if query is not None else []) + list(queries)]
+    from ..filters import Where
+    from ..search import search_many
+
+    if all_indexes:
+        from ..home import named_indexes
+
+        index_dirs = tuple(str(p) for p in named_indexes())
+        if not index_dirs:
+            raise click.ClickException("no named indexes to search; make one with `searcher index FOLDER`")
+    if (qdrant_url or qdrant_path) and not index_dirs:
+        opened = [
+            Searcher.from_collection(
+                qdrant_url=qdrant_url or "",
+                qdrant_path=str(qdrant_path or ""),
+                qdrant_collection=qdrant_collection or "searcher",
+                model=model,
+            )
+        ]
+    else:
+        opened = []
+        try:
+            for index_dir in index_dirs or (None,):
+                opened.append(Searcher(index_dir, model=model))
+        except BaseException:
+            for searcher in opened:
+                searcher.close()
+            raise
+    try:
+        options = dict(
+            shortlist=shortlist,
+            mode=mode,
+            where=Where(paths, types),
+            min_score=min_score,
+            per_doc=per_doc,
+            rerank=rerank,
+            rerank_depth=rerank_depth,
+        )
+        results = (
+            search_many(opened, queries, k, **options)
+            if len(opened) > 1
+            else opened[0].search_batch(queries, k, **options)
+        )
+        around = {}
+        if context is not None:
+            for searcher in opened:
+                around.update(context_lines(searcher, results, context))
+    finally:
+        for searcher in opened:
+            searcher.close()
+    for notice in dict.fromkeys(n for searcher in opened for n in searcher.notices):
+        click.echo(f"notice: {notice}", err=True)
+    output = "jsonl" if as_json else "paths" if files_only else output
+    colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
+    render_results(queries, results, output, colored=colored, around=around, min_score=min_score)
+    if all(hits.no_match or not hits for hits in results):
+        sys.exit(1)
+
+
+@cli.command(short_help="Print the lines of an indexed file around a hit.")
+@click.argument("location", metavar="PATH[:LINE]")
+@index_option
+@click.option(
+    "-C",
+    "--context",
+    "context",
+    type=click.IntRange(0, 250),
+    default=10,
+    show_default=True,
+    metavar="NUM",
+    help="Lines before and after LINE.",
+)
+def show(location, index_dir, context):
+    """Print the lines of an indexed file around LINE (a hit's path:line), numbered; the whole file (up to 500
+    lines) without LINE. The file must be one the index holds, still as it was indexed.
+
+    \b
+    Example:
+        searcher show corpus/rst/faq/windows.rst:207 -C 5
+    """
+    from ..documents import read_lines
+    from ..home import resolve
+    from ..store import open_index
+
+    path, line = location, None
+    head, _, tail = location.rpartition(":")
+    if head and tail.isdigit():
+        path, line = head, int(tail)
+    index = open_index(resolve(index_dir))
+    try:
+        start = max(1, line - context) if line else 1
+        got = read_lines(index, path, start, line + context if line else None)
+    finally:
+        index.close()
+    for n, text in enumerate(got.text.split("\n") if got.text else [], start=got.start_line):
+        click.echo(f"{n:>6}{':' if n == line else '-' if line else ':'} {text}")
