@@ -13,47 +13,38 @@ from __future__ import annotations
 
 import dataclasses
 import errno
-import hashlib
 import logging
 import os
-import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import orjson
 
 from .atomic import exclusive_lock, write_atomic
-from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
-from .chunking import Parsed, check_chunking, chunk_document, parse_and_chunk
+from .cache import EmbeddingCache, text_key
+from .chunking import check_chunking, chunk_document, parse_and_chunk
 from .config import IndexConfig, Progress
+from .embedding import embed_missing, export_query_encoder
 from .encoder import (
     Encoder,
-    SentenceTransformerEncoder,
     load_encoder,
     resolve_model,
 )
-from .encoder_choice import choose_document_encoder, open_graph, small_edit_limit
+from .encoder_choice import open_graph
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
-from .generation import NewFile, Plan, kept_rows, write_generation
+from .generation import Plan, write_generation
 from .home import (
-    adopt_encoder,
     collect_encoders,
-    remember_choice,
     remember_start,
-    remembered_choice,
-    remembered_start,
-    share_encoder,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, Ignore, is_supported, iter_files, read_regular
-from .onnx_encoder import ExportError, export_onnx, exported_with_model
+from .ingest import FORMATS, Ignore, is_supported
+from .report import IndexReport
+from .scan import reusable_rows, scan
 from .store import (
     MANIFEST,
     PENDING,
-    FileEntry,
     Manifest,
     StoredIndex,
     generations_on_disk,
@@ -71,32 +62,6 @@ log = logging.getLogger(__name__)
 
 # progress(phase, done, total): phase is "scan" (files seen, total None), "chunk" (characters of one long
 # document), "measure" (embedding paths timed, once per model and CPU), "embed" (chunks) or "write".
-
-
-@dataclass
-class IndexReport:
-    """What one `build_index` run did. File counts are for this run; documents and chunks are index totals."""
-
-    index_dir: str
-    indexed: int = 0  # new or changed files, (re)chunked in this run
-    unchanged: int = 0
-    skipped: int = 0  # unsupported, binary, undecodable or empty
-    failed: int = 0  # could not be read (the previously indexed version, if any, is kept)
-    removed: int = 0  # indexed before, gone now
-    documents: int = 0
-    chunks: int = 0
-    embedded: int = 0  # chunks the model embedded in this run
-    embedded_with: str = ""  # "torch", "torch-bf16", "onnx" or "onnx-int8" (choose_document_encoder), "ray: ..."
-    reused: int = 0  # new chunks whose vectors were found already embedded
-    projection: str = ""
-    generation: int = 0  # the generation this run published (0: nothing changed, nothing written)
-    synced: str = ""  # the qdrant backend: what the sync to the collection did
-    warnings: list[str] = field(default_factory=list)
-    skipped_files: list[str] = field(default_factory=list)  # every skipped file, with the reason
-    missing: list[str] = field(default_factory=list)  # update_index: sources not found, kept as they were
-    seconds: dict[str, float] = field(
-        default_factory=lambda: dict.fromkeys(("read", "chunk", "export", "embed", "write"), 0.0)
-    )
 
 
 def existing_config(index_dir: Path | str | None) -> IndexConfig:
@@ -473,7 +438,7 @@ def _build(
         # indexing a removed path (or a folder holding it) by name brings it back; re-scanning a source does not
         config = config.replace(removed=tuple(r for r in config.removed if not _is_under(Path(r), root)))
     ignore = Ignore(root, config.include, config.exclude, config.removed)
-    kept, new_files, unreadable = _scan(
+    kept, new_files, unreadable = scan(
         root, anchor.parent, old_files, rechunk_all, parse_files, report, progress, ignore, window
     )
     under_root = {p for p in old_files if _is_under(Path(p), root)}
@@ -512,7 +477,7 @@ def _build(
     if encoder is not None or new_files or (export_encoder and query_encoder is None):
         query_encoder = export_query_encoder(index_dir, model, previous, export_encoder, report)
     report.seconds["export"] = time.perf_counter() - started
-    plan = Plan(root, config, info, kept, new_files, keys, _reusable_rows(prev, kept, keys), query_encoder)
+    plan = Plan(root, config, info, kept, new_files, keys, reusable_rows(prev, kept, keys), query_encoder)
     pending = EmbeddingCache(Path(cache_dir) if cache_dir else index_dir / PENDING, info)
     embed_missing(
         model,
@@ -562,243 +527,5 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
     return info
 
 
-def export_query_encoder(
-    index_dir: Path, model: Callable[[], Encoder], current: Manifest | None, export: bool, report: IndexReport
-) -> str | None:
-    """The directory name of the index's torch-free query encoder: the current one, or a new export (the model
-    is loaded only then)."""
-    if current is not None and current.query_encoder and (index_dir / current.query_encoder).is_dir():
-        return current.query_encoder
-    if not export:
-        return None
-    encoder = model()
-    if not isinstance(encoder, SentenceTransformerEncoder):
-        return None
-    name = "encoder-" + encoder.info.weights_id()
-    if (index_dir / name / "encoder.json").is_file():  # exported by an earlier run of the same model
-        return name
-    if adopt_encoder(index_dir / name):  # another index of this model exported it: share its copy
-        return name
-    carried = exported_with_model(encoder.info)
-    if carried is not None:  # a fine-tuned model brings its own export: copy it, then switch it in
-        shutil.copytree(carried, index_dir / (name + ".tmp"), dirs_exist_ok=True)
-        os.replace(index_dir / (name + ".tmp"), index_dir / name)
-    else:
-        try:
-            export_onnx(encoder, index_dir / name)
-        except ExportError as e:
-            report.warnings.append(f"could not export the model for torch-free queries ({e}); queries will load torch")
-            return None
-    share_encoder(index_dir / name)
-    return name
-
-
 def _is_under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents
-
-
-def _scan(
-    root: Path,
-    base: Path,
-    old_files: dict[str, FileEntry],
-    rechunk_all: bool,
-    parse_files: Callable[[list[tuple[str, bytes, str]]], list[Parsed]],
-    report: IndexReport,
-    progress: Progress,
-    ignore: Ignore | None = None,
-    window: tuple[int, int] = (1, 0),
-) -> tuple[list[FileEntry], list[NewFile], list[Path]]:
-    """(files kept as indexed, files (re)chunked, folders that could not be read). Document ids are relative
-    to `base`. New and changed files are read and hashed here, then parsed and chunked by `parse_files`
-    [(path, bytes, doc id)] -> [Parsed], up to `window` (files, bytes) at a time: one by one locally, in rounds
-    on a Ray cluster (cluster.py)."""
-    kept: list[FileEntry] = []
-    new_files: list[NewFile] = []
-    unreadable: list[Path] = []
-    pending: list[tuple[Path, os.stat_result, str, bytes]] = []
-
-    def cannot_read(folder: str, reason: str) -> None:
-        report.failed += 1
-        unreadable.append(Path(folder))
-        report.warnings.append(f"{folder}: cannot read folder ({reason}); kept what was indexed under it")
-
-    def skip(path: str, reason: str) -> None:
-        report.skipped += 1
-        report.skipped_files.append(f"{path} ({reason})")
-        report.warnings.append(f"{path}: skipped, {reason}")
-
-    def flush() -> None:
-        results = parse_files([(str(path), data, path.relative_to(base).as_posix()) for path, _, _, data in pending])
-        for (path, st, digest, _), parsed in zip(pending, results):
-            if parsed.error:
-                skip(str(path), parsed.error)
-                continue
-            report.warnings.extend(f"{path}: {w}" for w in parsed.warnings)
-            report.seconds["read"] += parsed.read_seconds
-            report.seconds["chunk"] += parsed.chunk_seconds
-            if not parsed.chunks:
-                report.skipped += 1
-                report.skipped_files.append(f"{path} (no text)")
-                continue
-            entry = FileEntry(
-                str(path),
-                digest,
-                st.st_size,
-                st.st_mtime_ns,
-                parsed.documents,
-                0,
-                0,
-                st.st_ctime_ns,
-                tuple(parsed.warnings),
-            )
-            new_files.append(NewFile(entry, parsed.chunks))
-            report.indexed += 1
-        pending.clear()
-
-    for seen, path in enumerate(iter_files(root, cannot_read, skip, ignore), start=1):
-        progress("scan", seen, None)
-        if not is_supported(path):
-            report.skipped += 1
-            report.skipped_files.append(f"{path} (not a type searcher reads)")
-            continue
-        old = old_files.get(str(path))
-        started = time.perf_counter()
-        try:
-            st = path.stat()
-            if (
-                old
-                and not rechunk_all
-                and (old.size, old.mtime_ns, old.ctime_ns) == (st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-            ):
-                kept.append(old)
-                report.unchanged += 1
-                continue
-            data = read_regular(path)
-        except OSError as e:
-            report.failed += 1
-            report.warnings.append(
-                f"{path}: cannot read ({e.strerror})" + ("; kept the indexed version" if old else "")
-            )
-            if old:
-                kept.append(old)
-            continue
-        digest = hashlib.sha256(data).hexdigest()
-        report.seconds["read"] += time.perf_counter() - started
-        if old and not rechunk_all and old.sha256 == digest:
-            kept.append(dataclasses.replace(old, mtime_ns=st.st_mtime_ns, ctime_ns=st.st_ctime_ns))
-            report.unchanged += 1
-            continue
-        pending.append((path, st, digest, data))
-        del data
-        if len(pending) >= window[0] or sum(len(p[3]) for p in pending) >= window[1] > 0:
-            flush()
-    flush()
-    return kept, new_files, unreadable
-
-
-def _reusable_rows(prev: StoredIndex | None, kept: list[FileEntry], keys: list[str]) -> dict[str, int]:
-    """key -> row in the previous generation, for chunks of files that changed or went away (edits and moves
-    keep most of their text, so most of their chunks need no new embedding)."""
-    if prev is None or not keys:
-        return {}
-    live = np.zeros(len(prev), dtype=bool)
-    live[kept_rows(prev, kept)] = True
-    wanted = set(keys)
-    dead_rows = np.flatnonzero(~live)
-    found = {}
-    for row, record in zip(dead_rows, prev.chunks(dead_rows)):
-        if record["hash"] in wanted:
-            found[record["hash"]] = int(row)
-    return found
-
-
-def embed_missing(
-    model: Callable[[], Encoder],
-    index_dir: Path,
-    plan: Plan,
-    pending: EmbeddingCache,
-    report: IndexReport,
-    progress: Progress,
-    previous: dict | None,
-    workers=None,
-    small: Encoder | None = None,
-) -> None:
-    """Embed every chunk not found in the previous generation or the pending cache, saving as we go (on a Ray
-    cluster when there are `workers`; with `small`, the index's ONNX graph, when so little is to be embedded that
-    loading torch would cost more than the graph's slower rate: small_edit_limit)."""
-    config, keys = plan.config, plan.keys
-    # The pending cache keys vectors by the kind of path that made them (cache.py): what a float run must embed
-    # (`todo`) may be more than what an int8 run must (`unmade`, not cached at all).
-    todo: dict[str, str] = {}
-    for chunk, key in zip(plan.new_chunks, keys):
-        if key not in plan.reusable and not pending.has(key, (FLOAT,)) and key not in todo:
-            todo[key] = chunk.embedding_input
-    unmade = {k: t for k, t in todo.items() if k not in pending}
-    # Longest first, as sentence-transformers itself sorts, so batches hold texts of similar length (less
-    # padding); each batch is saved to the pending cache before the next one starts, so a killed run loses at
-    # most the batch in flight.
-    batch_size = config.batch_size
-    plan.document_encoder = previous
-    report.embedded, report.reused = len(unmade), sum(1 for k in keys if k not in unmade)
-    if not todo:
-        return
-    started = time.perf_counter()
-    if workers is not None:
-        kind = INT8 if any(kind_of(p) == INT8 for p in workers.paths) else FLOAT
-        todo = unmade if kind == INT8 else todo
-        order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
-        progress("embed", 0, len(order))
-        for start, x in workers.embed([todo[k] for k in order], batch_size):
-            pending.add(order[start : start + len(x)], x, kind)
-            progress("embed", start + len(x), len(order))
-        report.embedded_with = "ray: " + ", ".join(sorted(workers.paths))
-        report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
-        report.seconds["embed"] = time.perf_counter() - started
-        return
-    weights = plan.model.weights_id()
-    if small is not None and len(todo) <= small_edit_limit(
-        previous or remembered_choice(weights), remembered_start(weights), batch_size
-    ):
-        order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
-        progress("embed", 0, len(order))
-        for start in range(0, len(order), batch_size):
-            batch = order[start : start + batch_size]
-            pending.add(batch, small.encode_documents([todo[k] for k in batch], batch_size=batch_size), FLOAT)
-            progress("embed", min(start + batch_size, len(order)), len(order))
-        report.embedded_with = "onnx: a small update, torch not loaded"
-        report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
-        report.seconds["embed"] = time.perf_counter() - started
-        return
-    measure_on = sorted((unmade or todo).values(), key=len, reverse=True)
-    choice = choose_document_encoder(
-        model(),
-        index_dir / plan.query_encoder if plan.query_encoder else None,
-        measure_on,
-        batch_size,
-        previous or remembered_choice(weights),
-        progress,
-    )
-    report.embedded_with = choice.name
-    plan.document_encoder = choice.record
-    kind = kind_of(choice.name)
-    todo = unmade if kind == INT8 else todo
-    report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
-    order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
-    progress("embed", 0, len(order))
-    sampled = 0
-    # A choice that measured: later new indexes of this model on this CPU need not, and the measurement's float32
-    # vectors of the texts it timed are kept.
-    if choice.sample is not None and choice.record is not None:
-        remember_choice(weights, choice.record)
-        sampled = len(choice.sample)
-        done = [text_key(text) for text in measure_on[:sampled]]  # a key is its text's hash
-        pending.add(done, choice.sample, FLOAT)
-        finished = set(done)
-        order = [k for k in order if k not in finished]
-    for start in range(0, len(order), batch_size):
-        batch = order[start : start + batch_size]
-        if batch:
-            pending.add(batch, choice.encoder.encode_documents([todo[k] for k in batch], batch_size=batch_size), kind)
-        progress("embed", min(sampled + start + batch_size, len(todo)), len(todo))
-    progress("embed", len(todo), len(todo))
-    report.seconds["embed"] = time.perf_counter() - started

@@ -129,16 +129,16 @@ def test_unreadable_file_keeps_its_indexed_version(tmp_path, corpus, fake, fake_
     build(corpus, tmp_path / "idx", fake, fake_config)
     path = corpus / "cooking.md"
     path.write_text("# Changed\n\nSomething else entirely.\n")
-    import searcher.indexer
+    import searcher.scan
 
-    real_read = searcher.indexer.read_regular
+    real_read = searcher.scan.read_regular
 
     def read_regular(p):  # chmod 0 does not stop root, so fail the read directly
         if p == path:
             raise PermissionError(13, "Permission denied")
         return real_read(p)
 
-    monkeypatch.setattr(searcher.indexer, "read_regular", read_regular)
+    monkeypatch.setattr(searcher.scan, "read_regular", read_regular)
     report = build(corpus, tmp_path / "idx", fake, None)
     assert report.failed == 1 and "cannot read (Permission denied); kept the indexed version" in report.warnings[0]
     assert "pasta" in " ".join(r["text"] for r in records_by_source(tmp_path / "idx")["cooking.md"])

@@ -73,13 +73,13 @@ def test_index_without_exported_encoder_still_answers_with_a_notice(tmp_path, co
 
 
 def test_model_that_cannot_be_exported_falls_back_to_torch(tmp_path, corpus, minilm, monkeypatch):
-    import searcher.indexer
+    import searcher.embedding
     from searcher.onnx_encoder import ExportError
 
     def fail(encoder, out_dir):
         raise ExportError("unsupported operator")
 
-    monkeypatch.setattr(searcher.indexer, "export_onnx", fail)
+    monkeypatch.setattr(searcher.embedding, "export_onnx", fail)
     report = build_index(corpus, tmp_path / "idx", encoder=minilm)
     assert any("could not export the model for torch-free queries (unsupported operator)" in w for w in report.warnings)
     assert open_index(tmp_path / "idx").manifest.query_encoder is None

@@ -98,12 +98,12 @@ def test_finetune_writes_a_loadable_matryoshka_model(tmp_path, tiny_base, pairs_
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "a.txt").write_text("Owls hunt at night. " * 5)
-    import searcher.indexer
+    import searcher.embedding
 
     def no_second_export(encoder, out_dir):
         raise AssertionError("the model's own export is copied, not redone")
 
-    monkeypatch.setattr(searcher.indexer, "export_onnx", no_second_export)
+    monkeypatch.setattr(searcher.embedding, "export_onnx", no_second_export)
     build_index(docs, tmp_path / "idx", IndexConfig(model=str(out)))
     manifest = open_index(tmp_path / "idx").manifest
     assert manifest.projection.measurement["declared_matryoshka_dims"] == [128, 64]
