@@ -39,8 +39,8 @@ _EXPORTS = {
     "IndexReport": "indexer",
     "Searcher": "search",
     "search_many": "search",
-    "Hit": "search",
-    "Hits": "search",
+    "Hit": "hits",
+    "Hits": "hits",
     "Where": "filters",
     "open_index": "store",
     "load_encoder": "encoder",
@@ -60,9 +60,10 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from .evaluate import EvalReport
     from .filters import Where
+    from .hits import Hit, Hits
     from .home import named_indexes
     from .indexer import IndexReport, build_index, delete_index, existing_config, remove_from_index, update_index
-    from .search import Hit, Hits, Searcher, search_many
+    from .search import Searcher, search_many
     from .store import open_index
     from .train import FinetuneReport, finetune
     from .watch import watch

@@ -13,7 +13,7 @@ import click
 import orjson
 
 from .errors import SearcherError
-from .search import hit_record
+from .hits import hit_record
 
 CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
 

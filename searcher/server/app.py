@@ -37,7 +37,8 @@ from .. import __version__
 from ..config import DEFAULT_PER_DOC, DEFAULT_SHORTLIST, MODE_ALIASES, SEARCH_MODES
 from ..errors import IndexNotFoundError, SearcherError
 from ..filters import Where
-from ..search import hit_record, search_many
+from ..hits import hit_record
+from ..search import search_many
 from .catalog import ALL, MAX_K, MAX_QUERY_CHARS, Catalog, read_any
 
 log = logging.getLogger(__name__)
