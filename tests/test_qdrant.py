@@ -16,7 +16,7 @@ import pytest
 from conftest import write_corpus
 
 from searcher import IndexConfig, Searcher, build_index, open_index
-from searcher.backends import qdrant, qdrant_stores
+from searcher.backends import qdrant, qdrant_server, qdrant_stores
 from searcher.errors import InvalidInputError, SearcherError
 from searcher.filters import Where
 from searcher.projection import coarse_vectors
@@ -236,7 +236,7 @@ def test_config_errors_name_the_fix(tmp_path):
 
 
 def test_an_unreachable_server_is_one_clear_error_and_the_local_index_is_kept(tmp_path, fake, fake_config, monkeypatch):
-    monkeypatch.setattr(qdrant_stores, "RETRY_WAIT", 0.01)
+    monkeypatch.setattr(qdrant_server, "RETRY_WAIT", 0.01)
     docs = write_corpus(tmp_path / "docs")
     config = fake_config.replace(backend="qdrant", qdrant_url="http://127.0.0.1:9")  # nothing listens there
     with pytest.raises(SearcherError, match="cannot reach Qdrant at http://127.0.0.1:9 .*run the same command again"):
@@ -415,7 +415,7 @@ import os, signal, sys
 sys.path.insert(0, sys.argv[1])
 from fakes import FakeEncoder
 from searcher import build_index
-from searcher.backends import qdrant, qdrant_stores
+from searcher.backends import qdrant, qdrant_server, qdrant_stores
 
 qdrant.BATCH = 4  # many upsert requests, so that the kill lands between two of them
 
@@ -543,7 +543,7 @@ class _BadRequest(Exception):
 
 def test_transient_errors_are_retried_and_a_refusal_is_not(tmp_path, fake, fake_config, monkeypatch):
     """Two 503s, then the real upsert (local mode): the sync succeeds; a 400 fails at once, in one line."""
-    monkeypatch.setattr(qdrant_stores, "RETRY_WAIT", 0.01)
+    monkeypatch.setattr(qdrant_server, "RETRY_WAIT", 0.01)
     docs = write_corpus(tmp_path / "docs")
     build_index(docs, tmp_path / "l", fake_config, encoder=fake)
     index = open_index(tmp_path / "l")
