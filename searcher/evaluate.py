@@ -28,7 +28,7 @@ from .config import DEFAULT_FUSION_WEIGHT, DEFAULT_SHORTLIST, FUSION_DEPTH, Inde
 from .encoder import Encoder, load_encoder, normalize_rows
 from .errors import InvalidInputError
 from .indexer import Progress, build_index, set_fusion_weight
-from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, top_overlap
+from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, query_metrics, top_overlap
 from .onnx_encoder import OnnxEncoder
 from .search import Searcher
 from .store import MANIFEST, read_manifest
@@ -54,6 +54,7 @@ class EvalReport:
     dims: dict[int, dict[str, float]] = field(default_factory=dict)  # prefix width -> metrics, exact search
     agreement: float = 0.0  # share of the exact full-dim top-10 documents kept by the two-stage top-10
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # encode/two-stage/full -> p50, p95
+    ndcg_by_query: dict[str, dict[str, float]] = field(default_factory=dict)  # hybrid/dense -> {query id: nDCG@10}
     corpus_documents: int = 0  # usable records in corpus.jsonl
     indexed_documents: int = 0  # documents the index holds
     judged_not_indexed: list[str] = field(default_factory=list)  # judged documents missing from the index
@@ -62,6 +63,7 @@ class EvalReport:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["dims"] = {str(k): v for k, v in self.dims.items()}
+        del d["ndcg_by_query"]  # per query: for comparisons in code (train.comparison), not for the report
         return d
 
     def to_markdown(self) -> str:
@@ -192,10 +194,12 @@ def evaluate(
         texts = [data.queries[q] for q in qids]
         if searcher.lexical is not None:
             # k = FUSION_DEPTH: each side brings the candidates it brings for any k up to that, as users see it
-            report.modes["hybrid"], _ = score(
+            report.modes["hybrid"], hybrid = score(
                 *searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts)
             )
+            report.ndcg_by_query["hybrid"] = _ndcg_by_query(qids, hybrid, data.qrels)
         report.modes["dense"], dense = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
+        report.ndcg_by_query["dense"] = _ndcg_by_query(qids, dense, data.qrels)
         if searcher.lexical is not None:
             report.modes["lexical"], _ = score(*searcher.search_vectors(None, k=depth, mode="lexical", texts=texts))
         report.modes["full"], full = score(*searcher.search_vectors(xq, k=depth, mode="full"))
@@ -210,6 +214,10 @@ def evaluate(
         with Searcher(index_dir, encoder=None if manifest.query_encoder else encoder) as searcher:
             report.latency_ms = _latency(searcher, [data.queries[q] for q in qids[:LATENCY_QUERIES]], shortlist)
     return report
+
+
+def _ndcg_by_query(qids: list[str], rankings: list, qrels) -> dict[str, float]:
+    return {q: m["ndcg@10"] for q, m in query_metrics(dict(zip(qids, rankings)), qrels).items()}
 
 
 TUNE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))

@@ -152,26 +152,39 @@ def _dcg(gains: Sequence[float]) -> float:
 def ir_metrics(rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
     """Mean of each metric in METRICS over the queries of `qrels` (a query with no ranking scores 0)."""
     totals = dict.fromkeys(METRICS, 0.0)
+    for values in query_metrics(rankings, qrels).values():
+        for name, value in values.items():
+            totals[name] += value
+    return {name: value / len(qrels) for name, value in totals.items()}
+
+
+def query_metrics(
+    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]]
+) -> dict[str, dict[str, float]]:
+    """Each metric in METRICS for each query of `qrels` (a query with no ranking scores 0)."""
+    out = {}
     for qid, relevant in qrels.items():
         hits = sorted(rankings.get(qid, ()), key=lambda h: (-h[1], h[0]))[:DEPTH]
         found = [doc in relevant for doc, _ in hits]
+        m: dict[str, float] = {}
         for k in ACCURACY_AT:
-            totals[f"accuracy@{k}"] += any(found[:k])
+            m[f"accuracy@{k}"] = float(any(found[:k]))
         for k in PRECISION_RECALL_AT:
-            totals[f"precision@{k}"] += sum(found[:k]) / k
-            totals[f"recall@{k}"] += sum(found[:k]) / len(relevant)
+            m[f"precision@{k}"] = sum(found[:k]) / k
+            m[f"recall@{k}"] = sum(found[:k]) / len(relevant)
         gains = [relevant.get(doc, 0) for doc, _ in hits[:NDCG_AT]]
         ideal = sorted(relevant.values(), reverse=True)[:NDCG_AT]
-        totals[f"ndcg@{NDCG_AT}"] += _dcg(gains) / _dcg(ideal)
+        m[f"ndcg@{NDCG_AT}"] = _dcg(gains) / _dcg(ideal)
         first = next((rank for rank, hit in enumerate(found[:MRR_AT]) if hit), None)
-        totals[f"mrr@{MRR_AT}"] += 0.0 if first is None else 1.0 / (first + 1)
+        m[f"mrr@{MRR_AT}"] = 0.0 if first is None else 1.0 / (first + 1)
         correct, precision_sum = 0, 0.0
         for rank, hit in enumerate(found[:MAP_AT]):
             if hit:
                 correct += 1
                 precision_sum += correct / (rank + 1)
-        totals[f"map@{MAP_AT}"] += precision_sum / min(MAP_AT, len(relevant))
-    return {name: value / len(qrels) for name, value in totals.items()}
+        m[f"map@{MAP_AT}"] = precision_sum / min(MAP_AT, len(relevant))
+        out[qid] = m
+    return out
 
 
 def top_overlap(a: Sequence[Ranking], b: Sequence[Ranking], *, k: int = 10) -> float:

@@ -159,12 +159,13 @@ def finetune_summary(report, index_name: str | None, switched, adopt: bool) -> l
         f"{name} {report.before[c]['ndcg@10']:.4f} -> {report.after[c]['ndcg@10']:.4f}"
         for name, c in (("hybrid", "hybrid"), ("dense", "two-stage"))
     )
+    low = "" if report.hybrid_gain_low is None else f"; hybrid gain at least {report.hybrid_gain_low:+.4f}, 90% sure"
     if report.better:
-        lines.append(f"the tuned model is better on the held-out pseudo-queries ({held} nDCG@10)")
+        lines.append(f"the tuned model is better on the held-out pseudo-queries ({held} nDCG@10{low})")
     else:
         lines.append(
-            f"the tuned model is not better on the held-out pseudo-queries ({held} nDCG@10): adopting needs a "
-            "higher hybrid nDCG@10 and a dense one no more than 0.005 lower"
+            f"the tuned model is not better on the held-out pseudo-queries ({held} nDCG@10{low}): adopting needs a "
+            "hybrid gain that holds up (its 90% interval above 0) and a dense nDCG@10 no more than 0.005 lower"
         )
     if index_name is not None:
         if switched is not None:

@@ -63,12 +63,10 @@ def test_label_free_run_makes_a_model_and_a_comparison(built, base, tuned):
     out, report = tuned
     assert report.label_free and report.base_model == str(base)
     assert report.steps > 0 and "label-free triplets" in report.data
-    assert report.verdict in ("better", "not better")
-    expected = (
-        report.after["hybrid"]["ndcg@10"] > report.before["hybrid"]["ndcg@10"]
-        and report.after["two-stage"]["ndcg@10"] >= report.before["two-stage"]["ndcg@10"] - 0.005
-    )
-    assert report.better == expected
+    assert report.verdict in ("better", "not better") and report.hybrid_gain_low is not None
+    if report.better:
+        assert report.after["hybrid"]["ndcg@10"] > report.before["hybrid"]["ndcg@10"]
+        assert report.after["two-stage"]["ndcg@10"] >= report.before["two-stage"]["ndcg@10"] - 0.005
     assert (out / "heldout" / "qrels" / "test.tsv").is_file(), "the held-out pseudo-queries stay with the model"
     assert "MarginMSELoss" in (out / "README.md").read_text()
     assert not (out / "index").exists(), "no scratch index is left in the model"

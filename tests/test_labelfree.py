@@ -71,3 +71,21 @@ def test_too_small_an_index_is_one_clear_error(tmp_path, fake, fake_config):
     build_index(tmp_path / "docs", tmp_path / "idx", fake_config, encoder=fake)
     with pytest.raises(InvalidInputError, match="holds 1 chunk"):
         label_free_data(tmp_path / "idx", tmp_path / "heldout", encoder=fake)
+
+
+def test_a_tuned_model_is_better_only_when_its_gain_holds_up():
+    from searcher.train import comparison
+
+    def columns(hybrid, dense):
+        return {"hybrid": {"ndcg@10": hybrid}, "two-stage": {"ndcg@10": dense}}
+
+    before = {f"q{i}": 0.5 for i in range(200)}
+    steady = {q: v + 0.02 for q, v in before.items()}
+    verdict, low = comparison(columns(0.5, 0.5), columns(0.52, 0.5), before, steady)
+    assert verdict == "better" and low == pytest.approx(0.02)
+    lucky = dict(before, q0=1.0)  # one query of 200 gains: the mean rises, the interval reaches 0
+    verdict, low = comparison(columns(0.5, 0.5), columns(0.5025, 0.5), before, lucky)
+    assert verdict == "not better" and low <= 0
+    verdict, _ = comparison(columns(0.5, 0.5), columns(0.52, 0.49), before, steady)
+    assert verdict == "not better", "dense 0.01 lower is too much"
+    assert comparison({"two-stage": {}}, {"two-stage": {}}) == ("", None)
