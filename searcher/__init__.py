@@ -31,9 +31,9 @@ _EXPORTS = {
     "InvalidInputError": "errors",
     "build_index": "indexer",
     "existing_config": "indexer",
-    "remove_from_index": "indexer",
-    "update_index": "indexer",
-    "delete_index": "indexer",
+    "remove_from_index": "upkeep",
+    "update_index": "upkeep",
+    "delete_index": "upkeep",
     "watch": "watch",
     "named_indexes": "home",
     "IndexReport": "indexer",
@@ -62,10 +62,11 @@ if TYPE_CHECKING:  # pragma: no cover
     from .filters import Where
     from .hits import Hit, Hits
     from .home import named_indexes
-    from .indexer import IndexReport, build_index, delete_index, existing_config, remove_from_index, update_index
+    from .indexer import IndexReport, build_index, existing_config
     from .search import Searcher, search_many
     from .store import open_index
     from .train import FinetuneReport, finetune
+    from .upkeep import delete_index, remove_from_index, update_index
     from .watch import watch
 
 

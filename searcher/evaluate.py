@@ -27,11 +27,12 @@ from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_FUSION_WEIGHT, DEFAULT_SHORTLIST, FUSION_DEPTH, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
 from .errors import InvalidInputError
-from .indexer import Progress, build_index, set_fusion_weight
+from .indexer import Progress, build_index
 from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, query_metrics, top_overlap
 from .onnx_encoder import OnnxEncoder
 from .search import Searcher
 from .store import MANIFEST, read_manifest
+from .upkeep import set_fusion_weight
 
 MATRYOSHKA_DIMS = (768, 512, 256, 128, 64)
 EVAL_ROOT = Path("indexes/eval")

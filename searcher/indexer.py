@@ -11,7 +11,6 @@ Watching a folder is watch.py. Left out: parallel parsing.
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import os
@@ -19,9 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import orjson
-
-from .atomic import exclusive_lock, write_atomic
+from .atomic import exclusive_lock
 from .cache import EmbeddingCache, text_key
 from .chunking import check_chunking, chunk_document, parse_and_chunk
 from .config import IndexConfig, Progress
@@ -54,7 +51,6 @@ from .store import (
     prepare_index_dir,
     read_manifest,
     remove_garbage,
-    require_index,
 )
 from .store import delete_index as store_delete_index
 
@@ -193,131 +189,7 @@ def _build_locked(
             collect_encoders()  # this index may have let go of an encoder it shared (a new model)
         return report
     except OSError as e:
-        raise _os_error(e, index_dir) from None
-
-
-def remove_from_index(
-    index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
-) -> IndexReport:
-    """Take every indexed file under `path` (a source, a folder or a file, on disk or long gone) out of an index,
-    and `path` and any source under it out of its sources. A `path` inside a source that stays is remembered
-    (config.removed): later scans of that source leave it out until it is indexed again. Nothing is embedded and
-    no model is loaded."""
-    index_dir = resolve_index(index_dir)
-    target = Path(os.path.realpath(Path(path).expanduser()))
-    progress = progress or (lambda phase, done, total: None)
-    try:
-        with exclusive_lock(index_dir):
-            current = read_manifest(index_dir)
-            prev = open_index(index_dir)
-            try:
-                prev.check_order()
-                files = prev.files()
-                kept = [e for e in files if not _is_under(Path(e.path), target)]
-                if len(kept) == len(files):
-                    raise InvalidInputError(
-                        f"nothing in the index at {index_dir} is under {target}; "
-                        "`searcher list --index ...` shows what is"
-                    )
-                sources = tuple(s for s in current.sources if not _is_under(Path(s), target))
-                config = current.config
-                if any(_is_under(target, Path(s)) and target != Path(s) for s in sources):
-                    # inside a source that stays: remembered, or the next scan of the source brings it back
-                    config = config.replace(
-                        removed=(*(r for r in config.removed if not _is_under(Path(r), target)), str(target))
-                    )
-                plan = Plan(
-                    target,
-                    config,
-                    current.model,
-                    kept,
-                    [],
-                    [],
-                    {},
-                    current.query_encoder,
-                    current.document_encoder,
-                    sources,
-                )
-                manifest = write_generation(
-                    index_dir,
-                    plan,
-                    current,
-                    prev,
-                    None,
-                    progress,
-                    max([current.generation, *generations_on_disk(index_dir)]) + 1,
-                )
-            finally:
-                prev.close()
-            synced = sync_backend(index_dir, progress)
-    except OSError as e:
-        raise _os_error(e, index_dir) from None
-    return IndexReport(
-        index_dir=str(index_dir),
-        removed=len(files) - len(kept),
-        documents=manifest.documents,
-        chunks=manifest.chunks,
-        projection=manifest.projection.kind,
-        generation=manifest.generation,
-        synced=synced,
-    )
-
-
-def update_index(
-    index_dir: Path | str | None = None, *, progress: Progress | None = None
-) -> list[tuple[str, IndexReport]]:
-    """Re-scan every source the index records and update it (build_index). [(source, report)] in the index's order.
-
-    A source that is missing - gone, or an empty folder where files were indexed (an unmounted disk leaves its
-    mount point) - is kept, files included, and named in its report's `missing`: a cron `update` during an unmount
-    must not wipe the index. Only `searcher remove` takes a source out; files missing inside a present source are
-    deletes, as ever."""
-    index_dir = resolve_index(index_dir)
-    manifest = read_manifest(index_dir)
-    out = []
-    for source in manifest.sources:
-        if _missing(Path(source), manifest.files):
-            report = IndexReport(index_dir=str(index_dir), documents=manifest.documents, chunks=manifest.chunks)
-            report.missing.append(source)
-            out.append((source, report))
-        else:
-            out.append((source, build_index(source, index_dir, progress=progress)))
-    return out
-
-
-def _missing(source: Path, indexed_files: int) -> bool:
-    if not source.exists():
-        return True
-    try:
-        return source.is_dir() and indexed_files > 0 and not any(os.scandir(source))
-    except OSError:
-        return False  # unreadable: build_index keeps what was indexed under it, with a warning
-
-
-def delete_index(index_dir: Path | str) -> list[str]:
-    """Delete an index (by name or path) and any shared encoder no other index uses; only searcher's own files
-    are deleted, and the names of anything else found in the folder are returned (the folder is then kept)."""
-    index_dir = resolve_index(index_dir)
-    require_index(index_dir)  # before the lock, which would create a missing folder
-    try:
-        with exclusive_lock(index_dir):
-            left = store_delete_index(index_dir)
-    except OSError as e:  # a read-only mount, a folder not ours to change: one line
-        raise _os_error(e, index_dir) from None
-    collect_encoders()
-    return left
-
-
-def set_fusion_weight(index_dir: Path | str, weight: float) -> None:
-    """Store a hybrid fusion weight in an index, nothing else changed."""
-    index_dir = Path(index_dir)
-    with exclusive_lock(index_dir):
-        manifest = read_manifest(index_dir)
-        config = manifest.config.replace(fusion_weight=float(weight))
-        write_atomic(
-            index_dir / MANIFEST,
-            orjson.dumps(dataclasses.replace(manifest, config=config).to_dict(), option=orjson.OPT_INDENT_2),
-        )
+        raise os_error(e, index_dir) from None
 
 
 def sync_backend(index_dir: Path, progress: Progress) -> str:
@@ -339,7 +211,7 @@ def sync_backend(index_dir: Path, progress: Progress) -> str:
     )
 
 
-def _os_error(e: OSError, index_dir: Path) -> SearcherError:
+def os_error(e: OSError, index_dir: Path) -> SearcherError:
     """An OSError while indexing as one line; the published index is untouched by then (publish is one rename)."""
     where = e.filename or index_dir
     if e.errno in (errno.ENOSPC, errno.EDQUOT):
@@ -433,23 +305,23 @@ def _build(
     # One file, one document id: ids are relative to the outermost folder this index was ever given that holds
     # the file, whichever root this run starts from.
     sources = [Path(s) for s in (current.sources if prev is not None and current is not None else ())] + [root]
-    anchor = min((s for s in sources if _is_under(root, s)), key=lambda s: len(s.parts))
+    anchor = min((s for s in sources if is_under(root, s)), key=lambda s: len(s.parts))
     if config.removed and (prev is None or current is None or str(root) not in current.sources):
         # indexing a removed path (or a folder holding it) by name brings it back; re-scanning a source does not
-        config = config.replace(removed=tuple(r for r in config.removed if not _is_under(Path(r), root)))
+        config = config.replace(removed=tuple(r for r in config.removed if not is_under(Path(r), root)))
     ignore = Ignore(root, config.include, config.exclude, config.removed)
     kept, new_files, unreadable = scan(
         root, anchor.parent, old_files, rechunk_all, parse_files, report, progress, ignore, window
     )
-    under_root = {p for p in old_files if _is_under(Path(p), root)}
+    under_root = {p for p in old_files if is_under(Path(p), root)}
     seen = {e.path for e in kept} | {f.entry.path for f in new_files}
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
     for path in sorted(under_root - seen):
-        if any(_is_under(Path(path), folder) for folder in unreadable):
+        if any(is_under(Path(path), folder) for folder in unreadable):
             kept.append(old_files[path])
             seen.add(path)
     report.removed = len(under_root - seen)
-    if not new_files and not any(_is_under(Path(e.path), root) for e in kept):
+    if not new_files and not any(is_under(Path(e.path), root) for e in kept):
         raise InvalidInputError(
             f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
         )
@@ -527,5 +399,5 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
     return info
 
 
-def _is_under(path: Path, root: Path) -> bool:
+def is_under(path: Path, root: Path) -> bool:
     return path == root or root in path.parents

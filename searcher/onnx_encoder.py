@@ -153,7 +153,7 @@ def quantize_int8(directory: Path) -> Path:
     except Exception as e:
         # subtle: the quantiser (protobuf) reports a full disk as its own error, not as an OSError, and leaves
         # its half-written files (the graph, a shape-inferred copy): take them away, and call a full disk a full
-        # disk (indexer._os_error says so)
+        # disk (indexer.os_error says so)
         for name in set(os.listdir(directory)) - before:
             (directory / name).unlink(missing_ok=True)
         if isinstance(e, OSError):

@@ -1,4 +1,4 @@
-"""Shared exported encoders in the home directory, and deleting an index (home.py, indexer.delete_index)."""
+"""Shared exported encoders in the home directory, and deleting an index (home.py, upkeep.delete_index)."""
 
 from __future__ import annotations
 

@@ -585,12 +585,12 @@ def test_a_run_killed_after_one_batch_keeps_that_batch(tmp_path):
 
 
 def test_disk_errors_name_the_cause(tmp_path):
-    from searcher.indexer import _os_error
+    from searcher.indexer import os_error
 
-    assert "disk full at /x" in str(_os_error(OSError(28, "No space left on device", "/x"), tmp_path))
-    assert str(_os_error(OSError(5, "Input/output error", "/y"), tmp_path)) == (
+    assert "disk full at /x" in str(os_error(OSError(28, "No space left on device", "/x"), tmp_path))
+    assert str(os_error(OSError(5, "Input/output error", "/y"), tmp_path)) == (
         "Input/output error at /y; the index is as it was before this run"
     )
     assert "cannot write to /z (Read-only file system)" in str(
-        _os_error(OSError(30, "Read-only file system", "/z"), tmp_path)
+        os_error(OSError(30, "Read-only file system", "/z"), tmp_path)
     )

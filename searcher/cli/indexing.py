@@ -253,7 +253,7 @@ def remove(path, index_dir):
     Example:
         searcher remove ~/notes/old-project --index notes
     """
-    from ..indexer import remove_from_index
+    from ..upkeep import remove_from_index
 
     report = remove_from_index(index_dir, path)
     click.echo(
@@ -273,8 +273,8 @@ def drop(index_name, yes):
         searcher drop old-notes
     """
     from ..home import resolve
-    from ..indexer import delete_index
     from ..store import read_manifest
+    from ..upkeep import delete_index
 
     path = resolve(index_name)
     if not yes:
@@ -307,7 +307,7 @@ def update(index_dir, quiet):
     Example:
         searcher update --index notes
     """
-    from ..indexer import update_index
+    from ..upkeep import update_index
 
     with _Progress(enabled=not quiet) as progress:
         results = update_index(index_dir, progress=progress)
