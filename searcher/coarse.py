@@ -33,10 +33,10 @@ NPROBE_SHARE = 0.06  # ... and at least this share of the cells: a fixed nprobe 
 RETRAIN_GROWTH = 4  # rebuild an IVF when the index has grown this many times since it was trained
 TRAIN_PER_CELL = 64  # training points per cell (FAISS warns below 39)
 # A query batch whose IVF scan covers at least this many codes per query runs on every core, split by inverted list
-# (FAISS parallel_mode 1), even when search.query_threads keeps small batches on one thread: a single query's scan
+# (FAISS parallel_mode 1), even when machine.query_threads keeps small batches on one thread: a single query's scan
 # halves (10M chunks, 1,000 candidates: nprobe 128 4.4 -> 2.5 ms, 380 12.3 -> 6.5 ms; Intel Xeon with AMX, 2 cores;
 # RESULTS.md, both cores for one query), and batches of queries scan as fast as split by query. Below it, waking
-# threads costs more than it saves on a busy machine (search.SINGLE_THREAD_QUERIES). 100k codes: ~2.2 ms on one
+# threads costs more than it saves on a busy machine (machine.SINGLE_THREAD_QUERIES). 100k codes: ~2.2 ms on one
 # thread (half the 4.4 ms of nprobe 128's ~200k codes above).
 PARALLEL_SCAN_CODES = 100_000
 

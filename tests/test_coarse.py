@@ -81,7 +81,7 @@ def test_a_large_ivf_scan_runs_on_every_core_and_finds_what_one_thread_finds(mon
     import faiss
 
     from searcher import coarse
-    from searcher.search import query_threads
+    from searcher.machine import query_threads
 
     rng = np.random.default_rng(0)
     x = rng.standard_normal((20_000, 16)).astype(np.float32)

@@ -182,7 +182,7 @@ def test_query_threads_holds_when_queries_overlap_and_restores_after_the_last():
     import faiss
     from threadpoolctl import threadpool_info
 
-    from searcher.search import query_threads
+    from searcher.machine import query_threads
 
     def settings():
         blas = sorted((i["filepath"], i["num_threads"]) for i in threadpool_info() if i["user_api"] == "blas")

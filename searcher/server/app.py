@@ -4,7 +4,7 @@ FastAPI rather than bare Starlette because its request models give what the API 
 validation of every parameter with a precise message, and the OpenAPI description at /openapi.json (no /docs
 page: FastAPI's loads Swagger UI from a CDN, a third-party script on a page that can read files). Endpoints are plain
 `def` functions: FastAPI runs them in its thread pool, so queries run side by side (FAISS, onnxruntime and
-tantivy release the GIL; search.query_threads keeps each query on one thread).
+tantivy release the GIL; machine.query_threads keeps each query on one thread).
 
 Every error is a 4xx with one line of JSON, {"error": "..."}: bad JSON, a bad parameter, an unknown index, a
 body over MAX_BODY_BYTES (counted as it arrives, so a chunked body without Content-Length is cut off too), a
