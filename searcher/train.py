@@ -32,7 +32,8 @@ from .config import DEFAULT_MODEL, FinetuneConfig, IndexConfig
 from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, cpu_has_bf16, no_progress_bars, normalize_rows
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
-from .metrics import DEPTH, ir_metrics, metrics_table
+from .metrics import DEPTH, ir_metrics
+from .model_card import model_card
 from .onnx_encoder import MODEL_EXPORT_DIR, ExportError, export_onnx
 from .pairs import BeirEval, PairEval, TrainingData, is_labelled, load_training_data
 from .projection import fit_rotation
@@ -397,90 +398,3 @@ def evaluate_pairs(encoder, evaluation: PairEval, dims: list[int]) -> dict[int, 
         rankings = {qid: [(pids[j], float(scores[i, j])) for j in top[i]] for i, qid in enumerate(qids)}
         out[d] = ir_metrics(rankings, evaluation.qrels)
     return out
-
-
-def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
-    loss = (
-        "MarginMSELoss (cosine), margins from the index's hybrid search (label-free: searcher's labelfree.py)"
-        if report.label_free
-        else "MultipleNegativesRankingLoss"
-    )
-    lines = [
-        "---",
-        "library_name: sentence-transformers",
-        "pipeline_tag: sentence-similarity",
-        "tags:",
-        "- sentence-transformers",
-        "- sentence-similarity",
-        f"- dataset_size:{report.pairs}",
-        "- loss:MatryoshkaLoss",
-        f"- loss:{'MarginMSELoss' if report.label_free else 'MultipleNegativesRankingLoss'}",
-        f"base_model: {report.base_model}",
-        "---",
-        "",
-        f"# Matryoshka fine-tune of {report.base_model}",
-        "",
-        f"Made with `searcher finetune`. Output dimensionality {report.dims[0]}; the first "
-        f"{', '.join(map(str, report.dims[1:]))} dimensions are trained to work as embeddings on their own "
-        "(truncate, then re-normalise).",
-        "",
-        "## Training",
-        "",
-        f"- Data: {report.data}; {report.pairs} training pairs after cleaning.",
-        f"- Loss: MatryoshkaLoss over {loss}, "
-        f"`matryoshka_dims` {report.dims}, weights {config.loss_weights(report.dims)}.",
-        f"- Hyperparameters: epochs {config.epochs}, batch size {config.batch_size}, learning rate "
-        f"{config.learning_rate}, warmup ratio {config.warmup_ratio}, linear schedule, "
-        f"{'random' if report.label_free else 'no-duplicates'} batch sampler, "
-        f"seed {config.seed}, training window {config.max_seq_length or 'of the base model'} tokens"
-        f"{', bf16 autocast' if report.bf16 else ''}.",
-        f"- {report.steps} steps in {report.train_seconds:.0f} s on the CPU ({report.pairs_per_second:.1f} pairs/s).",
-    ]
-    if report.rotation_fitted_on:
-        lines.append(
-            f"- Output rotated (a last, bias-free Dense layer) onto the principal directions of "
-            f"{report.rotation_fitted_on} corpus embeddings ({report.rotation_seconds:.0f} s), so that each prefix "
-            "is the "
-            "corpus's principal subspace; the rotation is orthogonal and changes no full-dim similarity."
-        )
-    if report.losses:
-        marks = report.losses[:: max(1, len(report.losses) // 10)] + [report.losses[-1]]
-        lines += ["", "| Step | Training loss |", "|--:|--:|"]
-        lines += [f"| {s} | {loss:.4f} |" for s, loss in dict(marks).items()]
-    for w in report.warnings:
-        lines.append(f"- Note: {w}")
-    if report.verdict:
-        lines.append(
-            f"- Verdict on the held-out pseudo-queries: **{report.verdict}** than the base model (adopted only when "
-            "better: higher hybrid nDCG@10, dense no more than 0.005 lower)."
-        )
-    if report.before and report.after:
-        lines += [
-            "",
-            "## Evaluation",
-            "",
-            f"On {report.evaluation}. Exact search per dimension "
-            "(sentence-transformers' `truncate_dim`); documents rank by their best chunk.",
-            "",
-            "### Before (base model)",
-            "",
-            *metrics_table(report.before),
-            "",
-            "### After",
-            "",
-            *metrics_table(report.after),
-        ]
-    lines += [
-        "",
-        "## Usage",
-        "",
-        "```python",
-        "from sentence_transformers import SentenceTransformer",
-        "",
-        'model = SentenceTransformer("path/to/this/model", truncate_dim=64)  # or the full width',
-        "```",
-        "",
-        "or `searcher index DOCS --model path/to/this/model`.",
-        "",
-    ]
-    return "\n".join(lines)
