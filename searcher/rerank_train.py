@@ -160,8 +160,13 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
     from transformers.utils import logging as hf_logging
 
     _, target = resolve_model(report.base_model)
-    with no_progress_bars():
-        model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the fresh scoring head is expected: transformers' report of it is noise
+    try:
+        with no_progress_bars():
+            model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
+    finally:
+        hf_logging.set_verbosity(verbosity)
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(report.negatives / report.positives))
     dataset = Dataset.from_dict(
         {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
