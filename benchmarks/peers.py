@@ -396,7 +396,19 @@ def main() -> None:
     parser.add_argument("--build", nargs=3, metavar=("SYSTEM", "SET", "STORE"), help=argparse.SUPPRESS)
     parser.add_argument("--queries", nargs=3, metavar=("SYSTEM", "SET", "STORE"), help=argparse.SUPPRESS)
     parser.add_argument("--cold-one", nargs=2, metavar=("SYSTEM", "STORE"), help=argparse.SUPPRESS)
+    parser.add_argument("--from-log", type=Path, help="write the RESULTS table from the lines a stopped run printed")
     args = parser.parse_args()
+    if args.from_log:
+        from _common import write_section
+
+        logged = {}
+        for line in args.from_log.read_text().splitlines():
+            parts = line.split(" ", 2)  # "SET SYSTEM {json}", as main() prints them
+            if len(parts) == 3 and parts[0] in SETS and parts[1] in SYSTEMS:
+                logged[(parts[0], parts[1])] = json.loads(parts[2])
+        sets = list(dict.fromkeys(s for s, _ in logged))
+        write_section("peers", "Side by side with the tools users would pick instead", table(logged, sets))
+        return
     if args.build:
         print(json.dumps(run_build(args.build[0], args.build[1], Path(args.build[2]))))
         return
