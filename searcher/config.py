@@ -144,8 +144,8 @@ class IndexConfig:
 
 
 LABELLED = (10, 5e-5)  # (epochs, learning rate) when training on labelled pairs
-# label-free (labelfree.py): chosen on the shared sets' own held-out pseudo-queries, no labels (RESULTS.md,
-# finetune-label-free)
+# label-free (labelfree.py): a conservative start, not tuned; the held-out comparison decides whether the model is
+# used (RESULTS.md, label-free sections)
 LABEL_FREE = (1, 2e-5)
 
 
