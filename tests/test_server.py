@@ -451,6 +451,7 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
     if browser is None or driver is None:
         pytest.skip("no headless browser: apt-get install chromium chromium-driver (Debian) to run this test")
     webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ec
     from selenium.webdriver.support.ui import WebDriverWait
@@ -513,14 +514,15 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
                 and all(w.text.split(":")[0].endswith(".md") for w in wheres)
             )
 
-        WebDriverWait(chrome, 20).until(only_markdown)
+        # the page re-renders the list while the condition reads it: a vanished element means "look again"
+        WebDriverWait(chrome, 20, ignored_exceptions=(StaleElementReferenceException,)).until(only_markdown)
         shown = [w.text for w in chrome.find_elements(By.CSS_SELECTOR, ".where")]
         state = chrome.execute_script("return location.search")
         for part in ("q=water", "index=index", "mode=lexical", "type=md"):
             assert part in state
         # A reload (or the link shared) restores the form and the same results.
         chrome.refresh()
-        WebDriverWait(chrome, 20).until(only_markdown)
+        WebDriverWait(chrome, 20, ignored_exceptions=(StaleElementReferenceException,)).until(only_markdown)
         assert [w.text for w in chrome.find_elements(By.CSS_SELECTOR, ".where")] == shown
         assert chrome.find_element(By.ID, "type").get_attribute("value") == "md"
         assert chrome.find_element(By.ID, "mode").get_attribute("value") == "lexical"
