@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .atomic import exclusive_lock
 from .cache import EmbeddingCache
-from .chunking import Chunk
+from .chunking import Chunk, embedding_input, record_fields
 from .encoder import Encoder, load_encoder
 from .errors import InvalidInputError, ModelError
 from .generation import NewFile, Plan, write_generation
@@ -57,7 +57,9 @@ def adopt_model(
         _check_window(encoder, records, model, current.sources)
         by_id = {r["id"]: r for r in records}
         new_files = [
-            NewFile(entry, [_chunk(by_id[i]) for i in range(entry.id_start, entry.id_end) if i in by_id])
+            NewFile(
+                entry, [Chunk(**record_fields(by_id[i])) for i in range(entry.id_start, entry.id_end) if i in by_id]
+            )
             for entry in files
         ]
         config = current.config.replace(model=model)
@@ -90,8 +92,6 @@ def adopt_model(
 
 
 def _check_window(encoder: Encoder, records: list[dict], model: str, sources: tuple[str, ...]) -> None:
-    from .chunking import embedding_input
-
     window = encoder.info.max_seq_length
     lengths = encoder.input_lengths([embedding_input(r["title"], r["text"]) for r in records])
     too_long = sum(n > window for n in lengths)
@@ -101,24 +101,6 @@ def _check_window(encoder: Encoder, records: list[dict], model: str, sources: tu
             f"{too_long} of the index's chunks are longer than {model!r}'s {window}-token window (they were cut "
             f"for another tokenizer); re-chunk instead: searcher index {where} --rebuild --model {model}"
         )
-
-
-def _chunk(r: dict) -> Chunk:
-    return Chunk(
-        doc_id=r["doc_id"],
-        title=r["title"],
-        source=r["source"],
-        text=r["text"],
-        start=r["start"],
-        end=r["end"],
-        line=r.get("line", 0),
-        end_line=r.get("end_line", 0),
-        heading=r.get("heading", ""),
-        anchor=r.get("anchor", ""),
-        page=r.get("page", 0),
-        places=tuple(tuple(p) for p in r.get("places", ())),
-        count_newlines=r.get("count_newlines", True),
-    )
 
 
 MODELS = ".models"  # in the home: never an index name (names start with a letter or digit)

@@ -69,6 +69,26 @@ class Chunk:
         return embedding_input(self.title, self.text)
 
 
+def record_fields(r: dict) -> dict:
+    """A stored chunk record's Chunk fields (generation._chunk_lines writes them), an older record's missing ones at
+    their defaults: what `Chunk(**...)` and search's `Hit(**...)` take."""
+    return {
+        "doc_id": r["doc_id"],
+        "title": r["title"],
+        "source": r["source"],
+        "text": r["text"],
+        "start": r["start"],
+        "end": r["end"],
+        "line": r.get("line", 0),
+        "end_line": r.get("end_line", 0),
+        "heading": r.get("heading", ""),
+        "anchor": r.get("anchor", ""),
+        "page": r.get("page", 0),
+        "places": tuple(tuple(p) for p in r.get("places", ())),
+        "count_newlines": r.get("count_newlines", True),
+    }
+
+
 def lexical_text(title: str, heading: str, text: str) -> str:
     """What the lexical index holds for a chunk: its title, heading path and text."""
     return "\n".join(part for part in (title, heading, text) if part)

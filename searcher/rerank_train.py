@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +30,7 @@ from .errors import InvalidInputError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, load_beir, read_jsonl
 from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS
+from .train import QUIET_ARGS, quiet_transformers, run_trainer
 
 TEACHER_DEPTH = DEFAULT_DEPTH  # documents per query the negatives come from, as many as are reranked
 NEGATIVES = 4  # hard negatives per query
@@ -155,18 +155,10 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.utils import logging as hf_logging
 
     _, target = resolve_model(report.base_model)
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # the fresh scoring head is expected: transformers' report of it is noise
-    try:
-        with no_progress_bars():
-            model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
-    finally:
-        hf_logging.set_verbosity(verbosity)
+    with quiet_transformers(), no_progress_bars():  # the fresh scoring head is expected: its report is noise
+        model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(report.negatives / report.positives))
     dataset = Dataset.from_dict(
         {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
@@ -178,33 +170,16 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
         learning_rate=learning_rate,
         warmup_steps=0.1,  # a ratio (transformers 5)
         seed=seed,
-        save_strategy="no",
-        logging_steps=1,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        log_level="error",
-        dataloader_num_workers=0,
         bf16=cpu_has_bf16(),
+        **QUIET_ARGS,
     )
 
-    class Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                progress("train", state.global_step, state.max_steps, loss=float(logs["loss"]))
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        trainer = CrossEncoderTrainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Progress()])
-        for noisy in (PrinterCallback, ProgressCallback):  # the library never prints
-            trainer.remove_callback(noisy)
-        started = time.perf_counter()
-        result = trainer.train()
-        report.train_seconds = time.perf_counter() - started
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    report.steps = int(result.global_step)
+    report.steps, report.train_seconds = run_trainer(
+        lambda callbacks: CrossEncoderTrainer(
+            model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks
+        ),
+        lambda step, steps, value: progress("train", step, steps, loss=value),
+    )
     report.pairs_per_second = len(rows) * report.epochs / max(report.train_seconds, 1e-9)
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():

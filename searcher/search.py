@@ -19,7 +19,7 @@ import numpy as np
 
 from . import calibration
 from .backends import open_backend
-from .chunking import lexical_text
+from .chunking import lexical_text, record_fields
 from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_PER_DOC, DEFAULT_SHORTLIST, FUSION_DEPTH, check_search_args
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import InvalidInputError, ModelError
@@ -390,26 +390,7 @@ class Searcher:
         """Hits from a backend's ids and scores, with the records it returned."""
         valid = ids >= 0
         rows = [records[int(i)] for i in ids[valid]]
-        return [
-            Hit(
-                id=r["id"],
-                score=float(s),
-                doc_id=r["doc_id"],
-                title=r["title"],
-                source=r["source"],
-                text=r["text"],
-                start=r["start"],
-                end=r["end"],
-                line=r.get("line", 0),
-                end_line=r.get("end_line", 0),
-                heading=r.get("heading", ""),
-                anchor=r.get("anchor", ""),
-                page=r.get("page", 0),
-                places=tuple(tuple(p) for p in r.get("places", ())),
-                count_newlines=r.get("count_newlines", True),
-            )
-            for r, s in zip(rows, scores[valid])
-        ]
+        return [Hit(id=r["id"], score=float(s), **record_fields(r)) for r, s in zip(rows, scores[valid])]
 
 
 def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_K, **options) -> list[Hits]:

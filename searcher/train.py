@@ -15,14 +15,17 @@ so an interrupted run never leaves a half-written model at the output path.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import random
 import shutil
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import orjson
@@ -217,6 +220,51 @@ def comparison(
     return ("better" if low > 0 and dense >= -DENSE_TOLERANCE else "not better"), low
 
 
+# What every training run here passes its transformers-style arguments: on the CPU, nothing saved, nothing printed.
+QUIET_ARGS: dict[str, Any] = {
+    "save_strategy": "no",
+    "logging_steps": 1,
+    "report_to": "none",
+    "disable_tqdm": True,
+    "use_cpu": True,
+    "log_level": "error",
+    "dataloader_num_workers": 0,
+}
+
+
+@contextlib.contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' own logging at errors only, for the duration (the library never prints)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def run_trainer(make, on_loss) -> tuple[int, float]:
+    """Train the trainer `make(callbacks)` builds, quietly, calling `on_loss(step, steps, loss)` at each logged
+    step: (steps done, seconds). Shared by the bi-encoder (here) and the reranker (rerank_train.py)."""
+    from transformers import TrainerCallback
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class Progress(TrainerCallback):
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if logs and "loss" in logs:
+                on_loss(state.global_step, state.max_steps, float(logs["loss"]))
+
+    with quiet_transformers():
+        trainer = make([Progress()])
+        for noisy in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(noisy)
+        started = time.perf_counter()
+        result = trainer.train()
+        return int(result.global_step), time.perf_counter() - started
+
+
 def _train(
     encoder,
     training: TrainingData,
@@ -236,9 +284,6 @@ def _train(
         MultipleNegativesRankingLoss,
     )
     from sentence_transformers.util import pairwise_cos_sim
-    from transformers import TrainerCallback
-    from transformers.trainer_callback import PrinterCallback, ProgressCallback
-    from transformers.utils import logging as hf_logging
 
     class Trainer(SentenceTransformerTrainer):
         def add_model_card_callback(self, default_args_dict) -> None:
@@ -274,35 +319,21 @@ def _train(
         # in-batch negatives must not be another pair's positive; MarginMSE compares within a triplet only
         batch_sampler=BatchSamplers.BATCH_SAMPLER if training.triplets else BatchSamplers.NO_DUPLICATES,
         seed=config.seed,
-        save_strategy="no",
-        logging_steps=1,
-        report_to="none",
-        disable_tqdm=True,
-        use_cpu=True,
-        log_level="error",
-        dataloader_num_workers=0,
         bf16=report.bf16,
+        **QUIET_ARGS,
     )
 
-    class Progress(TrainerCallback):
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if logs and "loss" in logs:
-                report.losses.append((state.global_step, float(logs["loss"])))
-                progress("train", state.global_step, state.max_steps, loss=float(logs["loss"]))
+    def on_loss(step: int, steps: int, loss: float) -> None:
+        report.losses.append((step, loss))
+        progress("train", step, steps, loss=loss)
 
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
     try:
-        trainer = Trainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=[Progress()])
-        for noisy in (PrinterCallback, ProgressCallback):  # the library never prints
-            trainer.remove_callback(noisy)
-        started = time.perf_counter()
-        result = trainer.train()
-        report.train_seconds = time.perf_counter() - started
-        report.steps = int(result.global_step)
+        report.steps, report.train_seconds = run_trainer(
+            lambda callbacks: Trainer(model=model, args=args, train_dataset=dataset, loss=loss, callbacks=callbacks),
+            on_loss,
+        )
         report.pairs_per_second = len(training.train) * config.epochs / report.train_seconds
     finally:
-        hf_logging.set_verbosity(verbosity)
         model.max_seq_length = window
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
