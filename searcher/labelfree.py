@@ -41,8 +41,8 @@ from .atomic import write_atomic
 from .errors import InvalidInputError
 from .pairs import SENTENCE, BeirEval, Pair, TrainingData
 
-# Pseudo-queries trained on at most (a seeded sample): with one triplet each, the teacher and one epoch of a 5,000
-# document corpus's sample fit the time budget on 2 cores (RESULTS.md, label-free sections).
+# Pseudo-queries trained on at most (a seeded sample): bounds the teacher's and the epoch's time, whatever the
+# corpus's size (how long that is on 2 cores: RESULTS.md, label-free sections).
 MAX_QUERIES = 4000
 HELD_OUT = 0.1  # share of documents whose pseudo-queries are held out for the base/tuned comparison
 MAX_HELD_OUT_QUERIES = 500
@@ -151,9 +151,8 @@ def _pseudo_queries(records: list[dict], searcher, rng: random.Random) -> list[P
             options.append(PseudoQuery(words, "keywords", i, text))
         if options:
             out.append(options[i % len(options)] if len(options) > 1 else options[0])
-    return [
-        PseudoQuery(_plain(q.text), q.kind, q.chunk_id, q.passage) for q in out if _plain(q.text) and q.passage.strip()
-    ]
+    plain = [PseudoQuery(_plain(q.text), q.kind, q.chunk_id, q.passage) for q in out]
+    return [q for q in plain if q.text and q.passage.strip()]
 
 
 def _plain(query: str) -> str:
