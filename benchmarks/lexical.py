@@ -30,7 +30,8 @@ from searcher.encoder import ModelInfo, load_encoder, normalize_rows
 from searcher.evaluate import percentiles_ms
 from searcher.generation import _write_lexical, coarse_index
 from searcher.lexical import LexicalWriter
-from searcher.store import FileEntry, GenerationWriter, Manifest, Projection, now
+from searcher.store import FileEntry, Manifest, Projection
+from searcher.writer import GenerationWriter, now
 
 VOCABULARY = 50_000
 WORDS = 60

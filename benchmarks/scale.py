@@ -35,7 +35,8 @@ from _common import CACHE, top10_agreement, write_section
 from searcher.config import DEFAULT_SHORTLIST, IndexConfig
 from searcher.encoder import ModelInfo, normalize_rows
 from searcher.generation import coarse_index
-from searcher.store import FileEntry, GenerationWriter, Manifest, Projection, now
+from searcher.store import FileEntry, Manifest, Projection
+from searcher.writer import GenerationWriter, now
 
 BLOCK = 50_000
 BATCH = 64

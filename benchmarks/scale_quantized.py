@@ -41,7 +41,8 @@ from searcher import coarse, vectors
 from searcher.config import IndexConfig
 from searcher.encoder import ModelInfo, normalize_rows
 from searcher.projection import coarse_vectors
-from searcher.store import MANIFEST, MARKER, FileEntry, Manifest, Projection, now
+from searcher.store import MANIFEST, MARKER, FileEntry, Manifest, Projection
+from searcher.writer import now
 
 BLOCK = 50_000
 N_QUERIES = 200

@@ -22,7 +22,7 @@ _EXPORTS = {
     "FinetuneConfig": "config",
     "EvalReport": "evaluate",
     "finetune": "train",
-    "FinetuneReport": "train",
+    "FinetuneReport": "model_card",
     "SearcherError": "errors",
     "IndexNotFoundError": "errors",
     "IndexFormatError": "errors",
@@ -63,9 +63,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .hits import Hit, Hits
     from .home import named_indexes
     from .indexer import IndexReport, build_index, existing_config
+    from .model_card import FinetuneReport
     from .search import Searcher, search_many
     from .store import open_index
-    from .train import FinetuneReport, finetune
+    from .train import finetune
     from .upkeep import delete_index, remove_from_index, update_index
     from .watch import watch
 

@@ -24,7 +24,8 @@ from .generation import NewFile, Plan, write_generation
 from .home import collect_encoders
 from .home import resolve as resolve_index
 from .indexer import IndexReport, Progress, embed_missing, export_query_encoder, sync_backend
-from .store import PENDING, generations_on_disk, open_index, read_manifest, remove_garbage
+from .store import PENDING, generations_on_disk, open_index, read_manifest
+from .writer import remove_garbage
 
 
 def adopt_model(

@@ -1,5 +1,5 @@
 """A run's plan -> a new generation on disk: vectors in the projection's frame, the coarse index, chunk
-metadata and the file table, then the manifest (store.GenerationWriter does the atomic part).
+metadata and the file table, then the manifest (writer.GenerationWriter does the atomic part).
 
 Unchanged files keep their rows and ids; new chunks get new ids and their vectors from the previous generation
 (same text, e.g. an edited or moved file) or from the embedding cache. The projection is kept, or fitted again
@@ -24,7 +24,8 @@ from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .lexical import LEXICAL_DIR, LexicalWriter
 from .model_info import ModelInfo
-from .store import FileEntry, GenerationWriter, Manifest, Projection, StoredIndex, now
+from .store import FileEntry, Manifest, Projection, StoredIndex
+from .writer import GenerationWriter, now
 
 log = logging.getLogger(__name__)
 BLOCK = 8192  # rows per block when copying or rotating vectors

@@ -54,7 +54,7 @@ def resolve(index: str | Path | None) -> Path:
 
 def named_indexes() -> list[Path]:
     """The indexes in the home directory, by name."""
-    from .store import is_index_dir
+    from .manifest import is_index_dir
 
     root = home()
     if not root.is_dir():
@@ -93,7 +93,7 @@ def share_encoder(exported: Path) -> None:
 
 def collect_encoders() -> list[str]:
     """Delete the shared encoders no index links any more; their names."""
-    from .store import ENCODER_NAME
+    from .manifest import ENCODER_NAME
 
     gone: list[str] = []
     root = shared_encoders()

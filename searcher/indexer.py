@@ -50,9 +50,9 @@ from .store import (
     open_index,
     prepare_index_dir,
     read_manifest,
-    remove_garbage,
 )
-from .store import delete_index as store_delete_index
+from .writer import delete_index as store_delete_index
+from .writer import remove_garbage
 
 log = logging.getLogger(__name__)
 

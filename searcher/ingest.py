@@ -205,7 +205,7 @@ def iter_files(
     if root.is_file():
         yield root
         return
-    from .store import is_index_dir
+    from .manifest import is_index_dir
 
     stack = [root]
     while stack:

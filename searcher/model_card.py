@@ -3,13 +3,40 @@ sentence-transformers' own model cards."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .metrics import metrics_table
 
 if TYPE_CHECKING:
     from .config import FinetuneConfig
-    from .train import FinetuneReport
+
+
+@dataclass
+class FinetuneReport:
+    output: str
+    base_model: str
+    data: str
+    pairs: int
+    dims: list[int]
+    steps: int = 0
+    train_seconds: float = 0.0
+    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss)
+    evaluation: str = ""
+    before: dict[str, dict[str, float]] = field(default_factory=dict)  # "dim 384", "two-stage", ... -> metrics
+    after: dict[str, dict[str, float]] = field(default_factory=dict)
+    pairs_per_second: float = 0.0  # training pairs processed per second (pairs x epochs / train time)
+    bf16: bool = False
+    rotation_fitted_on: int = 0  # texts the closing PCA rotation was fitted on (0: no rotation)
+    rotation_seconds: float = 0.0  # time to embed those texts and fit the rotation
+    warnings: list[str] = field(default_factory=list)
+    label_free: bool = False  # trained on pseudo-queries with margins from the index's hybrid search (labelfree.py)
+    verdict: str = ""  # label-free: "better" or "not better" on the held-out pseudo-queries (comparison())
+    hybrid_gain_low: float | None = None  # label-free: the lower end of the hybrid nDCG@10 gain's 90% interval
+
+    @property
+    def better(self) -> bool:
+        return self.verdict == "better"
 
 
 def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:

@@ -23,7 +23,7 @@ directory that carries the marker.
 A writer builds a complete new generation beside the current one, fsyncs it, then replaces manifest.json in
 one rename; only then is the old generation deleted. So a reader always sees a whole index, and a run killed
 at any moment leaves the previous index in place. JSON, .npy and FAISS files only; no pickle anywhere.
-`open_index` is the inverse of `GenerationWriter.publish`; a round-trip test proves it.
+`open_index` is the inverse of `writer.GenerationWriter.publish`; a round-trip test proves it.
 """
 
 from __future__ import annotations
@@ -32,7 +32,6 @@ import errno
 import mmap
 import os
 import shutil
-import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -41,7 +40,6 @@ import numpy as np
 import orjson
 
 from . import coarse, vectors
-from .atomic import fsync_dir, fsync_file, reserved_npy, write_atomic
 from .errors import IndexFormatError, IndexNotFoundError
 from .manifest import (  # noqa: F401 - re-exported: the layout and the manifest are the store's API too
     _GARBAGE,
@@ -367,117 +365,7 @@ def open_index(index_dir: Path | str) -> StoredIndex:
     return StoredIndex(Path(index_dir))
 
 
-class GenerationWriter:
-    """Writes the files of a new generation; `publish` makes it the index's current one in a single rename."""
-
-    def __init__(self, index_dir: Path, generation: int, n: int, dim: int) -> None:
-        self.index_dir = index_dir
-        self.generation = generation
-        self.published = False
-        self.path = generation_dir(index_dir, generation)
-        if self.path.exists() and not self.path.is_symlink():
-            shutil.rmtree(self.path)
-        self.path.mkdir(parents=True)
-        self.n, self.dim = n, dim
-        try:
-            self.full: np.memmap | None = reserved_npy(self.path / vectors.FILES["float32"], (n, dim), np.float32)
-        except BaseException:
-            shutil.rmtree(self.path, ignore_errors=True)
-            raise
-
-    def write_chunks(self, lines: Iterable[bytes]) -> None:
-        """One serialized record per row, in row order (each ending with a newline)."""
-        offsets = np.empty(self.n + 1, dtype=np.int64)
-        pos, row = 0, 0
-        with open(self.path / "chunks.jsonl", "wb") as f:
-            for line in lines:
-                offsets[row] = pos
-                f.write(line)
-                pos += len(line)
-                row += 1
-        assert row == self.n, (row, self.n)
-        offsets[self.n] = pos
-        np.save(self.path / "chunks.offsets.npy", offsets, allow_pickle=False)
-
-    def write_ids(self, ids: np.ndarray) -> None:
-        assert len(ids) == self.n and (self.n < 2 or bool(np.all(np.diff(ids) > 0)))
-        np.save(self.path / "ids.npy", np.asarray(ids, dtype=np.int64), allow_pickle=False)
-
-    def write_rotation(self, rotation: np.ndarray | None) -> None:
-        if rotation is not None:
-            np.save(self.path / "rotation.npy", rotation.astype(np.float32), allow_pickle=False)
-
-    def write_coarse(self, index) -> None:
-        import faiss
-
-        # Through a Python file, so that a full disk is an OSError (ENOSPC) like every other write.
-        with open(self.path / "coarse.faiss", "wb") as f:
-            faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
-
-    def write_files(self, entries: Iterable[FileEntry]) -> None:
-        with open(self.path / "files.jsonl", "wb") as f:
-            for entry in entries:
-                f.write(entry.to_json() + b"\n")
-
-    def publish(self, manifest: Manifest) -> None:
-        """fsync every file, then switch the manifest; the previous generation is deleted afterwards."""
-        if self.full is not None:  # None once converted to another storage type (generation._encode_full)
-            self.full.flush()
-        self.full = None
-        for folder, _, names in os.walk(self.path):
-            for name in names:
-                fsync_file(Path(folder) / name)
-            fsync_dir(Path(folder))
-        write_atomic(self.index_dir / MANIFEST, orjson.dumps(manifest.to_dict(), option=orjson.OPT_INDENT_2))
-        self.published = True
-        remove_garbage(self.index_dir, manifest)
-
-    def discard(self) -> None:
-        """Delete this unpublished generation (after a failure: a full disk wants its space back at once)."""
-        self.__dict__.pop("full", None)
-        shutil.rmtree(self.path, ignore_errors=True)
-
-
-def remove_garbage(index_dir: Path, manifest: Manifest | None) -> None:
-    """Delete what the manifest does not name: older generations and encoders, and the leftovers of interrupted
-    runs. Only exact names searcher generates, never a link, and only in a directory carrying the marker."""
-    if not has_marker(index_dir):
-        return
-    keep = {MANIFEST, PENDING, MARKER, ".lock"}
-    if manifest is not None:
-        keep |= {generation_dir(index_dir, manifest.generation).name, manifest.query_encoder or ""}
-    for entry in index_dir.iterdir():
-        if entry.name in keep or not _GARBAGE.fullmatch(entry.name) or entry.is_symlink():
-            continue
-        if entry.is_dir():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-
-
 def require_index(index_dir: Path) -> None:
     """IndexNotFoundError unless `index_dir` is a real folder holding a searcher index."""
     if not index_dir.is_dir() or index_dir.is_symlink() or not is_index_dir(index_dir):
         raise IndexNotFoundError(f"no searcher index at {index_dir}; `searcher list` shows your indexes")
-
-
-def delete_index(index_dir: Path) -> list[str]:
-    """Delete an index: searcher's own files in it, then the folder if nothing else is left. Returns the names of
-    entries it left alone (files someone else put there). Refuses a folder that is not an index."""
-    require_index(index_dir)
-    ours = {MANIFEST, PENDING, ".lock", MARKER}
-    left = []
-    for entry in sorted(index_dir.iterdir(), key=lambda e: e.name == MARKER):  # the marker last
-        if entry.is_symlink() or not (entry.name in ours or _GARBAGE.fullmatch(entry.name)):
-            left.append(entry.name)
-        elif entry.is_dir():
-            shutil.rmtree(entry)
-        else:
-            entry.unlink()
-    if not left:
-        index_dir.rmdir()
-    return left
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

@@ -23,7 +23,7 @@ import random
 import shutil
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, cpu_has_bf
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
 from .metrics import DEPTH, ir_metrics
-from .model_card import model_card
+from .model_card import FinetuneReport, model_card  # noqa: F401 - FinetuneReport is train's API too
 from .onnx_encoder import MODEL_EXPORT_DIR, ExportError, export_onnx
 from .pairs import BeirEval, PairEval, TrainingData, is_labelled, load_training_data
 from .projection import fit_rotation
@@ -50,33 +50,6 @@ HELD_OUT_DIR = "heldout"  # label-free: the held-out pseudo-queries as a BEIR fo
 DENSE_TOLERANCE = 0.005
 BOOTSTRAP = 2000  # resamples of the held-out queries behind comparison()'s interval
 ROTATION_SAMPLE = 2000  # texts the closing rotation is fitted on (SciFact: 77 s to embed; RESULTS.md)
-
-
-@dataclass
-class FinetuneReport:
-    output: str
-    base_model: str
-    data: str
-    pairs: int
-    dims: list[int]
-    steps: int = 0
-    train_seconds: float = 0.0
-    losses: list[tuple[int, float]] = field(default_factory=list)  # (step, training loss)
-    evaluation: str = ""
-    before: dict[str, dict[str, float]] = field(default_factory=dict)  # "dim 384", "two-stage", ... -> metrics
-    after: dict[str, dict[str, float]] = field(default_factory=dict)
-    pairs_per_second: float = 0.0  # training pairs processed per second (pairs x epochs / train time)
-    bf16: bool = False
-    rotation_fitted_on: int = 0  # texts the closing PCA rotation was fitted on (0: no rotation)
-    rotation_seconds: float = 0.0  # time to embed those texts and fit the rotation
-    warnings: list[str] = field(default_factory=list)
-    label_free: bool = False  # trained on pseudo-queries with margins from the index's hybrid search (labelfree.py)
-    verdict: str = ""  # label-free: "better" or "not better" on the held-out pseudo-queries (comparison())
-    hybrid_gain_low: float | None = None  # label-free: the lower end of the hybrid nDCG@10 gain's 90% interval
-
-    @property
-    def better(self) -> bool:
-        return self.verdict == "better"
 
 
 def finetune(

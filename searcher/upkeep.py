@@ -27,7 +27,7 @@ from .store import (
     read_manifest,
     require_index,
 )
-from .store import delete_index as store_delete_index
+from .writer import delete_index as store_delete_index
 
 log = logging.getLogger(__name__)
 
