@@ -3,7 +3,10 @@ test, hybrid search with and without a CrossEncoder trained on SciFact train (th
 scoring head, hard negatives from the index), on the index of the SciFact-train fine-tuned bi-encoder (the
 finetune-scifact setting) and on the bundled model's.
 
-    python benchmarks/rerank_quality.py [--epochs N]
+    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--tuned-only]
+
+Each trained reranker holds a fifth of SciFact train out and chooses its blend with the first stage there
+(rerank_train.py); the table shows it with the blend (what `--rerank DIR` does) and in its own order.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from searcher import IndexConfig, Searcher
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
 from searcher.rerank import DEFAULT_DEPTH, Reranker
-from searcher.rerank_train import finetune_reranker
+from searcher.rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 from searcher.train import FinetuneConfig, finetune
 
 
@@ -33,7 +36,9 @@ def rankings(searcher: Searcher, queries: dict[str, str], reranker: Reranker | N
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--epochs", type=int, default=1, help="reranker training epochs")
+    parser.add_argument("--epochs", type=int, default=RERANKER_EPOCHS, help="reranker training epochs")
+    parser.add_argument("--lr", type=float, default=RERANKER_LR, help="reranker learning rate")
+    parser.add_argument("--tuned-only", action="store_true", help="only the SciFact-train fine-tuned bi-encoder")
     args = parser.parse_args()
     data = require_data("scifact")
     root = CACHE / "rerank-quality"
@@ -49,18 +54,29 @@ def main() -> None:
         "| bi-encoder | reranker | nDCG@10 | recall@10 | p50 ms | p95 ms | reranker training |",
         "|:--|:--|--:|--:|--:|--:|:--|",
     ]
-    for name, model in (("SciFact-train fine-tune", str(bi)), ("bundled MiniLM", IndexConfig().model)):
+    encoders = (("SciFact-train fine-tune", str(bi)), ("bundled MiniLM", IndexConfig().model))
+    for name, model in encoders[: 1 if args.tuned_only else 2]:
         report = evaluate(data, split="test", config=IndexConfig(model=model), latency=False, root=root / "eval")
         trained = root / f"reranker-{'tuned' if model == str(bi) else 'base'}"
         started = time.perf_counter()
-        rr = finetune_reranker(data, trained, report.index, epochs=args.epochs, overwrite=True)
+        rr = finetune_reranker(data, trained, report.index, epochs=args.epochs, learning_rate=args.lr, overwrite=True)
+        v = rr.validation
         training = (
-            f"{rr.positives} positive + {rr.negatives} negative pairs, {rr.epochs} epoch(s), "
-            f"{(time.perf_counter() - started) / 60:.1f} min"
+            f"{rr.positives} positive + {rr.negatives} negative pairs, {rr.epochs} epoch(s), lr {args.lr:g}, "
+            f"{(time.perf_counter() - started) / 60:.1f} min; {rr.validation_queries} held-out train queries: "
+            f"first stage {v.get('first stage', 0):.4f}, reranker {v.get('reranker', 0):.4f}, "
+            f"blend {rr.blend:.2f} {v.get('blend', 0):.4f}"
         )
+        print(training, flush=True)
+        alone = Reranker(str(trained))
+        alone.blend = 1.0
         with Searcher(report.index) as searcher:
             searcher.search("warm up", k=10)
-            for label, reranker in (("none", None), ("trained on SciFact train", Reranker(str(trained)))):
+            for label, reranker in (
+                ("none", None),
+                (f"trained on SciFact train, blend {rr.blend:.2f}", Reranker(str(trained))),
+                ("trained on SciFact train, its own order", alone),
+            ):
                 ranked, seconds = rankings(searcher, queries, reranker)
                 m = ir_metrics(ranked, test.qrels)
                 p = percentiles_ms(seconds)

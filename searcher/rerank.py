@@ -3,8 +3,11 @@ and each hit's passage read together), and those hits are put in its order; the 
 
 Off unless asked (`Searcher.search(..., rerank=...)`, `searcher query --rerank [MODEL]`, HTTP and MCP `rerank`):
 it loads torch and a second model, and costs one cross-encoder pass over `depth` pairs per query. A hit keeps its
-calibrated `score` (the probability the first stage estimated) and gains `rerank_score`, the cross-encoder's raw
-output: comparable within a query only. It reads the passage around each hit's matching sentences
+calibrated `score` (the probability the first stage estimated) and gains `rerank_score`, the stage's ordering
+score: the cross-encoder's raw output, comparable within a query only - or, for a reranker that carries a blend
+weight (BLEND_FILE, written by `searcher finetune --reranker`, chosen on its held-out training queries),
+(1 - blend) * score + blend * sigmoid(output), so a reranker trained on little data corrects the first stage
+instead of replacing it. It reads the passage around each hit's matching sentences
 (PASSAGE_CHARS), under bfloat16 autocast where the CPU has it and it measures faster with the same scores. Left out:
 an ONNX or int8 path for the cross-encoder, and training one (`searcher finetune --reranker`).
 """
@@ -15,6 +18,7 @@ import dataclasses
 import logging
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -33,6 +37,7 @@ PASSAGE_CHARS = 480
 # stay this close to float32's (the bi-encoder's rule, encoder_choice.faster_and_close, in a cross-encoder's units).
 BF16_FASTER = 1.1
 BF16_MAX_DIFF = 0.02
+BLEND_FILE = "searcher-rerank.json"  # in a reranker's directory: {"blend": weight of its probability, ...}
 _LOADED: dict[str, Reranker] = {}
 _LOCK = threading.Lock()
 
@@ -56,6 +61,14 @@ class Reranker:
             ) from None
 
         self.bf16: bool | None = None  # chosen on the first call (_choose)
+        self.blend = read_blend(target)
+
+    def order_scores(self, hits: list, raw: np.ndarray) -> np.ndarray:
+        """What the stage orders by: the raw output, or its blend with the first stage's probability."""
+        if self.blend >= 1.0:
+            return raw
+        first = np.array([h.score for h in hits], dtype=np.float64)
+        return (1.0 - self.blend) * first + self.blend / (1.0 + np.exp(-raw.astype(np.float64)))
 
     def scores(self, query: str, passages: list[str]) -> np.ndarray:
         if not passages:
@@ -98,6 +111,26 @@ class Reranker:
         return chosen
 
 
+def read_blend(target: str) -> float:
+    """The blend weight a reranker's directory carries (1.0, the cross-encoder alone, when it carries none)."""
+    import orjson
+
+    path = Path(target) / BLEND_FILE
+    try:
+        blend = float(orjson.loads(path.read_bytes())["blend"])
+    except FileNotFoundError:
+        return 1.0
+    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
+        raise ModelError(
+            f"{path} is not a valid blend file ({e}); delete it or retrain with `searcher finetune --reranker`"
+        ) from None
+    if not 0.0 <= blend <= 1.0:
+        raise ModelError(
+            f"{path}: blend {blend} is outside [0, 1]; delete it or retrain with `searcher finetune --reranker`"
+        )
+    return blend
+
+
 def reranker(name: str | Reranker) -> Reranker:
     if isinstance(name, Reranker):
         return name
@@ -113,6 +146,6 @@ def rerank(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, 
     if depth < 1:
         raise ModelError(f"rerank depth must be at least 1, got {depth}")
     head, tail = hits[:depth], hits[depth:]
-    scores = model.scores(query, [passage(h) if passage else h.text for h in head])
+    scores = model.order_scores(head, model.scores(query, [passage(h) if passage else h.text for h in head]))
     order = np.argsort(-scores, kind="stable")
     return [dataclasses.replace(head[i], rerank_score=float(scores[i])) for i in order] + list(tail)

@@ -10,6 +10,13 @@ of its text. Every pair is what the reranker reads at query time: the query and 
 (Searcher.passage, up to rerank.PASSAGE_CHARS). BinaryCrossEntropyLoss, positives weighted by the negatives'
 share, as the MS MARCO cross-encoders were trained.
 
+A fifth of the queries (VALIDATION_SHARE; none below MIN_VALIDATION) is held out of training. On them, with their
+first-stage hits as the reranker will see them, the trained reranker's probability is blended with the first
+stage's (rerank.py), and the blend weight with the best nDCG@10 there (BLEND_GRID; a tie goes to the smaller
+weight, nearer the first stage) is written beside the model (rerank.BLEND_FILE) with the three nDCG@10 figures:
+a reranker trained on a few hundred queries corrects the first stage where it is sure instead of replacing it,
+and one that learned nothing gets weight 0 and changes nothing. RESULTS.md, rerank-quality, has the figures.
+
 The base is the bundled MiniLM's weights with a fresh scoring head (or any model named). The output is a standard
 CrossEncoder directory (`searcher query --rerank DIR`), written beside the output and renamed into place at the
 end, so an interrupted run leaves nothing at the output path.
@@ -23,17 +30,26 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import orjson
+
 from .atomic import write_atomic
 from .config import DEFAULT_MODEL
 from .encoder import no_progress_bars, resolve_model
 from .errors import InvalidInputError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, load_beir, read_jsonl
-from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS
+from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS
 from .train import QUIET_ARGS, quiet_transformers, run_trainer
 
 TEACHER_DEPTH = DEFAULT_DEPTH  # documents per query the negatives come from, as many as are reranked
 NEGATIVES = 4  # hard negatives per query
+VALIDATION_SHARE = 0.2  # of the labelled queries, held out to choose the blend weight on
+MIN_VALIDATION = 10  # fewer held-out queries than this choose nothing: the reranker's own order is used
+BLEND_GRID = [i / 20 for i in range(21)]
+# A fresh scoring head on a few thousand pairs needs more than the one epoch at 2e-5 that MS MARCO's hundreds of
+# thousands of pairs do (one such epoch learned nothing: RESULTS.md, rerank-quality); chosen on held-out train queries.
+RERANKER_EPOCHS = 3
+RERANKER_LR = 5e-5
 MAX_LENGTH = 256  # tokens of query + passage (a PASSAGE_CHARS passage and a question fit)
 
 
@@ -49,6 +65,9 @@ class RerankerReport:
     steps: int = 0
     train_seconds: float = 0.0
     pairs_per_second: float = 0.0
+    validation_queries: int = 0
+    blend: float = 1.0  # the reranker probability's weight in the stage's order (rerank.BLEND_FILE)
+    validation: dict[str, float] = field(default_factory=dict)  # nDCG@10: first stage, reranker, blend
     warnings: list[str] = field(default_factory=list)
 
 
@@ -58,9 +77,9 @@ def finetune_reranker(
     index: Path | str | None,
     *,
     base_model: str = DEFAULT_MODEL,
-    epochs: int = 1,
+    epochs: int = RERANKER_EPOCHS,
     batch_size: int = 16,
-    learning_rate: float = 2e-5,
+    learning_rate: float = RERANKER_LR,
     seed: int = 42,
     overwrite: bool = False,
     progress=None,
@@ -76,23 +95,40 @@ def finetune_reranker(
     if epochs < 1 or batch_size < 2 or not 0 < learning_rate < 1:
         raise InvalidInputError("epochs must be >= 1, batch size >= 2 and the learning rate in (0, 1)")
     labels, description = _labels(Path(data).expanduser())
+    queries = list(labels)
+    random.Random(seed).shuffle(queries)
+    held = round(VALIDATION_SHARE * len(queries))
+    held = held if held >= MIN_VALIDATION else 0
     rows: list[tuple[str, str, float]] = []
+    validation: list[Held] = []
     with Searcher(index) as searcher:
-        queries = list(labels)
         for start in range(0, len(queries), 64):
             progress("mine", start, len(queries))
             batch = queries[start : start + 64]
-            for query, hits in zip(batch, searcher.search_batch(batch, TEACHER_DEPTH, mode="hybrid")):
-                rows += _pairs(searcher, query, hits, labels[query])
+            for j, (query, hits) in enumerate(zip(batch, searcher.search_batch(batch, TEACHER_DEPTH, mode="hybrid"))):
+                if start + j < held:
+                    validation.append(_held_out(searcher, query, hits, labels[query]))
+                else:
+                    rows += _pairs(searcher, query, hits, labels[query])
     positives = sum(1 for *_, y in rows if y)
     if not positives or positives == len(rows):
         raise InvalidInputError(f"{data} gives no {'positive' if not positives else 'negative'} pair to train on")
     random.Random(seed).shuffle(rows)
     report = RerankerReport(str(output), base_model, description, len(labels), positives, len(rows) - positives, epochs)
+    report.validation_queries = held
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        _train(rows, report, partial, batch_size, learning_rate, seed, progress)
+        model = _train(rows, report, partial, batch_size, learning_rate, seed, progress)
+        if validation:
+            progress("validate", 0, len(validation))
+            report.blend, report.validation = choose_blend(validation, model)
+            blend = {"blend": report.blend, "validation_queries": held, "ndcg@10": report.validation}
+            write_atomic(partial / BLEND_FILE, orjson.dumps(blend, option=orjson.OPT_INDENT_2))
+        else:
+            report.warnings.append(
+                f"too few labelled queries to hold {MIN_VALIDATION} out: the reranker's own order is used, untested"
+            )
         write_atomic(partial / "README.md", _card(report).encode())
         if output.exists():
             shutil.rmtree(output)
@@ -150,6 +186,56 @@ def _pairs(searcher, query: str, hits, relevant) -> list[tuple[str, str, float]]
     return rows
 
 
+Held = tuple[
+    str, list[tuple[str, float, str, bool]]
+]  # a held-out query, its hits: (key, first score, passage, relevant)
+
+
+def _held_out(searcher, query: str, hits, relevant) -> Held:
+    out, seen = [], set()
+    for hit in hits:
+        key = hit.doc_id if isinstance(relevant, set) else f"{hit.doc_id}#{hit.start}"
+        if key not in seen:
+            seen.add(key)
+            if isinstance(relevant, set):
+                good = hit.doc_id in relevant
+            else:
+                good = any(p in hit.text or hit.text in p for p in relevant)
+            out.append((key, hit.score, searcher.passage(hit, query), good))
+    return query, out
+
+
+def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]]:
+    """The blend weight with the best nDCG@10 on the held-out queries, and nDCG@10 of the first stage alone, the
+    reranker alone and the blend there. A held-out query none of whose hits is relevant is left out (no weight can
+    change it)."""
+    import numpy as np
+
+    from .metrics import ir_metrics
+
+    validation = [(q, hits) for q, hits in validation if any(good for *_, good in hits)]
+    if not validation:
+        return 1.0, {}
+    pairs = [(query, passage) for query, hits in validation for _, _, passage, _ in hits]
+    with no_progress_bars():
+        raw = np.asarray(model.predict(pairs, batch_size=32, show_progress_bar=False), dtype=np.float64)
+    raw = raw.reshape(len(pairs), -1)[:, 0]
+    probability = 1.0 / (1.0 + np.exp(-raw))
+    first = np.array([score for _, hits in validation for _, score, _, _ in hits])
+    qrels = {str(i): {key: 1 for key, *_, good in hits if good} for i, (_, hits) in enumerate(validation)}
+
+    def ndcg(order_by: np.ndarray) -> float:
+        rankings, at = {}, 0
+        for i, (_, hits) in enumerate(validation):
+            rankings[str(i)] = [(key, float(v)) for (key, *_), v in zip(hits, order_by[at : at + len(hits)])]
+            at += len(hits)
+        return ir_metrics(rankings, qrels)["ndcg@10"]
+
+    by_blend = {w: ndcg((1 - w) * first + w * probability) for w in BLEND_GRID}
+    best = max(BLEND_GRID, key=lambda w: (round(by_blend[w], 6), -w))
+    return best, {"first stage": by_blend[0.0], "reranker": ndcg(raw), "blend": by_blend[best]}
+
+
 def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learning_rate: float, seed: int, progress):
     import torch
     from datasets import Dataset
@@ -184,6 +270,19 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
         model.save(str(partial))
+    return model
+
+
+def _validation_line(report: RerankerReport) -> str:
+    if not report.validation:
+        return "No queries were held out: the reranker's own order is used (untested)."
+    v = report.validation
+    return (
+        f"Held out of training: {report.validation_queries} queries. nDCG@10 there: "
+        f"first stage {v['first stage']:.4f}, "
+        f"reranker alone {v['reranker']:.4f}, blend {report.blend:.2f} of the reranker's probability "
+        f"{v['blend']:.4f} (the stage orders by the blend; {BLEND_FILE})."
+    )
 
 
 def _card(report: RerankerReport) -> str:
@@ -201,6 +300,8 @@ def _card(report: RerankerReport) -> str:
             f"{report.positives} positive and {report.negatives} hard negative (query, passage) pairs from "
             f"{report.data}; negatives are the index's top hybrid hits that are not relevant.",
             f"{report.epochs} epoch(s), {report.steps} steps in {report.train_seconds:.0f} s on the CPU.",
+            "",
+            _validation_line(report),
             "",
             'Use: `searcher query --rerank path/to/this/model "..."`.',
             "",

@@ -10,9 +10,10 @@ from models import random_bert
 
 from searcher import IndexConfig, build_index
 from searcher.cli import cli
-from searcher.errors import InvalidInputError
-from searcher.rerank import Reranker
-from searcher.rerank_train import finetune_reranker
+from searcher.errors import InvalidInputError, ModelError
+from searcher.hits import Hit
+from searcher.rerank import BLEND_FILE, Reranker, rerank
+from searcher.rerank_train import choose_blend, finetune_reranker
 
 pytestmark = pytest.mark.model
 
@@ -65,3 +66,45 @@ def test_labels_are_required(beir, tmp_path):
 def test_cli_needs_data_index_and_output(tmp_path):
     result = CliRunner().invoke(cli, ["finetune", "--reranker", "-o", str(tmp_path / "rr")])
     assert result.exit_code == 2 and "--reranker needs DATA" in result.output
+
+
+class _Judge:
+    """A scorer for choose_blend's logic: +sign for passages that say "right", -sign for the rest."""
+
+    def __init__(self, sign: float) -> None:
+        self.sign = sign
+
+    def predict(self, pairs, **_):
+        return np.array([self.sign * (1.0 if "right" in p else -1.0) for _, p in pairs])
+
+
+def _validation():
+    # each query: the first stage ranks a wrong hit first and the relevant one third
+    return [
+        (f"q{i}", [("a", 0.9, "wrong a", False), ("b", 0.8, "wrong b", False), (f"r{i}", 0.7, "right", True)])
+        for i in range(12)
+    ]
+
+
+def test_the_blend_weight_follows_what_the_reranker_gets_right():
+    blend, ndcg = choose_blend(_validation(), _Judge(+1.0))
+    assert blend > 0 and ndcg["reranker"] == pytest.approx(1.0) and ndcg["blend"] == pytest.approx(1.0)
+    assert ndcg["first stage"] < 0.6
+    blend, ndcg = choose_blend(_validation(), _Judge(-1.0))  # a reranker that learned the opposite changes nothing
+    assert blend == 0.0 and ndcg["blend"] == pytest.approx(ndcg["first stage"])
+
+
+def test_a_blend_file_puts_the_first_stage_back_in_the_order(beir, tmp_path):
+    root, base = beir
+    finetune_reranker(root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4)
+    hits = [
+        Hit(id=i, score=1.0 - i / 10, doc_id=f"d{i}", title="", source="", text=f"All about {t}.", start=0, end=1)
+        for i, t in enumerate(TOPICS)
+    ]
+    (tmp_path / "rr" / BLEND_FILE).write_text(json.dumps({"blend": 0.0}))
+    assert [h.doc_id for h in rerank(Reranker(str(tmp_path / "rr")), "tell me about bees", hits)] == [
+        h.doc_id for h in hits
+    ]
+    (tmp_path / "rr" / BLEND_FILE).write_text(json.dumps({"blend": 7}))
+    with pytest.raises(ModelError, match="outside"):
+        Reranker(str(tmp_path / "rr"))

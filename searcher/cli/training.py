@@ -315,7 +315,7 @@ def finetune(
 
 def _finetune_reranker(data, index_name, output, model, epochs, batch_size, learning_rate, seed, overwrite, quiet):
     from ..config import DEFAULT_MODEL
-    from ..rerank_train import finetune_reranker
+    from ..rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 
     if data is None or index_name is None or output is None:
         raise click.UsageError(
@@ -328,18 +328,26 @@ def _finetune_reranker(data, index_name, output, model, epochs, batch_size, lear
             output,
             index_name,
             base_model=model or DEFAULT_MODEL,
-            epochs=epochs or 1,
+            epochs=epochs or RERANKER_EPOCHS,
             batch_size=batch_size,
-            learning_rate=learning_rate or 2e-5,
+            learning_rate=learning_rate or RERANKER_LR,
             seed=seed,
             overwrite=overwrite,
             progress=progress,
         )
     click.echo(
         f"trained a reranker on {report.positives} positive and {report.negatives} hard negative pairs "
-        f"({report.data}) in {report.train_seconds:.0f} s; written to {report.output}\n"
-        f'use it: searcher query --rerank {report.output} "..."'
+        f"({report.data}) in {report.train_seconds:.0f} s; written to {report.output}"
     )
+    v = report.validation
+    if v:
+        click.echo(
+            f"on {report.validation_queries} held-out queries, nDCG@10: first stage {v['first stage']:.4f}, "
+            f"reranker alone {v['reranker']:.4f}, blended ({report.blend:.2f} reranker) {v['blend']:.4f}"
+        )
+    for warning in report.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(f'use it: searcher query --rerank {report.output} "..."')
 
 
 @cli.command(short_help="Switch an index to another model, re-embedding its chunks.")
