@@ -84,9 +84,7 @@ class Reranker:
         import torch
 
         context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        with no_progress_bars(), context:
-            out = self.model.predict(pairs, batch_size=32, show_progress_bar=False)
-        return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
+        return raw_scores(self.model, pairs, context)
 
     def _choose(self, pairs: list[tuple[str, str]]) -> bool:
         """bfloat16 autocast or float32, by measurement on these pairs (see BF16_FASTER)."""
@@ -109,6 +107,18 @@ class Reranker:
             "bf16" if chosen else "float32",
         )
         return chosen
+
+
+def raw_scores(model, pairs: list[tuple[str, str]], context=None) -> np.ndarray:
+    """A CrossEncoder's first output for each pair, before any activation: a model saved with a sigmoid (as
+    sentence-transformers saves a fresh one-label head) and one saved without give the same kind of number."""
+    import contextlib
+
+    import torch
+
+    with no_progress_bars(), context or contextlib.nullcontext():
+        out = model.predict(pairs, batch_size=32, show_progress_bar=False, activation_fn=torch.nn.Identity())
+    return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
 
 def read_blend(target: str) -> float:

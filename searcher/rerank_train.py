@@ -38,7 +38,7 @@ from .encoder import no_progress_bars, resolve_model
 from .errors import InvalidInputError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, load_beir, read_jsonl
-from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS
+from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, raw_scores
 from .train import QUIET_ARGS, quiet_transformers, run_trainer
 
 TEACHER_DEPTH = DEFAULT_DEPTH  # documents per query the negatives come from, as many as are reranked
@@ -217,9 +217,7 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
     if not validation:
         return 1.0, {}
     pairs = [(query, passage) for query, hits in validation for _, _, passage, _ in hits]
-    with no_progress_bars():
-        raw = np.asarray(model.predict(pairs, batch_size=32, show_progress_bar=False), dtype=np.float64)
-    raw = raw.reshape(len(pairs), -1)[:, 0]
+    raw = raw_scores(model, pairs).astype(np.float64)
     probability = 1.0 / (1.0 + np.exp(-raw))
     first = np.array([score for _, hits in validation for _, score, _, _ in hits])
     qrels = {str(i): {key: 1 for key, *_, good in hits if good} for i, (_, hits) in enumerate(validation)}
