@@ -177,10 +177,31 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     shuffled = int8_graph.encode_documents([texts[40] * 3, *texts[:5]], batch_size=32)[1:]
     assert np.array_equal(alone, int8_vectors[:5]) and np.array_equal(shuffled, int8_vectors[:5])
     # once made, it costs no more than any other candidate to measure
+    monkeypatch.setattr(searcher.encoder_choice, "PREPARE_SHARE", 100.0)  # the retrieval check paid for, too
     choice = choose_document_encoder(minilm, export, texts, 8, None)
     record = choice.record
     assert "onnx-int8" in record["texts_per_second"] and "unmeasured" not in record
     assert choice.name != "onnx-int8" or record["min_cosine_to_float32"]["onnx-int8"] >= INT8_MIN_COSINE
+    # int8 is used only with its retrieval checked: where it is the fastest, its top-10 agreement is in the record
+    fastest = max(record["texts_per_second"], key=record["texts_per_second"].get)
+    close = record["min_cosine_to_float32"]["onnx-int8"] >= INT8_MIN_COSINE
+    assert (fastest == "onnx-int8" and close) == ("int8_top10_agreement" in record)
+    monkeypatch.setattr(searcher.encoder_choice, "INT8_MIN_AGREEMENT", 1.01)  # a bar no graph meets
+    assert choose_document_encoder(minilm, export, texts, 8, None).name != "onnx-int8"
+
+
+def test_top10_agreement_counts_shared_places():
+    from searcher.encoder_choice import top_agreement
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 32)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    near = x + 0.02 * rng.standard_normal(x.shape).astype(np.float32)
+    unrelated = rng.standard_normal(x.shape).astype(np.float32)
+    assert top_agreement(x, x, 50) == 1.0
+    assert 0.8 < top_agreement(x, near, 50) < 1.0
+    assert top_agreement(x, unrelated, 50) < 0.2
+    assert top_agreement(x[:1], x[:1], 1) == 1.0  # nothing to search: nothing to disagree on
 
 
 def test_the_int8_graph_is_made_only_in_a_run_that_can_pay_for_it(tmp_path):

@@ -238,6 +238,8 @@ def _encoder_choice(record: dict | None) -> str:
         return "torch (not measured)"
     rates = ", ".join(f"{name} {rate:.0f}/s" for name, rate in record.get("texts_per_second", {}).items())
     later = "".join(f"; {name} not yet: a larger run measures it" for name in record.get("unmeasured", []))
+    if "int8_top10_agreement" in record:
+        later += f"; onnx-int8's top-10 agreement with float {record['int8_top10_agreement']:.3f}"
     return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates}{later})"
 
 
