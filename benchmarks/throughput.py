@@ -28,6 +28,7 @@ from searcher import IndexConfig, build_index, open_index
 from searcher.backends.local import exact_top_k
 from searcher.chunking import chunk_document, embedding_input
 from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
+from searcher.encoder_choice import AGREEMENT_QUERIES, AGREEMENT_TEXTS, top_agreement
 from searcher.ingest import Document
 from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
 from searcher.onnx_encoder import OnnxEncoder, export_onnx, quantize_int8
@@ -74,7 +75,8 @@ def ndcg_by_path(
 ) -> dict[str, float]:
     """nDCG@10 on a BEIR split with exact search over each path's own document vectors (queries in float32, as
     `searcher query` embeds them); with `agreement_queries`, also each path's top-10 agreement with float32 when
-    that many of the corpus's own chunks (every n-th) are the queries, under "<path> agreement"."""
+    that many of the corpus's own chunks (every n-th) are the queries, under "<path> agreement", and the agreement
+    the run's own check measures (encoder_choice.int8_agreement, on a sample of the chunks) under "<path> check"."""
     data = load_beir(require_data(name), split)
     base = encoders["torch float32"]
     chunks = []
@@ -92,8 +94,14 @@ def ndcg_by_path(
         else None
     )
     reference = None
+    # the texts encoder_choice.int8_agreement would check in a run over this corpus (its AGREEMENT_TEXTS, spread)
+    spread = sorted(set(np.linspace(0, len(texts) - 1, min(AGREEMENT_TEXTS, len(texts))).astype(int).tolist()))
+    exact = None
     for path, enc in encoders.items():
         xb = enc.encode_documents(texts)
+        exact = xb[spread] if exact is None else exact
+        if agreement_queries:
+            out[f"{path} check"] = top_agreement(exact, xb[spread], AGREEMENT_QUERIES)
         D, I = exact_top_k(xq, [(xb, np.arange(len(xb)))], min(len(xb), 1000))
         out[path] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
         if own is not None:

@@ -2,14 +2,13 @@
 and each hit's passage read together), and those hits are put in its order; the rest keep theirs below them.
 
 Off unless asked (`Searcher.search(..., rerank=...)`, `searcher query --rerank [MODEL]`, HTTP and MCP `rerank`):
-it loads torch and a second model, and costs one cross-encoder pass over `depth` pairs per query. A hit keeps its
-calibrated `score` (the probability the first stage estimated) and gains `rerank_score`, the stage's ordering
-score: the cross-encoder's raw output, comparable within a query only - or, for a reranker that carries a blend
-weight (BLEND_FILE, written by `searcher finetune --reranker`, chosen on its held-out training queries),
+it loads a second model and costs one cross-encoder pass over `depth` pairs per query. A hit keeps its calibrated
+`score` (the probability the first stage estimated) and gains `rerank_score`, the stage's ordering score: the
+cross-encoder's raw output, comparable within a query only - or, for a reranker that carries a blend weight
+(BLEND_FILE, written by `searcher finetune --reranker`, chosen on its held-out training queries),
 (1 - blend) * score + blend * sigmoid(output), so a reranker trained on little data corrects the first stage
-instead of replacing it. It reads the passage around each hit's matching sentences
-(PASSAGE_CHARS), under bfloat16 autocast where the CPU has it and it measures faster with the same scores. Left out:
-an ONNX or int8 path for the cross-encoder, and training one (`searcher finetune --reranker`).
+instead of replacing it. It reads the passage around each hit's matching sentences (PASSAGE_CHARS), on the path
+measured fastest on this CPU (see FASTER below; torch, bf16 autocast, an ONNX graph or its int8 version).
 """
 
 from __future__ import annotations
@@ -21,10 +20,13 @@ import time
 from pathlib import Path
 
 import numpy as np
+import orjson
 
+from .atomic import write_atomic
 from .encoder import no_progress_bars, resolve_model
 from .errors import ModelError
-from .machine import cpu_has_bf16
+from .machine import cpu_has_bf16, cpu_name
+from .rerank_graph import CHOICE, GraphError, GraphScorer, export_reranker, graph_dir
 
 log = logging.getLogger(__name__)
 
@@ -33,35 +35,58 @@ DEFAULT_DEPTH = 30  # hits re-scored per query
 # What the cross-encoder reads of a hit: the passage around its matching sentences, up to this many characters (the
 # whole chunk costs several times as much: RESULTS.md, rerank).
 PASSAGE_CHARS = 480
-# bfloat16 autocast is used where the CPU has it natively, if it is this much faster on the first pairs and its scores
-# stay this close to float32's (the bi-encoder's rule, encoder_choice.faster_and_close, in a cross-encoder's units).
-BF16_FASTER = 1.1
-BF16_MAX_DIFF = 0.02
+# The path that scores is chosen on a reranker's first query on a machine, by measurement on that query's pairs:
+# the model in float32, under bfloat16 autocast where the CPU has it, its exported ONNX graph and the graph's int8
+# version (rerank_graph.py; local reranker directories only). A path must be FASTER times as quick as float32 and
+# score like it: within MAX_DIFF of its logits (float paths), or, for int8, sharing INT8_MIN_AGREEMENT of the
+# top 10 (the bi-encoder's rules, encoder_choice.py, in a cross-encoder's units). The choice is kept with the
+# graphs, per CPU, so a later process with an ONNX choice scores without importing torch (RESULTS.md, rerank).
+FASTER = 1.1
+MAX_DIFF = 0.02
+INT8_MIN_AGREEMENT = 0.9
+PATHS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 BLEND_FILE = "searcher-rerank.json"  # in a reranker's directory: {"blend": weight of its probability, ...}
 _LOADED: dict[str, Reranker] = {}
 _LOCK = threading.Lock()
 
 
 class Reranker:
-    """One CrossEncoder, loaded once (`reranker(name)` keeps one per name for the process)."""
+    """One CrossEncoder, loaded once (`reranker(name)` keeps one per name for the process). `path`: how it scores
+    (PATHS), chosen on the first call or remembered from an earlier process on this CPU."""
 
     def __init__(self, name: str) -> None:
         canonical, target = resolve_model(name)
-        self.name = canonical
+        self.name, self._target, self._requested = canonical, target, name
+        self.blend = read_blend(target)
+        self.graphs = graph_dir(target)
+        self.path: str | None = None
+        self.timings: dict[str, float] = {}  # ms per candidate on the first query's pairs, when measured here
+        self.model = None
+        self._graph: GraphScorer | None = None
+        self._lock = threading.Lock()
+        remembered = self._remembered()
+        if remembered in ("onnx", "onnx-int8") and self.graphs is not None:
+            try:
+                self._graph = GraphScorer(self.graphs, int8=remembered == "onnx-int8")
+                self.path = remembered
+            except (GraphError, OSError, ValueError, KeyError) as e:
+                log.info("reranker graph unusable (%s): measuring again", e)
+        if self.path is None:
+            self.model = self._load()
+            self.path = remembered if remembered in ("torch", "torch-bf16") else None
+
+    def _load(self):
         try:
             from sentence_transformers import CrossEncoder
 
             with no_progress_bars():
-                self.model = CrossEncoder(target, device="cpu", local_files_only=True)
+                return CrossEncoder(self._target, device="cpu", local_files_only=True)
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
             raise ModelError(
-                f"could not load reranker {name!r} ({reason}); pass a local CrossEncoder directory or a name "
-                "available offline, or leave --rerank out"
+                f"could not load reranker {self._requested!r} ({reason}); pass a local CrossEncoder directory or a "
+                "name available offline, or leave --rerank out"
             ) from None
-
-        self.bf16: bool | None = None  # chosen on the first call (_choose)
-        self.blend = read_blend(target)
 
     def order_scores(self, hits: list, raw: np.ndarray) -> np.ndarray:
         """What the stage orders by: the raw output, or its blend with the first stage's probability."""
@@ -74,39 +99,87 @@ class Reranker:
         if not passages:
             return np.empty(0, dtype=np.float32)
         pairs = [(query, p) for p in passages]
-        if self.bf16 is None:
-            self.bf16 = self._choose(pairs)
-        return self._predict(pairs, self.bf16)
+        if self.path is None:
+            with self._lock:
+                if self.path is None:
+                    self.path = self._choose(pairs)
+        return self._score(pairs, self.path)
 
-    def _predict(self, pairs: list[tuple[str, str]], bf16: bool) -> np.ndarray:
-        import contextlib
-
+    def _score(self, pairs: list[tuple[str, str]], path: str) -> np.ndarray:
+        if path.startswith("onnx"):
+            assert self._graph is not None
+            return self._graph.logits(pairs)
         import torch
 
-        context = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
-        return raw_scores(self.model, pairs, context)
-
-    def _choose(self, pairs: list[tuple[str, str]]) -> bool:
-        """bfloat16 autocast or float32, by measurement on these pairs (see BF16_FASTER)."""
-        if not cpu_has_bf16():
-            return False
-        self._predict(pairs[:2], False)  # warm both paths
-        self._predict(pairs[:2], True)
-        started = time.perf_counter()
-        exact = self._predict(pairs, False)
-        fp32 = time.perf_counter() - started
-        started = time.perf_counter()
-        fast = self._predict(pairs, True)
-        bf16 = time.perf_counter() - started
-        chosen = fp32 >= BF16_FASTER * bf16 and float(np.abs(exact - fast).max()) <= BF16_MAX_DIFF
-        log.info(
-            "reranker %s: float32 %.0f ms, bf16 %.0f ms -> %s",
-            self.name,
-            1000 * fp32,
-            1000 * bf16,
-            "bf16" if chosen else "float32",
+        return raw_scores(
+            self.model, pairs, torch.autocast("cpu", dtype=torch.bfloat16) if path == "torch-bf16" else None
         )
+
+    def _remembered(self) -> str | None:
+        if self.graphs is None:
+            return None
+        try:
+            choice = orjson.loads((self.graphs / CHOICE).read_bytes()).get(cpu_name(), {}).get("choice")
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            return None
+        return choice if choice in PATHS else None
+
+    def _choose(self, pairs: list[tuple[str, str]]) -> str:
+        """The fastest path that scores like float32 on these pairs (see FASTER), remembered for this CPU."""
+        graphs: dict[str, GraphScorer] = {}
+        if self.graphs is not None:
+            try:
+                if not (self.graphs / "graph.json").is_file():
+                    export_reranker(self.model, self.graphs, lambda p: raw_scores(self.model, p))
+                graphs = {"onnx": GraphScorer(self.graphs), "onnx-int8": GraphScorer(self.graphs, int8=True)}
+            except (GraphError, OSError, ValueError, ImportError) as e:
+                log.info("reranker %s: no ONNX graph (%s)", self.name, e)
+        candidates = ["torch"] + (["torch-bf16"] if cpu_has_bf16() else []) + list(graphs)
+        scores: dict[str, np.ndarray] = {}
+        for path in candidates:
+            self._graph = graphs.get(path)
+            self._score(pairs[:2], path)  # warm-up: first-call allocations
+            started = time.perf_counter()
+            scores[path] = self._score(pairs, path)
+            self.timings[path] = round(1000 * (time.perf_counter() - started), 1)
+        eligible = [
+            path
+            for path in candidates
+            if path == "torch"
+            or self.timings["torch"] >= FASTER * self.timings[path]
+            and (
+                top_shared(scores["torch"], scores[path]) >= INT8_MIN_AGREEMENT
+                if path == "onnx-int8"
+                else float(np.abs(scores["torch"] - scores[path]).max()) <= MAX_DIFF
+            )
+        ]
+        chosen = min(eligible, key=lambda path: self.timings[path])
+        self._graph = graphs.get(chosen)
+        if chosen.startswith("onnx"):
+            self.model = None  # the graph scores from now on
+        log.info("reranker %s: %s -> %s", self.name, self.timings, chosen)
+        if self.graphs is not None and self.graphs.is_dir():
+            remember_choice(self.graphs, {"choice": chosen, "ms": self.timings, "pairs": len(pairs)})
         return chosen
+
+
+def top_shared(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
+    """The share of the top k of two scorings of the same pairs that they have in common."""
+    k = min(k, len(a))
+    return len(set(np.argsort(-a)[:k].tolist()) & set(np.argsort(-b)[:k].tolist())) / k if k else 1.0
+
+
+def remember_choice(graphs: Path, record: dict) -> None:
+    """Keep a measured choice in the graphs' folder, per CPU (a shared home may serve several machines)."""
+    try:
+        known = orjson.loads((graphs / CHOICE).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        known = {}
+    known[cpu_name()] = record
+    try:
+        write_atomic(graphs / CHOICE, orjson.dumps(known, option=orjson.OPT_INDENT_2))
+    except OSError as e:
+        log.info("could not remember the reranker's path (%s)", e)
 
 
 def raw_scores(model, pairs: list[tuple[str, str]], context=None) -> np.ndarray:

@@ -114,3 +114,45 @@ def test_the_server_reranks_only_with_the_model_its_operator_chose(index, tiny_r
         assert named.status_code == 422, "a request turns reranking on; it never names a model to load"
     finally:
         served.stop()
+
+
+def test_the_reranker_graph_scores_as_the_model_and_a_later_process_needs_no_torch(tiny_reranker, tmp_path):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    import orjson
+    from sentence_transformers import CrossEncoder
+
+    from searcher.machine import cpu_name
+    from searcher.rerank import PATHS, raw_scores
+    from searcher.rerank_graph import CHOICE, FLOAT_MODEL, INT8_MODEL, MAX_DIFF, GraphScorer, graph_dir
+
+    pairs = [("water in the valley", f"Water reaches the {w}, where otters live.") for w in ("valley", "reef", "delta")]
+    first = Reranker(str(tiny_reranker))
+    first.scores(*pairs[0][:1], [p for _, p in pairs])  # the first call measures every path, exporting the graphs
+    graphs = graph_dir(str(tiny_reranker))
+    assert graphs is not None and (graphs / FLOAT_MODEL).is_file()
+    assert (graphs / INT8_MODEL).stat().st_size < (graphs / FLOAT_MODEL).stat().st_size / 2
+    record = orjson.loads((graphs / CHOICE).read_bytes())[cpu_name()]
+    assert record["choice"] == first.path in PATHS and {"torch", "onnx", "onnx-int8"} <= set(record["ms"])
+    model = CrossEncoder(str(tiny_reranker), device="cpu")
+    assert np.abs(GraphScorer(graphs).logits(pairs) - raw_scores(model, pairs)).max() <= MAX_DIFF
+    # a later process for which the graph was chosen scores with it, without importing torch
+    (graphs / CHOICE).write_bytes(orjson.dumps({cpu_name(): {"choice": "onnx"}}))
+    code = (
+        "import sys; from searcher.rerank import Reranker; r = Reranker(sys.argv[1]); "
+        "s = r.scores('water in the valley', ['Water reaches the reef.', 'Boats on the lake.']); "
+        "print(r.path, len(s), 'torch' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tiny_reranker)], capture_output=True, text=True, env=dict(os.environ)
+    )
+    assert out.stdout.split() == ["onnx", "2", "False"], out.stderr[-2000:]
+    # a reranker retrained in place (its files change) gets graphs of its own
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_reranker, copy)
+    before = graph_dir(str(copy))
+    (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
+    assert before != graph_dir(str(copy)) != graphs
