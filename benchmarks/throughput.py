@@ -12,6 +12,10 @@ texts, three times: whether a sample that small picks the path the whole run wou
     python benchmarks/throughput.py [--docs 1000] [--rounds 2] [--model NAME_OR_PATH] [--no-quality]
     python benchmarks/throughput.py --docs 5183 --no-quality   # all of SciFact (~10k chunks), own section
     python benchmarks/throughput.py --folder corpus     # build_index on a folder against each path, own section
+    python benchmarks/throughput.py --no-bf16 --no-quality  # as on a CPU without bf16 (own section)
+
+--no-bf16 takes bf16 autocast out of the candidates, here and in the indexer's choice, as on a CPU without native
+bf16 (the other paths' speed on such a CPU is not emulated: its int8 and float kernels are this CPU's).
 """
 
 from __future__ import annotations
@@ -125,7 +129,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--no-quality", action="store_true", help="skip the nDCG@10 of each path")
     parser.add_argument("--folder", help="measure build_index on this folder against each path instead")
+    parser.add_argument("--no-bf16", action="store_true", help="as on a CPU without bf16 (own section)")
     args = parser.parse_args()
+    if args.no_bf16:
+        import searcher.encoder_choice
+
+        searcher.encoder_choice.cpu_has_bf16 = lambda: False  # type: ignore[attr-defined]
+        globals()["cpu_has_bf16"] = lambda: False
     if args.folder:
         folder_throughput(args)
         return
@@ -221,7 +231,14 @@ def main() -> None:
         for name in ("aie5-simonw-llms", "scifact"):
             scores = ndcg_by_path(name, encoders, chunk_tokens, overlap)
             lines.append(f"| {name} | " + " | ".join(f"{scores[p]:.4f}" for p in encoders) + " |")
-    if args.docs == DOCS:
+    if args.no_bf16:
+        lines.insert(0, "**bf16 autocast left out of the candidates (--no-bf16): as on a CPU without it.**\n")
+        write_section(
+            f"throughput-no-bf16-{args.docs}",
+            f"Indexing throughput without bf16, {args.docs} SciFact abstracts",
+            "\n".join(lines),
+        )
+    elif args.docs == DOCS:
         write_section("throughput", "Indexing throughput", "\n".join(lines))
     else:  # another size (--docs 5183: all of SciFact, ~10k chunks) has a section of its own
         write_section(
