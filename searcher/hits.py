@@ -112,6 +112,10 @@ def hit_record(query: str, rank: int, hit: Hit) -> dict:
 # all of a document's matching chunks, not its best one alone: the same text as .md and .html is chunked at
 # different places.
 NEAR_DUPLICATE = 0.8
+# A document's next-best chunks kept in its hit's `more`: the places a result lists besides its own (render.py shows
+# 8 and "..."). Every one kept is calibrated and given its matching passage's line, so a long document's dozens of
+# fetched chunks would cost a query most of its time (RESULTS.md, rerank: the search row).
+MORE_KEPT = 10
 _WORD = re.compile(r"\w+")
 
 
@@ -129,16 +133,21 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
             break
         mine = set(_WORD.findall(" ".join(h.text for h in (best, *rest)).lower()))
         same = next(
-            (i for i, w in enumerate(words) if out[i].source != best.source and _jaccard(mine, w) >= NEAR_DUPLICATE),
+            (i for i, w in enumerate(words) if out[i].source != best.source and _near_duplicate(mine, w)),
             None,
         )  # records of one JSONL file stay apart
         if same is None:
-            out.append(dataclasses.replace(best, more=tuple(rest)))
+            out.append(dataclasses.replace(best, more=tuple(rest[:MORE_KEPT])))
             words.append(mine)
         elif best.source not in out[same].duplicates:
             out[same] = dataclasses.replace(out[same], duplicates=(*out[same].duplicates, best.source))
     return out
 
 
-def _jaccard(a: set[str], b: set[str]) -> float:
-    return len(a & b) / len(a | b) if a or b else 1.0
+def _near_duplicate(a: set[str], b: set[str]) -> bool:
+    """Jaccard(a, b) >= NEAR_DUPLICATE; sets of too different sizes are told apart without intersecting them (the
+    intersection is at most the smaller set, the union at least the larger)."""
+    small, large = sorted((len(a), len(b)))
+    if small < NEAR_DUPLICATE * large:
+        return False
+    return len(a & b) >= NEAR_DUPLICATE * len(a | b) if a or b else True

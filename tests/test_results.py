@@ -458,3 +458,22 @@ def test_a_code_hit_keeps_its_lines_and_indentation_and_grep_format_one_line(tmp
     )
     assert result.exit_code == 0 and all(line.count(":") >= 2 for line in result.output.splitlines()), result.output
     assert result.output.count("\n") == 1 and ":7:del self.items[key]" in result.output, "one line for the hit"
+
+
+def test_a_documents_fold_keeps_its_best_next_chunks_and_near_duplicates_are_jaccards():
+    import random
+
+    from searcher.hits import MORE_KEPT, NEAR_DUPLICATE, Hit, _near_duplicate, _per_document
+
+    chunks = [
+        Hit(id=i, score=1 - i / 100, doc_id="long", title="", source="long.md", text=f"part {i}", start=i, end=i + 1)
+        for i in range(MORE_KEPT + 15)
+    ]
+    (hit,) = _per_document(chunks, 5)
+    assert hit.id == 0 and [m.id for m in hit.more] == list(range(1, MORE_KEPT + 1))
+    rng = random.Random(0)
+    for _ in range(2000):
+        a = set(rng.sample(range(40), rng.randint(0, 30)))
+        b = set(rng.sample(range(40), rng.randint(0, 30)))
+        jaccard = len(a & b) / len(a | b) if a or b else 1.0
+        assert _near_duplicate(a, b) == (jaccard >= NEAR_DUPLICATE)
