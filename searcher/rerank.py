@@ -45,6 +45,10 @@ FASTER = 1.1
 MAX_DIFF = 0.02
 INT8_MIN_AGREEMENT = 0.9
 PATHS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+# Pairs per forward pass, longest first: a batch is padded to its longest pair, and a hit's passage is mostly short
+# with a few long ones; on corpus/'s passages batches of 4 and 8 scored 30 pairs alike and 32 took twice as long
+# (RESULTS.md, rerank).
+BATCH = 8
 BLEND_FILE = "searcher-rerank.json"  # in a reranker's directory: {"blend": weight of its probability, ...}
 _LOADED: dict[str, Reranker] = {}
 _LOCK = threading.Lock()
@@ -108,7 +112,7 @@ class Reranker:
     def _score(self, pairs: list[tuple[str, str]], path: str) -> np.ndarray:
         if path.startswith("onnx"):
             assert self._graph is not None
-            return self._graph.logits(pairs)
+            return self._graph.logits(pairs, BATCH)
         import torch
 
         return raw_scores(
@@ -190,7 +194,7 @@ def raw_scores(model, pairs: list[tuple[str, str]], context=None) -> np.ndarray:
     import torch
 
     with no_progress_bars(), context or contextlib.nullcontext():
-        out = model.predict(pairs, batch_size=32, show_progress_bar=False, activation_fn=torch.nn.Identity())
+        out = model.predict(pairs, batch_size=BATCH, show_progress_bar=False, activation_fn=torch.nn.Identity())
     return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
 
