@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 from _common import CACHE, HERE, write_section
 
+import searcher.rerank as rerank
 from searcher import Searcher, build_index
-from searcher.rerank import PASSAGE_CHARS, Reranker
+from searcher.rerank import BATCH, PASSAGE_CHARS, Reranker
 
 QUERIES = [
     "how do I read a file line by line",
@@ -69,6 +70,8 @@ def main() -> None:
                 t = time.perf_counter()
                 s.search(q, 30, rerank=model)
                 rerank_ms.append(1000 * (time.perf_counter() - t) - search_ms[-1])
+        pairs = [[(q, s.passage(h, q)) for h in s.search(q, 30)] for q in QUERIES]
+    by_batch = batch_sizes(model, pairs)
     p = lambda xs, q: float(np.percentile(xs, q))  # noqa: E731
     lines = [
         f"{len(rerank_ms)} queries (20 questions x 3) on corpus/, top 30 hybrid hits each (chunks of up to 256 "
@@ -84,8 +87,28 @@ def main() -> None:
         "choice: the fastest that scores like float32, rerank.py): "
         + ", ".join(f"{path} {ms:.0f}" for path, ms in model.timings.items())
         + f" -> **{model.path}**.",
+        "",
+        f"Pairs per forward pass (rerank.BATCH = {BATCH}), the chosen path scoring the same 30 pairs of each question, "
+        "twice: p50 / p95 ms. A batch is padded to its longest pair, and a few passages are much longer than most.",
+        "",
+        "| batch | p50 ms | p95 ms |",
+        "|--:|--:|--:|",
+        *(f"| {size} | {p(ms, 50):.1f} | {p(ms, 95):.1f} |" for size, ms in by_batch.items()),
     ]
     write_section("rerank", "Reranking stage: cost of 30 candidates", "\n".join(lines))
+
+
+def batch_sizes(model: Reranker, pairs: list[list[tuple[str, str]]]) -> dict[int, list[float]]:
+    out: dict[int, list[float]] = {}
+    for size in (4, 8, 16, 32):
+        rerank.BATCH = size
+        out[size] = []
+        for question in pairs * 2:
+            t = time.perf_counter()
+            model.scores(question[0][0], [passage for _, passage in question])
+            out[size].append(1000 * (time.perf_counter() - t))
+    rerank.BATCH = BATCH
+    return out
 
 
 if __name__ == "__main__":
