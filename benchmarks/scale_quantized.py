@@ -167,7 +167,7 @@ def exact_truth(index_dir: Path, n: int, d: int) -> np.ndarray:
     path = truth_path(n, d)  # the same queries for every kind: made from the same seeds
     if path.exists():
         return np.load(path)
-    from searcher.backends.local import exact_top_k
+    from searcher.exact import exact_top_k
 
     _, I = exact_top_k(np.load(index_dir / "queries.npy"), id_blocks(n, d), 10)
     np.save(path, I)
@@ -176,7 +176,7 @@ def exact_truth(index_dir: Path, n: int, d: int) -> np.ndarray:
 
 def validate(n: int, d: int) -> list[str]:
     """Top-10 agreement of the mixed IVF index for each nprobe x shortlist, with 200 validation queries."""
-    from searcher.backends.local import exact_top_k
+    from searcher.exact import exact_top_k
     from searcher.search import Searcher
 
     path = CACHE / f"quantized-validation-{d}-{n}.npz"

@@ -29,10 +29,10 @@ import numpy as np
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig, build_index, open_index
-from searcher.backends.local import exact_top_k
 from searcher.chunking import chunk_document, embedding_input
 from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
 from searcher.encoder_choice import AGREEMENT_QUERIES, AGREEMENT_TEXTS, top_agreement
+from searcher.exact import exact_top_k
 from searcher.ingest import Document
 from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
 from searcher.onnx_encoder import OnnxEncoder, export_onnx, quantize_int8

@@ -22,11 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends.local import EXACT_BLOCK, exact_top_k
 from .cache import EmbeddingCache, text_key
 from .config import DEFAULT_FUSION_WEIGHT, DEFAULT_SHORTLIST, FUSION_DEPTH, IndexConfig
 from .encoder import Encoder, load_encoder, normalize_rows
 from .errors import InvalidInputError
+from .exact import EXACT_BLOCK, exact_top_k
 from .indexer import Progress, build_index
 from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, query_metrics, top_overlap
 from .onnx_encoder import OnnxEncoder

@@ -9,7 +9,7 @@ shortlist index alone) exist to measure what the two stages buy.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -17,13 +17,13 @@ import numpy as np
 from .. import coarse, vectors
 from ..config import FUSION_DEPTH
 from ..errors import IndexFormatError
+from ..exact import EXACT_BLOCK, exact_top_k
 from ..filters import Where, selected_ids
 from ..fusion import fuse_sides
 from ..machine import usable_cores
 from ..projection import coarse_vectors
 from ..store import StoredIndex
 
-EXACT_BLOCK = 65_536  # rows of full vectors scored at a time by exact search
 # A query's rerank of at least this many rows is split over the cores: reading scattered rows of the memory map is
 # page faults, and numpy's gather and BLAS run outside the GIL, so two threads read and score at once. What it saves
 # is what the faults cost, which varies on this VM: 10M chunks x 1024 dims, 2,000 rows not read before, 2.60 -> 2.38
@@ -239,23 +239,3 @@ class _Records(Mapping):
 
     def __len__(self) -> int:
         return len(self._load())
-
-
-def exact_top_k(
-    xq: np.ndarray, blocks: Iterable[tuple[np.ndarray, np.ndarray]], k: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Exact inner-product top k of each query over (vectors, ids) blocks; (D, I) best first, ties by id.
-
-    One block in memory at a time, so the database may be a memory map larger than RAM.
-    """
-    best_d = np.full((len(xq), 0), -np.inf, dtype=np.float32)
-    best_i = np.full((len(xq), 0), -1, dtype=np.int64)
-    for xb, ids in blocks:
-        scores = xq @ xb.T
-        all_d = np.concatenate([best_d, scores], axis=1)
-        all_i = np.concatenate([best_i, np.broadcast_to(ids, scores.shape)], axis=1)
-        m = min(k, all_d.shape[1])
-        part = np.argpartition(-all_d, m - 1, axis=1)[:, :m]
-        best_d, best_i = np.take_along_axis(all_d, part, axis=1), np.take_along_axis(all_i, part, axis=1)
-    order = np.lexsort((best_i, -best_d), axis=1)
-    return np.take_along_axis(best_d, order, axis=1), np.take_along_axis(best_i, order, axis=1)
