@@ -46,8 +46,7 @@ MAX_DIFF = 0.02
 INT8_MIN_AGREEMENT = 0.9
 PATHS = ("torch", "torch-bf16", "onnx", "onnx-int8")
 # Pairs per forward pass, longest first: a batch is padded to its longest pair, and a hit's passage is mostly short
-# with a few long ones; on corpus/'s passages batches of 4 and 8 scored 30 pairs alike and 32 took twice as long
-# (RESULTS.md, rerank).
+# with a few long ones, so small batches waste the least (RESULTS.md, rerank: p50 by batch size).
 BATCH = 8
 BLEND_FILE = "searcher-rerank.json"  # in a reranker's directory: {"blend": weight of its probability, ...}
 _LOADED: dict[str, Reranker] = {}
