@@ -75,6 +75,9 @@ INT8_MIN_COSINE = 0.98
 INT8_MIN_AGREEMENT = 0.9
 AGREEMENT_TEXTS = 200
 AGREEMENT_QUERIES = 50
+# The check runs when it costs at most this share of the time int8 would save the run (both from the measured
+# rates); a run too small to pay for it embeds with a float path and says so ("unmeasured").
+CHECK_SHARE = 0.5
 # A known choice is measured again only when the measurement would cost at most this share of the run's embedding
 # (both estimated from the known record's timings). The old rule measured any run of 50+ batches; on 1,908 SciFact
 # chunks a build that measures ran at 1.61x plain float32 encode, one that reuses the choice at 2.46x (2-core Intel
@@ -187,7 +190,8 @@ def choose_document_encoder(
     if "onnx-int8" in eligible and max(eligible, key=lambda n: rates[n]) == "onnx-int8":
         floats = max((n for n in eligible if n != "onnx-int8"), key=lambda n: rates[n])
         cost = AGREEMENT_TEXTS * (1 / rates["onnx-int8"] + 1 / rates[floats])
-        if cost <= PREPARE_SHARE * len(texts) / rates["onnx-int8"]:
+        saving = len(texts) * (1 / rates[floats] - 1 / rates["onnx-int8"])
+        if cost <= CHECK_SHARE * saving:
             agreement = int8_agreement(built[floats], built["onnx-int8"], texts, batch_size)
         else:
             unmeasured.append("onnx-int8")  # too small a run to check its retrieval: a larger run will
