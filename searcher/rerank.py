@@ -45,6 +45,7 @@ FASTER = 1.1
 MAX_DIFF = 0.02
 INT8_MIN_AGREEMENT = 0.9
 PATHS = ("torch", "torch-bf16", "onnx", "onnx-int8")
+MEASURE_PAIRS = 10  # the choice waits for a query with at least this many pairs (until then: float32)
 # Pairs per forward pass, longest first: a batch is padded to its longest pair, and a hit's passage is mostly short
 # with a few long ones, so small batches waste the least (RESULTS.md, rerank: p50 by batch size).
 BATCH = 8
@@ -102,6 +103,8 @@ class Reranker:
         if not passages:
             return np.empty(0, dtype=np.float32)
         pairs = [(query, p) for p in passages]
+        if self.path is None and len(pairs) < MEASURE_PAIRS:
+            return self._score(pairs, "torch")  # too few to time the paths on, or to compare their top 10
         if self.path is None:
             with self._lock:
                 if self.path is None:

@@ -129,9 +129,13 @@ def test_the_reranker_graph_scores_as_the_model_and_a_later_process_needs_no_tor
     from searcher.rerank import PATHS, raw_scores
     from searcher.rerank_graph import CHOICE, FLOAT_MODEL, INT8_MODEL, MAX_DIFF, GraphScorer, graph_dir
 
-    pairs = [("water in the valley", f"Water reaches the {w}, where otters live.") for w in ("valley", "reef", "delta")]
+    places = "valley canyon delta glacier marsh lake spring estuary fjord oasis reef lagoon".split()
+    pairs = [("water in the valley", f"Water reaches the {w}, where otters live.") for w in places]
     first = Reranker(str(tiny_reranker))
-    first.scores(*pairs[0][:1], [p for _, p in pairs])  # the first call measures every path, exporting the graphs
+    first.scores("water in the valley", [p for _, p in pairs[:3]])  # too few pairs to choose a path on
+    assert first.path is None and graph_dir(str(tiny_reranker)) is not None
+    assert not graph_dir(str(tiny_reranker)).exists()
+    first.scores("water in the valley", [p for _, p in pairs])  # this call measures every path, exporting graphs
     graphs = graph_dir(str(tiny_reranker))
     assert graphs is not None and (graphs / FLOAT_MODEL).is_file()
     assert (graphs / INT8_MODEL).stat().st_size < (graphs / FLOAT_MODEL).stat().st_size / 2
