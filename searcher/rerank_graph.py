@@ -147,7 +147,9 @@ class GraphScorer:
     def logits(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(list(pairs))
         out = np.empty(len(pairs), dtype=np.float32)
-        order = sorted(range(len(pairs)), key=lambda i: -len(encodings[i].ids))  # the least padding
+        # Longest first, the least padding; ties by text, so that a set of pairs makes the same batches in any order
+        # (the int8 graph quantises activations per batch: a pair's score moves a little with its batch-mates).
+        order = sorted(range(len(pairs)), key=lambda i: (-len(encodings[i].ids), pairs[i][1], pairs[i][0]))
         for a in range(0, len(order), batch_size):
             rows = order[a : a + batch_size]
             batch = [encodings[i] for i in rows]

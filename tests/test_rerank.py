@@ -143,6 +143,8 @@ def test_the_reranker_graph_scores_as_the_model_and_a_later_process_needs_no_tor
     assert record["choice"] == first.path in PATHS and {"torch", "onnx", "onnx-int8"} <= set(record["ms"])
     model = CrossEncoder(str(tiny_reranker), device="cpu")
     assert np.abs(GraphScorer(graphs).logits(pairs) - raw_scores(model, pairs)).max() <= MAX_DIFF
+    int8 = GraphScorer(graphs, int8=True)  # its scores move with a batch's other pairs: the same set, the same batches
+    assert np.array_equal(int8.logits(pairs, 8), int8.logits(pairs[::-1], 8)[::-1])
     # a later process for which the graph was chosen scores with it, without importing torch
     (graphs / CHOICE).write_bytes(orjson.dumps({cpu_name(): {"choice": "onnx"}}))
     code = (
