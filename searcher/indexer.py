@@ -400,4 +400,7 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
 
 
 def is_under(path: Path, root: Path) -> bool:
-    return path == root or root in path.parents
+    """`path` is `root` or inside it (lexically, as `root in path.parents`; on strings: an update compares every
+    indexed file with its source)."""
+    p, r = str(path), str(root)
+    return p == r or p.startswith(r if r.endswith(os.sep) else r + os.sep)

@@ -52,7 +52,7 @@ class FileEntry:
     warnings: tuple[str, ...] = ()  # what was dropped when the file was read (bad JSONL lines, ...)
 
     def to_json(self) -> bytes:
-        return orjson.dumps(dataclasses.asdict(self))
+        return orjson.dumps(self)  # orjson writes a dataclass's fields in order, as asdict would, several times faster
 
     @classmethod
     def from_json(cls, line: bytes) -> FileEntry:
