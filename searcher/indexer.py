@@ -313,15 +313,15 @@ def _build(
     kept, new_files, unreadable = scan(
         root, anchor.parent, old_files, rechunk_all, parse_files, report, progress, ignore, window
     )
-    under_root = {p for p in old_files if is_under(Path(p), root)}
+    under_root = {p for p in old_files if is_under(p, root)}
     seen = {e.path for e in kept} | {f.entry.path for f in new_files}
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
     for path in sorted(under_root - seen):
-        if any(is_under(Path(path), folder) for folder in unreadable):
+        if any(is_under(path, folder) for folder in unreadable):
             kept.append(old_files[path])
             seen.add(path)
     report.removed = len(under_root - seen)
-    if not new_files and not any(is_under(Path(e.path), root) for e in kept):
+    if not new_files and not any(is_under(e.path, root) for e in kept):
         raise InvalidInputError(
             f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
         )
@@ -399,7 +399,7 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
     return info
 
 
-def is_under(path: Path, root: Path) -> bool:
+def is_under(path: str | Path, root: str | Path) -> bool:
     """`path` is `root` or inside it (lexically, as `root in path.parents`; on strings: an update compares every
     indexed file with its source)."""
     p, r = str(path), str(root)

@@ -171,7 +171,7 @@ class Ignore:
         if lines:
             self.specs[folder] = pathspec.GitIgnoreSpec.from_lines(lines)
 
-    def ignored(self, path: Path, is_dir: bool) -> bool:
+    def ignored(self, path: str | Path, is_dir: bool) -> bool:
         """Whether `path` (a file or folder under the root) is left out. On strings, not Path objects: a scan asks
         this of every file (a re-scan of 5,000 files spent most of its time in pathlib here)."""
         text = str(path)
@@ -246,7 +246,7 @@ def iter_files(
                 is_dir = entry.is_dir()
             except OSError:
                 is_dir = False
-            if ignore is not None and ignore.ignored(Path(entry.path), is_dir):
+            if ignore is not None and ignore.ignored(entry.path, is_dir):
                 continue
             if is_dir:
                 if not entry.is_symlink():
