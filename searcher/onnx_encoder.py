@@ -225,15 +225,20 @@ class OnnxEncoder:
         # Longest first, batches of similar length: the least padding.
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
         for a in range(0, len(order), batch_size):
-            batch = [encodings[i] for i in order[a : a + batch_size]]
-            width = max(len(e.ids) for e in batch)
-            arrays = {name: np.zeros((len(batch), width), dtype=np.int64) for name in self._inputs}
-            arrays["input_ids"][:] = self._pad_id
-            for row, e in enumerate(batch):
-                n = len(e.ids)
-                arrays["input_ids"][row, :n] = e.ids
-                arrays["attention_mask"][row, :n] = e.attention_mask
-                if "token_type_ids" in arrays:
-                    arrays["token_type_ids"][row, :n] = e.type_ids
+            arrays = padded([encodings[i] for i in order[a : a + batch_size]], self._inputs, self._pad_id)
             out[order[a : a + batch_size]] = self._session.run(None, arrays)[0]
         return normalize_rows(out)
+
+
+def padded(batch: list, inputs: list[str], pad_id: int) -> dict[str, np.ndarray]:
+    """A graph's int64 inputs for a batch of `tokenizers` encodings, padded on the right to the longest."""
+    width = max(len(e.ids) for e in batch)
+    arrays = {name: np.zeros((len(batch), width), dtype=np.int64) for name in inputs}
+    arrays["input_ids"][:] = pad_id
+    for row, e in enumerate(batch):
+        n = len(e.ids)
+        arrays["input_ids"][row, :n] = e.ids
+        arrays["attention_mask"][row, :n] = e.attention_mask
+        if "token_type_ids" in arrays:
+            arrays["token_type_ids"][row, :n] = e.type_ids
+    return arrays

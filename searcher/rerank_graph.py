@@ -22,6 +22,7 @@ import orjson
 
 from .atomic import write_atomic
 from .home import home
+from .onnx_encoder import padded
 
 GRAPHS = ".rerankers"  # in the searcher home
 FORMAT_VERSION = 1
@@ -152,15 +153,6 @@ class GraphScorer:
         order = sorted(range(len(pairs)), key=lambda i: (-len(encodings[i].ids), pairs[i][1], pairs[i][0]))
         for a in range(0, len(order), batch_size):
             rows = order[a : a + batch_size]
-            batch = [encodings[i] for i in rows]
-            width = max(len(e.ids) for e in batch)
-            arrays = {name: np.zeros((len(batch), width), dtype=np.int64) for name in self._inputs}
-            arrays["input_ids"][:] = self._pad_id
-            for row, e in enumerate(batch):
-                n = len(e.ids)
-                arrays["input_ids"][row, :n] = e.ids
-                arrays["attention_mask"][row, :n] = e.attention_mask
-                if "token_type_ids" in arrays:
-                    arrays["token_type_ids"][row, :n] = e.type_ids
+            arrays = padded([encodings[i] for i in rows], self._inputs, self._pad_id)
             out[rows] = self._session.run(None, arrays)[0][:, 0]
         return out
