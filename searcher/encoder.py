@@ -198,6 +198,19 @@ class Bf16Encoder:
 
 
 @contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' own logging at errors only, for the duration (the library never prints)."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+@contextmanager
 def no_progress_bars() -> Iterator[None]:
     """Silence transformers' own bars ("Loading weights", "Writing model shards"): the library never prints."""
     from transformers.utils import logging as hf_logging

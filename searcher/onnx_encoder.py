@@ -180,7 +180,6 @@ class OnnxEncoder:
     the fastest."""
 
     def __init__(self, directory: Path | str, *, int8: bool = False) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         directory = Path(directory)
@@ -192,15 +191,9 @@ class OnnxEncoder:
         self._lowercase = meta["lowercase"]
         self._pad_id = meta["pad_id"]
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        # subtle: by default onnxruntime's threads spin after each run; on 2 cores they starve the faiss search
-        # that follows a query encoding (benchmarks/cold_start.py, warm two-stage search p50: 3.42 ms with spinning
-        # in RESULTS.md as of commit 2d0572f, 0.45 ms without in today's).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._batch_limit = 1 if int8 else None  # see the class docstring
         graph = directory / (INT8_MODEL if int8 else "model.onnx")
-        self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(graph)
         self._spans = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._spans.no_truncation()
 
@@ -228,6 +221,20 @@ class OnnxEncoder:
             arrays = padded([encodings[i] for i in order[a : a + batch_size]], self._inputs, self._pad_id)
             out[order[a : a + batch_size]] = self._session.run(None, arrays)[0]
         return normalize_rows(out)
+
+
+def cpu_session(graph: Path):
+    """An onnxruntime session for `graph` on the CPU, quiet, its threads sleeping between runs.
+
+    subtle: by default onnxruntime's threads spin after each run; on 2 cores they starve the faiss search that
+    follows a query encoding (benchmarks/cold_start.py, warm two-stage search p50: 3.42 ms with spinning in
+    RESULTS.md as of commit 2d0572f, 0.45 ms without in today's)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
 
 def padded(batch: list, inputs: list[str], pad_id: int) -> dict[str, np.ndarray]:

@@ -13,6 +13,7 @@ measured fastest on this CPU (see FASTER below; torch, bf16 autocast, an ONNX gr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import threading
@@ -26,6 +27,7 @@ from .atomic import write_atomic
 from .encoder import no_progress_bars, resolve_model
 from .errors import ModelError
 from .machine import cpu_has_bf16, cpu_name
+from .metrics import top_overlap
 from .rerank_graph import CHOICE, GraphError, GraphScorer, export_reranker, graph_dir
 
 log = logging.getLogger(__name__)
@@ -66,12 +68,12 @@ class Reranker:
         self.path: str | None = None
         self.timings: dict[str, float] = {}  # ms per candidate on the first query's pairs, when measured here
         self.model = None
-        self._graph: GraphScorer | None = None
+        self._graphs: dict[str, GraphScorer] = {}  # the ONNX paths' scorers: all while measuring, then the chosen
         self._lock = threading.Lock()
         remembered = self._remembered()
         if remembered in ("onnx", "onnx-int8") and self.graphs is not None:
             try:
-                self._graph = GraphScorer(self.graphs, int8=remembered == "onnx-int8")
+                self._graphs = {remembered: GraphScorer(self.graphs, int8=remembered == "onnx-int8")}
                 self.path = remembered
             except (GraphError, OSError, ValueError, KeyError) as e:
                 log.info("reranker graph unusable (%s): measuring again", e)
@@ -96,8 +98,7 @@ class Reranker:
         """What the stage orders by: the raw output, or its blend with the first stage's probability."""
         if self.blend >= 1.0:
             return raw
-        first = np.array([h.score for h in hits], dtype=np.float64)
-        return (1.0 - self.blend) * first + self.blend / (1.0 + np.exp(-raw.astype(np.float64)))
+        return blended(np.array([h.score for h in hits]), raw, self.blend)
 
     def scores(self, query: str, passages: list[str]) -> np.ndarray:
         if not passages:
@@ -113,8 +114,7 @@ class Reranker:
 
     def _score(self, pairs: list[tuple[str, str]], path: str) -> np.ndarray:
         if path.startswith("onnx"):
-            assert self._graph is not None
-            return self._graph.logits(pairs, BATCH)
+            return self._graphs[path].logits(pairs, BATCH)
         import torch
 
         return raw_scores(
@@ -132,18 +132,16 @@ class Reranker:
 
     def _choose(self, pairs: list[tuple[str, str]]) -> str:
         """The fastest path that scores like float32 on these pairs (see FASTER), remembered for this CPU."""
-        graphs: dict[str, GraphScorer] = {}
         if self.graphs is not None:
             try:
                 if not (self.graphs / "graph.json").is_file():
                     export_reranker(self.model, self.graphs, lambda p: raw_scores(self.model, p))
-                graphs = {"onnx": GraphScorer(self.graphs), "onnx-int8": GraphScorer(self.graphs, int8=True)}
+                self._graphs = {"onnx": GraphScorer(self.graphs), "onnx-int8": GraphScorer(self.graphs, int8=True)}
             except (GraphError, OSError, ValueError, ImportError) as e:
                 log.info("reranker %s: no ONNX graph (%s)", self.name, e)
-        candidates = ["torch"] + (["torch-bf16"] if cpu_has_bf16() else []) + list(graphs)
+        candidates = ["torch"] + (["torch-bf16"] if cpu_has_bf16() else []) + list(self._graphs)
         scores: dict[str, np.ndarray] = {}
         for path in candidates:
-            self._graph = graphs.get(path)
             self._score(pairs[:2], path)  # warm-up: first-call allocations
             started = time.perf_counter()
             scores[path] = self._score(pairs, path)
@@ -154,13 +152,13 @@ class Reranker:
             if path == "torch"
             or self.timings["torch"] >= FASTER * self.timings[path]
             and (
-                top_shared(scores["torch"], scores[path]) >= INT8_MIN_AGREEMENT
+                top_overlap([_ranking(scores["torch"])], [_ranking(scores[path])]) >= INT8_MIN_AGREEMENT
                 if path == "onnx-int8"
                 else float(np.abs(scores["torch"] - scores[path]).max()) <= MAX_DIFF
             )
         ]
         chosen = min(eligible, key=lambda path: self.timings[path])
-        self._graph = graphs.get(chosen)
+        self._graphs = {chosen: self._graphs[chosen]} if chosen in self._graphs else {}
         if chosen.startswith("onnx"):
             self.model = None  # the graph scores from now on
         log.info("reranker %s: %s -> %s", self.name, self.timings, chosen)
@@ -169,10 +167,13 @@ class Reranker:
         return chosen
 
 
-def top_shared(a: np.ndarray, b: np.ndarray, k: int = 10) -> float:
-    """The share of the top k of two scorings of the same pairs that they have in common."""
-    k = min(k, len(a))
-    return len(set(np.argsort(-a)[:k].tolist()) & set(np.argsort(-b)[:k].tolist())) / k if k else 1.0
+def _ranking(scores: np.ndarray) -> list[tuple[str, float]]:
+    return [(str(i), float(s)) for i, s in enumerate(scores)]
+
+
+def blended(first: np.ndarray, raw: np.ndarray, blend: float) -> np.ndarray:
+    """(1 - blend) * the first stage's probability + blend * the reranker's (the sigmoid of its logit)."""
+    return (1.0 - blend) * first.astype(np.float64) + blend / (1.0 + np.exp(-raw.astype(np.float64)))
 
 
 def remember_choice(graphs: Path, record: dict) -> None:
@@ -191,8 +192,6 @@ def remember_choice(graphs: Path, record: dict) -> None:
 def raw_scores(model, pairs: list[tuple[str, str]], context=None) -> np.ndarray:
     """A CrossEncoder's first output for each pair, before any activation: a model saved with a sigmoid (as
     sentence-transformers saves a fresh one-label head) and one saved without give the same kind of number."""
-    import contextlib
-
     import torch
 
     with no_progress_bars(), context or contextlib.nullcontext():
@@ -202,8 +201,6 @@ def raw_scores(model, pairs: list[tuple[str, str]], context=None) -> np.ndarray:
 
 def read_blend(target: str) -> float:
     """The blend weight a reranker's directory carries (1.0, the cross-encoder alone, when it carries none)."""
-    import orjson
-
     path = Path(target) / BLEND_FILE
     try:
         blend = float(orjson.loads(path.read_bytes())["blend"])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import time
 import warnings
 from pathlib import Path
 
@@ -22,12 +21,11 @@ import orjson
 
 from .atomic import write_atomic
 from .home import home
-from .onnx_encoder import padded
+from .onnx_encoder import INT8_MODEL, cpu_session, padded, quantize_int8
 
 GRAPHS = ".rerankers"  # in the searcher home
 FORMAT_VERSION = 1
-FLOAT_MODEL = "model.onnx"
-INT8_MODEL = "model.int8.onnx"
+FLOAT_MODEL = "model.onnx"  # and INT8_MODEL beside it, as onnx_encoder.quantize_int8 makes it
 CHOICE = "choice.json"  # the measured choice of path, per CPU (rerank.Reranker)
 MAX_DIFF = 1e-3  # largest difference of an exported graph's logits from the model's on PROBES
 PROBES = [
@@ -58,10 +56,8 @@ def export_reranker(model, out_dir: Path, reference) -> Path:
     """Export a loaded CrossEncoder to `out_dir` (its float and int8 graphs, tokenizer and metadata), complete or
     not at all. `reference(pairs)`: the model's own logits, to check the export against."""
     import torch
-    from onnxruntime.quantization import QuantType, quantize_dynamic
     from tokenizers import Tokenizer
 
-    started = time.perf_counter()
     tokenizer = model.tokenizer
     inputs = [n for n in tokenizer.model_input_names if n in ("input_ids", "attention_mask", "token_type_ids")]
     if "input_ids" not in inputs or "attention_mask" not in inputs:
@@ -97,25 +93,11 @@ def export_reranker(model, out_dir: Path, reference) -> Path:
         tk.enable_truncation(max_length=int(model.max_seq_length or tokenizer.model_max_length or 512))
         tk.save(str(tmp / "tokenizer.json"))
         meta = {"format": "searcher-reranker-graph", "version": FORMAT_VERSION, "inputs": inputs}
-        meta |= {"pad_id": int(tokenizer.pad_token_id or 0), "export_seconds": 0.0}
-        write_atomic(tmp / "graph.json", orjson.dumps(meta))
+        write_atomic(tmp / "graph.json", orjson.dumps(meta | {"pad_id": int(tokenizer.pad_token_id or 0)}))
         diff = float(np.abs(GraphScorer(tmp).logits(PROBES) - reference(PROBES)).max())
         if diff > MAX_DIFF:
             raise GraphError(f"the exported graph's scores differ from the model's by {diff:.4f}")
-        import logging
-
-        logging.getLogger("root").disabled = True  # the quantiser's "consider pre-processing" notice
-        try:
-            quantize_dynamic(
-                str(tmp / FLOAT_MODEL), str(tmp / INT8_MODEL), weight_type=QuantType.QInt8, per_channel=True
-            )
-        finally:
-            logging.getLogger("root").disabled = False
-        for name in os.listdir(tmp):  # the quantiser's intermediate copies
-            if name not in (FLOAT_MODEL, INT8_MODEL, "tokenizer.json", "graph.json"):
-                (tmp / name).unlink(missing_ok=True)
-        meta["export_seconds"] = round(time.perf_counter() - started, 2)
-        write_atomic(tmp / "graph.json", orjson.dumps(meta))
+        quantize_int8(tmp)
     except GraphError:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -131,7 +113,6 @@ class GraphScorer:
     """A reranker's logits from its exported graph (`int8`: the int8 one); imports neither torch nor transformers."""
 
     def __init__(self, directory: Path, *, int8: bool = False) -> None:
-        import onnxruntime as ort
         from tokenizers import Tokenizer
 
         meta = orjson.loads((directory / "graph.json").read_bytes())
@@ -139,11 +120,7 @@ class GraphScorer:
             raise GraphError(f"reranker graph at {directory} has version {meta.get('version')}")
         self._inputs, self._pad_id = meta["inputs"], meta["pad_id"]
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
-        options = ort.SessionOptions()
-        options.log_severity_level = 3
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as onnx_encoder.py: 2 cores
-        graph = directory / (INT8_MODEL if int8 else FLOAT_MODEL)
-        self._session = ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
+        self._session = cpu_session(directory / (INT8_MODEL if int8 else FLOAT_MODEL))
 
     def logits(self, pairs: list[tuple[str, str]], batch_size: int = 32) -> np.ndarray:
         encodings = self._tokenizer.encode_batch(list(pairs))

@@ -34,12 +34,12 @@ import orjson
 
 from .atomic import write_atomic
 from .config import DEFAULT_MODEL
-from .encoder import no_progress_bars, resolve_model
+from .encoder import no_progress_bars, quiet_transformers, resolve_model
 from .errors import InvalidInputError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, load_beir, read_jsonl
-from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, raw_scores
-from .train import QUIET_ARGS, quiet_transformers, run_trainer
+from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, blended, raw_scores
+from .train import QUIET_ARGS, run_trainer
 
 TEACHER_DEPTH = DEFAULT_DEPTH  # documents per query the negatives come from, as many as are reranked
 NEGATIVES = 4  # hard negatives per query
@@ -124,11 +124,13 @@ def finetune_reranker(
         if validation:
             progress("validate", 0, len(validation))
             report.blend, report.validation = choose_blend(validation, model)
+        if report.validation:
             blend = {"blend": report.blend, "validation_queries": held, "ndcg@10": report.validation}
             write_atomic(partial / BLEND_FILE, orjson.dumps(blend, option=orjson.OPT_INDENT_2))
         else:
             report.warnings.append(
-                f"too few labelled queries to hold {MIN_VALIDATION} out: the reranker's own order is used, untested"
+                f"nothing held out to judge it on (fewer than {MIN_VALIDATION} queries to hold out, or none with a "
+                "relevant hit): the reranker's own order is used, untested"
             )
         write_atomic(partial / "README.md", _card(report).encode())
         if output.exists():
@@ -167,16 +169,11 @@ def _labels(data: Path) -> tuple[dict[str, object], str]:
 
 
 def _pairs(searcher, query: str, hits, relevant) -> list[tuple[str, str, float]]:
-    def is_relevant(hit) -> bool:
-        if isinstance(relevant, set):
-            return hit.doc_id in relevant
-        return any(p in hit.text or hit.text in p for p in relevant)
-
     rows = []
     found = set()
     negatives = 0
     for hit in hits:
-        if is_relevant(hit):
+        if _is_relevant(hit, relevant):
             rows.append((query, searcher.passage(hit, query), 1.0))
             found.add(hit.doc_id if isinstance(relevant, set) else hit.text)
         elif negatives < NEGATIVES:
@@ -187,9 +184,15 @@ def _pairs(searcher, query: str, hits, relevant) -> list[tuple[str, str, float]]
     return rows
 
 
-Held = tuple[
-    str, list[tuple[str, float, str, bool]]
-]  # a held-out query, its hits: (key, first score, passage, relevant)
+def _is_relevant(hit, relevant) -> bool:
+    """A BEIR label names the document; a pairs label is a passage the hit holds or is part of."""
+    if isinstance(relevant, set):
+        return hit.doc_id in relevant
+    return any(p in hit.text or hit.text in p for p in relevant)
+
+
+# A held-out query and its first-stage hits: (key, first stage's score, passage, relevant).
+Held = tuple[str, list[tuple[str, float, str, bool]]]
 
 
 def _held_out(searcher, query: str, hits, relevant) -> Held:
@@ -198,11 +201,7 @@ def _held_out(searcher, query: str, hits, relevant) -> Held:
         key = hit.doc_id if isinstance(relevant, set) else f"{hit.doc_id}#{hit.start}"
         if key not in seen:
             seen.add(key)
-            if isinstance(relevant, set):
-                good = hit.doc_id in relevant
-            else:
-                good = any(p in hit.text or hit.text in p for p in relevant)
-            out.append((key, hit.score, searcher.passage(hit, query), good))
+            out.append((key, hit.score, searcher.passage(hit, query), _is_relevant(hit, relevant)))
     return query, out
 
 
@@ -218,8 +217,7 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
     if not validation:
         return 1.0, {}
     pairs = [(query, passage) for query, hits in validation for _, _, passage, _ in hits]
-    raw = raw_scores(model, pairs).astype(np.float64)
-    probability = 1.0 / (1.0 + np.exp(-raw))
+    raw = raw_scores(model, pairs)
     first = np.array([score for _, hits in validation for _, score, _, _ in hits])
     qrels = {str(i): {key: 1 for key, *_, good in hits if good} for i, (_, hits) in enumerate(validation)}
 
@@ -230,7 +228,7 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
             at += len(hits)
         return ir_metrics(rankings, qrels)["ndcg@10"]
 
-    by_blend = {w: ndcg((1 - w) * first + w * probability) for w in BLEND_GRID}
+    by_blend = {w: ndcg(blended(first, raw, w)) for w in BLEND_GRID}
     best = max(BLEND_GRID, key=lambda w: (round(by_blend[w], 6), -w))
     return best, {"first stage": by_blend[0.0], "reranker": ndcg(raw), "blend": by_blend[best]}
 
@@ -274,7 +272,7 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
 
 def _validation_line(report: RerankerReport) -> str:
     if not report.validation:
-        return "No queries were held out: the reranker's own order is used (untested)."
+        return "No held-out queries could judge it: the reranker's own order is used (untested)."
     v = report.validation
     return (
         f"Held out of training: {report.validation_queries} queries. nDCG@10 there: "

@@ -15,14 +15,12 @@ so an interrupted run never leaves a half-written model at the output path.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import os
 import random
 import shutil
 import time
-from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,14 @@ import orjson
 
 from .atomic import write_atomic
 from .config import DEFAULT_MODEL, FinetuneConfig, IndexConfig
-from .encoder import SEARCHER_MODEL_FILE, SentenceTransformerEncoder, cpu_has_bf16, no_progress_bars, normalize_rows
+from .encoder import (
+    SEARCHER_MODEL_FILE,
+    SentenceTransformerEncoder,
+    cpu_has_bf16,
+    no_progress_bars,
+    normalize_rows,
+    quiet_transformers,
+)
 from .errors import InvalidInputError
 from .evaluate import EVAL_ROOT, evaluate, matryoshka_dims
 from .metrics import DEPTH, ir_metrics
@@ -203,19 +208,6 @@ QUIET_ARGS: dict[str, Any] = {
     "log_level": "error",
     "dataloader_num_workers": 0,
 }
-
-
-@contextlib.contextmanager
-def quiet_transformers() -> Iterator[None]:
-    """transformers' own logging at errors only, for the duration (the library never prints)."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
 
 
 def run_trainer(make, on_loss) -> tuple[int, float]:
