@@ -17,6 +17,7 @@ import orjson
 
 from .config import Progress
 from .encoder import Bf16Encoder, Encoder, ModelInfo, SentenceTransformerEncoder, cpu_has_bf16, cpu_name
+from .metrics import top_overlap
 from .onnx_encoder import ExportError, OnnxEncoder
 
 log = logging.getLogger(__name__)
@@ -225,20 +226,15 @@ def int8_agreement(floats: Encoder, int8: Encoder, texts: list[str], batch_size:
 
 
 def top_agreement(exact: np.ndarray, other: np.ndarray, n_queries: int, k: int = 10) -> float:
-    """The share of top-k places two versions of a collection's vectors agree on, the first n_queries rows of
-    `exact` searching the rest (a row never finds itself)."""
+    """The share of top-k places two versions of a collection's vectors agree on (metrics.top_overlap), the first
+    n_queries rows of `exact` searching the rest (a row never finds itself)."""
     queries = exact[:n_queries]
-    k = min(k, len(exact) - 1)
-    if k < 1:
-        return 1.0
 
-    def top(docs: np.ndarray) -> list[list[int]]:
-        scores = queries @ docs.T
-        np.fill_diagonal(scores[:, : len(queries)], -np.inf)
-        return np.argpartition(-scores, k - 1, axis=1)[:, :k].tolist()
+    def rankings(docs: np.ndarray) -> list[list[tuple[str, float]]]:
+        scores = (queries @ docs.T).tolist()
+        return [[(str(j), s) for j, s in enumerate(row) if j != i] for i, row in enumerate(scores)]
 
-    shared = sum(len(set(a) & set(b)) for a, b in zip(top(exact), top(other)))
-    return round(shared / (len(queries) * k), 4)
+    return round(top_overlap(rankings(exact), rankings(other), k=k), 4)
 
 
 def worth_preparing(export: Path, onnx_seconds: float, n_texts: int, best_rate: float) -> bool:
