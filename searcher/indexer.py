@@ -36,7 +36,7 @@ from .home import (
     remember_start,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, Ignore, is_supported
+from .ingest import FORMATS, Ignore, is_supported, is_under
 from .report import IndexReport
 from .scan import reusable_rows, scan
 from .store import (
@@ -397,10 +397,3 @@ def _checked(info, prev: StoredIndex | None, index_dir: Path):
             "weights); pass --rebuild to re-embed everything with it, or use another --index"
         )
     return info
-
-
-def is_under(path: str | Path, root: str | Path) -> bool:
-    """`path` is `root` or inside it (lexically, as `root in path.parents`; on strings: an update compares every
-    indexed file with its source)."""
-    p, r = str(path), str(root)
-    return p == r or p.startswith(r if r.endswith(os.sep) else r + os.sep)

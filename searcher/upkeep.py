@@ -18,7 +18,8 @@ from .home import (
     collect_encoders,
 )
 from .home import resolve as resolve_index
-from .indexer import build_index, is_under, os_error, sync_backend
+from .indexer import build_index, os_error, sync_backend
+from .ingest import is_under
 from .report import IndexReport
 from .store import (
     MANIFEST,
