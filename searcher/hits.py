@@ -113,8 +113,8 @@ def hit_record(query: str, rank: int, hit: Hit) -> dict:
 # different places.
 NEAR_DUPLICATE = 0.8
 # A document's next-best chunks kept in its hit's `more`: the places a result lists besides its own (render.py shows
-# 8 and "..."). Every one kept is calibrated and given its matching passage's line, so a long document's dozens of
-# fetched chunks would cost a query most of its time (RESULTS.md, rerank: the search row).
+# 8 and "..."). Every one kept is calibrated and given its matching passage's line, work that would otherwise grow
+# with the dozens of chunks a long document can have among a query's fetched ones.
 MORE_KEPT = 10
 _WORD = re.compile(r"\w+")
 
