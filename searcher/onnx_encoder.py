@@ -20,12 +20,14 @@ import os
 import shutil
 import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import orjson
 
 from .atomic import write_atomic
+from .machine import usable_cores
 from .model_info import ModelInfo, normalize_rows
 
 log = logging.getLogger(__name__)
@@ -177,7 +179,8 @@ class OnnxEncoder:
     a text's vector would depend on the other texts of its batch (and their padding): an incremental update, a
     resumed run and a clean build would then disagree. One text per run makes each vector the text's own; the
     encoder choice (encoder_choice.choose_document_encoder) times it that way, so it is chosen only where it is still
-    the fastest."""
+    the fastest. Runs that small keep two threads of one run waiting on each other, so the int8 graph runs one
+    text per core at once, each on one thread (the same vectors, bit for bit; RESULTS.md, throughput-no-bf16)."""
 
     def __init__(self, directory: Path | str, *, int8: bool = False) -> None:
         from tokenizers import Tokenizer
@@ -192,8 +195,9 @@ class OnnxEncoder:
         self._pad_id = meta["pad_id"]
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._batch_limit = 1 if int8 else None  # see the class docstring
+        self._workers = usable_cores() if int8 else 1
         graph = directory / (INT8_MODEL if int8 else "model.onnx")
-        self._session = cpu_session(graph)
+        self._session = cpu_session(graph, threads=1 if self._workers > 1 else None)
         self._spans = Tokenizer.from_file(str(directory / "tokenizer.json"))
         self._spans.no_truncation()
 
@@ -217,14 +221,24 @@ class OnnxEncoder:
         out = np.empty((len(texts), self.info.dim), dtype=np.float32)
         # Longest first, batches of similar length: the least padding.
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))
-        for a in range(0, len(order), batch_size):
-            arrays = padded([encodings[i] for i in order[a : a + batch_size]], self._inputs, self._pad_id)
-            out[order[a : a + batch_size]] = self._session.run(None, arrays)[0]
+        batches = [order[a : a + batch_size] for a in range(0, len(order), batch_size)]
+
+        def run(batch: list[int]) -> np.ndarray:
+            return self._session.run(None, padded([encodings[i] for i in batch], self._inputs, self._pad_id))[0]
+
+        if self._workers > 1 and len(batches) > 1:  # onnxruntime lets go of the GIL while it runs
+            with ThreadPoolExecutor(self._workers) as pool:
+                for batch, x in zip(batches, pool.map(run, batches)):
+                    out[batch] = x
+        else:
+            for batch in batches:
+                out[batch] = run(batch)
         return normalize_rows(out)
 
 
-def cpu_session(graph: Path):
-    """An onnxruntime session for `graph` on the CPU, quiet, its threads sleeping between runs.
+def cpu_session(graph: Path, threads: int | None = None):
+    """An onnxruntime session for `graph` on the CPU, quiet, its threads sleeping between runs; `threads` per run
+    (by default onnxruntime's, one per core).
 
     subtle: by default onnxruntime's threads spin after each run; on 2 cores they starve the faiss search that
     follows a query encoding (benchmarks/cold_start.py, warm two-stage search p50: 3.42 ms with spinning in
@@ -234,6 +248,8 @@ def cpu_session(graph: Path):
     options = ort.SessionOptions()
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if threads is not None:
+        options.intra_op_num_threads = threads
     return ort.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
 
 
