@@ -7,7 +7,9 @@ indexer asks; nothing here writes an index.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,15 +44,35 @@ def small_edit_limit(record: dict | None, start_seconds: float | None, batch_siz
     return start / (1 / onnx - 1 / best)
 
 
+# Graphs opened by this process, by folder and the stamp of its encoder.json: an exported folder is written once
+# and switched in by a rename, so the same stamp is the same graph. subtle: opening one (an onnxruntime session)
+# was a third of a one-file update in a process that updates an index again and again (RESULTS.md, update-one).
+_graphs: OrderedDict[tuple[str, int, int], OnnxEncoder] = OrderedDict()
+_graphs_lock = threading.Lock()
+GRAPHS_KEPT = 2
+
+
 def open_graph(index_dir: Path, name: str | None, info: ModelInfo) -> Encoder | None:
     """The index's exported float ONNX graph, if it has one of this model; None otherwise (torch then)."""
-    if not name or not (index_dir / name / "encoder.json").is_file():
+    if not name:
         return None
     try:
-        graph = OnnxEncoder(index_dir / name)
-    except (ExportError, OSError, ValueError, ImportError) as e:
-        log.info("no torch-free document encoder (%s)", e)
+        stat = (index_dir / name / "encoder.json").stat()
+    except OSError:
         return None
+    key = (str((index_dir / name).resolve()), stat.st_mtime_ns, stat.st_size)
+    with _graphs_lock:
+        graph = _graphs.get(key)
+        if graph is None:
+            try:
+                graph = OnnxEncoder(index_dir / name)
+            except (ExportError, OSError, ValueError, ImportError) as e:
+                log.info("no torch-free document encoder (%s)", e)
+                return None
+            _graphs[key] = graph
+            while len(_graphs) > GRAPHS_KEPT:
+                _graphs.popitem(last=False)
+        _graphs.move_to_end(key)
     return graph if graph.info.same_weights(info) else None
 
 

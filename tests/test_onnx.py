@@ -240,3 +240,18 @@ def test_a_new_index_of_the_same_model_reuses_the_measured_choice(tmp_path, mini
     # the same record, rates and all: taken over, not measured again
     assert open_index(tmp_path / "b").manifest.document_encoder == measured
     assert second.embedded_with == first.embedded_with == measured["choice"]
+
+
+def test_an_index_graph_is_opened_once_per_process_until_its_folder_changes(tmp_path, minilm):
+    import os
+
+    from searcher.encoder_choice import open_graph
+
+    export_onnx(minilm, tmp_path / "idx" / "enc")
+    first = open_graph(tmp_path / "idx", "enc", minilm.info)
+    assert first is not None and open_graph(tmp_path / "idx", "enc", minilm.info) is first
+    meta = tmp_path / "idx" / "enc" / "encoder.json"
+    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 1_000_000))  # re-exported in place
+    again = open_graph(tmp_path / "idx", "enc", minilm.info)
+    assert again is not None and again is not first
+    assert open_graph(tmp_path / "idx", "missing", minilm.info) is None
