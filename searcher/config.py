@@ -30,14 +30,17 @@ DEFAULT_SHORTLIST = 200
 SEARCH_MODES = ("hybrid", "dense", "lexical", "full", "coarse")
 MODE_ALIASES = {"two-stage": "dense"}
 DEFAULT_MODE = "hybrid"
-# Weight of the dense side in the fused score (fusion.py), chosen on the training splits of SciFact and
-# aie5-simonw-llms (benchmarks/RESULTS.md, fusion section); `searcher eval DATA --tune` picks one for an index from
-# its own labelled queries.
-DEFAULT_FUSION_WEIGHT = 0.4
-# What fusion_weight means: the fusion of fusion.py. An index recorded without it was weighted for the min-max
-# fusion searcher used before, so its weight is not carried over.
-FUSION = "absolute"
-# Candidates each side brings to the fusion (at least k); their top FUSION_DEPTH scores set each side's range.
+# Weight of the dense side in the fused score (fusion.py): b_cosine / (b_cosine + b_coverage) of the calibrated
+# hybrid score (calibration.COEFFICIENTS, fitted on the tuning splits of SciFact and aie5-simonw-llms), so that hybrid
+# hits rank in the order of their calibrated probability (tests/test_relevance.py checks the two agree; RESULTS.md,
+# hybrid section, sweeps the weight on the same splits). `searcher eval DATA --tune` picks one for an index from its
+# own labelled queries.
+DEFAULT_FUSION_WEIGHT = 0.546
+# What fusion_weight means: the fusion of fusion.py (cosine and the query's word coverage). An index recorded with
+# another ("absolute": BM25 over the query's ceiling; none: the min-max fusion before it) was weighted for that one,
+# so its weight is not carried over.
+FUSION = "coverage"
+# Candidates each side brings to the fusion (at least k).
 FUSION_DEPTH = 100
 PROJECTIONS = ("auto", "pca", "prefix")
 LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each does

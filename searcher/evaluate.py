@@ -72,7 +72,7 @@ class EvalReport:
         lines = [
             f"Data `{self.data}`, split `{self.split}`, {self.queries} queries; model `{self.model}`; "
             f"{self.projection} projection to {self.coarse_dim} dims, shortlist {self.shortlist}; hybrid = "
-            f"{self.fusion_weight:g} x cosine + {1 - self.fusion_weight:g} x BM25 / the query's ceiling (fusion.py).",
+            f"{self.fusion_weight:g} x cosine + {1 - self.fusion_weight:g} x the query's word coverage (fusion.py).",
             f"Corpus: {self.corpus_documents} documents read, {self.indexed_documents} in the index; "
             f"{len(self.judged_not_indexed)} judged document(s) not in the index"
             + (

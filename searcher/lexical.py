@@ -247,14 +247,28 @@ class LexicalIndex:
         ids = self.searcher.fast_field_values("id", [address for _, address in hits])
         return np.array([s for s, _ in hits], dtype=np.float32), np.array(ids, dtype=np.int64)
 
-    def ceiling(self, text: str) -> float:
-        """fusion.ceiling of the query `text`: the BM25 a chunk holding all its words would get, which scales BM25
-        to the share of the query a chunk holds."""
-        from .fusion import ceiling
-
+    def query_words(self, text: str) -> list[str]:
+        """The analysed words a query's evidence is counted over: its free words (stopwords out, unless it has
+        nothing else) and its phrases' words, each once."""
         parsed = parse(text)
         words = self.words(parsed.words) + [t for p in parsed.phrases for t in self.analyzer.analyze(p)]
-        return ceiling([self.doc_freq(t) for t in words], self.searcher.num_docs)
+        return list(dict.fromkeys(words))
+
+    def coverage(self, text: str, ids: np.ndarray) -> np.ndarray:
+        """calibration.coverage of the query `text` for each chunk of `ids`: the IDF-weighted share of its words
+        each holds, from the index's postings (no chunk text is read)."""
+        from .calibration import idf
+
+        tantivy = _tantivy()
+        out = np.zeros(len(ids), np.float64)
+        weights = {t: idf(self.doc_freq(t), self.searcher.num_docs) for t in self.query_words(text)}
+        total = sum(weights.values())
+        if not len(ids) or total <= 0:
+            return out
+        for word, weight in weights.items():
+            q = self._within(tantivy.Query.term_query(self.schema, "text", word), ids)
+            out[np.isin(ids, self._run(q, len(ids))[1])] += weight
+        return out / total
 
     def doc_freq(self, token: str) -> int:
         """Chunks whose text holds the analysed word `token`."""

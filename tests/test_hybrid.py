@@ -15,7 +15,7 @@ from fakes import FakeEncoder
 from searcher import IndexConfig, Searcher, build_index, open_index
 from searcher.cli import cli
 from searcher.evaluate import evaluate
-from searcher.fusion import fuse
+from searcher.fusion import fuse, fuse_sides
 from searcher.lexical import analyzer
 from searcher.metrics import ir_metrics
 
@@ -30,27 +30,38 @@ def build(source, index_dir, fake=None, **config):
 # --- fusion on fixed scores ---------------------------------------------------------------------------------------
 
 
-def test_fuse_orders_the_union_and_breaks_ties_by_id():
-    # ids 7, 3, 5 with cosines 0.8, 0.6, 0.4; lexical (BM25 / ceiling): 5 -> 1.0, 3 -> 0.5; w = 0.5:
+def test_fuse_orders_the_candidates_and_breaks_ties_by_id():
+    # ids 7, 3, 5 with cosines 0.8, 0.6, 0.4 and coverages 0, 0.5, 1.0; w = 0.5:
     # 7: 0.4 + 0 = 0.4; 3: 0.3 + 0.25 = 0.55; 5: 0.2 + 0.5 = 0.7 -> 5, 3, 7.
-    scores, ids = fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 0.5, 3)
-    assert ids.tolist() == [5, 3, 7]
+    ids, cosines, coverages = np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([0.0, 0.5, 1.0])
+    scores, top = fuse(ids, cosines, coverages, 0.5, 3)
+    assert top.tolist() == [5, 3, 7]
     np.testing.assert_allclose(scores, [0.7, 0.55, 0.4])
-    # a lexical share above 1 (a chunk repeating the query's words) counts as 1: 5: 0.2 + 0.5 = 0.7 still
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([3.0, 0.5]), 0.5, 1)[0][
-        0
-    ] == pytest.approx(0.7)
     # ties by the smaller id: 3 and 7 both 0.4 with w = 1 and equal cosines
-    assert fuse(np.array([7, 3]), np.array([0.4, 0.4]), np.array([]), np.array([]), 1.0, 2)[1].tolist() == [3, 7]
-    # w = 1 is dense alone, w = 0 lexical alone (dense-only candidates at 0, ordered by id).
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 1.0, 3)[
-        1
-    ].tolist() == [7, 3, 5]
-    assert fuse(np.array([7, 3, 5]), np.array([0.8, 0.6, 0.4]), np.array([5, 3]), np.array([1.0, 0.5]), 0.0, 2)[
-        1
-    ].tolist() == [5, 3]
+    assert fuse(np.array([7, 3]), np.array([0.4, 0.4]), np.zeros(2), 1.0, 2)[1].tolist() == [3, 7]
+    # w = 1 is dense alone, w = 0 coverage alone
+    assert fuse(ids, cosines, coverages, 1.0, 3)[1].tolist() == [7, 3, 5]
+    assert fuse(ids, cosines, coverages, 0.0, 2)[1].tolist() == [5, 3]
     with pytest.raises(ValueError, match="weight"):
-        fuse(np.array([1]), np.array([1.0]), np.array([]), np.array([]), 1.5, 1)
+        fuse(np.array([1]), np.array([1.0]), np.zeros(1), 1.5, 1)
+
+
+def test_fuse_sides_scores_lexical_only_candidates_and_every_candidates_coverage():
+    seen = {}
+
+    def full_scores(extra):
+        seen["full"] = extra.tolist()
+        return np.full(len(extra), 0.5, np.float32)
+
+    def coverages(ids):
+        seen["coverage"] = ids.tolist()
+        return np.array([{7: 0.0, 3: 0.2, 9: 1.0}[int(i)] for i in ids])
+
+    scores, top = fuse_sides(np.array([7, 3]), np.array([0.8, 0.6]), np.array([9, 3]), 0.5, 3, full_scores, coverages)
+    assert seen == {"full": [9], "coverage": [7, 3, 9]}  # only 9 needed its cosine; all three their coverage
+    # 7: 0.4; 3: 0.3 + 0.1 = 0.4; 9: 0.25 + 0.5 = 0.75 -> 9, then the tie 3, 7 by id
+    assert top.tolist() == [9, 3, 7]
+    np.testing.assert_allclose(scores, [0.75, 0.4, 0.4], rtol=1e-6)
 
 
 # --- the lexical index: phrases, tokenizers, incremental updates ---------------------------------------------------
@@ -210,14 +221,13 @@ def test_eval_lexical_and_hybrid_equal_an_independent_computation(tmp_path, monk
     for q, text in queries.items():
         words = analyzer("english", stopwords=True).analyze(text)  # queries lose stopwords
         bm25 = _bm25(words, docs_tokens)
-        n = len(docs_tokens)  # ceiling: (k1 + 1) * sum of the query words' idf
-        ceiling = 2.2 * sum(
-            math.log(1 + (n - df + 0.5) / (df + 0.5)) for df in (sum(1 for d in docs_tokens if t in d) for t in words)
-        )
+        n = len(docs_tokens)  # coverage: the IDF-weighted share of the query's words each document holds
+        idf = {t: math.log(1 + (n - df + 0.5) / (df + 0.5)) for t in words for df in [sum(t in d for d in docs_tokens)]}
+        coverage = np.array([sum(v for t, v in idf.items() if t in d) / sum(idf.values()) for d in docs_tokens])
         dense = xb @ fake.encode_queries([text])[0]
         found = bm25 > 0
         lexical[q] = [(f"d{i}", float(bm25[i])) for i in np.flatnonzero(found)]
-        fused = w * dense + (1 - w) * np.minimum(bm25 / max(ceiling, 1e-9), 1.0)
+        fused = w * dense + (1 - w) * coverage
         hybrid[q] = [(f"d{i}", float(fused[i])) for i in range(len(topics))]
     assert report.modes["lexical"] == pytest.approx(ir_metrics(lexical, qrels))
     assert report.modes["hybrid"] == pytest.approx(ir_metrics(hybrid, qrels))

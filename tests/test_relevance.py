@@ -164,6 +164,21 @@ def test_probability_rises_with_each_piece_of_evidence():
     assert calibration.coverage({"moon": 3.0, "crater": 1.0}, ["moon", "orbit"]) == pytest.approx(0.75)
 
 
+def test_hybrid_ranks_in_the_order_of_the_calibrated_score(fruit):
+    from searcher.config import DEFAULT_FUSION_WEIGHT
+
+    b0, bc, bv = calibration.COEFFICIENTS["hybrid"]
+    assert pytest.approx(bc / (bc + bv), abs=5e-4) == DEFAULT_FUSION_WEIGHT, "the default weight is the score's ratio"
+    for query in ("red apple", "green pepper today", "fruit pie car"):
+        hits = fruit.search(query, k=4, mode="hybrid")
+        assert len(hits) > 1
+        for h in hits:  # the coverage the fusion ranked with (the lexical postings) is the one the score shows
+            assert h.score == pytest.approx(float(calibration.probability("hybrid", h.cosine, h.coverage)), rel=1e-4)
+        fused = [DEFAULT_FUSION_WEIGHT * h.cosine + (1 - DEFAULT_FUSION_WEIGHT) * h.coverage for h in hits]
+        assert [h.rank_score for h in hits] == pytest.approx(fused, abs=1e-5)
+        assert fused == sorted(fused, reverse=True)
+
+
 @pytest.mark.model
 def test_a_perfect_match_scores_high_and_gibberish_low_in_every_mode(tmp_path, minilm):
     docs = {

@@ -151,19 +151,17 @@ class LocalBackend:
         for i in range(n):
             valid = Id[i] >= 0
             dense_ids, dense_scores = Id[i][valid], Dd[i][valid]
-            lex_scores, lex_ids = self.lexical.search(texts[i], depth, allowed)
+            _, lex_ids = self.lexical.search(texts[i], depth, allowed)
             found.append((len(lex_ids), float(dense_scores[0]) if len(dense_scores) else -1.0))
-            ceiling = self.lexical.ceiling(texts[i]) if len(lex_ids) else 1.0
             scores, ids = fuse_sides(
                 dense_ids,
                 dense_scores,
                 lex_ids,
-                lex_scores,
-                ceiling,
                 weight,
                 k,
                 # ascending ids, ascending rows: one sweep through the memory map
                 lambda extra, q=xq[i]: vectors.scores(self.index.full, self.index.rows_of(extra), q),
+                lambda ids, text=texts[i]: self.lexical.coverage(text, ids),
             )
             D[i, : len(ids)], I[i, : len(ids)] = scores, ids
         return D, I, found

@@ -37,11 +37,12 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from ..calibration import idf
 from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, InvalidInputError
 from ..filters import Where
-from ..fusion import ceiling, fuse_sides
-from ..lexical import content_words
+from ..fusion import fuse_sides
+from ..lexical import analyzer, content_words
 from ..projection import coarse_vectors
 from .qdrant_stores import LEXICAL, Found, Scope, connect
 
@@ -284,6 +285,8 @@ class QdrantBackend:
             self.store.close()
             raise
         self.coarse_dim = manifest["projection"]["coarse_dim"]
+        self.tokenizer = manifest["config"].get("lexical_tokenizer", IndexConfig().lexical_tokenizer)
+        self._analyze = None  # the manifest's analyzer, made when a hybrid query first needs it
         quantized = manifest["config"].get("qdrant_quantization", "none") != "none"
         self.oversampling = OVERSAMPLING if quantized else None
         self._files = files  # the local file table, if there is one: where filters find the files they keep
@@ -383,23 +386,37 @@ class QdrantBackend:
         dense_ids = np.asarray([h.id for h in dense], dtype=np.int64)
         dense_scores = np.asarray([h.score for h in dense], dtype=np.float32)
         lex_ids = np.asarray([h.id for h in lexical], dtype=np.int64)
-        lex_scores = np.asarray([h.score for h in lexical], dtype=np.float32)
         records = {h.id: h.payload for h in (*dense, *lexical)}
-        ceiling = self._ceiling(words, scope) if len(lex_scores) else 1.0
         point = {h.id: h.point for h in lexical}
 
         def full_scores(extra: np.ndarray) -> np.ndarray:
             vectors = self.store.full_vectors([point[int(i)] for i in extra])
             return np.asarray([float(vectors[point[int(i)]] @ q) for i in extra], np.float32)
 
-        scores, ids = fuse_sides(dense_ids, dense_scores, lex_ids, lex_scores, ceiling, weight, k, full_scores)
+        def coverages(ids: np.ndarray) -> np.ndarray:
+            return self._coverages(words, [records[int(i)].get(LEXICAL, "") for i in ids], scope)
+
+        scores, ids = fuse_sides(dense_ids, dense_scores, lex_ids, weight, k, full_scores, coverages)
         return [Found(int(i), float(s), records[int(i)]) for s, i in zip(scores, ids)], len(lex_ids)
 
-    def _ceiling(self, words: str, scope: Scope) -> float:
-        """The query's BM25 ceiling (fusion.py) from the engine's own counts: one count request per word, as
-        Qdrant analyses it (the text index stems like the local one)."""
+    def _coverages(self, words: str, texts: list[str], scope: Scope) -> np.ndarray:
+        """calibration.coverage of each text for the query's content `words`: each word weighted by its IDF from the
+        engine's own counts (one count request per word, as Qdrant analyses it), held when the text has every
+        token the manifest's analyzer makes of it."""
         n, freqs = self._counts(words.split(), scope)
-        return ceiling(freqs, n)
+        analyze = self._analyzer().analyze
+        weights = [(set(analyze(w)), idf(f, n)) for w, f in zip(words.split(), freqs)]
+        weights = [(tokens, w) for tokens, w in weights if tokens]
+        total = sum(w for _, w in weights)
+        if total <= 0:
+            return np.zeros(len(texts))
+        held = [set(analyze(t)) for t in texts]
+        return np.array([sum(w for tokens, w in weights if tokens <= h) / total for h in held], np.float64)
+
+    def _analyzer(self):
+        if self._analyze is None:
+            self._analyze = analyzer(self.tokenizer)
+        return self._analyze
 
     def _counts(self, words: list[str], scope: Scope) -> tuple[int, list[int]]:
         return self.store.count(scope), [self.store.count(dataclasses.replace(scope, word=w)) for w in words]
