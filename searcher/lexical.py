@@ -265,10 +265,20 @@ class LexicalIndex:
         total = sum(weights.values())
         if not len(ids) or total <= 0:
             return out
-        for word, weight in weights.items():
-            q = self._within(tantivy.Query.term_query(self.schema, "text", word), ids)
-            out[np.isin(ids, self._run(q, len(ids))[1])] += weight
-        return out / total
+        # One search: each word scores its IDF where it occurs, so a chunk's score is the sum of its words' IDF.
+        held = tantivy.Query.boolean_query(
+            [
+                (
+                    tantivy.Occur.Should,
+                    tantivy.Query.const_score_query(tantivy.Query.term_query(self.schema, "text", t), w),
+                )
+                for t, w in weights.items()
+            ]
+        )
+        scores, found = self._run(self._within(held, ids), len(ids))
+        order = np.argsort(ids)
+        out[order[np.searchsorted(ids[order], found)]] = scores
+        return np.minimum(out / total, 1.0)
 
     def doc_freq(self, token: str) -> int:
         """Chunks whose text holds the analysed word `token`."""
