@@ -193,9 +193,11 @@ def main() -> None:
         label = f"**{w:g}** (shipped)" if w == shipped else f"{w:g}"
         lines.append(f"| {label} | {cells} | {mean:.4f} | {bcells} |")
     lines += [
-        "| min-max, adaptive, 0.7 (the fusion before those) | | | | "
-        + " | ".join(f"{v:.4f}" for v in previous.values())
-        + f" | {np.mean(list(previous.values())):.4f} |",
+        "",
+        "The min-max fusion before both (each side min-max normalised per query, the dense weight 0.7 adapted per "
+        "query): "
+        + ", ".join(f"{n} {v:.4f}" for n, v in previous.items())
+        + f", mean {np.mean(list(previous.values())):.4f}.",
         "",
         f"searcher ships w = {shipped:g}, b_cosine / (b_cosine + b_coverage) of the calibrated hybrid score "
         f"({bc:g} / ({bc:g} + {bv:g}) = {bc / (bc + bv):.3f}; calibration.py), so hits rank in the order of the score "
