@@ -248,11 +248,10 @@ class LexicalIndex:
         return np.array([s for s, _ in hits], dtype=np.float32), np.array(ids, dtype=np.int64)
 
     def query_words(self, text: str) -> list[str]:
-        """The analysed words a query's evidence is counted over: its free words (stopwords out, unless it has
-        nothing else) and its phrases' words, each once."""
+        """The analysed words a query's evidence is counted over, each once: its free words and its phrases' words,
+        stopwords out unless it has nothing else (as the calibrated score counts them, search.Searcher)."""
         parsed = parse(text)
-        words = self.words(parsed.words) + [t for p in parsed.phrases for t in self.analyzer.analyze(p)]
-        return list(dict.fromkeys(words))
+        return list(dict.fromkeys(self.words(" ".join([parsed.words, *parsed.phrases]))))
 
     def coverage(self, text: str, ids: np.ndarray) -> np.ndarray:
         """calibration.coverage of the query `text` for each chunk of `ids`: the IDF-weighted share of its words
