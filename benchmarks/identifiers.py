@@ -2,12 +2,13 @@
 list that file first.
 
 Trees: the repository's corpus/ (Python's documentation as HTML, Markdown, RST and text) and the .py files of an
-installed package (click, by default). Identifiers are taken from the text searcher indexed (its chunks, so HTML
-markup does not count), with the same rules as the lexical index (lexical.identifiers): snake_case, camelCase and
-PascalCase, dotted names, --flags, error codes, versions. "Exactly one file": the identifier, matched whole and
-regardless of case (as search matches it), occurs in the indexed text of one file only (a dotted name's tail
-counts as an occurrence: `self.ctx.command_path` holds `ctx.command_path`). Each is searched with the defaults
-(hybrid, one hit per document, the bundled model) and must come first; the misses are listed.
+installed package (click, by default). Identifiers are taken from the text searcher indexed, as the lexical index
+holds it (each chunk's title - its file's name -, heading path and text; HTML markup does not count), with the same
+rules as the lexical index (lexical.identifiers): snake_case, camelCase and PascalCase, dotted names, --flags, error
+codes, versions. "Exactly one file": the identifier, matched whole and regardless of case (as search matches it),
+occurs in the indexed text of one file only (a dotted name's tail counts as an occurrence: `self.ctx.command_path`
+holds `ctx.command_path`). Each is searched with the defaults (hybrid, one hit per document, the bundled model) and
+must come first; the misses are listed.
 
     python benchmarks/identifiers.py [--package click]
 """
@@ -24,6 +25,7 @@ from pathlib import Path
 from _common import CACHE, HERE, write_section
 
 from searcher import IndexConfig, Searcher, build_index
+from searcher.chunking import lexical_text
 from searcher.lexical import identifiers
 
 KINDS = [  # (kind, test), first match names an identifier's kind
@@ -43,8 +45,8 @@ def kind(name: str) -> str:
 def unique_identifiers(searcher: Searcher) -> dict[str, str]:
     """{identifier: the one file whose indexed text holds it}."""
     text_of: dict[str, list[str]] = defaultdict(list)
-    for record in searcher.index.iter_chunks():
-        text_of[record["source"]].append(record["text"])
+    for record in searcher.index.iter_chunks():  # what the lexical index holds: title, heading path and text
+        text_of[record["source"]].append(lexical_text(record["title"], record.get("heading", ""), record["text"]))
     texts = {source: "\n".join(parts) for source, parts in text_of.items()}
     candidates: dict[str, set[str]] = defaultdict(set)
     spelling: dict[str, str] = {}  # one spelling of each, as written, to search with
