@@ -42,8 +42,7 @@ def fuse(
     if not 0.0 <= weight <= 1.0:
         raise ValueError(f"weight must be in [0, 1], got {weight}")
     ids = np.asarray(ids, dtype=np.int64)
-    coverage = np.clip(np.asarray(coverages, np.float64), 0.0, 1.0)
-    fused = weight * np.asarray(cosines, dtype=np.float64) + (1.0 - weight) * coverage
+    fused = weight * np.asarray(cosines, dtype=np.float64) + (1.0 - weight) * np.asarray(coverages, np.float64)
     top = np.lexsort((ids, -fused))[:k]
     return fused[top].astype(np.float32), ids[top]
 

@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration import idf
 from .errors import InvalidInputError
 from .syntax import parse
 
@@ -256,8 +257,6 @@ class LexicalIndex:
     def coverage(self, text: str, ids: np.ndarray) -> np.ndarray:
         """calibration.coverage of the query `text` for each chunk of `ids`: the IDF-weighted share of its words
         each holds, from the index's postings (no chunk text is read)."""
-        from .calibration import idf
-
         tantivy = _tantivy()
         out = np.zeros(len(ids), np.float64)
         weights = {t: idf(self.doc_freq(t), self.searcher.num_docs) for t in self.query_words(text)}

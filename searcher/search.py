@@ -325,10 +325,11 @@ class Searcher:
             cosines = np.array([h.score for h in flat])
         coverages = np.zeros(len(flat))
         if kind != "dense":
-            weights = self.word_weights(" ".join([query.words, *query.phrases]))
-            coverages = np.array(
-                [calibration.coverage(weights, self.analyze(lexical_text(h.title, h.heading, h.text))) for h in flat]
-            )
+            words = " ".join([query.words, *query.phrases])
+            if self.lexical is not None:  # from the postings, as the fusion ranked with (LexicalIndex.coverage)
+                coverages = self.lexical.coverage(words, np.array([h.id for h in flat], np.int64))
+            else:
+                coverages = self.coverages(words, [lexical_text(h.title, h.heading, h.text) for h in flat])
         p = calibration.probability(mode, cosines, coverages).tolist()
         rescored = {
             id(h): dataclasses.replace(

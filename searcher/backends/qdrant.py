@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import functools
 import hashlib
 import time
 from collections.abc import Callable
@@ -286,7 +287,6 @@ class QdrantBackend:
             raise
         self.coarse_dim = manifest["projection"]["coarse_dim"]
         self.tokenizer = manifest["config"].get("lexical_tokenizer", IndexConfig().lexical_tokenizer)
-        self._analyze = None  # the manifest's analyzer, made when a hybrid query first needs it
         quantized = manifest["config"].get("qdrant_quantization", "none") != "none"
         self.oversampling = OVERSAMPLING if quantized else None
         self._files = files  # the local file table, if there is one: where filters find the files they keep
@@ -404,7 +404,7 @@ class QdrantBackend:
         engine's own counts (one count request per word, as Qdrant analyses it), held when the text has every
         token the manifest's analyzer makes of it."""
         n, freqs = self._counts(words.split(), scope)
-        analyze = self._analyzer().analyze
+        analyze = self._analyzer.analyze
         weights = [(set(analyze(w)), idf(f, n)) for w, f in zip(words.split(), freqs)]
         weights = [(tokens, w) for tokens, w in weights if tokens]
         total = sum(w for _, w in weights)
@@ -413,10 +413,10 @@ class QdrantBackend:
         held = [set(analyze(t)) for t in texts]
         return np.array([sum(w for tokens, w in weights if tokens <= h) / total for h in held], np.float64)
 
+    @functools.cached_property
     def _analyzer(self):
-        if self._analyze is None:
-            self._analyze = analyzer(self.tokenizer)
-        return self._analyze
+        """The manifest's analyzer, made when a hybrid query first needs it."""
+        return analyzer(self.tokenizer)
 
     def _counts(self, words: list[str], scope: Scope) -> tuple[int, list[int]]:
         return self.store.count(scope), [self.store.count(dataclasses.replace(scope, word=w)) for w in words]
