@@ -59,11 +59,31 @@ class Set:
         D, I = self.searcher.search_vectors(xq, texts=texts, **search)
         return ir_metrics(dict(zip(qids, document_rankings(D, I, self.doc_of))), qrels)["ndcg@10"]
 
-    def tuning(self, **search) -> float:
-        """Mean nDCG@10 over the tuning splits' queries (weighted by their number)."""
+    def tuning(self, measure=None, **search) -> float:
+        """Mean nDCG@10 over the tuning splits' queries (weighted by their number): of `measure(self, split)`, or
+        of a search with these settings."""
         splits = SETS[self.name][0]
-        n = [len(self.splits[s][0]) for s in splits]
-        return float(np.average([self.ndcg(s, **search) for s in splits], weights=n)) if splits else float("nan")
+        if not splits:
+            return float("nan")
+        values = [measure(self, split) if measure else self.ndcg(split, **search) for split in splits]
+        return float(np.average(values, weights=[len(self.splits[split][0]) for split in splits]))
+
+    def fused_ndcg(self, split: str, fuse) -> float:
+        """nDCG@10 of a fusion re-implemented here over the candidates the shipped one sees (each side's top
+        FUSION_DEPTH chunks): `fuse(i, ids, cosines, {id: BM25})` scores query i's union of candidates."""
+        qids, texts, xq, qrels = self.splits[split]
+        _, Id = self.searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=200, mode="dense")
+        Dl, Il = self.searcher.search_vectors(None, k=FUSION_DEPTH, mode="lexical", texts=texts)
+        rankings = {}
+        for i, q in enumerate(qids):
+            lex = {int(c): float(v) for c, v in zip(Il[i], Dl[i]) if c >= 0}
+            ids = np.union1d(Id[i][Id[i] >= 0], np.array(list(lex), np.int64))
+            fused = fuse(i, ids, self.searcher.backend.cosines(xq[i] / np.linalg.norm(xq[i]), ids), lex)
+            best: dict[str, float] = {}
+            for j in np.lexsort((ids, -fused)):
+                best.setdefault(self.doc_of[int(ids[j])], float(fused[j]))
+            rankings[q] = list(best.items())[:DEPTH]
+        return ir_metrics(rankings, qrels)["ndcg@10"]
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -79,55 +99,35 @@ def _confidence(scores: np.ndarray) -> float:
 
 
 def previous_fusion(s: Set, split: str, base: float = 0.7) -> float:
-    """The fusion searcher shipped before fusion.py's: each side min-max normalised over its own candidates
-    (the lexical floor 0), the dense weight `base` shifted toward the side whose top scores stand out, over the
-    same candidates the shipped fusion sees."""
-    qids, texts, xq, qrels = s.splits[split]
-    Dd, Id = s.searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=200, mode="dense")
-    Dl, Il = s.searcher.search_vectors(None, k=FUSION_DEPTH, mode="lexical", texts=texts)
-    rankings = {}
-    for i, q in enumerate(qids):
-        lex = {int(c): float(v) for c, v in zip(Il[i], Dl[i]) if c >= 0}
-        ids = np.union1d(Id[i][Id[i] >= 0], np.array(list(lex), np.int64))
-        cos = s.searcher.backend.cosines(xq[i] / np.linalg.norm(xq[i]), ids)
-        if lex:
-            c_d, c_l = _confidence(cos), _confidence(np.array(list(lex.values())))
-            total = base * c_d + (1 - base) * c_l
-            w = base * c_d / total if total > 0 else base
-            bm = np.array([lex.get(int(c), np.nan) for c in ids])
-            found = ~np.isnan(bm)
-            norm = np.zeros(len(ids))
-            norm[found] = _minmax(bm[found])
-            fused = w * _minmax(cos) + (1 - w) * norm
-        else:
-            fused = cos
-        best: dict[str, float] = {}
-        for j in np.lexsort((ids, -fused)):
-            best.setdefault(s.doc_of[int(ids[j])], float(fused[j]))
-        rankings[q] = list(best.items())[:DEPTH]
-    return ir_metrics(rankings, qrels)["ndcg@10"]
+    """The fusion searcher shipped before both: each side min-max normalised over its own candidates (the lexical
+    floor 0), the dense weight `base` shifted toward the side whose top scores stand out."""
+
+    def fuse(i, ids, cos, lex):
+        if not lex:
+            return cos
+        c_d, c_l = _confidence(cos), _confidence(np.array(list(lex.values())))
+        total = base * c_d + (1 - base) * c_l
+        w = base * c_d / total if total > 0 else base
+        bm = np.array([lex.get(int(c), np.nan) for c in ids])
+        found = ~np.isnan(bm)
+        norm = np.zeros(len(ids))
+        norm[found] = _minmax(bm[found])
+        return w * _minmax(cos) + (1 - w) * norm
+
+    return s.fused_ndcg(split, fuse)
 
 
 def bm25_fusion(s: Set, split: str, weight: float) -> float:
     """The fusion searcher shipped before the coverage one: w x cosine + (1 - w) x min(1, BM25 / ceiling), the
     ceiling being (k1 + 1) x the sum of the query words' IDF (k1 = 1.2), dense-only candidates at 0 lexically."""
-    qids, texts, xq, qrels = s.splits[split]
-    _, Id = s.searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=200, mode="dense")
-    Dl, Il = s.searcher.search_vectors(None, k=FUSION_DEPTH, mode="lexical", texts=texts)
+    texts = s.splits[split][1]
     lexical, n = s.searcher.backend.lexical, len(s.searcher.backend.lexical)
-    rankings = {}
-    for i, q in enumerate(qids):
-        lex = {int(c): float(v) for c, v in zip(Il[i], Dl[i]) if c >= 0}
-        ids = np.union1d(Id[i][Id[i] >= 0], np.array(list(lex), np.int64))
-        cos = s.searcher.backend.cosines(xq[i] / np.linalg.norm(xq[i]), ids)
+
+    def fuse(i, ids, cos, lex):
         ceiling = max(2.2 * sum(calibration.idf(lexical.doc_freq(t), n) for t in lexical.query_words(texts[i])), 1e-9)
-        bm = np.array([min(lex.get(int(c), 0.0) / ceiling, 1.0) for c in ids])
-        fused = weight * cos + (1 - weight) * bm
-        best: dict[str, float] = {}
-        for j in np.lexsort((ids, -fused)):
-            best.setdefault(s.doc_of[int(ids[j])], float(fused[j]))
-        rankings[q] = list(best.items())[:DEPTH]
-    return ir_metrics(rankings, qrels)["ndcg@10"]
+        return weight * cos + (1 - weight) * np.array([min(lex.get(int(c), 0.0) / ceiling, 1.0) for c in ids])
+
+    return s.fused_ndcg(split, fuse)
 
 
 def rrf(s: Set, split: str, k: int = 60) -> float:
@@ -165,11 +165,7 @@ def main() -> None:
     sweep = {w: {n: s.tuning(**base, fusion_weight=w) for n, s in tuning.items()} for w in grid}
 
     def tuning_mean(measure) -> dict[str, float]:
-        out = {}
-        for n, s in tuning.items():
-            sizes = [len(s.splits[split][0]) for split in SETS[n][0]]
-            out[n] = float(np.average([measure(s, split) for split in SETS[n][0]], weights=sizes))
-        return out
+        return {n: s.tuning(measure) for n, s in tuning.items()}
 
     bm25_sweep = {w: tuning_mean(lambda s, split, w=w: bm25_fusion(s, split, w)) for w in WEIGHTS}
     bm25_best = max(bm25_sweep, key=lambda w: (np.mean(list(bm25_sweep[w].values())), -abs(w - 0.5)))
