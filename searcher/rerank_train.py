@@ -10,12 +10,17 @@ of its text. Every pair is what the reranker reads at query time: the query and 
 (Searcher.passage, up to rerank.PASSAGE_CHARS). BinaryCrossEntropyLoss, positives weighted by the negatives'
 share, as the MS MARCO cross-encoders were trained.
 
-A fifth of the queries (VALIDATION_SHARE; none below MIN_VALIDATION) is held out of training. On them, with their
-first-stage hits as the reranker will see them, the trained reranker's probability is blended with the first
-stage's (rerank.py), and the blend weight with the best nDCG@10 there (BLEND_GRID; a tie goes to the smaller
-weight, nearer the first stage) is written beside the model (rerank.BLEND_FILE) with the three nDCG@10 figures:
-a reranker trained on a few hundred queries corrects the first stage where it is sure instead of replacing it,
-and one that learned nothing gets weight 0 and changes nothing. RESULTS.md, rerank-quality, has the figures.
+Some labelled queries are held out of training: a BEIR folder's dev split when it has one (qrels/dev.tsv), else a
+fifth of the train queries (VALIDATION_SHARE; none below MIN_VALIDATION). On them, with their first-stage hits as
+the reranker will see them, the trained reranker's probability is blended with the first stage's (rerank.py), and
+the blend weight with the best nDCG@10 there (BLEND_GRID; a tie goes to the smaller weight, nearer the first stage)
+is written beside the model (rerank.BLEND_FILE) with the three nDCG@10 figures: a reranker trained on a few hundred
+queries corrects the first stage where it is sure instead of replacing it, and one that learned nothing gets weight
+0 and changes nothing. The held-out queries must be new to the first stage too: an index whose model was fine-tuned
+on the same train queries ranks them far better than it ranks new ones, and the weight chosen there is too small
+(0 on SciFact, where queries the first stage had not seen chose a blend that helped: RESULTS.md, rerank-quality).
+Hold those queries out of the bi-encoder's training as well (a dev split does it), or give the weight (`blend`,
+`--blend`) chosen where they were: then every query trains and none is held out.
 
 The base is the bundled MiniLM's weights with a fresh scoring head (or any model named). The output is a standard
 CrossEncoder directory (`searcher query --rerank DIR`), written beside the output and renamed into place at the
@@ -69,6 +74,7 @@ class RerankerReport:
     validation_queries: int = 0
     blend: float = 1.0  # the reranker probability's weight in the stage's order (rerank.BLEND_FILE)
     validation: dict[str, float] = field(default_factory=dict)  # nDCG@10: first stage, reranker, blend
+    held_out: str = ""  # where the held-out queries came from ("dev split", "train split", "given")
     warnings: list[str] = field(default_factory=list)
 
 
@@ -82,11 +88,13 @@ def finetune_reranker(
     batch_size: int = 16,
     learning_rate: float = RERANKER_LR,
     seed: int = 42,
+    blend: float | None = None,
     overwrite: bool = False,
     progress=None,
 ) -> RerankerReport:
     """Train a CrossEncoder from `base_model` on the labels in `data`, hard negatives from the index `index`
-    (name or path: the index of the documents the labels are about)."""
+    (name or path: the index of the documents the labels are about). `blend`: the reranker's weight in the
+    stage's order, chosen elsewhere; None chooses it on held-out queries."""
     from .search import Searcher
 
     progress = progress or (lambda *a, **k: None)
@@ -95,11 +103,18 @@ def finetune_reranker(
         raise InvalidInputError(f"{output} already exists and is not empty; choose another output or pass --overwrite")
     if epochs < 1 or batch_size < 2 or not 0 < learning_rate < 1:
         raise InvalidInputError("epochs must be >= 1, batch size >= 2 and the learning rate in (0, 1)")
+    if blend is not None and not 0 <= blend <= 1:
+        raise InvalidInputError(f"the blend weight must be in [0, 1], not {blend}")
     labels, description = _labels(Path(data).expanduser())
     queries = list(labels)
     random.Random(seed).shuffle(queries)
-    held = round(VALIDATION_SHARE * len(queries))
-    held = held if held >= MIN_VALIDATION else 0
+    dev = _labels(Path(data).expanduser(), "dev")[0] if blend is None else {}
+    if dev:  # the dev split's queries are the held-out ones (first), the train split's the rest
+        queries = list(dev) + [q for q in queries if q not in dev]
+        labels, held, held_out = {**labels, **dev}, len(dev), "dev split"
+    else:
+        held = round(VALIDATION_SHARE * len(queries)) if blend is None else 0
+        held, held_out = (held, "train split") if held >= MIN_VALIDATION else (0, "")
     rows: list[tuple[str, str, float]] = []
     validation: list[Held] = []
     with Searcher(index) as searcher:
@@ -116,17 +131,21 @@ def finetune_reranker(
         raise InvalidInputError(f"{data} gives no {'positive' if not positives else 'negative'} pair to train on")
     random.Random(seed).shuffle(rows)
     report = RerankerReport(str(output), base_model, description, len(labels), positives, len(rows) - positives, epochs)
-    report.validation_queries = held
+    report.validation_queries, report.held_out = held, held_out if blend is None else "given"
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
         model = _train(rows, report, partial, batch_size, learning_rate, seed, progress)
-        if validation:
+        if blend is not None:
+            report.blend = blend
+            chosen: dict[str, object] = {"blend": blend, "chosen": "given"}
+        elif validation:
             progress("validate", 0, len(validation))
             report.blend, report.validation = choose_blend(validation, model)
-        if report.validation:
-            blend = {"blend": report.blend, "validation_queries": held, "ndcg@10": report.validation}
-            write_atomic(partial / BLEND_FILE, orjson.dumps(blend, option=orjson.OPT_INDENT_2))
+            chosen = {"blend": report.blend, "validation_queries": held, "held_out": held_out}
+            chosen["ndcg@10"] = report.validation
+        if blend is not None or report.validation:
+            write_atomic(partial / BLEND_FILE, orjson.dumps(chosen, option=orjson.OPT_INDENT_2))
         else:
             report.warnings.append(
                 f"nothing held out to judge it on (fewer than {MIN_VALIDATION} queries to hold out, or none with a "
@@ -141,19 +160,22 @@ def finetune_reranker(
     return report
 
 
-def _labels(data: Path) -> tuple[dict[str, object], str]:
-    """query -> set of relevant document ids (BEIR) or the relevant passage's text (pairs JSONL)."""
+def _labels(data: Path, split: str = "train") -> tuple[dict[str, object], str]:
+    """query -> set of relevant document ids (BEIR) or the relevant passage's text (pairs JSONL). A split other
+    than train that the data does not have gives no labels."""
+    if split != "train" and not (data / "qrels" / f"{split}.tsv").is_file():
+        return {}, ""
     if data.is_dir():
         if not (data / "qrels" / "train.tsv").is_file():
             raise InvalidInputError(f"{data} has no qrels/train.tsv; a reranker trains on labelled queries")
-        beir = load_beir(data, "train")
+        beir = load_beir(data, split)
         known = {doc_id for doc_id, _, _ in corpus_records(beir.corpus)}
         labels: dict[str, object] = {}
         for qid, rel in beir.qrels.items():
             relevant = {d for d, grade in rel.items() if grade > 0 and d in known}
             if relevant and qid in beir.queries:
                 labels[beir.queries[qid]] = relevant
-        return labels, f"{len(labels)} queries of {data.name}'s train split"
+        return labels, f"{len(labels)} queries of {data.name}'s {split} split"
     if data.is_file() and data.suffix == ".jsonl":
         from .pairs import COLUMNS
 
@@ -271,11 +293,13 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
 
 
 def _validation_line(report: RerankerReport) -> str:
+    if report.held_out == "given":
+        return f"Blend {report.blend:.2f} of the reranker's probability, given (chosen elsewhere; {BLEND_FILE})."
     if not report.validation:
         return "No held-out queries could judge it: the reranker's own order is used (untested)."
     v = report.validation
     return (
-        f"Held out of training: {report.validation_queries} queries. nDCG@10 there: "
+        f"Held out of training: {report.validation_queries} queries ({report.held_out}). nDCG@10 there: "
         f"first stage {v['first stage']:.4f}, "
         f"reranker alone {v['reranker']:.4f}, blend {report.blend:.2f} of the reranker's probability "
         f"{v['blend']:.4f} (the stage orders by the blend; {BLEND_FILE})."

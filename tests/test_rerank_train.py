@@ -108,3 +108,37 @@ def test_a_blend_file_puts_the_first_stage_back_in_the_order(beir, tmp_path):
     (tmp_path / "rr" / BLEND_FILE).write_text(json.dumps({"blend": 7}))
     with pytest.raises(ModelError, match="outside"):
         Reranker(str(tmp_path / "rr"))
+
+
+def test_a_dev_split_is_held_out_and_chooses_the_blend(beir, tmp_path):
+    root, base = beir
+    data = tmp_path / "with-dev"
+    (data / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        (data / name).symlink_to(root / name)
+    (data / "qrels" / "train.tsv").write_text((root / "qrels" / "train.tsv").read_text())
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq8\td8\t1\nq9\td9\t1\n")
+    report = finetune_reranker(data, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4)
+    # the dev queries judge the blend and are not trained on, though the train split lists them too
+    assert report.held_out == "dev split" and report.validation_queries == 2
+    assert report.positives == len(TOPICS) - 2
+    chosen = json.loads((tmp_path / "rr" / BLEND_FILE).read_text())
+    assert chosen["held_out"] == "dev split" and chosen["validation_queries"] == 2
+    assert "(dev split)" in (tmp_path / "rr" / "README.md").read_text()
+
+
+def test_a_given_blend_holds_nothing_out_and_is_what_the_reranker_uses(beir, tmp_path):
+    root, base = beir
+    report = finetune_reranker(
+        root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4, blend=0.3
+    )
+    assert report.held_out == "given" and report.validation_queries == 0 and report.positives == len(TOPICS)
+    assert Reranker(str(tmp_path / "rr")).blend == pytest.approx(0.3)
+    with pytest.raises(InvalidInputError, match="blend weight must be in"):
+        finetune_reranker(root, tmp_path / "rr2", root / "idx", base_model=str(base), blend=1.5)
+    assert not (tmp_path / "rr2").exists()
+
+
+def test_cli_blend_goes_with_reranker(tmp_path):
+    result = CliRunner().invoke(cli, ["finetune", str(tmp_path), "-o", str(tmp_path / "m"), "--blend", "0.2"])
+    assert result.exit_code == 2 and "--blend goes with --reranker" in result.output

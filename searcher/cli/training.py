@@ -228,6 +228,12 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 @click.option(
     "--seed", type=int, default=FinetuneConfig.seed, show_default=True, help="Random seed (shuffling, sampling)."
 )
+@click.option(
+    "--blend",
+    type=click.FloatRange(0, 1),
+    help="With --reranker: the reranker's weight in the order, chosen elsewhere [default: chosen on held-out "
+    "queries, DATA's dev split when it has one]. Choose it on queries the index's model was not trained on.",
+)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
@@ -249,6 +255,7 @@ def finetune(
     dim_weights,
     pca_prefix,
     seed,
+    blend,
     eval_split,
     no_eval,
     overwrite,
@@ -270,8 +277,11 @@ def finetune(
     from ..train import finetune as run_finetune
 
     if reranker:
-        _finetune_reranker(data, index_name, output, model, epochs, batch_size, learning_rate, seed, overwrite, quiet)
+        options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, blend=blend)
+        _finetune_reranker(data, index_name, output, model, options, overwrite, quiet)
         return
+    if blend is not None:
+        raise click.UsageError("--blend goes with --reranker")
     if (data is None) == (index_name is None):
         raise click.UsageError("give DATA to train on or --index NAME, one of the two")
     if data is not None and output is None:
@@ -313,7 +323,7 @@ def finetune(
         click.echo(line)
 
 
-def _finetune_reranker(data, index_name, output, model, epochs, batch_size, learning_rate, seed, overwrite, quiet):
+def _finetune_reranker(data, index_name, output, model, options, overwrite, quiet):
     from ..config import DEFAULT_MODEL
     from ..rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 
@@ -328,10 +338,11 @@ def _finetune_reranker(data, index_name, output, model, epochs, batch_size, lear
             output,
             index_name,
             base_model=model or DEFAULT_MODEL,
-            epochs=epochs or RERANKER_EPOCHS,
-            batch_size=batch_size,
-            learning_rate=learning_rate or RERANKER_LR,
-            seed=seed,
+            epochs=options["epochs"] or RERANKER_EPOCHS,
+            batch_size=options["batch_size"],
+            learning_rate=options["learning_rate"] or RERANKER_LR,
+            seed=options["seed"],
+            blend=options["blend"],
             overwrite=overwrite,
             progress=progress,
         )
@@ -342,7 +353,8 @@ def _finetune_reranker(data, index_name, output, model, epochs, batch_size, lear
     v = report.validation
     if v:
         click.echo(
-            f"on {report.validation_queries} held-out queries, nDCG@10: first stage {v['first stage']:.4f}, "
+            f"on {report.validation_queries} held-out queries ({report.held_out}), nDCG@10: "
+            f"first stage {v['first stage']:.4f}, "
             f"reranker alone {v['reranker']:.4f}, blended ({report.blend:.2f} reranker) {v['blend']:.4f}"
         )
     for warning in report.warnings:
