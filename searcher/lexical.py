@@ -39,6 +39,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -220,6 +221,7 @@ class LexicalIndex:
         self.analyzer = analyzer(tokenizer)
         self.query_analyzer = analyzer(tokenizer, stopwords=True)
         self.ident_analyzer = _ident_analyzer()
+        self._last = threading.local()  # coverage(): the last query's answers, per thread
 
     def __len__(self) -> int:
         return self.searcher.num_docs
@@ -256,10 +258,25 @@ class LexicalIndex:
 
     def coverage(self, text: str, ids: np.ndarray) -> np.ndarray:
         """calibration.coverage of the query `text` for each chunk of `ids`: the IDF-weighted share of its words
-        each holds, from the index's postings (no chunk text is read)."""
+        each holds, from the index's postings (no chunk text is read).
+
+        A query's hybrid search asks twice, for its fusion's candidates and then for the hits it keeps (the
+        calibrated score): each thread remembers its last query's answers, and asks the postings for new ids only."""
+        words = tuple(self.query_words(text))
+        known = getattr(self._last, "coverage", None)
+        if known is None or known[0] != words:
+            known = (words, {})
+            self._last.coverage = known
+        seen = known[1]
+        missing = np.array([i for i in ids.tolist() if i not in seen], np.int64)
+        if len(missing):
+            seen.update(zip(missing.tolist(), self._coverage(words, missing).tolist()))
+        return np.array([seen[i] for i in ids.tolist()], np.float64)
+
+    def _coverage(self, words: tuple[str, ...], ids: np.ndarray) -> np.ndarray:
         tantivy = _tantivy()
         out = np.zeros(len(ids), np.float64)
-        weights = {t: idf(self.doc_freq(t), self.searcher.num_docs) for t in self.query_words(text)}
+        weights = {t: idf(self.doc_freq(t), self.searcher.num_docs) for t in words}
         total = sum(weights.values())
         if not len(ids) or total <= 0:
             return out

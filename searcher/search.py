@@ -83,6 +83,7 @@ class Searcher:
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
         self._analyzer: Any = None  # the lexical analyzer snippets use, built on first use (_analyze)
+        self._words: dict[str, list[str]] = {}  # analyze()'s memo of short texts
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -299,7 +300,15 @@ class Searcher:
             from .lexical import analyzer
 
             self._analyzer = analyzer(self.manifest.config.lexical_tokenizer)
-        return self._analyzer.analyze(text)
+        if len(text) > WORD_MEMO_CHARS:
+            return self._analyzer.analyze(text)
+        # A snippet's highlights analyse each word it shows, and the same words come back query after query.
+        words = self._words.get(text)
+        if words is None:
+            if len(self._words) >= WORD_MEMO_SIZE:
+                self._words.clear()
+            words = self._words[text] = self._analyzer.analyze(text)
+        return list(words)
 
     def _names_first(self, hits: list[Hit], words: str) -> list[Hit]:
         """The hits holding every identifier of the query that the index knows first, each group in its order."""
@@ -415,6 +424,8 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
     return out
 
 
+WORD_MEMO_CHARS = 32  # Searcher.analyze remembers texts up to this long (words), at most WORD_MEMO_SIZE of them
+WORD_MEMO_SIZE = 100_000
 PER_DOC_CHUNKS = 5  # chunks fetched per document asked for, when grouping by document (at first: see MAX_FETCH)
 MAX_FETCH = 50_000  # chunks a per-document search may fetch, deepening by 4x while it has fewer than k documents
 

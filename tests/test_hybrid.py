@@ -83,6 +83,23 @@ def test_a_quoted_phrase_must_match_as_a_phrase(tmp_path):
     assert [h.source.rsplit("/", 1)[1] for h in s.search('"red apples"', mode="lexical")] == ["a.txt"], "stemmed"
 
 
+def test_coverage_remembered_between_calls_equals_a_fresh_answer(tmp_path):
+    docs = write_corpus(
+        tmp_path / "docs",
+        {"a.txt": "Owls hunt mice at night.", "b.txt": "Mice eat grain.", "c.txt": "Night trains run late."},
+    )
+    build(docs, tmp_path / "idx")
+    lexical = Searcher(tmp_path / "idx", encoder=FakeEncoder()).lexical
+    ids = np.arange(len(lexical), dtype=np.int64)
+    fresh = {q: lexical.coverage(q, ids) for q in ("owls mice night", "night trains")}
+    assert fresh["owls mice night"].max() == pytest.approx(1.0, abs=1e-6)
+    assert sorted((fresh["night trains"] > 0).tolist()) == [False, True, True]
+    # the second query replaces the first one's answers; asking again, in parts and out of order, answers alike
+    for q in ("owls mice night", "night trains", "owls mice night"):
+        np.testing.assert_allclose(lexical.coverage(q, ids[::-1][:2]), fresh[q][::-1][:2])
+        np.testing.assert_allclose(lexical.coverage(q, ids), fresh[q])
+
+
 def test_the_ngram_tokenizer_finds_words_in_text_without_spaces(tmp_path):
     docs = write_corpus(tmp_path / "docs", {"zh.txt": "我们今天去北京大学看展览。", "ja.txt": "東京の天気は晴れです。"})
     build(docs, tmp_path / "idx", lexical_tokenizer="ngram")
