@@ -20,13 +20,14 @@ from __future__ import annotations
 import argparse
 import time
 
+import orjson
 from _common import CACHE, require_data, write_section
 from finetune import validation_split  # a sibling benchmark's SciFact validation split
 
 from searcher import IndexConfig, Searcher
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
-from searcher.rerank import DEFAULT_DEPTH, Reranker
+from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker
 from searcher.rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 from searcher.train import FinetuneConfig, finetune
 
@@ -49,17 +50,18 @@ def choose_on_validation(data, root, args) -> tuple[float, str]:
     if not (bi / "README.md").is_file():
         finetune(folder, bi, FinetuneConfig(), evaluate_model=False, overwrite=True)
     index = evaluate(folder, split="dev", config=IndexConfig(model=str(bi)), latency=False, root=root / "eval").index
-    rr = finetune_reranker(
-        folder, root / "reranker-validation", index, epochs=args.epochs, learning_rate=args.lr, overwrite=True
-    )
-    v = rr.validation
+    trained = root / f"reranker-validation-e{args.epochs}-lr{args.lr:g}"  # kept: the same run gives the same model
+    if not (trained / BLEND_FILE).is_file():
+        finetune_reranker(folder, trained, index, epochs=args.epochs, learning_rate=args.lr, overwrite=True)
+    chosen = orjson.loads((trained / BLEND_FILE).read_bytes())
+    v = chosen["ndcg@10"]
     line = (
-        f"blend chosen on the validation split ({rr.validation_queries} dev queries; bi-encoder and reranker "
+        f"blend chosen on the validation split ({chosen['validation_queries']} dev queries; bi-encoder and reranker "
         f"trained without them): first stage {v['first stage']:.4f}, reranker {v['reranker']:.4f}, "
-        f"blend {rr.blend:.2f} {v['blend']:.4f}"
+        f"blend {chosen['blend']:.2f} {v['blend']:.4f}"
     )
     print(line, flush=True)
-    return rr.blend, line
+    return chosen["blend"], line
 
 
 def main() -> None:
