@@ -267,7 +267,7 @@ class LexicalIndex:
         if known is None or known[0] != words:
             known = (words, {})
             self._last.coverage = known
-        seen = known[1]
+        seen: dict[int, float] = known[1]
         missing = np.array([i for i in ids.tolist() if i not in seen], np.int64)
         if len(missing):
             seen.update(zip(missing.tolist(), self._coverage(words, missing).tolist()))
