@@ -107,15 +107,19 @@ def finetune_reranker(
         raise InvalidInputError("epochs must be >= 1, batch size >= 2 and the learning rate in (0, 1)")
     if blend is not None and not 0 <= blend <= 1:
         raise InvalidInputError(f"the blend weight must be in [0, 1], not {blend}")
-    labels, description = _labels(Path(data).expanduser())
+    data = Path(data).expanduser()
+    labels, description = _labels(data)
     queries = list(labels)
     random.Random(seed).shuffle(queries)
-    dev = _labels(Path(data).expanduser(), "dev")[0] if blend is None else {}
-    if dev:  # the dev split's queries are the held-out ones (first), the train split's the rest
+    dev = _labels(data, "dev")[0] if blend is None else {}
+    # The held-out queries come first in `queries`: none with a given blend, else the dev split's, else a fifth.
+    if blend is not None:
+        held, held_out = 0, "given"
+    elif dev:
         queries = list(dev) + [q for q in queries if q not in dev]
         labels, held, held_out = {**labels, **dev}, len(dev), "dev split"
     else:
-        held = round(VALIDATION_SHARE * len(queries)) if blend is None else 0
+        held = round(VALIDATION_SHARE * len(queries))
         held, held_out = (held, "train split") if held >= MIN_VALIDATION else (0, "")
     rows: list[tuple[str, str, float]] = []
     validation: list[Held] = []
@@ -133,7 +137,7 @@ def finetune_reranker(
         raise InvalidInputError(f"{data} gives no {'positive' if not positives else 'negative'} pair to train on")
     random.Random(seed).shuffle(rows)
     report = RerankerReport(str(output), base_model, description, len(labels), positives, len(rows) - positives, epochs)
-    report.validation_queries, report.held_out = held, held_out if blend is None else "given"
+    report.validation_queries, report.held_out = held, held_out
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
@@ -144,8 +148,12 @@ def finetune_reranker(
         elif validation:
             progress("validate", 0, len(validation))
             report.blend, report.validation = choose_blend(validation, model)
-            chosen = {"blend": report.blend, "validation_queries": held, "held_out": held_out}
-            chosen["ndcg@10"] = report.validation
+            chosen = {
+                "blend": report.blend,
+                "validation_queries": held,
+                "held_out": held_out,
+                "ndcg@10": report.validation,
+            }
         if blend is not None or report.validation:
             write_atomic(partial / BLEND_FILE, orjson.dumps(chosen, option=orjson.OPT_INDENT_2))
         else:

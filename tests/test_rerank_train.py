@@ -142,3 +142,13 @@ def test_a_given_blend_holds_nothing_out_and_is_what_the_reranker_uses(beir, tmp
 def test_cli_blend_goes_with_reranker(tmp_path):
     result = CliRunner().invoke(cli, ["finetune", str(tmp_path), "-o", str(tmp_path / "m"), "--blend", "0.2"])
     assert result.exit_code == 2 and "--blend goes with --reranker" in result.output
+
+
+def test_cli_trains_a_reranker_with_a_given_blend(beir, tmp_path):
+    root, base = beir
+    args = ["finetune", str(root), "--reranker", "--index", str(root / "idx"), "-o", str(tmp_path / "rr"), "-q"]
+    args += ["--model", str(base), "--epochs", "1", "--batch-size", "4", "--blend", "0.3", "--seed", "7"]
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "rr" / BLEND_FILE).read_text()) == {"blend": 0.3, "chosen": "given"}
+    assert "1 epoch(s)" in (tmp_path / "rr" / "README.md").read_text()

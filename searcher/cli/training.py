@@ -277,8 +277,19 @@ def finetune(
     from ..train import finetune as run_finetune
 
     if reranker:
-        options = dict(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed, blend=blend)
-        _finetune_reranker(data, index_name, output, model, options, overwrite, quiet)
+        _finetune_reranker(
+            data,
+            index_name,
+            output,
+            quiet,
+            base_model=model,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            seed=seed,
+            blend=blend,
+            overwrite=overwrite,
+        )
         return
     if blend is not None:
         raise click.UsageError("--blend goes with --reranker")
@@ -323,7 +334,7 @@ def finetune(
         click.echo(line)
 
 
-def _finetune_reranker(data, index_name, output, model, options, overwrite, quiet):
+def _finetune_reranker(data, index_name, output, quiet, *, base_model, epochs, learning_rate, **options):
     from ..config import DEFAULT_MODEL
     from ..rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 
@@ -337,14 +348,11 @@ def _finetune_reranker(data, index_name, output, model, options, overwrite, quie
             data,
             output,
             index_name,
-            base_model=model or DEFAULT_MODEL,
-            epochs=options["epochs"] or RERANKER_EPOCHS,
-            batch_size=options["batch_size"],
-            learning_rate=options["learning_rate"] or RERANKER_LR,
-            seed=options["seed"],
-            blend=options["blend"],
-            overwrite=overwrite,
+            base_model=base_model or DEFAULT_MODEL,
+            epochs=epochs or RERANKER_EPOCHS,
+            learning_rate=learning_rate or RERANKER_LR,
             progress=progress,
+            **options,
         )
     click.echo(
         f"trained a reranker on {report.positives} positive and {report.negatives} hard negative pairs "
