@@ -78,8 +78,9 @@ class Searcher_:
     def update(self, store: Path, doc_id: str, text: str) -> None:
         from searcher import build_index
 
-        (store / "docs" / f"{doc_id}.txt").write_text(text)
-        build_index(store / "docs", store / "index")
+        path = store / "docs" / f"{doc_id}.txt"
+        path.write_text(text)
+        build_index(store / "docs", store / "index", changed=[path])  # told what changed, as every peer is
 
     def chunks(self, store: Path) -> int:
         from searcher.store import read_manifest

@@ -3,7 +3,7 @@ test, hybrid search with and without a CrossEncoder trained on SciFact train (th
 scoring head, hard negatives from the index), on the index of the SciFact-train fine-tuned bi-encoder (the
 finetune-scifact setting) and on the bundled model's.
 
-    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--tuned-only]
+    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--negatives N] [--tuned-only]
 
 The blend of reranker and first stage is a hyperparameter, chosen on queries that neither model was trained on:
 with the fine-tuned bi-encoder, the SciFact validation split of finetune.py (200 train queries held out as dev) is
@@ -28,7 +28,7 @@ from searcher import IndexConfig, Searcher
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
 from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker
-from searcher.rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
+from searcher.rerank_train import NEGATIVES, RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 from searcher.train import FinetuneConfig, finetune
 
 
@@ -50,9 +50,12 @@ def choose_on_validation(data, root, args) -> tuple[float, str]:
     if not (bi / "README.md").is_file():
         finetune(folder, bi, FinetuneConfig(), evaluate_model=False, overwrite=True)
     index = evaluate(folder, split="dev", config=IndexConfig(model=str(bi)), latency=False, root=root / "eval").index
-    trained = root / f"reranker-validation-e{args.epochs}-lr{args.lr:g}"  # kept: the same run gives the same model
+    # kept: the same run gives the same model
+    trained = root / f"reranker-validation-e{args.epochs}-lr{args.lr:g}-n{args.negatives}"
     if not (trained / BLEND_FILE).is_file():
-        finetune_reranker(folder, trained, index, epochs=args.epochs, learning_rate=args.lr, overwrite=True)
+        finetune_reranker(
+            folder, trained, index, epochs=args.epochs, learning_rate=args.lr, negatives=args.negatives, overwrite=True
+        )
     chosen = orjson.loads((trained / BLEND_FILE).read_bytes())
     v = chosen["ndcg@10"]
     line = (
@@ -68,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=RERANKER_EPOCHS, help="reranker training epochs")
     parser.add_argument("--lr", type=float, default=RERANKER_LR, help="reranker learning rate")
+    parser.add_argument("--negatives", type=int, default=NEGATIVES, help="hard negatives per query")
     parser.add_argument("--tuned-only", action="store_true", help="only the SciFact-train fine-tuned bi-encoder")
     args = parser.parse_args()
     data = require_data("scifact")
@@ -91,11 +95,19 @@ def main() -> None:
         started = time.perf_counter()
         blend, chosen = choose_on_validation(data, root, args) if model == str(bi) else (None, "")
         rr = finetune_reranker(
-            data, trained, report.index, epochs=args.epochs, learning_rate=args.lr, blend=blend, overwrite=True
+            data,
+            trained,
+            report.index,
+            epochs=args.epochs,
+            learning_rate=args.lr,
+            negatives=args.negatives,
+            blend=blend,
+            overwrite=True,
         )
         v = rr.validation
         training = (
-            f"{rr.positives} positive + {rr.negatives} negative pairs, {rr.epochs} epoch(s), lr {args.lr:g}, "
+            f"{rr.positives} positive + {rr.negatives} negative pairs ({args.negatives} per query at most), "
+            f"{rr.epochs} epoch(s), lr {args.lr:g}, "
             f"{(time.perf_counter() - started) / 60:.1f} min; "
             + (
                 chosen

@@ -11,11 +11,12 @@ Watching a folder is watch.py. Left out: parallel parsing.
 
 from __future__ import annotations
 
+import bisect
 import errno
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .atomic import exclusive_lock
@@ -30,7 +31,7 @@ from .encoder import (
 )
 from .encoder_choice import open_graph
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
-from .generation import Plan, write_generation
+from .generation import NewFile, Plan, write_generation
 from .home import (
     collect_encoders,
     remember_start,
@@ -42,6 +43,7 @@ from .scan import reusable_rows, scan
 from .store import (
     MANIFEST,
     PENDING,
+    FileEntry,
     Manifest,
     StoredIndex,
     generations_on_disk,
@@ -80,6 +82,7 @@ def build_index(
     export_encoder: bool = True,
     load_model: Callable[[str], Encoder] | None = None,
     ray: str | None = None,
+    changed: Iterable[Path | str] | None = None,
 ) -> IndexReport:
     """Index (or update the index of) a folder or a single file, into the index named or found at `index_dir`
     (home.resolve: a name in the per-user home, or a path; None is the default index).
@@ -92,6 +95,10 @@ def build_index(
     `load_model(name)` loads the model when this run needs it (watch.py passes one that keeps it for the next run).
     `ray` embeds on a Ray cluster (cluster.py): its address, or "local" to start one on this machine.
     An index whose config names the qdrant backend is then mirrored into its collection (backends/qdrant.py).
+    `changed`: the paths under `source` that may have changed since the index last saw them (created, edited,
+    deleted, renamed from or to; folders included): only they are looked at, the rest of the index is kept as it
+    is, without walking `source` (watch.py passes its events; `searcher update PATH`). A path outside `source` is
+    an error.
     """
     source = Path(source).expanduser()
     if not source.exists():
@@ -104,6 +111,7 @@ def build_index(
         except OSError as e:
             raise InvalidInputError(f"cannot read folder {source}: {e.strerror}") from None
     index_dir = resolve_index(index_dir)
+    paths = _changed_paths(source, changed) if changed is not None else None
     if inside_index := next((p for p in (source.resolve(), *source.resolve().parents) if is_index_dir(p)), None):
         where = (
             "is a searcher index"
@@ -116,12 +124,28 @@ def build_index(
     made = first and not index_dir.exists()
     try:
         return _build_locked(
-            source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model, ray
+            source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model, ray, paths
         )
     except BaseException:
         if first and not (index_dir / MANIFEST).exists():
             _abandon_first_build(index_dir, made)
         raise
+
+
+def _changed_paths(source: Path, changed: Iterable[Path | str]) -> list[Path] | None:
+    """The changed paths, absolute (their folders resolved, the name itself kept: a link is indexed as its own
+    name); None, a walk of everything, when `source` is a file. A path outside `source` is an InvalidInputError."""
+    if not source.is_dir():
+        return None
+    root = source.resolve()
+    out = []
+    for item in changed:
+        path = Path(os.path.abspath(Path(item).expanduser()))
+        path = path.parent.resolve() / path.name if path != root else path
+        if not is_under(path, root):
+            raise InvalidInputError(f"{item} is not under {source}; name paths inside the folder being updated")
+        out.append(path)
+    return out
 
 
 def _abandon_first_build(index_dir: Path, made: bool) -> None:
@@ -141,7 +165,7 @@ def _abandon_first_build(index_dir: Path, made: bool) -> None:
 
 
 def _build_locked(
-    source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model, ray
+    source, index_dir, config, rebuild, encoder, progress, cache_dir, export_encoder, load_model, ray, changed
 ) -> IndexReport:
     try:
         prepare_index_dir(index_dir)
@@ -178,6 +202,7 @@ def _build_locked(
                     generation,
                     load_model or load_encoder,
                     workers,
+                    changed if current is not None and not rebuild else None,
                 )
             finally:
                 if workers is not None:
@@ -234,6 +259,7 @@ def _build(
     generation: int,
     load_model: Callable[[str], Encoder],
     workers=None,
+    changed: list[Path] | None = None,
 ) -> IndexReport:
     config = config or (current.config if current else IndexConfig())
     if config.qdrant_path:  # the shard's folder, wherever the command runs from
@@ -309,23 +335,9 @@ def _build(
     if config.removed and (prev is None or current is None or str(root) not in current.sources):
         # indexing a removed path (or a folder holding it) by name brings it back; re-scanning a source does not
         config = config.replace(removed=tuple(r for r in config.removed if not is_under(Path(r), root)))
-    ignore = Ignore(root, config.include, config.exclude, config.removed)
-    kept, new_files, unreadable = scan(
-        root, anchor.parent, old_files, rechunk_all, parse_files, report, progress, ignore, window
+    kept, new_files = _look(
+        root, anchor.parent, config, current, old_files, rechunk_all, parse_files, report, progress, window, changed
     )
-    under_root = {p for p in old_files if is_under(p, root)}
-    seen = {e.path for e in kept} | {f.entry.path for f in new_files}
-    # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
-    for path in sorted(under_root - seen):
-        if any(is_under(path, folder) for folder in unreadable):
-            kept.append(old_files[path])
-            seen.add(path)
-    report.removed = len(under_root - seen)
-    if not new_files and not any(is_under(e.path, root) for e in kept):
-        raise InvalidInputError(
-            f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
-        )
-    kept += [e for p, e in old_files.items() if p not in under_root]
     kept.sort(key=lambda e: e.id_start)
     if (
         prev is not None
@@ -372,6 +384,61 @@ def _build(
     report.documents, report.chunks = manifest.documents, manifest.chunks
     report.projection = manifest.projection.kind
     return report
+
+
+def _look(
+    root: Path,
+    base: Path,
+    config: IndexConfig,
+    current: Manifest | None,
+    old_files: dict[str, FileEntry],
+    rechunk_all: bool,
+    parse_files,
+    report: IndexReport,
+    progress: Progress,
+    window: tuple[int, int],
+    changed: list[Path] | None,
+) -> tuple[list[FileEntry], list[NewFile]]:
+    """Scan `root` (or only its `changed` paths, when the index already has `root` with these settings): every
+    file of the new generation, kept as indexed or (re)chunked, not yet in id order."""
+    ignore = Ignore(root, config.include, config.exclude, config.removed)
+    if changed is not None and not (
+        current is not None and str(root) in current.sources and config == current.config and not rechunk_all
+    ):
+        changed = None  # a new source or new settings: every file is looked at
+    kept, new_files, unreadable = scan(
+        root, base, old_files, rechunk_all, parse_files, report, progress, ignore, window, changed
+    )
+    # The indexed files this run looked at: all under root, or those at or under a changed path.
+    under_root = set(_under(old_files, [root] if changed is None else changed))
+    seen = {e.path for e in kept} | {f.entry.path for f in new_files}
+    # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it.
+    for path in sorted(under_root - seen):
+        if any(is_under(path, folder) for folder in unreadable):
+            kept.append(old_files[path])
+            seen.add(path)
+    report.removed = len(under_root - seen)
+    kept += [e for p, e in old_files.items() if p not in under_root]
+    if changed is not None:
+        report.unchanged += len(old_files) - len(under_root)
+    if not new_files and not any(is_under(e.path, root) for e in kept):
+        raise InvalidInputError(
+            f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
+        )
+    return kept, new_files
+
+
+def _under(files: dict[str, FileEntry], paths: list[Path]) -> Iterable[str]:
+    """The indexed paths at or under any of `paths` (a sorted list and bisection: a watch may pass hundreds)."""
+    ordered = sorted(files)
+    for path in {str(p) for p in paths}:
+        if path in files:
+            yield path
+        head = path if path.endswith(os.sep) else path + os.sep
+        i = bisect.bisect_left(ordered, head)
+        while i < len(ordered) and ordered[i].startswith(head):
+            yield ordered[i]
+            i += 1
 
 
 def _load(load_model: Callable[[str], Encoder], name: str, progress: Progress) -> Encoder:

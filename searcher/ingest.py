@@ -15,7 +15,7 @@ import contextlib
 import errno
 import os
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -262,6 +262,68 @@ def iter_files(
             elif on_skip is not None:  # a FIFO would block a read for ever, /dev/zero would never end
                 on_skip(printable_path(entry.path), "not a regular file (a FIFO, socket, device or broken link)")
         stack.extend(reversed(subfolders))  # depth first, in name order, as os.walk goes
+
+
+def iter_changed(
+    root: Path,
+    paths: Iterable[Path],
+    on_error: Callable[[str, str], None] | None = None,
+    on_skip: Callable[[str, str], None] | None = None,
+    ignore: Ignore | None = None,
+) -> Iterator[Path]:
+    """The files a walk of the folder `root` (iter_files) would yield among `paths` (absolute, under `root`) and
+    under those of them that are folders, each once: an update told what changed (a watch's events, `searcher
+    update PATH`) reads these instead of walking all of `root`. A path that is gone, hidden, ignored or inside a
+    nested index yields nothing; the ignore files of the folders above each path apply, as in a walk."""
+    from .manifest import is_index_dir
+
+    yielded: set[Path] = set()
+    loaded: set[Path] = set()
+    for path in sorted(set(paths)):
+        parts = path.relative_to(root).parts
+        if any(part.startswith(".") for part in parts) or not all(_valid_name(part) for part in parts):
+            continue
+        folder, inside = root, True
+        for part in parts[:-1]:  # the folders a walk would pass through on its way to `path`
+            if ignore is not None and folder not in loaded:
+                ignore.load(folder, {n for n in IGNORE_FILES if (folder / n).is_file()})
+                loaded.add(folder)
+            folder = folder / part
+            if folder.is_symlink() or is_index_dir(folder) or (ignore is not None and ignore.ignored(folder, True)):
+                inside = False
+                break
+        if not inside:
+            continue
+        if ignore is not None and folder not in loaded:
+            ignore.load(folder, {n for n in IGNORE_FILES if (folder / n).is_file()})
+            loaded.add(folder)
+        try:
+            st = os.stat(path)
+            is_link = path.is_symlink()
+        except OSError:
+            continue  # gone (a delete or the old name of a rename)
+        if stat.S_ISDIR(st.st_mode):
+            if is_link or (ignore is not None and ignore.ignored(path, True)) or is_index_dir(path):
+                continue
+            try:
+                os.scandir(path).close()
+            except OSError as e:
+                if on_error is not None:
+                    on_error(str(path), e.strerror or str(e))
+                continue
+            files: Iterable[Path] = iter_files(path, on_error, on_skip, ignore)
+        elif ignore is not None and ignore.ignored(path, False):
+            continue
+        elif not stat.S_ISREG(st.st_mode):
+            if on_skip is not None:
+                on_skip(printable_path(str(path)), "not a regular file (a FIFO, socket, device or broken link)")
+            continue
+        else:
+            files = (path,)
+        for file in files:
+            if file not in yielded:
+                yielded.add(file)
+                yield file
 
 
 def _regular(entry: os.DirEntry) -> bool:

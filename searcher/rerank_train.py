@@ -91,20 +91,24 @@ def finetune_reranker(
     learning_rate: float = RERANKER_LR,
     seed: int = 42,
     blend: float | None = None,
+    negatives: int = NEGATIVES,
     overwrite: bool = False,
     progress=None,
 ) -> RerankerReport:
     """Train a CrossEncoder from `base_model` on the labels in `data`, hard negatives from the index `index`
     (name or path: the index of the documents the labels are about). `blend`: the reranker's weight in the
-    stage's order, chosen elsewhere; None chooses it on held-out queries."""
+    stage's order, chosen elsewhere; None chooses it on held-out queries. `negatives`: hard negatives per query,
+    the best-ranked irrelevant hits."""
     from .search import Searcher
 
     progress = progress or (lambda *a, **k: None)
     output = Path(output).expanduser().resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise InvalidInputError(f"{output} already exists and is not empty; choose another output or pass --overwrite")
-    if epochs < 1 or batch_size < 2 or not 0 < learning_rate < 1:
-        raise InvalidInputError("epochs must be >= 1, batch size >= 2 and the learning rate in (0, 1)")
+    if epochs < 1 or batch_size < 2 or not 0 < learning_rate < 1 or not 1 <= negatives < TEACHER_DEPTH:
+        raise InvalidInputError(
+            f"epochs must be >= 1, batch size >= 2, the learning rate in (0, 1) and negatives in [1, {TEACHER_DEPTH})"
+        )
     if blend is not None and not 0 <= blend <= 1:
         raise InvalidInputError(f"the blend weight must be in [0, 1], not {blend}")
     data = Path(data).expanduser()
@@ -131,7 +135,7 @@ def finetune_reranker(
                 if start + j < held:
                     validation.append(_held_out(searcher, query, hits, labels[query]))
                 else:
-                    rows += _pairs(searcher, query, hits, labels[query])
+                    rows += _pairs(searcher, query, hits, labels[query], negatives)
     positives = sum(1 for *_, y in rows if y)
     if not positives or positives == len(rows):
         raise InvalidInputError(f"{data} gives no {'positive' if not positives else 'negative'} pair to train on")
@@ -200,7 +204,7 @@ def _labels(data: Path, split: str = "train") -> tuple[dict[str, object], str]:
     raise InvalidInputError(f"{data} is neither a BEIR folder with a train split nor a JSONL file of pairs")
 
 
-def _pairs(searcher, query: str, hits, relevant) -> list[tuple[str, str, float]]:
+def _pairs(searcher, query: str, hits, relevant, most: int) -> list[tuple[str, str, float]]:
     rows = []
     found = set()
     negatives = 0
@@ -208,7 +212,7 @@ def _pairs(searcher, query: str, hits, relevant) -> list[tuple[str, str, float]]
         if _is_relevant(hit, relevant):
             rows.append((query, searcher.passage(hit, query), 1.0))
             found.add(hit.doc_id if isinstance(relevant, set) else hit.text)
-        elif negatives < NEGATIVES:
+        elif negatives < most:
             rows.append((query, searcher.passage(hit, query), 0.0))
             negatives += 1
     if not found and not isinstance(relevant, set):

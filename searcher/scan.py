@@ -15,7 +15,7 @@ import numpy as np
 from .chunking import Parsed
 from .config import Progress
 from .generation import NewFile, kept_rows
-from .ingest import Ignore, is_supported, iter_files, read_regular
+from .ingest import Ignore, is_supported, iter_changed, iter_files, read_regular
 from .report import IndexReport
 from .store import (
     FileEntry,
@@ -33,11 +33,13 @@ def scan(
     progress: Progress,
     ignore: Ignore | None = None,
     window: tuple[int, int] = (1, 0),
+    changed: list[Path] | None = None,
 ) -> tuple[list[FileEntry], list[NewFile], list[Path]]:
     """(files kept as indexed, files (re)chunked, folders that could not be read). Document ids are relative
-    to `base`. New and changed files are read and hashed here, then parsed and chunked by `parse_files`
-    [(path, bytes, doc id)] -> [Parsed], up to `window` (files, bytes) at a time: one by one locally, in rounds
-    on a Ray cluster (cluster.py)."""
+    to `base`. `changed`: only these paths under `root` (and what is under those that are folders) are looked at
+    (ingest.iter_changed), not the whole walk. New and changed files are read and hashed here, then parsed and
+    chunked by `parse_files` [(path, bytes, doc id)] -> [Parsed], up to `window` (files, bytes) at a time: one by
+    one locally, in rounds on a Ray cluster (cluster.py)."""
     kept: list[FileEntry] = []
     new_files: list[NewFile] = []
     unreadable: list[Path] = []
@@ -81,7 +83,12 @@ def scan(
             report.indexed += 1
         pending.clear()
 
-    for seen, path in enumerate(iter_files(root, cannot_read, skip, ignore), start=1):
+    walk = (
+        iter_files(root, cannot_read, skip, ignore)
+        if changed is None
+        else iter_changed(root, changed, cannot_read, skip, ignore)
+    )
+    for seen, path in enumerate(walk, start=1):
         progress("scan", seen, None)
         if not is_supported(path):
             report.skipped += 1

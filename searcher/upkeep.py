@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
 
 import orjson
@@ -101,25 +102,52 @@ def remove_from_index(
 
 
 def update_index(
-    index_dir: Path | str | None = None, *, progress: Progress | None = None
+    index_dir: Path | str | None = None,
+    *,
+    paths: Iterable[Path | str] | None = None,
+    progress: Progress | None = None,
 ) -> list[tuple[str, IndexReport]]:
     """Re-scan every source the index records and update it (build_index). [(source, report)] in the index's order.
 
     A source that is missing - gone, or an empty folder where files were indexed (an unmounted disk leaves its
     mount point) - is kept, files included, and named in its report's `missing`: a cron `update` during an unmount
     must not wipe the index. Only `searcher remove` takes a source out; files missing inside a present source are
-    deletes, as ever."""
+    deletes, as ever.
+
+    `paths`: only these files or folders - new, edited or deleted, each under a source of the index - are looked
+    at, not every file (build_index's `changed`): for a hook that knows what changed (an editor's save, `git diff
+    --name-only`). A path under no source is an error, before anything is done."""
     index_dir = resolve_index(index_dir)
     manifest = read_manifest(index_dir)
+    named = _by_source(manifest.sources, paths, index_dir) if paths is not None else None
     out = []
     for source in manifest.sources:
+        if named is not None and source not in named:
+            continue
         if _missing(Path(source), manifest.files):
             report = IndexReport(index_dir=str(index_dir), documents=manifest.documents, chunks=manifest.chunks)
             report.missing.append(source)
             out.append((source, report))
         else:
-            out.append((source, build_index(source, index_dir, progress=progress)))
+            changed = named[source] if named is not None else None
+            out.append((source, build_index(source, index_dir, progress=progress, changed=changed)))
     return out
+
+
+def _by_source(sources: tuple[str, ...], paths: Iterable[Path | str], index_dir: Path) -> dict[str, list[Path]]:
+    """Each path (absolute, its folder resolved) under the outermost source that holds it."""
+    named: dict[str, list[Path]] = {}
+    for item in paths:
+        path = Path(os.path.abspath(Path(item).expanduser()))
+        path = path.parent.resolve() / path.name
+        holders = [s for s in sources if is_under(path, s)]
+        if not holders:
+            raise InvalidInputError(
+                f"{item} is not under any source of {index_dir} ({', '.join(sources)}); "
+                f"add it with `searcher index {item}`"
+            )
+        named.setdefault(min(holders, key=len), []).append(path)
+    return named
 
 
 def _missing(source: Path, indexed_files: int) -> bool:

@@ -1,12 +1,15 @@
 """Keep an index in step with a folder: watch it (watchdog) and run an incremental update once it goes quiet.
 
 Every change under the source starts (or restarts) a short quiet period, `debounce` seconds; when it ends, one
-`build_index` run diffs the whole source against the index and publishes a new generation. Rescanning the
-source rather than applying single events is what makes editors' save-by-rename (write `x.tmp`, rename it
-over `x`), bulk copies and `git checkout` come out right: the scan compares size, mtime and ctime, so a burst of
-events costs one cheap walk plus the embedding of what really changed. Events inside the index folder (an
-index kept under its own source) and read-only events (inotify's open/close-no-write, which our own scan
-causes) are ignored, so an update never triggers the next.
+`build_index` run looks at every path the burst's events named (`changed`: created, written, deleted, either
+side of a rename, a folder and what is under it) and publishes a new generation. The events say where to look,
+not what happened: each named path is compared with the index as a scan would (size, mtime and ctime, then the
+bytes' hash), so editors' save-by-rename (write `x.tmp`, rename it over `x`), bulk copies and `git checkout` come
+out right, and a one-file edit in a large folder costs no walk of it. A burst that names more than
+MAX_CHANGED paths, or an ignore file (.gitignore, .searcherignore: what is left out may change anywhere), and a
+folder that came back, are scanned whole. Events inside the index folder (an index kept under its own source),
+read-only events (inotify's open/close-no-write, which our own scan causes) and a folder's "modified" (its
+entries' own events follow) are ignored, so an update never triggers the next.
 
 The watched folder itself can go and come back (deleted and made again, a disk unmounted and mounted): its
 inotify watch dies with it, so the folder's identity (device and inode) is checked every 0.2 s, and a new one is
@@ -30,11 +33,13 @@ from .encoder import Encoder, load_encoder
 from .errors import SearcherError
 from .home import resolve as resolve_index
 from .indexer import IndexReport, Progress, build_index
+from .ingest import IGNORE_FILES
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.5  # quiet time after the last change before an update runs
 _CHANGES = {"created", "modified", "moved", "deleted", "closed"}  # watchdog event types that can change a file
+MAX_CHANGED = 1000  # paths one burst may name and still be looked at one by one; more are scanned whole
 
 
 def watch(
@@ -65,14 +70,19 @@ def watch(
     folder = root if root.is_dir() else root.parent
     changed = threading.Event()
     last_change = [0.0]
+    named: set[Path] = set()  # the paths this burst's events named; the root among them: scan it whole
+    lock = threading.Lock()
 
     class Handler(FileSystemEventHandler):
         def on_any_event(self, event) -> None:
-            if event.event_type not in _CHANGES:
+            if event.event_type not in _CHANGES or (event.is_directory and event.event_type == "modified"):
                 return
             paths = [os.fsdecode(event.src_path), os.fsdecode(getattr(event, "dest_path", "") or "")]
-            if not any(p and _relevant(Path(p), root, index_path) for p in paths):
+            relevant = [Path(p) for p in paths if p and _relevant(Path(p), root, index_path)]
+            if not relevant:
                 return
+            with lock:
+                named.update(relevant)
             last_change[0] = time.monotonic()
             changed.set()
 
@@ -98,6 +108,8 @@ def watch(
                 else:
                     observer.unschedule_all()
                     observer.schedule(Handler(), str(folder), recursive=recursive)
+                    with lock:
+                        named.add(root)  # the whole source
                     last_change[0] = time.monotonic() - debounce
                     changed.set()
                 watched = now
@@ -110,11 +122,23 @@ def watch(
                 stop.wait(debounce - quiet)
                 continue
             changed.clear()
+            with lock:
+                paths = sorted(named)
+                named.clear()
+            whole = not root.is_dir() or root in paths or len(paths) > MAX_CHANGED
             try:
                 report = build_index(
-                    root, index_path, config, encoder=encoder, progress=progress, load_model=load_model
+                    root,
+                    index_path,
+                    config,
+                    encoder=encoder,
+                    progress=progress,
+                    load_model=load_model,
+                    changed=None if whole or any(p.name in IGNORE_FILES for p in paths) else paths,
                 )
             except SearcherError as e:
+                with lock:
+                    named.add(root)  # what this run did not take in, the next one finds by scanning whole
                 if on_error is None:
                     raise
                 on_error(e)

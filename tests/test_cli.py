@@ -220,6 +220,24 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     assert result.exit_code == 2 and "nothing in the index" in result.output
 
 
+def test_update_named_paths_only(tmp_path, corpus, use_fake_encoder):
+    """`searcher update PATH...` looks at the paths named (new, edited, deleted) and nothing else; a path under
+    no source is one clear error that changes nothing."""
+    idx = tmp_path / "idx"
+    assert run("index", corpus, "--index", idx, "--chunk-tokens", 32, "--overlap-tokens", 4, "-q").exit_code == 0
+    (corpus / "astronomy.txt").write_text("The moon has craters and no air at all.")
+    (corpus / "python.rst").unlink()
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice.\n")  # not named: not looked at
+    result = run("update", corpus / "astronomy.txt", corpus / "python.rst", "--index", idx, "-q")
+    assert result.exit_code == 0, result.output
+    assert f"{corpus}: 1 indexed, 3 unchanged, 1 removed" in result.stdout
+    files = run("list", "--index", idx, "--files").stdout
+    assert "python.rst" not in files and "cooking.md" in files
+    assert "pasta" in run("query", "boil pasta water", "--index", idx, "-k", "1").stdout
+    result = run("update", tmp_path / "elsewhere.md", "--index", idx)
+    assert result.exit_code == 2 and "is not under any source" in result.stderr
+
+
 def test_output_formats_for_scripts(indexed):
     import csv
     import io

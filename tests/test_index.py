@@ -308,3 +308,53 @@ def test_small_edit_limit_weighs_torch_start_against_the_graphs_slower_rate():
     assert small_edit_limit(record, None, 32) == pytest.approx(ASSUMED_START_SECONDS * 40)
     assert small_edit_limit({"choice": "onnx", "texts_per_second": {"onnx": 30.0}}, 5.0, 32) == float("inf")
     assert small_edit_limit(None, 5.0, 32) == 4 * 32, "no measurement: a few batches"
+
+
+def _file_table(idx):
+    return {(os.path.basename(e.path), e.sha256) for e in open_index(idx).files()}
+
+
+def test_an_update_told_what_changed_equals_a_full_scan(tmp_path, corpus, fake, fake_config):
+    """`changed` (a watch's events, `searcher update PATH`): edits, a new file, a delete, a new folder and a
+    deleted folder, named, give the index a full scan gives; a file not named is not looked at."""
+    targeted, scanned = tmp_path / "targeted", tmp_path / "scanned"
+    build(corpus, targeted, fake, fake_config)
+    build(corpus, scanned, fake, fake_config)
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice. Simmer it covered.\n")
+    (corpus / "astronomy.txt").unlink()
+    (corpus / "new.txt").write_text("Volcanoes erupt molten lava and ash.")
+    write_corpus(corpus, {"fresh/a.md": "# Rivers\n\nRivers carve valleys.", "fresh/deep/b.txt": "Glaciers move."})
+    (corpus / "nested" / "birds.md").unlink()
+    (corpus / "nested").rmdir()
+    changed = ["cooking.md", "astronomy.txt", "new.txt", "fresh", "nested"]
+    report = build(corpus, targeted, fake, None, changed=[corpus / p for p in changed])
+    assert (report.indexed, report.removed, report.unchanged) == (4, 2, 2)
+    build(corpus, scanned, fake, None)
+    assert _file_table(targeted) == _file_table(scanned)
+    assert {f.name for f in (corpus / "fresh").rglob("*.*")} <= {p for p, _ in _file_table(targeted)}
+
+    (corpus / "python.rst").write_text("Writing files\n=============\n\nUse write().\n")
+    report = build(corpus, targeted, fake, None, changed=[corpus / "new.txt"], export_encoder=False)
+    assert (report.indexed, report.generation) == (0, 0), "nothing named changed: nothing written"
+    assert "Use write()" not in " ".join(r["text"] for r in records_by_source(targeted)["python.rst"])
+
+
+def test_changed_paths_follow_the_ignore_rules_and_must_be_inside(tmp_path, corpus, fake, fake_config):
+    idx = tmp_path / "idx"
+    (corpus / ".gitignore").write_text("drafts/\n")
+    build(corpus, idx, fake, fake_config)
+    write_corpus(corpus, {"drafts/todo.md": "# Todo\n\nSecret plans.", ".hidden.md": "# Hidden"})
+    named = [corpus / "drafts/todo.md", corpus / ".hidden.md"]
+    report = build(corpus, idx, fake, None, changed=named, export_encoder=False)
+    assert report.generation == 0 and "todo.md" not in records_by_source(idx)
+    before = _file_table(idx)
+    with pytest.raises(InvalidInputError, match="not under"):
+        build(corpus, idx, fake, None, changed=[tmp_path / "elsewhere.md"])
+    assert _file_table(idx) == before
+
+
+def test_changed_paths_on_a_new_source_scan_it_whole(tmp_path, corpus, fake, fake_config):
+    """A folder the index does not have yet is walked whole, whatever `changed` names: naming one file must not
+    leave the rest of a new source out."""
+    report = build(corpus, tmp_path / "idx", fake, fake_config, changed=[corpus / "cooking.md"])
+    assert report.indexed == 5

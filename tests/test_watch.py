@@ -93,6 +93,19 @@ def test_a_burst_of_changes_is_one_update_and_updates_do_not_trigger_updates(wat
         watching.next_update(timeout=1.5)
 
 
+def test_watch_takes_in_a_folder_moved_in_and_lets_go_of_one_moved_out(watching, tmp_path):
+    """The events name only the moved folder, not the files in it: the update walks what a named folder holds."""
+    outside = write_corpus(tmp_path / "outside", {"lakes/a.md": "# Lakes\n\nFjords are flooded glacial valleys."})
+    write_corpus(outside, {"lakes/deep/b.txt": "Tarns sit in cirques below peaks."})
+    os.rename(outside / "lakes", watching.source / "lakes")
+    report = watching.next_update()
+    assert report.indexed == 2 and watching.paths("fjords") == ["a.md"] and watching.paths("tarns") == ["b.txt"]
+    os.rename(watching.source / "nested", tmp_path / "gone")
+    report = watching.next_update()
+    assert report.removed == 1 and watching.paths("owls") == []
+    assert watching.errors == []
+
+
 def test_watch_reports_a_failed_update_and_goes_on(watching):
     (watching.source / "cooking.md").unlink()
     for name in os.listdir(watching.source):  # every document gone: that update fails, the index is kept

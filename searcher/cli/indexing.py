@@ -297,20 +297,25 @@ def drop(index_name, yes):
         click.echo(f"kept {where}: other clients may still query it")
 
 
-@cli.command(short_help="Re-scan every source of an index.")
+@cli.command(short_help="Re-scan every source of an index, or only the paths named.")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=False), metavar="[PATH]...")
 @index_option
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def update(index_dir, quiet):
+def update(paths, index_dir, quiet):
     """Re-scan every source the index holds: changed files are re-indexed, vanished ones removed.
 
+    With PATHs (files or folders under the index's sources: new, edited or deleted), only those are looked at -
+    for an editor's save hook or a git hook, in a folder too large to re-scan on every save.
+
     \b
-    Example:
+    Examples:
         searcher update --index notes
+        git diff --name-only HEAD~1 | xargs searcher update --index notes
     """
     from ..upkeep import update_index
 
     with _Progress(enabled=not quiet) as progress:
-        results = update_index(index_dir, progress=progress)
+        results = update_index(index_dir, paths=paths or None, progress=progress)
     missing = [source for _, report in results for source in report.missing]
     for source, report in results:
         for warning in report.warnings:
