@@ -130,12 +130,15 @@ def test_a_dev_split_is_held_out_and_chooses_the_blend(beir, tmp_path):
 def test_a_given_blend_holds_nothing_out_and_is_what_the_reranker_uses(beir, tmp_path):
     root, base = beir
     report = finetune_reranker(
-        root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4, blend=0.3
+        root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4, blend=0.3, negatives=1
     )
     assert report.held_out == "given" and report.validation_queries == 0 and report.positives == len(TOPICS)
+    assert report.negatives == len(TOPICS), "one hard negative per query"
     assert Reranker(str(tmp_path / "rr")).blend == pytest.approx(0.3)
     with pytest.raises(InvalidInputError, match="blend weight must be in"):
         finetune_reranker(root, tmp_path / "rr2", root / "idx", base_model=str(base), blend=1.5)
+    with pytest.raises(InvalidInputError, match="negatives in"):
+        finetune_reranker(root, tmp_path / "rr2", root / "idx", base_model=str(base), negatives=0)
     assert not (tmp_path / "rr2").exists()
 
 
