@@ -37,7 +37,7 @@ from .home import (
     remember_start,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, Ignore, is_supported, is_under
+from .ingest import FORMATS, Ignore, is_supported, is_under, named_path
 from .report import IndexReport
 from .scan import reusable_rows, scan
 from .store import (
@@ -140,8 +140,8 @@ def _changed_paths(source: Path, changed: Iterable[Path | str]) -> list[Path] | 
     root = source.resolve()
     out = []
     for item in changed:
-        path = Path(os.path.abspath(Path(item).expanduser()))
-        path = path.parent.resolve() / path.name if path != root else path
+        path = named_path(item)
+        path = root if path.resolve() == root else path  # the source itself, named by a link to it
         if not is_under(path, root):
             raise InvalidInputError(f"{item} is not under {source}; name paths inside the folder being updated")
         out.append(path)

@@ -194,6 +194,13 @@ def _inside(path: str, folder: str) -> str | None:
     return path[len(head) :].replace(os.sep, "/") if path.startswith(head) else None
 
 
+def named_path(item: Path | str) -> Path:
+    """A path as a user or an event names it, absolute, its folders resolved and its own name kept (a link is
+    indexed under its own name, and a deleted file cannot be resolved)."""
+    path = Path(os.path.abspath(Path(item).expanduser()))
+    return path.parent.resolve() / path.name if path.name else path
+
+
 def is_under(path: str | Path, root: str | Path) -> bool:
     """`path` is `root` or inside it (lexically, as `root in path.parents`; on strings: a re-scan asks it of every
     indexed file)."""

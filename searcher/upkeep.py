@@ -20,7 +20,7 @@ from .home import (
 )
 from .home import resolve as resolve_index
 from .indexer import build_index, os_error, sync_backend
-from .ingest import is_under
+from .ingest import is_under, named_path
 from .report import IndexReport
 from .store import (
     MANIFEST,
@@ -138,8 +138,7 @@ def _by_source(sources: tuple[str, ...], paths: Iterable[Path | str], index_dir:
     """Each path (absolute, its folder resolved) under the outermost source that holds it."""
     named: dict[str, list[Path]] = {}
     for item in paths:
-        path = Path(os.path.abspath(Path(item).expanduser()))
-        path = path.parent.resolve() / path.name
+        path = named_path(item)
         holders = [s for s in sources if is_under(path, s)]
         if not holders:
             raise InvalidInputError(
