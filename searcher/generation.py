@@ -201,8 +201,8 @@ def _encode_full(
         and prev.manifest.config.full_storage == storage
         and n < 2 * max(prev.manifest.full_fitted, 1)
     )
-    if writer.full is not None:
-        writer.full.flush()
+    # subtle: no flush (msync) first: full.npy is read back through the same page cache and deleted once converted,
+    # so forcing its float32 pages to disk was pure I/O (the largest write of a one-file update)
     writer.full = None  # unmapped before full.npy is converted and deleted
     if not keep or prev is None:
         vectors.encode_full(writer.path, storage, None, head)
