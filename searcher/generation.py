@@ -117,9 +117,13 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
             x = x @ rotation_of_x.T  # back to the model's own frame
         return x @ frame if frame is not None else x
 
-    for a in range(0, n_keep, BLOCK):
-        rows = keep_rows[a : a + BLOCK]
-        full[a : a + len(rows)] = prev.full[rows] if keep_projection else to_frame(prev.full[rows], old_rotation)
+    # The kept rows' stored codes are copied as they are when nothing would change them (same frame, type and
+    # quantizer), and their float32 rows are then only needed by a coarse index made afresh.
+    copied = _codes_to_copy(prev, config.full_storage, keep_projection, n) if prev is not None else None
+    if copied is None or not coarse_reusable(prev, config.coarse_index, n):
+        for a in range(0, n_keep, BLOCK):
+            rows = keep_rows[a : a + BLOCK]
+            full[a : a + len(rows)] = prev.full[rows] if keep_projection else to_frame(prev.full[rows], old_rotation)
     for a in range(0, len(new_chunks), BLOCK):
         block = keys[a : a + BLOCK]
         x = np.empty((len(block), info.dim), dtype=np.float32)
@@ -154,6 +158,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
         keep_projection,
         n,
         vectors.head_dims(config.full_storage, info.dim, coarse_dim),
+        (copied, keep_rows) if copied is not None else None,
     )
     writer.write_ids(ids)
     writer.write_rotation(rotation)
@@ -186,28 +191,57 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
     return manifest
 
 
-def _encode_full(
-    writer: GenerationWriter, storage: str, prev: StoredIndex | None, same_frame: bool, n: int, head: int
-) -> int:
-    """Store the generation's full vectors (written as float32) as `storage`; for the 8-bit types (int8, mixed), the
-    previous generation's quantizer is kept while the frame and the type are the same and the index has less than
-    doubled since it was trained. Returns the chunk count the quantizer was trained at (0 for the other types)."""
-    if storage == "float32":
-        return 0
-    keep = (
+def _keeps_quantizer(prev: StoredIndex | None, storage: str, same_frame: bool, n: int) -> bool:
+    """Whether a generation of `n` rows stored as `storage` keeps the previous generation's 8-bit quantizer: the
+    frame and the type are the same and the index has less than doubled since it was trained."""
+    return (
         storage in vectors.QUANTIZERS
         and prev is not None
         and same_frame
         and prev.manifest.config.full_storage == storage
         and n < 2 * max(prev.manifest.full_fitted, 1)
     )
+
+
+def _codes_to_copy(prev: StoredIndex, storage: str, same_frame: bool, n: int) -> np.ndarray | None:
+    """The previous generation's stored codes, when the rows it keeps can be copied into the new one byte for byte
+    (same frame and type, and for the 8-bit types the same quantizer); None when they must be encoded again."""
+    if (
+        storage == "float32"
+        or not same_frame
+        or prev.manifest.config.full_storage != storage
+        or not isinstance(prev.full, vectors.FullVectors)
+        or (prev.full.quantizer is None) != (storage == "float16")
+        or (storage != "float16" and not _keeps_quantizer(prev, storage, same_frame, n))
+    ):
+        return None
+    return prev.full.codes
+
+
+def _encode_full(
+    writer: GenerationWriter,
+    storage: str,
+    prev: StoredIndex | None,
+    same_frame: bool,
+    n: int,
+    head: int,
+    copy: tuple[np.ndarray, np.ndarray] | None = None,
+) -> int:
+    """Store the generation's full vectors (written as float32) as `storage`; for the 8-bit types (int8, mixed), the
+    previous generation's quantizer is kept while the frame and the type are the same and the index has less than
+    doubled since it was trained. `copy`: (the previous generation's codes, the rows of them kept), copied into
+    the first rows as they are (_codes_to_copy). Returns the chunk count the quantizer was trained at (0 for the
+    other types)."""
+    if storage == "float32":
+        return 0
+    keep = _keeps_quantizer(prev, storage, same_frame, n)
     # subtle: no flush (msync) first: full.npy is read back through the same page cache and deleted once converted,
     # so forcing its float32 pages to disk was pure I/O (the largest write of a one-file update)
     writer.full = None  # unmapped before full.npy is converted and deleted
     if not keep or prev is None:
-        vectors.encode_full(writer.path, storage, None, head)
+        vectors.encode_full(writer.path, storage, None, head, copy)
         return n if storage in vectors.QUANTIZERS else 0
-    vectors.encode_full(writer.path, storage, prev.full.quantizer, head)
+    vectors.encode_full(writer.path, storage, prev.full.quantizer, head, copy)
     return prev.manifest.full_fitted if storage in vectors.QUANTIZERS else 0
 
 
@@ -280,6 +314,16 @@ def _fit_projection(
     return Projection(kind, config.projection, coarse_dim, n, measurement), rotation
 
 
+def coarse_reusable(prev: StoredIndex | None, requested: str, n: int) -> bool:
+    """Whether a generation of `n` rows adds to `prev`'s coarse index (coarse_index) rather than making one: the
+    same kind, and an IVF not grown RETRAIN_GROWTH times since it was trained. Only the new rows are read then."""
+    if prev is None:
+        return False
+    kind, record = coarse.kind_for(requested, n), prev.manifest.coarse
+    grown = kind == "ivf" and n >= coarse.RETRAIN_GROWTH * record.get("trained_at", n)
+    return record.get("kind") == kind and not grown
+
+
 def coarse_index(
     full: np.ndarray,
     ids: np.ndarray,
@@ -299,13 +343,7 @@ def coarse_index(
     n = len(ids)
     kind = coarse.kind_for(requested, n)
     record = dict(prev.manifest.coarse) if prev is not None else {}
-    reuse = (
-        prev is not None
-        and record.get("kind") == kind
-        and not (kind == "ivf" and n >= coarse.RETRAIN_GROWTH * record.get("trained_at", n))
-    )
-    if reuse:
-        assert prev is not None
+    if prev is not None and coarse_reusable(prev, requested, n):
         index = prev.load_coarse()
         dead = np.setdiff1d(np.asarray(prev.ids), ids[:n_keep], assume_unique=True)
         if len(dead):

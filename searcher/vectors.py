@@ -153,11 +153,14 @@ def train_quantizer(full: np.ndarray, start: int = 0):
     return index
 
 
-def encode_full(path: Path, storage: str, quantizer=None, head: int = 0) -> None:
+def encode_full(
+    path: Path, storage: str, quantizer=None, head: int = 0, copy: tuple[np.ndarray, np.ndarray] | None = None
+) -> None:
     """Convert the float32 full.npy in generation folder `path` to `storage` (float16, mixed or int8), block by
     block, and delete it; the 8-bit quantizer is `quantizer` when given (the previous generation's), else trained
     here (none when mixed storage's float16 head is the whole vector), and is written beside the codes. `head`:
-    mixed storage's float16 dims."""
+    mixed storage's float16 dims. `copy`: (codes of this storage, rows of them) that become the first rows as they
+    are, with `quantizer` the one they were made with; full.npy's rows from there on are encoded."""
     from .atomic import reserved_npy
 
     source = path / FILES["float32"]
@@ -165,10 +168,16 @@ def encode_full(path: Path, storage: str, quantizer=None, head: int = 0) -> None
     if storage in QUANTIZERS and quantizer is None:
         quantizer = train_quantizer(full, head)
     codes = reserved_npy(path / FILES[storage], (len(full), full.shape[1] + head), DTYPES[storage])
-    for a in range(0, len(full), BLOCK):
-        codes[a : a + BLOCK] = encode_rows(
-            np.ascontiguousarray(full[a : a + BLOCK], dtype=np.float32), storage, quantizer, head
-        )
+    start = 0
+    if copy is not None:
+        old, rows = copy
+        for a in range(0, len(rows), BLOCK):
+            part = rows[a : a + BLOCK]
+            codes[a : a + len(part)] = old[part]
+        start = len(rows)
+    for a in range(start, len(full), BLOCK):
+        b = min(a + BLOCK, len(full))
+        codes[a:b] = encode_rows(np.ascontiguousarray(full[a:b], dtype=np.float32), storage, quantizer, head)
     codes.flush()
     del codes, full
     if storage in QUANTIZERS and quantizer is not None:
