@@ -419,8 +419,8 @@ def _look(
             seen.add(path)
     report.removed = len(under_root - seen)
     kept += [e for p, e in old_files.items() if p not in under_root]
-    if changed is not None:
-        report.unchanged += len(old_files) - len(under_root)
+    if changed is not None:  # the files under root not looked at count as unchanged, as a walk would find them
+        report.unchanged += sum(1 for p in old_files if p not in under_root and is_under(p, root))
     if not new_files and not any(is_under(e.path, root) for e in kept):
         raise InvalidInputError(
             f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
