@@ -106,6 +106,14 @@ def test_watch_takes_in_a_folder_moved_in_and_lets_go_of_one_moved_out(watching,
     assert watching.errors == []
 
 
+def test_an_ignore_file_changed_under_watch_rescans_the_folder(watching):
+    """A new .searcherignore names no indexed file in its event, yet changes what is indexed anywhere under it."""
+    (watching.source / ".searcherignore").write_text("astronomy.txt\n")
+    report = watching.next_update()
+    assert report.removed == 1 and watching.paths("telescopes craters") == []
+    assert watching.errors == []
+
+
 def test_watch_reports_a_failed_update_and_goes_on(watching):
     (watching.source / "cooking.md").unlink()
     for name in os.listdir(watching.source):  # every document gone: that update fails, the index is kept
