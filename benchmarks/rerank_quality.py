@@ -105,9 +105,10 @@ def main() -> None:
             overwrite=True,
         )
         v = rr.validation
+        retried = f" ({'; '.join(rr.warnings)})" if rr.warnings else ""
         training = (
             f"{rr.positives} positive + {rr.negatives} negative pairs ({args.negatives} per query at most), "
-            f"{rr.epochs} epoch(s), lr {args.lr:g}, "
+            f"{rr.epochs} epoch(s), lr {rr.learning_rate:g}{retried}, train AUC {rr.train_auc:.2f}, "
             f"{(time.perf_counter() - started) / 60:.1f} min; "
             + (
                 chosen

@@ -40,7 +40,7 @@ import orjson
 from .atomic import write_atomic
 from .config import DEFAULT_MODEL
 from .encoder import no_progress_bars, quiet_transformers, resolve_model
-from .errors import InvalidInputError
+from .errors import InvalidInputError, ModelError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, load_beir, read_jsonl
 from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, blended, raw_scores
@@ -61,6 +61,17 @@ BLEND_GRID = [i / 20 for i in range(21)]
 RERANKER_EPOCHS = 4
 RERANKER_LR = 8e-5
 MAX_LENGTH = 256  # tokens of query + passage (a PASSAGE_CHARS passage and a question fit)
+# A run can diverge: on all of SciFact train, 4 epochs at 8e-5 ended with one score for every pair (RESULTS.md,
+# rerank-quality), where the same recipe on a validation split's train queries had learned. Its scores of 100
+# SciFact pairs spread over 0.0001 (max - min of the logits), the untrained model's (the base and a fresh head) over
+# 0.07 and a reranker that learned over 5.7. So the scores of up to CHECK_SAMPLE of its own training pairs must
+# spread over at least COLLAPSED_SHARE of what they did before training, else it is trained again at half the
+# learning rate, up to RETRIES times, and the report says so; a collapsed model is never saved. (A model that
+# learned little but still tells pairs apart passes: the blend chosen on held-out queries gives it the weight it
+# earns there.)
+COLLAPSED_SHARE = 0.1
+CHECK_SAMPLE = 512
+RETRIES = 2
 
 
 @dataclass
@@ -72,6 +83,8 @@ class RerankerReport:
     positives: int
     negatives: int
     epochs: int
+    learning_rate: float = 0.0  # the one the saved model was trained at (halved after a run that learned nothing)
+    train_auc: float = 0.0  # how well it separates its own training pairs (the chance a positive scores higher)
     steps: int = 0
     train_seconds: float = 0.0
     pairs_per_second: float = 0.0
@@ -147,7 +160,7 @@ def finetune_reranker(
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        model = _train(rows, report, partial, batch_size, learning_rate, seed, progress)
+        model = _train_checked(rows, report, partial, batch_size, learning_rate, seed, progress)
         if blend is not None:
             report.blend = blend
             chosen: dict[str, object] = {"blend": blend, "chosen": "given"}
@@ -271,7 +284,49 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
     return best, {"first stage": by_blend[0.0], "reranker": ndcg(raw), "blend": by_blend[best]}
 
 
-def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learning_rate: float, seed: int, progress):
+def _train_checked(rows, report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress):
+    """_train, again at half the learning rate while the model gives its own training pairs one score."""
+    sample = random.Random(seed).sample(rows, min(len(rows), CHECK_SAMPLE))
+    for attempt in range(RETRIES + 1):
+        model, before, scores = _train(rows, report, partial, batch_size, rate, seed, progress, sample)
+        report.learning_rate, report.train_auc = rate, round(roc_auc(scores, [y for *_, y in sample]), 4)
+        after = _spread(scores)
+        if after >= COLLAPSED_SHARE * before:
+            return model
+        what = (
+            f"training at learning rate {rate:g} diverged (its training pairs' scores spread over {after:.2g}, "
+            f"{before:.2g} before training: it scores them alike)"
+        )
+        if attempt == RETRIES:
+            raise ModelError(f"{what}, and at each lower rate tried; pass a lower --learning-rate or more data")
+        report.warnings.append(f"{what}; trained again at {rate / 2:g}")
+        rate /= 2
+    raise AssertionError("unreachable")
+
+
+def _spread(scores) -> float:
+    """max - min of scores; 0 when any is not a number."""
+    import numpy as np
+
+    return float(np.ptp(scores)) if len(scores) and np.isfinite(scores).all() else 0.0
+
+
+def roc_auc(scores, labels) -> float:
+    """The chance that a positive scores above a negative (ties count half; a score that is not a number counts
+    as the lowest); 0.5 when there is no pair of the two."""
+    import numpy as np
+
+    s = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
+    y = np.asarray(labels, bool)
+    pos, neg = s[y], s[~y]
+    if not len(pos) or not len(neg):
+        return 0.5
+    above = (pos[:, None] > neg[None, :]).mean()
+    return float(above + 0.5 * (pos[:, None] == neg[None, :]).mean())
+
+
+def _train(rows, report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress, check):
+    """The trained model, the spread of its scores of the `check` pairs before training, and those scores after."""
     import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -280,6 +335,8 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
     _, target = resolve_model(report.base_model)
     with quiet_transformers(), no_progress_bars():  # the fresh scoring head is expected: its report is noise
         model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
+    pairs = [(q, p) for q, p, _ in check]
+    before = _spread(raw_scores(model, pairs))
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(report.negatives / report.positives))
     dataset = Dataset.from_dict(
         {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
@@ -288,7 +345,7 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
         output_dir=str(partial / "checkpoints"),
         num_train_epochs=report.epochs,
         per_device_train_batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=rate,
         warmup_steps=0.1,  # a ratio (transformers 5)
         seed=seed,
         bf16=cpu_has_bf16(),
@@ -305,7 +362,7 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, learnin
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
         model.save(str(partial))
-    return model
+    return model, before, raw_scores(model, pairs)
 
 
 def _validation_line(report: RerankerReport) -> str:
@@ -336,7 +393,8 @@ def _card(report: RerankerReport) -> str:
             "Made with `searcher finetune --reranker`: BinaryCrossEntropyLoss on "
             f"{report.positives} positive and {report.negatives} hard negative (query, passage) pairs from "
             f"{report.data}; negatives are the index's top hybrid hits that are not relevant.",
-            f"{report.epochs} epoch(s), {report.steps} steps in {report.train_seconds:.0f} s on the CPU.",
+            f"{report.epochs} epoch(s) at learning rate {report.learning_rate:g}, {report.steps} steps in "
+            f"{report.train_seconds:.0f} s on the CPU; on its own training pairs AUC {report.train_auc:.2f}.",
             "",
             _validation_line(report),
             "",

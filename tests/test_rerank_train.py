@@ -13,7 +13,7 @@ from searcher.cli import cli
 from searcher.errors import InvalidInputError, ModelError
 from searcher.hits import Hit
 from searcher.rerank import BLEND_FILE, Reranker, rerank
-from searcher.rerank_train import choose_blend, finetune_reranker
+from searcher.rerank_train import NEGATIVES, choose_blend, finetune_reranker, roc_auc
 
 pytestmark = pytest.mark.model
 
@@ -45,7 +45,7 @@ def test_a_trained_reranker_loads_and_has_learned_its_labels(beir, tmp_path):
         root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=8, batch_size=4, learning_rate=1e-3
     )
     assert report.queries == len(TOPICS) and report.positives == len(TOPICS)
-    assert 0 < report.negatives <= 4 * len(TOPICS) and report.steps > 0
+    assert 0 < report.negatives <= NEGATIVES * len(TOPICS) and report.steps > 0
     assert "hard negative" in (tmp_path / "rr" / "README.md").read_text()
     reranker = Reranker(str(tmp_path / "rr"))
     right, wrong = [], []
@@ -155,3 +155,19 @@ def test_cli_trains_a_reranker_with_a_given_blend(beir, tmp_path):
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "rr" / BLEND_FILE).read_text()) == {"blend": 0.3, "chosen": "given"}
     assert "1 epoch(s)" in (tmp_path / "rr" / "README.md").read_text()
+
+
+def test_a_run_that_diverges_is_retried_slower_then_refused(beir, tmp_path):
+    """A learning rate far too high leaves the model scoring every pair alike (as 8e-5 once did on SciFact): it is
+    trained again at half the rate, RETRIES times, then refused in one line, nothing saved."""
+    root, base = beir
+    with pytest.raises(ModelError, match="diverged .* pass a lower --learning-rate"):
+        finetune_reranker(root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=2, learning_rate=0.9)
+    assert not (tmp_path / "rr").exists() and not list(tmp_path.glob(".rr*"))
+
+
+def test_roc_auc_counts_ties_half_and_nan_as_lowest():
+    assert roc_auc([2.0, 1.0, 0.0], [1, 0, 0]) == 1.0
+    assert roc_auc([1.0, 1.0, 1.0], [1, 0, 0]) == 0.5
+    assert roc_auc([float("nan"), 1.0], [1, 0]) == 0.0
+    assert roc_auc([1.0], [1]) == 0.5
