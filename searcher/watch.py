@@ -7,9 +7,11 @@ not what happened: each named path is compared with the index as a scan would (s
 bytes' hash), so editors' save-by-rename (write `x.tmp`, rename it over `x`), bulk copies and `git checkout` come
 out right, and a one-file edit in a large folder costs no walk of it. A burst that names more than
 MAX_CHANGED paths, or an ignore file (.gitignore, .searcherignore: what is left out may change anywhere), and a
-folder that came back, are scanned whole. Events inside the index folder (an index kept under its own source),
-read-only events (inotify's open/close-no-write, which our own scan causes) and a folder's "modified" (its
-entries' own events follow) are ignored, so an update never triggers the next.
+folder that came back, are scanned whole. A change whose event is lost (inotify's queue overflowing under a flood)
+waits for that file's next event or the next whole scan; `searcher update` re-scans everything. Events inside the
+index folder (an index kept under its own source), read-only events (inotify's open/close-no-write, which our own
+scan causes) and a folder's "modified" (its entries' own events follow) are ignored, so an update never triggers
+the next.
 
 The watched folder itself can go and come back (deleted and made again, a disk unmounted and mounted): its
 inotify watch dies with it, so the folder's identity (device and inode) is checked every 0.2 s, and a new one is
