@@ -206,16 +206,13 @@ def _keeps_quantizer(prev: StoredIndex | None, storage: str, same_frame: bool, n
 def _codes_to_copy(prev: StoredIndex, storage: str, same_frame: bool, n: int) -> np.ndarray | None:
     """The previous generation's stored codes, when the rows it keeps can be copied into the new one byte for byte
     (same frame and type, and for the 8-bit types the same quantizer); None when they must be encoded again."""
-    if (
-        storage == "float32"
-        or not same_frame
-        or prev.manifest.config.full_storage != storage
-        or not isinstance(prev.full, vectors.FullVectors)
-        or (prev.full.quantizer is None) != (storage == "float16")
-        or (storage != "float16" and not _keeps_quantizer(prev, storage, same_frame, n))
-    ):
+    if not isinstance(prev.full, vectors.FullVectors):  # float32: a plain memory map, copied as it is anyway
         return None
-    return prev.full.codes
+    if storage == "float16":
+        same = same_frame and prev.manifest.config.full_storage == storage
+    else:  # the 8-bit types: the codes mean the same only under the same quantizer
+        same = prev.full.quantizer is not None and _keeps_quantizer(prev, storage, same_frame, n)
+    return prev.full.codes if same else None
 
 
 def _encode_full(

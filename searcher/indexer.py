@@ -37,7 +37,7 @@ from .home import (
     remember_start,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, Ignore, is_supported, is_under, named_path
+from .ingest import FORMATS, IGNORE_FILES, Ignore, is_supported, is_under, named_path
 from .report import IndexReport
 from .scan import reusable_rows, scan
 from .store import (
@@ -57,6 +57,8 @@ from .writer import delete_index as store_delete_index
 from .writer import remove_garbage
 
 log = logging.getLogger(__name__)
+
+MAX_CHANGED = 1000  # changed paths one run may be told and still look at one by one; more are a whole walk
 
 # progress(phase, done, total): phase is "scan" (files seen, total None), "chunk" (characters of one long
 # document), "measure" (embedding paths timed, once per model and CPU), "embed" (chunks) or "write".
@@ -202,7 +204,7 @@ def _build_locked(
                     generation,
                     load_model or load_encoder,
                     workers,
-                    changed if current is not None and not rebuild else None,
+                    changed,
                 )
             finally:
                 if workers is not None:
@@ -399,13 +401,20 @@ def _look(
     window: tuple[int, int],
     changed: list[Path] | None,
 ) -> tuple[list[FileEntry], list[NewFile]]:
-    """Scan `root` (or only its `changed` paths, when the index already has `root` with these settings): every
-    file of the new generation, kept as indexed or (re)chunked, not yet in id order."""
+    """Scan `root`, or only its `changed` paths when the index already has `root` with these settings (else, or
+    for more than MAX_CHANGED paths or an ignore file among them, the whole of `root`): every file of the new
+    generation, kept as indexed or (re)chunked, not yet in id order."""
     ignore = Ignore(root, config.include, config.exclude, config.removed)
     if changed is not None and not (
-        current is not None and str(root) in current.sources and config == current.config and not rechunk_all
+        old_files  # an index to compare with: not a first build, not --rebuild
+        and current is not None
+        and str(root) in current.sources
+        and config == current.config
+        and not rechunk_all
+        and len(changed) <= MAX_CHANGED
+        and not any(p.name in IGNORE_FILES for p in changed)  # what is left out may change anywhere below it
     ):
-        changed = None  # a new source or new settings: every file is looked at
+        changed = None
     kept, new_files, unreadable = scan(
         root, base, old_files, rechunk_all, parse_files, report, progress, ignore, window, changed
     )

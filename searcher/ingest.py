@@ -286,24 +286,26 @@ def iter_changed(
 
     yielded: set[Path] = set()
     loaded: set[Path] = set()
+
+    def enter(folder: Path) -> None:  # its ignore files apply below it, as when a walk enters it
+        if ignore is not None and folder not in loaded:
+            ignore.load(folder, {n for n in IGNORE_FILES if (folder / n).is_file()})
+            loaded.add(folder)
+
     for path in sorted(set(paths)):
         parts = path.relative_to(root).parts
         if any(part.startswith(".") for part in parts) or not all(_valid_name(part) for part in parts):
             continue
         folder, inside = root, True
         for part in parts[:-1]:  # the folders a walk would pass through on its way to `path`
-            if ignore is not None and folder not in loaded:
-                ignore.load(folder, {n for n in IGNORE_FILES if (folder / n).is_file()})
-                loaded.add(folder)
+            enter(folder)
             folder = folder / part
             if folder.is_symlink() or is_index_dir(folder) or (ignore is not None and ignore.ignored(folder, True)):
                 inside = False
                 break
         if not inside:
             continue
-        if ignore is not None and folder not in loaded:
-            ignore.load(folder, {n for n in IGNORE_FILES if (folder / n).is_file()})
-            loaded.add(folder)
+        enter(folder)
         try:
             st = os.stat(path)
             is_link = path.is_symlink()

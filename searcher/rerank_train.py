@@ -61,14 +61,14 @@ BLEND_GRID = [i / 20 for i in range(21)]
 RERANKER_EPOCHS = 4
 RERANKER_LR = 8e-5
 MAX_LENGTH = 256  # tokens of query + passage (a PASSAGE_CHARS passage and a question fit)
-# A run can diverge: on all of SciFact train, 4 epochs at 8e-5 ended with one score for every pair (RESULTS.md,
-# rerank-quality), where the same recipe on a validation split's train queries had learned. Its scores of 100
-# SciFact pairs spread over 0.0001 (max - min of the logits), the untrained model's (the base and a fresh head) over
-# 0.07 and a reranker that learned over 5.7. So the scores of up to CHECK_SAMPLE of its own training pairs must
-# spread over at least COLLAPSED_SHARE of what they did before training, else it is trained again at half the
-# learning rate, up to RETRIES times, and the report says so; a collapsed model is never saved. (A model that
-# learned little but still tells pairs apart passes: the blend chosen on held-out queries gives it the weight it
-# earns there.)
+# A run can diverge: on all of SciFact train, this recipe once ended with one score for every pair, its logits'
+# spread far below even the untrained model's (RESULTS.md, rerank-quality), where the same recipe on a validation
+# split's train queries had learned; CPU training is not deterministic. So the scores of up to CHECK_SAMPLE of its
+# own training pairs must spread (max - min of the logits) over at least COLLAPSED_SHARE of what they did before
+# training, else it is trained again at half the learning rate, up to RETRIES times, and the report says so; a
+# collapsed model is never saved. A fixed spread would not do: a small untrained model's scores barely spread at
+# all. (A model that learned little but still tells pairs apart passes: the blend chosen on held-out queries gives
+# it the weight it earns there.)
 COLLAPSED_SHARE = 0.1
 CHECK_SAMPLE = 512
 RETRIES = 2
@@ -83,7 +83,7 @@ class RerankerReport:
     positives: int
     negatives: int
     epochs: int
-    learning_rate: float = 0.0  # the one the saved model was trained at (halved after a run that learned nothing)
+    learning_rate: float = 0.0  # the one the saved model was trained at (halved after a run that diverged)
     train_auc: float = 0.0  # how well it separates its own training pairs (the chance a positive scores higher)
     steps: int = 0
     train_seconds: float = 0.0

@@ -170,6 +170,7 @@ def encode_full(
     codes = reserved_npy(path / FILES[storage], (len(full), full.shape[1] + head), DTYPES[storage])
     start = 0
     if copy is not None:
+        assert quantizer is not None or storage == "float16", "copied codes need the quantizer that made them"
         old, rows = copy
         for a in range(0, len(rows), BLOCK):
             part = rows[a : a + BLOCK]

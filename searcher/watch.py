@@ -5,13 +5,12 @@ Every change under the source starts (or restarts) a short quiet period, `deboun
 side of a rename, a folder and what is under it) and publishes a new generation. The events say where to look,
 not what happened: each named path is compared with the index as a scan would (size, mtime and ctime, then the
 bytes' hash), so editors' save-by-rename (write `x.tmp`, rename it over `x`), bulk copies and `git checkout` come
-out right, and a one-file edit in a large folder costs no walk of it. A burst that names more than
-MAX_CHANGED paths, or an ignore file (.gitignore, .searcherignore: what is left out may change anywhere), and a
-folder that came back, are scanned whole. A change whose event is lost (inotify's queue overflowing under a flood)
-waits for that file's next event or the next whole scan; `searcher update` re-scans everything. Events inside the
-index folder (an index kept under its own source), read-only events (inotify's open/close-no-write, which our own
-scan causes) and a folder's "modified" (its entries' own events follow) are ignored, so an update never triggers
-the next.
+out right, and a one-file edit in a large folder costs no walk of it. A folder that came back is scanned whole,
+as is what build_index scans whole anyway (more than indexer.MAX_CHANGED paths, an ignore file among them). A
+change whose event is lost (inotify's queue overflowing under a flood) waits for that file's next event or the
+next whole scan; `searcher update` re-scans everything. Events inside the index folder (an index kept under its
+own source), read-only events (inotify's open/close-no-write, which our own scan causes) and a folder's "modified"
+(its entries' own events follow) are ignored, so an update never triggers the next.
 
 The watched folder itself can go and come back (deleted and made again, a disk unmounted and mounted): its
 inotify watch dies with it, so the folder's identity (device and inode) is checked every 0.2 s, and a new one is
@@ -35,13 +34,11 @@ from .encoder import Encoder, load_encoder
 from .errors import SearcherError
 from .home import resolve as resolve_index
 from .indexer import IndexReport, Progress, build_index
-from .ingest import IGNORE_FILES
 
 log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 0.5  # quiet time after the last change before an update runs
 _CHANGES = {"created", "modified", "moved", "deleted", "closed"}  # watchdog event types that can change a file
-MAX_CHANGED = 1000  # paths one burst may name and still be looked at one by one; more are scanned whole
 
 
 def watch(
@@ -127,7 +124,6 @@ def watch(
             with lock:
                 paths = sorted(named)
                 named.clear()
-            whole = not root.is_dir() or root in paths or len(paths) > MAX_CHANGED
             try:
                 report = build_index(
                     root,
@@ -136,7 +132,7 @@ def watch(
                     encoder=encoder,
                     progress=progress,
                     load_model=load_model,
-                    changed=None if whole or any(p.name in IGNORE_FILES for p in paths) else paths,
+                    changed=None if root in paths else paths,
                 )
             except SearcherError as e:
                 with lock:

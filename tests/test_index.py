@@ -358,3 +358,12 @@ def test_changed_paths_on_a_new_source_scan_it_whole(tmp_path, corpus, fake, fak
     leave the rest of a new source out."""
     report = build(corpus, tmp_path / "idx", fake, fake_config, changed=[corpus / "cooking.md"])
     assert report.indexed == 5
+
+
+def test_an_ignore_file_among_the_changed_paths_rescans_the_source(tmp_path, corpus, fake, fake_config):
+    """What an ignore file leaves out may be anywhere below it: told only that it changed, the update walks."""
+    idx = tmp_path / "idx"
+    build(corpus, idx, fake, fake_config)
+    (corpus / ".searcherignore").write_text("python.rst\n")
+    report = build(corpus, idx, fake, None, changed=[corpus / ".searcherignore"])
+    assert report.removed == 1 and "python.rst" not in records_by_source(idx)
