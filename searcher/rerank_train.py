@@ -333,6 +333,7 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, rate: f
     from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     _, target = resolve_model(report.base_model)
+    torch.manual_seed(seed)  # the fresh scoring head's weights: the same seed trains the same reranker
     with quiet_transformers(), no_progress_bars():  # the fresh scoring head is expected: its report is noise
         model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
     pairs = [(q, p) for q, p, _ in check]

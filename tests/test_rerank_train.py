@@ -39,11 +39,10 @@ def beir(tmp_path_factory):
 
 
 def test_a_trained_reranker_loads_and_has_learned_its_labels(beir, tmp_path):
-    root, base = beir
-    # the tiny BERT's weights with a fresh scoring head, as --reranker does with the bundled MiniLM's
-    report = finetune_reranker(
-        root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=8, batch_size=4, learning_rate=1e-3
-    )
+    root, _ = beir
+    # the bundled MiniLM's weights with a fresh scoring head, as --reranker does by default (the tiny random BERT
+    # scores every pair nearly alike before training and learns these labels only some runs: CI saw it fail)
+    report = finetune_reranker(root, tmp_path / "rr", root / "idx", epochs=3, batch_size=8, learning_rate=1e-4)
     assert report.queries == len(TOPICS) and report.positives == len(TOPICS)
     assert 0 < report.negatives <= NEGATIVES * len(TOPICS) and report.steps > 0
     assert "hard negative" in (tmp_path / "rr" / "README.md").read_text()
@@ -54,6 +53,7 @@ def test_a_trained_reranker_loads_and_has_learned_its_labels(beir, tmp_path):
         right.append(scores[i])
         wrong.append(np.delete(scores, i).mean())
     assert np.mean(right) > np.mean(wrong)
+    assert report.train_auc >= 0.9 and not any("diverged" in w for w in report.warnings)
 
 
 def test_labels_are_required(beir, tmp_path):
