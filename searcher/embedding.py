@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
 from .config import Progress
 from .encoder import (
@@ -140,13 +142,17 @@ def embed_missing(
     order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
     progress("embed", 0, len(order))
     sampled = 0
-    # A choice that measured: later new indexes of this model on this CPU need not, and the measurement's float32
-    # vectors of the texts it timed are kept.
+    # A choice that measured: later new indexes of this model on this CPU need not, and the float vectors the
+    # measurement made (of the texts it timed, and of those int8's retrieval check embedded) are kept.
     if choice.sample is not None and choice.record is not None:
         remember_choice(weights, choice.record)
         sampled = len(choice.sample)
-        done = [text_key(text) for text in measure_on[:sampled]]  # a key is its text's hash
-        pending.add(done, choice.sample, FLOAT)
+        made = {i: choice.sample[i] for i in range(sampled)}
+        if choice.checked is not None:
+            made.update(zip(*choice.checked))
+        done = [text_key(measure_on[i]) for i in made]  # a key is its text's hash
+        pending.add(done, np.stack(list(made.values())), FLOAT)
+        sampled = len(set(done) & set(order))
         finished = set(done)
         order = [k for k in order if k not in finished]
     for start in range(0, len(order), batch_size):

@@ -82,6 +82,9 @@ class EncoderChoice:
     encoder: Encoder
     record: dict | None  # what the manifest keeps: the choice, the CPU, the measurement
     sample: np.ndarray | None = None  # float32 vectors of the first texts, when it measured
+    # int8's retrieval check: the positions (in the texts measured on) of the texts it embedded, and their float
+    # vectors, kept like `sample`'s so the run does not embed them again
+    checked: tuple[list[int], np.ndarray] | None = None
 
 
 MIN_COSINE = 0.9999  # a faster path must embed this close to float32 on every measured text
@@ -209,13 +212,13 @@ def choose_document_encoder(
         if n == "torch"
         or faster_and_close(rates[n] / rates["torch"], cosines[n], INT8_MIN_COSINE if n == "onnx-int8" else MIN_COSINE)
     ]
-    agreement = None
+    agreement, checked = None, None
     if "onnx-int8" in eligible and max(eligible, key=lambda n: rates[n]) == "onnx-int8":
         floats = max((n for n in eligible if n != "onnx-int8"), key=lambda n: rates[n])
         cost = AGREEMENT_TEXTS * (1 / rates["onnx-int8"] + 1 / rates[floats])
         saving = len(texts) * (1 / rates[floats] - 1 / rates["onnx-int8"])
         if cost <= CHECK_SHARE * saving:
-            agreement = int8_agreement(built[floats], built["onnx-int8"], texts, batch_size)
+            agreement, checked = int8_agreement(built[floats], built["onnx-int8"], texts, batch_size)
         else:
             unmeasured.append("onnx-int8")  # too small a run to check its retrieval: a larger run will
         if agreement is None or agreement < INT8_MIN_AGREEMENT:
@@ -234,17 +237,21 @@ def choose_document_encoder(
     if unmeasured:
         record["unmeasured"] = unmeasured
     log.info("document encoder: %s", record)
-    return EncoderChoice(name, built[name], record, reference)
+    return EncoderChoice(name, built[name], record, reference, checked)
 
 
-def int8_agreement(floats: Encoder, int8: Encoder, texts: list[str], batch_size: int) -> float:
+def int8_agreement(
+    floats: Encoder, int8: Encoder, texts: list[str], batch_size: int
+) -> tuple[float, tuple[list[int], np.ndarray]]:
     """Top-10 agreement of int8 document vectors with a float path's, the run's own texts as the collection and as
     the queries: AGREEMENT_TEXTS texts spread over the run, each of the first AGREEMENT_QUERIES (its float vector, as
-    a query is always embedded) searching the others both ways; the share of top-10 places the two lists share."""
+    a query is always embedded) searching the others both ways; the share of top-10 places the two lists share.
+    Also the texts' positions and float vectors, for the run to keep."""
     picked = sorted(set(np.linspace(0, len(texts) - 1, min(AGREEMENT_TEXTS, len(texts))).astype(int).tolist()))
     sample = [texts[i] for i in picked]
     exact = floats.encode_documents(sample, batch_size=batch_size)
-    return top_agreement(exact, int8.encode_documents(sample, batch_size=batch_size), AGREEMENT_QUERIES)
+    agreement = top_agreement(exact, int8.encode_documents(sample, batch_size=batch_size), AGREEMENT_QUERIES)
+    return agreement, (picked, exact)
 
 
 def top_agreement(exact: np.ndarray, other: np.ndarray, n_queries: int, k: int = 10) -> float:

@@ -114,6 +114,35 @@ def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, cor
     assert np.sum(stored * expected, axis=1).min() >= bar
 
 
+def test_vectors_the_int8_check_made_are_kept_as_the_float_paths(tmp_path, minilm, monkeypatch):
+    """A run long enough to make and check the int8 graph (the shares patched so this small one is): every stored
+    vector is its text's, and the texts int8's retrieval check embedded with a float path keep those vectors - here
+    all of them, the run being smaller than the check's sample - so none is embedded twice."""
+    from conftest import write_corpus
+
+    import searcher.encoder_choice
+    from searcher import IndexConfig
+    from searcher.chunking import embedding_input
+
+    monkeypatch.setattr(searcher.encoder_choice, "PREPARE_SHARE", 1e6)
+    monkeypatch.setattr(searcher.encoder_choice, "CHECK_SHARE", 1e6)
+    corpus = write_corpus(
+        tmp_path / "docs", {f"n{i}.txt": f"Note {i} about topic {i % 5}, in a few plain words." for i in range(12)}
+    )
+    report = build_index(corpus, tmp_path / "idx", IndexConfig(batch_size=1, full_storage="float32"), encoder=minilm)
+    index = open_index(tmp_path / "idx")
+    record = index.manifest.document_encoder
+    if record is None:
+        pytest.skip("this CPU offers one document-encoder path only: nothing to measure")
+    assert "onnx-int8" in record["texts_per_second"]
+    stored = np.asarray(index.full) @ index.rotation.T if index.rotation is not None else np.asarray(index.full)
+    expected = minilm.encode_documents([embedding_input(r["title"], r["text"]) for r in index.iter_chunks()])
+    # int8 is chosen only after its check, which embedded every text of this run with a float path: whichever path
+    # won, each stored vector is a float path's (int8's own are further from float32: INT8_MIN_COSINE)
+    assert report.embedded_with in record["texts_per_second"]
+    assert np.sum(stored * expected, axis=1).min() >= 0.9999
+
+
 def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, minilm):
     from searcher.encoder import cpu_has_bf16, cpu_name
     from searcher.encoder_choice import MIN_COSINE, choose_document_encoder
@@ -154,7 +183,7 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     tmp_path, minilm, monkeypatch
 ):
     import searcher.encoder_choice
-    from searcher.encoder_choice import INT8_MIN_COSINE, choose_document_encoder
+    from searcher.encoder_choice import AGREEMENT_TEXTS, INT8_MIN_COSINE, choose_document_encoder, int8_agreement
     from searcher.onnx_encoder import INT8_MODEL, OnnxEncoder, export_onnx, quantize_int8
 
     export = export_onnx(minilm, tmp_path / "enc")
@@ -188,6 +217,10 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     assert (fastest == "onnx-int8" and close) == ("int8_top10_agreement" in record)
     monkeypatch.setattr(searcher.encoder_choice, "INT8_MIN_AGREEMENT", 1.01)  # a bar no graph meets
     assert choose_document_encoder(minilm, export, texts, 8, None).name != "onnx-int8"
+    # the check's float vectors are the float path's own, returned with their texts' positions for the run to keep
+    agreement, (picked, kept) = int8_agreement(float_graph, int8_graph, texts, 8)
+    assert 0.5 < agreement <= 1 and picked == sorted(set(picked)) and len(picked) == min(AGREEMENT_TEXTS, len(texts))
+    assert np.array_equal(kept, float_graph.encode_documents([texts[i] for i in picked], batch_size=8))
 
 
 def test_top10_agreement_counts_shared_places():
