@@ -146,15 +146,15 @@ def embed_missing(
     # measurement made (of the texts it timed, and of those int8's retrieval check embedded) are kept.
     if choice.sample is not None and choice.record is not None:
         remember_choice(weights, choice.record)
-        sampled = len(choice.sample)
-        made = {i: choice.sample[i] for i in range(sampled)}
+        made = dict(enumerate(choice.sample))  # position in measure_on -> float vector
         if choice.checked is not None:
             made.update(zip(*choice.checked))
-        done = [text_key(measure_on[i]) for i in made]  # a key is its text's hash
-        pending.add(done, np.stack(list(made.values())), FLOAT)
-        sampled = len(set(done) & set(order))
-        finished = set(done)
-        order = [k for k in order if k not in finished]
+        keys = [text_key(measure_on[i]) for i in made]  # a key is its text's hash
+        pending.add(keys, np.stack(list(made.values())), FLOAT)
+        done = set(keys)
+        sampled = len(order)
+        order = [k for k in order if k not in done]
+        sampled -= len(order)
     for start in range(0, len(order), batch_size):
         batch = order[start : start + batch_size]
         if batch:

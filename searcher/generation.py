@@ -211,7 +211,7 @@ def _codes_to_copy(prev: StoredIndex, storage: str, same_frame: bool, n: int) ->
     if storage == "float16":
         same = same_frame and prev.manifest.config.full_storage == storage
     else:  # the 8-bit types: the codes mean the same only under the same quantizer
-        same = prev.full.quantizer is not None and _keeps_quantizer(prev, storage, same_frame, n)
+        same = _keeps_quantizer(prev, storage, same_frame, n)
     return prev.full.codes if same else None
 
 

@@ -35,6 +35,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import orjson
 
 from .atomic import write_atomic
@@ -42,7 +43,7 @@ from .config import DEFAULT_MODEL
 from .encoder import no_progress_bars, quiet_transformers, resolve_model
 from .errors import InvalidInputError, ModelError
 from .machine import cpu_has_bf16
-from .metrics import corpus_records, load_beir, read_jsonl
+from .metrics import corpus_records, ir_metrics, load_beir, read_jsonl
 from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, blended, raw_scores
 from .train import QUIET_ARGS, run_trainer
 
@@ -260,10 +261,6 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
     """The blend weight with the best nDCG@10 on the held-out queries, and nDCG@10 of the first stage alone, the
     reranker alone and the blend there. A held-out query none of whose hits is relevant is left out (no weight can
     change it)."""
-    import numpy as np
-
-    from .metrics import ir_metrics
-
     validation = [(q, hits) for q, hits in validation if any(good for *_, good in hits)]
     if not validation:
         return 1.0, {}
@@ -306,16 +303,12 @@ def _train_checked(rows, report: RerankerReport, partial: Path, batch_size: int,
 
 def _spread(scores) -> float:
     """max - min of scores; 0 when any is not a number."""
-    import numpy as np
-
     return float(np.ptp(scores)) if len(scores) and np.isfinite(scores).all() else 0.0
 
 
 def roc_auc(scores, labels) -> float:
     """The chance that a positive scores above a negative (ties count half; a score that is not a number counts
     as the lowest); 0.5 when there is no pair of the two."""
-    import numpy as np
-
     s = np.nan_to_num(np.asarray(scores, np.float64), nan=-np.inf)
     y = np.asarray(labels, bool)
     pos, neg = s[y], s[~y]
