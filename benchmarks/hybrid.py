@@ -79,11 +79,21 @@ class Set:
             lex = {int(c): float(v) for c, v in zip(Il[i], Dl[i]) if c >= 0}
             ids = np.union1d(Id[i][Id[i] >= 0], np.array(list(lex), np.int64))
             fused = fuse(i, ids, self.searcher.backend.cosines(xq[i] / np.linalg.norm(xq[i]), ids), lex)
-            best: dict[str, float] = {}
-            for j in np.lexsort((ids, -fused)):
-                best.setdefault(self.doc_of[int(ids[j])], float(fused[j]))
-            rankings[q] = list(best.items())[:DEPTH]
+            rankings[q] = self.documents(ids, fused)
         return ir_metrics(rankings, qrels)["ndcg@10"]
+
+    def documents(self, ids: np.ndarray, fused: np.ndarray) -> list[tuple[str, float]]:
+        """The top DEPTH documents of chunks `ids` scored `fused`: each by its best chunk, ties by the smaller id."""
+        best: dict[str, float] = {}
+        for j in np.lexsort((ids, -fused)):
+            best.setdefault(self.doc_of[int(ids[j])], float(fused[j]))
+        return list(best.items())[:DEPTH]
+
+    def bm25_ceiling(self, query: str) -> float:
+        """The most BM25 a chunk can score for `query`: (k1 + 1) x the sum of its words' IDF (k1 = 1.2)."""
+        lexical = self.searcher.backend.lexical
+        n = len(lexical)
+        return max(2.2 * sum(calibration.idf(lexical.doc_freq(t), n) for t in lexical.query_words(query)), 1e-9)
 
 
 def _minmax(x: np.ndarray) -> np.ndarray:
@@ -121,10 +131,9 @@ def bm25_fusion(s: Set, split: str, weight: float) -> float:
     """The fusion searcher shipped before the coverage one: w x cosine + (1 - w) x min(1, BM25 / ceiling), the
     ceiling being (k1 + 1) x the sum of the query words' IDF (k1 = 1.2), dense-only candidates at 0 lexically."""
     texts = s.splits[split][1]
-    lexical, n = s.searcher.backend.lexical, len(s.searcher.backend.lexical)
 
     def fuse(i, ids, cos, lex):
-        ceiling = max(2.2 * sum(calibration.idf(lexical.doc_freq(t), n) for t in lexical.query_words(texts[i])), 1e-9)
+        ceiling = s.bm25_ceiling(texts[i])
         return weight * cos + (1 - weight) * np.array([min(lex.get(int(c), 0.0) / ceiling, 1.0) for c in ids])
 
     return s.fused_ndcg(split, fuse)

@@ -4,7 +4,7 @@ MiniLM from its local path; nothing is downloaded): Chroma, LanceDB (hybrid: its
 rank fusion that qmd and many MCP memory servers use.
 
 Each system runs in processes of its own: one indexes the set (a folder of one .txt file per document, title then
-text) and updates three changed documents, one after another (the median); one opens the store and runs every
+text) and updates UPDATES changed documents, one after another (the median); one opens the store and runs every
 judged query (warm p50/p95, nDCG@10, its resident memory); one answers a single query from a fresh process (the
 "query as a new process" column: wall time, imports and model load included). The peers get each document whole
 (their model truncates it at its window); searcher chunks it (its chunks are counted in its own column). Each peer
@@ -451,8 +451,10 @@ def table(results: dict, sets: list[str]) -> str:
         "its chunks); nDCG@10 on each set's judged queries. Ratios are searcher / peer (speed: > 1 means searcher is "
         "faster; time, memory and disk: < 1 means searcher uses less).",
         "",
-        "| system | docs/s indexed | one-document update s (median of 3) | query, new process s | warm p50 ms | "
-        "warm p95 ms | query RSS MB | disk KB per doc | " + " | ".join(f"nDCG@10 {s}" for s in sets) + " |",
+        f"| system | docs/s indexed | one-document update s (median of {UPDATES}) | query, new process s | "
+        "warm p50 ms | warm p95 ms | query RSS MB | disk KB per doc | "
+        + " | ".join(f"nDCG@10 {s}" for s in sets)
+        + " |",
         "|:--|" + "--:|" * (7 + len(sets)),
     ]
     for (set_name, name), r in results.items():
