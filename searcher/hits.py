@@ -35,6 +35,19 @@ class Hit:
     more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
     duplicates: tuple[str, ...] = ()  # per_doc: files whose best chunk says the same (the page as .md and .html)
 
+    def replace(self, **changes) -> Hit:
+        """A copy with `changes`: dataclasses.replace without its per-field work (a query copies dozens of hits,
+        each step of scoring and locating them; the fields are plain values, with no __post_init__ to run)."""
+        if not changes.keys() <= _FIELDS:
+            raise TypeError(f"Hit has no field {sorted(changes.keys() - _FIELDS)[0]!r}")
+        new = object.__new__(Hit)
+        new.__dict__.update(self.__dict__)
+        new.__dict__.update(changes)
+        return new
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Hit))
+
 
 class Hits(list):
     """The hits of one query, best first; `no_match` is True when nothing in the index is close to the query
@@ -137,10 +150,10 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
             None,
         )  # records of one JSONL file stay apart
         if same is None:
-            out.append(dataclasses.replace(best, more=tuple(rest[:MORE_KEPT])))
+            out.append(best.replace(more=tuple(rest[:MORE_KEPT])))
             words.append(mine)
         elif best.source not in out[same].duplicates:
-            out[same] = dataclasses.replace(out[same], duplicates=(*out[same].duplicates, best.source))
+            out[same] = out[same].replace(duplicates=(*out[same].duplicates, best.source))
     return out
 
 

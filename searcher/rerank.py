@@ -14,7 +14,6 @@ measured fastest on this CPU (see FASTER below; torch, bf16 autocast, an ONNX gr
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import threading
 import time
@@ -234,4 +233,4 @@ def rerank(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, 
     head, tail = hits[:depth], hits[depth:]
     scores = model.order_scores(head, model.scores(query, [passage(h) if passage else h.text for h in head]))
     order = np.argsort(-scores, kind="stable")
-    return [dataclasses.replace(head[i], rerank_score=float(scores[i])) for i in order] + list(tail)
+    return [head[i].replace(rerank_score=float(scores[i])) for i in order] + list(tail)

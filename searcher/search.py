@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,7 +83,7 @@ class Searcher:
         self._encoder = encoder
         self._lexical: LexicalIndex | None | bool = False  # False: not opened yet
         self._analyzer: Any = None  # the lexical analyzer snippets use, built on first use (_analyze)
-        self._words: dict[str, list[str]] = {}  # analyze()'s memo of short texts
+        self._words: dict[str, tuple[str, ...]] = {}  # analyze()'s memo of short texts
         self._checked = False
         self.notices: list[str] = []  # things the user should know (the CLI prints them on stderr)
 
@@ -212,7 +212,11 @@ class Searcher:
         groups: dict[tuple, list[int]] = {}
         for i, p in enumerate(parsed):
             groups.setdefault((p.phrases, p.excluded), []).append(i)
-        chunks: list[list[Hit]] = [[] for _ in queries]
+        second = reranker(rerank) if rerank is not None else None
+        keep = max(k, rerank_depth) if second is not None else k
+        # each query's hits in order: its chunks, or its documents (per_doc), folded here once, which also answers
+        # whether it has k documents yet
+        ranked: list[list[Hit]] = [[] for _ in queries]
         for (phrases, excluded), members in groups.items():
             scope = dataclasses.replace(where or Where(), phrases=phrases, excluded=excluded)
             depth = fetch
@@ -227,25 +231,20 @@ class Searcher:
                     scope,
                 )
                 for row, i in enumerate(members):
-                    chunks[i] = self._hits(D[row], I[row], records)
+                    ranked[i] = self._hits(D[row], I[row], records)
+                    if mode in ("hybrid", "lexical"):
+                        ranked[i] = self._names_first(ranked[i], parsed[i].words)
+                    if per_doc:
+                        ranked[i] = _per_document(ranked[i], keep)
                 # per_doc: a query whose chunks came from fewer than k documents, with more chunks to be had, asks
                 # again for more (a few long documents can fill any fixed pool of chunks)
                 if not per_doc or depth >= min(MAX_FETCH, self.manifest.chunks):
                     break
-                members = [
-                    i
-                    for row, i in enumerate(members)
-                    if (I[row] >= 0).sum() >= depth and len(_per_document(chunks[i], k)) < k
-                ]
+                members = [i for row, i in enumerate(members) if (I[row] >= 0).sum() >= depth and len(ranked[i]) < k]
                 depth = min(depth * 4, MAX_FETCH)
-        second = reranker(rerank) if rerank is not None else None
-        keep = max(k, rerank_depth) if second is not None else k
         out = []
         for i in range(len(queries)):
-            hits = self._names_first(chunks[i], parsed[i].words) if mode in ("hybrid", "lexical") else chunks[i]
-            if per_doc:
-                hits = _per_document(hits, keep)
-            hits = self._calibrated(hits[:keep], mode, parsed[i], None if xq is None else xq[i])
+            hits = self._calibrated(ranked[i][:keep], mode, parsed[i], None if xq is None else xq[i])
             no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
             terms = query_terms(parsed[i].text, self.analyze)
             if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
@@ -293,7 +292,7 @@ class Searcher:
                 None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight, where or None
             )
 
-    def analyze(self, text: str) -> list[str]:
+    def analyze(self, text: str) -> Sequence[str]:
         """Words as the index's lexical side analyses them (config.lexical_tokenizer; built here, so an index
         without a usable lexical side, or a collection-only client, analyses alike)."""
         if self._analyzer is None:
@@ -307,8 +306,8 @@ class Searcher:
         if words is None:
             if len(self._words) >= WORD_MEMO_SIZE:
                 self._words.clear()
-            words = self._words[text] = self._analyzer.analyze(text)
-        return list(words)
+            words = self._words[text] = tuple(self._analyzer.analyze(text))
+        return words
 
     def _names_first(self, hits: list[Hit], words: str) -> list[Hit]:
         """The hits holding every identifier of the query that the index knows first, each group in its order."""
@@ -341,8 +340,7 @@ class Searcher:
                 coverages = self.coverages(words, [lexical_text(h.title, h.heading, h.text) for h in flat])
         p = calibration.probability(mode, cosines, coverages).tolist()
         rescored = {
-            id(h): dataclasses.replace(
-                h,
+            id(h): h.replace(
                 score=p[j],
                 rank_score=h.score,
                 cosine=float(cosines[j]) if kind != "lexical" else None,
@@ -352,8 +350,7 @@ class Searcher:
         }
         top = calibration.monotone([rescored[id(h)].score for h in hits])
         return [
-            dataclasses.replace(rescored[id(h)], score=s, more=tuple(rescored[id(m)] for m in h.more))
-            for h, s in zip(hits, top)
+            rescored[id(h)].replace(score=s, more=tuple(rescored[id(m)] for m in h.more)) for h, s in zip(hits, top)
         ]
 
     def coverages(self, query: str, texts: list[str]) -> np.ndarray:
@@ -394,7 +391,7 @@ class Searcher:
         (core, _), (a, b) = passages(hit.text, terms, self.analyze)  # the line points at the matching sentences
         text, marks = snippet(hit.text, terms, self.analyze, span=(a, b), keep_lines=keeps_lines(hit.source))
         more = tuple(self._with_snippet(m, terms) for m in hit.more)
-        return dataclasses.replace(hit, snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
+        return hit.replace(snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray, records: Mapping[int, dict]) -> list[Hit]:
         """Hits from a backend's ids and scores, with the records it returned."""

@@ -3,6 +3,7 @@ the text, the best passage as the snippet, JSON records, and a closed pipe."""
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 from pathlib import Path
@@ -481,3 +482,29 @@ def test_a_documents_fold_keeps_its_best_next_chunks_and_near_duplicates_are_jac
         assert _near_duplicate(a, b) == (jaccard >= NEAR_DUPLICATE)
         near += jaccard >= NEAR_DUPLICATE
     assert 100 < near < 1900, "both answers were asked for"
+
+
+def test_sentences_are_cut_as_the_plain_one_character_at_a_time_pattern_cuts_them():
+    import random
+    import re
+
+    from searcher.snippets import _SENTENCE
+
+    plain = re.compile(r"(?:[^.!?\n]|[.!?]+(?=[^\s.!?]))+(?:[.!?]+(?=\s|$)|\n|$)")  # the form it was written as
+    rng = random.Random(0)
+    alphabet = ["a", "bc", " ", "  ", ".", "!", "?", "\n", "...", "x.y", "3.14", "é", "\t"]
+    texts = ["Wait... what", ". foo", "e.g. this? yes!! no...", "!!", "a\n.\nb", "", "\n\n"]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40))) for _ in range(3000)]
+    for text in texts:
+        assert [m.span() for m in _SENTENCE.finditer(text)] == [m.span() for m in plain.finditer(text)], text
+
+
+def test_a_hit_copy_changes_what_it_is_told_and_refuses_a_field_it_does_not_have():
+    from searcher.hits import Hit
+
+    hit = Hit(id=1, score=0.5, doc_id="d", title="t", source="s.md", text="some text", start=0, end=9)
+    copy = hit.replace(score=0.9, line=3)
+    assert (copy.score, copy.line, copy.text) == (0.9, 3, "some text") and hit.score == 0.5
+    assert copy == dataclasses.replace(hit, score=0.9, line=3)
+    with pytest.raises(TypeError, match="scroe"):
+        hit.replace(scroe=0.9)
