@@ -163,7 +163,8 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
     writer.write_ids(ids)
     writer.write_rotation(rotation)
     writer.write_coarse(coarse)
-    writer.write_chunks(_chunk_lines(prev, keep_rows, new_chunks, new_ids, keys))
+    kept = (prev.path / "chunks.jsonl", prev.offsets, keep_rows) if prev is not None and len(keep_rows) else None
+    writer.write_chunks(_chunk_lines(new_chunks, new_ids, keys), kept)
     writer.write_files(entries)
     lexical_deleted = _write_lexical(writer, config.lexical_tokenizer, prev, ids[:n_keep], new_chunks, new_ids)
     manifest = Manifest(
@@ -366,14 +367,8 @@ def coarse_index(
     return index, record
 
 
-def _chunk_lines(prev, keep_rows, new_chunks, new_ids, keys) -> Iterator[bytes]:
-    if prev is not None and len(keep_rows):
-        keep = np.zeros(len(prev), dtype=bool)
-        keep[keep_rows] = True
-        with open(prev.path / "chunks.jsonl", "rb") as f:
-            for row, line in enumerate(f):
-                if keep[row]:
-                    yield line
+def _chunk_lines(new_chunks, new_ids, keys) -> Iterator[bytes]:
+    """The new chunks' records (the kept ones are copied from the previous generation as they are)."""
     for chunk, chunk_id, key in zip(new_chunks, new_ids, keys):
         record = {
             "id": int(chunk_id),

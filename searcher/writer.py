@@ -37,11 +37,14 @@ class GenerationWriter:
             shutil.rmtree(self.path, ignore_errors=True)
             raise
 
-    def write_chunks(self, lines: Iterable[bytes]) -> None:
-        """One serialized record per row, in row order (each ending with a newline)."""
+    def write_chunks(self, lines: Iterable[bytes], kept: tuple[Path, np.ndarray, np.ndarray] | None = None) -> None:
+        """One serialized record per row, in row order (each ending with a newline): first the rows `kept` names of
+        a previous generation's chunks.jsonl - (its path, its row offsets, the rows, ascending) - then `lines`."""
         offsets = np.empty(self.n + 1, dtype=np.int64)
         pos, row = 0, 0
         with open(self.path / "chunks.jsonl", "wb") as f:
+            if kept is not None:
+                pos, row = _copy_rows(f, *kept, offsets)
             for line in lines:
                 offsets[row] = pos
                 f.write(line)
@@ -88,6 +91,30 @@ class GenerationWriter:
         """Delete this unpublished generation (after a failure: a full disk wants its space back at once)."""
         self.__dict__.pop("full", None)
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+COPY_BLOCK = 1 << 20
+
+
+def _copy_rows(out, path: Path, offsets: np.ndarray, rows: np.ndarray, new_offsets: np.ndarray) -> tuple[int, int]:
+    """Copy `rows` of the chunk file at `path` (`offsets`: its rows' byte offsets) to `out` as bytes, a run of
+    consecutive rows at a time, filling their `new_offsets`; returns (bytes, rows) written. A one-file update keeps
+    all rows but that file's: a few runs, copied in blocks, where a record at a time was most of its write."""
+    starts, ends = offsets[rows], offsets[rows + 1]
+    lengths = ends - starts
+    new_offsets[: len(rows)] = np.cumsum(lengths) - lengths
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1  # where a run of consecutive rows ends
+    firsts, lasts = np.r_[0, breaks], np.r_[breaks, len(rows)] - 1
+    with open(path, "rb") as source:
+        for a, b in zip(starts[firsts].tolist(), ends[lasts].tolist()):
+            source.seek(a)
+            while a < b:
+                block = source.read(min(b - a, COPY_BLOCK))
+                if not block:
+                    raise OSError(f"{path} ended before its offsets say it does")
+                out.write(block)
+                a += len(block)
+    return int(lengths.sum()), len(rows)
 
 
 def remove_garbage(index_dir: Path, manifest: Manifest | None) -> None:
