@@ -3,7 +3,10 @@ test, hybrid search with and without a CrossEncoder trained on SciFact train (th
 scoring head, hard negatives from the index), on the index of the SciFact-train fine-tuned bi-encoder (the
 finetune-scifact setting) and on the bundled model's.
 
-    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--negatives N] [--tuned-only]
+    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--negatives N] [--tuned-only] [--reuse]
+
+`--reuse` keeps the rerankers an earlier run trained (their training does not depend on the blend) and chooses the
+blend again on the validation split (rerank_train.rechoose_blend): for a change of the blend alone.
 
 The blend of reranker and first stage is a hyperparameter, chosen on queries that neither model was trained on:
 with the fine-tuned bi-encoder, the SciFact validation split of finetune.py (200 train queries held out as dev) is
@@ -28,7 +31,7 @@ from searcher import IndexConfig, Searcher
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
 from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker
-from searcher.rerank_train import NEGATIVES, RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
+from searcher.rerank_train import NEGATIVES, RERANKER_EPOCHS, RERANKER_LR, finetune_reranker, rechoose_blend
 from searcher.train import FinetuneConfig, finetune
 
 
@@ -52,7 +55,9 @@ def choose_on_validation(data, root, args) -> tuple[float, str]:
     index = evaluate(folder, split="dev", config=IndexConfig(model=str(bi)), latency=False, root=root / "eval").index
     # kept: the same run gives the same model
     trained = root / f"reranker-validation-e{args.epochs}-lr{args.lr:g}-n{args.negatives}"
-    if not (trained / BLEND_FILE).is_file():
+    if args.reuse and (trained / BLEND_FILE).is_file():
+        rechoose_blend(folder, trained, index)
+    elif not (trained / BLEND_FILE).is_file():
         finetune_reranker(
             folder, trained, index, epochs=args.epochs, learning_rate=args.lr, negatives=args.negatives, overwrite=True
         )
@@ -73,6 +78,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=RERANKER_LR, help="reranker learning rate")
     parser.add_argument("--negatives", type=int, default=NEGATIVES, help="hard negatives per query")
     parser.add_argument("--tuned-only", action="store_true", help="only the SciFact-train fine-tuned bi-encoder")
+    parser.add_argument("--reuse", action="store_true", help="keep the trained rerankers; choose the blend again")
     args = parser.parse_args()
     data = require_data("scifact")
     root = CACHE / "rerank-quality"
@@ -94,28 +100,33 @@ def main() -> None:
         trained = root / f"reranker-{'tuned' if model == str(bi) else 'base'}"
         started = time.perf_counter()
         blend, chosen = choose_on_validation(data, root, args) if model == str(bi) else (None, "")
-        rr = finetune_reranker(
-            data,
-            trained,
-            report.index,
-            epochs=args.epochs,
-            learning_rate=args.lr,
-            negatives=args.negatives,
-            blend=blend,
-            overwrite=True,
-        )
-        v = rr.validation
-        retried = f" ({'; '.join(rr.warnings)})" if rr.warnings else ""
-        training = (
-            f"{rr.positives} positive + {rr.negatives} negative pairs ({args.negatives} per query at most), "
-            f"{rr.epochs} epoch(s), lr {rr.learning_rate:g}{retried}, train AUC {rr.train_auc:.2f}, "
-            f"{(time.perf_counter() - started) / 60:.1f} min; "
-            + (
-                chosen
-                or f"{rr.validation_queries} held-out train queries: first stage {v.get('first stage', 0):.4f}, "
-                f"reranker {v.get('reranker', 0):.4f}, blend {rr.blend:.2f} {v.get('blend', 0):.4f}"
+        if args.reuse and blend is not None and (trained / BLEND_FILE).is_file():
+            form = {"blend": blend, "form": "z", "chosen": "given"}
+            (trained / BLEND_FILE).write_bytes(orjson.dumps(form, option=orjson.OPT_INDENT_2))
+            training = f"trained by an earlier run (its card: README.md beside it), kept; {chosen}"
+        else:
+            rr = finetune_reranker(
+                data,
+                trained,
+                report.index,
+                epochs=args.epochs,
+                learning_rate=args.lr,
+                negatives=args.negatives,
+                blend=blend,
+                overwrite=True,
             )
-        )
+            v = rr.validation
+            retried = f" ({'; '.join(rr.warnings)})" if rr.warnings else ""
+            training = (
+                f"{rr.positives} positive + {rr.negatives} negative pairs ({args.negatives} per query at most), "
+                f"{rr.epochs} epoch(s), lr {rr.learning_rate:g}{retried}, train AUC {rr.train_auc:.2f}, "
+                f"{(time.perf_counter() - started) / 60:.1f} min; "
+                + (
+                    chosen
+                    or f"{rr.validation_queries} held-out train queries: first stage {v.get('first stage', 0):.4f}, "
+                    f"reranker {v.get('reranker', 0):.4f}, blend {rr.blend:.2f} {v.get('blend', 0):.4f}"
+                )
+            )
         print(training, flush=True)
         alone = Reranker(str(trained))
         alone.blend = 1.0
@@ -123,7 +134,7 @@ def main() -> None:
             searcher.search("warm up", k=10)
             for label, reranker in (
                 ("none", None),
-                (f"trained on SciFact train, blend {rr.blend:.2f}", Reranker(str(trained))),
+                (f"trained on SciFact train, blend {Reranker(str(trained)).blend:.2f}", Reranker(str(trained))),
                 ("trained on SciFact train, its own order", alone),
             ):
                 ranked, seconds = rankings(searcher, queries, reranker)

@@ -5,9 +5,10 @@ Off unless asked (`Searcher.search(..., rerank=...)`, `searcher query --rerank [
 it loads a second model and costs one cross-encoder pass over `depth` pairs per query. A hit keeps its calibrated
 `score` (the probability the first stage estimated) and gains `rerank_score`, the stage's ordering score: the
 cross-encoder's raw output, comparable within a query only - or, for a reranker that carries a blend weight
-(BLEND_FILE, written by `searcher finetune --reranker`, chosen on its held-out training queries),
-(1 - blend) * score + blend * sigmoid(output), so a reranker trained on little data corrects the first stage
-instead of replacing it. It reads the passage around each hit's matching sentences (PASSAGE_CHARS), on the path
+(BLEND_FILE, written by `searcher finetune --reranker`, chosen on its held-out training queries), a blend of the two
+stages, so a reranker trained on little data corrects the first stage instead of replacing it: (1 - blend) x the
+first stage's log-odds + blend x the cross-encoder's output, each standardised over the query's re-scored hits
+(form "z"; see `blended`). It reads the passage around each hit's matching sentences (PASSAGE_CHARS), on the path
 measured fastest on this CPU (see FASTER below; torch, bf16 autocast, an ONNX graph or its int8 version).
 """
 
@@ -50,7 +51,12 @@ MEASURE_PAIRS = 10  # the choice waits for a query with at least this many pairs
 # Pairs per forward pass, longest first: a batch is padded to its longest pair, and a hit's passage is mostly short
 # with a few long ones, so small batches waste the least (RESULTS.md, rerank: p50 by batch size).
 BATCH = 8
-BLEND_FILE = "searcher-rerank.json"  # in a reranker's directory: {"blend": weight of its probability, ...}
+BLEND_FILE = "searcher-rerank.json"  # in a reranker's directory: {"blend": the reranker's weight, "form": ..., ...}
+# How the stages are blended (`blended`): "z", each stage's scores standardised over the query's hits, which new
+# trainings write; "probability", a blend of the two probabilities, which a blend file without a form means (the
+# rerankers trained before "z"). "z" was chosen on SciFact dev queries, where the probability blend's weight did not
+# carry over from one bi-encoder to another: their scores' scales differ (RESULTS.md, rerank-quality).
+BLEND_FORMS = ("z", "probability")
 _LOADED: dict[str, Reranker] = {}
 _LOCK = threading.Lock()
 
@@ -62,7 +68,7 @@ class Reranker:
     def __init__(self, name: str) -> None:
         canonical, target = resolve_model(name)
         self.name, self._target, self._requested = canonical, target, name
-        self.blend = read_blend(target)
+        self.blend, self.form = read_blend(target)
         self.graphs = graph_dir(target)
         self.path: str | None = None
         self.timings: dict[str, float] = {}  # ms per candidate on the first query's pairs, when measured here
@@ -97,7 +103,7 @@ class Reranker:
         """What the stage orders by: the raw output, or its blend with the first stage's probability."""
         if self.blend >= 1.0:
             return raw
-        return blended(np.array([h.score for h in hits]), raw, self.blend)
+        return blended(np.array([h.score for h in hits]), raw, self.blend, self.form)
 
     def scores(self, query: str, passages: list[str]) -> np.ndarray:
         if not passages:
@@ -170,9 +176,21 @@ def _ranking(scores: np.ndarray) -> list[tuple[str, float]]:
     return [(str(i), float(s)) for i, s in enumerate(scores)]
 
 
-def blended(first: np.ndarray, raw: np.ndarray, blend: float) -> np.ndarray:
-    """(1 - blend) * the first stage's probability + blend * the reranker's (the sigmoid of its logit)."""
-    return (1.0 - blend) * first.astype(np.float64) + blend / (1.0 + np.exp(-raw.astype(np.float64)))
+def blended(first: np.ndarray, raw: np.ndarray, blend: float, form: str = "z") -> np.ndarray:
+    """The order of one query's re-scored hits: `first`, the first stage's probabilities, and `raw`, the reranker's
+    logits, blended with the reranker's weight `blend` (BLEND_FORMS). "z": (1 - blend) x z(logit(first)) + blend x
+    z(raw), z standardising over the query's hits, so that neither model's scale decides; "probability":
+    (1 - blend) x first + blend x sigmoid(raw)."""
+    first, raw = first.astype(np.float64), raw.astype(np.float64)
+    if form == "probability":
+        return (1.0 - blend) * first + blend / (1.0 + np.exp(-raw))
+    p = np.clip(first, 1e-6, 1 - 1e-6)
+    return (1.0 - blend) * _standardised(np.log(p / (1 - p))) + blend * _standardised(raw)
+
+
+def _standardised(x: np.ndarray) -> np.ndarray:
+    spread = x.std()
+    return (x - x.mean()) / spread if spread > 0 else np.zeros_like(x)
 
 
 def remember_choice(graphs: Path, record: dict) -> None:
@@ -198,22 +216,25 @@ def raw_scores(model, pairs: list[tuple[str, str]], context=None) -> np.ndarray:
     return np.asarray(out, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
 
-def read_blend(target: str) -> float:
-    """The blend weight a reranker's directory carries (1.0, the cross-encoder alone, when it carries none)."""
+def read_blend(target: str) -> tuple[float, str]:
+    """The blend weight and form a reranker's directory carries (1.0, the cross-encoder alone, when it carries
+    none; the form "probability" when the file names none: it was written before there were forms)."""
     path = Path(target) / BLEND_FILE
     try:
-        blend = float(orjson.loads(path.read_bytes())["blend"])
+        record = orjson.loads(path.read_bytes())
+        blend, form = float(record["blend"]), record.get("form", "probability")
     except FileNotFoundError:
-        return 1.0
-    except (OSError, ValueError, KeyError, TypeError, orjson.JSONDecodeError) as e:
+        return 1.0, "z"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, orjson.JSONDecodeError) as e:
         raise ModelError(
             f"{path} is not a valid blend file ({e}); delete it or retrain with `searcher finetune --reranker`"
         ) from None
-    if not 0.0 <= blend <= 1.0:
+    if not 0.0 <= blend <= 1.0 or form not in BLEND_FORMS:
         raise ModelError(
-            f"{path}: blend {blend} is outside [0, 1]; delete it or retrain with `searcher finetune --reranker`"
+            f"{path}: blend {blend} ({form!r}) is not a weight in [0, 1] of a form in {BLEND_FORMS}; delete it or "
+            "retrain with `searcher finetune --reranker`"
         )
-    return blend
+    return blend, form
 
 
 def reranker(name: str | Reranker) -> Reranker:
@@ -228,9 +249,14 @@ def reranker(name: str | Reranker) -> Reranker:
 def rerank(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, passage=None) -> list:
     """The first `depth` hits in the cross-encoder's order (each with its `rerank_score`), then the rest.
     `passage(hit)`: what the cross-encoder reads of a hit (default: its whole text)."""
+    order, scores = rerank_order(model, query, hits, depth, passage)
+    return [hits[i].replace(rerank_score=float(scores[i])) for i in order] + list(hits[len(order) :])
+
+
+def rerank_order(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, passage=None):
+    """(the first `depth` hits' positions in the stage's order, their ordering scores by position)."""
     if depth < 1:
         raise ModelError(f"rerank depth must be at least 1, got {depth}")
-    head, tail = hits[:depth], hits[depth:]
+    head = hits[:depth]
     scores = model.order_scores(head, model.scores(query, [passage(h) if passage else h.text for h in head]))
-    order = np.argsort(-scores, kind="stable")
-    return [head[i].replace(rerank_score=float(scores[i])) for i in order] + list(tail)
+    return np.argsort(-scores, kind="stable"), scores

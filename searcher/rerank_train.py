@@ -12,15 +12,16 @@ share, as the MS MARCO cross-encoders were trained.
 
 Some labelled queries are held out of training: a BEIR folder's dev split when it has one (qrels/dev.tsv), else a
 fifth of the train queries (VALIDATION_SHARE; none below MIN_VALIDATION). On them, with their first-stage hits as
-the reranker will see them, the trained reranker's probability is blended with the first stage's (rerank.py), and
-the blend weight with the best nDCG@10 there (BLEND_GRID; a tie goes to the smaller weight, nearer the first stage)
-is written beside the model (rerank.BLEND_FILE) with the three nDCG@10 figures: a reranker trained on a few hundred
-queries corrects the first stage where it is sure instead of replacing it, and one that learned nothing gets weight
-0 and changes nothing. The held-out queries must be new to the first stage too: an index whose model was fine-tuned
-on the same train queries ranks them far better than it ranks new ones, and the weight chosen there is too small
-(0 on SciFact, where queries the first stage had not seen chose a blend that helped: RESULTS.md, rerank-quality).
-Hold those queries out of the bi-encoder's training as well (a dev split does it), or give the weight (`blend`,
-`--blend`) chosen where they were: then every query trains and none is held out.
+the reranker will see them, the trained reranker's scores are blended with the first stage's (rerank.blended, form
+"z": each stage standardised over the query's hits), and the blend weight with the best nDCG@10 there (BLEND_GRID; a
+tie goes to the smaller weight, nearer the first stage) is written beside the model (rerank.BLEND_FILE) with the
+three nDCG@10 figures: a reranker trained on a few hundred queries corrects the first stage where it is sure instead
+of replacing it, and one that learned nothing gets weight 0 and changes nothing. The held-out queries must be new to
+the first stage too: an index whose model was fine-tuned on the same train queries ranks them far better than it
+ranks new ones, and the weight chosen there is too small (0 on SciFact, where queries the first stage had not seen
+chose a blend that helped: RESULTS.md, rerank-quality). Hold those queries out of the bi-encoder's training as well
+(a dev split does it), or give the weight (`blend`, `--blend`) chosen where they were: then every query trains and
+none is held out.
 
 The base is the bundled MiniLM's weights with a fresh scoring head (or any model named). The output is a standard
 CrossEncoder directory (`searcher query --rerank DIR`), written beside the output and renamed into place at the
@@ -90,7 +91,7 @@ class RerankerReport:
     train_seconds: float = 0.0
     pairs_per_second: float = 0.0
     validation_queries: int = 0
-    blend: float = 1.0  # the reranker probability's weight in the stage's order (rerank.BLEND_FILE)
+    blend: float = 1.0  # the reranker's weight in the stage's order (rerank.BLEND_FILE, rerank.blended)
     validation: dict[str, float] = field(default_factory=dict)  # nDCG@10: first stage, reranker, blend
     held_out: str = ""  # where the held-out queries came from ("dev split", "train split", "given")
     warnings: list[str] = field(default_factory=list)
@@ -164,12 +165,13 @@ def finetune_reranker(
         model = _train_checked(rows, report, partial, batch_size, learning_rate, seed, progress)
         if blend is not None:
             report.blend = blend
-            chosen: dict[str, object] = {"blend": blend, "chosen": "given"}
+            chosen: dict[str, object] = {"blend": blend, "form": "z", "chosen": "given"}
         elif validation:
             progress("validate", 0, len(validation))
             report.blend, report.validation = choose_blend(validation, model)
             chosen = {
                 "blend": report.blend,
+                "form": "z",
                 "validation_queries": held,
                 "held_out": held_out,
                 "ndcg@10": report.validation,
@@ -188,6 +190,33 @@ def finetune_reranker(
     finally:
         shutil.rmtree(partial, ignore_errors=True)
     return report
+
+
+def rechoose_blend(data: Path | str, reranker_dir: Path | str, index: Path | str) -> tuple[float, dict[str, float]]:
+    """Choose a trained reranker's blend again on the dev split of `data` (queries it was not trained on), with
+    first-stage hits from `index`, and write it beside the model (rerank.BLEND_FILE): for a reranker trained before
+    the blend's form changed, without training it again (its training does not depend on the blend)."""
+    from sentence_transformers import CrossEncoder
+
+    from .search import Searcher
+
+    dev = _labels(Path(data).expanduser(), "dev")[0]
+    if not dev:
+        raise InvalidInputError(f"{data} has no dev split (qrels/dev.tsv) to choose a blend on")
+    queries = list(dev)
+    validation: list[Held] = []
+    with Searcher(index) as searcher:
+        for start in range(0, len(queries), 64):
+            batch = queries[start : start + 64]
+            for query, hits in zip(batch, searcher.search_batch(batch, TEACHER_DEPTH, mode="hybrid")):
+                validation.append(_held_out(searcher, query, hits, dev[query]))
+    with no_progress_bars(), quiet_transformers():
+        model = CrossEncoder(str(reranker_dir), device="cpu", local_files_only=True)
+    blend, scores = choose_blend(validation, model)
+    record = {"blend": blend, "form": "z", "validation_queries": len(queries), "held_out": "dev split"}
+    record["ndcg@10"] = scores
+    write_atomic(Path(reranker_dir) / BLEND_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    return blend, scores
 
 
 def _labels(data: Path, split: str = "train") -> tuple[dict[str, object], str]:
@@ -276,7 +305,12 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
             at += len(hits)
         return ir_metrics(rankings, qrels)["ndcg@10"]
 
-    by_blend = {w: ndcg(blended(first, raw, w)) for w in BLEND_GRID}
+    bounds = np.cumsum([0] + [len(hits) for _, hits in validation])
+
+    def blend(w: float) -> np.ndarray:  # each query's hits blended on their own (the form standardises per query)
+        return np.concatenate([blended(first[a:b], raw[a:b], w) for a, b in zip(bounds[:-1], bounds[1:])])
+
+    by_blend = {w: ndcg(blend(w)) for w in BLEND_GRID}
     best = max(BLEND_GRID, key=lambda w: (round(by_blend[w], 6), -w))
     return best, {"first stage": by_blend[0.0], "reranker": ndcg(raw), "blend": by_blend[best]}
 
@@ -361,14 +395,14 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, rate: f
 
 def _validation_line(report: RerankerReport) -> str:
     if report.held_out == "given":
-        return f"Blend {report.blend:.2f} of the reranker's probability, given (chosen elsewhere; {BLEND_FILE})."
+        return f"Blend {report.blend:.2f} of the reranker's scores, given (chosen elsewhere; {BLEND_FILE})."
     if not report.validation:
         return "No held-out queries could judge it: the reranker's own order is used (untested)."
     v = report.validation
     return (
         f"Held out of training: {report.validation_queries} queries ({report.held_out}). nDCG@10 there: "
         f"first stage {v['first stage']:.4f}, "
-        f"reranker alone {v['reranker']:.4f}, blend {report.blend:.2f} of the reranker's probability "
+        f"reranker alone {v['reranker']:.4f}, blend {report.blend:.2f} of the reranker's scores "
         f"{v['blend']:.4f} (the stage orders by the blend; {BLEND_FILE})."
     )
 

@@ -29,7 +29,7 @@ from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
 from .machine import query_threads
-from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, reranker
+from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, rerank_order, reranker
 from .rerank import rerank as rerank_hits
 from .snippets import passages, query_terms, snippet
 from .store import open_index
@@ -402,18 +402,23 @@ class Searcher:
 
 def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_K, **options) -> list[Hits]:
     """`Searcher.search_batch` over several indexes at once: each index's hits, merged by score (scores are
-    calibrated probabilities, comparable between indexes of the bundled model), the best k kept. A query has no
-    match when it has none in any index."""
-    per_index = [s.search_batch(queries, k, **options) for s in searchers]
+    calibrated probabilities, comparable between indexes of the bundled model), the best k kept. With a reranker,
+    the merged list's first `rerank_depth` hits are re-scored together (its blend standardises over the hits it
+    orders, so each index's list alone would not compare). A query has no match when it has none in any index."""
+    rerank, depth = options.pop("rerank", None), options.pop("rerank_depth", DEFAULT_DEPTH)
+    second = reranker(rerank) if rerank is not None else None
+    min_score = options.pop("min_score", None) if second is not None else None  # kept: applied after the rerank
+    fetch = max(k, depth) if second is not None else k
+    per_index = [s.search_batch(queries, fetch, **options) for s in searchers]
     out = []
-    for i in range(len(queries)):
-        # by score; with a reranker, by its score (every index's hits were re-scored by the same cross-encoder)
-        key = (
-            (lambda x: -x[0].rerank_score if x[0].rerank_score is not None else np.inf)
-            if options.get("rerank") is not None
-            else (lambda x: -x[0].score)
-        )
-        ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=key)
+    for i, query in enumerate(queries):
+        ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=lambda x: -x[0].score)
+        if second is not None:  # each hit read as its own index reads it (Searcher.passage)
+            owner = {id(h): searchers[j] for h, j in ranked}
+            hits = [h for h, _ in ranked]
+            order, scores = rerank_order(second, query, hits, depth, lambda h, o=owner, q=query: o[id(h)].passage(h, q))
+            head = [(ranked[p][0].replace(rerank_score=float(scores[p])), ranked[p][1]) for p in order]
+            ranked = [(h, j) for h, j in head + ranked[len(order) :] if min_score is None or h.score >= min_score]
         merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)
         merged.origins = tuple(j for _, j in ranked[:k])  # which of `searchers` each hit came from

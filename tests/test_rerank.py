@@ -162,3 +162,48 @@ def test_the_reranker_graph_scores_as_the_model_and_a_later_process_needs_no_tor
     before = graph_dir(str(copy))
     (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
     assert before != graph_dir(str(copy)) != graphs
+
+
+def test_the_z_blend_is_deaf_to_either_models_scale_and_an_old_blend_file_keeps_its_form(tmp_path):
+    from searcher.rerank import BLEND_FILE, blended, read_blend
+
+    rng = np.random.default_rng(0)
+    first, raw = rng.uniform(0.01, 0.99, 30), rng.normal(0, 2, 30)
+    order = np.argsort(-blended(first, raw, 0.3))
+    # a reranker whose logits are twice as wide and shifted, or a first stage twice as sure, rank alike
+    odds = first / (1 - first)
+    surer = odds**2 / (1 + odds**2)
+    assert np.array_equal(np.argsort(-blended(first, 2 * raw + 5, 0.3)), order)
+    assert np.array_equal(np.argsort(-blended(surer, 2 * raw, 0.3)), order)
+    assert not np.array_equal(np.argsort(-blended(first, 2 * raw + 5, 0.3, "probability")), order)
+    assert np.array_equal(np.argsort(-blended(first, raw, 0.0)), np.argsort(-first))
+    (tmp_path / BLEND_FILE).write_text('{"blend": 0.2}')
+    assert read_blend(str(tmp_path)) == (0.2, "probability"), "written before forms: its weight meant that"
+    (tmp_path / BLEND_FILE).write_text('{"blend": 0.2, "form": "rank"}')
+    with pytest.raises(ModelError, match="form in"):
+        read_blend(str(tmp_path))
+
+
+def test_several_indexes_rerank_their_merged_hits_together(index, minilm, tiny_reranker, tmp_path):
+    import shutil
+
+    from searcher import search_many
+    from searcher.rerank import BLEND_FILE
+
+    blending = tmp_path / "blending"  # a z blend standardises over the hits it orders: the merged ones
+    shutil.copytree(tiny_reranker, blending)
+    (blending / BLEND_FILE).write_text('{"blend": 0.5, "form": "z"}')
+    river = "# The river\n\nWater runs down the valley, where trout live.\n"
+    other = write_corpus(tmp_path / "more", {"river.md": river})
+    build_index(other, tmp_path / "idx2", encoder=minilm)
+    q = "water in the valley"
+    with Searcher(index, encoder=minilm) as a, Searcher(tmp_path / "idx2", encoder=minilm) as b:
+        plain = search_many([a, b], [q], 5)[0]
+        (ranked,) = search_many([a, b], [q], 5, rerank=str(blending), rerank_depth=8)
+        pool = sorted([(h, a) for h in a.search(q, 8)] + [(h, b) for h in b.search(q, 8)], key=lambda x: -x[0].score)
+        stage = Reranker(str(blending))
+        hits = [h for h, _ in pool[:8]]
+        expected = stage.order_scores(hits, stage.scores(q, [s.passage(h, q) for h, s in pool[:8]]))
+    assert all(h.rerank_score is None for h in plain) and set(plain.origins) == {0, 1}
+    assert np.allclose([h.rerank_score for h in ranked], sorted(expected, reverse=True)[:5], atol=1e-5)
+    assert list(ranked.origins) == [1 if h.source.endswith("river.md") else 0 for h in ranked]

@@ -101,12 +101,13 @@ def test_a_blend_file_puts_the_first_stage_back_in_the_order(beir, tmp_path):
         Hit(id=i, score=1.0 - i / 10, doc_id=f"d{i}", title="", source="", text=f"All about {t}.", start=0, end=1)
         for i, t in enumerate(TOPICS)
     ]
-    (tmp_path / "rr" / BLEND_FILE).write_text(json.dumps({"blend": 0.0}))
-    assert [h.doc_id for h in rerank(Reranker(str(tmp_path / "rr")), "tell me about bees", hits)] == [
-        h.doc_id for h in hits
-    ]
+    for form in ({}, {"form": "z"}):  # a file written before forms, and one of today's
+        (tmp_path / "rr" / BLEND_FILE).write_text(json.dumps({"blend": 0.0, **form}))
+        assert [h.doc_id for h in rerank(Reranker(str(tmp_path / "rr")), "tell me about bees", hits)] == [
+            h.doc_id for h in hits
+        ]
     (tmp_path / "rr" / BLEND_FILE).write_text(json.dumps({"blend": 7}))
-    with pytest.raises(ModelError, match="outside"):
+    with pytest.raises(ModelError, match=r"not a weight in \[0, 1\]"):
         Reranker(str(tmp_path / "rr"))
 
 
@@ -134,7 +135,7 @@ def test_a_given_blend_holds_nothing_out_and_is_what_the_reranker_uses(beir, tmp
     )
     assert report.held_out == "given" and report.validation_queries == 0 and report.positives == len(TOPICS)
     assert report.negatives == len(TOPICS), "one hard negative per query"
-    assert Reranker(str(tmp_path / "rr")).blend == pytest.approx(0.3)
+    assert Reranker(str(tmp_path / "rr")).blend == pytest.approx(0.3) and Reranker(str(tmp_path / "rr")).form == "z"
     with pytest.raises(InvalidInputError, match="blend weight must be in"):
         finetune_reranker(root, tmp_path / "rr2", root / "idx", base_model=str(base), blend=1.5)
     with pytest.raises(InvalidInputError, match="negatives in"):
@@ -153,7 +154,7 @@ def test_cli_trains_a_reranker_with_a_given_blend(beir, tmp_path):
     args += ["--model", str(base), "--epochs", "1", "--batch-size", "4", "--blend", "0.3", "--seed", "7"]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "rr" / BLEND_FILE).read_text()) == {"blend": 0.3, "chosen": "given"}
+    assert json.loads((tmp_path / "rr" / BLEND_FILE).read_text()) == {"blend": 0.3, "form": "z", "chosen": "given"}
     assert "1 epoch(s)" in (tmp_path / "rr" / "README.md").read_text()
 
 
