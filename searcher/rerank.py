@@ -100,7 +100,7 @@ class Reranker:
             ) from None
 
     def order_scores(self, hits: list, raw: np.ndarray) -> np.ndarray:
-        """What the stage orders by: the raw output, or its blend with the first stage's probability."""
+        """What the stage orders by: the raw output, or its blend with the first stage (`blended`, self.form)."""
         if self.blend >= 1.0:
             return raw
         return blended(np.array([h.score for h in hits]), raw, self.blend, self.form)
