@@ -13,7 +13,7 @@ from searcher.cli import cli
 from searcher.errors import InvalidInputError, ModelError
 from searcher.hits import Hit
 from searcher.rerank import BLEND_FILE, Reranker, rerank
-from searcher.rerank_train import NEGATIVES, choose_blend, finetune_reranker, roc_auc
+from searcher.rerank_train import NEGATIVES, choose_blend, finetune_reranker, rechoose_blend, roc_auc
 
 pytestmark = pytest.mark.model
 
@@ -126,6 +126,24 @@ def test_a_dev_split_is_held_out_and_chooses_the_blend(beir, tmp_path):
     chosen = json.loads((tmp_path / "rr" / BLEND_FILE).read_text())
     assert chosen["held_out"] == "dev split" and chosen["validation_queries"] == 2
     assert "(dev split)" in (tmp_path / "rr" / "README.md").read_text()
+
+
+def test_a_trained_rerankers_blend_is_chosen_again_on_the_dev_split(beir, tmp_path):
+    root, base = beir
+    finetune_reranker(root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4, blend=0.3)
+    data = tmp_path / "with-dev"
+    (data / "qrels").mkdir(parents=True)
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        (data / name).symlink_to(root / name)
+    (data / "qrels" / "train.tsv").write_text((root / "qrels" / "train.tsv").read_text())
+    with pytest.raises(InvalidInputError, match="no dev split"):
+        rechoose_blend(data, tmp_path / "rr", root / "idx")
+    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq8\td8\t1\nq9\td9\t1\n")
+    blend, scores = rechoose_blend(data, tmp_path / "rr", root / "idx")
+    written = json.loads((tmp_path / "rr" / BLEND_FILE).read_text())
+    assert written["blend"] == blend and written["form"] == "z" and written["validation_queries"] == 2
+    assert set(scores) == {"first stage", "reranker", "blend"} and scores["blend"] >= scores["first stage"]
+    assert Reranker(str(tmp_path / "rr")).blend == blend, "the stage uses the weight chosen again"
 
 
 def test_a_given_blend_holds_nothing_out_and_is_what_the_reranker_uses(beir, tmp_path):
