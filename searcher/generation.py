@@ -163,8 +163,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
     writer.write_ids(ids)
     writer.write_rotation(rotation)
     writer.write_coarse(coarse)
-    kept = (prev.path / "chunks.jsonl", prev.offsets, keep_rows) if prev is not None and len(keep_rows) else None
-    writer.write_chunks(_chunk_lines(new_chunks, new_ids, keys), kept)
+    writer.write_chunks(_chunk_lines(new_chunks, new_ids, keys), (prev, keep_rows) if prev is not None else None)
     writer.write_files(entries)
     lexical_deleted = _write_lexical(writer, config.lexical_tokenizer, prev, ids[:n_keep], new_chunks, new_ids)
     manifest = Manifest(

@@ -83,21 +83,8 @@ class Reranker:
             except (GraphError, OSError, ValueError, KeyError) as e:
                 log.info("reranker graph unusable (%s): measuring again", e)
         if self.path is None:
-            self.model = self._load()
+            self.model = load_cross_encoder(self._target, self._requested)
             self.path = remembered if remembered in ("torch", "torch-bf16") else None
-
-    def _load(self):
-        try:
-            from sentence_transformers import CrossEncoder
-
-            with no_progress_bars():
-                return CrossEncoder(self._target, device="cpu", local_files_only=True)
-        except (OSError, ValueError, RuntimeError, KeyError) as e:
-            reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
-            raise ModelError(
-                f"could not load reranker {self._requested!r} ({reason}); pass a local CrossEncoder directory or a "
-                "name available offline, or leave --rerank out"
-            ) from None
 
     def order_scores(self, hits: list, raw: np.ndarray) -> np.ndarray:
         """What the stage orders by: the raw output, or its blend with the first stage (`blended`, self.form)."""
@@ -172,6 +159,22 @@ class Reranker:
         return chosen
 
 
+def load_cross_encoder(target: str, requested: str | None = None):
+    """The sentence-transformers CrossEncoder at `target` (a resolved path or name), on the CPU, offline; a model
+    that will not load is one ModelError naming what was asked for (`requested`)."""
+    try:
+        from sentence_transformers import CrossEncoder
+
+        with no_progress_bars():
+            return CrossEncoder(target, device="cpu", local_files_only=True)
+    except (OSError, ValueError, RuntimeError, KeyError) as e:
+        reason = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+        raise ModelError(
+            f"could not load reranker {requested or target!r} ({reason}); pass a local CrossEncoder directory or a "
+            "name available offline, or leave --rerank out"
+        ) from None
+
+
 def _ranking(scores: np.ndarray) -> list[tuple[str, float]]:
     return [(str(i), float(s)) for i, s in enumerate(scores)]
 
@@ -237,6 +240,12 @@ def read_blend(target: str) -> tuple[float, str]:
     return blend, form
 
 
+def write_blend(directory: Path | str, blend: float, **details) -> None:
+    """Write a reranker's blend (BLEND_FILE) in today's form ("z"), with what chose it (`details`)."""
+    record = {"blend": blend, "form": "z", **details}
+    write_atomic(Path(directory) / BLEND_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+
+
 def reranker(name: str | Reranker) -> Reranker:
     if isinstance(name, Reranker):
         return name
@@ -249,14 +258,19 @@ def reranker(name: str | Reranker) -> Reranker:
 def rerank(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, passage=None) -> list:
     """The first `depth` hits in the cross-encoder's order (each with its `rerank_score`), then the rest.
     `passage(hit)`: what the cross-encoder reads of a hit (default: its whole text)."""
-    order, scores = rerank_order(model, query, hits, depth, passage)
-    return [hits[i].replace(rerank_score=float(scores[i])) for i in order] + list(hits[len(order) :])
+    head = hits[: check_depth(depth)]
+    order, scores = rerank_order(model, query, head, [passage(h) if passage else h.text for h in head])
+    return [head[i].replace(rerank_score=float(scores[i])) for i in order] + list(hits[depth:])
 
 
-def rerank_order(model: Reranker, query: str, hits: list, depth: int = DEFAULT_DEPTH, passage=None):
-    """(the first `depth` hits' positions in the stage's order, their ordering scores by position)."""
+def rerank_order(model: Reranker, query: str, head: list, passages: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(the positions of the hits `head` in the stage's order, their ordering scores by position); the
+    cross-encoder reads `passages`, one per hit."""
+    scores = model.order_scores(head, model.scores(query, passages))
+    return np.argsort(-scores, kind="stable"), scores
+
+
+def check_depth(depth: int) -> int:
     if depth < 1:
         raise ModelError(f"rerank depth must be at least 1, got {depth}")
-    head = hits[:depth]
-    scores = model.order_scores(head, model.scores(query, [passage(h) if passage else h.text for h in head]))
-    return np.argsort(-scores, kind="stable"), scores
+    return depth

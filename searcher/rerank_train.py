@@ -33,11 +33,11 @@ from __future__ import annotations
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import orjson
 
 from .atomic import write_atomic
 from .config import DEFAULT_MODEL
@@ -45,7 +45,7 @@ from .encoder import no_progress_bars, quiet_transformers, resolve_model
 from .errors import InvalidInputError, ModelError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, ir_metrics, load_beir, read_jsonl
-from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, blended, raw_scores
+from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, blended, load_cross_encoder, raw_scores, write_blend
 from .train import QUIET_ARGS, run_trainer
 
 TEACHER_DEPTH = DEFAULT_DEPTH  # documents per query the negatives come from, as many as are reranked
@@ -145,14 +145,11 @@ def finetune_reranker(
     rows: list[tuple[str, str, float]] = []
     validation: list[Held] = []
     with Searcher(index) as searcher:
-        for start in range(0, len(queries), 64):
-            progress("mine", start, len(queries))
-            batch = queries[start : start + 64]
-            for j, (query, hits) in enumerate(zip(batch, searcher.search_batch(batch, TEACHER_DEPTH, mode="hybrid"))):
-                if start + j < held:
-                    validation.append(_held_out(searcher, query, hits, labels[query]))
-                else:
-                    rows += _pairs(searcher, query, hits, labels[query], negatives)
+        for j, (query, hits) in enumerate(_first_stage(searcher, queries, progress)):
+            if j < held:
+                validation.append(_held_out(searcher, query, hits, labels[query]))
+            else:
+                rows += _pairs(searcher, query, hits, labels[query], negatives)
     positives = sum(1 for *_, y in rows if y)
     if not positives or positives == len(rows):
         raise InvalidInputError(f"{data} gives no {'positive' if not positives else 'negative'} pair to train on")
@@ -165,24 +162,19 @@ def finetune_reranker(
         model = _train_checked(rows, report, partial, batch_size, learning_rate, seed, progress)
         if blend is not None:
             report.blend = blend
-            chosen: dict[str, object] = {"blend": blend, "form": "z", "chosen": "given"}
-        elif validation:
-            progress("validate", 0, len(validation))
-            report.blend, report.validation = choose_blend(validation, model)
-            chosen = {
-                "blend": report.blend,
-                "form": "z",
-                "validation_queries": held,
-                "held_out": held_out,
-                "ndcg@10": report.validation,
-            }
-        if blend is not None or report.validation:
-            write_atomic(partial / BLEND_FILE, orjson.dumps(chosen, option=orjson.OPT_INDENT_2))
+            write_blend(partial, blend, chosen="given")
         else:
-            report.warnings.append(
-                f"nothing held out to judge it on (fewer than {MIN_VALIDATION} queries to hold out, or none with a "
-                "relevant hit): the reranker's own order is used, untested"
-            )
+            if validation:
+                progress("validate", 0, len(validation))
+                report.blend, report.validation = choose_blend(validation, model)
+            if report.validation:
+                v = report.validation
+                write_blend(partial, report.blend, validation_queries=held, held_out=held_out, **{"ndcg@10": v})
+            else:
+                report.warnings.append(
+                    f"nothing held out to judge it on (fewer than {MIN_VALIDATION} queries to hold out, or none "
+                    "with a relevant hit): the reranker's own order is used, untested"
+                )
         write_atomic(partial / "README.md", _card(report).encode())
         if output.exists():
             shutil.rmtree(output)
@@ -196,27 +188,27 @@ def rechoose_blend(data: Path | str, reranker_dir: Path | str, index: Path | str
     """Choose a trained reranker's blend again on the dev split of `data` (queries it was not trained on), with
     first-stage hits from `index`, and write it beside the model (rerank.BLEND_FILE): for a reranker trained before
     the blend's form changed, without training it again (its training does not depend on the blend)."""
-    from sentence_transformers import CrossEncoder
-
     from .search import Searcher
 
     dev = _labels(Path(data).expanduser(), "dev")[0]
     if not dev:
         raise InvalidInputError(f"{data} has no dev split (qrels/dev.tsv) to choose a blend on")
-    queries = list(dev)
-    validation: list[Held] = []
     with Searcher(index) as searcher:
-        for start in range(0, len(queries), 64):
-            batch = queries[start : start + 64]
-            for query, hits in zip(batch, searcher.search_batch(batch, TEACHER_DEPTH, mode="hybrid")):
-                validation.append(_held_out(searcher, query, hits, dev[query]))
-    with no_progress_bars(), quiet_transformers():
-        model = CrossEncoder(str(reranker_dir), device="cpu", local_files_only=True)
+        validation = [_held_out(searcher, q, hits, dev[q]) for q, hits in _first_stage(searcher, list(dev))]
+    with quiet_transformers():
+        model = load_cross_encoder(str(reranker_dir))
     blend, scores = choose_blend(validation, model)
-    record = {"blend": blend, "form": "z", "validation_queries": len(queries), "held_out": "dev split"}
-    record["ndcg@10"] = scores
-    write_atomic(Path(reranker_dir) / BLEND_FILE, orjson.dumps(record, option=orjson.OPT_INDENT_2))
+    write_blend(reranker_dir, blend, validation_queries=len(dev), held_out="dev split", **{"ndcg@10": scores})
     return blend, scores
+
+
+def _first_stage(searcher, queries: list[str], progress=None) -> Iterator[tuple[str, list]]:
+    """(query, its top TEACHER_DEPTH hybrid hits) for each query in turn, searched 64 at a time."""
+    for start in range(0, len(queries), 64):
+        if progress is not None:
+            progress("mine", start, len(queries))
+        batch = queries[start : start + 64]
+        yield from zip(batch, searcher.search_batch(batch, TEACHER_DEPTH, mode="hybrid"))
 
 
 def _labels(data: Path, split: str = "train") -> tuple[dict[str, object], str]:
@@ -297,22 +289,20 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
     raw = raw_scores(model, pairs)
     first = np.array([score for _, hits in validation for _, score, _, _ in hits])
     qrels = {str(i): {key: 1 for key, *_, good in hits if good} for i, (_, hits) in enumerate(validation)}
+    ends = np.cumsum([len(hits) for _, hits in validation])
+    spans = list(zip(ends - [len(hits) for _, hits in validation], ends))  # each query's hits in the flat arrays
 
-    def ndcg(order_by: np.ndarray) -> float:
-        rankings, at = {}, 0
-        for i, (_, hits) in enumerate(validation):
-            rankings[str(i)] = [(key, float(v)) for (key, *_), v in zip(hits, order_by[at : at + len(hits)])]
-            at += len(hits)
+    def ndcg(order_by) -> float:  # order_by(a, b): the scores of one query's hits, first[a:b] and raw[a:b]
+        rankings = {
+            str(i): [(key, float(v)) for (key, *_), v in zip(hits, order_by(a, b))]
+            for i, ((_, hits), (a, b)) in enumerate(zip(validation, spans))
+        }
         return ir_metrics(rankings, qrels)["ndcg@10"]
 
-    bounds = np.cumsum([0] + [len(hits) for _, hits in validation])
-
-    def blend(w: float) -> np.ndarray:  # each query's hits blended on their own (the form standardises per query)
-        return np.concatenate([blended(first[a:b], raw[a:b], w) for a, b in zip(bounds[:-1], bounds[1:])])
-
-    by_blend = {w: ndcg(blend(w)) for w in BLEND_GRID}
+    # each query's hits blended on their own (the form standardises over a query's hits)
+    by_blend = {w: ndcg(lambda a, b, w=w: blended(first[a:b], raw[a:b], w)) for w in BLEND_GRID}
     best = max(BLEND_GRID, key=lambda w: (round(by_blend[w], 6), -w))
-    return best, {"first stage": by_blend[0.0], "reranker": ndcg(raw), "blend": by_blend[best]}
+    return best, {"first stage": by_blend[0.0], "reranker": ndcg(lambda a, b: raw[a:b]), "blend": by_blend[best]}
 
 
 def _train_checked(rows, report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress):

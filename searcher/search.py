@@ -29,7 +29,7 @@ from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
 from .machine import query_threads
-from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, rerank_order, reranker
+from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, check_depth, rerank_order, reranker
 from .rerank import rerank as rerank_hits
 from .snippets import passages, query_terms, snippet
 from .store import open_index
@@ -405,7 +405,7 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
     calibrated probabilities, comparable between indexes of the bundled model), the best k kept. With a reranker,
     the merged list's first `rerank_depth` hits are re-scored together (its blend standardises over the hits it
     orders, so each index's list alone would not compare). A query has no match when it has none in any index."""
-    rerank, depth = options.pop("rerank", None), options.pop("rerank_depth", DEFAULT_DEPTH)
+    rerank, depth = options.pop("rerank", None), check_depth(options.pop("rerank_depth", DEFAULT_DEPTH))
     second = reranker(rerank) if rerank is not None else None
     min_score = options.pop("min_score", None) if second is not None else None  # kept: applied after the rerank
     fetch = max(k, depth) if second is not None else k
@@ -414,11 +414,11 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
     for i, query in enumerate(queries):
         ranked = sorted(((h, j) for j, results in enumerate(per_index) for h in results[i]), key=lambda x: -x[0].score)
         if second is not None:  # each hit read as its own index reads it (Searcher.passage)
-            owner = {id(h): searchers[j] for h, j in ranked}
-            hits = [h for h, _ in ranked]
-            order, scores = rerank_order(second, query, hits, depth, lambda h, o=owner, q=query: o[id(h)].passage(h, q))
-            head = [(ranked[p][0].replace(rerank_score=float(scores[p])), ranked[p][1]) for p in order]
-            ranked = [(h, j) for h, j in head + ranked[len(order) :] if min_score is None or h.score >= min_score]
+            head = ranked[:depth]
+            passages = [searchers[j].passage(h, query) for h, j in head]
+            order, scores = rerank_order(second, query, [h for h, _ in head], passages)
+            head = [(head[p][0].replace(rerank_score=float(scores[p])), head[p][1]) for p in order]
+            ranked = [(h, j) for h, j in head + ranked[depth:] if min_score is None or h.score >= min_score]
         merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)
         merged.origins = tuple(j for _, j in ranked[:k])  # which of `searchers` each hit came from

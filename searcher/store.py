@@ -268,13 +268,15 @@ class StoredIndex:
         return lo
 
     def chunk_lines(self, rows: Iterable[int]) -> list[bytes]:
-        # pread, not seek + read: threads (the server's) share this file, and pread has no shared position.
-        fd = self._chunks.fileno()
-        out = []
-        for row in rows:
-            start, end = int(self.offsets[row]), int(self.offsets[row + 1])
-            out.append(os.pread(fd, end - start, start))
-        return out
+        return [self.chunk_bytes(int(self.offsets[row]), int(self.offsets[row + 1])) for row in rows]
+
+    def chunk_bytes(self, start: int, end: int) -> bytes:
+        """Bytes start..end of chunks.jsonl. pread, not seek + read: threads (the server's) share this file, and
+        pread has no shared position."""
+        data = os.pread(self._chunks.fileno(), end - start, start)
+        if len(data) != end - start:
+            raise self._bad("chunks.jsonl", "it ends before its offsets say it does")
+        return data
 
     def chunks(self, rows: Iterable[int]) -> list[dict[str, Any]]:
         """Chunk records (id, doc_id, title, source, text, start, end, hash) of the given rows."""

@@ -16,7 +16,7 @@ import orjson
 from . import vectors
 from .atomic import fsync_dir, fsync_file, reserved_npy, write_atomic
 from .manifest import _GARBAGE, MANIFEST, MARKER, PENDING, FileEntry, Manifest, generation_dir, has_marker
-from .store import require_index
+from .store import StoredIndex, require_index
 
 
 class GenerationWriter:
@@ -37,9 +37,9 @@ class GenerationWriter:
             shutil.rmtree(self.path, ignore_errors=True)
             raise
 
-    def write_chunks(self, lines: Iterable[bytes], kept: tuple[Path, np.ndarray, np.ndarray] | None = None) -> None:
-        """One serialized record per row, in row order (each ending with a newline): first the rows `kept` names of
-        a previous generation's chunks.jsonl - (its path, its row offsets, the rows, ascending) - then `lines`."""
+    def write_chunks(self, lines: Iterable[bytes], kept: tuple[StoredIndex, np.ndarray] | None = None) -> None:
+        """One serialized record per row, in row order (each ending with a newline): first the records of a
+        previous generation's rows that `kept` names - (that generation, the rows, ascending) - then `lines`."""
         offsets = np.empty(self.n + 1, dtype=np.int64)
         pos, row = 0, 0
         with open(self.path / "chunks.jsonl", "wb") as f:
@@ -96,24 +96,20 @@ class GenerationWriter:
 COPY_BLOCK = 1 << 20
 
 
-def _copy_rows(out, path: Path, offsets: np.ndarray, rows: np.ndarray, new_offsets: np.ndarray) -> tuple[int, int]:
-    """Copy `rows` of the chunk file at `path` (`offsets`: its rows' byte offsets) to `out` as bytes, a run of
-    consecutive rows at a time, filling their `new_offsets`; returns (bytes, rows) written. A one-file update keeps
-    all rows but that file's: a few runs, copied in blocks, where a record at a time was most of its write."""
-    starts, ends = offsets[rows], offsets[rows + 1]
+def _copy_rows(out, prev: StoredIndex, rows: np.ndarray, new_offsets: np.ndarray) -> tuple[int, int]:
+    """Copy the chunk records of `rows` of `prev` to `out` as bytes, a run of consecutive rows at a time, in blocks,
+    filling their `new_offsets`; returns (bytes, rows) written. A one-file update keeps all rows but that file's: a
+    few runs, where a record at a time was most of its write."""
+    if not len(rows):
+        return 0, 0
+    starts, ends = prev.offsets[rows], prev.offsets[rows + 1]
     lengths = ends - starts
     new_offsets[: len(rows)] = np.cumsum(lengths) - lengths
     breaks = np.flatnonzero(np.diff(rows) != 1) + 1  # where a run of consecutive rows ends
     firsts, lasts = np.r_[0, breaks], np.r_[breaks, len(rows)] - 1
-    with open(path, "rb") as source:
-        for a, b in zip(starts[firsts].tolist(), ends[lasts].tolist()):
-            source.seek(a)
-            while a < b:
-                block = source.read(min(b - a, COPY_BLOCK))
-                if not block:
-                    raise OSError(f"{path} ended before its offsets say it does")
-                out.write(block)
-                a += len(block)
+    for a, b in zip(starts[firsts].tolist(), ends[lasts].tolist()):
+        for block in range(a, b, COPY_BLOCK):
+            out.write(prev.chunk_bytes(block, min(block + COPY_BLOCK, b)))
     return int(lengths.sum()), len(rows)
 
 
