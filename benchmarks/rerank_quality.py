@@ -30,7 +30,7 @@ from finetune import validation_split  # a sibling benchmark's SciFact validatio
 from searcher import IndexConfig, Searcher
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
-from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker
+from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker, write_blend
 from searcher.rerank_train import NEGATIVES, RERANKER_EPOCHS, RERANKER_LR, finetune_reranker, rechoose_blend
 from searcher.train import FinetuneConfig, finetune
 
@@ -101,8 +101,7 @@ def main() -> None:
         started = time.perf_counter()
         blend, chosen = choose_on_validation(data, root, args) if model == str(bi) else (None, "")
         if args.reuse and blend is not None and (trained / BLEND_FILE).is_file():
-            form = {"blend": blend, "form": "z", "chosen": "given"}
-            (trained / BLEND_FILE).write_bytes(orjson.dumps(form, option=orjson.OPT_INDENT_2))
+            write_blend(trained, blend, chosen="given")
             training = f"trained by an earlier run (its card: README.md beside it), kept; {chosen}"
         else:
             rr = finetune_reranker(
@@ -128,13 +127,13 @@ def main() -> None:
                 )
             )
         print(training, flush=True)
-        alone = Reranker(str(trained))
+        blending, alone = Reranker(str(trained)), Reranker(str(trained))
         alone.blend = 1.0
         with Searcher(report.index) as searcher:
             searcher.search("warm up", k=10)
             for label, reranker in (
                 ("none", None),
-                (f"trained on SciFact train, blend {Reranker(str(trained)).blend:.2f}", Reranker(str(trained))),
+                (f"trained on SciFact train, blend {blending.blend:.2f}", blending),
                 ("trained on SciFact train, its own order", alone),
             ):
                 ranked, seconds = rankings(searcher, queries, reranker)

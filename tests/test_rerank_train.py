@@ -111,14 +111,19 @@ def test_a_blend_file_puts_the_first_stage_back_in_the_order(beir, tmp_path):
         Reranker(str(tmp_path / "rr"))
 
 
-def test_a_dev_split_is_held_out_and_chooses_the_blend(beir, tmp_path):
-    root, base = beir
-    data = tmp_path / "with-dev"
+def _with_dev(root, data):
+    """The BEIR folder at `root` with a dev split of its own: q8 and q9, which its train split lists too."""
     (data / "qrels").mkdir(parents=True)
     for name in ("corpus.jsonl", "queries.jsonl"):
         (data / name).symlink_to(root / name)
     (data / "qrels" / "train.tsv").write_text((root / "qrels" / "train.tsv").read_text())
     (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq8\td8\t1\nq9\td9\t1\n")
+    return data
+
+
+def test_a_dev_split_is_held_out_and_chooses_the_blend(beir, tmp_path):
+    root, base = beir
+    data = _with_dev(root, tmp_path / "with-dev")
     report = finetune_reranker(data, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4)
     # the dev queries judge the blend and are not trained on, though the train split lists them too
     assert report.held_out == "dev split" and report.validation_queries == 2
@@ -131,14 +136,12 @@ def test_a_dev_split_is_held_out_and_chooses_the_blend(beir, tmp_path):
 def test_a_trained_rerankers_blend_is_chosen_again_on_the_dev_split(beir, tmp_path):
     root, base = beir
     finetune_reranker(root, tmp_path / "rr", root / "idx", base_model=str(base), epochs=1, batch_size=4, blend=0.3)
-    data = tmp_path / "with-dev"
-    (data / "qrels").mkdir(parents=True)
-    for name in ("corpus.jsonl", "queries.jsonl"):
-        (data / name).symlink_to(root / name)
-    (data / "qrels" / "train.tsv").write_text((root / "qrels" / "train.tsv").read_text())
+    data = _with_dev(root, tmp_path / "with-dev")
+    dev = (data / "qrels" / "dev.tsv").read_text()
+    (data / "qrels" / "dev.tsv").unlink()
     with pytest.raises(InvalidInputError, match="no dev split"):
         rechoose_blend(data, tmp_path / "rr", root / "idx")
-    (data / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq8\td8\t1\nq9\td9\t1\n")
+    (data / "qrels" / "dev.tsv").write_text(dev)
     blend, scores = rechoose_blend(data, tmp_path / "rr", root / "idx")
     written = json.loads((tmp_path / "rr" / BLEND_FILE).read_text())
     assert written["blend"] == blend and written["form"] == "z" and written["validation_queries"] == 2
