@@ -285,8 +285,9 @@ def kept_rows(prev: StoredIndex | None, kept: list[FileEntry]) -> np.ndarray:
     """Rows of the previous generation that hold the chunks of the `kept` files, ascending."""
     if prev is None or not kept:
         return np.empty(0, dtype=np.int64)
-    bounds = np.array([(e.id_start, e.id_end) for e in kept], dtype=np.int64)
-    starts, ends = np.searchsorted(prev.ids, bounds[:, 0]), np.searchsorted(prev.ids, bounds[:, 1])
+    firsts = np.fromiter((e.id_start for e in kept), np.int64, len(kept))
+    lasts = np.fromiter((e.id_end for e in kept), np.int64, len(kept))
+    starts, ends = np.searchsorted(prev.ids, firsts), np.searchsorted(prev.ids, lasts)
     lengths = ends - starts
     # every file's run of rows at once (a per-file arange was most of a one-file update of 5,000 files)
     rows = np.arange(int(lengths.sum()), dtype=np.int64) + np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)

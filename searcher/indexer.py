@@ -37,7 +37,7 @@ from .home import (
     remember_start,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, IGNORE_FILES, Ignore, is_supported, is_under, named_path
+from .ingest import FORMATS, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path
 from .report import IndexReport
 from .scan import reusable_rows, scan
 from .store import (
@@ -429,7 +429,7 @@ def _look(
     report.removed = len(under_root - seen)
     kept += [e for p, e in old_files.items() if p not in under_root]
     if changed is not None:  # the files under root not looked at count as unchanged, as a walk would find them
-        report.unchanged += sum(1 for p in old_files if p not in under_root and is_under(p, root))
+        report.unchanged += count_under(old_files, root) - len(under_root)  # changed paths are all under root
     if not new_files and not any(is_under(e.path, root) for e in kept):
         raise InvalidInputError(
             f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"

@@ -204,7 +204,16 @@ def named_path(item: Path | str) -> Path:
 def is_under(path: str | Path, root: str | Path) -> bool:
     """`path` is `root` or inside it (lexically, as `root in path.parents`; on strings: a re-scan asks it of every
     indexed file)."""
-    return str(path) == str(root) or _inside(str(path), str(root)) is not None
+    p, r = str(path), str(root)
+    return p == r or p.startswith(r if r.endswith(os.sep) else r + os.sep)
+
+
+def count_under(paths: Iterable[str], root: str | Path) -> int:
+    """How many of `paths` are `root` or inside it (is_under's rule, without a call per path: an update counts
+    every indexed file)."""
+    r = str(root)
+    head = r if r.endswith(os.sep) else r + os.sep
+    return sum(1 for p in paths if p.startswith(head) or p == r)
 
 
 def iter_files(

@@ -16,7 +16,7 @@ import orjson
 from . import vectors
 from .atomic import fsync_dir, fsync_file, reserved_npy, write_atomic
 from .manifest import _GARBAGE, MANIFEST, MARKER, PENDING, FileEntry, Manifest, generation_dir, has_marker
-from .store import StoredIndex, require_index
+from .store import StoredIndex, remember_file_table, require_index
 
 
 class GenerationWriter:
@@ -70,9 +70,11 @@ class GenerationWriter:
             faiss.write_index(index, faiss.PyCallbackIOWriter(f.write))
 
     def write_files(self, entries: Iterable[FileEntry]) -> None:
+        entries = list(entries)
+        data = b"".join([entry.to_json() + b"\n" for entry in entries])
         with open(self.path / "files.jsonl", "wb") as f:
-            for entry in entries:
-                f.write(entry.to_json() + b"\n")
+            f.write(data)
+        remember_file_table(data, entries)  # the next update reads this table back: no parse then
 
     def publish(self, manifest: Manifest) -> None:
         """fsync every file, then switch the manifest; the previous generation is deleted afterwards."""

@@ -9,7 +9,7 @@ from conftest import write_corpus
 from fakes import FakeEncoder
 
 from searcher import Searcher, build_index, open_index
-from searcher.errors import InvalidInputError, ModelError
+from searcher.errors import IndexFormatError, InvalidInputError, ModelError
 from searcher.projection import coarse_vectors
 from searcher.store import Manifest
 
@@ -337,6 +337,24 @@ def test_an_update_told_what_changed_equals_a_full_scan(tmp_path, corpus, fake, 
     report = build(corpus, targeted, fake, None, changed=[corpus / "new.txt"], export_encoder=False)
     assert (report.indexed, report.generation) == (0, 0), "nothing named changed: nothing written"
     assert "Use write()" not in " ".join(r["text"] for r in records_by_source(targeted)["python.rst"])
+
+
+def test_the_file_table_kept_in_memory_is_the_one_on_disk(tmp_path, corpus, fake, fake_config):
+    """An update reads back the table the run before wrote from memory (store.remember_file_table): the same
+    entries a fresh parse gives, and a damaged table on disk is still refused, not answered from memory."""
+    from searcher import store
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, fake, fake_config)
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice.\n")
+    build(corpus, idx, fake, None, changed=[corpus / "cooking.md"])
+    remembered = open_index(idx).files()
+    store._file_tables.clear()
+    assert open_index(idx).files() == remembered, "what memory held is what the file says"
+    table = next(idx.glob("gen-*")) / "files.jsonl"
+    table.write_bytes(table.read_bytes().replace(b'"sha256"', b'"sha2"', 1))
+    with pytest.raises(IndexFormatError, match="files.jsonl"):
+        open_index(idx).files()
 
 
 def test_changed_paths_follow_the_ignore_rules_and_must_be_inside(tmp_path, corpus, fake, fake_config):
