@@ -3,7 +3,8 @@ test, hybrid search with and without a CrossEncoder trained on SciFact train (th
 scoring head, hard negatives from the index), on the index of the SciFact-train fine-tuned bi-encoder (the
 finetune-scifact setting) and on the bundled model's.
 
-    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--negatives N] [--tuned-only] [--reuse]
+    python benchmarks/rerank_quality.py [--epochs N] [--lr LR] [--negatives N] [--loss L] [--tuned-only] [--reuse]
+    python benchmarks/rerank_quality.py --validation-only [...]   # a recipe's dev figures alone, test untouched
 
 `--reuse` keeps the rerankers an earlier run trained (their training does not depend on the blend) and chooses the
 blend again on the validation split (rerank_train.rechoose_blend): for a change of the blend alone.
@@ -31,7 +32,15 @@ from searcher import IndexConfig, Searcher
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
 from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker, write_blend
-from searcher.rerank_train import NEGATIVES, RERANKER_EPOCHS, RERANKER_LR, finetune_reranker, rechoose_blend
+from searcher.rerank_train import (
+    LOSSES,
+    NEGATIVES,
+    RERANKER_EPOCHS,
+    RERANKER_LOSS,
+    RERANKER_LR,
+    finetune_reranker,
+    rechoose_blend,
+)
 from searcher.train import FinetuneConfig, finetune
 
 
@@ -54,12 +63,19 @@ def choose_on_validation(data, root, args) -> tuple[float, str]:
         finetune(folder, bi, FinetuneConfig(), evaluate_model=False, overwrite=True)
     index = evaluate(folder, split="dev", config=IndexConfig(model=str(bi)), latency=False, root=root / "eval").index
     # kept: the same run gives the same model
-    trained = root / f"reranker-validation-e{args.epochs}-lr{args.lr:g}-n{args.negatives}"
+    trained = root / f"reranker-validation-e{args.epochs}-lr{args.lr:g}-n{args.negatives}{_loss_suffix(args)}"
     if args.reuse and (trained / BLEND_FILE).is_file():
         rechoose_blend(folder, trained, index)
     elif not (trained / BLEND_FILE).is_file():
         finetune_reranker(
-            folder, trained, index, epochs=args.epochs, learning_rate=args.lr, negatives=args.negatives, overwrite=True
+            folder,
+            trained,
+            index,
+            epochs=args.epochs,
+            learning_rate=args.lr,
+            negatives=args.negatives,
+            loss=args.loss,
+            overwrite=True,
         )
     chosen = orjson.loads((trained / BLEND_FILE).read_bytes())
     v = chosen["ndcg@10"]
@@ -72,16 +88,25 @@ def choose_on_validation(data, root, args) -> tuple[float, str]:
     return chosen["blend"], line
 
 
+def _loss_suffix(args) -> str:
+    return "" if args.loss == "bce" else f"-{args.loss}"  # the pairwise loss's folders keep their first names
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=RERANKER_EPOCHS, help="reranker training epochs")
     parser.add_argument("--lr", type=float, default=RERANKER_LR, help="reranker learning rate")
     parser.add_argument("--negatives", type=int, default=NEGATIVES, help="hard negatives per query")
     parser.add_argument("--tuned-only", action="store_true", help="only the SciFact-train fine-tuned bi-encoder")
+    parser.add_argument("--loss", choices=LOSSES, default=RERANKER_LOSS, help="the reranker's training loss")
     parser.add_argument("--reuse", action="store_true", help="keep the trained rerankers; choose the blend again")
+    parser.add_argument("--validation-only", action="store_true", help="the dev split's figures only; no test")
     args = parser.parse_args()
     data = require_data("scifact")
     root = CACHE / "rerank-quality"
+    if args.validation_only:  # choosing a recipe: dev queries only, the test split not read
+        choose_on_validation(data, root, args)
+        return
     bi = root / "scifact-minilm"
     if not (bi / "README.md").is_file():  # the finetune-scifact model: SciFact train, searcher's defaults
         finetune(data, bi, FinetuneConfig(), evaluate_model=False, overwrite=True)
@@ -97,7 +122,7 @@ def main() -> None:
     encoders = (("SciFact-train fine-tune", str(bi)), ("bundled MiniLM", IndexConfig().model))
     for name, model in encoders[: 1 if args.tuned_only else 2]:
         report = evaluate(data, split="test", config=IndexConfig(model=model), latency=False, root=root / "eval")
-        trained = root / f"reranker-{'tuned' if model == str(bi) else 'base'}"
+        trained = root / f"reranker-{'tuned' if model == str(bi) else 'base'}{_loss_suffix(args)}"
         started = time.perf_counter()
         blend, chosen = choose_on_validation(data, root, args) if model == str(bi) else (None, "")
         if args.reuse and blend is not None and (trained / BLEND_FILE).is_file():
@@ -111,6 +136,7 @@ def main() -> None:
                 epochs=args.epochs,
                 learning_rate=args.lr,
                 negatives=args.negatives,
+                loss=args.loss,
                 blend=blend,
                 overwrite=True,
             )

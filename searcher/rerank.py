@@ -187,8 +187,14 @@ def blended(first: np.ndarray, raw: np.ndarray, blend: float, form: str = "z") -
     first, raw = first.astype(np.float64), raw.astype(np.float64)
     if form == "probability":
         return (1.0 - blend) * first + blend / (1.0 + np.exp(-raw))
-    p = np.clip(first, 1e-6, 1 - 1e-6)
-    return (1.0 - blend) * _standardised(np.log(p / (1 - p))) + blend * _standardised(raw)
+    return (1.0 - blend) * standardised_log_odds(first) + blend * _standardised(raw)
+
+
+def standardised_log_odds(first: np.ndarray) -> np.ndarray:
+    """The first stage's probabilities for one query's hits as "z" blends them: log-odds, standardised over the
+    hits."""
+    p = np.clip(first.astype(np.float64), 1e-6, 1 - 1e-6)
+    return _standardised(np.log(p / (1 - p)))
 
 
 def _standardised(x: np.ndarray) -> np.ndarray:

@@ -40,12 +40,21 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_atomic
-from .config import DEFAULT_MODEL
+from .config import DEFAULT_MODEL, RERANKER_LOSSES
 from .encoder import no_progress_bars, quiet_transformers, resolve_model
 from .errors import InvalidInputError, ModelError
 from .machine import cpu_has_bf16
 from .metrics import corpus_records, ir_metrics, load_beir, read_jsonl
-from .rerank import BLEND_FILE, DEFAULT_DEPTH, PASSAGE_CHARS, blended, load_cross_encoder, raw_scores, write_blend
+from .rerank import (
+    BLEND_FILE,
+    DEFAULT_DEPTH,
+    PASSAGE_CHARS,
+    blended,
+    load_cross_encoder,
+    raw_scores,
+    standardised_log_odds,
+    write_blend,
+)
 from .train import QUIET_ARGS, run_trainer
 
 TEACHER_DEPTH = DEFAULT_DEPTH  # documents per query the negatives come from, as many as are reranked
@@ -62,6 +71,12 @@ BLEND_GRID = [i / 20 for i in range(21)]
 # RESULTS.md, rerank-quality.
 RERANKER_EPOCHS = 4
 RERANKER_LR = 8e-5
+# "bce": each (query, passage) pair on its own, BinaryCrossEntropyLoss. "residual": each query's candidates as one
+# list, softmax cross-entropy over (the first stage's standardised log-odds + the reranker's logit): the reranker
+# learns what to add to the first stage's order, which is how the stage uses it (rerank.blended), instead of a
+# ranking of its own that a blend must then weigh.
+LOSSES = RERANKER_LOSSES
+RERANKER_LOSS = "bce"
 MAX_LENGTH = 256  # tokens of query + passage (a PASSAGE_CHARS passage and a question fit)
 # A run can diverge: on all of SciFact train, this recipe once ended with one score for every pair, its logits'
 # spread far below even the untrained model's (RESULTS.md, rerank-quality), where the same recipe on a validation
@@ -85,6 +100,7 @@ class RerankerReport:
     positives: int
     negatives: int
     epochs: int
+    loss: str = RERANKER_LOSS
     learning_rate: float = 0.0  # the one the saved model was trained at (halved after a run that diverged)
     train_auc: float = 0.0  # how well it separates its own training pairs (the chance a positive scores higher)
     steps: int = 0
@@ -109,13 +125,14 @@ def finetune_reranker(
     seed: int = 42,
     blend: float | None = None,
     negatives: int = NEGATIVES,
+    loss: str = RERANKER_LOSS,
     overwrite: bool = False,
     progress=None,
 ) -> RerankerReport:
     """Train a CrossEncoder from `base_model` on the labels in `data`, hard negatives from the index `index`
     (name or path: the index of the documents the labels are about). `blend`: the reranker's weight in the
     stage's order, chosen elsewhere; None chooses it on held-out queries. `negatives`: hard negatives per query,
-    the best-ranked irrelevant hits."""
+    the best-ranked irrelevant hits. `loss`: LOSSES."""
     from .search import Searcher
 
     progress = progress or (lambda *a, **k: None)
@@ -126,6 +143,8 @@ def finetune_reranker(
         raise InvalidInputError(
             f"epochs must be >= 1, batch size >= 2, the learning rate in (0, 1) and negatives in [1, {TEACHER_DEPTH})"
         )
+    if loss not in LOSSES:
+        raise InvalidInputError(f"unknown reranker loss {loss!r}; choose one of {', '.join(LOSSES)}")
     if blend is not None and not 0 <= blend <= 1:
         raise InvalidInputError(f"the blend weight must be in [0, 1], not {blend}")
     data = Path(data).expanduser()
@@ -142,24 +161,30 @@ def finetune_reranker(
     else:
         held = round(VALIDATION_SHARE * len(queries))
         held, held_out = (held, "train split") if held >= MIN_VALIDATION else (0, "")
-    rows: list[tuple[str, str, float]] = []
+    groups: list[Group] = []
     validation: list[Held] = []
     with Searcher(index) as searcher:
         for j, (query, hits) in enumerate(_first_stage(searcher, queries, progress)):
             if j < held:
                 validation.append(_held_out(searcher, query, hits, labels[query]))
             else:
-                rows += _pairs(searcher, query, hits, labels[query], negatives)
+                groups.append(_group(searcher, query, hits, labels[query], negatives))
+    if loss == "residual":  # a list with no positive teaches nothing about the order within it
+        groups = [g for g in groups if any(y for _, y, _ in g[1])]
+    rows = [(query, passage, y) for query, members in groups for passage, y, _ in members]
     positives = sum(1 for *_, y in rows if y)
     if not positives or positives == len(rows):
         raise InvalidInputError(f"{data} gives no {'positive' if not positives else 'negative'} pair to train on")
     random.Random(seed).shuffle(rows)
-    report = RerankerReport(str(output), base_model, description, len(labels), positives, len(rows) - positives, epochs)
+    random.Random(seed).shuffle(groups)
+    report = RerankerReport(
+        str(output), base_model, description, len(labels), positives, len(rows) - positives, epochs, loss
+    )
     report.validation_queries, report.held_out = held, held_out
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        model = _train_checked(rows, report, partial, batch_size, learning_rate, seed, progress)
+        model = _train_checked(rows, groups, report, partial, batch_size, learning_rate, seed, progress)
         if blend is not None:
             report.blend = blend
             write_blend(partial, blend, chosen="given")
@@ -241,20 +266,28 @@ def _labels(data: Path, split: str = "train") -> tuple[dict[str, object], str]:
     raise InvalidInputError(f"{data} is neither a BEIR folder with a train split nor a JSONL file of pairs")
 
 
-def _pairs(searcher, query: str, hits, relevant, most: int) -> list[tuple[str, str, float]]:
-    rows = []
+# One query's training candidates: (query, [(passage, label, first stage's standardised log-odds)]).
+Group = tuple[str, list[tuple[str, float, float]]]
+
+
+def _group(searcher, query: str, hits, relevant, most: int) -> Group:
+    """The query's relevant hits and its `most` best-ranked others, in rank order, each with the first stage's
+    log-odds standardised over all of the query's hits, as the stage sees them (rerank.blended)."""
+    members = []
     found = set()
     negatives = 0
-    for hit in hits:
+    first = standardised_log_odds(np.array([hit.score for hit in hits], np.float64)) if hits else np.zeros(0)
+    for hit, z in zip(hits, first.tolist()):
         if _is_relevant(hit, relevant):
-            rows.append((query, searcher.passage(hit, query), 1.0))
+            members.append((searcher.passage(hit, query), 1.0, z))
             found.add(hit.doc_id if isinstance(relevant, set) else hit.text)
         elif negatives < most:
-            rows.append((query, searcher.passage(hit, query), 0.0))
+            members.append((searcher.passage(hit, query), 0.0, z))
             negatives += 1
-    if not found and not isinstance(relevant, set):
-        rows += [(query, p[:PASSAGE_CHARS], 1.0) for p in relevant]  # type: ignore[union-attr]
-    return rows
+    if not found and not isinstance(relevant, set):  # missed by the search: ranked below every hit
+        lowest = float(first.min()) if len(first) else 0.0
+        members += [(p[:PASSAGE_CHARS], 1.0, lowest) for p in relevant]  # type: ignore[union-attr]
+    return query, members
 
 
 def _is_relevant(hit, relevant) -> bool:
@@ -305,11 +338,13 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
     return best, {"first stage": by_blend[0.0], "reranker": ndcg(lambda a, b: raw[a:b]), "blend": by_blend[best]}
 
 
-def _train_checked(rows, report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress):
+def _train_checked(
+    rows, groups: list[Group], report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress
+):
     """_train, again at half the learning rate while the model gives its own training pairs one score."""
     sample = random.Random(seed).sample(rows, min(len(rows), CHECK_SAMPLE))
     for attempt in range(RETRIES + 1):
-        model, before, scores = _train(rows, report, partial, batch_size, rate, seed, progress, sample)
+        model, before, scores = _train(rows, groups, report, partial, batch_size, rate, seed, progress, sample)
         report.learning_rate, report.train_auc = rate, round(roc_auc(scores, [y for *_, y in sample]), 4)
         after = _spread(scores)
         if after >= COLLAPSED_SHARE * before:
@@ -342,8 +377,19 @@ def roc_auc(scores, labels) -> float:
     return float(above + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
-def _train(rows, report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress, check):
-    """The trained model, the spread of its scores of the `check` pairs before training, and those scores after."""
+def _train(
+    rows,
+    groups: list[Group],
+    report: RerankerReport,
+    partial: Path,
+    batch_size: int,
+    rate: float,
+    seed: int,
+    progress,
+    check,
+):
+    """The trained model, the spread of its scores of the `check` pairs before training, and those scores after:
+    on the `rows` one pair at a time (loss "bce") or on the `groups` one query's list at a time ("residual")."""
     import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -355,14 +401,28 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, rate: f
         model = CrossEncoder(target, num_labels=1, max_length=MAX_LENGTH, device="cpu", local_files_only=True)
     pairs = [(q, p) for q, p, _ in check]
     before = _spread(raw_scores(model, pairs))
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(report.negatives / report.positives))
-    dataset = Dataset.from_dict(
-        {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
-    )
+    if report.loss == "residual":
+        loss = _residual_list_loss(model)
+        dataset = Dataset.from_dict(
+            {
+                "query": [q for q, _ in groups],
+                "passages": [[p for p, _, _ in m] for _, m in groups],
+                "first": [[z for _, _, z in m] for _, m in groups],
+                "label": [[y for _, y, _ in m] for _, m in groups],
+            }
+        )
+        # as many pairs per step as the pairwise loss takes, in whole lists
+        per_step = max(2, round(batch_size * len(groups) / max(len(rows), 1)))
+    else:
+        loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(report.negatives / report.positives))
+        dataset = Dataset.from_dict(
+            {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
+        )
+        per_step = batch_size
     args = CrossEncoderTrainingArguments(
         output_dir=str(partial / "checkpoints"),
         num_train_epochs=report.epochs,
-        per_device_train_batch_size=batch_size,
+        per_device_train_batch_size=per_step,
         learning_rate=rate,
         warmup_steps=0.1,  # a ratio (transformers 5)
         seed=seed,
@@ -383,6 +443,34 @@ def _train(rows, report: RerankerReport, partial: Path, batch_size: int, rate: f
     return model, before, raw_scores(model, pairs)
 
 
+def _residual_list_loss(model):
+    """The "residual" loss (LOSSES) for `model`: for each query's list, softmax cross-entropy of (its first-stage
+    scores, a fixed input, + the model's logits) against its labels, a list's positives sharing the target."""
+    import torch
+    from sentence_transformers.util import batch_to_device
+
+    class ResidualListLoss(torch.nn.Module):
+        def __init__(self, model) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs, labels, prompt=None, task=None):
+            queries, passages, firsts = inputs
+            pairs = [(q, p) for q, ps in zip(queries, passages) for p in ps]
+            tokens = batch_to_device(self.model.preprocess(pairs, prompt=prompt, task=task), self.model.device)
+            logits = self.model(tokens)["scores"].view(-1).float()
+            total, start = logits.new_zeros(()), 0
+            for first, label in zip(firsts, labels):
+                end = start + len(first)
+                scores = logits[start:end] + torch.as_tensor(first, dtype=torch.float32, device=logits.device)
+                target = label.float().to(logits.device)
+                total = total - (target / target.sum() * torch.log_softmax(scores, dim=0)).sum()
+                start = end
+            return total / len(firsts)
+
+    return ResidualListLoss(model)
+
+
 def _validation_line(report: RerankerReport) -> str:
     if report.held_out == "given":
         return f"Blend {report.blend:.2f} of the reranker's scores, given (chosen elsewhere; {BLEND_FILE})."
@@ -397,6 +485,12 @@ def _validation_line(report: RerankerReport) -> str:
     )
 
 
+_LOSS_NAMES = {
+    "bce": "BinaryCrossEntropyLoss",
+    "residual": "a softmax cross-entropy over each query's list of (first-stage score + its logit) (loss residual)",
+}
+
+
 def _card(report: RerankerReport) -> str:
     return "\n".join(
         [
@@ -408,7 +502,7 @@ def _card(report: RerankerReport) -> str:
             "",
             f"# Reranker (CrossEncoder) from {report.base_model}",
             "",
-            "Made with `searcher finetune --reranker`: BinaryCrossEntropyLoss on "
+            f"Made with `searcher finetune --reranker`: {_LOSS_NAMES[report.loss]} on "
             f"{report.positives} positive and {report.negatives} hard negative (query, passage) pairs from "
             f"{report.data}; negatives are the index's top hybrid hits that are not relevant.",
             f"{report.epochs} epoch(s) at learning rate {report.learning_rate:g}, {report.steps} steps in "

@@ -56,6 +56,19 @@ def test_a_trained_reranker_loads_and_has_learned_its_labels(beir, tmp_path):
     assert report.train_auc >= 0.9 and not any("diverged" in w for w in report.warnings)
 
 
+def test_a_residual_reranker_learns_what_to_add_to_the_first_stage(beir, tmp_path):
+    """loss="residual": each query's candidates as one list, the first stage's scores a fixed part of each score;
+    the model still learns to tell its training pairs apart, and the card names the loss."""
+    root, _ = beir
+    report = finetune_reranker(
+        root, tmp_path / "rr", root / "idx", epochs=3, batch_size=8, learning_rate=1e-4, loss="residual"
+    )
+    assert report.loss == "residual" and report.steps > 0 and report.train_auc >= 0.9
+    assert "loss residual" in (tmp_path / "rr" / "README.md").read_text()
+    with pytest.raises(InvalidInputError, match="unknown reranker loss"):
+        finetune_reranker(root, tmp_path / "rr2", root / "idx", loss="hinge")
+
+
 def test_labels_are_required(beir, tmp_path):
     root, _ = beir
     (tmp_path / "plain").mkdir()
@@ -167,16 +180,19 @@ def test_a_given_blend_holds_nothing_out_and_is_what_the_reranker_uses(beir, tmp
 def test_cli_blend_goes_with_reranker(tmp_path):
     result = CliRunner().invoke(cli, ["finetune", str(tmp_path), "-o", str(tmp_path / "m"), "--blend", "0.2"])
     assert result.exit_code == 2 and "--blend goes with --reranker" in result.output
+    result = CliRunner().invoke(cli, ["finetune", str(tmp_path), "-o", str(tmp_path / "m"), "--reranker-loss", "bce"])
+    assert result.exit_code == 2 and "--reranker-loss goes with --reranker" in result.output
 
 
 def test_cli_trains_a_reranker_with_a_given_blend(beir, tmp_path):
     root, base = beir
     args = ["finetune", str(root), "--reranker", "--index", str(root / "idx"), "-o", str(tmp_path / "rr"), "-q"]
     args += ["--model", str(base), "--epochs", "1", "--batch-size", "4", "--blend", "0.3", "--seed", "7"]
-    result = CliRunner().invoke(cli, args)
+    result = CliRunner().invoke(cli, [*args, "--reranker-loss", "residual"])
     assert result.exit_code == 0, result.output
     assert json.loads((tmp_path / "rr" / BLEND_FILE).read_text()) == {"blend": 0.3, "form": "z", "chosen": "given"}
-    assert "1 epoch(s)" in (tmp_path / "rr" / "README.md").read_text()
+    card = (tmp_path / "rr" / "README.md").read_text()
+    assert "1 epoch(s)" in card and "loss residual" in card
 
 
 def test_a_run_that_diverges_is_retried_slower_then_refused(beir, tmp_path):

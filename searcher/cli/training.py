@@ -11,6 +11,7 @@ from ..config import (
     DEFAULT_SHORTLIST,
     FULL_STORAGE_TYPES,
     PROJECTIONS,
+    RERANKER_LOSSES,
     FinetuneConfig,
 )
 from .common import (
@@ -234,6 +235,12 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     help="With --reranker: the reranker's weight in the order, chosen elsewhere [default: chosen on held-out "
     "queries, DATA's dev split when it has one]. Choose it on queries the index's model was not trained on.",
 )
+@click.option(
+    "--reranker-loss",
+    type=click.Choice(RERANKER_LOSSES),
+    help="With --reranker: bce scores each (query, passage) pair on its own; residual learns, over each query's "
+    "candidates, what to add to the first stage's order [default: rerank_train.RERANKER_LOSS].",
+)
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
 @click.option("--overwrite", is_flag=True, help="Replace an existing output directory.")
@@ -256,6 +263,7 @@ def finetune(
     pca_prefix,
     seed,
     blend,
+    reranker_loss,
     eval_split,
     no_eval,
     overwrite,
@@ -288,11 +296,12 @@ def finetune(
             learning_rate=learning_rate,
             seed=seed,
             blend=blend,
+            loss=reranker_loss,
             overwrite=overwrite,
         )
         return
-    if blend is not None:
-        raise click.UsageError("--blend goes with --reranker")
+    if blend is not None or reranker_loss is not None:
+        raise click.UsageError(f"{'--blend' if blend is not None else '--reranker-loss'} goes with --reranker")
     if (data is None) == (index_name is None):
         raise click.UsageError("give DATA to train on or --index NAME, one of the two")
     if data is not None and output is None:
@@ -334,9 +343,9 @@ def finetune(
         click.echo(line)
 
 
-def _finetune_reranker(data, index_name, output, quiet, *, base_model, epochs, learning_rate, **options):
+def _finetune_reranker(data, index_name, output, quiet, *, base_model, epochs, learning_rate, loss, **options):
     from ..config import DEFAULT_MODEL
-    from ..rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
+    from ..rerank_train import RERANKER_EPOCHS, RERANKER_LOSS, RERANKER_LR, finetune_reranker
 
     if data is None or index_name is None or output is None:
         raise click.UsageError(
@@ -351,6 +360,7 @@ def _finetune_reranker(data, index_name, output, quiet, *, base_model, epochs, l
             base_model=base_model or DEFAULT_MODEL,
             epochs=epochs or RERANKER_EPOCHS,
             learning_rate=learning_rate or RERANKER_LR,
+            loss=loss or RERANKER_LOSS,
             progress=progress,
             **options,
         )
