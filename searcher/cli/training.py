@@ -238,8 +238,8 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
 @click.option(
     "--reranker-loss",
     type=click.Choice(RERANKER_LOSSES),
-    help="With --reranker: bce scores each (query, passage) pair on its own; residual learns, over each query's "
-    "candidates, what to add to the first stage's order [default: rerank_train.RERANKER_LOSS].",
+    help="With --reranker: residual learns, over each query's candidates, what to add to the first stage's order; "
+    "bce scores each (query, passage) pair on its own [default: residual].",
 )
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
