@@ -19,7 +19,7 @@ from .encoder import (
     Encoder,
     SentenceTransformerEncoder,
 )
-from .encoder_choice import choose_document_encoder, small_edit_limit
+from .encoder_choice import choose_document_encoder, small_edit_limit, worth_remeasuring
 from .generation import Plan
 from .home import (
     adopt_encoder,
@@ -112,17 +112,27 @@ def embed_missing(
         report.seconds["embed"] = time.perf_counter() - started
         return
     weights = plan.model.weights_id()
-    if small is not None and len(todo) <= small_edit_limit(
-        previous or remembered_choice(weights), remembered_start(weights), batch_size
+    # The index's documents were embedded with int8 on this CPU: so is an update that would not measure the paths
+    # again (choose_document_encoder would keep int8 without loading anything but torch).
+    small_int8 = getattr(small, "int8", False)
+    if small is not None and (
+        (small_int8 and not worth_remeasuring(previous or {}, len(todo)))
+        or (
+            not small_int8
+            and len(todo)
+            <= small_edit_limit(previous or remembered_choice(weights), remembered_start(weights), batch_size)
+        )
     ):
+        kind = INT8 if small_int8 else FLOAT
+        todo = unmade if kind == INT8 else todo
+        report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
         order = sorted(todo, key=lambda k: len(todo[k]), reverse=True)
         progress("embed", 0, len(order))
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
-            pending.add(batch, small.encode_documents([todo[k] for k in batch], batch_size=batch_size), FLOAT)
+            pending.add(batch, small.encode_documents([todo[k] for k in batch], batch_size=batch_size), kind)
             progress("embed", min(start + batch_size, len(order)), len(order))
-        report.embedded_with = "onnx: a small update, torch not loaded"
-        report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)
+        report.embedded_with = f"{'onnx-int8' if small_int8 else 'onnx'}: the index's graph, torch not loaded"
         report.seconds["embed"] = time.perf_counter() - started
         return
     measure_on = sorted((unmade or todo).values(), key=len, reverse=True)

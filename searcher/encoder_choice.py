@@ -30,6 +30,16 @@ log = logging.getLogger(__name__)
 ASSUMED_START_SECONDS = 5.0
 
 
+def embeds_small_edits_in_int8(record: dict | None, export: Path) -> bool:
+    """Whether an update embeds its chunks with the int8 graph rather than the float one: when int8 is what this
+    index's documents were embedded with on this CPU (its retrieval check passed) and the graph is there. Then an
+    edit is embedded as the rest were, at the chosen path's rate, torch not loaded."""
+    from .onnx_encoder import INT8_MODEL
+
+    record = record or {}
+    return record.get("choice") == "onnx-int8" and record.get("cpu") == cpu_name() and (export / INT8_MODEL).is_file()
+
+
 def small_edit_limit(record: dict | None, start_seconds: float | None, batch_size: int) -> float:
     """How many chunks the float ONNX graph embeds sooner than loading torch and embedding them on the chosen path:
     n / rate(onnx) <= start + n / rate(choice), from the choice's measured rates (texts per second, on its longest
@@ -47,25 +57,26 @@ def small_edit_limit(record: dict | None, start_seconds: float | None, batch_siz
 # Graphs opened by this process, by folder and the stamp of its encoder.json: an exported folder is written once
 # and switched in by a rename, so the same stamp is the same graph. subtle: opening one (an onnxruntime session)
 # was a third of a one-file update in a process that updates an index again and again (RESULTS.md, update-one).
-_graphs: OrderedDict[tuple[str, int, int], OnnxEncoder] = OrderedDict()
+_graphs: OrderedDict[tuple[str, int, int, bool], OnnxEncoder] = OrderedDict()
 _graphs_lock = threading.Lock()
 GRAPHS_KEPT = 2
 
 
-def open_graph(index_dir: Path, name: str | None, info: ModelInfo) -> Encoder | None:
-    """The index's exported float ONNX graph, if it has one of this model; None otherwise (torch then)."""
+def open_graph(index_dir: Path, name: str | None, info: ModelInfo, int8: bool = False) -> Encoder | None:
+    """The index's exported ONNX graph (its int8 version with `int8`), if it has one of this model; None otherwise
+    (torch then)."""
     if not name:
         return None
     try:
         stat = (index_dir / name / "encoder.json").stat()
     except OSError:
         return None
-    key = (str((index_dir / name).resolve()), stat.st_mtime_ns, stat.st_size)
+    key = (str((index_dir / name).resolve()), stat.st_mtime_ns, stat.st_size, int8)
     with _graphs_lock:
         graph = _graphs.get(key)
         if graph is None:
             try:
-                graph = OnnxEncoder(index_dir / name)
+                graph = OnnxEncoder(index_dir / name, int8=int8)
             except (ExportError, OSError, ValueError, ImportError) as e:
                 log.info("no torch-free document encoder (%s)", e)
                 return None

@@ -29,7 +29,7 @@ from .encoder import (
     load_encoder,
     resolve_model,
 )
-from .encoder_choice import open_graph
+from .encoder_choice import embeds_small_edits_in_int8, open_graph
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
 from .generation import NewFile, Plan, write_generation
 from .home import (
@@ -291,7 +291,9 @@ def _build(
         if encoder is not None or prev is None or current is None or workers is not None:
             return None
         if not light:
-            light.append(open_graph(index_dir, current.query_encoder, info))
+            name = current.query_encoder
+            int8 = bool(name) and embeds_small_edits_in_int8(current.document_encoder, index_dir / str(name))
+            light.append(open_graph(index_dir, name, info, int8))
         return light[0]
 
     def chunking_model() -> Encoder:

@@ -194,6 +194,7 @@ class OnnxEncoder:
         self._lowercase = meta["lowercase"]
         self._pad_id = meta["pad_id"]
         self._tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+        self.int8 = int8
         self._batch_limit = 1 if int8 else None  # see the class docstring
         self._workers = usable_cores() if int8 else 1
         graph = directory / (INT8_MODEL if int8 else "model.onnx")

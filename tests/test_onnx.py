@@ -288,3 +288,40 @@ def test_an_index_graph_is_opened_once_per_process_until_its_folder_changes(tmp_
     again = open_graph(tmp_path / "idx", "enc", minilm.info)
     assert again is not None and again is not first
     assert open_graph(tmp_path / "idx", "missing", minilm.info) is None
+
+
+def test_an_index_embedded_with_int8_embeds_its_edits_with_int8_too(tmp_path, corpus, minilm):
+    """Where the index's documents were embedded with the int8 graph on this CPU (its retrieval check passed), an
+    edit is embedded with that graph too, torch not loaded: as the rest were, at the chosen path's rate."""
+    import orjson
+
+    from searcher import IndexConfig
+    from searcher.chunking import embedding_input
+    from searcher.encoder import cpu_name
+    from searcher.encoder_choice import INT8_MIN_COSINE
+    from searcher.onnx_encoder import quantize_int8
+
+    idx = tmp_path / "idx"
+    build_index(corpus, idx, IndexConfig(full_storage="float32"), encoder=minilm)
+    manifest = orjson.loads((idx / "manifest.json").read_bytes())
+    quantize_int8(idx / manifest["query_encoder"])
+    # as a build that chose int8 records it (the choice itself is measured: test_the_int8_graph_embeds_...)
+    manifest["document_encoder"] = {"choice": "onnx-int8", "cpu": cpu_name(), "texts_per_second": {"onnx-int8": 50.0}}
+    (idx / "manifest.json").write_bytes(orjson.dumps(manifest))
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it covered.\n")
+    report = build_index(corpus, idx, changed=[corpus / "cooking.md"])
+    assert report.embedded == 1 and report.embedded_with.startswith("onnx-int8"), report.embedded_with
+    index = open_index(idx)
+    (record,) = [r for r in index.iter_chunks() if r["source"].endswith("cooking.md")]
+    stored = np.asarray(index.full[index.rows_of(np.array([record["id"]]))], dtype=np.float32)
+    stored = stored @ index.rotation.T if index.rotation is not None else stored
+    exact = minilm.encode_documents([embedding_input(record["title"], record["text"])])
+    cosine = float(np.sum(stored * exact))
+    assert INT8_MIN_COSINE <= cosine < 0.99999, "the int8 graph's vector: close to float32, not float32's own"
+    # on another CPU the record is not this machine's measurement: the float graph (or torch) embeds instead
+    manifest = orjson.loads((idx / "manifest.json").read_bytes())
+    manifest["document_encoder"]["cpu"] = "another CPU"
+    (idx / "manifest.json").write_bytes(orjson.dumps(manifest))
+    (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it for twenty minutes.\n")
+    report = build_index(corpus, idx, changed=[corpus / "cooking.md"])
+    assert report.embedded == 1 and not report.embedded_with.startswith("onnx-int8"), report.embedded_with
