@@ -52,6 +52,7 @@ NEGATIVES = 1  # triplets per pseudo-query
 # The hybrid logit's lexical coefficient over its cosine one: a share of a query's words, in cosine units.
 COVERAGE_IN_COSINE = calibration.COEFFICIENTS["hybrid"][2] / calibration.COEFFICIENTS["hybrid"][1]
 KINDS = ("heading", "sentence", "keywords")
+TRAINED_KINDS = KINDS  # the kinds whose triplets are trained on (the held-out comparison uses every kind)
 WORD = re.compile(r"[^\W\d_][\w\-]{2,}")
 QUERY_SYNTAX = re.compile(r"[\"“”]|(?:^|\s)-(?=\w)")  # quotes and a leading minus mean something to a query
 
@@ -103,7 +104,7 @@ def label_free_data(
     held_docs = set(rng.sample(docs, max(1, round(len(docs) * HELD_OUT)))) if len(docs) >= 10 else set()
     with Searcher(index_dir, encoder=encoder) as searcher:
         queries = _pseudo_queries(records, searcher, rng)
-        train = [q for q in queries if _doc(records, q) not in held_docs]
+        train = [q for q in queries if _doc(records, q) not in held_docs and q.kind in TRAINED_KINDS]
         held = [q for q in queries if _doc(records, q) in held_docs]
         limit = MAX_QUERIES if max_queries is None else max_queries
         if len(train) > limit:
