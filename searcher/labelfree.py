@@ -1,6 +1,7 @@
 """Label-free fine-tuning data: pseudo-queries from an index's own chunks, scored by the index's hybrid search.
 
-Every chunk of the documents that are not held out gets one pseudo-query, of one of three kinds:
+Every chunk of the documents gets one pseudo-query, of one of three kinds (only `sentence` ones are trained on,
+TRAINED_KINDS; every kind is held out for the comparison):
 
 - `heading`: the chunk's title or heading path (three words or more), for the first chunk under it, the heading
   taken out of the passage;
@@ -52,7 +53,12 @@ NEGATIVES = 1  # triplets per pseudo-query
 # The hybrid logit's lexical coefficient over its cosine one: a share of a query's words, in cosine units.
 COVERAGE_IN_COSINE = calibration.COEFFICIENTS["hybrid"][2] / calibration.COEFFICIENTS["hybrid"][1]
 KINDS = ("heading", "sentence", "keywords")
-TRAINED_KINDS = KINDS  # the kinds whose triplets are trained on (the held-out comparison uses every kind)
+# The kinds whose triplets are trained on (the held-out comparison uses every kind). Only `sentence`: for a heading
+# or keyword query the lexical evidence is circular - the query's words are in the positive's indexed text (a title
+# stays in its embedding input and lexical text; keywords are its own words) - so the teacher's margins for them ran
+# several times the model's own, and training the cosine to them cost the model what it knew (SciFact train split:
+# dense far below the base with every kind, above it with sentences alone; RESULTS.md, label-free sections).
+TRAINED_KINDS = ("sentence",)
 WORD = re.compile(r"[^\W\d_][\w\-]{2,}")
 QUERY_SYNTAX = re.compile(r"[\"“”]|(?:^|\s)-(?=\w)")  # quotes and a leading minus mean something to a query
 
