@@ -6,7 +6,7 @@ import pytest
 from conftest import write_corpus
 
 from searcher import Searcher, build_index
-from searcher.labelfree import COVERAGE_IN_COSINE, KINDS, label_free_data
+from searcher.labelfree import COVERAGE_IN_COSINE, KINDS, TRAINED_KINDS, label_free_data
 
 TOPICS = ["owls", "trains", "tomatoes", "volcanoes", "glaciers", "violins", "comets", "bees", "ships", "clocks"]
 
@@ -28,17 +28,15 @@ def index(tmp_path, fake, fake_config):
 def test_pseudo_queries_and_margins_from_the_hybrid_search(index, tmp_path, fake):
     data = label_free_data(index, tmp_path / "heldout", encoder=fake)
     triplets = data.triplets
-    assert {t.kind for t in triplets} == set(KINDS)
+    # trained on: the kinds whose lexical evidence is not circular (labelfree.TRAINED_KINDS)
+    assert {t.kind for t in triplets} == set(TRAINED_KINDS) and "keywords" not in TRAINED_KINDS
     assert len(data.train) == len(triplets) and "label-free triplets" in data.description
     for t in triplets:
         assert t.positive != t.negative
         if t.kind == "sentence":
             assert t.query not in t.positive, "the sentence is taken out of its passage"
-        if t.kind == "keywords":
-            assert 3 <= len(t.query.split()) <= 5
-            assert all(w in t.positive.lower() for w in t.query.split())
     # The teacher's margin is the hybrid evidence's: recompute one from the index's own searcher.
-    t = next(t for t in triplets if t.kind == "keywords")
+    t = next(t for t in triplets if t.kind == "sentence")
     with Searcher(index, encoder=fake) as s:
         q = fake.encode_queries([t.query])[0]
         cos = fake.encode_documents([t.positive, t.negative]) @ q
@@ -46,6 +44,15 @@ def test_pseudo_queries_and_margins_from_the_hybrid_search(index, tmp_path, fake
     teacher = cos + COVERAGE_IN_COSINE * cov
     assert t.margin == pytest.approx(teacher[0] - teacher[1], abs=0.02)  # titles: the lexical text adds the heading
     assert sum(t.margin > 0 for t in triplets) > len(triplets) / 2, "a source passage usually beats a candidate"
+    # every kind is still made, and held out for the comparison: keywords are a chunk's own rare words
+    folder = data.evaluation.data_dir
+    held = [orjson.loads(line) for line in (folder / "queries.jsonl").read_bytes().splitlines()]
+    corpus = {r["_id"]: r for r in map(orjson.loads, (folder / "corpus.jsonl").read_bytes().splitlines())}
+    source = dict(line.split("\t")[:2] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:])
+    assert {q["kind"] for q in held} <= set(KINDS) and len({q["kind"] for q in held}) > 1
+    for q in (q for q in held if q["kind"] == "keywords"):
+        assert 3 <= len(q["text"].split()) <= 5
+        assert all(w in corpus[source[q["_id"]]]["text"].lower() for w in q["text"].split())
 
 
 def test_held_out_documents_become_a_beir_folder_never_trained_on(index, tmp_path, fake):
