@@ -112,8 +112,8 @@ def embed_missing(
         report.seconds["embed"] = time.perf_counter() - started
         return
     weights = plan.model.weights_id()
-    # The index's documents were embedded with int8 on this CPU: so is an update that would not measure the paths
-    # again (choose_document_encoder would keep int8 without loading anything but torch).
+    # The index's documents were embedded with int8 on this CPU: so is an update too small to measure the paths
+    # again (the full path would load torch only to keep int8; encoder_choice.embeds_small_edits_in_int8).
     small_int8 = getattr(small, "int8", False)
     if small is not None and (
         (small_int8 and not worth_remeasuring(previous or {}, len(todo)))
