@@ -29,18 +29,11 @@ from _common import CACHE, require_data, write_section
 from finetune import validation_split  # a sibling benchmark's SciFact validation split
 
 from searcher import IndexConfig, Searcher
+from searcher.config import RERANKER_LOSS, RERANKER_LOSSES
 from searcher.evaluate import evaluate, percentiles_ms
 from searcher.metrics import ir_metrics, load_beir
 from searcher.rerank import BLEND_FILE, DEFAULT_DEPTH, Reranker, write_blend
-from searcher.rerank_train import (
-    LOSSES,
-    NEGATIVES,
-    RERANKER_EPOCHS,
-    RERANKER_LOSS,
-    RERANKER_LR,
-    finetune_reranker,
-    rechoose_blend,
-)
+from searcher.rerank_train import NEGATIVES, RERANKER_EPOCHS, RERANKER_LR, finetune_reranker, rechoose_blend
 from searcher.train import FinetuneConfig, finetune
 
 
@@ -98,7 +91,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=RERANKER_LR, help="reranker learning rate")
     parser.add_argument("--negatives", type=int, default=NEGATIVES, help="hard negatives per query")
     parser.add_argument("--tuned-only", action="store_true", help="only the SciFact-train fine-tuned bi-encoder")
-    parser.add_argument("--loss", choices=LOSSES, default=RERANKER_LOSS, help="the reranker's training loss")
+    parser.add_argument("--loss", choices=RERANKER_LOSSES, default=RERANKER_LOSS, help="the reranker's training loss")
     parser.add_argument("--reuse", action="store_true", help="keep the trained rerankers; choose the blend again")
     parser.add_argument("--validation-only", action="store_true", help="the dev split's figures only; no test")
     args = parser.parse_args()

@@ -47,6 +47,7 @@ LEXICAL_TOKENIZERS = ("english", "plain", "ngram")  # lexical.py says what each 
 COARSE_INDEXES = ("auto", "flat", "ivf")  # coarse.py says what each is
 FULL_STORAGE_TYPES = ("float32", "float16", "mixed", "int8")  # vectors.py says how each is stored
 RERANKER_LOSSES = ("bce", "residual")  # rerank_train.py says what each does
+RERANKER_LOSS = "residual"  # the default: chosen on dev queries (rerank_train.py, where the losses are)
 BACKENDS = ("local", "qdrant")  # where queries are answered: backends/ says what each is
 QDRANT_QUANTIZATIONS = ("none", "scalar", "binary")  # of the coarse vector in Qdrant, rescored (backends/qdrant.py)
 # The full vectors' storage type for new indexes, chosen by measurement (benchmarks/RESULTS.md, storage section).

@@ -115,14 +115,13 @@ def embed_missing(
     # The index's documents were embedded with int8 on this CPU: so is an update too small to measure the paths
     # again (the full path would load torch only to keep int8; encoder_choice.embeds_small_edits_in_int8).
     small_int8 = getattr(small, "int8", False)
-    if small is not None and (
-        (small_int8 and not worth_remeasuring(previous or {}, len(todo)))
-        or (
-            not small_int8
-            and len(todo)
-            <= small_edit_limit(previous or remembered_choice(weights), remembered_start(weights), batch_size)
-        )
-    ):
+    if small_int8:
+        on_graph = not worth_remeasuring(previous or {}, len(todo))
+    else:
+        known, load_seconds = previous or remembered_choice(weights), remembered_start(weights)
+        on_graph = small is not None and len(todo) <= small_edit_limit(known, load_seconds, batch_size)
+    if on_graph:
+        assert small is not None
         kind = INT8 if small_int8 else FLOAT
         todo = unmade if kind == INT8 else todo
         report.embedded, report.reused = len(todo), sum(1 for k in keys if k not in todo)

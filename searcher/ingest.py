@@ -190,8 +190,13 @@ class Ignore:
 
 def _inside(path: str, folder: str) -> str | None:
     """`path` relative to `folder` in / form, if it is strictly inside it; else None."""
-    head = folder if folder.endswith(os.sep) else folder + os.sep
+    head = _prefix(folder)
     return path[len(head) :].replace(os.sep, "/") if path.startswith(head) else None
+
+
+def _prefix(folder: str) -> str:
+    """What every path strictly inside `folder` starts with."""
+    return folder if folder.endswith(os.sep) else folder + os.sep
 
 
 def named_path(item: Path | str) -> Path:
@@ -205,14 +210,14 @@ def is_under(path: str | Path, root: str | Path) -> bool:
     """`path` is `root` or inside it (lexically, as `root in path.parents`; on strings: a re-scan asks it of every
     indexed file)."""
     p, r = str(path), str(root)
-    return p == r or p.startswith(r if r.endswith(os.sep) else r + os.sep)
+    return p == r or p.startswith(_prefix(r))
 
 
 def count_under(paths: Iterable[str], root: str | Path) -> int:
     """How many of `paths` are `root` or inside it (is_under's rule, without a call per path: an update counts
     every indexed file)."""
     r = str(root)
-    head = r if r.endswith(os.sep) else r + os.sep
+    head = _prefix(r)
     return sum(1 for p in paths if p.startswith(head) or p == r)
 
 

@@ -7,10 +7,10 @@ index's hybrid search gives its top TEACHER_DEPTH documents, as the reranker wil
 are positives and the best-ranked others (up to NEGATIVES) negatives: the mistakes the first stage makes are the
 ones the reranker must learn to undo. A relevant document the search missed is still a positive, from the start
 of its text. Every pair is what the reranker reads at query time: the query and the hit's passage
-(Searcher.passage, up to rerank.PASSAGE_CHARS). The loss (LOSSES): by default "residual", each query's candidates
-as one list, the first stage's score a fixed part of each candidate's, so that the reranker learns what to add to
-the order it is blended into; or "bce", BinaryCrossEntropyLoss on each pair, positives weighted by the negatives'
-share, as the MS MARCO cross-encoders were trained.
+(Searcher.passage, up to rerank.PASSAGE_CHARS). The loss (config.RERANKER_LOSSES): by default "residual", each
+query's candidates as one list, the first stage's score a fixed part of each candidate's, so that the reranker learns
+what to add to the order it is blended into; or "bce", BinaryCrossEntropyLoss on each pair, positives weighted by
+the negatives' share, as the MS MARCO cross-encoders were trained.
 
 Some labelled queries are held out of training: a BEIR folder's dev split when it has one (qrels/dev.tsv), else a
 fifth of the train queries (VALIDATION_SHARE; none below MIN_VALIDATION). On them, with their first-stage hits as
@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from .atomic import write_atomic
-from .config import DEFAULT_MODEL, RERANKER_LOSSES
+from .config import DEFAULT_MODEL, RERANKER_LOSS, RERANKER_LOSSES
 from .encoder import no_progress_bars, quiet_transformers, resolve_model
 from .errors import InvalidInputError, ModelError
 from .machine import cpu_has_bf16
@@ -73,14 +73,13 @@ BLEND_GRID = [i / 20 for i in range(21)]
 # RESULTS.md, rerank-quality.
 RERANKER_EPOCHS = 4
 RERANKER_LR = 8e-5
-# "bce": each (query, passage) pair on its own, BinaryCrossEntropyLoss. "residual": each query's candidates as one
-# list, softmax cross-entropy over (the first stage's standardised log-odds + the reranker's logit): the reranker
-# learns what to add to the first stage's order, which is how the stage uses it (rerank.blended), instead of a
-# ranking of its own that a blend must then weigh. Residual is the default: on the SciFact validation split's dev
-# queries (neither model trained on them) its blend ranked better than BCE's, though alone it ranks worse - it is
-# a correction, not a ranker (RESULTS.md, rerank-quality).
-LOSSES = RERANKER_LOSSES
-RERANKER_LOSS = "residual"
+# The losses (config.RERANKER_LOSSES). "bce": each (query, passage) pair on its own, BinaryCrossEntropyLoss.
+# "residual": each query's candidates as one list, softmax cross-entropy over (the first stage's standardised log-odds
+# + the reranker's logit): the reranker learns what to add to the first stage's order, which is how the stage uses it
+# (rerank.blended), instead of a ranking of its own that a blend must then weigh. Residual is the default
+# (config.RERANKER_LOSS): on the SciFact validation split's dev queries (neither model trained on them) its blend
+# ranked better than BCE's, though alone it ranks worse - it is a correction, not a ranker (RESULTS.md,
+# rerank-quality).
 MAX_LENGTH = 256  # tokens of query + passage (a PASSAGE_CHARS passage and a question fit)
 # A run can diverge: on all of SciFact train, this recipe once ended with one score for every pair, its logits'
 # spread far below even the untrained model's (RESULTS.md, rerank-quality), where the same recipe on a validation
@@ -136,7 +135,7 @@ def finetune_reranker(
     """Train a CrossEncoder from `base_model` on the labels in `data`, hard negatives from the index `index`
     (name or path: the index of the documents the labels are about). `blend`: the reranker's weight in the
     stage's order, chosen elsewhere; None chooses it on held-out queries. `negatives`: hard negatives per query,
-    the best-ranked irrelevant hits. `loss`: LOSSES."""
+    the best-ranked irrelevant hits. `loss`: one of config.RERANKER_LOSSES."""
     from .search import Searcher
 
     progress = progress or (lambda *a, **k: None)
@@ -147,8 +146,8 @@ def finetune_reranker(
         raise InvalidInputError(
             f"epochs must be >= 1, batch size >= 2, the learning rate in (0, 1) and negatives in [1, {TEACHER_DEPTH})"
         )
-    if loss not in LOSSES:
-        raise InvalidInputError(f"unknown reranker loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    if loss not in RERANKER_LOSSES:
+        raise InvalidInputError(f"unknown reranker loss {loss!r}; choose one of {', '.join(RERANKER_LOSSES)}")
     if blend is not None and not 0 <= blend <= 1:
         raise InvalidInputError(f"the blend weight must be in [0, 1], not {blend}")
     data = Path(data).expanduser()
@@ -185,10 +184,12 @@ def finetune_reranker(
         str(output), base_model, description, len(labels), positives, len(rows) - positives, epochs, loss
     )
     report.validation_queries, report.held_out = held, held_out
+    training = _training_set(loss, rows, groups, batch_size)
+    check = random.Random(seed).sample(rows, min(len(rows), CHECK_SAMPLE))
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        model = _train_checked(rows, groups, report, partial, batch_size, learning_rate, seed, progress)
+        model = _train_checked(training, check, report, partial, learning_rate, seed, progress)
         if blend is not None:
             report.blend = blend
             write_blend(partial, blend, chosen="given")
@@ -343,13 +344,13 @@ def choose_blend(validation: list[Held], model) -> tuple[float, dict[str, float]
 
 
 def _train_checked(
-    rows, groups: list[Group], report: RerankerReport, partial: Path, batch_size: int, rate: float, seed: int, progress
+    training: TrainingSet, check, report: RerankerReport, partial: Path, rate: float, seed: int, progress
 ):
-    """_train, again at half the learning rate while the model gives its own training pairs one score."""
-    sample = random.Random(seed).sample(rows, min(len(rows), CHECK_SAMPLE))
+    """_train, again at half the learning rate while the model gives the `check` pairs (some of its own training
+    pairs) one score."""
     for attempt in range(RETRIES + 1):
-        model, before, scores = _train(rows, groups, report, partial, batch_size, rate, seed, progress, sample)
-        report.learning_rate, report.train_auc = rate, round(roc_auc(scores, [y for *_, y in sample]), 4)
+        model, before, scores = _train(training, report, partial, rate, seed, progress, check)
+        report.learning_rate, report.train_auc = rate, round(roc_auc(scores, [y for *_, y in check]), 4)
         after = _spread(scores)
         if after >= COLLAPSED_SHARE * before:
             return model
@@ -381,19 +382,26 @@ def roc_auc(scores, labels) -> float:
     return float(above + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
-def _train(
-    rows,
-    groups: list[Group],
-    report: RerankerReport,
-    partial: Path,
-    batch_size: int,
-    rate: float,
-    seed: int,
-    progress,
-    check,
-):
-    """The trained model, the spread of its scores of the `check` pairs before training, and those scores after:
-    on the `rows` one pair at a time (loss "bce") or on the `groups` one query's list at a time ("residual")."""
+# What the trainer reads for one loss: the dataset's columns and how many of its rows make a step.
+TrainingSet = tuple[dict[str, list], int]
+
+
+def _training_set(loss: str, rows, groups: list[Group], batch_size: int) -> TrainingSet:
+    """The `rows` one pair at a time ("bce"), or the `groups` one query's list at a time ("residual"), as many
+    pairs per step as the pairwise loss takes, in whole lists."""
+    if loss == "residual":
+        columns: dict[str, list] = {
+            "query": [q for q, _ in groups],
+            "passages": [[p for p, _, _ in m] for _, m in groups],
+            "first": [[z for _, _, z in m] for _, m in groups],
+            "label": [[y for _, y, _ in m] for _, m in groups],
+        }
+        return columns, max(2, round(batch_size * len(groups) / max(len(rows), 1)))
+    return {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}, batch_size
+
+
+def _train(training: TrainingSet, report: RerankerReport, partial: Path, rate: float, seed: int, progress, check):
+    """The trained model, the spread of its scores of the `check` pairs before training, and those scores after."""
     import torch
     from datasets import Dataset
     from sentence_transformers.cross_encoder import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
@@ -407,22 +415,10 @@ def _train(
     before = _spread(raw_scores(model, pairs))
     if report.loss == "residual":
         loss = _residual_list_loss(model)
-        dataset = Dataset.from_dict(
-            {
-                "query": [q for q, _ in groups],
-                "passages": [[p for p, _, _ in m] for _, m in groups],
-                "first": [[z for _, _, z in m] for _, m in groups],
-                "label": [[y for _, y, _ in m] for _, m in groups],
-            }
-        )
-        # as many pairs per step as the pairwise loss takes, in whole lists
-        per_step = max(2, round(batch_size * len(groups) / max(len(rows), 1)))
     else:
         loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(report.negatives / report.positives))
-        dataset = Dataset.from_dict(
-            {"query": [r[0] for r in rows], "passage": [r[1] for r in rows], "label": [r[2] for r in rows]}
-        )
-        per_step = batch_size
+    columns, per_step = training
+    dataset = Dataset.from_dict(columns)
     args = CrossEncoderTrainingArguments(
         output_dir=str(partial / "checkpoints"),
         num_train_epochs=report.epochs,
@@ -440,7 +436,8 @@ def _train(
         ),
         lambda step, steps, value: progress("train", step, steps, loss=value),
     )
-    report.pairs_per_second = len(rows) * report.epochs / max(report.train_seconds, 1e-9)
+    trained = report.positives + report.negatives
+    report.pairs_per_second = trained * report.epochs / max(report.train_seconds, 1e-9)
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
         model.save(str(partial))
@@ -448,8 +445,9 @@ def _train(
 
 
 def _residual_list_loss(model):
-    """The "residual" loss (LOSSES) for `model`: for each query's list, softmax cross-entropy of (its first-stage
-    scores, a fixed input, + the model's logits) against its labels, a list's positives sharing the target."""
+    """The "residual" loss (config.RERANKER_LOSSES) for `model`: for each query's list, softmax cross-entropy of
+    (its first-stage scores, a fixed input, + the model's logits) against its labels, a list's positives sharing
+    the target."""
     import torch
     from sentence_transformers.util import batch_to_device
 

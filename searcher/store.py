@@ -320,9 +320,9 @@ class StoredIndex:
 
 
 # The file tables this process last wrote or parsed, as (their bytes, their entries): an update parses the previous
-# generation's table, which the update before wrote (a third of a one-file update of 5,000 files went to parsing it
-# again: RESULTS.md, update-one). Looked up by the bytes themselves, so a table is never taken for another;
-# FileEntry is frozen, and callers get a new list.
+# generation's table, which the update before wrote (parsing it again was a large share of a one-file update in a
+# folder of thousands of files: RESULTS.md, update-one). Looked up by the bytes themselves, so a table is never taken
+# for another; FileEntry is frozen, and callers get a new list.
 _file_tables: list[tuple[bytes, tuple[FileEntry, ...]]] = []
 FILE_TABLES_KEPT = 2  # an index's current table and the one being written, or two indexes served side by side
 FILE_TABLE_MAX_BYTES = 32 << 20  # ~150,000 files; a larger table is parsed each time rather than held twice

@@ -11,6 +11,7 @@ from ..config import (
     DEFAULT_SHORTLIST,
     FULL_STORAGE_TYPES,
     PROJECTIONS,
+    RERANKER_LOSS,
     RERANKER_LOSSES,
     FinetuneConfig,
 )
@@ -239,7 +240,7 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     "--reranker-loss",
     type=click.Choice(RERANKER_LOSSES),
     help="With --reranker: residual learns, over each query's candidates, what to add to the first stage's order; "
-    "bce scores each (query, passage) pair on its own [default: residual].",
+    f"bce scores each (query, passage) pair on its own [default: {RERANKER_LOSS}].",
 )
 @click.option("--eval-split", help="BEIR split to evaluate on [default: test, else dev].")
 @click.option("--no-eval", is_flag=True, help="Skip the before/after evaluation.")
@@ -345,7 +346,7 @@ def finetune(
 
 def _finetune_reranker(data, index_name, output, quiet, *, base_model, epochs, learning_rate, loss, **options):
     from ..config import DEFAULT_MODEL
-    from ..rerank_train import RERANKER_EPOCHS, RERANKER_LOSS, RERANKER_LR, finetune_reranker
+    from ..rerank_train import RERANKER_EPOCHS, RERANKER_LR, finetune_reranker
 
     if data is None or index_name is None or output is None:
         raise click.UsageError(
