@@ -50,7 +50,9 @@ def test_pseudo_queries_and_margins_from_the_hybrid_search(index, tmp_path, fake
     corpus = {r["_id"]: r for r in map(orjson.loads, (folder / "corpus.jsonl").read_bytes().splitlines())}
     source = dict(line.split("\t")[:2] for line in (folder / "qrels" / "test.tsv").read_text().splitlines()[1:])
     assert {q["kind"] for q in held} <= set(KINDS) and len({q["kind"] for q in held}) > 1
-    for q in (q for q in held if q["kind"] == "keywords"):
+    keywords = [q for q in held if q["kind"] == "keywords"]
+    assert keywords, "the fixture holds out keyword queries"
+    for q in keywords:
         assert 3 <= len(q["text"].split()) <= 5
         assert all(w in corpus[source[q["_id"]]]["text"].lower() for w in q["text"].split())
 
