@@ -4,6 +4,11 @@ the held-out comparison `searcher finetune` makes on its own pseudo-queries deci
 adopted, and the "adopted" column is what a user following that verdict gets.
 
     python benchmarks/label_free.py [--sets aie5-simonw-llms scifact ...] [--epochs N] [--learning-rate LR]
+        [--split train --tag -train]   # a choice between recipes: judged on a train split's labels, not test's
+        [--weights]                    # and each model's hybrid nDCG@10 at every fusion weight
+
+Why `--weights`: the teacher is the hybrid search itself, so the most the tuned model's hybrid search can be
+expected to gain is what its best weight gains over the base model's best weight (see the label-free sections).
 """
 
 from __future__ import annotations
@@ -14,7 +19,11 @@ import time
 from _common import CACHE, require_data, write_section
 
 from searcher import IndexConfig
-from searcher.evaluate import evaluate
+from searcher.cache import EmbeddingCache
+from searcher.config import DEFAULT_SHORTLIST
+from searcher.encoder import load_encoder
+from searcher.evaluate import cache_dir_for, evaluate, fusion_sweep
+from searcher.metrics import load_beir
 from searcher.train import FinetuneConfig, finetune
 
 # Smallest first; StatPearls has only a train split of labels (used here for the report, never for training).
@@ -32,6 +41,24 @@ def ndcg(report, column: str) -> float:
     return report.dims[int(column.split()[1])]["ndcg@10"]
 
 
+def weight_table(data, split: str, base, tuned, root) -> list[str]:
+    """Hybrid nDCG@10 of the base and the tuned model at each fusion weight (evaluate.fusion_sweep)."""
+    sweeps = {}
+    for label, report in (("base", base), ("tuned", tuned)):
+        encoder = load_encoder(report.model)
+        cache = EmbeddingCache(cache_dir_for(root, encoder), encoder.info)
+        sweeps[label] = fusion_sweep(report.index, load_beir(data, split), encoder, cache, DEFAULT_SHORTLIST)
+    weights = list(sweeps["base"])
+    return [
+        "| hybrid nDCG@10 at fusion weight | " + " | ".join(f"{w:g}" for w in weights) + " | best |",
+        "|:--|" + "--:|" * (len(weights) + 1),
+        *(
+            f"| {label} | " + " | ".join(f"{v:.4f}" for v in sweep.values()) + f" | {max(sweep.values()):.4f} |"
+            for label, sweep in sweeps.items()
+        ),
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sets", nargs="*", help="only these sets (folder names under ../shared/data)")
@@ -39,10 +66,12 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--max-pairs", type=int)
     parser.add_argument("--tag", default="", help="suffix of the RESULTS section (a variant's run)")
+    parser.add_argument("--split", help="judge on this split's labels instead of each set's reported one")
+    parser.add_argument("--weights", action="store_true", help="hybrid nDCG@10 of both models at each fusion weight")
     args = parser.parse_args()
     root = CACHE / "label-free"
     rows = []
-    for name, split in [(n, s) for n, s in SETS if not args.sets or n in args.sets]:
+    for name, split in [(n, args.split or s) for n, s in SETS if not args.sets or n in args.sets]:
         data = require_data(name)
         base = evaluate(data, split=split, config=IndexConfig(), latency=False, root=root / "eval")
         out = root / "models" / f"{name}{args.tag}"
@@ -68,6 +97,8 @@ def main() -> None:
         for c in columns:
             b, t = ndcg(base, c), ndcg(tuned, c)
             lines.append(f"| {c} | {b:.4f} | {t:.4f} | {t - b:+.4f} | {(t - b) if ft.better else 0.0:+.4f} |")
+        if args.weights:
+            lines += ["", *weight_table(data, split, base, tuned, root / "eval")]
         rows.append((name, ndcg(base, "hybrid"), ndcg(tuned, "hybrid"), ndcg(base, "dense"), ndcg(tuned, "dense"), ft))
         print("\n".join(lines), flush=True)
         write_section(f"label-free-{name}{args.tag}", f"Label-free fine-tuning: {name}{args.tag}", "\n".join(lines))

@@ -13,6 +13,7 @@ texts, three times: whether a sample that small picks the path the whole run wou
     python benchmarks/throughput.py --docs 5183 --no-quality   # all of SciFact (~10k chunks), own section
     python benchmarks/throughput.py --folder corpus     # build_index on a folder against each path, own section
     python benchmarks/throughput.py --no-bf16 --no-quality  # as on a CPU without bf16 (own section)
+    python benchmarks/throughput.py --section throughput-epyc  # another CPU beside the one a section records
 
 --no-bf16 takes bf16 autocast out of the candidates, here and in the indexer's choice, as on a CPU without native
 bf16 (the other paths' speed on such a CPU is not emulated: its int8 and float kernels are this CPU's).
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--no-quality", action="store_true", help="skip the nDCG@10 of each path")
     parser.add_argument("--folder", help="measure build_index on this folder against each path instead")
     parser.add_argument("--no-bf16", action="store_true", help="as on a CPU without bf16 (own section)")
+    parser.add_argument("--section", help="the RESULTS section to write (default: by the options above)")
     args = parser.parse_args()
     if args.no_bf16:
         import searcher.encoder_choice
@@ -233,6 +235,11 @@ def main() -> None:
             lines.append(f"| {name} | " + " | ".join(f"{scores[p]:.4f}" for p in encoders) + " |")
     if args.no_bf16:
         lines.insert(0, "**bf16 autocast left out of the candidates (--no-bf16): as on a CPU without it.**\n")
+    if args.section:
+        write_section(
+            args.section, f"Indexing throughput, {args.docs} SciFact abstracts ({cpu_name()})", "\n".join(lines)
+        )
+    elif args.no_bf16:
         write_section(
             f"throughput-no-bf16-{args.docs}",
             f"Indexing throughput without bf16, {args.docs} SciFact abstracts",

@@ -247,6 +247,16 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
 
     Ties go to the weight nearer the default. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
     """
+    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist)
+    best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
+    set_fusion_weight(index_dir, best)
+    return {"queries": len(data.queries), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
+
+
+def fusion_sweep(
+    index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int, weights=TUNE_WEIGHTS
+) -> dict[float, float]:
+    """Hybrid nDCG@10 on `data`'s queries at each fusion weight; the index is not changed."""
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
     xq = _query_vectors(encoder, texts, cache)
@@ -255,14 +265,12 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
         if searcher.lexical is None:
             raise InvalidInputError(f"the index at {index_dir} has no lexical side to fuse; re-run `searcher index`")
         doc_of = {r["id"]: r["doc_id"] for r in searcher.index.iter_chunks()}
-        for w in TUNE_WEIGHTS:
+        for w in weights:
             D, I = searcher.search_vectors(
                 xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts, fusion_weight=w
             )
             scores[w] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
-    best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
-    set_fusion_weight(index_dir, best)
-    return {"queries": len(qids), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
+    return scores
 
 
 def matryoshka_dims(full_dim: int) -> list[int]:

@@ -20,6 +20,11 @@ as relevant as the source passage has a margin near zero and is not pushed away,
 the model the target is the model's own margin, so training moves the model only where lexical evidence says it
 is wrong.
 
+What that can and cannot give: the student learns the teacher's evidence into its cosine, so its dense side and its
+Matryoshka prefixes move toward the hybrid search; the hybrid search itself, which adds the same lexical evidence
+again, is not lifted above the teacher (the tuned model's hybrid at its best fusion weight measured where the base
+model's is at its own: RESULTS.md, label-free sections). A hybrid gain needs a stronger teacher than the hybrid.
+
 Held out: the documents of a HELD_OUT share. Their pseudo-queries are written as a BEIR folder (queries, qrels,
 and every chunk of the index with each source chunk's text replaced by its passage), so `searcher finetune`
 compares the base and the tuned model with `searcher eval`'s hybrid search, as the index searches, without a
