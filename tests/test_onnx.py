@@ -325,3 +325,50 @@ def test_an_index_embedded_with_int8_embeds_its_edits_with_int8_too(tmp_path, co
     (corpus / "cooking.md").write_text("# Cooking rice\n\nRinse the rice, then simmer it for twenty minutes.\n")
     report = build_index(corpus, idx, changed=[corpus / "cooking.md"])
     assert report.embedded == 1 and not report.embedded_with.startswith("onnx-int8"), report.embedded_with
+
+
+def test_two_close_candidates_are_timed_again_and_keep_their_better_rate():
+    import time
+
+    from searcher.encoder_choice import CLOSE, retime_close
+
+    class Paced:
+        """Embeds at a set pace: what retime_close reads is the time it takes."""
+
+        def __init__(self, seconds: float) -> None:
+            self.seconds, self.calls = seconds, 0
+
+        def encode_documents(self, texts, batch_size=32):
+            self.calls += 1
+            time.sleep(self.seconds)
+            return np.zeros((len(texts), 4), np.float32)
+
+    sample = ["a text"] * 8
+    slow, fast, third = Paced(0.08), Paced(0.02), Paced(0.0)
+    # the first timing put the truly faster path just behind (a slow first run): close, so both are timed again
+    rates = {"slow": 100.0, "fast": 100.0 / CLOSE + 1, "third": 10.0}
+    seconds = {"slow": 0.5, "fast": 0.5, "third": 0.5}
+    built = {"slow": slow, "fast": fast, "third": third}
+    assert sorted(retime_close(rates, seconds, built, sample, 8)) == ["fast", "slow"]
+    assert rates["fast"] > 2 * rates["slow"] >= 200.0  # each keeps its better rate: the order now the true one
+    assert (slow.calls, fast.calls, third.calls) == (1, 1, 0) and seconds["third"] == 0.5 < seconds["fast"]
+    # far apart: the first timing stands, nothing is embedded again
+    rates = {"slow": 100.0, "fast": 100.0 / CLOSE - 1}
+    assert retime_close(rates, {"slow": 0.5, "fast": 0.5}, built, sample, 8) == [] and fast.calls == 1
+
+
+def test_int8s_retrieval_check_runs_when_a_failure_would_cost_little_of_what_a_pass_saves():
+    from searcher.encoder_choice import AGREEMENT_TEXTS, CHECK_SHARE, worth_checking
+
+    float_rate, int8_rate = 30.0, 45.0
+    lost = AGREEMENT_TEXTS / int8_rate  # int8's half of the check: the float half's vectors are kept either way
+
+    def gained(n: int) -> float:
+        return n / float_rate - (AGREEMENT_TEXTS / float_rate + n / int8_rate)
+
+    # the run size where the loss is exactly CHECK_SHARE of the gain: n / f - A / f - n / i = lost / share
+    even = (lost / CHECK_SHARE + AGREEMENT_TEXTS / float_rate) / (1 / float_rate - 1 / int8_rate)
+    assert gained(even) == pytest.approx(lost / CHECK_SHARE)
+    assert not worth_checking(int(even * 0.95), float_rate, int8_rate)
+    assert worth_checking(int(even * 1.05) + 1, float_rate, int8_rate)
+    assert not worth_checking(10**6, 45.0, 45.0) and not worth_checking(10**6, 50.0, 45.0)  # nothing to gain
