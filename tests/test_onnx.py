@@ -115,7 +115,7 @@ def test_indexing_with_the_faster_encoder_gives_the_models_vectors(tmp_path, cor
 
 
 def test_vectors_the_int8_check_made_are_kept_as_the_float_paths(tmp_path, minilm, monkeypatch):
-    """A run long enough to make and check the int8 graph (the shares patched so this small one is): every stored
+    """A run long enough to make and check the int8 graph (the rules patched so this small one is): every stored
     vector is its text's, and the texts int8's retrieval check embedded with a float path keep those vectors - here
     all of them, the run being smaller than the check's sample - so none is embedded twice."""
     from conftest import write_corpus
@@ -125,7 +125,7 @@ def test_vectors_the_int8_check_made_are_kept_as_the_float_paths(tmp_path, minil
     from searcher.chunking import embedding_input
 
     monkeypatch.setattr(searcher.encoder_choice, "PREPARE_SHARE", 1e6)
-    monkeypatch.setattr(searcher.encoder_choice, "CHECK_SHARE", 1e6)
+    monkeypatch.setattr(searcher.encoder_choice, "worth_checking", lambda *a: True)  # checked, however short
     corpus = write_corpus(
         tmp_path / "docs", {f"n{i}.txt": f"Note {i} about topic {i % 5}, in a few plain words." for i in range(12)}
     )
@@ -206,7 +206,7 @@ def test_the_int8_graph_embeds_documents_close_to_the_float_graph_and_is_a_measu
     shuffled = int8_graph.encode_documents([texts[40] * 3, *texts[:5]], batch_size=32)[1:]
     assert np.array_equal(alone, int8_vectors[:5]) and np.array_equal(shuffled, int8_vectors[:5])
     # once made, it costs no more than any other candidate to measure
-    monkeypatch.setattr(searcher.encoder_choice, "CHECK_SHARE", 1e6)  # the retrieval check paid for, however short
+    monkeypatch.setattr(searcher.encoder_choice, "worth_checking", lambda *a: True)  # checked, however short
     choice = choose_document_encoder(minilm, export, texts, 8, None)
     record = choice.record
     assert "onnx-int8" in record["texts_per_second"] and "unmeasured" not in record
