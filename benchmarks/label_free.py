@@ -43,11 +43,11 @@ def ndcg(report, column: str) -> float:
 
 def weight_table(data, split: str, base, tuned, root) -> list[str]:
     """Hybrid nDCG@10 of the base and the tuned model at each fusion weight (evaluate.fusion_sweep)."""
-    sweeps = {}
+    labelled, sweeps = load_beir(data, split), {}
     for label, report in (("base", base), ("tuned", tuned)):
         encoder = load_encoder(report.model)
         cache = EmbeddingCache(cache_dir_for(root, encoder), encoder.info)
-        sweeps[label] = fusion_sweep(report.index, load_beir(data, split), encoder, cache, DEFAULT_SHORTLIST)
+        sweeps[label] = fusion_sweep(report.index, labelled, encoder, cache, DEFAULT_SHORTLIST)
     weights = list(sweeps["base"])
     return [
         "| hybrid nDCG@10 at fusion weight | " + " | ".join(f"{w:g}" for w in weights) + " | best |",

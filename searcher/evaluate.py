@@ -253,10 +253,8 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
     return {"queries": len(data.queries), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
 
 
-def fusion_sweep(
-    index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int, weights=TUNE_WEIGHTS
-) -> dict[float, float]:
-    """Hybrid nDCG@10 on `data`'s queries at each fusion weight; the index is not changed."""
+def fusion_sweep(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict[float, float]:
+    """Hybrid nDCG@10 on `data`'s queries at each of TUNE_WEIGHTS; the index is not changed."""
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
     xq = _query_vectors(encoder, texts, cache)
@@ -265,7 +263,7 @@ def fusion_sweep(
         if searcher.lexical is None:
             raise InvalidInputError(f"the index at {index_dir} has no lexical side to fuse; re-run `searcher index`")
         doc_of = {r["id"]: r["doc_id"] for r in searcher.index.iter_chunks()}
-        for w in weights:
+        for w in TUNE_WEIGHTS:
             D, I = searcher.search_vectors(
                 xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts, fusion_weight=w
             )
