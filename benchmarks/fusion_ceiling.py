@@ -9,7 +9,10 @@ side" is within reach of the weight, or needs better evidence than cosine and co
 Per-query weights: w_q = clip(w + a x z(feature)), z standardised over the tuning queries, `a` from a small grid;
 features: the dense side's margin (top cosine minus the 10th), the lexical side's (top coverage minus the 10th), the
 query's word count, its top cosine and top coverage. Third feature: BM25 over the query's ceiling, mixed into the
-lexical term (v x coverage + (1 - v) x BM25 / ceiling), (w, v) from a grid.
+lexical term (v x coverage + (1 - v) x BM25 / ceiling), (w, v) from a grid. Feedback: the query vector moved
+towards the mean full vector of the fused ranking's top m chunks (Rocchio pseudo-relevance feedback, the lexical
+side's evidence handed to the dense side: q' = q + beta x mean), every candidate's cosine taken again with q',
+(m, beta, w) from a grid.
 """
 
 from __future__ import annotations
@@ -46,7 +49,14 @@ def candidates(s: Set, split: str) -> list[dict]:
         top = lambda x, j: float(np.sort(x)[::-1][min(j, len(x) - 1)]) if len(x) else 0.0  # noqa: E731
         words = len(set(lexical.query_words(texts[i])))
         features = [top(cos, 0) - top(cos, 9), top(cov, 0) - top(cov, 9), words, top(cos, 0), top(cov, 0)]
-        out.append({"ids": ids, "cos": cos, "cov": np.asarray(cov), "bm": bm, "f": features})
+        index = s.searcher.backend.index
+        order = np.argsort(ids)
+        full = np.empty((len(ids), index.full.shape[1]), np.float32)
+        full[order] = index.full[index.rows_of(ids[order])]  # stored vectors (rotated, if the index rotates)
+        q = xq[i] / np.linalg.norm(xq[i])
+        q = q @ index.rotation if index.rotation is not None else q
+        row = {"ids": ids, "cos": cos, "cov": np.asarray(cov), "bm": bm, "f": features, "full": full, "q": q}
+        out.append(row)
     return out
 
 
@@ -123,6 +133,20 @@ def main() -> None:
 
     w, v = max(grid, key=lambda p: round(tuning(third(*p)), 5))
     row(f"BM25 / ceiling as a third feature (w {w:g}, v {v:g})", third(w, v))
+
+    def feedback(m, beta, w):
+        def score(r):
+            if not len(r["ids"]):
+                return r["cos"]
+            top = np.argsort(-(w0 * r["cos"] + (1 - w0) * r["cov"]), kind="stable")[:m]
+            q = r["q"] + beta * r["full"][top].mean(axis=0)
+            return w * (r["full"] @ (q / np.linalg.norm(q))) + (1 - w) * r["cov"]
+
+        return score
+
+    grid3 = [(m, b, w) for m in (2, 3, 5, 10) for b in (0.25, 0.5, 1.0) for w in (w0, 0.6)]
+    m, b, w = max(grid3, key=lambda p: round(tuning(feedback(*p)), 5))
+    row(f"feedback from the fused top {m} (beta {b:g}, w {w:g})", feedback(m, b, w))
     write_section("fusion-ceiling", "Hybrid fusion: how far its weight can go", "\n".join(lines))
 
 
