@@ -6,8 +6,9 @@ The corpus is the first --docs abstracts of SciFact. Runs alternate (encode, pat
 the same machine state; the best run of each is reported. The builds use a searcher home of their own, emptied
 first: the first build is a first build on this machine (it exports the query encoder and measures the
 document-encoder paths), the later ones find the shared encoder and the remembered choice, as every later index of
-the model on this CPU does. A last table times each path as the measurement does, on 8, 16 and 32 of the longest
-texts, three times: whether a sample that small picks the path the whole run would.
+the model on this CPU does. A last table times each path as the measurement does, on 8, 16 and 32 texts spread over
+the run's lengths (encoder_choice.timing_groups) and on the 8 longest (how it timed before), three times: whether a
+sample that small picks the path the whole run would.
 
     python benchmarks/throughput.py [--docs 1000] [--rounds 2] [--model NAME_OR_PATH] [--no-quality]
     python benchmarks/throughput.py --docs 5183 --no-quality   # all of SciFact (~10k chunks), own section
@@ -32,7 +33,7 @@ from _common import CACHE, require_data, write_section
 from searcher import IndexConfig, build_index, open_index
 from searcher.chunking import chunk_document, embedding_input
 from searcher.encoder import Bf16Encoder, cpu_has_bf16, cpu_name, load_encoder
-from searcher.encoder_choice import AGREEMENT_QUERIES, AGREEMENT_TEXTS, top_agreement
+from searcher.encoder_choice import AGREEMENT_QUERIES, AGREEMENT_TEXTS, timed, timing_groups, top_agreement
 from searcher.exact import exact_top_k
 from searcher.ingest import Document
 from searcher.metrics import corpus_records, document_rankings, ir_metrics, load_beir
@@ -56,22 +57,25 @@ def paths(encoder, work) -> dict:
 
 
 def sample_rates(encoders: dict, texts: list[str], batch_size: int, repeats: int = 3) -> list[str]:
-    """Table rows: each path's texts/s as choose_document_encoder times it (warm-up on 4 texts, then a sample of
-    the run's longest texts), for samples of 8, 16 and 32 texts, `repeats` times each: does a smaller sample rank
-    the paths as a whole run does?"""
-    longest = sorted(texts, key=len, reverse=True)
+    """Table rows: each path's texts/s as choose_document_encoder times it (warm-up on 4 texts, then the texts
+    encoder_choice.timing_groups picks from the run sorted longest first), for samples of 8, 16 and 32 texts, and as
+    it timed before (the run's 8 longest), `repeats` times each: does a small sample rank the paths as a whole run
+    does?"""
+    ordered = sorted(texts, key=len, reverse=True)
+    samples = [(f"{size}", timing_groups(len(ordered), size)) for size in (8, 16, 32)]
+    samples.append(("8 longest (before)", [list(range(8))]))
     rows = []
     for repeat in range(repeats):
-        for size in (8, 16, 32):
+        for label, groups in samples:
+            sample = [[ordered[i] for i in group] for group in groups]
             rates = {}
             for name, enc in encoders.items():
-                enc.encode_documents(longest[:4], batch_size=batch_size)
-                t = time.perf_counter()
-                enc.encode_documents(longest[:size], batch_size=batch_size)
-                rates[name] = size / (time.perf_counter() - t)
+                enc.encode_documents(sample[0][:4], batch_size=batch_size)
+                elapsed, _ = timed(enc, sample, batch_size)
+                rates[name] = sum(map(len, sample)) / elapsed
             order = " > ".join(sorted(rates, key=rates.get, reverse=True))
             cells = " | ".join(f"{r:.1f}" for r in rates.values())
-            rows.append(f"| {size} | {repeat + 1} | {cells} | {order} |")
+            rows.append(f"| {label} | {repeat + 1} | {cells} | {order} |")
     return rows
 
 
@@ -202,15 +206,16 @@ def main() -> None:
         f"| `build_index`, every later fresh index of the model (shared encoder, remembered choice) | {rate:.1f} | "
         f"**{rate / plain:.2f}x** | **{rate / onnx:.2f}x** |",
         "",
-        f"`build_index` embedded with **{embedded_with}**; the first build's measurement (texts/s on the longest "
-        f"{record.get('measured_on', '?')} texts, and the lowest cosine to float32): "
+        f"`build_index` embedded with **{embedded_with}**; the first build's measurement (texts/s on "
+        f"{record.get('measured_on', '?')} texts spread over the run's lengths, and the lowest cosine to float32): "
         f"{record.get('texts_per_second')}, {record.get('min_cosine_to_float32')}; seconds each took, loading "
-        f"included: {record.get('seconds')}; left out as not worth preparing in that run: "
+        f"included: {record.get('seconds')}; left out in that run (not worth preparing or checking): "
         f"{record.get('unmeasured') or 'none'}.",
         f"Where `build_index`'s {total:.1f} s went: {split}; the rest is loading the previous state and bookkeeping.",
         "",
         "The measurement's sample: texts/s of each path timed as `choose_document_encoder` times it (warm-up on 4 "
-        "texts, then the run's longest texts), by sample size, against the whole run above:",
+        "texts, then texts spread over the run's lengths), by sample size, and on the run's 8 longest texts as it "
+        "timed before, against the whole run above:",
         "",
         "| sample | repeat | " + " | ".join(encoders) + " | order |",
         "|--:|--:|" + "--:|" * len(encoders) + ":--|",
@@ -298,10 +303,10 @@ def folder_throughput(args) -> None:
         f"**{rate / onnx:.2f}x** |",
         "",
         f"Embedding took {first_embed:.1f} s of the first build, including the measurement that chose the path "
-        f"(each candidate warmed up and timed on the same longest texts), and {embed:.1f} s of the best later "
+        f"(each candidate warmed up and timed on the same texts), and {embed:.1f} s of the best later "
         "one: the measurement is a fixed cost, once per model and CPU, that a small folder feels most. The first "
         "build's "
-        f"measurement (texts/s on the longest {measured.get('measured_on', '?')} texts): "
+        f"measurement (texts/s on {measured.get('measured_on', '?')} texts spread over the run's lengths): "
         f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "
         f"left out as not worth preparing in that run: {measured.get('unmeasured') or 'none'}.",
     ]

@@ -155,7 +155,7 @@ def embed_missing(
     # measurement made (of the texts it timed, and of those int8's retrieval check embedded) are kept.
     if choice.sample is not None and choice.record is not None:
         remember_choice(weights, choice.record)
-        made = dict(enumerate(choice.sample))  # position in measure_on -> float vector
+        made = dict(zip(*choice.sample))  # position in measure_on -> float vector
         if choice.checked is not None:
             made.update(zip(*choice.checked))
         keys = [text_key(measure_on[i]) for i in made]  # a key is its text's hash

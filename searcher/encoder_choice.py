@@ -42,8 +42,9 @@ def embeds_small_edits_in_int8(record: dict | None, export: Path) -> bool:
 
 def small_edit_limit(record: dict | None, start_seconds: float | None, batch_size: int) -> float:
     """How many chunks the float ONNX graph embeds sooner than loading torch and embedding them on the chosen path:
-    n / rate(onnx) <= start + n / rate(choice), from the choice's measured rates (texts per second, on its longest
-    texts) and the measured time to load the model. Without a measurement, a few batches."""
+    n / rate(onnx) <= start + n / rate(choice), from the choice's measured rates (texts per second, on texts spread
+    over its run's lengths: timing_groups) and the measured time to load the model. Without a measurement, a few
+    batches."""
     rates = (record or {}).get("texts_per_second") or {}
     onnx, best = rates.get("onnx"), rates.get((record or {}).get("choice"))
     if not onnx or not best:
@@ -92,7 +93,8 @@ class EncoderChoice:
     name: str  # "torch", "torch-bf16", "onnx" or "onnx-int8"
     encoder: Encoder
     record: dict | None  # what the manifest keeps: the choice, the CPU, the measurement
-    sample: np.ndarray | None = None  # float32 vectors of the first texts, when it measured
+    # when it measured: the positions (in the texts measured on) of the texts it timed, and their float32 vectors
+    sample: tuple[list[int], np.ndarray] | None = None
     # int8's retrieval check: the positions (in the texts measured on) of the texts it embedded, and their float
     # vectors, kept like `sample`'s so the run does not embed them again
     checked: tuple[list[int], np.ndarray] | None = None
@@ -124,7 +126,7 @@ REMEASURE_SHARE = 0.05
 # The one-time int8 graph is made and measured only in a run whose embedding it costs at most this share of
 # (worth_preparing).
 PREPARE_SHARE = 0.10
-# Texts each candidate is timed on (the run's longest): see choose_document_encoder.
+# Texts each candidate is timed on (spread over the run's lengths: timing_groups).
 SAMPLE = 8
 # The two fastest candidates timed within this ratio of each other are timed again (retime_close).
 CLOSE = 1.25
@@ -162,8 +164,8 @@ def choose_document_encoder(
     graph, and its int8 version. Which is fastest depends on the CPU (ONNX was 1.8x torch on the AMD EPYC of
     earlier runs, RESULTS.md's cold-start section as of commit 6b903e9; on an Intel Xeon with AMX, all of SciFact,
     bf16 ran 2.49x plain float32 encode, ONNX int8 1.20x, ONNX 0.80x: RESULTS.md, throughput-5183), so it is
-    measured: each candidate is warmed up, then embeds the same SAMPLE longest texts; a candidate must be 5% faster
-    than float32 and agree with it (cosine >= MIN_COSINE on each text) to be chosen. The int8 graph must first be
+    measured: each candidate is warmed up, then embeds the same SAMPLE texts (timing_groups); a candidate must be 5%
+    faster than float32 and agree with it (cosine >= MIN_COSINE on each text) to be chosen. The int8 graph must first be
     made (quantize_int8, once per model), so it is a candidate only in a run long enough to pay for that
     (worth_preparing); a run that leaves it out says so in the record ("unmeasured"). Unless there is so much to
     embed that measuring again costs little (worth_remeasuring), the previous choice made on the same CPU (this
@@ -190,11 +192,11 @@ def choose_document_encoder(
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
     if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
         return EncoderChoice("torch", encoder, previous)
-    # The longest texts: the candidates' rates differ by far more than a small sample's noise (samples of 8, 16 and
-    # 32 texts all picked the path the whole run is fastest with, RESULTS.md, throughput), and on a small folder the
-    # measurement is a large share of the run; float32's vectors of them are kept, so only the other candidates'
-    # time is spent on it.
-    sample = texts[: min(batch_size, SAMPLE)]
+    # A few texts: on a small folder the measurement is a large share of the run, and float32's vectors of them are
+    # kept, so only the other candidates' time is spent on it.
+    groups = timing_groups(len(texts), min(batch_size, SAMPLE))
+    positions = [i for group in groups for i in group]
+    sample = [[texts[i] for i in group] for group in groups]
     rates: dict[str, float] = {}
     cosines: dict[str, float] = {}
     seconds: dict[str, float] = {}
@@ -211,10 +213,9 @@ def choose_document_encoder(
             continue
         started = time.perf_counter()
         built[name] = candidate = make()
-        candidate.encode_documents(sample[:4], batch_size=batch_size)  # warm-up: first-call allocations
-        t = time.perf_counter()
-        x = candidate.encode_documents(sample, batch_size=batch_size)
-        rates[name] = round(len(sample) / (time.perf_counter() - t), 1)
+        candidate.encode_documents(sample[0][:4], batch_size=batch_size)  # warm-up: first-call allocations
+        elapsed, x = timed(candidate, sample, batch_size)
+        rates[name] = round(len(positions) / elapsed, 1)
         seconds[name] = round(time.perf_counter() - started, 2)  # loading, warm-up and the timed batch
         if reference is None:
             reference = x
@@ -242,7 +243,7 @@ def choose_document_encoder(
         "cpu": cpu,
         "texts_per_second": rates,
         "min_cosine_to_float32": cosines,
-        "measured_on": len(sample),
+        "measured_on": len(positions),
         "seconds": seconds,
     }
     if retimed:
@@ -252,7 +253,34 @@ def choose_document_encoder(
     if unmeasured:
         record["unmeasured"] = unmeasured
     log.info("document encoder: %s", record)
-    return EncoderChoice(name, built[name], record, reference, checked)
+    return EncoderChoice(name, built[name], record, None if reference is None else (positions, reference), checked)
+
+
+def timing_groups(n_texts: int, size: int) -> list[list[int]]:
+    """Positions of the texts each candidate is timed on, in texts sorted longest first: `size` texts in two equal
+    groups at the middles of the run's longer and shorter halves (one group at its middle when size is 1), each
+    group embedded as a batch of its own, so that each is padded only to its own longest text as the run's batches
+    of neighbours by length are.
+
+    Why not the run's longest texts, as before: the paths' rates differ with length. On the AMD EPYC of RESULTS.md's
+    throughput-epyc section the int8 graph's lead over bf16 on a run's longest texts was well under its lead over
+    the whole run, enough to leave int8 out of a build it would have sped up; timed at the middles of the two halves
+    (a midpoint estimate of the run's mean cost per text), the lead came out near the whole run's."""
+    if size <= 1 or n_texts < 2 * size:
+        middle = max(0, (n_texts - size) // 2)
+        return [list(range(middle, min(n_texts, middle + size)))]
+    half = size // 2
+    return [
+        list(range(c - half // 2, c - half // 2 + n))
+        for c, n in ((n_texts // 4, half), (3 * n_texts // 4, size - half))
+    ]
+
+
+def timed(encoder: Encoder, groups: list[list[str]], batch_size: int) -> tuple[float, np.ndarray]:
+    """Seconds `encoder` took to embed each group of texts as a batch of its own, and the vectors, in order."""
+    t = time.perf_counter()
+    x = np.concatenate([encoder.encode_documents(group, batch_size=batch_size) for group in groups])
+    return time.perf_counter() - t, x
 
 
 def worth_checking(n_texts: int, float_rate: float, int8_rate: float) -> bool:
@@ -268,7 +296,11 @@ def worth_checking(n_texts: int, float_rate: float, int8_rate: float) -> bool:
 
 
 def retime_close(
-    rates: dict[str, float], seconds: dict[str, float], built: dict[str, Encoder], sample: list[str], batch_size: int
+    rates: dict[str, float],
+    seconds: dict[str, float],
+    built: dict[str, Encoder],
+    sample: list[list[str]],
+    batch_size: int,
 ) -> list[str]:
     """When the two fastest candidates' rates are within CLOSE of each other, time both again on the same sample, in
     turn, and keep each one's better rate (`rates` and `seconds` updated); the names re-timed.
@@ -281,10 +313,8 @@ def retime_close(
     if len(top) < 2 or rates[top[0]] > CLOSE * rates[top[1]]:
         return []
     for name in reversed(top):
-        t = time.perf_counter()
-        built[name].encode_documents(sample, batch_size=batch_size)
-        elapsed = time.perf_counter() - t
-        rates[name] = max(rates[name], round(len(sample) / elapsed, 1))
+        elapsed, _ = timed(built[name], sample, batch_size)
+        rates[name] = max(rates[name], round(sum(map(len, sample)) / elapsed, 1))
         seconds[name] = round(seconds[name] + elapsed, 2)
     return top
 

@@ -159,8 +159,9 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
     assert set(record["texts_per_second"]) == expected == set(record["seconds"]) and record["cpu"] == cpu_name()
     assert choice.name == record["choice"] and record["min_cosine_to_float32"]["torch"] == 1.0
     assert choice.name == "torch" or record["min_cosine_to_float32"][choice.name] >= MIN_COSINE
-    assert choice.sample.shape == (8, minilm.info.dim)
-    np.testing.assert_allclose(choice.sample, minilm.encode_documents(texts[:8]), atol=1e-5)
+    positions, vectors = choice.sample  # timed at the middles of the run's two halves, vectors kept for the run
+    assert positions == [*range(10, 14), *range(34, 38)] and vectors.shape == (8, minilm.info.dim)
+    np.testing.assert_allclose(vectors, minilm.encode_documents([texts[i] for i in positions]), atol=1e-5)
     # Too little to measure: the previous choice on this CPU stands.
     again = choose_document_encoder(minilm, None, texts[:3], 8, record)
     assert again.name == record["choice"] and again.record == record
@@ -340,10 +341,10 @@ def test_two_close_candidates_are_timed_again_and_keep_their_better_rate():
 
         def encode_documents(self, texts, batch_size=32):
             self.calls += 1
-            time.sleep(self.seconds)
+            time.sleep(self.seconds * len(texts) / 8)  # self.seconds for the 8 texts of the sample
             return np.zeros((len(texts), 4), np.float32)
 
-    sample = ["a text"] * 8
+    sample = [["a text"] * 4, ["another"] * 4]  # two groups, each embedded as a batch (timing_groups)
     slow, fast, third = Paced(0.08), Paced(0.02), Paced(0.0)
     # the first timing put the truly faster path just behind (a slow first run): close, so both are timed again
     rates = {"slow": 100.0, "fast": 100.0 / CLOSE + 1, "third": 10.0}
@@ -351,10 +352,10 @@ def test_two_close_candidates_are_timed_again_and_keep_their_better_rate():
     built = {"slow": slow, "fast": fast, "third": third}
     assert sorted(retime_close(rates, seconds, built, sample, 8)) == ["fast", "slow"]
     assert rates["fast"] > 2 * rates["slow"] >= 200.0  # each keeps its better rate: the order now the true one
-    assert (slow.calls, fast.calls, third.calls) == (1, 1, 0) and seconds["third"] == 0.5 < seconds["fast"]
+    assert (slow.calls, fast.calls, third.calls) == (2, 2, 0) and seconds["third"] == 0.5 < seconds["fast"]
     # far apart: the first timing stands, nothing is embedded again
     rates = {"slow": 100.0, "fast": 100.0 / CLOSE - 1}
-    assert retime_close(rates, {"slow": 0.5, "fast": 0.5}, built, sample, 8) == [] and fast.calls == 1
+    assert retime_close(rates, {"slow": 0.5, "fast": 0.5}, built, sample, 8) == [] and fast.calls == 2
 
 
 def test_int8s_retrieval_check_runs_when_a_failure_would_cost_little_of_what_a_pass_saves():
