@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 from _common import write_section
-from hybrid import DEPTH, SETS, Set
+from hybrid import SETS, Set
 
 from searcher import IndexConfig
 from searcher.config import FUSION_DEPTH
@@ -38,7 +38,7 @@ def candidates(s: Set, split: str) -> list[dict]:
     qids, texts, xq, _ = s.splits[split]
     _, Id = s.searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=200, mode="dense")
     Dl, Il = s.searcher.search_vectors(None, k=FUSION_DEPTH, mode="lexical", texts=texts)
-    lexical = s.searcher.backend.lexical
+    lexical, index = s.searcher.backend.lexical, s.searcher.backend.index
     out = []
     for i in range(len(qids)):
         lex = {int(c): float(v) for c, v in zip(Il[i], Dl[i]) if c >= 0}
@@ -50,7 +50,6 @@ def candidates(s: Set, split: str) -> list[dict]:
         top = lambda x, j: float(np.sort(x)[::-1][min(j, len(x) - 1)]) if len(x) else 0.0  # noqa: E731
         words = len(set(lexical.query_words(texts[i])))
         features = [top(cos, 0) - top(cos, 9), top(cov, 0) - top(cov, 9), words, top(cos, 0), top(cov, 0)]
-        index = s.searcher.backend.index
         order = np.argsort(ids)
         full = np.empty((len(ids), index.full.shape[1]), np.float32)
         full[order] = index.full[index.rows_of(ids[order])]  # stored vectors (rotated, if the index rotates)
@@ -63,18 +62,8 @@ def candidates(s: Set, split: str) -> list[dict]:
 
 def ndcg(s: Set, split: str, rows: list[dict], score, second: float = 0.0) -> float:
     qids, _, _, qrels = s.splits[split]
-    documents = s.documents if not second else lambda ids, x: second_chunk(s, ids, x, second)
-    rankings = {q: documents(r["ids"], score(r)) if len(r["ids"]) else [] for q, r in zip(qids, rows)}
+    rankings = {q: s.documents(r["ids"], score(r), second) if len(r["ids"]) else [] for q, r in zip(qids, rows)}
     return ir_metrics(rankings, qrels)["ndcg@10"]
-
-
-def second_chunk(s: Set, ids: np.ndarray, fused: np.ndarray, gamma: float) -> list[tuple[str, float]]:
-    """Documents scored by their best chunk plus gamma x their second best, best first."""
-    chunks: dict[str, list[float]] = {}
-    for j in np.lexsort((ids, -fused)):
-        chunks.setdefault(s.doc_of[int(ids[j])], []).append(float(fused[j]))
-    scored = {d: v[0] + gamma * (v[1] if len(v) > 1 else 0.0) for d, v in chunks.items()}
-    return sorted(scored.items(), key=lambda x: -x[1])[:DEPTH]
 
 
 def per_query(w0: float, a: float, i: int, mu: float, sd: float):
@@ -149,7 +138,7 @@ def main() -> None:
         def score(r):
             if not len(r["ids"]):
                 return r["cos"]
-            top = np.argsort(-(w0 * r["cos"] + (1 - w0) * r["cov"]), kind="stable")[:m]
+            top = np.argsort(-linear(w0)(r), kind="stable")[:m]
             q = r["q"] + beta * r["full"][top].mean(axis=0)
             return w * (r["full"] @ (q / np.linalg.norm(q))) + (1 - w) * r["cov"]
 

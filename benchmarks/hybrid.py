@@ -82,12 +82,14 @@ class Set:
             rankings[q] = self.documents(ids, fused)
         return ir_metrics(rankings, qrels)["ndcg@10"]
 
-    def documents(self, ids: np.ndarray, fused: np.ndarray) -> list[tuple[str, float]]:
-        """The top DEPTH documents of chunks `ids` scored `fused`: each by its best chunk, ties by the smaller id."""
-        best: dict[str, float] = {}
+    def documents(self, ids: np.ndarray, fused: np.ndarray, second: float = 0.0) -> list[tuple[str, float]]:
+        """The top DEPTH documents of chunks `ids` scored `fused`: each by its best chunk (plus `second` x its second
+        best, a variant fusion_ceiling.py measures), ties by the best chunk's smaller id."""
+        chunks: dict[str, list[float]] = {}
         for j in np.lexsort((ids, -fused)):
-            best.setdefault(self.doc_of[int(ids[j])], float(fused[j]))
-        return list(best.items())[:DEPTH]
+            chunks.setdefault(self.doc_of[int(ids[j])], []).append(float(fused[j]))
+        scored = {d: v[0] + second * (v[1] if len(v) > 1 else 0.0) for d, v in chunks.items()}
+        return sorted(scored.items(), key=lambda x: -x[1])[:DEPTH]  # stable: ties keep the best chunks' order
 
     def bm25_ceiling(self, query: str) -> float:
         """The most BM25 a chunk can score for `query`: (k1 + 1) x the sum of its words' IDF (k1 = 1.2)."""

@@ -308,7 +308,7 @@ def folder_throughput(args) -> None:
         "build's "
         f"measurement (texts/s on {measured.get('measured_on', '?')} texts spread over the run's lengths): "
         f"{measured.get('texts_per_second')}; seconds each took, loading included: {measured.get('seconds')}; "
-        f"left out as not worth preparing in that run: {measured.get('unmeasured') or 'none'}.",
+        f"left out in that run (not worth preparing or checking): {measured.get('unmeasured') or 'none'}.",
     ]
     write_section(f"throughput-{folder.name}", f"Indexing throughput on {folder.name}/", "\n".join(lines))
 
