@@ -13,7 +13,10 @@ lexical term (v x coverage + (1 - v) x BM25 / ceiling), (w, v) from a grid. Feed
 towards the mean full vector of the fused ranking's top m chunks (Rocchio pseudo-relevance feedback, the lexical
 side's evidence handed to the dense side: q' = q + beta x mean), every candidate's cosine taken again with q',
 (m, beta, w) from a grid. Second chunk: a document scored by its best chunk plus gamma x its second best (the
-shipped fusion's scores; a document's best chunk alone otherwise), gamma from a grid.
+shipped fusion's scores; a document's best chunk alone otherwise), gamma from a grid. Proximity: the IDF-weighted
+share of the query's adjacent word pairs (stopwords out; a pair weighs its two words' IDF) that a chunk holds within
+`slop` words of each other (a sloppy phrase query per pair; a query of one word: its coverage), mixed into the
+lexical term (u x proximity + (1 - u) x coverage), (slop, w, u) from a grid.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from _common import write_section
 from hybrid import SETS, Set
 
 from searcher import IndexConfig
+from searcher.calibration import idf
 from searcher.config import FUSION_DEPTH
 from searcher.encoder import load_encoder
 from searcher.metrics import ir_metrics
@@ -31,6 +35,37 @@ TUNING = [(n, split) for n, (splits, _) in SETS.items() for split in splits]
 REPORTED = [(n, reported) for n, (_, reported) in SETS.items()]
 STEPS = (-0.3, -0.2, -0.1, -0.05, 0.0, 0.05, 0.1, 0.2, 0.3)
 FEATURES = ("dense margin", "lexical margin", "query words", "top cosine", "top coverage")
+SLOPS = (0, 1, 3, 8)
+
+
+def proximity(lexical, text: str, ids: np.ndarray, slop: int) -> np.ndarray | None:
+    """Each chunk's IDF-weighted share of the query's adjacent word pairs found within `slop` words of each other;
+    None for a query without a pair. One search, as the lexical index counts coverage (its private helpers)."""
+    import tantivy
+
+    words = lexical.query_words(text)
+    n = lexical.searcher.num_docs
+    weights = {t: idf(lexical.doc_freq(t), n) for t in words}
+    pairs = [((a, b), weights[a] + weights[b]) for a, b in zip(words, words[1:])]
+    total = sum(w for _, w in pairs)
+    if not len(ids) or total <= 0:
+        return None
+    held = tantivy.Query.boolean_query(
+        [
+            (
+                tantivy.Occur.Should,
+                tantivy.Query.const_score_query(
+                    tantivy.Query.phrase_query(lexical.schema, "text", list(p), slop=slop), w
+                ),
+            )
+            for p, w in pairs
+        ]
+    )
+    scores, found = lexical._run(lexical._within(held, ids), len(ids))
+    out = np.zeros(len(ids), np.float64)
+    order = np.argsort(ids)
+    out[order[np.searchsorted(ids[order], found)]] = scores
+    return np.minimum(out / total, 1.0)
 
 
 def candidates(s: Set, split: str) -> list[dict]:
@@ -56,6 +91,9 @@ def candidates(s: Set, split: str) -> list[dict]:
         q = xq[i] / np.linalg.norm(xq[i])
         q = q @ index.rotation if index.rotation is not None else q
         row = {"ids": ids, "cos": cos, "cov": np.asarray(cov), "bm": bm, "f": features, "full": full, "q": q}
+        for slop in SLOPS:
+            near = proximity(lexical, texts[i], ids, slop)
+            row[f"near{slop}"] = row["cov"] if near is None else near
         out.append(row)
     return out
 
@@ -151,6 +189,13 @@ def main() -> None:
     gamma = max(by_gamma, key=lambda g: (round(by_gamma[g], 5), -g))
     tried = ", ".join(f"{g:g}: {v:.4f}" for g, v in by_gamma.items())
     row(f"a document's second chunk added, gamma {gamma:g} (tuning mean by gamma: {tried})", linear(w0), second=gamma)
+
+    def near(slop, w, u):
+        return lambda r: w * r["cos"] + (1 - w) * (u * r[f"near{slop}"] + (1 - u) * r["cov"])
+
+    grid4 = [(s, w, u) for s in SLOPS for w in (0.5, w0, 0.6, 0.65) for u in (0.0, 0.1, 0.2, 0.3, 0.5)]
+    slop, w, u = max(grid4, key=lambda p: (round(tuning(near(*p)), 5), -p[2]))
+    row(f"adjacent query words near each other as a third feature (slop {slop}, w {w:g}, u {u:g})", near(slop, w, u))
     write_section("fusion-ceiling", "Hybrid fusion: how far its weight can go", "\n".join(lines))
 
 

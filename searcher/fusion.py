@@ -20,10 +20,10 @@ Why a convex combination rather than reciprocal rank fusion: it can put its weig
 other is weak, where RRF gives a weak side's first hit the same credit as a strong side's (Bruch, Gai, Ingber, "An
 Analysis of Fusion Functions for Hybrid Retrieval", TOIS 2023).
 Why one weight for every query and index: the per-query weights tried (moved by the dense or lexical side's margin,
-the query's word count, its top cosine or top coverage), BM25 as a third feature and pseudo-relevance feedback from
-the fused top chunks, each chosen on the tuning splits, did not beat it on the reported splits, and the best weight
-per set, chosen on each reported split itself, gains little over it (benchmarks/RESULTS.md, fusion-ceiling section:
-benchmarks/fusion_ceiling.py).
+the query's word count, its top cosine or top coverage), BM25 or the proximity of the query's adjacent words as a
+third feature, and pseudo-relevance feedback from the fused top chunks, each chosen on the tuning splits, did not beat
+it on the reported splits, and the best weight per set, chosen on each reported split itself, gains little over it
+(benchmarks/RESULTS.md, fusion-ceiling section: benchmarks/fusion_ceiling.py).
 
 Pure functions over arrays; tests/test_hybrid.py works them out by hand.
 """
