@@ -313,6 +313,7 @@ def lr() -> str:
 
 
 def config_line(config: FinetuneConfig, report) -> str:
+    config = config.for_data(label_free=False)  # what a labelled run trains with where the config leaves it to the data
     weights = "".join(f", dim {d} weight {w:g}" for d, w in config.dim_weights)
     return (
         f"batch {config.batch_size}, {config.epochs} epochs, learning rate {config.learning_rate}, warmup "
