@@ -21,6 +21,12 @@ cosines sit elsewhere, so its probabilities are rougher (its ranking is not affe
 A query has no match when its best hit's probability is below NO_MATCH (per kind of search), chosen on the same
 tuning material: the largest threshold that flags under 0.5% of the tuning queries against their own index.
 
+Another model's cosines sit elsewhere (many models put every pair of texts above 0.7), which would move both the
+hybrid ranking's balance and the probabilities. An index built with a model other than REFERENCE_MODEL therefore
+carries a CosineMap: an affine map of its model's cosines onto the reference model's scale, fitted without labels
+when the index is built (fit_cosine_map: pseudo-queries from its own chunks, scored by both models), applied before
+any cosine is weighed. benchmarks/RESULTS.md, cosine-map section, measures what it restores.
+
 Pure functions; tests/test_relevance.py works them out.
 """
 
@@ -28,8 +34,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+from .config import DEFAULT_MODEL
+
+REFERENCE_MODEL = DEFAULT_MODEL  # the model COEFFICIENTS were fitted with: its cosines need no map
 
 # (b0, b_cosine, b_coverage) per kind of search; see the module docstring for where they come from.
 COEFFICIENTS = {
@@ -39,6 +51,59 @@ COEFFICIENTS = {
 }
 # The best hit of a query below this probability (per kind of search): no match.
 NO_MATCH = {"hybrid": 0.006, "dense": 0.006, "lexical": 0.012}
+
+
+@dataclass(frozen=True)
+class CosineMap:
+    """cosine' = offset + slope x cosine: a model's cosines on the reference model's scale (see the docstring)."""
+
+    slope: float = 1.0
+    offset: float = 0.0
+    fitted_on: int = 0  # pseudo-queries behind the fit
+
+    def __call__(self, cosine: np.ndarray | float) -> np.ndarray:
+        return self.offset + self.slope * np.asarray(cosine, np.float64)
+
+    def weight(self, w: float) -> float:
+        """The fusion weight on the model's own cosines that ranks as `w` does on the mapped ones:
+        w x (offset + slope x cos) + (1 - w) x coverage orders candidates as w' x cos + (1 - w') x coverage."""
+        a = w * self.slope
+        return a / (a + 1.0 - w) if a + 1.0 - w > 0 else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slope": self.slope, "offset": self.offset, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CosineMap | None:
+        """Inverse of `to_dict`; None for anything else (an index made before maps existed has none)."""
+        try:
+            m = cls(float(d["slope"]), float(d["offset"]), int(d.get("fitted_on", 0)))
+        except (TypeError, KeyError, ValueError):
+            return None
+        return m if math.isfinite(m.slope) and math.isfinite(m.offset) and m.slope > 0 else None
+
+
+IDENTITY = CosineMap()
+MIN_FIT_QUERIES = 8  # fewer pseudo-queries than this: no map (a later, larger update fits one)
+
+
+def fit_cosine_map(cosines: np.ndarray, reference: np.ndarray) -> CosineMap | None:
+    """The affine map taking the index model's `cosines` onto the `reference` model's, both (queries, chunks) for the
+    same pseudo-queries and chunks: two anchors matched, each model's mean over queries of its best cosine (a
+    query's own source chunk, a near-perfect match) and of its median cosine (the collection's background). None
+    when there are too few queries or the model does not tell the two apart."""
+    cosines, reference = np.asarray(cosines, np.float64), np.asarray(reference, np.float64)
+    if cosines.shape != reference.shape or cosines.ndim != 2 or cosines.shape[0] < MIN_FIT_QUERIES:
+        return None
+
+    def anchors(x: np.ndarray) -> tuple[float, float]:
+        return float(x.max(axis=1).mean()), float(np.median(x, axis=1).mean())
+
+    (hi, lo), (ref_hi, ref_lo) = anchors(cosines), anchors(reference)
+    if hi - lo < 1e-6 or ref_hi - ref_lo < 1e-6:
+        return None
+    slope = (ref_hi - ref_lo) / (hi - lo)
+    return CosineMap(slope, ref_hi - slope * hi, cosines.shape[0])
 
 
 def kind(mode: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import shutil
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
+from .calibration import MIN_FIT_QUERIES, REFERENCE_MODEL, CosineMap, fit_cosine_map
 from .config import Progress
 from .encoder import (
     Encoder,
@@ -28,7 +30,9 @@ from .home import (
     remembered_start,
     share_encoder,
 )
+from .model_info import normalize_rows
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
+from .pairs import SENTENCE
 from .report import IndexReport
 from .store import (
     Manifest,
@@ -171,3 +175,45 @@ def embed_missing(
         progress("embed", min(sampled + start + batch_size, len(todo)), len(todo))
     progress("embed", len(todo), len(todo))
     report.seconds["embed"] = time.perf_counter() - started
+
+
+SCALE_CHUNKS = 256  # chunks a cosine map is fitted over: each pseudo-query against all of them
+SCALE_QUERIES = 64  # pseudo-queries (a sentence of one of those chunks each)
+
+
+def needs_cosine_map(encoder: Encoder | None) -> bool:
+    """Whether an index embedded by `encoder` gets a calibration.CosineMap: a real model other than the reference."""
+    return isinstance(encoder, SentenceTransformerEncoder) and encoder.info.name != REFERENCE_MODEL
+
+
+def fit_cosine_scale(
+    encoder: Encoder, plan: Plan, pending: EmbeddingCache, reference: Callable[[], Encoder], report: IndexReport
+) -> CosineMap | None:
+    """The index model's cosines on the calibration's scale (calibration.fit_cosine_map), without labels: up to
+    SCALE_QUERIES sentences of this run's new chunks as queries against SCALE_CHUNKS of those chunks, scored with
+    the index's vectors of them (in `pending`) and again with the reference model. None (no map: cosines are used
+    as they are) when the run has too little text; a failure is a warning, never a failed build."""
+    started = time.perf_counter()
+    rng = random.Random(0)
+    chunks = {k: c for k, c in zip(plan.keys, plan.new_chunks) if k in pending}
+    sample = rng.sample(sorted(chunks), min(len(chunks), SCALE_CHUNKS))
+    queries = []
+    for key in sample:
+        sentences = [m.group().strip() for m in SENTENCE.finditer(chunks[key].text)]
+        sentences = [t for t in sentences if 5 <= len(t.split()) <= 40]
+        if sentences:
+            queries.append(rng.choice(sentences))
+        if len(queries) == SCALE_QUERIES:
+            break
+    if len(queries) < MIN_FIT_QUERIES:
+        return None
+    try:
+        ref = reference()
+        texts = [chunks[k].embedding_input for k in sample]
+        cosines = normalize_rows(encoder.encode_queries(queries)) @ normalize_rows(pending.get(sample)).T
+        wanted = normalize_rows(ref.encode_queries(queries)) @ normalize_rows(ref.encode_documents(texts)).T
+    except Exception as e:  # noqa: BLE001 - the map is a refinement: without it, cosines are used as they are
+        report.warnings.append(f"could not put the model's cosines on the calibrated scale ({e}); scores are rougher")
+        return None
+    report.seconds["cosine map"] = time.perf_counter() - started
+    return fit_cosine_map(cosines, wanted)

@@ -20,6 +20,7 @@ import orjson
 from . import coarse, vectors
 from . import projection as proj
 from .cache import EmbeddingCache
+from .calibration import CosineMap
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .lexical import LEXICAL_DIR, LexicalWriter
@@ -52,6 +53,7 @@ class Plan:
     # how documents were embedded on this CPU (encoder_choice.choose_document_encoder)
     document_encoder: dict | None = None
     sources: tuple[str, ...] | None = None  # the index's sources after this run; None: the current ones and root
+    cosine_map: CosineMap | None = None  # the model's cosines on the calibration's scale (embedding.fit_scale)
 
     @property
     def new_chunks(self) -> list[Chunk]:
@@ -185,6 +187,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
         lexical_deleted=lexical_deleted,
         full_fitted=full_fitted,
         coarse=coarse_record,
+        cosine_map=plan.cosine_map,
     )
     progress("write", 1, 1)
     writer.publish(manifest)

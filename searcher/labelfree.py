@@ -202,6 +202,8 @@ def _teach(searcher, queries: list[PseudoQuery], records: list[dict], rng: rando
     """Candidates from the hybrid search, scored by the hybrid evidence on the texts trained on."""
     by_id = {r["id"]: r for r in records}
     encoder = searcher.encoder
+    # the hybrid score in the model's own cosine units (a model with a calibration.CosineMap weighs coverage so)
+    coverage_weight = COVERAGE_IN_COSINE / searcher.cosine_map.slope
     out: list[Triplet] = []
     step = 256
     for start in range(0, len(queries), step):
@@ -225,11 +227,11 @@ def _teach(searcher, queries: list[PseudoQuery], records: list[dict], rng: rando
             candidates = [h for h in found if h.id != source["id"] and h.cosine is not None]
             if not candidates:
                 continue
-            score = float(cosine) + COVERAGE_IN_COSINE * float(
+            score = float(cosine) + coverage_weight * float(
                 searcher.coverages(q.text, [_lexical(source, q.passage)])[0]
             )
             for h in rng.sample(candidates, min(NEGATIVES, len(candidates))):
-                negative = float(h.cosine) + COVERAGE_IN_COSINE * float(h.coverage or 0.0)
+                negative = float(h.cosine) + coverage_weight * float(h.coverage or 0.0)
                 text = _embedded(by_id[h.id], by_id[h.id]["text"])
                 out.append(Triplet(q.text, positive, text, score - negative, q.kind))
     progress("teach", len(queries), len(queries))

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from .atomic import write_atomic
+from .calibration import CosineMap
 from .config import IndexConfig
 from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError
 from .model_info import ModelInfo
@@ -83,6 +84,9 @@ class Manifest:
     lexical_deleted: int = 0  # deleted chunks the lexical index still counts (generation.LEXICAL_COMPACT_SHARE)
     full_fitted: int = 0  # int8 or mixed full vectors: chunks in the index when the quantizer was trained (vectors.py)
     coarse: dict = field(default_factory=lambda: {"kind": "flat"})  # kind, and for ivf nlist, nprobe, trained_at
+    # the model's cosines on the calibration's scale (calibration.CosineMap); None: the reference model's own, or
+    # not fitted yet
+    cosine_map: CosineMap | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -102,6 +106,7 @@ class Manifest:
             "lexical_deleted": self.lexical_deleted,
             "full_fitted": self.full_fitted,
             "coarse": self.coarse,
+            "cosine_map": self.cosine_map.to_dict() if self.cosine_map is not None else None,
         }
 
     @classmethod
@@ -125,6 +130,7 @@ class Manifest:
             lexical_deleted=d.get("lexical_deleted", 0),
             full_fitted=d.get("full_fitted", 0),
             coarse=dict(d["coarse"]) if isinstance(d.get("coarse"), dict) else {"kind": "flat"},
+            cosine_map=CosineMap.from_dict(d.get("cosine_map")),
         )
 
 

@@ -287,6 +287,7 @@ class Searcher:
         if mode in ("hybrid", "lexical"):
             self.lexical  # noqa: B018 - opened for its notice when the index has no usable lexical side
         weight = self.manifest.config.fusion_weight if fusion_weight is None else fusion_weight
+        weight = self.cosine_map.weight(weight)  # the weight is for cosines on the calibration's scale
         with query_threads(n):
             return self.backend.search(
                 None if xq is None else normalize_rows(xq), texts, k, shortlist, mode, weight, where or None
@@ -338,7 +339,7 @@ class Searcher:
                 coverages = self.lexical.coverage(words, np.array([h.id for h in flat], np.int64))
             else:
                 coverages = self.coverages(words, [lexical_text(h.title, h.heading, h.text) for h in flat])
-        p = calibration.probability(mode, cosines, coverages).tolist()
+        p = calibration.probability(mode, self.cosine_map(cosines), coverages).tolist()
         rescored = {
             id(h): h.replace(
                 score=p[j],
@@ -359,6 +360,11 @@ class Searcher:
         (labelfree.py) scores passages that are not in the index with it."""
         weights = self.word_weights(query)
         return np.array([calibration.coverage(weights, self.analyze(t)) for t in texts], np.float64)
+
+    @property
+    def cosine_map(self) -> calibration.CosineMap:
+        """The index model's cosines on the calibration's scale (identity for the reference model)."""
+        return self.manifest.cosine_map or calibration.IDENTITY
 
     def cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
         """Full-vector cosines of chunks with one query vector: from the backend (the local generation's vectors)."""

@@ -75,6 +75,7 @@ def remove_from_index(
                     current.query_encoder,
                     current.document_encoder,
                     sources,
+                    current.cosine_map,
                 )
                 manifest = write_generation(
                     index_dir,

@@ -220,6 +220,86 @@ def test_no_match_and_min_score_in_the_cli(tmp_path, minilm, monkeypatch):
     assert np.isfinite(float(found.stdout.split('"score":')[1].split(",")[0]))
 
 
+# --- another model's cosines: the calibration's scale -----------------------------------------------------------
+
+
+def test_a_cosine_map_is_fitted_from_two_anchors_and_ranks_as_its_weight_says():
+    rng = np.random.default_rng(0)
+    wanted = rng.uniform(-0.1, 0.9, size=(20, 50))
+    model = 0.8 + 0.2 * wanted  # a model that squeezes every cosine into [0.78, 0.98]
+    m = calibration.fit_cosine_map(model, wanted)
+    # anchors: each model's mean best cosine and mean median cosine; model = 0.8 + 0.2 x wanted, so the map
+    # is its inverse: slope 1 / 0.2 = 5, offset -0.8 / 0.2 = -4
+    assert (m.slope, m.offset, m.fitted_on) == (pytest.approx(5.0), pytest.approx(-4.0), 20)
+    assert m(model) == pytest.approx(wanted)
+    assert calibration.fit_cosine_map(model[:5], wanted[:5]) is None, "too few pseudo-queries"
+    assert calibration.fit_cosine_map(np.full((20, 50), 0.9), wanted) is None, "a model that tells nothing apart"
+    cos, cov = rng.uniform(0.78, 0.98, 200), rng.uniform(0, 1, 200)
+    for w in (0.0, 0.3, 0.546, 1.0):
+        wp = m.weight(w)
+        mapped = w * m(cos) + (1 - w) * cov
+        assert np.argsort(-(wp * cos + (1 - wp) * cov), kind="stable").tolist() == np.argsort(
+            -mapped, kind="stable"
+        ).tolist()
+    assert calibration.CosineMap.from_dict(m.to_dict()) == m
+    assert calibration.CosineMap.from_dict(None) is None and calibration.CosineMap.from_dict({"slope": -1}) is None
+
+
+TOPICS_12 = {
+    f"{name}.md": f"# {name}\n\n{text}"
+    for name, text in {
+        "bread": "Knead the dough for ten minutes on a floured table. Let it rise for an hour before you bake it.",
+        "port": "The server stops when the port is already taken by another program. Pick a free port and restart.",
+        "moon": "The moon orbits the earth about once every month. Its craters come from old meteorite impacts.",
+        "tides": "Tides rise and fall twice a day along the coast. The pull of the moon and the sun drives them.",
+        "roses": "Prune the roses in late winter before new growth starts. Feed them with compost in the spring.",
+        "chess": "Control the centre of the board early in the game. Develop the knights before the bishops.",
+        "tax": "File the tax return before the end of April each year. Keep the receipts for seven years.",
+        "piano": "Practise the scales slowly with both hands every morning. Use a metronome to keep the tempo even.",
+        "bikes": "Check the tyre pressure before every long ride on the bike. Oil the chain after riding in the rain.",
+        "coffee": "Grind the coffee beans just before you brew them at home. Water just off the boil extracts best.",
+        "sleep": "Adults need about seven to nine hours of sleep each night. A dark and cool room helps you fall asleep.",
+        "python": "Use a with statement to open a file in the Python language. It closes the file when the block ends.",
+    }.items()
+}
+
+
+@pytest.mark.model
+def test_a_model_whose_cosines_sit_elsewhere_is_put_on_the_calibrated_scale(tmp_path, minilm):
+    import dataclasses
+
+    from models import anisotropic_minilm
+
+    from searcher.encoder import load_encoder
+    from searcher.store import read_manifest
+
+    other = load_encoder(str(anisotropic_minilm(tmp_path / "model")))
+    docs = write_corpus(tmp_path / "docs", TOPICS_12)
+    models = {calibration.REFERENCE_MODEL: minilm, other.info.name: other}
+    build_index(docs, tmp_path / "idx", IndexConfig(model=other.info.name), encoder=other, load_model=models.get)
+    fitted = read_manifest(tmp_path / "idx").cosine_map
+    # every cosine of this model is squeezed towards 1 (0.8-0.96 between any two of these texts): the map
+    # stretches it back, by several times
+    assert fitted is not None and fitted.slope > 3 and fitted.fitted_on >= calibration.MIN_FIT_QUERIES
+    s = Searcher(tmp_path / "idx", encoder=other)
+    build_index(docs, tmp_path / "mini", IndexConfig(), encoder=minilm)
+    mini = Searcher(tmp_path / "mini", encoder=minilm)
+    for mode in ("hybrid", "dense"):
+        assert s.search("zzqx flibbertigibbet", mode=mode).no_match, mode
+        for query in ("how long should the dough rise before baking", "what pulls the tides", "oil a bike chain"):
+            got, ref = s.search(query, mode=mode, k=1), mini.search(query, mode=mode, k=1)
+            # the reference model's own index of the same files scores the same hit alike (0.12-0.79 here)
+            assert got[0].source == ref[0].source and got[0].score == pytest.approx(ref[0].score, abs=0.06), query
+    raw = Searcher(tmp_path / "idx", encoder=other)
+    raw.manifest = dataclasses.replace(raw.manifest, cosine_map=None)
+    assert not raw.search("zzqx flibbertigibbet", mode="dense").no_match, "unmapped, gibberish looks close"
+    # an update keeps the map; the reference model's own index has none
+    (docs / "more.md").write_text("# Kites\n\nFly the kite on an open field with a steady wind.", encoding="utf-8")
+    build_index(docs, tmp_path / "idx", encoder=other, load_model=models.get)
+    assert read_manifest(tmp_path / "idx").cosine_map == fitted
+    assert read_manifest(tmp_path / "mini").cosine_map is None
+
+
 # --- k documents --------------------------------------------------------------------------------------------------
 
 
