@@ -83,7 +83,7 @@ def adopt_model(
         assert len(keys) == len(chunks)
         pending = EmbeddingCache(index_dir / PENDING, encoder.info)
         embed_missing(lambda: encoder, index_dir, plan, pending, report, progress, None)
-        if needs_cosine_map(encoder):  # the new model's cosines on the calibration's scale (calibration.CosineMap)
+        if needs_cosine_map(encoder):  # the new model's cosines on the calibration's scale (model_info.CosineMap)
             plan.cosine_map = fit_cosine_scale(encoder, plan, pending, lambda: load_model(REFERENCE_MODEL), report)
         manifest = write_generation(index_dir, plan, current, None, pending, progress, generation)
         pending.clear()

@@ -34,12 +34,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
 from .config import DEFAULT_MODEL
+from .model_info import CosineMap
 
 REFERENCE_MODEL = DEFAULT_MODEL  # the model COEFFICIENTS were fitted with: its cosines need no map
 
@@ -53,37 +52,6 @@ COEFFICIENTS = {
 NO_MATCH = {"hybrid": 0.006, "dense": 0.006, "lexical": 0.012}
 
 
-@dataclass(frozen=True)
-class CosineMap:
-    """cosine' = offset + slope x cosine: a model's cosines on the reference model's scale (see the docstring)."""
-
-    slope: float = 1.0
-    offset: float = 0.0
-    fitted_on: int = 0  # pseudo-queries behind the fit
-
-    def __call__(self, cosine: np.ndarray | float) -> np.ndarray:
-        return self.offset + self.slope * np.asarray(cosine, np.float64)
-
-    def weight(self, w: float) -> float:
-        """The fusion weight on the model's own cosines that ranks as `w` does on the mapped ones:
-        w x (offset + slope x cos) + (1 - w) x coverage orders candidates as w' x cos + (1 - w') x coverage."""
-        a = w * self.slope
-        return a / (a + 1.0 - w) if a + 1.0 - w > 0 else 1.0
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"slope": self.slope, "offset": self.offset, "fitted_on": self.fitted_on}
-
-    @classmethod
-    def from_dict(cls, d: Any) -> CosineMap | None:
-        """Inverse of `to_dict`; None for anything else (an index made before maps existed has none)."""
-        try:
-            m = cls(float(d["slope"]), float(d["offset"]), int(d.get("fitted_on", 0)))
-        except (TypeError, KeyError, ValueError):
-            return None
-        return m if math.isfinite(m.slope) and math.isfinite(m.offset) and m.slope > 0 else None
-
-
-IDENTITY = CosineMap()
 MIN_FIT_QUERIES = 8  # fewer pseudo-queries than this: no map (a later, larger update fits one)
 
 

@@ -165,6 +165,7 @@ def _pieces(run: str) -> list[str]:
 
 # Boundaries between units, strongest first. The whitespace of a boundary belongs to no unit.
 _PARAGRAPH, _LINE, _SENTENCE, _WORD, _TOKEN = 4, 3, 2, 1, 0
+SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")  # a sentence, roughly: pseudo-queries are made of them
 _BOUNDARY = re.compile(
     r"(?P<para>[ \t]*\n[ \t]*\n\s*)|(?P<line>[ \t]*\n\s*)|(?:(?<=[.!?])|(?<=[.!?][\"')\]]))(?P<sent>[ \t]+)"
 )

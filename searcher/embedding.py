@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
-from .calibration import MIN_FIT_QUERIES, REFERENCE_MODEL, CosineMap, fit_cosine_map
+from .calibration import MIN_FIT_QUERIES, REFERENCE_MODEL, fit_cosine_map
+from .chunking import SENTENCE
 from .config import Progress
 from .encoder import (
     Encoder,
@@ -30,9 +31,8 @@ from .home import (
     remembered_start,
     share_encoder,
 )
-from .model_info import normalize_rows
+from .model_info import CosineMap, normalize_rows
 from .onnx_encoder import ExportError, export_onnx, exported_with_model
-from .pairs import SENTENCE
 from .report import IndexReport
 from .store import (
     Manifest,
@@ -182,7 +182,7 @@ SCALE_QUERIES = 64  # pseudo-queries (a sentence of one of those chunks each)
 
 
 def needs_cosine_map(encoder: Encoder | None) -> bool:
-    """Whether an index embedded by `encoder` gets a calibration.CosineMap: a real model other than the reference."""
+    """Whether an index embedded by `encoder` gets a model_info.CosineMap: a real model other than the reference."""
     return isinstance(encoder, SentenceTransformerEncoder) and encoder.info.name != REFERENCE_MODEL
 
 

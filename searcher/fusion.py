@@ -9,7 +9,8 @@ every candidate, those the lexical side did not return included. These are the t
 hybrid score (calibration.py), and the default w is their ratio in it, b_cosine / (b_cosine + b_coverage): the
 hybrid ranking is then the order of the calibrated probability itself, so the score a hit shows is the score that
 ranked it. Neither term is normalised within its query, so a query where one side finds nothing close does not have
-its best candidate stretched to 1.
+its best candidate stretched to 1. (An index of another model than the calibration's weighs its cosines on the
+calibration's scale: the Searcher hands the backend the equivalent weight on the raw ones, model_info.CosineMap.)
 
 Why coverage and not BM25 (divided by the query's ceiling, searcher's fusion before this one): BM25 keeps rewarding a
 chunk for repeating a word and for being short; the share of the query's evidence a chunk holds does not, and it is

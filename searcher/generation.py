@@ -20,11 +20,10 @@ import orjson
 from . import coarse, vectors
 from . import projection as proj
 from .cache import EmbeddingCache
-from .calibration import CosineMap
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
 from .lexical import LEXICAL_DIR, LexicalWriter
-from .model_info import ModelInfo
+from .model_info import CosineMap, ModelInfo
 from .store import FileEntry, Manifest, Projection, StoredIndex
 from .writer import GenerationWriter, now
 

@@ -44,8 +44,9 @@ import orjson
 
 from . import calibration
 from .atomic import write_atomic
+from .chunking import SENTENCE
 from .errors import InvalidInputError
-from .pairs import SENTENCE, BeirEval, Pair, TrainingData
+from .pairs import BeirEval, Pair, TrainingData
 
 # Pseudo-queries trained on at most (a seeded sample): bounds the teacher's and the epoch's time, whatever the
 # corpus's size (how long that is on 2 cores: RESULTS.md, label-free sections).
@@ -202,7 +203,7 @@ def _teach(searcher, queries: list[PseudoQuery], records: list[dict], rng: rando
     """Candidates from the hybrid search, scored by the hybrid evidence on the texts trained on."""
     by_id = {r["id"]: r for r in records}
     encoder = searcher.encoder
-    # the hybrid score in the model's own cosine units (a model with a calibration.CosineMap weighs coverage so)
+    # the hybrid score in the model's own cosine units (a model with a model_info.CosineMap weighs coverage so)
     coverage_weight = COVERAGE_IN_COSINE / searcher.cosine_map.slope
     out: list[Triplet] = []
     step = 256

@@ -14,10 +14,9 @@ from typing import Any
 import orjson
 
 from .atomic import write_atomic
-from .calibration import CosineMap
 from .config import IndexConfig
 from .errors import IndexFormatError, IndexNotFoundError, InvalidInputError
-from .model_info import ModelInfo
+from .model_info import CosineMap, ModelInfo
 
 FORMAT_NAME = "searcher-index"
 FORMAT_VERSION = 1
@@ -84,7 +83,7 @@ class Manifest:
     lexical_deleted: int = 0  # deleted chunks the lexical index still counts (generation.LEXICAL_COMPACT_SHARE)
     full_fitted: int = 0  # int8 or mixed full vectors: chunks in the index when the quantizer was trained (vectors.py)
     coarse: dict = field(default_factory=lambda: {"kind": "flat"})  # kind, and for ivf nlist, nprobe, trained_at
-    # the model's cosines on the calibration's scale (calibration.CosineMap); None: the reference model's own, or
+    # the model's cosines on the calibration's scale (model_info.CosineMap); None: the reference model's own, or
     # not fitted yet
     cosine_map: CosineMap | None = None
 

@@ -1,11 +1,14 @@
 """What an index records about the model that embedded it (ModelInfo: name, width, window, prompts, Matryoshka
-dims, a fingerprint of its weights), and the convention every layer shares: vectors are float32 unit rows. Imports
-no model runtime: the store, the cache and the generation writer read and write it."""
+dims, a fingerprint of its weights; CosineMap, its cosines on the calibrated scale), and the convention every layer
+shares: vectors are float32 unit rows. Imports no model runtime: the store, the cache and the generation writer read
+and write it."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,3 +69,37 @@ def normalize_rows(x: np.ndarray) -> np.ndarray:
     x = np.ascontiguousarray(x, dtype=np.float32)
     norms = np.linalg.norm(x, axis=1, keepdims=True)
     return x / np.maximum(norms, 1e-12)
+
+
+@dataclass(frozen=True)
+class CosineMap:
+    """cosine' = offset + slope x cosine: a model's cosines on the calibration's reference model's scale
+    (calibration.py says why, and fits it)."""
+
+    slope: float = 1.0
+    offset: float = 0.0
+    fitted_on: int = 0  # pseudo-queries behind the fit
+
+    def __call__(self, cosine: np.ndarray | float) -> np.ndarray:
+        return self.offset + self.slope * np.asarray(cosine, np.float64)
+
+    def weight(self, w: float) -> float:
+        """The fusion weight on the model's own cosines that ranks as `w` does on the mapped ones:
+        w x (offset + slope x cos) + (1 - w) x coverage orders candidates as w' x cos + (1 - w') x coverage."""
+        a = w * self.slope
+        return a / (a + 1.0 - w) if a + 1.0 - w > 0 else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"slope": self.slope, "offset": self.offset, "fitted_on": self.fitted_on}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> CosineMap | None:
+        """Inverse of `to_dict`; None for anything else (an index made before maps existed has none)."""
+        try:
+            m = cls(float(d["slope"]), float(d["offset"]), int(d.get("fitted_on", 0)))
+        except (TypeError, KeyError, ValueError):
+            return None
+        return m if math.isfinite(m.slope) and math.isfinite(m.offset) and m.slope > 0 else None
+
+
+IDENTITY = CosineMap()

@@ -14,7 +14,6 @@ a file with no usable pair is an error.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +23,6 @@ from .metrics import corpus_records, load_beir, read_jsonl
 
 COLUMNS = (("sentence_0", "sentence_1"), ("anchor", "positive"), ("query", "passage"))
 HELD_OUT = 0.1
-SENTENCE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
 from .machine import query_threads
+from .model_info import IDENTITY, CosineMap
 from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, check_depth, rerank_order, reranker
 from .rerank import rerank as rerank_hits
 from .snippets import passages, query_terms, snippet
@@ -362,9 +363,9 @@ class Searcher:
         return np.array([calibration.coverage(weights, self.analyze(t)) for t in texts], np.float64)
 
     @property
-    def cosine_map(self) -> calibration.CosineMap:
+    def cosine_map(self) -> CosineMap:
         """The index model's cosines on the calibration's scale (identity for the reference model)."""
-        return self.manifest.cosine_map or calibration.IDENTITY
+        return self.manifest.cosine_map or IDENTITY
 
     def cosines(self, q: np.ndarray, ids: list[int]) -> np.ndarray:
         """Full-vector cosines of chunks with one query vector: from the backend (the local generation's vectors)."""

@@ -238,9 +238,10 @@ def test_a_cosine_map_is_fitted_from_two_anchors_and_ranks_as_its_weight_says():
     for w in (0.0, 0.3, 0.546, 1.0):
         wp = m.weight(w)
         mapped = w * m(cos) + (1 - w) * cov
-        assert np.argsort(-(wp * cos + (1 - wp) * cov), kind="stable").tolist() == np.argsort(
-            -mapped, kind="stable"
-        ).tolist()
+        assert (
+            np.argsort(-(wp * cos + (1 - wp) * cov), kind="stable").tolist()
+            == np.argsort(-mapped, kind="stable").tolist()
+        )
     assert calibration.CosineMap.from_dict(m.to_dict()) == m
     assert calibration.CosineMap.from_dict(None) is None and calibration.CosineMap.from_dict({"slope": -1}) is None
 
@@ -258,7 +259,7 @@ TOPICS_12 = {
         "piano": "Practise the scales slowly with both hands every morning. Use a metronome to keep the tempo even.",
         "bikes": "Check the tyre pressure before every long ride on the bike. Oil the chain after riding in the rain.",
         "coffee": "Grind the coffee beans just before you brew them at home. Water just off the boil extracts best.",
-        "sleep": "Adults need about seven to nine hours of sleep each night. A dark and cool room helps you fall asleep.",
+        "sleep": "Adults need about seven to nine hours of sleep each night. A dark, cool room helps you fall asleep.",
         "python": "Use a with statement to open a file in the Python language. It closes the file when the block ends.",
     }.items()
 }
