@@ -53,13 +53,17 @@ NO_MATCH = {"hybrid": 0.006, "dense": 0.006, "lexical": 0.012}
 
 
 MIN_FIT_QUERIES = 8  # fewer pseudo-queries than this: no map (a later, larger update fits one)
+# A model whose cosines spread over less than 1/MAX_SLOPE of the reference's (or more than MAX_SLOPE times) gets no
+# map: its cosines barely tell texts apart (a randomly initialised model puts every pair above 0.9999), and
+# stretching them would weigh noise.
+MAX_SLOPE = 20.0
 
 
 def fit_cosine_map(cosines: np.ndarray, reference: np.ndarray) -> CosineMap | None:
     """The affine map taking the index model's `cosines` onto the `reference` model's, both (queries, chunks) for the
     same pseudo-queries and chunks: two anchors matched, each model's mean over queries of its best cosine (a
     query's own source chunk, a near-perfect match) and of its median cosine (the collection's background). None
-    when there are too few queries or the model does not tell the two apart."""
+    when there are too few queries or the model barely tells the two apart (MAX_SLOPE)."""
     cosines, reference = np.asarray(cosines, np.float64), np.asarray(reference, np.float64)
     if cosines.shape != reference.shape or cosines.ndim != 2 or cosines.shape[0] < MIN_FIT_QUERIES:
         return None
@@ -71,6 +75,8 @@ def fit_cosine_map(cosines: np.ndarray, reference: np.ndarray) -> CosineMap | No
     if hi - lo < 1e-6 or ref_hi - ref_lo < 1e-6:
         return None
     slope = (ref_hi - ref_lo) / (hi - lo)
+    if not 1 / MAX_SLOPE <= slope <= MAX_SLOPE:
+        return None
     return CosineMap(slope, ref_hi - slope * hi, cosines.shape[0])
 
 

@@ -234,6 +234,8 @@ def test_a_cosine_map_is_fitted_from_two_anchors_and_ranks_as_its_weight_says():
     assert m(model) == pytest.approx(wanted)
     assert calibration.fit_cosine_map(model[:5], wanted[:5]) is None, "too few pseudo-queries"
     assert calibration.fit_cosine_map(np.full((20, 50), 0.9), wanted) is None, "a model that tells nothing apart"
+    # a randomly initialised model: every cosine within 0.001 of 0.999 (a stretch of 1,000x would weigh noise)
+    assert calibration.fit_cosine_map(0.999 + 0.001 * wanted, wanted) is None
     cos, cov = rng.uniform(0.78, 0.98, 200), rng.uniform(0, 1, 200)
     for w in (0.0, 0.3, 0.546, 1.0):
         wp = m.weight(w)
