@@ -177,8 +177,8 @@ def embed_missing(
     report.seconds["embed"] = time.perf_counter() - started
 
 
-SCALE_CHUNKS = 256  # chunks a cosine map is fitted over: each pseudo-query against all of them
-SCALE_QUERIES = 64  # pseudo-queries (a sentence of one of those chunks each)
+SCALE_CHUNKS = 128  # chunks a cosine map is fitted over: each pseudo-query against all of them
+SCALE_QUERIES = 48  # pseudo-queries (a sentence of one of those chunks each)
 
 
 def needs_cosine_map(encoder: Encoder | None) -> bool:
