@@ -15,8 +15,8 @@ with one (b0, b_cosine, b_coverage) per kind of search: `hybrid` uses both, the 
 `lexical` the coverage only (it embeds no query). The coefficients were fitted by logistic regression on the
 tuning splits only (SciFact train, aie5-simonw-llms train and dev: each query's top 10 documents, relevant or not)
 and checked on the other sets' reported splits: benchmarks/RESULTS.md, score calibration section, which also holds
-the reliability table (predicted against observed relevance). They are the bundled model's: another model's
-cosines sit elsewhere, so its probabilities are rougher (its ranking is not affected: scores never reorder hits).
+the reliability table (predicted against observed relevance). They are the bundled model's (REFERENCE_MODEL);
+another model's cosines are mapped onto its scale first (below).
 
 A query has no match when its best hit's probability is below NO_MATCH (per kind of search), chosen on the same
 tuning material: the largest threshold that flags under 0.5% of the tuning queries against their own index.

@@ -52,7 +52,7 @@ class Plan:
     # how documents were embedded on this CPU (encoder_choice.choose_document_encoder)
     document_encoder: dict | None = None
     sources: tuple[str, ...] | None = None  # the index's sources after this run; None: the current ones and root
-    cosine_map: CosineMap | None = None  # the model's cosines on the calibration's scale (embedding.fit_scale)
+    cosine_map: CosineMap | None = None  # the model's cosines on the calibration's scale (embedding.fit_cosine_scale)
 
     @property
     def new_chunks(self) -> list[Chunk]:
