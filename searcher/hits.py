@@ -29,7 +29,9 @@ class Hit:
     places: tuple = ()  # where line/heading/anchor/page change inside the chunk (chunking.Chunk.places)
     count_newlines: bool = True  # lines inside the chunk follow its newlines
     rank_score: float = 0.0  # the mode's own score, which ordered the hits: fused, BM25, or cosine
-    cosine: float | None = None  # the evidence behind `score` (calibration.py): full-vector cosine with the query
+    # the evidence behind `score` (calibration.py): the full-vector cosine with the query, as the index's model gives
+    # it (an index of another model than the calibration's weighs it through Searcher.cosine_map)
+    cosine: float | None = None
     coverage: float | None = None  # and the IDF-weighted share of the query's words the chunk holds (None: unused)
     rerank_score: float | None = None  # the cross-encoder's score, when a reranker ordered the hits (rerank.py)
     more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
