@@ -86,6 +86,7 @@ def test_info_shows_the_manifest(indexed):
     assert "fake-hash-encoder (96 dims, max 64 tokens)" in result.output
     assert "5 files, 5 documents" in result.output
     assert "full: mixed; coarse: flat (exact)" in result.output  # the defaults, for a small index
+    assert "scores      this model's cosines as they are" in result.output  # a fake model gets no cosine map
     data = json.loads(run("info", "--index", indexed, "--json").output)
     assert data["format"] == "searcher-index" and data["version"] == 1 and data["counts"]["files"] == 5
 

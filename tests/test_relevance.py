@@ -284,6 +284,8 @@ def test_a_model_whose_cosines_sit_elsewhere_is_put_on_the_calibrated_scale(tmp_
     # every cosine of this model is squeezed towards 1 (0.8-0.96 between any two of these texts): the map
     # stretches it back, by several times
     assert fitted is not None and fitted.slope > 3 and fitted.fitted_on >= calibration.MIN_FIT_QUERIES
+    shown = CliRunner().invoke(cli, ["info", "--index", str(tmp_path / "idx")]).output
+    assert f"+ {fitted.slope:.3f} x cosine" in shown, shown
     s = Searcher(tmp_path / "idx", encoder=other)
     build_index(docs, tmp_path / "mini", IndexConfig(), encoder=minilm)
     mini = Searcher(tmp_path / "mini", encoder=minilm)

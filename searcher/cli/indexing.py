@@ -366,6 +366,7 @@ def info(index_dir, as_json):
             else ""
         ),
         f"search      hybrid by default: dense weight {c.fusion_weight:g}, lexical words: {c.lexical_tokenizer}",
+        f"scores      {_scale_line(manifest)}",
         "chunking    {} tokens, {} overlap".format(*c.chunking(m.max_seq_length)),
         f"vectors     full: {c.full_storage}; coarse: {manifest.coarse.get('kind')}"
         + (
@@ -384,3 +385,18 @@ def info(index_dir, as_json):
         f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
     ]
     click.echo("\n".join(lines))
+
+
+def _scale_line(manifest) -> str:
+    """How the index's cosines meet the calibrated score (calibration.py, model_info.CosineMap)."""
+    from ..calibration import REFERENCE_MODEL
+
+    m = manifest.cosine_map
+    if m is not None:
+        return (
+            f"cosines mapped onto {REFERENCE_MODEL}'s scale: {m.offset:+.3f} + {m.slope:.3f} x cosine "
+            f"(fitted on {m.fitted_on} pseudo-queries)"
+        )
+    if manifest.model.name == REFERENCE_MODEL:
+        return "calibrated on this model's cosines"
+    return f"this model's cosines as they are (no map onto {REFERENCE_MODEL}'s scale was fitted)"
