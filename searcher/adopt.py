@@ -17,9 +17,8 @@ from pathlib import Path
 
 from .atomic import exclusive_lock
 from .cache import EmbeddingCache
-from .calibration import REFERENCE_MODEL
 from .chunking import Chunk, embedding_input, record_fields
-from .embedding import fit_cosine_scale, needs_cosine_map
+from .embedding import fit_cosine_scale
 from .encoder import Encoder, load_encoder
 from .errors import InvalidInputError, ModelError
 from .generation import NewFile, Plan, write_generation
@@ -83,8 +82,7 @@ def adopt_model(
         assert len(keys) == len(chunks)
         pending = EmbeddingCache(index_dir / PENDING, encoder.info)
         embed_missing(lambda: encoder, index_dir, plan, pending, report, progress, None)
-        if needs_cosine_map(encoder):  # the new model's cosines on the calibration's scale (model_info.CosineMap)
-            plan.cosine_map = fit_cosine_scale(encoder, plan, pending, lambda: load_model(REFERENCE_MODEL), report)
+        plan.cosine_map = fit_cosine_scale(encoder, plan, pending, load_model, report)  # the new model's scale
         manifest = write_generation(index_dir, plan, current, None, pending, progress, generation)
         pending.clear()
         report.synced = sync_backend(index_dir, progress)

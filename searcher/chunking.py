@@ -418,3 +418,8 @@ def parse_and_chunk(path, data: bytes, doc_id: str, chunker) -> Parsed:
     parsed = time.perf_counter()
     chunks = [c for doc in docs for c in chunker(doc)]
     return Parsed(len(docs), list(warnings), chunks, "", parsed - started, time.perf_counter() - parsed)
+
+
+def query_sentences(text: str) -> list[re.Match]:
+    """The sentences of `text` long enough to be a pseudo-query and short enough to be one (5-40 words)."""
+    return [m for m in SENTENCE.finditer(text) if 5 <= len(m.group().split()) <= 40]

@@ -16,7 +16,7 @@ import numpy as np
 
 from .cache import FLOAT, INT8, EmbeddingCache, kind_of, text_key
 from .calibration import MIN_FIT_QUERIES, REFERENCE_MODEL, fit_cosine_map
-from .chunking import SENTENCE
+from .chunking import query_sentences
 from .config import Progress
 from .encoder import (
     Encoder,
@@ -187,28 +187,33 @@ def needs_cosine_map(encoder: Encoder | None) -> bool:
 
 
 def fit_cosine_scale(
-    encoder: Encoder, plan: Plan, pending: EmbeddingCache, reference: Callable[[], Encoder], report: IndexReport
+    encoder: Encoder,
+    plan: Plan,
+    pending: EmbeddingCache,
+    load_model: Callable[[str], Encoder],
+    report: IndexReport,
 ) -> CosineMap | None:
     """The index model's cosines on the calibration's scale (calibration.fit_cosine_map), without labels: up to
     SCALE_QUERIES sentences of this run's new chunks as queries against SCALE_CHUNKS of those chunks, scored with
-    the index's vectors of them (in `pending`) and again with the reference model. None (no map: cosines are used
-    as they are) when the run has too little text; a failure is a warning, never a failed build."""
+    the index's vectors of them (in `pending`) and again with the reference model (`load_model(REFERENCE_MODEL)`).
+    None (no map: cosines are used as they are) for the reference model itself or a stand-in that is no real model
+    (needs_cosine_map), or when the run has too little text; a failure is a warning, never a failed build."""
+    if not needs_cosine_map(encoder):
+        return None
     started = time.perf_counter()
     rng = random.Random(0)
     chunks = {k: c for k, c in zip(plan.keys, plan.new_chunks) if k in pending}
     sample = rng.sample(sorted(chunks), min(len(chunks), SCALE_CHUNKS))
     queries = []
     for key in sample:
-        sentences = [m.group().strip() for m in SENTENCE.finditer(chunks[key].text)]
-        sentences = [t for t in sentences if 5 <= len(t.split()) <= 40]
-        if sentences:
-            queries.append(rng.choice(sentences))
+        if sentences := query_sentences(chunks[key].text):
+            queries.append(rng.choice(sentences).group().strip())
         if len(queries) == SCALE_QUERIES:
             break
     if len(queries) < MIN_FIT_QUERIES:
         return None
     try:
-        ref = reference()
+        ref = load_model(REFERENCE_MODEL)
         texts = [chunks[k].embedding_input for k in sample]
         cosines = normalize_rows(encoder.encode_queries(queries)) @ normalize_rows(pending.get(sample)).T
         wanted = normalize_rows(ref.encode_queries(queries)) @ normalize_rows(ref.encode_documents(texts)).T

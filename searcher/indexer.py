@@ -21,10 +21,9 @@ from pathlib import Path
 
 from .atomic import exclusive_lock
 from .cache import EmbeddingCache, text_key
-from .calibration import REFERENCE_MODEL
 from .chunking import check_chunking, chunk_document, parse_and_chunk
 from .config import IndexConfig, Progress
-from .embedding import embed_missing, export_query_encoder, fit_cosine_scale, needs_cosine_map
+from .embedding import embed_missing, export_query_encoder, fit_cosine_scale
 from .encoder import (
     Encoder,
     load_encoder,
@@ -381,8 +380,8 @@ def _build(
     )
     # The model's cosines on the calibration's scale: kept from the index's model, fitted once its model has text.
     plan.cosine_map = current.cosine_map if current is not None and prev is not None else None
-    if plan.cosine_map is None and new_files and encoder is not None and needs_cosine_map(encoder):
-        plan.cosine_map = fit_cosine_scale(encoder, plan, pending, lambda: load_model(REFERENCE_MODEL), report)
+    if plan.cosine_map is None and new_files and encoder is not None:
+        plan.cosine_map = fit_cosine_scale(encoder, plan, pending, load_model, report)
 
     started = time.perf_counter()
     manifest = write_generation(index_dir, plan, current, prev, pending, progress, generation)

@@ -44,7 +44,7 @@ import orjson
 
 from . import calibration
 from .atomic import write_atomic
-from .chunking import SENTENCE
+from .chunking import SENTENCE, query_sentences
 from .errors import InvalidInputError
 from .pairs import BeirEval, Pair, TrainingData
 
@@ -174,9 +174,8 @@ def _plain(query: str) -> str:
 
 
 def _cloze(text: str, rng: random.Random) -> tuple[str, str] | None:
-    sentences = list(SENTENCE.finditer(text))
-    candidates = [m for m in sentences if 5 <= len(m.group().split()) <= 40]
-    if len(sentences) < 2 or not candidates:
+    candidates = query_sentences(text)
+    if len(SENTENCE.findall(text)) < 2 or not candidates:
         return None
     m = rng.choice(candidates)
     rest = (text[: m.start()] + text[m.end() :]).strip()
