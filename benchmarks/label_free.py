@@ -5,6 +5,7 @@ adopted, and the "adopted" column is what a user following that verdict gets.
 
     python benchmarks/label_free.py [--sets aie5-simonw-llms scifact ...] [--epochs N] [--learning-rate LR]
         [--split train --tag -train]   # a choice between recipes: judged on a train split's labels, not test's
+        [--tuned-share S]              # keep this share of the trained weights (label_free_share.py chooses it)
         [--weights]                    # and each model's hybrid nDCG@10 at every fusion weight
 
 Why `--weights`: the teacher is the hybrid search itself, so the most the tuned model's hybrid search can be
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--max-pairs", type=int)
+    parser.add_argument("--tuned-share", type=float, help="share of the trained weights kept [default: searcher's]")
     parser.add_argument("--tag", default="", help="suffix of the RESULTS section (a variant's run)")
     parser.add_argument("--split", help="judge on this split's labels instead of each set's reported one")
     parser.add_argument("--weights", action="store_true", help="hybrid nDCG@10 of both models at each fusion weight")
@@ -76,7 +78,9 @@ def main() -> None:
         base = evaluate(data, split=split, config=IndexConfig(), latency=False, root=root / "eval")
         out = root / "models" / f"{name}{args.tag}"
         started = time.perf_counter()
-        config = FinetuneConfig(epochs=args.epochs, learning_rate=args.learning_rate, max_pairs=args.max_pairs)
+        config = FinetuneConfig(
+            epochs=args.epochs, learning_rate=args.learning_rate, max_pairs=args.max_pairs, tuned_share=args.tuned_share
+        )
         ft = finetune(base.index, out, config, overwrite=True, eval_root=root / "heldout-eval")
         seconds = time.perf_counter() - started
         tuned = evaluate(data, split=split, config=IndexConfig(model=str(out)), latency=False, root=root / "eval")

@@ -148,10 +148,10 @@ class IndexConfig:
         return cls(**data)
 
 
-LABELLED = (10, 5e-5)  # (epochs, learning rate) when training on labelled pairs
+LABELLED = (10, 5e-5, 1.0)  # (epochs, learning rate, tuned share) when training on labelled pairs
 # label-free (labelfree.py): a conservative start, not tuned; the held-out comparison decides whether the model is
-# used (RESULTS.md, label-free sections)
-LABEL_FREE = (1, 2e-5)
+# used (RESULTS.md, label-free sections). The tuned share was chosen on SciFact train (RESULTS.md, label-free-share).
+LABEL_FREE = (1, 2e-5, 0.5)
 
 
 @dataclass(frozen=True)
@@ -176,6 +176,9 @@ class FinetuneConfig:
     dim_weights: tuple[tuple[int, float], ...] = ()
     # End the model with an orthogonal rotation onto the corpus's principal directions (train.py says why).
     pca_prefix: bool = True
+    # Share of the trained weights in the saved model, the rest the base model's (train._mix_weights); None = by the
+    # data: with labels 1 (the trained model as it is), label-free LABEL_FREE's.
+    tuned_share: float | None = None
 
     def __post_init__(self) -> None:
         if self.epochs is not None and self.epochs < 1:
@@ -188,17 +191,20 @@ class FinetuneConfig:
             raise InvalidInputError(f"warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
         if self.max_seq_length is not None and self.max_seq_length < 8:
             raise InvalidInputError(f"max_seq_length must be at least 8, got {self.max_seq_length}")
+        if self.tuned_share is not None and not 0 < self.tuned_share <= 1:
+            raise InvalidInputError(f"tuned_share must be above 0 and at most 1, got {self.tuned_share}")
         for dim, weight in self.dim_weights:
             if not weight > 0:
                 raise InvalidInputError(f"the weight of dim {dim} must be above 0, got {weight}")
 
     def for_data(self, label_free: bool) -> FinetuneConfig:
         """This config with what it leaves to the data filled in (LABELLED or LABEL_FREE)."""
-        epochs, learning_rate = LABEL_FREE if label_free else LABELLED
+        epochs, learning_rate, tuned_share = LABEL_FREE if label_free else LABELLED
         return dataclasses.replace(
             self,
             epochs=self.epochs or epochs,
             learning_rate=self.learning_rate or learning_rate,
+            tuned_share=self.tuned_share or tuned_share,
         )
 
     def loss_weights(self, dims: list[int]) -> list[float]:

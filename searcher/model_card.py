@@ -76,6 +76,11 @@ def model_card(report: FinetuneReport, config: FinetuneConfig) -> str:
         f"{', bf16 autocast' if report.bf16 else ''}.",
         f"- {report.steps} steps in {report.train_seconds:.0f} s on the CPU ({report.pairs_per_second:.1f} pairs/s).",
     ]
+    if config.tuned_share is not None and config.tuned_share < 1:
+        lines.append(
+            f"- Weights: {config.tuned_share:g} of the trained model's, the rest the base model's (weight-space "
+            "ensembling)."
+        )
     if report.rotation_fitted_on:
         lines.append(
             f"- Output rotated (a last, bias-free Dense layer) onto the principal directions of "

@@ -255,7 +255,9 @@ def _train(
             """No automatic card: ours, with the before/after evaluations, is written at the end."""
 
     assert config.epochs is not None and config.learning_rate is not None  # FinetuneConfig.for_data filled them in
+    assert config.tuned_share is not None
     model = encoder.model
+    base_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if config.tuned_share < 1 else None
     window = model.max_seq_length
     if config.max_seq_length:  # a shorter window for training only; the saved model keeps its own
         model.max_seq_length = min(config.max_seq_length, window)
@@ -300,6 +302,8 @@ def _train(
         report.pairs_per_second = len(training.train) * config.epochs / report.train_seconds
     finally:
         model.max_seq_length = window
+    if base_state is not None:
+        _mix_weights(model, base_state, config.tuned_share)
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
         model.save(str(partial), create_model_card=False)  # ours is written at the end, with the evaluations
@@ -310,6 +314,20 @@ def _train(
         "config": asdict(config),
     }
     write_atomic(partial / SEARCHER_MODEL_FILE, orjson.dumps(marker, option=orjson.OPT_INDENT_2))
+
+
+def _mix_weights(model, base_state: dict, share: float) -> None:
+    """Make each floating-point weight of `model` `share` of itself and the rest its value in `base_state` (the
+    model before training): weight-space ensembling (WiSE-FT, Wortsman et al., 2022). Between a fine-tuned model and
+    the model it started from lie models that keep much of the gain where the training data reaches and lose less
+    where it does not; a label-free run's pseudo-queries reach less far than a user's real ones (RESULTS.md,
+    label-free-share)."""
+    import torch
+
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if tensor.is_floating_point():
+                tensor.mul_(share).add_(base_state[name], alpha=1 - share)
 
 
 def _rotate_prefix(model, training: TrainingData, seed: int, partial: Path, smallest_dim: int) -> int:

@@ -16,6 +16,7 @@ from models import random_bert
 from searcher import IndexConfig, Searcher, build_index
 from searcher.adopt import adopt_model
 from searcher.cli import cli
+from searcher.config import LABEL_FREE
 from searcher.errors import InvalidInputError, ModelError
 from searcher.store import PENDING, read_manifest
 from searcher.train import FinetuneConfig, finetune
@@ -68,7 +69,8 @@ def test_label_free_run_makes_a_model_and_a_comparison(built, base, tuned):
         assert report.after["hybrid"]["ndcg@10"] > report.before["hybrid"]["ndcg@10"]
         assert report.after["two-stage"]["ndcg@10"] >= report.before["two-stage"]["ndcg@10"] - 0.005
     assert (out / "heldout" / "qrels" / "test.tsv").is_file(), "the held-out pseudo-queries stay with the model"
-    assert "MarginMSELoss" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert "MarginMSELoss" in card and f"Weights: {LABEL_FREE[2]:g} of the trained model's" in card
     assert not (out / "index").exists(), "no scratch index is left in the model"
     from sentence_transformers import SentenceTransformer
 

@@ -162,6 +162,38 @@ def test_dim_weights_are_checked_against_the_model_dims():
         FinetuneConfig(dim_weights=((64, 0.0),))
 
 
+def test_tuned_share_is_by_the_data_and_checked():
+    assert FinetuneConfig().for_data(label_free=False).tuned_share == 1.0, "a labelled run keeps its trained weights"
+    assert 0 < FinetuneConfig().for_data(label_free=True).tuned_share < 1
+    assert FinetuneConfig(tuned_share=0.8).for_data(label_free=True).tuned_share == 0.8
+    for bad in (0.0, 1.5):
+        with pytest.raises(InvalidInputError, match="tuned_share must be above 0 and at most 1"):
+            FinetuneConfig(tuned_share=bad)
+
+
+def test_mixing_weights_lands_between_the_base_and_the_trained_model(tiny_base):
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from searcher.train import _mix_weights
+
+    model = SentenceTransformer(str(tiny_base), device="cpu")
+    base = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p))  # "training"
+    trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    _mix_weights(model, base, 0.25)
+    mixed = model.state_dict()
+    moved = [k for k in base if base[k].is_floating_point() and not torch.equal(base[k], trained[k])]
+    assert moved, "the perturbation moved the weights"
+    for k in moved:
+        torch.testing.assert_close(mixed[k], 0.25 * trained[k] + 0.75 * base[k])
+    for k in base:
+        if not base[k].is_floating_point():
+            assert torch.equal(mixed[k], base[k]), f"{k}: integer buffers are left alone"
+
+
 def test_finetune_cli(tmp_path, tiny_base, pairs_file, monkeypatch):
     monkeypatch.chdir(tmp_path)
     import sentence_transformers.sentence_transformer.losses as losses

@@ -228,6 +228,12 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     "prefix shortlists faithfully (full-dim similarities are unchanged).",
 )
 @click.option(
+    "--tuned-share",
+    type=click.FloatRange(0, 1, min_open=True),
+    help="Share of the trained weights in the saved model, the rest the base model's [default: 1 with labels, "
+    "0.5 label-free].",
+)
+@click.option(
     "--seed", type=int, default=FinetuneConfig.seed, show_default=True, help="Random seed (shuffling, sampling)."
 )
 @click.option(
@@ -262,6 +268,7 @@ def finetune(
     max_pairs,
     dim_weights,
     pca_prefix,
+    tuned_share,
     seed,
     blend,
     reranker_loss,
@@ -319,6 +326,7 @@ def finetune(
         bf16=bf16,
         dim_weights=dim_weights,
         pca_prefix=pca_prefix,
+        tuned_share=tuned_share,
     )
     switched = None
     with _Progress(enabled=not quiet) as progress:
