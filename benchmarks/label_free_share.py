@@ -28,7 +28,9 @@ SPLIT = "train"
 
 
 def mixed_model(trained: Path, base: Path, share: float, out: Path) -> Path:
-    """A copy of `trained` whose transformer weights are `share` of its own and the rest `base`'s."""
+    """A copy of `trained` whose transformer weights are `share` of its own and the rest `base`'s, as train._mix_weights
+    mixes them. Its closing rotation is the trained model's (a run of `searcher finetune` fits it after mixing): the
+    full-dim similarities do not depend on it; the prefixes' figures may understate a mixed model's a little."""
     from safetensors.torch import load_file, save_file
 
     if out.exists():
