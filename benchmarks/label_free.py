@@ -53,8 +53,12 @@ def embedded_with(report) -> str:
     """The path that embedded an evaluation index's documents (encoder_choice): base and tuned are compared fairly
     only on the same kind of path (the int8 graph's vectors rank differently from float ones: RESULTS.md,
     paths-quality-*)."""
-    choice = read_manifest(report.index).document_encoder
-    return choice["choice"] if choice else "a float path (a run too small to measure the paths)"
+    record = read_manifest(report.index).document_encoder
+    if record is None or record.get("choice") not in ("torch-bf16", "onnx"):
+        # a run too small to measure the paths embeds with torch and keeps the model's last measured record, which
+        # may name int8 (left out here)
+        return "torch"
+    return record["choice"]
 
 
 def weight_table(data, split: str, base, tuned, root) -> list[str]:
