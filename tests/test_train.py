@@ -171,6 +171,17 @@ def test_tuned_share_is_by_the_data_and_checked():
             FinetuneConfig(tuned_share=bad)
 
 
+def test_tuned_share_on_the_command_line_is_checked(tmp_path, pairs_file):
+    runner = CliRunner()
+    result = runner.invoke(cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m"), "--tuned-share", "0"])
+    assert result.exit_code == 2 and "--tuned-share" in result.output
+    result = runner.invoke(
+        cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m"), "--reranker", "--tuned-share", "0.5"]
+    )
+    assert result.exit_code == 2 and "a reranker is saved as trained" in result.output
+    assert not (tmp_path / "m").exists()
+
+
 def test_mixing_weights_lands_between_the_base_and_the_trained_model(tiny_base):
     import torch
     from sentence_transformers import SentenceTransformer

@@ -293,6 +293,8 @@ def finetune(
     from ..train import finetune as run_finetune
 
     if reranker:
+        if tuned_share is not None:
+            raise click.UsageError("--tuned-share mixes a bi-encoder with its base; a reranker is saved as trained")
         _finetune_reranker(
             data,
             index_name,
