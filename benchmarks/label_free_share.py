@@ -1,4 +1,4 @@
-"""How much of a label-free run's trained weights to keep (FinetuneConfig.tuned_share, train._mix_weights), chosen
+"""How much of a label-free run's trained weights to keep (FinetuneConfig.tuned_share, train.mix_weights), chosen
 on SciFact's train split: the model `label_free.py` trained there with every trained weight kept, mixed with its
 base at each share, dense and hybrid nDCG@10 on the train split's labels (never test's).
 
@@ -23,22 +23,24 @@ from searcher import IndexConfig
 from searcher.config import DEFAULT_MODEL
 from searcher.encoder import resolve_model
 from searcher.evaluate import evaluate
+from searcher.train import mix_weights
 
 SPLIT = "train"
 
 
 def mixed_model(trained: Path, base: Path, share: float, out: Path) -> Path:
-    """A copy of `trained` whose transformer weights are `share` of its own and the rest `base`'s, as train._mix_weights
-    mixes them. Its closing rotation is the trained model's (a run of `searcher finetune` fits it after mixing): the
-    full-dim similarities do not depend on it; the prefixes' figures may understate a mixed model's a little."""
+    """A copy of `trained` whose transformer weights are `share` of its own and the rest `base`'s (train.mix_weights,
+    as `searcher finetune` mixes them). Its closing rotation is the trained model's (a finetune run fits it after
+    mixing): the full-dim similarities do not depend on it; the prefixes' figures may understate a mixed model's a
+    little."""
     from safetensors.torch import load_file, save_file
 
     if out.exists():
         shutil.rmtree(out)
     shutil.copytree(trained, out, ignore=shutil.ignore_patterns("searcher-onnx", "heldout"))
     ours, theirs = load_file(str(trained / "model.safetensors")), load_file(str(base / "model.safetensors"))
-    mixed = {k: share * v + (1 - share) * theirs[k] if v.is_floating_point() else v for k, v in ours.items()}
-    save_file(mixed, str(out / "model.safetensors"))
+    mix_weights(ours, theirs, share)
+    save_file(ours, str(out / "model.safetensors"))
     return out
 
 
@@ -56,7 +58,9 @@ def main() -> None:
         model = {0.0: DEFAULT_MODEL, 1.0: str(trained)}.get(share) or str(
             mixed_model(trained, base, share, root / "models" / f"scifact-train-share-{share:g}")
         )
-        report = evaluate(data, split=SPLIT, config=IndexConfig(model=model), latency=False, root=root / "eval")
+        # Indexes of its own: every model here embeds on its run's own path choice (the int8 graph on a CPU where it
+        # wins), where label_free.py's indexes are all on a float path; a base index from there would not compare.
+        report = evaluate(data, split=SPLIT, config=IndexConfig(model=model), latency=False, root=root / "share-eval")
         rows.append((share, report.modes["hybrid"]["ndcg@10"], report.modes["dense"]["ndcg@10"], report.dims))
         print(rows[-1][:3], flush=True)
     best = max(r[2] for r in rows if r[0] > 0)

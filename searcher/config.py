@@ -176,7 +176,7 @@ class FinetuneConfig:
     dim_weights: tuple[tuple[int, float], ...] = ()
     # End the model with an orthogonal rotation onto the corpus's principal directions (train.py says why).
     pca_prefix: bool = True
-    # Share of the trained weights in the saved model, the rest the base model's (train._mix_weights); None = by the
+    # Share of the trained weights in the saved model, the rest the base model's (train.mix_weights); None = by the
     # data: with labels 1 (the trained model as it is), label-free LABEL_FREE's.
     tuned_share: float | None = None
 

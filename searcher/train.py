@@ -303,7 +303,7 @@ def _train(
     finally:
         model.max_seq_length = window
     if base_state is not None:
-        _mix_weights(model, base_state, config.tuned_share)
+        mix_weights(model.state_dict(), base_state, config.tuned_share)
     shutil.rmtree(partial / "checkpoints", ignore_errors=True)
     with no_progress_bars():
         model.save(str(partial), create_model_card=False)  # ours is written at the end, with the evaluations
@@ -316,16 +316,16 @@ def _train(
     write_atomic(partial / SEARCHER_MODEL_FILE, orjson.dumps(marker, option=orjson.OPT_INDENT_2))
 
 
-def _mix_weights(model, base_state: dict, share: float) -> None:
-    """Make each floating-point weight of `model` `share` of itself and the rest its value in `base_state` (the
-    model before training): weight-space ensembling (WiSE-FT, Wortsman et al., 2022). Between a fine-tuned model and
-    the model it started from lie models that keep much of the gain where the training data reaches and lose less
-    where it does not; a label-free run's pseudo-queries reach less far than a user's real ones (RESULTS.md,
-    label-free-share)."""
+def mix_weights(state: dict, base_state: dict, share: float) -> None:
+    """Make each floating-point tensor of `state` (a model's state dict, changed in place) `share` of itself and the
+    rest its value in `base_state` (the model before training): weight-space ensembling (WiSE-FT, Wortsman et al.,
+    2022). Between a fine-tuned model and the model it started from lie models that keep much of the gain where the
+    training data reaches and lose less where it does not; a label-free run's pseudo-queries reach less far than a
+    user's real ones (RESULTS.md, label-free-share)."""
     import torch
 
     with torch.no_grad():
-        for name, tensor in model.state_dict().items():
+        for name, tensor in state.items():
             if tensor.is_floating_point():
                 tensor.mul_(share).add_(base_state[name], alpha=1 - share)
 

@@ -186,7 +186,7 @@ def test_mixing_weights_lands_between_the_base_and_the_trained_model(tiny_base):
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from searcher.train import _mix_weights
+    from searcher.train import mix_weights
 
     model = SentenceTransformer(str(tiny_base), device="cpu")
     base = {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -194,7 +194,7 @@ def test_mixing_weights_lands_between_the_base_and_the_trained_model(tiny_base):
         for p in model.parameters():
             p.add_(torch.randn_like(p))  # "training"
     trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    _mix_weights(model, base, 0.25)
+    mix_weights(model.state_dict(), base, 0.25)
     mixed = model.state_dict()
     moved = [k for k in base if base[k].is_floating_point() and not torch.equal(base[k], trained[k])]
     assert moved, "the perturbation moved the weights"
