@@ -54,11 +54,7 @@ def embedded_with(report) -> str:
     only on the same kind of path (the int8 graph's vectors rank differently from float ones: RESULTS.md,
     paths-quality-*)."""
     record = read_manifest(report.index).document_encoder
-    if record is None or record.get("choice") not in ("torch-bf16", "onnx"):
-        # a run too small to measure the paths embeds with torch and keeps the model's last measured record, which
-        # may name int8 (left out here)
-        return "torch"
-    return record["choice"]
+    return record["choice"] if record else "torch"  # no record: a run too small to measure embeds with float32
 
 
 def weight_table(data, split: str, base, tuned, root) -> list[str]:

@@ -187,11 +187,12 @@ def choose_document_encoder(
     cpu = cpu_name()
     if len(candidates) == 1:  # (an endpoint model names its own path)
         return EncoderChoice(getattr(encoder, "path", "torch"), encoder, None)
+    small = len(texts) < 6 * batch_size  # too little to embed for a measurement to pay
     known = previous is not None and previous.get("cpu") == cpu and previous.get("choice") in candidates
-    if previous is not None and known and not worth_remeasuring(previous, len(texts)):
+    if previous is not None and known and (small or not worth_remeasuring(previous, len(texts))):
         return EncoderChoice(previous["choice"], candidates[previous["choice"]](), previous)
-    if len(texts) < 6 * batch_size:  # too little to embed for a measurement to pay
-        return EncoderChoice("torch", encoder, previous)
+    if small:  # float32, and no record: one made on another CPU, or naming a path not on offer, is not this run's
+        return EncoderChoice("torch", encoder, None)
     # A few texts: on a small folder the measurement is a large share of the run, and float32's vectors of them are
     # kept, so only the other candidates' time is spent on it.
     groups = timing_groups(len(texts), min(batch_size, SAMPLE))

@@ -165,6 +165,11 @@ def test_the_document_encoder_is_chosen_by_measurement_and_recorded(tmp_path, mi
     # Too little to measure: the previous choice on this CPU stands.
     again = choose_document_encoder(minilm, None, texts[:3], 8, record)
     assert again.name == record["choice"] and again.record == record
+    # ... but one made on another CPU, or naming a path this run does not offer (no export here), does not: the run
+    # embeds with float32 and keeps no record, so the manifest never names a path its vectors did not come from
+    for other in ({**record, "cpu": "another CPU"}, {**record, "choice": "onnx-int8"}):
+        small = choose_document_encoder(minilm, None, texts[:3], 8, other)
+        assert small.name == "torch" and small.record is None
 
 
 def test_a_known_choice_is_measured_again_only_when_that_costs_little_of_the_run():
