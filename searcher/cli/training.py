@@ -281,8 +281,10 @@ def finetune(
     with a train split, or a plain corpus (folder, file or index) to train on label-free; or on an index's chunks
     with --index, switching the index to the tuned model when it is better.
 
-    Label-free, the training queries are made from the text (headings, sentences taken out, rare words) and scored
-    by the index's hybrid search; part of them is held out, and the base and tuned model are compared there.
+    Label-free, the training queries are sentences taken out of the chunks, scored by the index's hybrid search;
+    the documents of part of them are held out, and the base and tuned model are compared there on pseudo-queries
+    of every kind (headings, sentences, rare words). The saved model keeps half of what training changed
+    (--tuned-share).
 
     \b
     Examples:
