@@ -66,9 +66,14 @@ def finetune(
     evaluate_model: bool = True,
     overwrite: bool = False,
     progress=None,
-    eval_root: Path | str = EVAL_ROOT,
+    eval_root: Path | str | None = None,
 ) -> FinetuneReport:
-    """Fine-tune `config.base_model` on `data` (see pairs.py) and write the model to `output`."""
+    """Fine-tune `config.base_model` on `data` (see pairs.py) and write the model to `output`.
+
+    The before/after evaluation's indexes go under `eval_root`: by default, with labels, evaluate.EVAL_ROOT (as
+    `searcher eval`, reused by later runs); label-free, a scratch folder beside `output`, deleted at the end (the
+    held-out pseudo-queries are this run's own, so nothing there is worth keeping, and nothing is left in the
+    working directory)."""
     output = Path(output).expanduser().resolve()
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise InvalidInputError(f"{output} already exists and is not empty; choose another output or pass --overwrite")
@@ -84,6 +89,10 @@ def finetune(
     config.loss_weights(dims)  # a bad dim weight fails before the data is read
     partial = output.with_name(f".{output.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
+    scratch = output.with_name(f".{output.name}.eval") if eval_root is None and label_free else None
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        eval_root = scratch
     try:
         if label_free:
             training = _label_free(source, encoder, config, partial, progress)
@@ -91,9 +100,13 @@ def finetune(
             training = load_training_data(
                 source, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs
             )
-        return _finetune(encoder, training, config, dims, output, partial, evaluate_model, progress, eval_root)
+        return _finetune(
+            encoder, training, config, dims, output, partial, evaluate_model, progress, eval_root or EVAL_ROOT
+        )
     finally:
         shutil.rmtree(partial, ignore_errors=True)
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _label_free(source: Path, encoder, config: FinetuneConfig, partial: Path, progress) -> TrainingData:

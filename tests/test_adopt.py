@@ -50,8 +50,13 @@ def built(tmp_path_factory, base):
 def tuned(tmp_path_factory, built):
     """A label-free model trained on the index's chunks (the index's own model is the base)."""
     out = tmp_path_factory.mktemp("tuned") / "model"
-    report = finetune(built, out, FinetuneConfig(batch_size=8), eval_root=out.parent / "eval")
-    return out, report
+    cwd, work = os.getcwd(), tmp_path_factory.mktemp("cwd")
+    os.chdir(work)  # where a user runs it from: the evaluation's indexes must not land here
+    try:
+        report = finetune(built, out, FinetuneConfig(batch_size=8))
+    finally:
+        os.chdir(cwd)
+    return out, report, work
 
 
 @pytest.fixture
@@ -61,8 +66,10 @@ def index(tmp_path, built):
 
 
 def test_label_free_run_makes_a_model_and_a_comparison(built, base, tuned):
-    out, report = tuned
+    out, report, work = tuned
     assert report.label_free and report.base_model == str(base)
+    # the held-out comparison's indexes were scratch: nothing in the working directory, nothing beside the model
+    assert list(work.iterdir()) == [] and sorted(p.name for p in out.parent.iterdir()) == ["model"]
     assert report.steps > 0 and "label-free triplets" in report.data
     assert report.verdict in ("better", "not better") and report.hybrid_gain_low is not None
     if report.better:
@@ -78,7 +85,7 @@ def test_label_free_run_makes_a_model_and_a_comparison(built, base, tuned):
 
 
 def test_adopting_switches_the_index_in_one_generation(index, tuned):
-    out, _ = tuned
+    out, _, _ = tuned
     before = read_manifest(index)
     with Searcher(index) as s:
         old_hits = s.search("owls of valley 3", k=3, per_doc=False)
@@ -97,7 +104,7 @@ def test_adopting_switches_the_index_in_one_generation(index, tuned):
 
 
 def test_a_kill_mid_way_leaves_the_old_index_answering_and_the_next_run_resumes(index, tuned):
-    out, _ = tuned
+    out, _, _ = tuned
     before = read_manifest(index)
     with Searcher(index) as s:
         old = [(h.id, h.score) for h in s.search("tomatoes of valley 2", k=5, per_doc=False)]
