@@ -34,7 +34,7 @@ class Hit:
     cosine: float | None = None
     coverage: float | None = None  # and the IDF-weighted share of the query's words the chunk holds (None: unused)
     rerank_score: float | None = None  # the cross-encoder's score, when a reranker ordered the hits (rerank.py)
-    more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks, best first
+    more: tuple[Hit, ...] = ()  # per_doc: the document's next-best chunks that match on their own, best first
     duplicates: tuple[str, ...] = ()  # per_doc: files whose best chunk says the same (the page as .md and .html)
 
     def replace(self, **changes) -> Hit:

@@ -193,7 +193,8 @@ class Searcher:
         `os.path.join`) lists the chunks holding them first (hybrid and lexical). `where` keeps only some files
         (filters.Where: path globs, file types), inside each side's search, so k hits come back whenever k chunks
         match. `min_score` drops hits scored below it. `per_doc` returns one hit per document, its best chunk,
-        with the document's next-best chunks in `Hit.more`. Each result list says `no_match` when its best hit
+        with the document's next-best chunks in `Hit.more` (those that match on their own: scored at least
+        calibration.NO_MATCH, and `min_score`). Each result list says `no_match` when its best hit
         scores below calibration.NO_MATCH for its mode (or there is none); its hits are still there, with their scores.
         """
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
@@ -250,6 +251,8 @@ class Searcher:
             terms = query_terms(parsed[i].text, self.analyze)
             if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
                 hits = rerank_hits(second, queries[i], hits, rerank_depth, lambda h, t=terms: self._passage(h, t))
+            if min_score is not None:
+                hits = [h.replace(more=tuple(m for m in h.more if m.score >= min_score)) for h in hits[:k]]
             found = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
             found.no_match = no_match
             out.append(found)
@@ -351,8 +354,14 @@ class Searcher:
             for j, h in enumerate(flat)
         }
         top = calibration.monotone([rescored[id(h)].score for h in hits])
+        # A document's other places are those that match on their own: a chunk the fusion fetched only because one
+        # side's top 100 reached it (probability ~0.001) is no place a reader should be sent to.
+        floor = calibration.NO_MATCH[kind]
         return [
-            rescored[id(h)].replace(score=s, more=tuple(rescored[id(m)] for m in h.more)) for h, s in zip(hits, top)
+            rescored[id(h)].replace(
+                score=s, more=tuple(rescored[id(m)] for m in h.more if rescored[id(m)].score >= floor)
+            )
+            for h, s in zip(hits, top)
         ]
 
     def coverages(self, query: str, texts: list[str]) -> np.ndarray:

@@ -461,6 +461,36 @@ def test_a_code_hit_keeps_its_lines_and_indentation_and_grep_format_one_line(tmp
     assert result.output.count("\n") == 1 and ":7:del self.items[key]" in result.output, "one line for the hit"
 
 
+def test_a_documents_other_places_are_those_that_match_on_their_own(tmp_path):
+    from searcher import calibration
+
+    topics = ["apples and pears", "tax forms", "mountain weather", "violin strings", "train timetables"]
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            "long.md": "\n\n".join(
+                [f"# Quasar\n\nThe quasar flickers in the quasar survey, quasar {j}." for j in range(2)]
+                + [f"# Part {j}\n\nA note on {topics[j % 5]} and nothing else, number {j}." for j in range(10)]
+            ),
+            "other.md": "# Else\n\nA page about garden tools.",
+        },
+    )
+    fake = FakeEncoder()
+    build_index(
+        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=20, overlap_tokens=0), encoder=fake
+    )
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    floor = calibration.NO_MATCH["hybrid"]
+    chunks = [h for h in s.search("quasar survey", 30, per_doc=False) if h.source.endswith("long.md")]
+    weak = [h.id for h in chunks if h.score < floor]
+    assert len(chunks) >= 10 and len(weak) >= 5, "the fusion fetched the document's unrelated chunks too"
+    (hit,) = [h for h in s.search("quasar survey", 5) if h.source.endswith("long.md")]
+    assert hit.more and all(m.score >= floor for m in hit.more) and not {m.id for m in hit.more} & set(weak)
+    top = hit.more[0].score  # a --min-score also applies to the places listed besides a hit
+    (kept,) = [h for h in s.search("quasar survey", 5, min_score=top + 1e-6) if h.source.endswith("long.md")]
+    assert kept.more == ()
+
+
 def test_a_documents_fold_keeps_its_best_next_chunks_and_near_duplicates_are_jaccards():
     import random
 
