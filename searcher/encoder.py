@@ -67,6 +67,8 @@ def resolve_model(name: str) -> tuple[str, str]:
     path = Path(name).expanduser()
     if path.exists():
         return str(path.resolve()), str(path.resolve())
+    if name.startswith(("/", ".", "~")):  # a path (a hub name cannot start so): say so, without asking the hub
+        raise ModelError(f"no model at {name}: no such file or folder; check the path, or pass a model name")
     return name, name
 
 

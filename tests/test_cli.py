@@ -170,6 +170,10 @@ def test_model_that_cannot_be_loaded(tmp_path, corpus):
         assert result.output.startswith(f"Error: could not load model '{model}'")
         assert "pass a local sentence-transformers directory or a model name that is available offline" in result.output
         assert len(result.output.strip().splitlines()) == 1
+    missing = run("index", corpus, "--index", tmp_path / "idx", "--model", tmp_path / "no-such-folder", "-q")
+    assert missing.exit_code == 2 and missing.output.strip().splitlines() == [
+        f"Error: no model at {tmp_path / 'no-such-folder'}: no such file or folder; check the path, or pass a model name"
+    ]
     assert not (tmp_path / "idx" / "manifest.json").exists()
 
 

@@ -90,9 +90,11 @@ def test_the_cli_reranks_and_a_bad_reranker_is_one_clear_error(index, tiny_reran
     assert result.exit_code == 0, result.output
     assert '"rerank_score"' in result.output
     bad = CliRunner().invoke(cli, ["query", "water", "--index", str(index), "--rerank", str(tmp_path / "nothing")])
-    assert bad.exit_code == 2 and "could not load reranker" in bad.output and len(bad.output.strip().splitlines()) == 1
+    assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1
+    assert f"no model at {tmp_path / 'nothing'}: no such file or folder" in bad.output
+    (tmp_path / "empty").mkdir()
     with pytest.raises(ModelError, match="could not load reranker"):
-        Reranker(str(tmp_path / "nothing"))
+        Reranker(str(tmp_path / "empty"))  # a folder, but no CrossEncoder in it
 
 
 def test_the_server_reranks_only_with_the_model_its_operator_chose(index, tiny_reranker, tmp_path):
