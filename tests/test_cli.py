@@ -172,7 +172,8 @@ def test_model_that_cannot_be_loaded(tmp_path, corpus):
         assert len(result.output.strip().splitlines()) == 1
     missing = run("index", corpus, "--index", tmp_path / "idx", "--model", tmp_path / "no-such-folder", "-q")
     assert missing.exit_code == 2 and missing.output.strip().splitlines() == [
-        f"Error: no model at {tmp_path / 'no-such-folder'}: no such file or folder; check the path, or pass a model name"
+        f"Error: no model at {tmp_path / 'no-such-folder'}: no such file or folder; "
+        "check the path, or pass a model name"
     ]
     assert not (tmp_path / "idx" / "manifest.json").exists()
 

@@ -116,6 +116,11 @@ def test_the_server_reranks_only_with_the_model_its_operator_chose(index, tiny_r
         assert named.status_code == 422, "a request turns reranking on; it never names a model to load"
     finally:
         served.stop()
+    from searcher.server.catalog import Catalog
+
+    # a reranker path that is not there fails as the server starts, not at a request
+    with pytest.raises(ModelError, match="no model at"):
+        Catalog([index], reranker=str(tmp_path / "gone"))
 
 
 def test_the_reranker_graph_scores_as_the_model_and_a_later_process_needs_no_torch(tiny_reranker, tmp_path):

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..documents import read_lines
+from ..encoder import resolve_model
 from ..errors import IndexNotFoundError, InvalidInputError, SearcherError
 from ..home import resolve
 from ..search import Searcher
@@ -44,7 +45,9 @@ class Catalog:
     def __init__(self, names: list[str | Path | None], reranker: str | None = None) -> None:
         self._entries: dict[str, _Entry] = {}
         # The cross-encoder a request may ask for (rerank.py), chosen by whoever starts the server: a request can
-        # turn reranking on, never name a model to load.
+        # turn reranking on, never name a model to load. A path that is not there fails here, not at a request.
+        if reranker is not None:
+            resolve_model(reranker)
         self.reranker = reranker
         self._lock = threading.Lock()
         for name in names or [None]:
