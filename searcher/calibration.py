@@ -85,6 +85,13 @@ def kind(mode: str) -> str:
     return mode if mode in ("hybrid", "lexical") else "dense"
 
 
+def match_floor(mode: str) -> float | None:
+    """The lowest score at which a hit of this mode is a match on its own, for output that lists matches with no
+    score to judge them by (`searcher query -l`, as grep -l lists the files that match): NO_MATCH of its kind. None
+    in lexical mode, whose every hit holds one of the query's words: a match as grep means it."""
+    return None if kind(mode) == "lexical" else NO_MATCH[kind(mode)]
+
+
 def probability(mode: str, cosine: np.ndarray | float, coverage: np.ndarray | float) -> np.ndarray:
     """The calibrated relevance of hits with this evidence, in (0, 1)."""
     b0, bc, bv = COEFFICIENTS[kind(mode)]

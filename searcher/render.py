@@ -29,7 +29,6 @@ def render_results(queries: list[str], results, output: str, *, colored: bool, a
         writer = csv.writer(sys.stdout)
         writer.writerow(CSV_FIELDS)
     records: list[dict] = []
-    records = []
     for text, hits in zip(queries, results):
         if hits.no_match:
             echo(f"no match for {text!r}: nothing in the index is likely to be relevant", err=True)

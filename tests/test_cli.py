@@ -6,6 +6,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import write_corpus
 
+from searcher import calibration
 from searcher.cli import cli
 
 
@@ -258,6 +259,18 @@ def test_output_formats_for_scripts(indexed):
     assert path.endswith("birds.md") and line.isdigit() and "Owls" in passage
     array = json.loads(run(*args, "--format", "json").stdout)
     assert [r["rank"] for r in array] == [1, 2] and array[0]["query"] == "owls hunt at night"
+    # paths (-l) and grep list matches only, as grep does: the files of hits scored at least the no-match threshold
+    every = json.loads(run("query", "owls hunt at night", "--index", indexed, "--format", "json").stdout)
+    floor = calibration.NO_MATCH["hybrid"]
+    matching = list(dict.fromkeys(r["source"] for r in every if r["score"] >= floor))
+    assert 1 <= len(matching) < len(every), "the fixture's other documents rank below the threshold"
+    assert run("query", "owls hunt at night", "--index", indexed, "-l").stdout.splitlines() == matching
+    assert len(run("query", "owls hunt at night", "--index", indexed, "--format", "grep").stdout.splitlines()) == len(
+        [r for r in every if r["score"] >= floor]
+    )
+    assert len(
+        run("query", "owls hunt at night", "--index", indexed, "-l", "--min-score", 0).stdout.splitlines()
+    ) == len(every)
 
 
 def test_every_command_and_option_has_help_and_summaries_are_whole():

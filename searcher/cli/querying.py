@@ -99,7 +99,8 @@ from .common import (
     default="text",
     show_default=True,
     help="text: for reading; jsonl: a JSON object per hit; json: one JSON array; csv; paths: each "
-    "matching file once; grep: path:line:passage.",
+    "matching file once; grep: path:line:passage. paths and grep list matches only: in hybrid and dense mode, hits "
+    "scored at least the no-match threshold (unless --min-score says otherwise); in lexical, hits holding a word.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Same as --format paths (as grep -l).")
@@ -171,6 +172,12 @@ def query(
     from ..filters import Where
     from ..search import search_many
 
+    output = "jsonl" if as_json else "paths" if files_only else output
+    if output in ("paths", "grep") and min_score is None:  # as grep: the matches only, with no scores to judge by
+        from ..calibration import match_floor
+
+        min_score = match_floor(mode)
+
     if all_indexes:
         from ..home import named_indexes
 
@@ -219,7 +226,6 @@ def query(
             searcher.close()
     for notice in dict.fromkeys(n for searcher in opened for n in searcher.notices):
         click.echo(f"notice: {notice}", err=True)
-    output = "jsonl" if as_json else "paths" if files_only else output
     colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     render_results(queries, results, output, colored=colored, around=around, min_score=min_score)
     if all(hits.no_match or not hits for hits in results):
