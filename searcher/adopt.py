@@ -64,7 +64,7 @@ def adopt_model(
             )
             for entry in files
         ]
-        config = current.config.replace(model=model)
+        config = current.config.replace(model=encoder.info.name)  # a local path stored absolute, as build_index does
         chunks = [c for f in new_files for c in f.chunks]
         keys = [by_id[i]["hash"] for f in files for i in range(f.id_start, f.id_end) if i in by_id]
         query_encoder = export_query_encoder(index_dir, lambda: encoder, None, True, report)

@@ -111,13 +111,19 @@ class Manifest:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Manifest:
         """Inverse of `to_dict`."""
+        # an index made before storage types existed has float32 full vectors, whatever today's default is
+        config = IndexConfig.from_dict({"full_storage": "float32", **d["config"]})
+        model = ModelInfo.from_dict(d["model"])
+        if Path(model.name).is_absolute() and not Path(config.model).is_absolute() and config.model != model.name:
+            # 0.2.0's `searcher adopt` kept a model's path as typed (relative to where it ran); its absolute path
+            # is the model's own name
+            config = config.replace(model=model.name)
         return cls(
             generation=d["generation"],
             created=d["created"],
             updated=d["updated"],
-            # an index made before storage types existed has float32 full vectors, whatever today's default is
-            config=IndexConfig.from_dict({"full_storage": "float32", **d["config"]}),
-            model=ModelInfo.from_dict(d["model"]),
+            config=config,
+            model=model,
             projection=Projection(**d["projection"]),
             files=d["counts"]["files"],
             documents=d["counts"]["documents"],

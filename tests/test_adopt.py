@@ -89,10 +89,22 @@ def test_adopting_switches_the_index_in_one_generation(index, tuned):
     before = read_manifest(index)
     with Searcher(index) as s:
         old_hits = s.search("owls of valley 3", k=3, per_doc=False)
-    report = adopt_model(index, str(out))
+    cwd = os.getcwd()
+    os.chdir(out.parent)  # the model named by a relative path, as a user in its folder would
+    try:
+        report = adopt_model(index, out.name)
+    finally:
+        os.chdir(cwd)
     after = read_manifest(index)
     assert after.generation == report.generation > before.generation
+    # stored absolute: a later update from any folder loads the same model
     assert after.model.name == str(out) and after.config.model == str(out)
+    # ... and an index 0.2.0 adopted with a relative path reads as the model's absolute path
+    manifest = index / "manifest.json"
+    saved = manifest.read_bytes()
+    manifest.write_bytes(saved.replace(f'"model": "{out}"'.encode(), b'"model": "model"', 1))
+    assert b'"model": "model"' in manifest.read_bytes() and read_manifest(index).config.model == str(out)
+    manifest.write_bytes(saved)
     assert (after.documents, after.chunks, after.sources) == (before.documents, before.chunks, before.sources)
     assert report.embedded == after.chunks
     with Searcher(index) as s:
