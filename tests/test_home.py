@@ -62,3 +62,6 @@ def test_drop_refuses_what_is_not_an_index(tmp_path):
     assert (tmp_path / "folder" / "keep.txt").is_file()
     result = CliRunner().invoke(cli, ["drop", "nothing-here", "--yes"])
     assert result.exit_code == 2 and "`searcher list` shows your indexes" in result.output
+    # without --yes: no question about an index that is not there, the same one line
+    asked = CliRunner().invoke(cli, ["drop", str(tmp_path / "folder")], input="y\n")
+    assert asked.exit_code == 2 and "Delete the index" not in asked.output and "no searcher index at" in asked.output

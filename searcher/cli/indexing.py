@@ -273,10 +273,11 @@ def drop(index_name, yes):
         searcher drop old-notes
     """
     from ..home import resolve
-    from ..store import read_manifest
+    from ..store import read_manifest, require_index
     from ..upkeep import delete_index
 
     path = resolve(index_name)
+    require_index(path)  # nothing to confirm when there is no index
     if not yes:
         click.confirm(f"Delete the index at {path}?", abort=True, err=True)
     try:
