@@ -339,6 +339,8 @@ def test_show_l_context_and_color(indexed):
         "     3: Jupiter is the largest planet. Saturn has bright rings of ice.",
     ]
     assert "moon" in run("show", docs / "astronomy.txt", "--index", indexed).stdout
+    past = run("show", f"{docs / 'astronomy.txt'}:999", "--index", indexed)
+    assert past.exit_code == 2 and "line 999 is past its end" in past.output and len(past.output.splitlines()) == 1
     outside = run("show", "/etc/passwd:1", "--index", indexed)
     assert outside.exit_code == 2 and "not a file of this index" in outside.output
     files = run("query", "owls hunt at night", "--index", indexed, "-l", "--mode", "lexical")

@@ -267,5 +267,9 @@ def show(location, index_dir, context):
         got = read_lines(index, path, start, line + context if line else None)
     finally:
         index.close()
+    if line is not None and line > got.total_lines:
+        from ..errors import InvalidInputError
+
+        raise InvalidInputError(f"{path} has {got.total_lines} lines; line {line} is past its end")
     for n, text in enumerate(got.text.split("\n") if got.text else [], start=got.start_line):
         click.echo(f"{n:>6}{':' if n == line else '-' if line else ':'} {text}")
