@@ -90,6 +90,10 @@ def test_info_shows_the_manifest(indexed):
     assert "scores      this model's cosines as they are" in result.output  # a fake model gets no cosine map
     data = json.loads(run("info", "--index", indexed, "--json").output)
     assert data["format"] == "searcher-index" and data["version"] == 1 and data["counts"]["files"] == 5
+    # the index as an argument, as `searcher drop INDEX` takes it; --index too, if it names the same one
+    assert run("info", indexed).output == result.output == run("info", indexed, "--index", indexed).output
+    both = run("info", indexed, "--index", "other")
+    assert both.exit_code == 2 and "two indexes given" in both.output
 
 
 def test_info_names_a_path_left_unmeasured():
@@ -210,7 +214,7 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     idx = tmp_path / "idx"
     for source in (corpus, other):
         assert run("index", source, "--index", idx, "--chunk-tokens", 32, "--overlap-tokens", 4, "-q").exit_code == 0
-    assert str(other) in run("list", "--index", idx).stdout
+    assert str(other) in run("list", "--index", idx).stdout == run("list", idx).stdout
     shutil.rmtree(other)
     (corpus / "astronomy.txt").write_text("The moon has craters and no air at all.")
     result = run("update", "--index", idx, "-q")  # a missing source is kept and reported: only remove takes it out

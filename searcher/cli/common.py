@@ -165,6 +165,17 @@ def _backend_line(c) -> str:
     return f"{where}; coarse vector quantization: {c.qdrant_quantization}"
 
 
+def one_index(name: str | None, index_dir: str | None) -> str | None:
+    """The index a command that shows one index was given: as its INDEX argument (`searcher info notes`) or
+    --index (or $SEARCHER_INDEX, which the argument overrides); both on the command line must agree."""
+    if name is None:
+        return index_dir
+    source = click.get_current_context().get_parameter_source("index_dir")
+    if index_dir is not None and index_dir != name and source == click.core.ParameterSource.COMMANDLINE:
+        raise click.UsageError(f"two indexes given ({name!r} and --index {index_dir!r}); give one")
+    return name
+
+
 def _valid_text(text: str, what: str) -> str:
     """Command-line text with bytes that are not UTF-8 (they arrive as lone surrogates) replaced, with a notice."""
     try:

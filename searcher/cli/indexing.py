@@ -25,6 +25,7 @@ from .common import (
     _with_qdrant,
     cli,
     index_option,
+    one_index,
     qdrant_options,
 )
 
@@ -183,6 +184,7 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
 
 
 @cli.command("list", short_help="List your indexes, or one index's sources and files.")
+@click.argument("name", required=False, metavar="[INDEX]")
 @click.option(
     "--index",
     "index_dir",
@@ -190,17 +192,18 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
     help="Show this index's sources (and with --files, its files) instead of every named index.",
 )
 @click.option("--files", "show_files", is_flag=True, help="With --index: every indexed file.")
-def list_command(index_dir, show_files):
-    """List your indexes, or what one index holds.
+def list_command(name, index_dir, show_files):
+    """List your indexes, or what one index holds (INDEX, or --index).
 
     \b
     Example:
         searcher list                  # indexes in ~/.local/share/searcher
-        searcher list --index notes    # its sources, with file, document and chunk counts
+        searcher list notes            # its sources, with file, document and chunk counts
     """
     from ..home import home, named_indexes, resolve
     from ..store import open_index, read_manifest
 
+    index_dir = one_index(name, index_dir)
     if index_dir is None:
         indexes = named_indexes()
         if not indexes:
@@ -334,19 +337,20 @@ def update(paths, index_dir, quiet):
 
 
 @cli.command(short_help="Show what an index holds and how it was built.")
+@click.argument("name", required=False, metavar="[INDEX]")
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
-def info(index_dir, as_json):
-    """Show an index's manifest: model, projection, chunking and counts.
+def info(name, index_dir, as_json):
+    """Show an index's manifest (INDEX, or --index): model, projection, chunking and counts.
 
     \b
     Example:
-        searcher info --index indexes/default
+        searcher info notes
     """
     from ..home import resolve
     from ..store import read_manifest
 
-    index_dir = resolve(index_dir)
+    index_dir = resolve(one_index(name, index_dir))
     manifest = read_manifest(index_dir)
     data = manifest.to_dict()
     data["disk_bytes"] = _disk_bytes(index_dir)
