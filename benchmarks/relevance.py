@@ -127,6 +127,36 @@ def fit(tuning_features: dict[str, np.ndarray]) -> dict[str, tuple[float, float,
     return {m: tuple(round(float(v), 2) for v in c) for m, c in out.items()}
 
 
+def listed_table(reported) -> list[str]:
+    """What `searcher query -l` (and --format grep) list of each query's top 10 documents in hybrid mode: the hits
+    scored at least calibration.match_floor, against all 10 (what they listed before)."""
+    floor = calibration.match_floor("hybrid")
+    lines = [
+        "### What `searcher query -l` lists (hybrid, each query's top 10 documents)",
+        "",
+        "Listed: the hits scored at least the no-match threshold (calibration.match_floor), as `-l` and `--format "
+        "grep` list them; before 2026-12-07 they listed all 10. Judged relevant: in the split's qrels (any grade). "
+        "Relevant kept: of the top 10's judged relevant documents, the share listed.",
+        "",
+        "| set | listed per query | listed, judged relevant | all 10, judged relevant | relevant kept |",
+        "|:--|--:|--:|--:|--:|",
+    ]
+    for name in REPORTED:
+        data, results = reported[name]
+        hits = results["hybrid"]
+        relevant = [[h.doc_id in data.qrels.get(q, {}) for h in found] for q, found in hits.items()]
+        listed = [[h.score >= floor for h in found] for found in hits.values()]
+        n_listed = sum(sum(x) for x in listed)
+        good_listed = sum(r and x for rs, xs in zip(relevant, listed) for r, x in zip(rs, xs))
+        good_all = sum(sum(rs) for rs in relevant)
+        every = sum(len(rs) for rs in relevant)
+        lines.append(
+            f"| {name} | {n_listed / len(hits):.1f} | {good_listed / max(n_listed, 1):.1%} | "
+            f"{good_all / max(every, 1):.1%} | {good_listed / max(good_all, 1):.1%} |"
+        )
+    return lines
+
+
 def oracle_thresholds(top: dict[tuple[str, str], np.ndarray]) -> list[str]:
     """What a threshold per index could do, each set at the highest that flags under 1% of its own judged queries:
     chosen with the reported labels (an oracle, not something searcher could ship), it bounds any rule that decides
@@ -227,7 +257,7 @@ def main() -> None:
                     f"| {mode} | {lo:.1f}-{min(hi, 1):.1f} (mean {raw[sel].mean():.2f}) | {sel.sum()} | "
                     f"{f[sel, 2].mean():.2f} |"
                 )
-    lines.append("")
+    lines += ["", *listed_table(reported), ""]
 
     # --- no match: own queries and off-topic ones ---------------------------------------------------------------
     lines += [
