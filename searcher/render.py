@@ -111,10 +111,13 @@ def _highlight(text: str, marks, color: bool, width: int = 100) -> str:
 
 
 def _display_path(path: str) -> str:
+    """A hit's file as a reader opens it: relative to the working directory, or whole where that is shorter (from
+    /tmp/x, `/work/docs/a.md` rather than `../../work/docs/a.md`; from docs/md, `../html/a.html`)."""
     try:
-        return os.path.relpath(path)
-    except ValueError:
+        relative = os.path.relpath(path)
+    except ValueError:  # another drive
         return path
+    return path if len(path) < len(relative) else relative
 
 
 def context_lines(searcher, results, lines: int) -> dict[tuple[str, int], str]:

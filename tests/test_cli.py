@@ -395,3 +395,19 @@ def test_several_indexes_are_searched_at_once_hits_merged_by_score(tmp_path, use
     everywhere = run("query", "moon craters", "--all", "--mode", "lexical", "-k", 1)
     assert everywhere.exit_code == 0 and "moon.md" in everywhere.stdout
     assert run("query", "zqxjv", "--all").exit_code == 1, "no match in any index"
+
+
+def test_a_hits_path_is_shown_relative_or_whole_whichever_is_shorter(tmp_path, monkeypatch):
+    import os
+
+    from searcher.render import _display_path
+
+    inside = tmp_path / "a" / "docs" / "guide.md"
+    (tmp_path / "a" / "docs").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path / "a")
+    assert _display_path(str(inside)) == os.path.join("docs", "guide.md")
+    (tmp_path / "a" / "other").mkdir()
+    monkeypatch.chdir(tmp_path / "a" / "other")
+    assert _display_path(str(inside)) == os.path.join("..", "docs", "guide.md")  # a sibling: still shorter
+    monkeypatch.chdir("/usr")  # from another tree, ../tmp/.../guide.md is longer than the path itself
+    assert os.path.relpath(inside).startswith("..") and _display_path(str(inside)) == str(inside)
