@@ -193,8 +193,8 @@ class Searcher:
         `os.path.join`) lists the chunks holding them first (hybrid and lexical). `where` keeps only some files
         (filters.Where: path globs, file types), inside each side's search, so k hits come back whenever k chunks
         match. `min_score` drops hits scored below it. `per_doc` returns one hit per document, its best chunk,
-        with the document's next-best chunks in `Hit.more` (those that match on their own: scored at least
-        calibration.NO_MATCH, and `min_score`). Each result list says `no_match` when its best hit
+        with the document's next-best chunks in `Hit.more` (those that match on their own: calibration.match_floor,
+        and `min_score`). Each result list says `no_match` when its best hit
         scores below calibration.NO_MATCH for its mode (or there is none); its hits are still there, with their scores.
         """
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
@@ -246,13 +246,11 @@ class Searcher:
                 depth = min(depth * 4, MAX_FETCH)
         out = []
         for i in range(len(queries)):
-            hits = self._calibrated(ranked[i][:keep], mode, parsed[i], None if xq is None else xq[i])
+            hits = self._calibrated(ranked[i][:keep], mode, parsed[i], None if xq is None else xq[i], min_score)
             no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
             terms = query_terms(parsed[i].text, self.analyze)
             if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
                 hits = rerank_hits(second, queries[i], hits, rerank_depth, lambda h, t=terms: self._passage(h, t))
-            if min_score is not None:
-                hits = [h.replace(more=tuple(m for m in h.more if m.score >= min_score)) for h in hits[:k]]
             found = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
             found.no_match = no_match
             out.append(found)
@@ -325,8 +323,11 @@ class Searcher:
         holds = lexical.holding(names, np.array([h.id for h in hits], np.int64))
         return [h for h, y in zip(hits, holds) if y] + [h for h, y in zip(hits, holds) if not y]
 
-    def _calibrated(self, hits: list[Hit], mode: str, query, q: np.ndarray | None) -> list[Hit]:
-        """The hits (and the chunks folded under them) scored by calibration.probability, capped by the hit above."""
+    def _calibrated(
+        self, hits: list[Hit], mode: str, query, q: np.ndarray | None, min_score: float | None = None
+    ) -> list[Hit]:
+        """The hits (and the chunks folded under them) scored by calibration.probability, capped by the hit above;
+        of the folded chunks, those that match on their own (calibration.match_floor, and `min_score`)."""
         kind = calibration.kind(mode)
         flat = [h for hit in hits for h in (hit, *hit.more)]
         if not flat:
@@ -356,7 +357,7 @@ class Searcher:
         top = calibration.monotone([rescored[id(h)].score for h in hits])
         # A document's other places are those that match on their own: a chunk the fusion fetched only because one
         # side's top 100 reached it (probability ~0.001) is no place a reader should be sent to.
-        floor = calibration.NO_MATCH[kind]
+        floor = max(calibration.match_floor(mode) or 0.0, min_score or 0.0)
         return [
             rescored[id(h)].replace(
                 score=s, more=tuple(rescored[id(m)] for m in h.more if rescored[id(m)].score >= floor)

@@ -92,7 +92,7 @@ def finetune(
     scratch = output.with_name(f".{output.name}.eval") if eval_root is None and label_free else None
     if scratch is not None:
         shutil.rmtree(scratch, ignore_errors=True)
-        eval_root = scratch
+    eval_root = scratch or eval_root or EVAL_ROOT
     try:
         if label_free:
             training = _label_free(source, encoder, config, partial, progress)
@@ -100,9 +100,7 @@ def finetune(
             training = load_training_data(
                 source, encoder, eval_split=eval_split, seed=config.seed, max_pairs=config.max_pairs
             )
-        return _finetune(
-            encoder, training, config, dims, output, partial, evaluate_model, progress, eval_root or EVAL_ROOT
-        )
+        return _finetune(encoder, training, config, dims, output, partial, evaluate_model, progress, eval_root)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
         if scratch is not None:
