@@ -218,13 +218,21 @@ class FinetuneConfig:
         return [float(weights.get(d, 1.0)) for d in dims]
 
 
-def check_search_args(*, k: int, shortlist: int, mode: str) -> str:
-    """Validate the options of a search (shared by `Searcher.search` and the evaluation code); the mode's name."""
+def check_search_args(
+    *, k: int, shortlist: int, mode: str, min_score: float | None = None, fusion_weight: float | None = None
+) -> str:
+    """Validate the options of a search (shared by `Searcher.search` and the evaluation code); the mode's name.
+
+    `min_score` is on the scale of a hit's score, a probability: a bar outside 0-1 (or NaN) is a mistake, not a filter
+    that drops everything, and `fusion_weight` is a share of the dense side."""
     mode = MODE_ALIASES.get(mode, mode)
     if k < 1:
         raise InvalidInputError(f"k must be at least 1, got {k}")
     if shortlist < 1:
         raise InvalidInputError(f"shortlist must be at least 1, got {shortlist}")
+    for name, value in (("min_score", min_score), ("fusion_weight", fusion_weight)):
+        if value is not None and not 0.0 <= value <= 1.0:  # NaN fails the comparison too
+            raise InvalidInputError(f"{name} must be between 0 and 1, got {value}")
     if mode not in SEARCH_MODES:
         raise InvalidInputError(f"mode must be one of {', '.join(SEARCH_MODES)}, got {mode!r}")
     return mode

@@ -197,7 +197,7 @@ class Searcher:
         and `min_score`). Each result list says `no_match` when its best hit
         scores below calibration.NO_MATCH for its mode (or there is none); its hits are still there, with their scores.
         """
-        mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
+        mode = check_search_args(k=k, shortlist=shortlist, mode=mode, min_score=min_score, fusion_weight=fusion_weight)
         if not queries:
             return []
         parsed = []
@@ -272,7 +272,7 @@ class Searcher:
         xq: (n, dim) query embeddings in the model's own frame; `texts`, the queries themselves, are needed by the
         `hybrid` and `lexical` modes (which may pass xq=None). Missing results are padded with -inf / -1.
         """
-        mode = check_search_args(k=k, shortlist=shortlist, mode=mode)
+        mode = check_search_args(k=k, shortlist=shortlist, mode=mode, fusion_weight=fusion_weight)
         if mode in ("hybrid", "lexical") and texts is None:
             raise InvalidInputError(f"mode {mode!r} needs the query texts: pass texts=[...]")
         D, I, _, _ = self._search(xq, texts, k, shortlist, mode, fusion_weight, where)

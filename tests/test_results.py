@@ -14,6 +14,7 @@ from conftest import write_corpus
 from fakes import FakeEncoder
 
 from searcher import IndexConfig, Searcher, build_index, open_index
+from searcher.errors import InvalidInputError
 from searcher.snippets import passage, query_terms, snippet
 
 MD = """---
@@ -241,8 +242,14 @@ def test_per_document_folds_a_documents_chunks_and_min_score_drops_weak_hits(man
     assert sum(1 for h in chunks if h.source.endswith("needle.md")) > 1
     weak = min(h.score for h in chunks)
     assert all(h.score >= weak + 1e-6 for h in s.search("needle part", 10, per_doc=False, min_score=weak + 1e-6))
-    result = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--min-score", "2"])
-    assert result.exit_code == 1 and "nothing scored 2.0 or more" in result.stderr
+    above = f"{max(h.score for h in chunks) + 1e-3:.4f}"
+    result = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--min-score", above])
+    assert result.exit_code == 1 and f"nothing scored {float(above)} or more" in result.stderr
+    for bad in ("2", "-0.5", "nan"):  # a score is a probability: a bar off its scale is a mistake, said as one
+        result = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--min-score", bad])
+        assert result.exit_code == 2 and "min_score must be between 0 and 1" in result.stderr, bad
+    with pytest.raises(InvalidInputError, match="fusion_weight must be between 0 and 1"):
+        s.search("needle part", fusion_weight=1.5)
     out = CliRunner().invoke(cli, ["query", "needle part", "--index", str(many_files), "--json", "--type", "md"])
     records = [__import__("json").loads(line) for line in out.stdout.splitlines()]
     assert len(records) == 1 and records[0]["more"] and records[0]["source"].endswith("needle.md")

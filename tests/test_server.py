@@ -148,6 +148,9 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     assert 0 < top["score"] < 1, "a probability"
     strict = httpx.get(server.url + "/search", params={"query": "planets with rings", "min_score": 0.999}).json()
     assert strict["hits"] == [], "min_score filters on the calibrated score"
+    for bad in ("2", "nan"):
+        answer = httpx.get(server.url + "/search", params={"query": "planets", "min_score": bad})
+        assert answer.status_code == 422 and "min_score" in answer.json()["error"], bad
     phrase = httpx.get(server.url + "/search", params={"query": 'water -"the soil"', "mode": "dense"}).json()
     assert phrase["hits"] and str(docs / "gardening.html") not in {h["source"] for h in phrase["hits"]}
 

@@ -62,7 +62,9 @@ class SearchRequest(BaseModel):
     paths: list[str] = Field(default_factory=list, max_length=64, description="only files matching any glob")
     types: list[str] = Field(default_factory=list, max_length=64, description="only files of these types (md, pdf)")
     per_doc: bool = Field(DEFAULT_PER_DOC, description="one hit per document, its other passages in `more`")
-    min_score: float | None = Field(None, description="drop hits scoring below this")
+    min_score: float | None = Field(
+        None, ge=0, le=1, description="drop hits less likely than this to be relevant (scores are probabilities)"
+    )
     shortlist: int = Field(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST, description="coarse candidates to rerank")
     index: str | None = Field(None, description="which index (GET /indexes), or * for all; default: the first")
     rerank: bool = Field(False, description="re-score the top hits with the server's cross-encoder (serve --rerank)")
@@ -160,7 +162,7 @@ def create_app(
         path: list[str] = Query(default_factory=list, max_length=64),
         type: list[str] = Query(default_factory=list, max_length=64),  # noqa: A002 - the CLI's --type
         per_doc: bool = Query(DEFAULT_PER_DOC),
-        min_score: float | None = Query(None),
+        min_score: float | None = Query(None, ge=0, le=1),
         shortlist: int = Query(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST),
         index: str | None = Query(None),
         rerank: bool = Query(False),
