@@ -52,6 +52,8 @@ def read_lines(index: StoredIndex, source: str, start_line: int = 1, end_line: i
     lines = [line.removesuffix("\r") for line in text.split("\n")]  # "\n" ends a line, as hits count them
     if lines and lines[-1] == "":
         lines.pop()
+    if start_line > max(len(lines), 1):  # an empty answer would read as an empty stretch of the file
+        raise InvalidInputError(f"{path} has {len(lines)} lines; start_line {start_line} is past its end")
     end = min(len(lines), end_line if end_line is not None else start_line + MAX_LINES - 1, start_line + MAX_LINES - 1)
     return DocumentLines(path, start_line, max(end, start_line - 1), len(lines), "\n".join(lines[start_line - 1 : end]))
 

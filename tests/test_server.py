@@ -200,6 +200,8 @@ def test_indexes_health_docs_page_and_document(server, served):
     assert lines["text"] == "Jupiter is the largest planet. Saturn has bright rings of ice."
     outside = httpx.get(server.url + "/document", params={"source": "/etc/passwd"})
     assert outside.status_code == 400 and "not a file of this index" in outside.json()["error"]
+    past = httpx.get(server.url + "/document", params={"source": str(docs / "astronomy.txt"), "start_line": 999})
+    assert past.status_code == 400 and "is past its end" in past.json()["error"], "not an empty stretch of the file"
 
 
 @pytest.mark.parametrize(
