@@ -33,6 +33,15 @@ def test_index_prints_counts(tmp_path, corpus, use_fake_encoder):
     assert "0 indexed, 5 unchanged" in again.output and "0 chunks embedded" in again.output
 
 
+def test_index_says_which_lines_of_a_jsonl_it_dropped(tmp_path, use_fake_encoder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "c.jsonl").write_text('{"_id": "1", "text": "owls hunt at night"}\n{not json\n')
+    result = run("index", docs, "--index", tmp_path / "idx")
+    assert result.exit_code == 0 and "1 indexed" in result.stdout
+    assert "c.jsonl: 1 line(s) skipped (not a JSON object" in result.stderr and ": 2" in result.stderr, result.stderr
+
+
 def test_query_human_and_json_output(indexed):
     human = run("query", "owls hunt at night", "--index", indexed, "-k", 2)
     assert human.exit_code == 0

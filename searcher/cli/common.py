@@ -290,7 +290,7 @@ def _print_report(report, verbose: bool, quiet: bool = False) -> None:
     -q), and only when the run indexed something or was asked to say more: an unchanged re-run or a --watch
     update does not repeat the list."""
     for warning in report.warnings:
-        if "skipped" not in warning or verbose:
+        if ": skipped, " not in warning or verbose:  # a skipped file's warning (scan.py) is in the list below
             click.echo(f"warning: {warning}", err=True)
     if report.skipped_files and not quiet and (verbose or report.indexed):
         shown = report.skipped_files if verbose else report.skipped_files[:10]
