@@ -38,6 +38,8 @@ from .home import (
 )
 from .home import resolve as resolve_index
 from .ingest import FORMATS, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path
+from .lexical import VERSION as LEXICAL_VERSION
+from .lexical import version_of as lexical_version
 from .report import IndexReport
 from .scan import reusable_rows, scan
 from .store import (
@@ -350,7 +352,8 @@ def _build(
         and kept == sorted(old_files.values(), key=lambda e: e.id_start)
         and config == current.config
         and str(root) in current.sources
-        and prev.lexical_path() is not None
+        and (lexical_dir := prev.lexical_path()) is not None
+        and lexical_version(lexical_dir) == LEXICAL_VERSION  # an older one is made anew (generation._write_lexical)
         and (current.query_encoder is not None or not export_encoder)
     ):
         # Nothing changed: the published generation stays as it is (no write, no model).

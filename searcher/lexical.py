@@ -15,7 +15,10 @@ it rebuilt from the chunk store by the next `searcher index`.
 
 Tokenizers: `english` (lowercase, Porter-style English stemming: the default), `plain` (lowercase words, no
 stemming: other languages written with spaces), `ngram` (lowercase character 2- and 3-grams: Chinese, Japanese,
-Korean, and substring matches).
+Korean, and substring matches). Each folds accents and other marks to ASCII (`cafe` finds `café`, `strasse`
+`Straße`, `naive` `naïve`), as SQLite FTS5's default tokenizer does: a user types the plain letters, and a
+collection spells a word both ways (SciFact writes `naïve T cells` and `naive T cells`). Decided as what a user
+expects, not tuned; its effect on the shared sets is in RESULTS.md's search quality section.
 
 Identifiers (`english` and `plain`): the text field cuts `Py_Initialize` into `py` and `initialize`, so that
 `initialize` and `py initialize` find it; a second field, `ident`, holds each identifier of the chunk whole
@@ -69,15 +72,21 @@ def _tantivy():
     return tantivy
 
 
-def analyzer(name: str, *, stopwords: bool = False):
+def analyzer(name: str, *, stopwords: bool = False, fold: bool = False):
     """The tantivy text analyzer for a tokenizer setting (config.LEXICAL_TOKENIZERS; the same for indexing and
-    queries). `stopwords`: without English stopwords (`english` only), for the words of a query."""
+    queries). `stopwords`: without English stopwords (`english` only), for the words of a query. `fold`: accents
+    and other marks folded to ASCII (`café` is `cafe`, `Straße` is `strasse`), as lexical indexes of version 3 and
+    later are made (see VERSION)."""
     tantivy = _tantivy()
     if name == "ngram":
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(2, 3)).filter(tantivy.Filter.lowercase())
+        if fold:
+            builder = builder.filter(tantivy.Filter.ascii_fold())
     else:
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(60))
         builder = builder.filter(tantivy.Filter.lowercase())
+        if fold:
+            builder = builder.filter(tantivy.Filter.ascii_fold())
         if name == "english":
             if stopwords:
                 builder = builder.filter(tantivy.Filter.stopword("english"))
@@ -138,24 +147,34 @@ def _schema():
     return builder.build()
 
 
-# What the fields hold; an index of another version is rebuilt from the chunk store (as a damaged one is).
-VERSION = "2"  # 2: the `ident` field; stopwords left out of queries
+# What the fields hold. A new lexical index is of VERSION; one of an older version still READABLE is read and
+# updated with the analyzer it was made with (an update keeps its base's version), so an upgrade costs no rebuild;
+# any other is rebuilt from the chunk store (as a damaged one is).
+VERSION = "3"  # 2: the `ident` field; stopwords left out of queries. 3: accents folded (analyzer's `fold`)
+READABLE = ("2", "3")
 VERSION_FILE = "searcher-lexical-version"
 
 
-def _open(path: Path, tokenizer: str):
-    tantivy = _tantivy()
+def version_of(path: Path) -> str:
+    """The version of the lexical index at `path` ("1": made before versions were written down)."""
     try:
-        version = (path / VERSION_FILE).read_text().strip()
+        return (path / VERSION_FILE).read_text().strip()
     except OSError:
-        version = "1"
-    if version != VERSION:
-        raise ValueError(f"the lexical index is of version {version}, not {VERSION}")
+        return "1"
+
+
+def _open(path: Path, tokenizer: str):
+    """(tantivy index, schema, whether its words are folded to ASCII) of the lexical index at `path`."""
+    tantivy = _tantivy()
+    version = version_of(path)
+    if version not in READABLE:
+        raise ValueError(f"the lexical index is of version {version}, not one of {', '.join(READABLE)}")
+    fold = version != "2"
     schema = _schema()
     index = tantivy.Index(schema, path=str(path), reuse=True)
-    index.register_tokenizer(_ANALYZER, analyzer(tokenizer))
+    index.register_tokenizer(_ANALYZER, analyzer(tokenizer, fold=fold))
     index.register_tokenizer(_IDENT_ANALYZER, _ident_analyzer())
-    return index, schema
+    return index, schema, fold
 
 
 class LexicalWriter:
@@ -171,7 +190,7 @@ class LexicalWriter:
             (path / VERSION_FILE).write_text(VERSION + "\n")
         self.path = path
         self.tokenizer = tokenizer
-        self.index, self.schema = _open(path, tokenizer)
+        self.index, self.schema, _ = _open(path, tokenizer)
         self.writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
 
     def delete(self, ids: Iterable[int]) -> None:
@@ -215,11 +234,11 @@ class LexicalIndex:
     """Read-only BM25 search over one generation's lexical index."""
 
     def __init__(self, path: Path, tokenizer: str) -> None:
-        self.index, self.schema = _open(path, tokenizer)
+        self.index, self.schema, self.fold = _open(path, tokenizer)
         self.searcher = self.index.searcher()
         self.tokenizer = tokenizer
-        self.analyzer = analyzer(tokenizer)
-        self.query_analyzer = analyzer(tokenizer, stopwords=True)
+        self.analyzer = analyzer(tokenizer, fold=self.fold)
+        self.query_analyzer = analyzer(tokenizer, stopwords=True, fold=self.fold)
         self.ident_analyzer = _ident_analyzer()
         self._last = threading.local()  # coverage(): the last query's answers, per thread
 

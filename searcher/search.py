@@ -296,12 +296,15 @@ class Searcher:
             )
 
     def analyze(self, text: str) -> Sequence[str]:
-        """Words as the index's lexical side analyses them (config.lexical_tokenizer; built here, so an index
-        without a usable lexical side, or a collection-only client, analyses alike)."""
+        """Words as the index's lexical side analyses them (config.lexical_tokenizer, accents folded where its
+        version folds them; built here, so an index without a usable lexical side, or a collection-only client, has
+        words too)."""
         if self._analyzer is None:
             from .lexical import analyzer
 
-            self._analyzer = analyzer(self.manifest.config.lexical_tokenizer)
+            lexical = self.lexical
+            fold = lexical.fold if lexical is not None else False
+            self._analyzer = analyzer(self.manifest.config.lexical_tokenizer, fold=fold)
         if len(text) > WORD_MEMO_CHARS:
             return self._analyzer.analyze(text)
         # A snippet's highlights analyse each word it shows, and the same words come back query after query.

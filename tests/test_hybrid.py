@@ -110,6 +110,25 @@ def test_the_ngram_tokenizer_finds_words_in_text_without_spaces(tmp_path):
         IndexConfig(lexical_tokenizer="klingon")
 
 
+def test_accents_are_folded_and_an_index_of_the_version_before_is_read_as_made_then_upgraded(tmp_path, monkeypatch):
+    from searcher import generation, indexer, lexical
+
+    docs = write_corpus(tmp_path / "docs", {"fr.md": "# Café\n\nLe café crème.", "en.md": "The naïve résumé."})
+    for module, name in ((lexical, "VERSION"), (generation, "LEXICAL_VERSION"), (indexer, "LEXICAL_VERSION")):
+        monkeypatch.setattr(module, name, "2")  # an index made by the release before folding
+    build(docs, tmp_path / "idx")
+    old = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    assert not old.search("cafe", mode="lexical") and old.search("café", mode="lexical"), "read with its own words"
+    monkeypatch.undo()
+    build(docs, tmp_path / "idx")  # nothing changed but the analyzer: the re-run makes the lexical side anew
+    assert lexical.version_of(open_index(tmp_path / "idx").path / "lexical") == lexical.VERSION
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    for query, source in (("cafe", "fr.md"), ("CAFÉ", "fr.md"), ("naive resume", "en.md"), ('"naive resume"', "en.md")):
+        hits = s.search(query, mode="lexical")
+        assert hits and hits[0].source.endswith(source), query
+    assert analyzer("english", fold=True).analyze("Straße") == analyzer("english", fold=True).analyze("strasse")
+
+
 def _lexical_view(index_dir, queries):
     """Per query: {(source, start, text): BM25 score} of every lexical hit."""
     s = Searcher(index_dir, encoder=FakeEncoder())
