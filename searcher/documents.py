@@ -35,6 +35,14 @@ class DocumentLines:
     text: str  # those lines, joined by "\n"
 
 
+class PastTheEnd(InvalidInputError):
+    """A read that starts after a file's last line; `total_lines` says how many it has."""
+
+    def __init__(self, path: str, total_lines: int, start_line: int) -> None:
+        super().__init__(f"{path} has {total_lines} lines; start_line {start_line} is past its end")
+        self.total_lines = total_lines
+
+
 def read_lines(index: StoredIndex, source: str, start_line: int = 1, end_line: int | None = None) -> DocumentLines:
     """Lines `start_line`..`end_line` (at most MAX_LINES) of `source`, a file the index holds."""
     if start_line < 1 or (end_line is not None and end_line < start_line):
@@ -53,7 +61,7 @@ def read_lines(index: StoredIndex, source: str, start_line: int = 1, end_line: i
     if lines and lines[-1] == "":
         lines.pop()
     if start_line > max(len(lines), 1):  # an empty answer would read as an empty stretch of the file
-        raise InvalidInputError(f"{path} has {len(lines)} lines; start_line {start_line} is past its end")
+        raise PastTheEnd(path, len(lines), start_line)
     end = min(len(lines), end_line if end_line is not None else start_line + MAX_LINES - 1, start_line + MAX_LINES - 1)
     return DocumentLines(path, start_line, max(end, start_line - 1), len(lines), "\n".join(lines[start_line - 1 : end]))
 

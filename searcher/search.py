@@ -302,7 +302,7 @@ class Searcher:
         if self._analyzer is None:
             from .lexical import analyzer
 
-            lexical = self.lexical
+            lexical = self.index.open_lexical()  # (opened once per generation; no notice: a dense query needs none)
             fold = lexical.fold if lexical is not None else False
             self._analyzer = analyzer(self.manifest.config.lexical_tokenizer, fold=fold)
         if len(text) > WORD_MEMO_CHARS:

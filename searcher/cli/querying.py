@@ -253,7 +253,8 @@ def show(location, index_dir, context):
     Example:
         searcher show corpus/rst/faq/windows.rst:207 -C 5
     """
-    from ..documents import read_lines
+    from ..documents import PastTheEnd, read_lines
+    from ..errors import InvalidInputError
     from ..home import resolve
     from ..store import open_index
 
@@ -265,11 +266,12 @@ def show(location, index_dir, context):
     try:
         start = max(1, line - context) if line else 1
         got = read_lines(index, path, start, line + context if line else None)
+        total = got.total_lines
+    except PastTheEnd as e:
+        total = e.total_lines
     finally:
         index.close()
-    if line is not None and line > got.total_lines:
-        from ..errors import InvalidInputError
-
-        raise InvalidInputError(f"{path} has {got.total_lines} lines; line {line} is past its end")
+    if line is not None and line > total:
+        raise InvalidInputError(f"{path} has {total} lines; line {line} is past its end")
     for n, text in enumerate(got.text.split("\n") if got.text else [], start=got.start_line):
         click.echo(f"{n:>6}{':' if n == line else '-' if line else ':'} {text}")
