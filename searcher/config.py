@@ -185,6 +185,8 @@ class FinetuneConfig:
             raise InvalidInputError(f"epochs must be at least 1, got {self.epochs}")
         if self.batch_size < 2:
             raise InvalidInputError("batch_size must be at least 2: the loss needs in-batch negatives")
+        if self.max_pairs is not None and self.max_pairs < 1:
+            raise InvalidInputError(f"max_pairs must be at least 1, got {self.max_pairs}")
         if self.learning_rate is not None and not 0 < self.learning_rate < 1:
             raise InvalidInputError(f"learning_rate must be between 0 and 1, got {self.learning_rate}")
         if not 0 <= self.warmup_ratio < 1:

@@ -94,10 +94,13 @@ def label_free_data(
     max_queries: int | None = None,
     progress: Callable | None = None,
     encoder=None,
+    described_as: str | None = None,
 ) -> TrainingData:
     """Triplets for MarginMSE from the index at `index_dir` (see the module docstring) and its held-out
     pseudo-queries written to `heldout_dir` as a BEIR folder (split `test`). `encoder`: the index's model, if the
-    caller has it loaded (else the index's own query encoder)."""
+    caller has it loaded (else the index's own query encoder). `described_as`: what errors call the documents (the
+    folder a scratch index was made of)."""
+    what = described_as or f"the index at {index_dir}"
     from .search import Searcher
     from .store import open_index
 
@@ -109,9 +112,7 @@ def label_free_data(
     finally:
         index.close()
     if len(records) < 2:
-        raise InvalidInputError(
-            f"the index at {index_dir} holds {len(records)} chunk(s); label-free training needs more"
-        )
+        raise InvalidInputError(f"{what} holds {len(records)} chunk(s); label-free training needs more")
     docs = sorted({r["doc_id"] for r in records})
     held_docs = set(rng.sample(docs, max(1, round(len(docs) * HELD_OUT)))) if len(docs) >= 10 else set()
     with Searcher(index_dir, encoder=encoder) as searcher:
@@ -123,7 +124,10 @@ def label_free_data(
             train = rng.sample(train, limit)
         triplets = _teach(searcher, train, records, rng, progress)
     if not triplets:
-        raise InvalidInputError(f"no pseudo-query of the index at {index_dir} found a candidate to learn from")
+        raise InvalidInputError(
+            f"no pseudo-query of {what} found a passage to learn from; label-free training needs more text "
+            "(sentences of 5 to 40 words, in more than a few documents)"
+        )
     if len(held) > MAX_HELD_OUT_QUERIES:
         held = rng.sample(held, MAX_HELD_OUT_QUERIES)
     evaluation = _write_heldout(Path(heldout_dir), held, records) if held else None

@@ -118,7 +118,12 @@ def _label_free(source: Path, encoder, config: FinetuneConfig, partial: Path, pr
         index_dir = partial / SCRATCH_INDEX
         build_index(source, index_dir, IndexConfig(model=encoder.info.name), encoder=encoder, progress=progress)
     training = label_free_data(
-        index_dir, partial / HELD_OUT_DIR, seed=config.seed, max_queries=config.max_pairs, progress=progress
+        index_dir,
+        partial / HELD_OUT_DIR,
+        seed=config.seed,
+        max_queries=config.max_pairs,
+        progress=progress,
+        described_as=None if index_dir == source else str(source),
     )
     if index_dir != source:
         shutil.rmtree(index_dir, ignore_errors=True)

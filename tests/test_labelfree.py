@@ -80,6 +80,10 @@ def test_too_small_an_index_is_one_clear_error(tmp_path, fake, fake_config):
     build_index(tmp_path / "docs", tmp_path / "idx", fake_config, encoder=fake)
     with pytest.raises(InvalidInputError, match="holds 1 chunk"):
         label_free_data(tmp_path / "idx", tmp_path / "heldout", encoder=fake)
+    write_corpus(tmp_path / "docs", {"two.txt": "Short words."})  # two chunks, no sentence to make a query of
+    build_index(tmp_path / "docs", tmp_path / "idx", fake_config, encoder=fake)
+    with pytest.raises(InvalidInputError, match="no pseudo-query of my notes found a passage.*needs more text"):
+        label_free_data(tmp_path / "idx", tmp_path / "heldout", encoder=fake, described_as="my notes")
 
 
 def test_a_tuned_model_is_better_only_when_its_gain_holds_up():

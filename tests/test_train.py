@@ -249,7 +249,11 @@ def test_finetune_cli(tmp_path, tiny_base, pairs_file, monkeypatch):
         )
         assert bad.exit_code != 0 and message in bad.output
         assert not (tmp_path / "m3").exists()
-    bad = CliRunner().invoke(
-        cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base), "--batch-size", "1"]
-    )
-    assert bad.exit_code == 2 and "batch_size must be at least 2" in bad.output
+    for option, value, message in (
+        ("--batch-size", "1", "batch_size must be at least 2"),
+        ("--max-pairs", "0", "max_pairs must be at least 1, got 0"),
+    ):
+        bad = CliRunner().invoke(
+            cli, ["finetune", str(pairs_file), "-o", str(tmp_path / "m2"), "--model", str(tiny_base), option, value]
+        )
+        assert bad.exit_code == 2 and message in bad.output
