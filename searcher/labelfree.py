@@ -100,9 +100,10 @@ def label_free_data(
     pseudo-queries written to `heldout_dir` as a BEIR folder (split `test`). `encoder`: the index's model, if the
     caller has it loaded (else the index's own query encoder). `described_as`: what errors call the documents (the
     folder a scratch index was made of)."""
-    what = described_as or f"the index at {index_dir}"
     from .search import Searcher
     from .store import open_index
+
+    what = described_as or f"the index at {index_dir}"
 
     progress = progress or (lambda *a, **k: None)
     rng = random.Random(seed)

@@ -79,18 +79,16 @@ def analyzer(name: str, *, stopwords: bool = False, fold: bool = False):
     later are made (see VERSION)."""
     tantivy = _tantivy()
     if name == "ngram":
-        builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(2, 3)).filter(tantivy.Filter.lowercase())
-        if fold:
-            builder = builder.filter(tantivy.Filter.ascii_fold())
+        builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(2, 3))
     else:
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(60))
-        builder = builder.filter(tantivy.Filter.lowercase())
-        if fold:
-            builder = builder.filter(tantivy.Filter.ascii_fold())
-        if name == "english":
-            if stopwords:
-                builder = builder.filter(tantivy.Filter.stopword("english"))
-            builder = builder.filter(tantivy.Filter.stemmer("english"))
+    builder = builder.filter(tantivy.Filter.lowercase())
+    if fold:
+        builder = builder.filter(tantivy.Filter.ascii_fold())
+    if name == "english":
+        if stopwords:
+            builder = builder.filter(tantivy.Filter.stopword("english"))
+        builder = builder.filter(tantivy.Filter.stemmer("english"))
     return builder.build()
 
 
@@ -147,9 +145,9 @@ def _schema():
     return builder.build()
 
 
-# What the fields hold. A new lexical index is of VERSION; one of an older version still READABLE is read and
-# updated with the analyzer it was made with (an update keeps its base's version), so an upgrade costs no rebuild;
-# any other is rebuilt from the chunk store (as a damaged one is).
+# What the fields hold. A new lexical index is of VERSION. One of an older version still READABLE is searched with
+# the analyzer it was made with, until the next write of its index makes it anew from the chunk store
+# (generation._write_lexical; no re-embedding); any other is rebuilt so too, as a damaged one is.
 VERSION = "3"  # 2: the `ident` field; stopwords left out of queries. 3: accents folded (analyzer's `fold`)
 READABLE = ("2", "3")
 VERSION_FILE = "searcher-lexical-version"
