@@ -305,6 +305,10 @@ def test_exit_statuses_follow_grep_and_a_query_starting_with_a_dash(indexed):
     assert run("query", "owls", "--index", "no such index").exit_code == 2, "an error"
     dashed = run("query", "-owls", "--index", indexed)
     assert dashed.exit_code == 2 and "-e QUERY" in dashed.output and "after --" in dashed.output
+    flag = run("query", "--no-cache-dir", "--index", indexed)  # a flag's name, searched for
+    assert flag.exit_code == 2 and "(searcher query -e --no-cache-dir)" in flag.output
+    typo = run("query", "--mdoe", "lexical", "owls", "--index", indexed)
+    assert typo.exit_code == 2 and "Did you mean" in typo.output and "-e QUERY" not in typo.output
     found = run("query", "--index", indexed, "-e", "-zqxjv owls", "--mode", "lexical", "--json")
     assert found.exit_code == 0 and "birds.md" in found.stdout, "-e takes a query that starts with -"
     batch = run("query", "-", "--index", indexed, "--json", "--mode", "lexical", input="zqxjv\nowls\n")

@@ -4,6 +4,7 @@ options, the progress bar and small parsers."""
 from __future__ import annotations
 
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -41,11 +42,14 @@ class _Group(click.Group):
         except SearcherError as e:
             raise _Error(str(e)) from None
         except click.NoSuchOption as e:
-            if ctx.invoked_subcommand == "query" and not e.option_name.startswith("--"):
+            # `searcher query --no-cache-dir`, `searcher query -foo`: a flag's name searched for, unless it is
+            # close to one of the command's own options (a typo: click's "Did you mean" says which)
+            if ctx.invoked_subcommand == "query" and not e.possibilities:
+                name = e.option_name if e.option_name.startswith("--") else "-foo"  # (click names -f of -foo)
                 raise click.NoSuchOption(
                     e.option_name,
-                    e.message + "; a query that starts with - goes after --, or as -e QUERY (searcher query -e -foo)",
-                    possibilities=e.possibilities,
+                    e.message.rstrip(".") + "; to search for it, put it after -- or pass it as -e QUERY "
+                    f"(searcher query -e {shlex.quote(name)})",
                     ctx=e.ctx,
                 ) from None
             raise
