@@ -103,6 +103,12 @@ def test_info_shows_the_manifest(indexed):
     assert run("info", indexed).output == result.output == run("info", indexed, "--index", indexed).output
     both = run("info", indexed, "--index", "other")
     assert both.exit_code == 2 and "two indexes given" in both.output
+    assert data["disk_shared_bytes"] == 0 and "hard-linked" not in result.output
+    linked = max((p for p in indexed.rglob("*") if p.is_file()), key=lambda p: p.stat().st_size)
+    (indexed.parent / "elsewhere").hardlink_to(linked)  # as an index's query encoder is linked to the home's
+    shared = json.loads(run("info", indexed, "--json").output)
+    assert shared["disk_shared_bytes"] == linked.stat().st_size and shared["disk_bytes"] == data["disk_bytes"]
+    assert "MB hard-linked: its model's query encoder" in run("info", indexed).output
 
 
 def test_info_names_a_path_left_unmeasured():

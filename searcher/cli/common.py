@@ -258,8 +258,11 @@ def _encoder_choice(record: dict | None) -> str:
     return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates}{later})"
 
 
-def _disk_bytes(index_dir: Path) -> int:
-    return sum(f.stat().st_size for f in Path(index_dir).rglob("*") if f.is_file())
+def _disk_bytes(index_dir: Path) -> tuple[int, int]:
+    """(bytes of the index's files, bytes of those hard-linked elsewhere too: the query encoder, which every index of
+    a model shares with the home's store)."""
+    sizes = [(st.st_size, st.st_nlink > 1) for f in Path(index_dir).rglob("*") if f.is_file() for st in [f.stat()]]
+    return sum(size for size, _ in sizes), sum(size for size, shared in sizes if shared)
 
 
 def _with_qdrant(

@@ -353,7 +353,7 @@ def info(name, index_dir, as_json):
     index_dir = resolve(one_index(name, index_dir))
     manifest = read_manifest(index_dir)
     data = manifest.to_dict()
-    data["disk_bytes"] = _disk_bytes(index_dir)
+    data["disk_bytes"], data["disk_shared_bytes"] = _disk_bytes(index_dir)
     if as_json:
         import orjson
 
@@ -387,7 +387,13 @@ def info(name, index_dir, as_json):
         *([f"include     {', '.join(c.include)}"] if c.include else []),
         *([f"exclude     {', '.join(c.exclude)}"] if c.exclude else []),
         *([f"removed     {', '.join(c.removed)} (`searcher index PATH` brings one back)"] if c.removed else []),
-        f"disk        {data['disk_bytes'] / 1e6:.1f} MB",
+        f"disk        {(data['disk_bytes'] - data['disk_shared_bytes']) / 1e6:.1f} MB"
+        + (
+            f", and {data['disk_shared_bytes'] / 1e6:.1f} MB hard-linked: its model's query encoder, stored once for "
+            "every index of the model"
+            if data["disk_shared_bytes"]
+            else ""
+        ),
     ]
     click.echo("\n".join(lines))
 
