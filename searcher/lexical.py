@@ -17,8 +17,11 @@ Tokenizers: `english` (lowercase, Porter-style English stemming: the default), `
 stemming: other languages written with spaces), `ngram` (lowercase character 2- and 3-grams: Chinese, Japanese,
 Korean, and substring matches). Each folds accents and other marks to ASCII (`cafe` finds `café`, `strasse`
 `Straße`, `naive` `naïve`), as SQLite FTS5's default tokenizer does: a user types the plain letters, and a
-collection spells a word both ways (SciFact writes `naïve T cells` and `naive T cells`). Decided as what a user
-expects, not tuned; its effect on the shared sets is in RESULTS.md's search quality section.
+collection spells a word both ways (SciFact writes `naïve T cells` and `naive T cells`). `english` and `plain` make
+each Han ideograph and hiragana character a word (split_ideographs), so that Chinese and Japanese passages in a
+collection of mostly English text are found by their words too (`ngram` remains the better choice for a collection
+in those languages). Decided as what a user expects, not tuned; their effect on the shared sets is in RESULTS.md's
+search quality section.
 
 Identifiers (`english` and `plain`): the text field cuts `Py_Initialize` into `py` and `initialize`, so that
 `initialize` and `py initialize` find it; a second field, `ident`, holds each identifier of the chunk whole
@@ -72,24 +75,52 @@ def _tantivy():
     return tantivy
 
 
-def analyzer(name: str, *, stopwords: bool = False, fold: bool = False):
-    """The tantivy text analyzer for a tokenizer setting (config.LEXICAL_TOKENIZERS; the same for indexing and
-    queries). `stopwords`: without English stopwords (`english` only), for the words of a query. `fold`: accents
-    and other marks folded to ASCII (`café` is `cafe`, `Straße` is `strasse`), as lexical indexes of version 3 and
-    later are made (see VERSION)."""
+# Han ideographs and hiragana: Chinese and Japanese put no space between words, so `english` and `plain` (version 3
+# on) make each of these characters a word, as Lucene's standard tokenizer does; a "quoted" run of them is then a
+# phrase of adjacent characters, an exact match. Katakana runs and Hangul words (Korean spaces its words) stay whole.
+_IDEOGRAPH = re.compile(r"([\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+
+
+def split_ideographs(text: str) -> str:
+    """`text` with a space on each side of every Han ideograph and hiragana character (see _IDEOGRAPH)."""
+    return _IDEOGRAPH.sub(r" \1 ", text)
+
+
+class Analyzer:
+    """A tantivy analyzer and what its lexical index's version does to a text first (split_ideographs)."""
+
+    def __init__(self, inner, split: bool) -> None:
+        self.inner = inner  # the tantivy TextAnalyzer, as an index registers it
+        self.split = split
+
+    def prepare(self, text: str) -> str:
+        """`text` as the index is given it (and every query's words are analysed from)."""
+        return split_ideographs(text) if self.split else text
+
+    def analyze(self, text: str) -> list[str]:
+        return self.inner.analyze(self.prepare(text))
+
+
+def analyzer(name: str, *, stopwords: bool = False, version: str | None = None) -> Analyzer:
+    """The text analyzer for a tokenizer setting (config.LEXICAL_TOKENIZERS) as a lexical index of `version` (by
+    default VERSION) made its words (the same for indexing and queries). `stopwords`: without English stopwords
+    (`english` only), for the words of a query. From version 3, accents and other marks are folded to ASCII (`café`
+    is `cafe`, `Straße` is `strasse`) and, but in `ngram`, each Han ideograph and hiragana character is a word
+    (split_ideographs)."""
+    current = version != "2"  # (None: this release's, VERSION)
     tantivy = _tantivy()
     if name == "ngram":
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.ngram(2, 3))
     else:
         builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.simple()).filter(tantivy.Filter.remove_long(60))
     builder = builder.filter(tantivy.Filter.lowercase())
-    if fold:
+    if current:
         builder = builder.filter(tantivy.Filter.ascii_fold())
     if name == "english":
         if stopwords:
             builder = builder.filter(tantivy.Filter.stopword("english"))
         builder = builder.filter(tantivy.Filter.stemmer("english"))
-    return builder.build()
+    return Analyzer(builder.build(), split=current and name != "ngram")
 
 
 def _ident_analyzer():
@@ -148,7 +179,7 @@ def _schema():
 # What the fields hold. A new lexical index is of VERSION. One of an older version still READABLE is searched with
 # the analyzer it was made with, until the next write of its index makes it anew from the chunk store
 # (generation._write_lexical; no re-embedding); any other is rebuilt so too, as a damaged one is.
-VERSION = "3"  # 2: the `ident` field; stopwords left out of queries. 3: accents folded (analyzer's `fold`)
+VERSION = "3"  # 2: the `ident` field; stopwords left out of queries. 3: accents folded, ideographs split (analyzer)
 READABLE = ("2", "3")
 VERSION_FILE = "searcher-lexical-version"
 
@@ -162,17 +193,16 @@ def version_of(path: Path) -> str:
 
 
 def _open(path: Path, tokenizer: str):
-    """(tantivy index, schema, whether its words are folded to ASCII) of the lexical index at `path`."""
+    """(tantivy index, schema, its version) of the lexical index at `path`."""
     tantivy = _tantivy()
     version = version_of(path)
     if version not in READABLE:
         raise ValueError(f"the lexical index is of version {version}, not one of {', '.join(READABLE)}")
-    fold = version != "2"
     schema = _schema()
     index = tantivy.Index(schema, path=str(path), reuse=True)
-    index.register_tokenizer(_ANALYZER, analyzer(tokenizer, fold=fold))
+    index.register_tokenizer(_ANALYZER, analyzer(tokenizer, version=version).inner)
     index.register_tokenizer(_IDENT_ANALYZER, _ident_analyzer())
-    return index, schema, fold
+    return index, schema, version
 
 
 class LexicalWriter:
@@ -188,7 +218,8 @@ class LexicalWriter:
             (path / VERSION_FILE).write_text(VERSION + "\n")
         self.path = path
         self.tokenizer = tokenizer
-        self.index, self.schema, _ = _open(path, tokenizer)
+        self.index, self.schema, version = _open(path, tokenizer)
+        self.prepare = analyzer(tokenizer, version=version).prepare
         self.writer = self.index.writer(heap_size=WRITER_HEAP, num_threads=1)
 
     def delete(self, ids: Iterable[int]) -> None:
@@ -203,7 +234,7 @@ class LexicalWriter:
         for chunk_id, text in zip(ids, texts):
             doc = tantivy.Document()
             doc.add_unsigned("id", int(chunk_id))
-            doc.add_text("text", text)
+            doc.add_text("text", self.prepare(text))
             if names:
                 doc.add_text("ident", " ".join(identifiers(text)))
             self.writer.add_document(doc)
@@ -232,11 +263,11 @@ class LexicalIndex:
     """Read-only BM25 search over one generation's lexical index."""
 
     def __init__(self, path: Path, tokenizer: str) -> None:
-        self.index, self.schema, self.fold = _open(path, tokenizer)
+        self.index, self.schema, self.version = _open(path, tokenizer)
         self.searcher = self.index.searcher()
         self.tokenizer = tokenizer
-        self.analyzer = analyzer(tokenizer, fold=self.fold)
-        self.query_analyzer = analyzer(tokenizer, stopwords=True, fold=self.fold)
+        self.analyzer = analyzer(tokenizer, version=self.version)
+        self.query_analyzer = analyzer(tokenizer, stopwords=True, version=self.version)
         self.ident_analyzer = _ident_analyzer()
         self._last = threading.local()  # coverage(): the last query's answers, per thread
 

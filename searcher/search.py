@@ -296,15 +296,14 @@ class Searcher:
             )
 
     def analyze(self, text: str) -> Sequence[str]:
-        """Words as the index's lexical side analyses them (config.lexical_tokenizer, accents folded where its
-        version folds them; built here, so an index without a usable lexical side, or a collection-only client, has
-        words too)."""
+        """Words as the index's lexical side analyses them (config.lexical_tokenizer, as its version does; built
+        here, so an index without a usable lexical side, or a collection-only client, has words too)."""
         if self._analyzer is None:
             from .lexical import analyzer
 
             lexical = self.index.open_lexical()  # (opened once per generation; no notice: a dense query needs none)
-            fold = lexical.fold if lexical is not None else False
-            self._analyzer = analyzer(self.manifest.config.lexical_tokenizer, fold=fold)
+            version = lexical.version if lexical is not None else None
+            self._analyzer = analyzer(self.manifest.config.lexical_tokenizer, version=version)
         if len(text) > WORD_MEMO_CHARS:
             return self._analyzer.analyze(text)
         # A snippet's highlights analyse each word it shows, and the same words come back query after query.

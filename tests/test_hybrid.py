@@ -126,7 +126,26 @@ def test_accents_are_folded_and_an_index_of_the_version_before_is_read_as_made_t
     for query, source in (("cafe", "fr.md"), ("CAFÉ", "fr.md"), ("naive resume", "en.md"), ('"naive resume"', "en.md")):
         hits = s.search(query, mode="lexical")
         assert hits and hits[0].source.endswith(source), query
-    assert analyzer("english", fold=True).analyze("Straße") == analyzer("english", fold=True).analyze("strasse")
+    assert analyzer("english").analyze("Straße") == analyzer("english").analyze("strasse")
+    assert analyzer("english", version="2").analyze("Straße") == ["straße"], "version 2 kept its words"
+
+
+def test_chinese_and_japanese_words_are_found_by_the_default_tokenizer(tmp_path):
+    docs = write_corpus(
+        tmp_path / "docs",
+        {
+            "zh.txt": "我们今天去北京大学看展览。",
+            "ja.md": "# 天気\n\n東京の天気は晴れです。",
+            "en.md": "Notes on the weather in Tokyo and Beijing.",
+        },
+    )
+    build(docs, tmp_path / "idx")  # lexical_tokenizer english, the default
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    assert s.search("北京", mode="lexical")[0].source.endswith("zh.txt")
+    assert s.search("東京の天気", mode="lexical")[0].source.endswith("ja.md")
+    assert not s.search('"京北"', mode="lexical"), "a quoted run is a phrase of its characters, in order"
+    assert s.search('"北京大学"', mode="lexical")[0].source.endswith("zh.txt")
+    assert s.search("weather Tokyo", mode="lexical")[0].source.endswith("en.md")
 
 
 def _lexical_view(index_dir, queries):

@@ -416,7 +416,7 @@ class QdrantBackend:
     @functools.cached_property
     def _analyzer(self):
         """The manifest's analyzer, made when a hybrid query first needs it."""
-        return analyzer(self.tokenizer)
+        return analyzer(self.tokenizer, version="2")  # version 2's words: Qdrant's text index neither folds nor splits
 
     def _counts(self, words: list[str], scope: Scope) -> tuple[int, list[int]]:
         return self.store.count(scope), [self.store.count(dataclasses.replace(scope, word=w)) for w in words]
