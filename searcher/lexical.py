@@ -78,12 +78,12 @@ def _tantivy():
 # Han ideographs and hiragana: Chinese and Japanese put no space between words, so `english` and `plain` (version 3
 # on) make each of these characters a word, as Lucene's standard tokenizer does; a "quoted" run of them is then a
 # phrase of adjacent characters, an exact match. Katakana runs and Hangul words (Korean spaces its words) stay whole.
-_IDEOGRAPH = re.compile(r"([\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff])")
+IDEOGRAPH = re.compile(r"[\u3040-\u309f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 def split_ideographs(text: str) -> str:
-    """`text` with a space on each side of every Han ideograph and hiragana character (see _IDEOGRAPH)."""
-    return _IDEOGRAPH.sub(r" \1 ", text)
+    """`text` with a space on each side of every Han ideograph and hiragana character (see IDEOGRAPH)."""
+    return IDEOGRAPH.sub(r" \g<0> ", text)
 
 
 class Analyzer:

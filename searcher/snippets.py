@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 import textwrap
 
+from .lexical import IDEOGRAPH
+
 SNIPPET_CHARS = 240
 # Function words neither choose the passage nor get highlighted (unless the query has nothing else): lighting
 # every "a" and "the" hides the words that matter.
@@ -141,5 +143,18 @@ def snippet(
         flat = textwrap.dedent("\n".join(line.rstrip() for line in text[a:b].split("\n"))).strip("\n")
     else:
         flat = " ".join(text[a:b].split())
-    marks = [m.span() for m in _WORD.finditer(flat) if terms and not terms.isdisjoint(analyze(m.group()))]
+    marks = [span for m in _WORD.finditer(flat) if terms for span in _marked(m, terms, analyze)]
     return flat, marks
+
+
+def _marked(word: re.Match, terms: set[str], analyze) -> list[tuple[int, int]]:
+    """The spans of `word` to highlight: the word if it holds a query term; in a run of Chinese or Japanese (one
+    regex word, no spaces), each character that is a term where the analyzer makes characters words."""
+    if terms.isdisjoint(analyze(word.group())):
+        return []
+    if IDEOGRAPH.search(word.group()):
+        start = word.start()
+        chars = [(start + i, start + i + 1) for i, c in enumerate(word.group()) if not terms.isdisjoint(analyze(c))]
+        if chars:
+            return chars
+    return [word.span()]

@@ -141,7 +141,9 @@ def test_chinese_and_japanese_words_are_found_by_the_default_tokenizer(tmp_path)
     )
     build(docs, tmp_path / "idx")  # lexical_tokenizer english, the default
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
-    assert s.search("北京", mode="lexical")[0].source.endswith("zh.txt")
+    hit = s.search("北京", mode="lexical")[0]
+    assert hit.source.endswith("zh.txt")
+    assert [hit.snippet[a:b] for a, b in hit.highlights] == ["北", "京"], "its characters lit, not the whole run"
     assert s.search("東京の天気", mode="lexical")[0].source.endswith("ja.md")
     assert not s.search('"京北"', mode="lexical"), "a quoted run is a phrase of its characters, in order"
     assert s.search('"北京大学"', mode="lexical")[0].source.endswith("zh.txt")
