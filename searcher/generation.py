@@ -10,7 +10,7 @@ every stored vector (inner products do not change).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,6 @@ from . import projection as proj
 from .cache import EmbeddingCache
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
-from .ingest import is_under
 from .lexical import LEXICAL_DIR, LexicalWriter
 from .lexical import VERSION as LEXICAL_VERSION
 from .lexical import version_of as lexical_version
@@ -183,7 +182,7 @@ def _write(writer: GenerationWriter, plan: Plan, current, prev, cache: Embedding
         next_id=next_id,
         sources=plan.sources
         if plan.sources is not None
-        else merged_sources(current.sources if current and prev is not None else (), plan.root),
+        else tuple(sorted({*(current.sources if current and prev is not None else ()), str(plan.root)})),
         query_encoder=plan.query_encoder,
         document_encoder=plan.document_encoder,
         lexical_deleted=lexical_deleted,
@@ -245,16 +244,6 @@ def _encode_full(
         return n if storage in vectors.QUANTIZERS else 0
     vectors.encode_full(writer.path, storage, prev.full.quantizer, head, copy)
     return prev.manifest.full_fitted if storage in vectors.QUANTIZERS else 0
-
-
-def merged_sources(sources: Iterable[str], root: Path) -> tuple[str, ...]:
-    """An index's sources after a run that indexed `root`: as they were when one of them holds it (a file or folder
-    inside a source is that source's to scan: `searcher update` would scan it twice), else with `root` added and the
-    sources it holds dropped (its scan covers them now)."""
-    paths = sorted(set(sources))
-    if any(is_under(root, s) for s in paths):
-        return tuple(paths)
-    return tuple(sorted({s for s in paths if not is_under(s, root)} | {str(root)}))
 
 
 # Deleted chunks stay in a tantivy segment's BM25 statistics until it is merged away, so scores drift from a

@@ -31,7 +31,7 @@ from .encoder import (
 )
 from .encoder_choice import embeds_small_edits_in_int8, open_graph
 from .errors import IndexFormatError, InvalidInputError, ModelError, SearcherError
-from .generation import NewFile, Plan, merged_sources, write_generation
+from .generation import NewFile, Plan, write_generation
 from .home import (
     collect_encoders,
     remember_start,
@@ -351,7 +351,7 @@ def _build(
         and not new_files
         and kept == sorted(old_files.values(), key=lambda e: e.id_start)
         and config == current.config
-        and merged_sources(current.sources, root) == current.sources  # (a file inside a source adds none)
+        and str(root) in current.sources
         and (lexical_dir := prev.lexical_path()) is not None
         and lexical_version(lexical_dir) == LEXICAL_VERSION  # an older one is made anew (generation._write_lexical)
         and (current.query_encoder is not None or not export_encoder)

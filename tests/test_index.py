@@ -166,24 +166,6 @@ def test_a_second_source_folder_is_added_beside_the_first(tmp_path, corpus, fake
     assert open_index(tmp_path / "idx").manifest.sources == (str(corpus), str(other))
 
 
-def test_a_path_inside_a_source_adds_no_source_and_a_folder_holding_sources_takes_their_place(
-    tmp_path, corpus, fake, fake_config
-):
-    inner = corpus / "nested"
-    build(inner, tmp_path / "idx", fake, fake_config)
-    assert open_index(tmp_path / "idx").manifest.sources == (str(inner),)
-    build(corpus, tmp_path / "idx", fake, None)  # a folder holding the source: its scan covers it now
-    index = open_index(tmp_path / "idx")
-    assert index.manifest.sources == (str(corpus),) and index.manifest.files == 5
-    generation = index.manifest.generation
-    (inner / "more.md").write_text("# More\n\nPenguins swim in cold water.")
-    report = build(inner / "more.md", tmp_path / "idx", fake, None)  # a file inside the source
-    index = open_index(tmp_path / "idx")
-    assert report.indexed == 1 and index.manifest.sources == (str(corpus),) and index.manifest.files == 6
-    again = build(inner / "more.md", tmp_path / "idx", fake, None, export_encoder=False)  # (the fake has no graph)
-    assert again.generation == 0 and open_index(tmp_path / "idx").manifest.generation == generation + 1, "a no-op"
-
-
 def test_other_model_is_refused_unless_rebuilding(tmp_path, corpus, fake, fake_config):
     build(corpus, tmp_path / "idx", fake, fake_config)
     other = FakeEncoder(salt="different weights", name="other-model")
