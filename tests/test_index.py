@@ -166,6 +166,23 @@ def test_a_second_source_folder_is_added_beside_the_first(tmp_path, corpus, fake
     assert open_index(tmp_path / "idx").manifest.sources == (str(corpus), str(other))
 
 
+def test_a_file_the_rules_leave_out_indexed_by_name_stays_through_updates_unread(
+    tmp_path, corpus, fake, fake_config, use_fake_encoder
+):
+    from searcher.upkeep import update_index
+
+    idx = tmp_path / "idx"
+    build(corpus, idx, fake, fake_config.replace(exclude=("nested/*",)))
+    named = corpus / "nested" / "birds.md"
+    build(named, idx, fake, None)  # a source of its own: the first source's rules leave it out
+    assert open_index(idx).manifest.sources == (str(corpus), str(named))
+    entry = next(e for e in open_index(idx).files() if e.path == str(named))
+    for _ in range(2):  # the first source's scan keeps the nested source's file: neither removed nor re-read
+        reports = dict(update_index(idx))
+        assert reports[str(corpus)].removed == 0 and reports[str(named)].indexed == 0
+    assert next(e for e in open_index(idx).files() if e.path == str(named)) == entry, "the same chunks, kept"
+
+
 def test_other_model_is_refused_unless_rebuilding(tmp_path, corpus, fake, fake_config):
     build(corpus, tmp_path / "idx", fake, fake_config)
     other = FakeEncoder(salt="different weights", name="other-model")
