@@ -201,6 +201,7 @@ def list_command(name, index_dir, show_files):
         searcher list notes            # its sources, with file, document and chunk counts
     """
     from ..home import home, named_indexes, resolve
+    from ..ingest import is_under
     from ..store import open_index, read_manifest
 
     index_dir = one_index(name, index_dir)
@@ -234,8 +235,13 @@ def list_command(name, index_dir, show_files):
         f"index {index.index_dir}: {index.manifest.documents} documents, {index.manifest.chunks} chunks, "
         f"updated {index.manifest.updated}"
     )
-    for source in index.manifest.sources:
-        under = [e for e in files if e.path == source or e.path.startswith(source.rstrip("/") + "/")]
+    sources = index.manifest.sources
+    owned: dict[str, list] = {source: [] for source in sources}
+    for entry in files:  # each file under the innermost source holding it (a file indexed by name inside a folder)
+        holders = [source for source in sources if is_under(entry.path, source)]
+        if holders:
+            owned[max(holders, key=len)].append(entry)
+    for source, under in owned.items():
         gone = "" if Path(source).exists() else "  (gone from disk: `searcher remove` or `searcher update`)"
         click.echo(
             f"  {source}: {len(under)} files, {sum(e.documents for e in under)} documents, "
