@@ -431,11 +431,14 @@ def _look(
     under_root = set(_under(old_files, [root] if changed is None else changed))
     seen = {e.path for e in kept} | {f.entry.path for f in new_files}
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it; a
-    # source inside root (a file the rules leave out, indexed by name) keeps its files: they are its own scan's.
+    # source inside root (a file the rules leave out, indexed by name) keeps its files that are still there: they
+    # are its own scan's.
     nested = [Path(s) for s in (current.sources if current is not None else ()) if Path(s) != root]
     nested = [s for s in nested if is_under(s, root)]
     for path in sorted(under_root - seen):
-        if any(is_under(path, folder) for folder in [*unreadable, *nested]):
+        if any(is_under(path, folder) for folder in unreadable) or (
+            any(is_under(path, source) for source in nested) and os.path.isfile(path)
+        ):
             kept.append(old_files[path])
             seen.add(path)
     report.removed = len(under_root - seen)

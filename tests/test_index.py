@@ -181,6 +181,9 @@ def test_a_file_the_rules_leave_out_indexed_by_name_stays_through_updates_unread
         reports = dict(update_index(idx))
         assert reports[str(corpus)].removed == 0 and reports[str(named)].indexed == 0
     assert next(e for e in open_index(idx).files() if e.path == str(named)) == entry, "the same chunks, kept"
+    named.unlink()  # gone from disk: the folder's scan takes it out (a watch of the folder sees the delete)
+    assert build(corpus, idx, fake, None).removed == 1
+    assert not any(e.path == str(named) for e in open_index(idx).files())
 
 
 def test_other_model_is_refused_unless_rebuilding(tmp_path, corpus, fake, fake_config):
