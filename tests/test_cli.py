@@ -417,6 +417,18 @@ def test_several_indexes_are_searched_at_once_hits_merged_by_score(tmp_path, use
     everywhere = run("query", "moon craters", "--all", "--mode", "lexical", "-k", 1)
     assert everywhere.exit_code == 0 and "moon.md" in everywhere.stdout
     assert run("query", "zqxjv", "--all").exit_code == 1, "no match in any index"
+    from searcher.home import home
+
+    (home() / "sky" / "manifest.json").write_text("{damaged")
+    unfinished = home() / "later"
+    (unfinished / "pending").mkdir(parents=True)
+    (unfinished / ".searcher-index").write_bytes((home() / "birds" / ".searcher-index").read_bytes())
+    rest = run("query", "owls", "--all", "--mode", "lexical", "-k", 1)
+    assert "owls.md" in rest.stdout, "one index that cannot be searched does not hide the others"
+    assert "warning: skipped sky: " in rest.stderr and "notice: skipped later: its first build stopped" in rest.stderr
+    assert rest.exit_code == 2, "an error, as grep's, after the hits"
+    named = run("query", "owls", "--index", "sky")
+    assert named.exit_code == 2 and "is damaged" in named.output and "skipped" not in named.output, "named: an error"
 
 
 def test_a_hits_path_is_shown_relative_or_whole_whichever_is_shorter(tmp_path, monkeypatch):

@@ -236,7 +236,7 @@ def list_command(name, index_dir, show_files):
         f"updated {index.manifest.updated}"
     )
     sources = index.manifest.sources
-    owned: dict[str, list] = {source: [] for source in sources}
+    owned = {source: [] for source in sources}
     for entry in files:  # each file under the innermost source holding it (a file indexed by name inside a folder)
         holders = [source for source in sources if is_under(entry.path, source)]
         if holders:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -15,6 +16,7 @@ from ..config import (
     MODE_ALIASES,
     SEARCH_MODES,
 )
+from ..errors import SearcherError
 from .common import (
     OUTPUTS,
     _stdin_queries,
@@ -178,6 +180,7 @@ def query(
 
         min_score = match_floor(mode)
 
+    skipped_damaged = False  # --all: an index skipped as damaged (exit status 2 after the others' hits)
     if all_indexes:
         from ..home import named_indexes
 
@@ -194,14 +197,7 @@ def query(
             )
         ]
     else:
-        opened = []
-        try:
-            for index_dir in index_dirs or (None,):
-                opened.append(Searcher(index_dir, model=model))
-        except BaseException:
-            for searcher in opened:
-                searcher.close()
-            raise
+        opened, skipped_damaged = _open_indexes(index_dirs, model, every=all_indexes)
     try:
         options = dict(
             shortlist=shortlist,
@@ -228,8 +224,39 @@ def query(
         click.echo(f"notice: {notice}", err=True)
     colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     render_results(queries, results, output, colored=colored, around=around, min_score=min_score)
+    if skipped_damaged:  # an error, as grep's status 2, after the hits the other indexes gave
+        sys.exit(2)
     if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
+
+
+def _open_indexes(index_dirs, model, *, every: bool):
+    """(a Searcher per index, whether one was skipped as damaged). `every` (--all): an index that cannot be
+    searched is skipped with a line on stderr, as `searcher list` shows it, instead of failing the query."""
+    from ..search import Searcher
+
+    opened: list = []
+    damaged = False
+    try:
+        for index_dir in index_dirs or (None,):
+            try:
+                opened.append(Searcher(index_dir, model=model))
+            except SearcherError as e:
+                if not every or index_dir is None:
+                    raise
+                path = Path(index_dir)
+                if not (path / "manifest.json").exists() and (path / "pending").is_dir():
+                    click.echo(f"notice: skipped {path.name}: its first build stopped", err=True)
+                else:
+                    click.echo(f"warning: skipped {path.name}: {str(e).splitlines()[0]}", err=True)
+                    damaged = True
+        if not opened:
+            raise click.ClickException("none of the named indexes can be searched (`searcher list` says why)")
+    except BaseException:
+        for searcher in opened:
+            searcher.close()
+        raise
+    return opened, damaged
 
 
 @cli.command(short_help="Print the lines of an indexed file around a hit.")
