@@ -312,6 +312,8 @@ def test_exit_statuses_follow_grep_and_a_query_starting_with_a_dash(indexed):
     assert run("query", "owls hunt at night", "--index", indexed, "--mode", "lexical").exit_code == 0
     assert run("query", "zqxjv wvkbrt", "--index", indexed).exit_code == 1, "no match"
     assert run("query", "owls", "--index", "no such index").exit_code == 2, "an error"
+    typo = run("query", "owls", "--index", indexed, "--path", "nestd/*")  # a filter no file matches: said so
+    assert typo.exit_code == 1 and "no file of the index matches --path nestd/*" in typo.stderr
     dashed = run("query", "-owls", "--index", indexed)
     assert dashed.exit_code == 2 and "-e QUERY" in dashed.output and "after --" in dashed.output
     flag = run("query", "--no-cache-dir", "--index", indexed)  # a flag's name, searched for

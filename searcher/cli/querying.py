@@ -198,11 +198,12 @@ def query(
         ]
     else:
         opened, skipped_damaged = _open_indexes(index_dirs, model, every=all_indexes)
+    where = Where(paths, types)
     try:
         options = dict(
             shortlist=shortlist,
             mode=mode,
-            where=Where(paths, types),
+            where=where,
             min_score=min_score,
             per_doc=per_doc,
             rerank=rerank,
@@ -217,17 +218,31 @@ def query(
         if context is not None:
             for searcher in opened:
                 around.update(context_lines(searcher, results, context))
+        no_files = where.by_file and not any(results) and not _any_file_matches(opened, where)  # a glob's typo
     finally:
         for searcher in opened:
             searcher.close()
     for notice in dict.fromkeys(n for searcher in opened for n in searcher.notices):
         click.echo(f"notice: {notice}", err=True)
+    if no_files:
+        given = " ".join([*(f"--path {p}" for p in paths), *(f"--type {t}" for t in types)])
+        click.echo(f"no match: no file of the index matches {given} (`searcher list INDEX --files`)", err=True)
+        sys.exit(1)
     colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
     render_results(queries, results, output, colored=colored, around=around, min_score=min_score)
     if skipped_damaged:  # an error, as grep's status 2, after the hits the other indexes gave
         sys.exit(2)
     if all(hits.no_match or not hits for hits in results):
         sys.exit(1)
+
+
+def _any_file_matches(opened, where) -> bool:
+    """Whether `where`'s globs and types keep any file of the indexes (True where the files are not known here)."""
+    for searcher in opened:
+        files = getattr(searcher.index, "files", None)
+        if files is None or any(where.matches(e.path) for e in files()):
+            return True
+    return False
 
 
 def _open_indexes(index_dirs, model, *, every: bool):
