@@ -258,6 +258,11 @@ def _encoder_choice(record: dict | None) -> str:
     return f"{record.get('choice')} (measured on {record.get('cpu')}: {rates}{later})"
 
 
+def _unfinished(index_dir: Path) -> bool:
+    """An index folder whose first build stopped before it published (`searcher index` resumes it)."""
+    return not (index_dir / "manifest.json").exists() and (index_dir / "pending").is_dir()
+
+
 def _disk_bytes(index_dir: Path) -> tuple[int, int]:
     """(bytes of the index's files, bytes of those hard-linked elsewhere too: the query encoder, which every index of
     a model shares with the home's store)."""

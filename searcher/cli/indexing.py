@@ -22,6 +22,7 @@ from .common import (
     _print_report,
     _print_update,
     _Progress,
+    _unfinished,
     _with_qdrant,
     cli,
     index_option,
@@ -218,7 +219,7 @@ def list_command(name, index_dir, show_files):
                     f"{m.model.name}  {', '.join(m.sources)}"
                 )
             except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
-                if not (path / "manifest.json").exists() and (path / "pending").is_dir():
+                if _unfinished(path):
                     click.echo(
                         f"{path.name:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
                         f"{path.name}` resumes it (or `searcher drop {path.name}`)"

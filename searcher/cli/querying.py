@@ -20,6 +20,7 @@ from ..errors import SearcherError
 from .common import (
     OUTPUTS,
     _stdin_queries,
+    _unfinished,
     _valid_text,
     cli,
     index_option,
@@ -260,7 +261,7 @@ def _open_indexes(index_dirs, model, *, every: bool):
                 if not every or index_dir is None:
                     raise
                 path = Path(index_dir)
-                if not (path / "manifest.json").exists() and (path / "pending").is_dir():
+                if _unfinished(path):
                     click.echo(f"notice: skipped {path.name}: its first build stopped", err=True)
                 else:
                     click.echo(f"warning: skipped {path.name}: {str(e).splitlines()[0]}", err=True)
