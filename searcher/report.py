@@ -29,3 +29,18 @@ class IndexReport:
     seconds: dict[str, float] = field(
         default_factory=lambda: dict.fromkeys(("read", "chunk", "export", "embed", "write"), 0.0)
     )
+    _skip_warnings: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def skip(self, path: str, reason: str, *, warn: bool = False) -> None:
+        """Count a file left out of the index, listed with the reason in `skipped_files`; `warn`: a reason a reader
+        of `warnings` should see too (the file could not be read as its type)."""
+        self.skipped += 1
+        self.skipped_files.append(f"{path} ({reason})")
+        if warn:
+            warning = f"{path}: skipped, {reason}"
+            self.warnings.append(warning)
+            self._skip_warnings.add(warning)
+
+    def unlisted_warnings(self) -> list[str]:
+        """The warnings that do not repeat an entry of `skipped_files` (for output that lists those apart)."""
+        return [w for w in self.warnings if w not in self._skip_warnings]

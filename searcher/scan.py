@@ -51,9 +51,7 @@ def scan(
         report.warnings.append(f"{folder}: cannot read folder ({reason}); kept what was indexed under it")
 
     def skip(path: str, reason: str) -> None:
-        report.skipped += 1
-        report.skipped_files.append(f"{path} ({reason})")
-        report.warnings.append(f"{path}: skipped, {reason}")
+        report.skip(path, reason, warn=True)
 
     def flush() -> None:
         results = parse_files([(str(path), data, path.relative_to(base).as_posix()) for path, _, _, data in pending])
@@ -65,8 +63,7 @@ def scan(
             report.seconds["read"] += parsed.read_seconds
             report.seconds["chunk"] += parsed.chunk_seconds
             if not parsed.chunks:
-                report.skipped += 1
-                report.skipped_files.append(f"{path} (no text)")
+                report.skip(str(path), "no text")
                 continue
             entry = FileEntry(
                 str(path),
@@ -91,8 +88,7 @@ def scan(
     for seen, path in enumerate(walk, start=1):
         progress("scan", seen, None)
         if not is_supported(path):
-            report.skipped += 1
-            report.skipped_files.append(f"{path} (not a type searcher reads)")
+            report.skip(str(path), "not a type searcher reads")
             continue
         old = old_files.get(str(path))
         started = time.perf_counter()

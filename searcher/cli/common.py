@@ -301,9 +301,8 @@ def _print_report(report, verbose: bool, quiet: bool = False) -> None:
     """The run's warnings and counts; skipped files one per line (the first 10 of them, all with -v, none with
     -q), and only when the run indexed something or was asked to say more: an unchanged re-run or a --watch
     update does not repeat the list."""
-    for warning in report.warnings:
-        if ": skipped, " not in warning or verbose:  # a skipped file's warning (scan.py) is in the list below
-            click.echo(f"warning: {warning}", err=True)
+    for warning in report.warnings if verbose else report.unlisted_warnings():  # skipped files: the list below
+        click.echo(f"warning: {warning}", err=True)
     if report.skipped_files and not quiet and (verbose or report.indexed):
         shown = report.skipped_files if verbose else report.skipped_files[:10]
         for line in shown:
