@@ -22,9 +22,7 @@ from . import projection as proj
 from .cache import EmbeddingCache
 from .chunking import Chunk, lexical_text
 from .config import DEFAULT_SHORTLIST, IndexConfig
-from .lexical import LEXICAL_DIR, LexicalWriter
-from .lexical import VERSION as LEXICAL_VERSION
-from .lexical import version_of as lexical_version
+from .lexical import LEXICAL_DIR, LexicalWriter, is_current
 from .model_info import CosineMap, ModelInfo
 from .store import FileEntry, Manifest, Projection, StoredIndex
 from .writer import GenerationWriter, now
@@ -264,7 +262,7 @@ def _write_lexical(
     or deletes have piled up, built from every chunk (and from an older version's analyzer: it is made anew once).
     Returns the deletes it now carries."""
     base = prev.lexical_path() if prev is not None and prev.manifest.config.lexical_tokenizer == tokenizer else None
-    if base is not None and lexical_version(base) != LEXICAL_VERSION:  # an older analyzer: made anew, once
+    if base is not None and not is_current(base):  # an older analyzer: made anew, once
         base = None
     dead = np.setdiff1d(np.asarray(prev.ids), kept_ids, assume_unique=True) if prev is not None else np.empty(0)
     deleted = (prev.manifest.lexical_deleted if base is not None and prev is not None else 0) + len(dead)

@@ -38,8 +38,7 @@ from .home import (
 )
 from .home import resolve as resolve_index
 from .ingest import FORMATS, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path
-from .lexical import VERSION as LEXICAL_VERSION
-from .lexical import version_of as lexical_version
+from .lexical import is_current as lexical_is_current
 from .report import IndexReport
 from .scan import reusable_rows, scan
 from .store import (
@@ -353,7 +352,7 @@ def _build(
         and config == current.config
         and str(root) in current.sources
         and (lexical_dir := prev.lexical_path()) is not None
-        and lexical_version(lexical_dir) == LEXICAL_VERSION  # an older one is made anew (generation._write_lexical)
+        and lexical_is_current(lexical_dir)  # an older one is made anew (generation._write_lexical)
         and (current.query_encoder is not None or not export_encoder)
     ):
         # Nothing changed: the published generation stays as it is (no write, no model).
@@ -433,8 +432,7 @@ def _look(
     # A folder that cannot be read right now (permissions, an unmounted share) keeps what was indexed under it; a
     # source inside root (a file the rules leave out, indexed by name) keeps its files that are still there: they
     # are its own scan's.
-    nested = [Path(s) for s in (current.sources if current is not None else ()) if Path(s) != root]
-    nested = [s for s in nested if is_under(s, root)]
+    nested = [s for s in (current.sources if current is not None else ()) if s != str(root) and is_under(s, root)]
     for path in sorted(under_root - seen):
         if any(is_under(path, folder) for folder in unreadable) or (
             any(is_under(path, source) for source in nested) and os.path.isfile(path)

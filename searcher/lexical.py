@@ -95,7 +95,8 @@ class Analyzer:
 
     def prepare(self, text: str) -> str:
         """`text` as the index is given it (and every query's words are analysed from)."""
-        return split_ideographs(text) if self.split else text
+        # (English text skips the regex: snippets and scores analyse the hits' text on every query)
+        return split_ideographs(text) if self.split and not text.isascii() else text
 
     def analyze(self, text: str) -> list[str]:
         return self.inner.analyze(self.prepare(text))
@@ -190,6 +191,12 @@ def version_of(path: Path) -> str:
         return (path / VERSION_FILE).read_text().strip()
     except OSError:
         return "1"
+
+
+def is_current(path: Path) -> bool:
+    """Whether the lexical index at `path` was made with this release's analyzer (VERSION): an index's next write
+    makes an older one anew, and an unchanged index with an older one is not left as it is."""
+    return version_of(path) == VERSION
 
 
 def _open(path: Path, tokenizer: str):
