@@ -23,8 +23,11 @@ def echo(text: str, colored: bool | None = None, *, err: bool = False) -> None:
     click.echo(text, color=colored, err=err)
 
 
-def render_results(queries: list[str], results, output: str, *, colored: bool, around: dict, min_score) -> None:
-    """Print each query's hits in `output` format (see the module docstring)."""
+def render_results(
+    queries: list[str], results, output: str, *, colored: bool, around: dict, min_score, null: bool = False
+) -> None:
+    """Print each query's hits in `output` format (see the module docstring). `null`: paths and grep end each path
+    with a NUL byte (grep -Z), so that a file name holding a newline or ':' is still one name."""
     if output == "csv":
         writer = csv.writer(sys.stdout)
         writer.writerow(CSV_FIELDS)
@@ -49,38 +52,46 @@ def render_results(queries: list[str], results, output: str, *, colored: bool, a
             continue
         if output == "paths":  # every matching file, those folded as the same text included
             for source in dict.fromkeys(p for hit in hits for p in (hit.source, *hit.duplicates)):
-                echo(source)
+                if null:
+                    click.echo(source + "\0", nl=False)
+                else:
+                    echo(source)
             continue
         if output == "grep":
             for hit in hits:
-                echo(f"{hit.source}:{hit.line or hit.page}:{' '.join(hit.snippet.split())}")
+                echo(f"{hit.source}{chr(0) if null else ':'}{hit.line or hit.page}:{' '.join(hit.snippet.split())}")
             continue
         if len(queries) > 1:
             echo(f"# {text}")
         for rank, hit in enumerate(hits, start=1):
-            where = (
-                _paint(_display_path(hit.source), "35", colored)
-                + (_paint(f":{hit.line}", "32", colored) if hit.line else "")
-                + (f"#{hit.anchor}" if hit.anchor else "")
-                + (f" (page {hit.page})" if hit.page else "")
-            )
-            echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}", colored)
-            if (hit.source, hit.line) in around:
-                echo(around[(hit.source, hit.line)])
-            else:
-                echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), colored)
-            # each other place once, and not the hit's own (overlapping chunks can match at the same line)
-            others = [p for p in dict.fromkeys(m.line or m.page for m in hit.more) if p != (hit.line or hit.page)]
-            if others:
-                echo(
-                    f"    also at line{'s' if len(others) > 1 else ''} "
-                    + ", ".join(str(p) for p in others[:8])
-                    + (" ..." if len(others) > 8 else "")
-                )
-            if hit.duplicates:
-                echo("    the same text in " + ", ".join(_display_path(p) for p in hit.duplicates))
+            _print_hit(rank, hit, colored, around)
     if output == "json":
         echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
+
+
+def _print_hit(rank: int, hit, colored: bool, around: dict) -> None:
+    """One hit of the text format: rank, score, place and label, then its passage (or the file's lines around it)."""
+    where = (
+        _paint(_display_path(hit.source), "35", colored)
+        + (_paint(f":{hit.line}", "32", colored) if hit.line else "")
+        + (f"#{hit.anchor}" if hit.anchor else "")
+        + (f" (page {hit.page})" if hit.page else "")
+    )
+    echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}", colored)
+    if (hit.source, hit.line) in around:
+        echo(around[(hit.source, hit.line)])
+    else:
+        echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), colored)
+    # each other place once, and not the hit's own (overlapping chunks can match at the same line)
+    others = [p for p in dict.fromkeys(m.line or m.page for m in hit.more) if p != (hit.line or hit.page)]
+    if others:
+        echo(
+            f"    also at line{'s' if len(others) > 1 else ''} "
+            + ", ".join(str(p) for p in others[:8])
+            + (" ..." if len(others) > 8 else "")
+        )
+    if hit.duplicates:
+        echo("    the same text in " + ", ".join(_display_path(p) for p in hit.duplicates))
 
 
 def _label(hit) -> str:

@@ -295,6 +295,21 @@ def test_output_formats_for_scripts(indexed):
     ) == len(every)
 
 
+def test_null_ends_each_path_with_nul_for_names_holding_a_newline(tmp_path, use_fake_encoder):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "odd\nname.md").write_text("# Owls\n\nOwls hunt at night in the old barn.\n")
+    (docs / "plain.md").write_text("# Bread\n\nKnead the dough and let it rise.\n")
+    assert run("index", docs, "--index", tmp_path / "idx", "-q").exit_code == 0
+    query = ["query", "owls hunt at night", "--index", tmp_path / "idx"]
+    names = run(*query, "-l", "-0").stdout
+    assert names.endswith("\0") and names.split("\0")[:-1] == [str(docs / "odd\nname.md")]
+    path, rest = run(*query, "--format", "grep", "--null").stdout.split("\0")
+    assert path == str(docs / "odd\nname.md") and rest.split(":")[0] == "3"
+    refused = run(*query, "-0")
+    assert refused.exit_code == 2 and "--null is for --format paths (-l) or grep" in refused.output
+
+
 def test_every_command_and_option_has_help_and_summaries_are_whole():
     import click
 

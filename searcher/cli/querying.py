@@ -108,6 +108,14 @@ from .common import (
 @click.option("--json", "as_json", is_flag=True, help="Same as --format jsonl.")
 @click.option("-l", "--files-with-matches", "files_only", is_flag=True, help="Same as --format paths (as grep -l).")
 @click.option(
+    "-0",
+    "--null",
+    "null",
+    is_flag=True,
+    help="With paths or grep: end each path with a NUL byte instead of a newline or ':', for `xargs -0` and "
+    "file names holding either (as grep -Z and ripgrep's --null).",
+)
+@click.option(
     "-C",
     "--context",
     "context",
@@ -141,6 +149,7 @@ def query(
     output,
     as_json,
     files_only,
+    null,
     context,
     color,
     qdrant_url,
@@ -176,6 +185,8 @@ def query(
     from ..search import search_many
 
     output = "jsonl" if as_json else "paths" if files_only else output
+    if null and output not in ("paths", "grep"):
+        raise click.UsageError("--null is for --format paths (-l) or grep (jsonl, json and csv quote a path already)")
     if output in ("paths", "grep") and min_score is None:  # as grep: the matches only, with no scores to judge by
         from ..calibration import match_floor
 
@@ -230,7 +241,7 @@ def query(
         click.echo(f"no match: no file of the index matches {given} (`searcher list INDEX --files`)", err=True)
         sys.exit(1)
     colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
-    render_results(queries, results, output, colored=colored, around=around, min_score=min_score)
+    render_results(queries, results, output, colored=colored, around=around, min_score=min_score, null=null)
     if skipped_damaged:  # an error, as grep's status 2, after the hits the other indexes gave
         sys.exit(2)
     if all(hits.no_match or not hits for hits in results):
