@@ -205,7 +205,8 @@ class Searcher:
             check_query(query)
             parsed.append(parse(query))
             if not parsed[-1].text:
-                raise InvalidInputError(f"query {query!r} only excludes; add a word or a phrase to search for")
+                what = "only excludes" if parsed[-1].excluded else "has no word in it"
+                raise InvalidInputError(f"query {query!r} {what}; add a word or a phrase to search for")
         fetch = k
         if per_doc:  # enough chunks for k documents (for hybrid, no more than it fuses anyway)
             fetch = max(FUSION_DEPTH, PER_DOC_CHUNKS * k) if mode == "hybrid" else PER_DOC_CHUNKS * k

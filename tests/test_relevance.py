@@ -61,6 +61,9 @@ def test_a_phrase_and_an_exclusion_filter_every_mode(fruit, mode):
 def test_a_query_that_only_excludes_is_refused(fruit):
     with pytest.raises(Exception, match="only excludes"):
         fruit.search("-apple")
+    for quotes in ('""', '"', '" "'):  # nothing to search for, and nothing excluded either
+        with pytest.raises(Exception, match="has no word in it; add a word"):
+            fruit.search(quotes)
 
 
 # --- identifiers -----------------------------------------------------------------------------------------------------
