@@ -240,13 +240,13 @@ def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_
     listing = run("list", "--index", idx, "--files").stdout
     assert str(other) not in listing and "astronomy.txt" in listing
     result = run("remove", corpus / "nested", "--index", idx)
-    assert result.exit_code == 0 and "1 files removed" in result.stdout
+    assert result.exit_code == 0 and "1 file removed" in result.stdout
     assert "birds.md" not in run("list", "--index", idx, "--files").stdout
     result = run("remove", tmp_path / "never", "--index", idx)
     assert result.exit_code == 2 and "nothing in the index" in result.output
     assert run("index", corpus / "cooking.md", "--index", idx, "-q").exit_code == 0  # a file by name: a source too
     listing = run("list", idx).stdout
-    assert f"  {corpus}: 3 files" in listing and f"  {corpus / 'cooking.md'}: 1 files" in listing, "counted once"
+    assert f"  {corpus}: 3 files" in listing and f"  {corpus / 'cooking.md'}: 1 file," in listing, "counted once"
 
 
 def test_update_named_paths_only(tmp_path, corpus, use_fake_encoder):

@@ -487,7 +487,7 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
         chrome.get(server.url + "/")
         WebDriverWait(chrome, 20).until(lambda c: len(c.find_elements(By.CSS_SELECTOR, "#index option")) == 3)
         names = [o.get_attribute("textContent") for o in chrome.find_elements(By.CSS_SELECTOR, "#index option")]
-        assert names == ["all 2 indexes", "index (5 documents)", "comets-index (1 documents)"]
+        assert names == ["all 2 indexes", "index (5 documents)", "comets-index (1 document)"]
         box = chrome.find_element(By.ID, "query")
         box.send_keys("which planet has rings\n")
         WebDriverWait(chrome, 20).until(ec.presence_of_element_located(hits))

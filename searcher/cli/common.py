@@ -180,6 +180,11 @@ def one_index(name: str | None, index_dir: str | None) -> str | None:
     return name
 
 
+def counted(n: int, noun: str) -> str:
+    """`1 file`, `2 files`: a count with its noun (a regular plural)."""
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
 def _valid_text(text: str, what: str) -> str:
     """Command-line text with bytes that are not UTF-8 (they arrive as lone surrogates) replaced, with a notice."""
     try:

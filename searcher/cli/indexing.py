@@ -25,6 +25,7 @@ from .common import (
     _unfinished,
     _with_qdrant,
     cli,
+    counted,
     index_option,
     one_index,
     qdrant_options,
@@ -245,12 +246,12 @@ def list_command(name, index_dir, show_files):
     for source, under in owned.items():
         gone = "" if Path(source).exists() else "  (gone from disk: `searcher remove` or `searcher update`)"
         click.echo(
-            f"  {source}: {len(under)} files, {sum(e.documents for e in under)} documents, "
-            f"{sum(e.id_end - e.id_start for e in under)} chunk ids{gone}"
+            f"  {source}: {counted(len(under), 'file')}, {counted(sum(e.documents for e in under), 'document')}, "
+            f"{counted(sum(e.id_end - e.id_start for e in under), 'chunk id')}{gone}"
         )
     if show_files:
         for entry in files:
-            click.echo(f"    {entry.path}  {entry.documents} documents")
+            click.echo(f"    {entry.path}  {counted(entry.documents, 'document')}")
 
 
 @cli.command(short_help="Take a folder or file out of an index (also one gone from disk).")
@@ -267,8 +268,8 @@ def remove(path, index_dir):
 
     report = remove_from_index(index_dir, path)
     click.echo(
-        f"{report.removed} files removed; index {report.index_dir}: {report.documents} documents, "
-        f"{report.chunks} chunks"
+        f"{counted(report.removed, 'file')} removed; index {report.index_dir}: "
+        f"{counted(report.documents, 'document')}, {counted(report.chunks, 'chunk')}"
     )
 
 

@@ -159,7 +159,7 @@ async function start() {
     for (const index of indexes) {
       const option = document.createElement("option");
       option.value = index.name;
-      option.textContent = `${index.name} (${index.documents} documents)`;
+      option.textContent = `${index.name} (${index.documents} document${index.documents === 1 ? "" : "s"})`;
       $("index").append(option);
     }
   } catch (error) { $("status").textContent = "Error: " + error.message; }
