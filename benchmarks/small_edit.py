@@ -59,7 +59,7 @@ def main() -> None:
                 check=True,
             )
             edits.append(time.perf_counter() - started)
-            paths.add(done.stdout.split("chunks embedded (")[1].split(")")[0] if "embedded (" in done.stdout else "?")
+            paths.add(done.stdout.split(" embedded (")[1].split(")")[0] if "embedded (" in done.stdout else "?")
             assert found(index, f"zyxedit{i}", env), done.stdout
         load = []
         for _ in range(3):

@@ -317,10 +317,9 @@ def _print_report(report, verbose: bool, quiet: bool = False) -> None:
     click.echo(
         f"{report.indexed} indexed, {report.unchanged} unchanged, {report.skipped} skipped, "
         f"{report.failed} failed, {report.removed} removed files; "
-        f"{report.embedded} chunks embedded{f' ({report.embedded_with})' if report.embedded else ''}, "
-        f"{report.reused} reused; "
-        f"index {report.index_dir}: {report.documents} documents, {report.chunks} chunks, {report.projection} "
-        "projection"
+        f"{counted(report.embedded, 'chunk')} embedded{f' ({report.embedded_with})' if report.embedded else ''}, "
+        f"{report.reused} reused; index {report.index_dir}: {counted(report.documents, 'document')}, "
+        f"{counted(report.chunks, 'chunk')}, {report.projection} projection"
     )
     if report.synced:
         click.echo(report.synced)

@@ -234,7 +234,8 @@ def list_command(name, index_dir, show_files):
     finally:
         index.close()
     click.echo(
-        f"index {index.index_dir}: {index.manifest.documents} documents, {index.manifest.chunks} chunks, "
+        f"index {index.index_dir}: {counted(index.manifest.documents, 'document')}, "
+        f"{counted(index.manifest.chunks, 'chunk')}, "
         f"updated {index.manifest.updated}"
     )
     sources = index.manifest.sources
@@ -388,7 +389,8 @@ def info(name, index_dir, as_json):
             else " (exact)"
         ),
         f"backend     {_backend_line(c)}",
-        f"contents    {manifest.files} files, {manifest.documents} documents, {manifest.chunks} chunks",
+        f"contents    {counted(manifest.files, 'file')}, {counted(manifest.documents, 'document')}, "
+        f"{counted(manifest.chunks, 'chunk')}",
         f"queries     {'ONNX, no torch (' + manifest.query_encoder + ')' if manifest.query_encoder else 'torch'}",
         f"documents   embedded with {_encoder_choice(manifest.document_encoder)}",
         f"sources     {', '.join(manifest.sources)}",
