@@ -123,9 +123,11 @@ def hit_record(query: str, rank: int, hit: Hit) -> dict:
     return record
 
 
-# Two documents whose matching chunks share this share of their words (Jaccard) are shown as one hit. The words of
-# all of a document's matching chunks, not its best one alone: the same text as .md and .html is chunked at
-# different places.
+# Two documents whose matching chunks share this share of their word pairs (Jaccard over adjacent words, shingles of
+# two) are shown as one hit. Pairs, not words: notes written from one template (`Meeting 3 ... ship version 1.3`)
+# share most of their words but few of their pairs, while the same page as .md and .html shares nearly all of both.
+# The pairs of all of a document's matching chunks, not its best one alone: such copies are chunked at different
+# places.
 NEAR_DUPLICATE = 0.8
 # A document's next-best chunks kept in its hit's `more`: the places a result lists besides its own (render.py shows
 # 8 and "..."). Every one kept is calibrated and given its matching passage's line, work that would otherwise grow
@@ -146,7 +148,7 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
     for best, *rest in groups.values():
         if len(out) == k:
             break
-        mine = set(_WORD.findall(" ".join(h.text for h in (best, *rest)).lower()))
+        mine = _shingles(" ".join(h.text for h in (best, *rest)))
         same = next(
             (i for i, w in enumerate(words) if out[i].source != best.source and _near_duplicate(mine, w)),
             None,
@@ -159,7 +161,13 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
     return out
 
 
-def _near_duplicate(a: set[str], b: set[str]) -> bool:
+def _shingles(text: str) -> set:
+    """The pairs of adjacent words of `text`, lowercased (its one word alone for a text of one word)."""
+    words = _WORD.findall(text.lower())
+    return set(zip(words, words[1:])) if len(words) > 1 else set(words)
+
+
+def _near_duplicate(a: set, b: set) -> bool:
     """Jaccard(a, b) >= NEAR_DUPLICATE; sets of too different sizes are told apart without intersecting them (the
     intersection is at most the smaller set, the union at least the larger)."""
     small, large = sorted((len(a), len(b)))

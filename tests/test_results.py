@@ -357,6 +357,12 @@ def test_near_duplicate_files_are_one_hit_per_document(tmp_path, fake, fake_conf
             "errors.md": "# " + page,
             "errors.html": f"<html><body><h1>Errors</h1><p>{page.split(chr(10))[-1]}</p></body></html>",
             "other.md": "# Modules\n\nAn ES module is loaded with import; require() loads CommonJS modules.",
+            # notes from one template share most words but not their order: two documents, not copies
+            **{
+                f"meeting-{i}.md": f"# Meeting {i}\n\nAttendees: Ana, Bo. Topic: the ES module require error. "
+                f"Decision: ship version 1.{i} on day {i + 1}. Action items: follow up next week."
+                for i in (1, 2)
+            },
             "data.jsonl": '{"_id": "a", "text": "require loads an ES module"}\n'
             '{"_id": "b", "text": "require loads an ES module"}\n',
         },
@@ -371,7 +377,14 @@ def test_near_duplicate_files_are_one_hit_per_document(tmp_path, fake, fake_conf
     assert [Path(p).name for p in first.duplicates] == [
         ({"errors.md", "errors.html"} - {Path(first.source).name}).pop()
     ]
-    assert sorted(names) == ["data.jsonl", "data.jsonl", Path(first.source).name, "other.md"]  # records stay apart
+    assert sorted(names) == [
+        "data.jsonl",
+        "data.jsonl",  # records stay apart
+        Path(first.source).name,
+        "meeting-1.md",
+        "meeting-2.md",
+        "other.md",
+    ]
     assert all(not h.duplicates for h in hits if h is not first)
 
 
