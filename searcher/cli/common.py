@@ -182,7 +182,11 @@ def one_index(name: str | None, index_dir: str | None) -> str | None:
 
 def counted(n: int, noun: str) -> str:
     """`1 file`, `2 files`: a count with its noun (a regular plural)."""
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+    return f"{n:,} {_noun(n, noun)}"
+
+
+def _noun(n: int, noun: str) -> str:
+    return noun if n == 1 else f"{noun}s"
 
 
 def _valid_text(text: str, what: str) -> str:

@@ -19,6 +19,7 @@ from .common import (
     _backend_line,
     _disk_bytes,
     _encoder_choice,
+    _noun,
     _print_report,
     _print_update,
     _Progress,
@@ -216,7 +217,8 @@ def list_command(name, index_dir, show_files):
             try:
                 m = read_manifest(path)
                 click.echo(
-                    f"{path.name:<20} {m.documents:>8} documents {m.chunks:>9} chunks  updated {m.updated}  "
+                    f"{path.name:<20} {m.documents:>8,} {_noun(m.documents, 'document'):<9} {m.chunks:>9,} "
+                    f"{_noun(m.chunks, 'chunk'):<6}  updated {m.updated}  "
                     f"{m.model.name}  {', '.join(m.sources)}"
                 )
             except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
