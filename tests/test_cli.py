@@ -384,6 +384,8 @@ def test_show_l_context_and_color(indexed):
     assert "moon" in run("show", docs / "astronomy.txt", "--index", indexed).stdout
     past = run("show", f"{docs / 'astronomy.txt'}:999", "--index", indexed)
     assert past.exit_code == 2 and "line 999 is past its end" in past.output and len(past.output.splitlines()) == 1
+    zero = run("show", f"{docs / 'astronomy.txt'}:0", "--index", indexed)
+    assert zero.exit_code == 2 and "lines are numbered from 1" in zero.output
     outside = run("show", "/etc/passwd:1", "--index", indexed)
     assert outside.exit_code == 2 and "not a file of this index" in outside.output
     files = run("query", "owls hunt at night", "--index", indexed, "-l", "--mode", "lexical")

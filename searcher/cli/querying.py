@@ -316,10 +316,12 @@ def show(location, index_dir, context):
     head, _, tail = location.rpartition(":")
     if head and tail.isdigit():
         path, line = head, int(tail)
+        if line < 1:
+            raise InvalidInputError(f"{location}: lines are numbered from 1")
     index = open_index(resolve(index_dir))
     try:
-        start = max(1, line - context) if line else 1
-        got = read_lines(index, path, start, line + context if line else None)
+        start = max(1, line - context) if line is not None else 1
+        got = read_lines(index, path, start, line + context if line is not None else None)
         total = got.total_lines
     except PastTheEnd as e:
         total = e.total_lines
@@ -328,4 +330,4 @@ def show(location, index_dir, context):
     if line is not None and line > total:
         raise InvalidInputError(f"{path} has {total} lines; line {line} is past its end")
     for n, text in enumerate(got.text.split("\n") if got.text else [], start=got.start_line):
-        click.echo(f"{n:>6}{':' if n == line else '-' if line else ':'} {text}")
+        click.echo(f"{n:>6}{':' if n == line else '-' if line is not None else ':'} {text}")
