@@ -116,6 +116,18 @@ def test_sources_that_are_not_regular_files_are_skipped_by_name(tmp_path, fake):
     assert report.indexed == 5
 
 
+def test_a_link_to_a_file_is_indexed_and_a_link_to_a_folder_is_not_followed(tmp_path, fake):
+    docs = write_corpus(tmp_path / "docs")
+    outside = write_corpus(tmp_path / "outside", {"far.md": "A note kept outside the folder."})
+    (docs / "far-link.md").symlink_to(outside / "far.md")
+    (docs / "outside").symlink_to(outside, target_is_directory=True)
+    (docs / "loop").symlink_to(docs, target_is_directory=True)
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    names = sorted(Path(e.path).relative_to(docs).as_posix() for e in open_index(tmp_path / "idx").files())
+    assert "far-link.md" in names and not [n for n in names if n.startswith(("outside/", "loop/"))]
+    assert report.indexed == len(names) == 6
+
+
 def test_links_planted_in_the_index_folder_are_never_written_through(indexed, tmp_path, fake):
     docs, idx = indexed
     victim = tmp_path / "precious.txt"
