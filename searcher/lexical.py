@@ -17,11 +17,12 @@ Tokenizers: `english` (lowercase, Porter-style English stemming: the default), `
 stemming: other languages written with spaces), `ngram` (lowercase character 2- and 3-grams: Chinese, Japanese,
 Korean, and substring matches). Each folds accents and other marks to ASCII (`cafe` finds `café`, `strasse`
 `Straße`, `naive` `naïve`), as SQLite FTS5's default tokenizer does: a user types the plain letters, and a
-collection spells a word both ways (SciFact writes `naïve T cells` and `naive T cells`). `english` and `plain` make
-each Han ideograph and hiragana character a word (split_ideographs), so that Chinese and Japanese passages in a
-collection of mostly English text are found by their words too (`ngram` remains the better choice for a collection
-in those languages). Decided as what a user expects, not tuned; their effect on the shared sets is in RESULTS.md's
-search quality section.
+collection spells a word both ways (SciFact writes `naïve T cells` and `naive T cells`). Text in decomposed form
+(a letter, then a combining accent: macOS, some PDFs) is composed first (NFC), or the accent would cut the word.
+`english` and `plain` make each Han ideograph and hiragana character a word (split_ideographs), so that Chinese and
+Japanese passages in a collection of mostly English text are found by their words too (`ngram` remains the better
+choice for a collection in those languages). Decided as what a user expects, not tuned; their effect on the shared
+sets is in RESULTS.md's search quality section.
 
 Identifiers (`english` and `plain`): the text field cuts `Py_Initialize` into `py` and `initialize`, so that
 `initialize` and `py initialize` find it; a second field, `ident`, holds each identifier of the chunk whole
@@ -46,6 +47,7 @@ import os
 import re
 import shutil
 import threading
+import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -87,16 +89,23 @@ def split_ideographs(text: str) -> str:
 
 
 class Analyzer:
-    """A tantivy analyzer and what its lexical index's version does to a text first (split_ideographs)."""
+    """A tantivy analyzer and what its lexical index's version does to a text first: Unicode's composed form (NFC)
+    and split_ideographs."""
 
-    def __init__(self, inner, split: bool) -> None:
+    def __init__(self, inner, split: bool, compose: bool) -> None:
         self.inner = inner  # the tantivy TextAnalyzer, as an index registers it
         self.split = split
+        self.compose = compose
 
     def prepare(self, text: str) -> str:
-        """`text` as the index is given it (and every query's words are analysed from)."""
-        # (English text skips the regex: snippets and scores analyse the hits' text on every query)
-        return split_ideographs(text) if self.split and not text.isascii() else text
+        """`text` as the index is given it (and every query's words are analysed from). Composed first: text in
+        decomposed form (macOS, some PDFs: `i` then a combining diaeresis) would be cut at each mark, as the
+        tokenizer takes a mark for a separator (`naïve` as `nai` and `ve`)."""
+        if text.isascii():  # (English text skips both: snippets and scores analyse the hits' text on every query)
+            return text
+        if self.compose:
+            text = unicodedata.normalize("NFC", text)
+        return split_ideographs(text) if self.split else text
 
     def analyze(self, text: str) -> list[str]:
         return self.inner.analyze(self.prepare(text))
@@ -105,9 +114,9 @@ class Analyzer:
 def analyzer(name: str, *, stopwords: bool = False, version: str | None = None) -> Analyzer:
     """The text analyzer for a tokenizer setting (config.LEXICAL_TOKENIZERS) as a lexical index of `version` (by
     default VERSION) made its words (the same for indexing and queries). `stopwords`: without English stopwords
-    (`english` only), for the words of a query. From version 3, accents and other marks are folded to ASCII (`café`
-    is `cafe`, `Straße` is `strasse`) and, but in `ngram`, each Han ideograph and hiragana character is a word
-    (split_ideographs)."""
+    (`english` only), for the words of a query. From version 3, text is composed (NFC), accents and other marks are
+    folded to ASCII (`café` is `cafe`, `Straße` is `strasse`) and, but in `ngram`, each Han ideograph and hiragana
+    character is a word (split_ideographs)."""
     current = version != "2"  # (None: this release's, VERSION)
     tantivy = _tantivy()
     if name == "ngram":
@@ -121,7 +130,7 @@ def analyzer(name: str, *, stopwords: bool = False, version: str | None = None) 
         if stopwords:
             builder = builder.filter(tantivy.Filter.stopword("english"))
         builder = builder.filter(tantivy.Filter.stemmer("english"))
-    return Analyzer(builder.build(), split=current and name != "ngram")
+    return Analyzer(builder.build(), split=current and name != "ngram", compose=current)
 
 
 def _ident_analyzer():

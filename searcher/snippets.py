@@ -34,7 +34,9 @@ MIN_PASSAGE = 40
 # Lines that are markup, not prose: a Markdown link-reference definition ("[reading files]: #example") or a line of
 # raw HTML ("<td><code>EADDRINUSE</code></td>"). They choose the passage only when nothing else holds a query word.
 _MARKUP = re.compile(r"\s*(?:\[[^\]\n]+\]:\s*\S+|<[^>\n]+>.*)\s*$")
-_WORD = re.compile(r"\w+")
+# A word, with the combining marks of text in decomposed form (`i` and U+0308 for `ï`) inside it, as the analyzer
+# composes them (lexical.Analyzer.prepare).
+_WORD = re.compile(r"(?:\w[\u0300-\u036f]*)+")
 
 
 def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[int, int]:

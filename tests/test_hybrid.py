@@ -129,6 +129,20 @@ def test_accents_are_folded_and_an_index_of_the_version_before_is_read_as_made_t
     assert analyzer("english", version="2").analyze("Straße") == ["straße"], "version 2 kept its words"
 
 
+def test_text_in_decomposed_form_is_found_by_its_composed_words_and_back(tmp_path):
+    import unicodedata
+
+    nfd = unicodedata.normalize("NFD", "A naïve résumé of the café.")  # as macOS and some PDFs write it
+    assert nfd != unicodedata.normalize("NFC", nfd)
+    docs = write_corpus(tmp_path / "docs", {"mac.md": nfd, "plain.md": "A note on the tea house."})
+    build(docs, tmp_path / "idx")
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    for query in ("naive", "naïve", unicodedata.normalize("NFD", "naïve résumé"), '"naive resume"'):
+        hits = s.search(query, mode="lexical")
+        assert [h.source.endswith("mac.md") for h in hits] == [True], query
+        assert [unicodedata.normalize("NFC", hits[0].snippet[a:b]) for a, b in hits[0].highlights][:1] == ["naïve"]
+
+
 def test_chinese_and_japanese_words_are_found_by_the_default_tokenizer(tmp_path):
     docs = write_corpus(
         tmp_path / "docs",
