@@ -220,6 +220,9 @@ def test_indexes_are_named_in_the_home_folder_and_found_from_anywhere(tmp_path, 
     listing = run("list").stdout
     assert "default" in listing and "notes" in listing
     assert run("query", "owls", "--index", "no such").exit_code == 2
+    named = run("update", "notes")  # an index's name where a path goes (as `searcher info notes` takes it)
+    assert named.exit_code == 2 and "notes is an index, not a path: searcher update --index notes" in named.output
+    assert run("update", "--index", "notes", "-q").exit_code == 0
 
 
 def test_remove_a_vanished_source_and_update_every_source(tmp_path, corpus, use_fake_encoder):

@@ -327,8 +327,13 @@ def update(paths, index_dir, quiet):
         searcher update --index notes
         git diff --name-only HEAD~1 | xargs searcher update --index notes
     """
+    from ..home import named_indexes
     from ..upkeep import update_index
 
+    # `searcher update notes`, as `searcher info notes` reads: a name where a path goes
+    one = paths[0] if index_dir is None and len(paths) == 1 else None
+    if one is not None and not one.exists() and one.name == str(one) in {p.name for p in named_indexes()}:
+        raise click.UsageError(f"{one} is an index, not a path: searcher update --index {one}")
     with _Progress(enabled=not quiet) as progress:
         results = update_index(index_dir, paths=paths or None, progress=progress)
     missing = [source for _, report in results for source in report.missing]
