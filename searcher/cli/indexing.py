@@ -332,7 +332,7 @@ def update(paths, index_dir, quiet):
 
     # `searcher update notes`, as `searcher info notes` reads: a name where a path goes
     one = paths[0] if index_dir is None and len(paths) == 1 else None
-    if one is not None and not one.exists() and one.name == str(one) in {p.name for p in named_indexes()}:
+    if one is not None and len(one.parts) == 1 and not one.exists() and one.name in {p.name for p in named_indexes()}:
         raise click.UsageError(f"{one} is an index, not a path: searcher update --index {one}")
     with _Progress(enabled=not quiet) as progress:
         results = update_index(index_dir, paths=paths or None, progress=progress)
