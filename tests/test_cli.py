@@ -220,8 +220,13 @@ def test_indexes_are_named_in_the_home_folder_and_found_from_anywhere(tmp_path, 
     listing = run("list").stdout
     assert "default" in listing and "notes" in listing
     assert run("query", "owls", "--index", "no such").exit_code == 2
-    named = run("update", "notes")  # an index's name where a path goes (as `searcher info notes` takes it)
-    assert named.exit_code == 2 and "notes is an index, not a path: searcher update --index notes" in named.output
+    for command, fix in (
+        ("update", "searcher update --index notes"),
+        ("index", "searcher update --index notes re-scans its sources"),
+        ("remove", "searcher remove PATH --index notes"),
+    ):  # an index's name where a path goes (as `searcher info notes` takes it)
+        named = run(command, "notes")
+        assert named.exit_code == 2 and f"notes is an index, not a path: {fix}" in named.output, command
     assert run("update", "--index", "notes", "-q").exit_code == 0
 
 

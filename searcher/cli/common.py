@@ -180,6 +180,17 @@ def one_index(name: str | None, index_dir: str | None) -> str | None:
     return name
 
 
+def refuse_index_name(path: Path | str, index_dir, fix: str) -> None:
+    """A usage error when `path`, given where a folder or file goes, is no path on disk but the name of an index
+    (`searcher update notes`, as `searcher info notes` reads); `fix` says what was meant."""
+    path = Path(path)
+    if index_dir is None and len(path.parts) == 1 and not path.exists():
+        from ..home import named_indexes
+
+        if path.name in {p.name for p in named_indexes()}:
+            raise click.UsageError(f"{path} is an index, not a path: {fix.format(name=path)}")
+
+
 def counted(n: int, noun: str) -> str:
     """`1 file`, `2 files`: a count with its noun (a regular plural)."""
     return f"{n:,} {_noun(n, noun)}"

@@ -30,6 +30,7 @@ from .common import (
     index_option,
     one_index,
     qdrant_options,
+    refuse_index_name,
 )
 
 
@@ -143,6 +144,8 @@ def index(
     """
     from ..config import IndexConfig
     from ..indexer import build_index, existing_config
+
+    refuse_index_name(source, index_dir, "searcher update --index {name} re-scans its sources")
 
     config = (IndexConfig() if rebuild else existing_config(index_dir)).replace(
         model=model,
@@ -269,6 +272,7 @@ def remove(path, index_dir):
     """
     from ..upkeep import remove_from_index
 
+    refuse_index_name(path, index_dir, "searcher remove PATH --index {name} (searcher drop {name} deletes it)")
     report = remove_from_index(index_dir, path)
     click.echo(
         f"{counted(report.removed, 'file')} removed; index {report.index_dir}: "
@@ -327,13 +331,10 @@ def update(paths, index_dir, quiet):
         searcher update --index notes
         git diff --name-only HEAD~1 | xargs searcher update --index notes
     """
-    from ..home import named_indexes
     from ..upkeep import update_index
 
-    # `searcher update notes`, as `searcher info notes` reads: a name where a path goes
-    one = paths[0] if index_dir is None and len(paths) == 1 else None
-    if one is not None and len(one.parts) == 1 and not one.exists() and one.name in {p.name for p in named_indexes()}:
-        raise click.UsageError(f"{one} is an index, not a path: searcher update --index {one}")
+    if len(paths) == 1:
+        refuse_index_name(paths[0], index_dir, "searcher update --index {name}")
     with _Progress(enabled=not quiet) as progress:
         results = update_index(index_dir, paths=paths or None, progress=progress)
     missing = [source for _, report in results for source in report.missing]
