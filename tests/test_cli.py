@@ -472,3 +472,19 @@ def test_a_hits_path_is_shown_relative_or_whole_whichever_is_shorter(tmp_path, m
     assert _display_path(str(inside)) == os.path.join("..", "docs", "guide.md")  # a sibling: still shorter
     monkeypatch.chdir("/usr")  # from another tree, ../tmp/.../guide.md is longer than the path itself
     assert os.path.relpath(inside).startswith("..") and _display_path(str(inside)) == str(inside)
+
+
+def test_shell_completion_offers_the_named_indexes(tmp_path, corpus, use_fake_encoder, monkeypatch):
+    monkeypatch.setenv("SEARCHER_HOME", str(tmp_path / "home"))
+    for name in ("notes", "news", "work"):
+        assert run("index", corpus, "--index", name, "-q").exit_code == 0
+
+    def complete(words: str) -> list[str]:
+        env = {"_SEARCHER_COMPLETE": "bash_complete", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split()) - 1)}
+        result = CliRunner().invoke(cli, [], prog_name="searcher", env=env)
+        return result.stdout.split()
+
+    assert complete("searcher query owls --index n") == ["plain,news", "plain,notes"]
+    assert complete("searcher info w") == ["plain,work"]
+    assert complete("searcher drop no") == ["plain,notes"]
+    assert complete("searcher query owls --index ./no") == ["dir,./no"], "a path completes as a folder"

@@ -121,10 +121,23 @@ def qdrant_options(f):
     return f
 
 
+def complete_index(ctx, param, incomplete: str) -> list:
+    """Shell completion of an index: the named indexes starting with what was typed; a path (with a /) completes
+    as folders do. (Enable with `eval "$(_SEARCHER_COMPLETE=bash_source searcher)"`, README.)"""
+    from click.shell_completion import CompletionItem
+
+    from ..home import named_indexes
+
+    if "/" in incomplete:
+        return [CompletionItem(incomplete, type="dir")]
+    return [CompletionItem(p.name) for p in named_indexes() if p.name.startswith(incomplete)]
+
+
 index_option = click.option(
     "--index",
     "index_dir",
     envvar="SEARCHER_INDEX",
+    shell_complete=complete_index,
     show_envvar=True,
     help="Index name, or a folder (anything with a /) [default: the index named 'default' in "
     "$SEARCHER_HOME, else $XDG_DATA_HOME/searcher, else ~/.local/share/searcher].",
@@ -135,6 +148,7 @@ indexes_option = click.option(
     "indexes",
     multiple=True,
     envvar="SEARCHER_INDEX",
+    shell_complete=complete_index,
     show_envvar=True,
     help="An index name or folder to serve (repeatable) [default: the index named 'default'].",
 )

@@ -26,6 +26,7 @@ from .common import (
     _unfinished,
     _with_qdrant,
     cli,
+    complete_index,
     counted,
     index_option,
     one_index,
@@ -190,11 +191,12 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
 
 
 @cli.command("list", short_help="List your indexes, or one index's sources and files.")
-@click.argument("name", required=False, metavar="[INDEX]")
+@click.argument("name", required=False, metavar="[INDEX]", shell_complete=complete_index)
 @click.option(
     "--index",
     "index_dir",
     envvar="SEARCHER_INDEX",
+    shell_complete=complete_index,
     help="Show this index's sources (and with --files, its files) instead of every named index.",
 )
 @click.option("--files", "show_files", is_flag=True, help="With --index: every indexed file.")
@@ -281,7 +283,7 @@ def remove(path, index_dir):
 
 
 @cli.command(short_help="Delete an index.")
-@click.argument("index_name", metavar="INDEX")
+@click.argument("index_name", metavar="INDEX", shell_complete=complete_index)
 @click.option("-y", "--yes", is_flag=True, help="Do not ask for confirmation.")
 def drop(index_name, yes):
     """Delete the index INDEX (a name, or a path to an index folder); your documents are not touched.
@@ -354,7 +356,7 @@ def update(paths, index_dir, quiet):
 
 
 @cli.command(short_help="Show what an index holds and how it was built.")
-@click.argument("name", required=False, metavar="[INDEX]")
+@click.argument("name", required=False, metavar="[INDEX]", shell_complete=complete_index)
 @index_option
 @click.option("--json", "as_json", is_flag=True, help="The whole manifest as JSON.")
 def info(name, index_dir, as_json):

@@ -23,6 +23,7 @@ from .common import (
     _unfinished,
     _valid_text,
     cli,
+    complete_index,
     index_option,
     qdrant_place,
 )
@@ -43,6 +44,7 @@ from .common import (
     "index_dirs",
     multiple=True,
     envvar="SEARCHER_INDEX",
+    shell_complete=complete_index,
     show_envvar=True,
     help="Index name, or a folder (anything with a /); repeat it to search several at once [default: the "
     "index named 'default'].",

@@ -19,6 +19,7 @@ from .common import (
     _Progress,
     _with_qdrant,
     cli,
+    complete_index,
     index_option,
     qdrant_options,
 )
@@ -156,6 +157,7 @@ def _parse_dim_weights(ctx, param, values: tuple[str, ...]) -> tuple[tuple[int, 
     "--index",
     "index_name",
     metavar="NAME",
+    shell_complete=complete_index,
     help="Train label-free on this index's chunks (instead of DATA), then switch the index to the tuned model "
     "if it is better on held-out pseudo-queries.",
 )
