@@ -108,6 +108,18 @@ class Manifest:
             "cosine_map": self.cosine_map.to_dict() if self.cosine_map is not None else None,
         }
 
+    def summary(self) -> dict[str, Any]:
+        """What a listing shows of an index (`searcher list --json`, the server's /indexes)."""
+        return {
+            "documents": self.documents,
+            "chunks": self.chunks,
+            "model": self.model.name,
+            "dim": self.model.dim,
+            "generation": self.generation,
+            "updated": self.updated,
+            "sources": list(self.sources),
+        }
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Manifest:
         """Inverse of `to_dict`."""

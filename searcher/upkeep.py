@@ -34,6 +34,17 @@ from .writer import delete_index as store_delete_index
 log = logging.getLogger(__name__)
 
 
+def files_by_source(sources: Iterable[str], files: Iterable) -> dict[str, list]:
+    """{source: its files}, each file (a store.FileEntry) under the innermost source holding it: a file indexed by
+    name inside an indexed folder is counted once, under its own source (`searcher list`)."""
+    owned: dict[str, list] = {source: [] for source in sources}
+    for entry in files:
+        holders = [source for source in owned if is_under(entry.path, source)]
+        if holders:
+            owned[max(holders, key=len)].append(entry)
+    return owned
+
+
 def remove_from_index(
     index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
 ) -> IndexReport:

@@ -456,6 +456,13 @@ def test_several_indexes_are_searched_at_once_hits_merged_by_score(tmp_path, use
     assert rest.exit_code == 2, "an error, as grep's, after the hits"
     named = run("query", "owls", "--index", "sky")
     assert named.exit_code == 2 and "is damaged" in named.output and "skipped" not in named.output, "named: an error"
+    listed = {r["name"]: r for r in json.loads(run("list", "--json").stdout)}  # the listing says the same
+    assert listed["birds"]["documents"] == 1 and listed["birds"]["sources"] == [str(birds)]
+    assert listed["later"] == {"name": "later", "path": str(home() / "later"), "unfinished": True}
+    assert "error" in listed["sky"] and "documents" not in listed["sky"]
+    one = json.loads(run("list", "birds", "--json", "--files").stdout)
+    assert one["sources"] == [{"path": str(birds), "files": 1, "documents": 1, "chunk_ids": 1, "on_disk": True}]
+    assert one["files"] == [{"path": str(birds / "owls.md"), "documents": 1}]
 
 
 def test_a_hits_path_is_shown_relative_or_whole_whichever_is_shorter(tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+import orjson
 
 from ..config import (
     BACKENDS,
@@ -200,7 +201,8 @@ def _watch(source: Path, index_dir, verbose: bool) -> None:
     help="Show this index's sources (and with --files, its files) instead of every named index.",
 )
 @click.option("--files", "show_files", is_flag=True, help="With --index: every indexed file.")
-def list_command(name, index_dir, show_files):
+@click.option("--json", "as_json", is_flag=True, help="As JSON: an array of indexes, or one index's sources and files.")
+def list_command(name, index_dir, show_files, as_json):
     """List your indexes, or what one index holds (INDEX, or --index).
 
     \b
@@ -209,12 +211,15 @@ def list_command(name, index_dir, show_files):
         searcher list notes            # its sources, with file, document and chunk counts
     """
     from ..home import home, named_indexes, resolve
-    from ..ingest import is_under
     from ..store import open_index, read_manifest
+    from ..upkeep import files_by_source
 
     index_dir = one_index(name, index_dir)
     if index_dir is None:
         indexes = named_indexes()
+        if as_json:
+            click.echo(orjson.dumps([_listed(path) for path in indexes], option=orjson.OPT_INDENT_2).decode())
+            return
         if not indexes:
             click.echo(f"no indexes in {home()} yet; make one with `searcher index FOLDER`")
             return
@@ -240,17 +245,28 @@ def list_command(name, index_dir, show_files):
         files = index.files()
     finally:
         index.close()
+    owned = files_by_source(index.manifest.sources, files)
+    if as_json:
+        record = {"name": index.index_dir.name, "path": str(index.index_dir), **index.manifest.summary()}
+        record["sources"] = [
+            {
+                "path": source,
+                "files": len(under),
+                "documents": sum(e.documents for e in under),
+                "chunk_ids": sum(e.id_end - e.id_start for e in under),
+                "on_disk": Path(source).exists(),
+            }
+            for source, under in owned.items()
+        ]
+        if show_files:
+            record["files"] = [{"path": e.path, "documents": e.documents} for e in files]
+        click.echo(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
+        return
     click.echo(
         f"index {index.index_dir}: {counted(index.manifest.documents, 'document')}, "
         f"{counted(index.manifest.chunks, 'chunk')}, "
         f"updated {index.manifest.updated}"
     )
-    sources = index.manifest.sources
-    owned = {source: [] for source in sources}
-    for entry in files:  # each file under the innermost source holding it (a file indexed by name inside a folder)
-        holders = [source for source in sources if is_under(entry.path, source)]
-        if holders:
-            owned[max(holders, key=len)].append(entry)
     for source, under in owned.items():
         gone = "" if Path(source).exists() else "  (gone from disk: `searcher remove` or `searcher update`)"
         click.echo(
@@ -260,6 +276,19 @@ def list_command(name, index_dir, show_files):
     if show_files:
         for entry in files:
             click.echo(f"    {entry.path}  {counted(entry.documents, 'document')}")
+
+
+def _listed(path: Path) -> dict:
+    """One index of `searcher list --json`: its summary, or why it cannot be read (`unfinished`: a first build
+    that stopped; `error`: a damaged index)."""
+    from ..store import read_manifest
+
+    try:
+        return {"name": path.name, "path": str(path), **read_manifest(path).summary()}
+    except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
+        if _unfinished(path):
+            return {"name": path.name, "path": str(path), "unfinished": True}
+        return {"name": path.name, "path": str(path), "error": str(e).splitlines()[0]}
 
 
 @cli.command(short_help="Take a folder or file out of an index (also one gone from disk).")

@@ -97,19 +97,7 @@ class Catalog:
         out = []
         for key in self._entries:
             m = self.searcher(key).manifest
-            out.append(
-                {
-                    "name": key,
-                    "path": str(self._entries[key].path),
-                    "documents": m.documents,
-                    "chunks": m.chunks,
-                    "model": m.model.name,
-                    "dim": m.model.dim,
-                    "generation": m.generation,
-                    "updated": m.updated,
-                    "sources": list(m.sources),
-                }
-            )
+            out.append({"name": key, "path": str(self._entries[key].path), **m.summary()})
         return out
 
     def _reopen(self, entry: _Entry) -> Searcher:
