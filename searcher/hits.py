@@ -125,7 +125,8 @@ def hit_record(query: str, rank: int, hit: Hit) -> dict:
 
 # Two documents whose matching chunks share this share of their word pairs (Jaccard over adjacent words, shingles of
 # two) are shown as one hit. Pairs, not words: notes written from one template (`Meeting 3 ... ship version 1.3`)
-# share most of their words but few of their pairs, while the same page as .md and .html shares nearly all of both.
+# share most of their words but few of their pairs, while the same page as .md and .html shares nearly all of both
+# (RESULTS.md, near-duplicates section).
 # The pairs of all of a document's matching chunks, not its best one alone: such copies are chunked at different
 # places.
 NEAR_DUPLICATE = 0.8
