@@ -25,6 +25,7 @@ from .formats.document import Document, UnreadableFileError, normalise_newlines
 from .formats.html import html_document, html_to_text
 from .formats.jsonl import parse_jsonl
 from .formats.markdown import markdown_document
+from .formats.outline import OUTLINES, outline
 from .formats.rst import rst_headings
 
 # Re-exported: the readers' shared types and the extractors tests and callers name through ingest.
@@ -444,8 +445,12 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         title, fields = (headings[0][2] if headings else ""), {"headings": headings}
     else:
         title, body = "", normalise_newlines(text)
-        if _unzipped(path).suffix.lower() in CODE_SECTIONS:
-            fields = {"headings": code_sections(body, python=_unzipped(path).suffix.lower() in (".py", ".pyi"))}
+        suffix = _unzipped(path).suffix.lower()
+        if suffix in CODE_SECTIONS:
+            fields = {"headings": code_sections(body, python=suffix in (".py", ".pyi"))}
+        elif suffix in OUTLINES:  # Org, AsciiDoc, LaTeX
+            title, headings = outline(body, suffix)
+            fields = {"headings": headings}
     docs = (
         [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, **fields)] if body.strip() else []
     )

@@ -43,6 +43,33 @@ def test_rst_title_is_the_first_underlined_line():
     assert docs[0].title == "Overview"
 
 
+def _outline(doc):
+    """[(line, level, title)] of a document's headings (its text is the file's: lines count from 1)."""
+    return [(doc.text.count("\n", 0, offset) + 1, level, title) for offset, level, title in doc.headings]
+
+
+def test_org_asciidoc_and_latex_sections_are_the_heading_path_and_literal_blocks_are_not():
+    (org,), _ = parse(
+        "garden.org",
+        "#+TITLE: Garden log\n\n* Spring\n** TODO Tomatoes :veg:urgent:\nPlant them.\n"
+        "#+BEGIN_SRC python\n* not a headline\n#+END_SRC\n* Autumn\nCompost.\n",
+    )
+    assert org.title == "Garden log" and _outline(org) == [(3, 1, "Spring"), (4, 2, "Tomatoes"), (9, 1, "Autumn")]
+    (adoc,), _ = parse(
+        "guide.adoc", "= Release guide\n\n== Install\n\n----\n= not a title\n----\n\n=== Linux\nRun it.\n"
+    )
+    assert adoc.title == "Release guide" and _outline(adoc) == [(3, 1, "Install"), (9, 2, "Linux")]
+    (tex,), _ = parse(
+        "thesis.tex",
+        "\\title{A  Thesis}\n% \\section{commented out}\n\\chapter{Start}\n\\section*[Short]{Introduction}\n"
+        "\\begin{verbatim}\n\\section{in a listing}\n\\end{verbatim}\n\\subsection{Method}\nWe tag 50\\% of them.\n",
+    )
+    assert tex.title == "A Thesis"
+    assert _outline(tex) == [(3, 2, "Start"), (4, 3, "Introduction"), (8, 4, "Method")]
+    (untitled,), _ = parse("notes.org", "* Only a headline\ntext\n")
+    assert untitled.title == "notes" and untitled.text == "* Only a headline\ntext\n", "the text stays as written"
+
+
 def test_jsonl_reads_beir_records_and_reports_bad_lines():
     content = "\n".join(
         [
