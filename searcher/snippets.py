@@ -35,8 +35,9 @@ MIN_PASSAGE = 40
 # raw HTML ("<td><code>EADDRINUSE</code></td>"). They choose the passage only when nothing else holds a query word.
 _MARKUP = re.compile(r"\s*(?:\[[^\]\n]+\]:\s*\S+|<[^>\n]+>.*)\s*$")
 # A word, with the combining marks of text in decomposed form (`i` and U+0308 for `ï`) inside it, as the analyzer
-# composes them (lexical.Analyzer.prepare).
+# composes them (lexical.Analyzer.prepare); ASCII text takes the plain pattern, twice as fast (timeit).
 _WORD = re.compile(r"(?:\w[\u0300-\u036f]*)+")
+_ASCII_WORD = re.compile(r"\w+")
 
 
 def passage(text: str, terms: set[str], analyze, limit: int = SNIPPET_CHARS) -> tuple[int, int]:
@@ -145,7 +146,8 @@ def snippet(
         flat = textwrap.dedent("\n".join(line.rstrip() for line in text[a:b].split("\n"))).strip("\n")
     else:
         flat = " ".join(text[a:b].split())
-    marks = [span for m in _WORD.finditer(flat) if terms for span in _marked(m, terms, analyze)]
+    words = (_ASCII_WORD if flat.isascii() else _WORD).finditer(flat)
+    marks = [span for m in words if terms for span in _marked(m, terms, analyze)]
     return flat, marks
 
 
