@@ -36,6 +36,8 @@ def test_markdown_title_from_front_matter_then_heading_then_file_name():
     assert docs[0].title == "Second level"
     docs, _ = parse("notes.md", "no heading at all")
     assert docs[0].title == "notes"
+    docs, _ = parse("c.md", "# Setup ##\n\n## C#\n\n### a # b #\n")  # closing #s go, a name's # stays
+    assert [h[2] for h in docs[0].headings] == ["Setup", "C#", "a # b"]
 
 
 def test_rst_title_is_the_first_underlined_line():
