@@ -21,6 +21,16 @@ def test_html_keeps_main_content_and_title_drops_scripts_and_navigation():
     assert text == "Heading\n\nFirst bold paragraph.\n\nSecond&last."
 
 
+def test_html_tags_a_files_end_leaves_open_are_text_and_the_lines_stay():
+    from searcher.formats.html import _unclosed_tail_as_text
+
+    page = "<p>one</p>\n<p>two <b>bold</b></p>\n<a <a href=x\nlast words <i"
+    assert _unclosed_tail_as_text(page) == "<p>one</p>\n<p>two <b>bold</b></p>\n a  a href=x\nlast words  i"
+    assert len(_unclosed_tail_as_text(page)) == len(page) and _unclosed_tail_as_text("<p>ok</p>") == "<p>ok</p>"
+    (doc,), _ = parse("p.html", page)
+    assert doc.text.split("\n\n")[:2] == ["one", "two bold"] and "last words" in doc.text
+
+
 def test_html_without_main_region_uses_the_body_and_keeps_pre_whitespace():
     _, text = html_to_text("<body><p>Intro</p><pre>def f():\n    return 1</pre><ul><li>a</li><li>b</li></ul></body>")
     assert "def f():\n    return 1" in text
