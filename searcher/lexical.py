@@ -61,6 +61,7 @@ LEXICAL_DIR = "lexical"
 WRITER_HEAP = 50_000_000  # bytes tantivy buffers before writing a segment
 _ANALYZER = "searcher"
 _IDENT_ANALYZER = "searcher-ident"
+IDENT_MAX_CHARS = 80  # a longer identifier is not indexed whole (tantivy's remove_long), nor its longer tails
 NAME_BOOST = 4.0  # a look-up's identifier against one word of the text (see the module docstring)
 # Lucene's English stopwords, the list tantivy's stopword filter and bm25s ("en") use.
 _STOPWORDS = frozenset(
@@ -137,7 +138,9 @@ def _ident_analyzer():
     """The `ident` field's analyzer: identifiers() already cut the words; lowercase them, never stem them
     (`last_values` is not `last_value`)."""
     tantivy = _tantivy()
-    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).filter(tantivy.Filter.remove_long(80))
+    builder = tantivy.TextAnalyzerBuilder(tantivy.Tokenizer.whitespace()).filter(
+        tantivy.Filter.remove_long(IDENT_MAX_CHARS)
+    )
     return builder.filter(tantivy.Filter.lowercase()).build()
 
 
@@ -163,7 +166,14 @@ def identifiers(text: str, *, parts: bool = True) -> list[str]:
         for joint in (".", "::"):
             pieces = token.split(joint)
             if all(p[:1].isalpha() or p[:1] in "_$" for p in pieces):  # names, not version numbers
-                out += [joint.join(pieces[i:]) for i in range(1, len(pieces) - 1)]
+                # the tails the ident field keeps (no longer than its analyzer's limit), shortest last
+                tails = []
+                for i in range(len(pieces) - 2, 0, -1):
+                    tail = joint.join(pieces[i:])
+                    if len(tail) > IDENT_MAX_CHARS:
+                        break
+                    tails.append(tail)
+                out += reversed(tails)
     return out
 
 
