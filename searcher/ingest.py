@@ -42,6 +42,7 @@ FORMATS = {
     ".jsonl": "jsonl",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
 CODE = (
@@ -430,6 +431,16 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
             if body.strip()
             else []
         )  # lines of the extracted text, as PDF
+        return docs, []
+    if kind == "notebook":
+        from .formats.notebook import read_notebook
+
+        body, headings, title = read_notebook(data)
+        docs = (
+            [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, headings=headings)]
+            if body.strip()
+            else []
+        )  # lines of the cells' text, as DOCX
         return docs, []
     text = decode(data)
     if kind == "jsonl":

@@ -82,6 +82,41 @@ def test_org_asciidoc_and_latex_sections_are_the_heading_path_and_literal_blocks
     assert untitled.title == "notes" and untitled.text == "* Only a headline\ntext\n", "the text stays as written"
 
 
+def test_a_notebooks_cells_are_its_text_and_markdown_headings_its_path_not_its_outputs():
+    import json
+
+    v4 = {
+        "nbformat": 4,
+        "metadata": {},
+        "cells": [
+            {"cell_type": "markdown", "source": ["# Sales\n", "\n", "Load the [data](http://x/y.csv).\n"]},
+            {
+                "cell_type": "code",
+                "source": ["df = load()\n", "df.revenue.sum()"],
+                "outputs": [{"output_type": "stream", "text": ["OUTPUT ONLY\n"]}],
+            },
+            {"cell_type": "code", "source": []},
+            {"cell_type": "markdown", "source": "## Seasonality\r\n\r\nPeaks in December."},
+        ],
+    }
+    (doc,), _ = parse("sales.ipynb", json.dumps(v4))
+    assert doc.text == (
+        "# Sales\n\nLoad the [data](http://x/y.csv).\n\n"
+        "df = load()\ndf.revenue.sum()\n\n"
+        "## Seasonality\n\nPeaks in December."
+    )
+    assert doc.title == "Sales" and _outline(doc) == [(1, 1, "Sales"), (8, 2, "Seasonality")]
+    v3 = {"nbformat": 3, "worksheets": [{"cells": [
+        {"cell_type": "heading", "level": 2, "source": ["Old style"]},
+        {"cell_type": "code", "input": ["x = 1"], "outputs": []},
+    ]}]}  # fmt: skip
+    (old,), _ = parse("old.ipynb", json.dumps(v3))
+    assert old.text == "## Old style\n\nx = 1" and old.title == "old" and _outline(old) == [(1, 2, "Old style")]
+    for bad, why in (("{not json", "not JSON"), ("[1, 2]", "no cells"), ('{"cells": 3}', "no cells")):
+        with pytest.raises(UnreadableFileError, match=why):
+            parse("bad.ipynb", bad)
+
+
 def test_jsonl_reads_beir_records_and_reports_bad_lines():
     content = "\n".join(
         [

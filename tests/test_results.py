@@ -279,23 +279,31 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
         ],
     )
     write_pdf(docs / "scan.pdf", [[]])  # a page with no text layer
+    cells = [
+        {"cell_type": "markdown", "source": "# Lab notebook\n\nSetup of the rig."},
+        {"cell_type": "code", "source": "rig = Rig()\nrig.start()", "outputs": []},
+        {"cell_type": "markdown", "source": "## Results\n\nThe otters returned at dusk."},
+    ]
+    (docs / "lab.ipynb").write_text(__import__("json").dumps({"nbformat": 4, "metadata": {}, "cells": cells}))
     fake = FakeEncoder()
     report = build_index(
         docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
     )
-    assert report.indexed == 2 and report.skipped == 1
+    assert report.indexed == 3 and report.skipped == 1
     assert any("scan.pdf" in w and "no text layer" in w for w in report.warnings)
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
     flux = s.search("flux capacitor dial", 1, mode="lexical")[0]
     assert flux.source.endswith("manual.pdf") and flux.page == 2 and flux.title == "Widget manual"
     penguins = s.search("penguins migrate", 1, mode="lexical")[0]
     assert penguins.source.endswith("report.docx") and penguins.heading == "Quarterly report > Risks"
+    otters = s.search("otters returned at dusk", 1, mode="lexical")[0]
+    assert otters.source.endswith("lab.ipynb") and otters.heading == "Lab notebook > Results" and otters.line == 10
     from searcher.documents import read_lines
 
-    for hit in (flux, penguins):  # a location /document and get_document can use: lines of the extracted text
+    for hit in (flux, penguins, otters):  # a location /document and get_document can use: the extracted text's lines
         assert hit.line > 0
         shown = read_lines(s.index, hit.source, hit.line, hit.end_line).text
-        assert hit.snippet.split()[0] in shown, (hit.line, shown)
+        assert " ".join(shown.split("\n")[0].split()) in " ".join(hit.snippet.split()), (hit.line, shown)
     assert s.search("cell 3", 1, mode="lexical")[0].source.endswith("report.docx"), "table cells are text too"
 
 
