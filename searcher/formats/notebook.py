@@ -49,7 +49,8 @@ def read_notebook(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], s
             headings += [(offset + at, level, name) for at, level, name in fields["headings"]]
         parts.append(text)
         offset += len(text) + 2
-    metadata = notebook.get("metadata") if isinstance(notebook.get("metadata"), dict) else {}
+    metadata = notebook.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
     title = str(metadata.get("title") or metadata.get("name") or "").strip()
     title = title or next((name for _, level, name in headings if level == 1), "")
     return "\n\n".join(parts), tuple(headings), title
