@@ -1,4 +1,5 @@
-"""Narrowing a search to some files: by path glob and by file type, applied inside each side's search.
+"""Narrowing a search to some files: by path glob, file type and when a file was last changed, applied inside
+each side's search.
 
 A filter selects files from the index's file table; a file's chunks have a contiguous range of ids, so the filter
 becomes a sorted array of chunk ids. The coarse FAISS search takes it as an id selector and the lexical search as
@@ -12,7 +13,10 @@ Where, and the lexical index says which chunks hold them, so they filter every m
 from __future__ import annotations
 
 import fnmatch
+import re
+import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 
@@ -27,6 +31,10 @@ class Where:
     types: tuple[str, ...] = ()  # file extensions, with or without the dot ("md", ".html")
     phrases: tuple[str, ...] = ()  # each must occur in the chunk (set from the query's "quoted phrases")
     excluded: tuple[str, ...] = ()  # none may occur in the chunk (from the query's -word and -"phrase")
+    # files last changed (their modification time when indexed) at or after / before these, in epoch seconds
+    # (`moment` reads "2d" or "2026-11-01" as one)
+    changed_after: float | None = None
+    changed_before: float | None = None
 
     def __post_init__(self) -> None:
         if any(isinstance(f, str) for f in (self.paths, self.types, self.phrases, self.excluded)):
@@ -35,17 +43,80 @@ class Where:
             self, "types", tuple(t.lower() if t.startswith(".") else f".{t.lower()}" for t in self.types)
         )
 
+    @classmethod
+    def of(
+        cls,
+        paths=(),
+        types=(),
+        *,
+        changed_within: str | None = None,
+        changed_before: str | None = None,
+    ) -> Where:
+        """The file filters as a user gives them (the CLI's --path, --type, --changed-within and --changed-before;
+        the server's fields of those names): times as `moment` reads them."""
+        return cls(
+            tuple(paths),
+            tuple(types),
+            changed_after=moment(changed_within) if changed_within else None,
+            changed_before=moment(changed_before) if changed_before else None,
+        )
+
     def __bool__(self) -> bool:
-        return bool(self.paths or self.types or self.phrases or self.excluded)
+        return bool(self.paths or self.types or self.phrases or self.excluded or self.by_time)
 
     @property
     def by_file(self) -> bool:
-        return bool(self.paths or self.types)
+        return bool(self.paths or self.types or self.by_time)
+
+    @property
+    def by_time(self) -> bool:
+        return self.changed_after is not None or self.changed_before is not None
 
     def matches(self, path: str) -> bool:
+        """Whether the path and type filters keep `path` (the time filters need its file's entry: `keeps`)."""
         if self.types and not path.lower().endswith(self.types):
             return False
         return not self.paths or any(_glob(path, g) for g in self.paths)
+
+    def keeps(self, entry) -> bool:
+        """Whether every file filter keeps the indexed file `entry` (a manifest.FileEntry)."""
+        changed = entry.mtime_ns / 1e9
+        if self.changed_after is not None and changed < self.changed_after:
+            return False
+        if self.changed_before is not None and changed >= self.changed_before:
+            return False
+        return self.matches(entry.path)
+
+
+_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
+_UNIT_NAMES = {
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "min"),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
+    **dict.fromkeys(("d", "day", "days"), "d"),
+    **dict.fromkeys(("w", "week", "weeks"), "w"),
+    **dict.fromkeys(("mo", "month", "months"), "mo"),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), "y"),
+}
+_SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)")
+
+
+def moment(text: str, *, now: float | None = None) -> float:
+    """Epoch seconds of a time a filter names: a span back from now (`2d`, `3 weeks`, `1d12h`, `90min`; units s,
+    m or min, h, d, w, mo (30 days), y (365 days)) or a date (`2026-11-01`, `2026-11-01 14:30`, ISO 8601; local
+    time unless it names an offset). As fd's --changed-within and --changed-before read theirs."""
+    spoken = text.strip().lower()
+    parts = _SPAN.findall(spoken)
+    whole = "".join(f"{n}{u}" for n, u in parts) == re.sub(r"\s+", "", spoken)  # nothing but spans
+    if parts and whole and all(u in _UNIT_NAMES for _, u in parts):
+        span = sum(float(n) * _UNITS[_UNIT_NAMES[u]] for n, u in parts)
+        return (time.time() if now is None else now) - span
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except ValueError:
+        raise InvalidInputError(
+            f"cannot read {text!r} as a time; pass a span back from now (2d, 3 weeks, 12h) or a date (2026-11-01)"
+        ) from None
 
 
 def _glob(path: str, pattern: str) -> bool:
@@ -59,7 +130,7 @@ def selected_ids(index, where: Where) -> np.ndarray:
     """Sorted chunk ids of the files `where` keeps, holding its phrases and none of its exclusions."""
     ids = np.asarray(index.ids, dtype=np.int64)
     if where.by_file:
-        ranges = [(e.id_start, e.id_end) for e in index.files() if where.matches(e.path)]
+        ranges = [(e.id_start, e.id_end) for e in index.files() if where.keeps(e)]
         if not ranges:
             return np.empty(0, np.int64)
         kept = np.sort(np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges]))

@@ -84,6 +84,9 @@ def test_filters_and_per_document(pair, fake):
             _same(a, b)
             assert a and all(where.matches(h.source) for h in a)
         assert sq.search("water", 5, where=Where(types=("pdf",))) == []
+        recent = Where.of(changed_within="30d")  # every file was written today: the local file table says so
+        _same(sq.search("water the soil", 5, where=recent), sl.search("water the soil", 5, where=recent))
+        assert sq.search("water", 5, where=Where.of(changed_before="2000-01-01")) == []
         a, b = sq.search("water", 3, per_doc=True), sl.search("water", 3, per_doc=True)
         _same(a, b)
         assert [len(h.more) for h in a] == [len(h.more) for h in b]
@@ -465,6 +468,8 @@ def test_a_client_with_only_the_collection_answers_the_same(pair, fake, tmp_path
             h.id for h in filtered
         ]
         assert remote.notices == []  # (an encoder was given: no model to load)
+        with pytest.raises(InvalidInputError, match="need the index's local file table"):
+            remote.search("water", 5, where=Where.of(changed_within="7d"))  # a file's time is not in the collection
         assert [(h.snippet, h.highlights) for h in remote.search("owls hunting", 3)] == [
             (h.snippet, h.highlights) for h in sq_snippets
         ]

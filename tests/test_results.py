@@ -212,6 +212,57 @@ def test_a_filter_keeping_a_thousandth_still_returns_k_hits(many_files, mode):
     assert len(s.search("moons", 3, mode=mode, where=Where(types=("pdf",)))) == 0
 
 
+def test_files_are_kept_by_when_they_last_changed_in_the_library_and_the_cli(tmp_path, use_fake_encoder):
+    import os
+    import time
+
+    from click.testing import CliRunner
+
+    from searcher import Where
+    from searcher.cli import cli
+    from searcher.filters import moment
+
+    docs = write_corpus(tmp_path / "docs", {"old.md": "Otters hold hands.", "new.md": "Otters crack shells."})
+    long_ago = time.time() - 40 * 86400
+    os.utime(docs / "old.md", (long_ago, long_ago))
+    idx = tmp_path / "idx"
+    fake = FakeEncoder()
+    build_index(docs, idx, IndexConfig(model=fake.info.name), encoder=fake)
+    s = Searcher(idx, encoder=fake)
+
+    def names(where):
+        return sorted(Path(h.source).name for h in s.search("otters", 5, mode="lexical", where=where))
+
+    assert names(Where.of(changed_within="7d")) == names(Where(changed_after=moment("1 week"))) == ["new.md"]
+    assert names(Where.of(changed_before="2 weeks")) == ["old.md"]
+    assert names(Where.of(changed_within="2000-01-01")) == ["new.md", "old.md"]
+    assert names(Where.of(changed_within="60d", changed_before="30d")) == ["old.md"]
+    run = CliRunner().invoke
+    listed = run(cli, ["query", "otters", "--index", str(idx), "-l", "--min-score", "0", "--changed-within", "7d"])
+    assert listed.exit_code == 0 and listed.stdout.split() == [str(docs / "new.md")]
+    none = run(cli, ["query", "otters", "--index", str(idx), "--changed-before", "2000-01-01"])
+    assert none.exit_code == 1 and "no file of the index matches --changed-before 2000-01-01" in none.stderr
+    bad = run(cli, ["query", "otters", "--index", str(idx), "--changed-within", "lately"])
+    assert bad.exit_code == 2 and "cannot read 'lately' as a time" in bad.output
+
+
+def test_a_time_is_a_span_back_from_now_or_a_date():
+    from datetime import datetime
+
+    from searcher.errors import InvalidInputError
+    from searcher.filters import moment
+
+    now = 1_800_000_000.0
+    for text, back in (("2d", 2 * 86400), ("3 weeks", 21 * 86400), ("1d12h", 36 * 3600), ("90min", 5400),
+                       ("5m", 300), ("1.5h", 5400), ("2mo", 60 * 86400), ("1 year", 365 * 86400)):  # fmt: skip
+        assert moment(text, now=now) == now - back, text
+    assert moment("2026-11-01") == datetime(2026, 11, 1).timestamp()
+    assert moment("2026-11-01T14:30:00+00:00") == 1793543400.0
+    for text in ("yesterday", "10", "2 fortnights", "3d ago"):
+        with pytest.raises(InvalidInputError, match="cannot read .* as a time"):
+            moment(text, now=now)
+
+
 def test_the_filtered_dense_ranking_equals_exact_search_over_the_kept_files(many_files):
     from searcher import Where
 

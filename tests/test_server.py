@@ -153,6 +153,9 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
         assert answer.status_code == 422 and "min_score" in answer.json()["error"], bad
     phrase = httpx.get(server.url + "/search", params={"query": 'water -"the soil"', "mode": "dense"}).json()
     assert phrase["hits"] and str(docs / "gardening.html") not in {h["source"] for h in phrase["hits"]}
+    recent = httpx.get(server.url + "/search", params={"query": "water", "changed_within": "30d"}).json()
+    old = httpx.post(server.url + "/search", json={"query": "water", "changed_before": "2000-01-01"}).json()
+    assert recent["hits"] and old["hits"] == [], "the files were written today"
 
 
 def test_concurrent_requests_get_the_answers_sequential_ones_do(server):
@@ -217,6 +220,8 @@ def test_indexes_health_docs_page_and_document(server, served):
         ("post", "/search", {"query": "x", "index": "nope"}, 404, "no index named 'nope'"),
         ("post", "/search", {"query": "x", "colour": "red"}, 422, "colour"),
         ("post", "/search", {"query": "x", "mode": "fuzzy"}, 422, "mode"),
+        ("get", "/search?query=x&changed_within=soon", None, 400, "cannot read 'soon' as a time"),
+        ("post", "/search", {"query": "x", "changed_before": "y" * 65}, 422, "changed_before"),
         ("post", "/search/batch", {"queries": []}, 422, "queries"),
         ("post", "/search", {"query": "x" * 300_000}, 413, "request body over"),
         ("get", "/nowhere", None, 404, "Not Found"),
@@ -420,9 +425,16 @@ def test_mcp_tools_through_an_mcp_client(served):
                 "get_document", {"source": str(docs / "nested" / "birds.md"), "start_line": 3, "end_line": 3}
             )
             refused = await client.call_tool("get_document", {"source": "/etc/passwd"})
-            return tools, found, lines, refused, nothing, strict, huge, zero, schema
+            recent = await client.call_tool("search", {"query": "where do owls hunt", "changed_within": "30d"})
+            ancient = await client.call_tool("search", {"query": "where do owls hunt", "changed_before": "2000-01-01"})
+            unread = await client.call_tool("search", {"query": "owls", "changed_within": "lately"})
+            dated = (recent, ancient, unread)
+            return tools, found, lines, refused, nothing, strict, huge, zero, schema, dated
 
-    tools, found, lines, refused, nothing, strict, huge, zero, schema = anyio.run(talk)
+    tools, found, lines, refused, nothing, strict, huge, zero, schema, dated = anyio.run(talk)
+    recent, ancient, unread = dated
+    assert recent.structured_content["hits"] and ancient.structured_content["hits"] == [], "files changed today"
+    assert unread.is_error and "cannot read 'lately' as a time" in str(unread.content)
     assert nothing.structured_content["no_match"] is True
     assert all(h["score"] < 0.05 for h in nothing.structured_content["hits"])
     assert strict.structured_content["hits"] == [] and not strict.is_error

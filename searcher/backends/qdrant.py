@@ -331,7 +331,16 @@ class QdrantBackend:
                 "search the local index (drop --qdrant-url/--qdrant-path) or leave them out"
             )
         sources = None
-        if where.paths:
+        if where.by_time:  # a file's time is in the local file table only
+            if self._files is None:
+                raise InvalidInputError(
+                    "--changed-within and --changed-before need the index's local file table; query the index "
+                    "itself (--index) rather than the collection alone"
+                )
+            sources = tuple(e.path for e in self._files() if where.keeps(e))
+            if not sources:
+                return None
+        elif where.paths:
             if self._paths is None or self._paths[0] != generation:
                 paths = [e.path for e in self._files()] if self._files is not None else self.store.sources(generation)
                 self._paths = (generation, paths)

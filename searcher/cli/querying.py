@@ -71,6 +71,13 @@ from .common import (
 )
 @click.option("--type", "types", multiple=True, metavar="EXT", help="Only files of this type, e.g. md (repeatable).")
 @click.option(
+    "--changed-within",
+    metavar="WHEN",
+    help="Only files last changed since WHEN: a span back from now (2d, 3 weeks, 12h) or a date (2026-11-01); "
+    "a file's time as it was indexed.",
+)
+@click.option("--changed-before", metavar="WHEN", help="Only files last changed before WHEN (the same forms).")
+@click.option(
     "--min-score",
     type=float,
     help="Drop hits scoring below this. A score is the estimated probability that the hit is relevant "
@@ -143,6 +150,8 @@ def query(
     mode,
     paths,
     types,
+    changed_within,
+    changed_before,
     min_score,
     per_doc,
     rerank,
@@ -212,7 +221,7 @@ def query(
         ]
     else:
         opened, skipped_damaged = _open_indexes(index_dirs, model, every=all_indexes)
-    where = Where(paths, types)
+    where = Where.of(paths, types, changed_within=changed_within, changed_before=changed_before)
     try:
         options = dict(
             shortlist=shortlist,
@@ -239,7 +248,14 @@ def query(
     for notice in dict.fromkeys(n for searcher in opened for n in searcher.notices):
         click.echo(f"notice: {notice}", err=True)
     if no_files:
-        given = " ".join([*(f"--path {p}" for p in paths), *(f"--type {t}" for t in types)])
+        given = " ".join(
+            [
+                *(f"--path {p}" for p in paths),
+                *(f"--type {t}" for t in types),
+                *([f"--changed-within {changed_within}"] if changed_within else []),
+                *([f"--changed-before {changed_before}"] if changed_before else []),
+            ]
+        )
         click.echo(f"no match: no file of the index matches {given} (`searcher list INDEX --files`)", err=True)
         sys.exit(1)
     colored = color == "always" or (color == "auto" and sys.stdout.isatty() and not os.environ.get("NO_COLOR"))
@@ -254,7 +270,7 @@ def _any_file_matches(opened, where) -> bool:
     """Whether `where`'s globs and types keep any file of the indexes (True where the files are not known here)."""
     for searcher in opened:
         files = getattr(searcher.index, "files", None)
-        if files is None or any(where.matches(e.path) for e in files()):
+        if files is None or any(where.keeps(e) for e in files()):
             return True
     return False
 

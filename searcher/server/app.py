@@ -61,6 +61,12 @@ class SearchRequest(BaseModel):
     mode: Mode = Field("hybrid", description="hybrid, dense, lexical, full or coarse")
     paths: list[str] = Field(default_factory=list, max_length=64, description="only files matching any glob")
     types: list[str] = Field(default_factory=list, max_length=64, description="only files of these types (md, pdf)")
+    changed_within: str | None = Field(
+        None, max_length=64, description="only files last changed since: a span back from now (2d) or a date"
+    )
+    changed_before: str | None = Field(
+        None, max_length=64, description="only files last changed before: a span back from now or a date"
+    )
     per_doc: bool = Field(DEFAULT_PER_DOC, description="one hit per document, its other passages in `more`")
     min_score: float | None = Field(
         None, ge=0, le=1, description="drop hits less likely than this to be relevant (scores are probabilities)"
@@ -82,6 +88,8 @@ class BatchRequest(BaseModel):
     mode: Mode = "hybrid"
     paths: list[str] = Field(default_factory=list, max_length=64)
     types: list[str] = Field(default_factory=list, max_length=64)
+    changed_within: str | None = Field(None, max_length=64)
+    changed_before: str | None = Field(None, max_length=64)
     per_doc: bool = DEFAULT_PER_DOC
     rerank: bool = False
     rerank_depth: int = Field(30, ge=1, le=MAX_K * 5)
@@ -161,6 +169,8 @@ def create_app(
         mode: Mode = Query("hybrid"),
         path: list[str] = Query(default_factory=list, max_length=64),
         type: list[str] = Query(default_factory=list, max_length=64),  # noqa: A002 - the CLI's --type
+        changed_within: str | None = Query(None, max_length=64),
+        changed_before: str | None = Query(None, max_length=64),
         per_doc: bool = Query(DEFAULT_PER_DOC),
         min_score: float | None = Query(None, ge=0, le=1),
         shortlist: int = Query(DEFAULT_SHORTLIST, ge=1, le=MAX_SHORTLIST),
@@ -175,6 +185,8 @@ def create_app(
             mode=mode,
             paths=path,
             types=type,
+            changed_within=changed_within,
+            changed_before=changed_before,
             per_doc=per_doc,
             min_score=min_score,
             shortlist=shortlist,
@@ -303,7 +315,12 @@ def _run(catalog: Catalog, queries: list[str], request):
         shortlist=request.shortlist,
         mode=request.mode,
         min_score=request.min_score,
-        where=Where(tuple(request.paths), tuple(request.types)),
+        where=Where.of(
+            request.paths,
+            request.types,
+            changed_within=request.changed_within,
+            changed_before=request.changed_before,
+        ),
         per_doc=request.per_doc,
         **catalog.rerank_options(request.rerank, request.rerank_depth),
     )

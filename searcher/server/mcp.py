@@ -83,6 +83,18 @@ def create_mcp(catalog: Catalog):
             list[str] | None, Field(description='Only files matching any of these globs, e.g. "docs/*.md".')
         ] = None,
         types: Annotated[list[str] | None, Field(description='Only these file types, e.g. "md", "pdf".')] = None,
+        changed_within: Annotated[
+            str | None,
+            Field(
+                max_length=64,
+                description='Only files last changed since then: a span back from now ("2d", "3 weeks") or a date '
+                '("2026-11-01").',
+            ),
+        ] = None,
+        changed_before: Annotated[
+            str | None,
+            Field(max_length=64, description="Only files last changed before then (the same forms)."),
+        ] = None,
         mode: Annotated[
             Literal["hybrid", "dense", "lexical"],
             Field(
@@ -116,7 +128,7 @@ def create_mcp(catalog: Catalog):
                 mode=mode,
                 per_doc=True,
                 min_score=min_score,
-                where=Where(tuple(paths or ()), tuple(types or ())),
+                where=Where.of(paths or (), types or (), changed_within=changed_within, changed_before=changed_before),
                 **catalog.rerank_options(rerank, 30),
             )
             if index == ALL:
