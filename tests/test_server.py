@@ -544,6 +544,16 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
         assert chrome.find_element(By.ID, "type").get_attribute("value") == "md"
         assert chrome.find_element(By.ID, "mode").get_attribute("value") == "lexical"
         assert chrome.find_element(By.ID, "query").get_attribute("value") == "water"
+        # A date filter: a span the files fall in keeps the results (and the URL keeps it); one it cannot read is
+        # the server's one-line error.
+        chrome.find_element(By.ID, "changed_within").send_keys("30d")
+        chrome.find_element(By.ID, "query").send_keys("\n")
+        WebDriverWait(chrome, 20).until(lambda c: "changed_within=30d" in c.execute_script("return location.search"))
+        WebDriverWait(chrome, 20, ignored_exceptions=(StaleElementReferenceException,)).until(only_markdown)
+        assert [w.text for w in chrome.find_elements(By.CSS_SELECTOR, ".where")] == shown
+        chrome.find_element(By.ID, "changed_within").clear()
+        chrome.find_element(By.ID, "changed_within").send_keys("lately\n")
+        WebDriverWait(chrome, 20).until(lambda c: "cannot read 'lately'" in c.find_element(By.ID, "status").text)
         assert chrome.save_screenshot(str(tmp_path / "page.png"))
     finally:
         chrome.quit()

@@ -2,7 +2,10 @@
 // a hit's location opens the file around that line through GET /document. The whole search (query, index,
 // filters, mode) lives in the URL, so a reload or a shared link gives the same results.
 "use strict";
-const FIELDS = { q: "query", index: "index", mode: "mode", k: "k", path: "path", type: "type", min_score: "min_score" };
+const FIELDS = {
+  q: "query", index: "index", mode: "mode", k: "k", path: "path", type: "type", changed_within: "changed_within",
+  min_score: "min_score",
+};
 const CONTEXT_LINES = 12;
 const $ = (id) => document.getElementById(id);
 
@@ -138,6 +141,7 @@ async function search(event) {
   for (const glob of $("path").value.split(/\s+/).filter(Boolean)) params.append("path", glob);
   for (const type of $("type").value.split(/[\s,]+/).filter(Boolean)) params.append("type", type);
   if ($("min_score").value) params.set("min_score", $("min_score").value);
+  if ($("changed_within").value.trim()) params.set("changed_within", $("changed_within").value.trim());
   const state = stateFromForm();
   if ("?" + state !== location.search) history.pushState(null, "", "?" + state);
   $("document").hidden = true;
@@ -170,7 +174,8 @@ async function start() {
 function restore() {
   const state = new URLSearchParams(location.search);
   formFromState(state);
-  if (["path", "type", "min_score", "k", "mode", "per_doc"].some((key) => state.has(key))) $("options").open = true;
+  const filters = ["path", "type", "changed_within", "min_score", "k", "mode", "per_doc"];
+  if (filters.some((key) => state.has(key))) $("options").open = true;
   if (state.get("q")) search();
 }
 
