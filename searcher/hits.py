@@ -145,27 +145,40 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
     for hit in hits:
         groups.setdefault(hit.doc_id, []).append(hit)
     out: list[Hit] = []
-    words: list[set[str]] = []
+    texts: list[str] = []
+    # each kept document's word pairs, worked out when first compared: the records of one JSONL file (a BEIR
+    # corpus) are never compared, as they stay apart
+    pairs: list[set[int] | None] = []
     for best, *rest in groups.values():
         if len(out) == k:
             break
-        mine = _shingles(" ".join(h.text for h in (best, *rest)))
-        same = next(
-            (i for i, w in enumerate(words) if out[i].source != best.source and _near_duplicate(mine, w)),
-            None,
-        )  # records of one JSONL file stay apart
+        text = " ".join(h.text for h in (best, *rest))
+        mine = None
+        same = None
+        for i, kept in enumerate(out):
+            if kept.source == best.source:
+                continue
+            mine = _shingles(text) if mine is None else mine
+            theirs = pairs[i]
+            if theirs is None:
+                theirs = pairs[i] = _shingles(texts[i])
+            if _near_duplicate(mine, theirs):
+                same = i
+                break
         if same is None:
             out.append(best.replace(more=tuple(rest[:MORE_KEPT])))
-            words.append(mine)
+            texts.append(text)
+            pairs.append(mine)
         elif best.source not in out[same].duplicates:
             out[same] = out[same].replace(duplicates=(*out[same].duplicates, best.source))
     return out
 
 
-def _shingles(text: str) -> set:
-    """The pairs of adjacent words of `text`, lowercased (its one word alone for a text of one word)."""
+def _shingles(text: str) -> set[int]:
+    """The pairs of adjacent words of `text`, lowercased (its one word alone for a text of one word), as their
+    hashes: sets of ints intersect faster than sets of tuples, whose hashes are not kept."""
     words = _WORD.findall(text.lower())
-    return set(zip(words, words[1:])) if len(words) > 1 else set(words)
+    return set(map(hash, zip(words, words[1:]) if len(words) > 1 else words))
 
 
 def _near_duplicate(a: set, b: set) -> bool:
@@ -174,4 +187,7 @@ def _near_duplicate(a: set, b: set) -> bool:
     small, large = sorted((len(a), len(b)))
     if small < NEAR_DUPLICATE * large:
         return False
-    return len(a & b) >= NEAR_DUPLICATE * len(a | b) if a or b else True
+    if not (a or b):
+        return True
+    shared = len(a & b)
+    return shared >= NEAR_DUPLICATE * (len(a) + len(b) - shared)
