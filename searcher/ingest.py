@@ -422,25 +422,17 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         body, pages, title = read_pdf(data)
         # lines of the extracted text, as /document and get_document give them back (and the page beside)
         return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages)], []
-    if kind == "docx":
-        from .formats.docx import read_docx
-
-        body, headings, title = read_docx(data)
+    if kind in ("docx", "notebook"):  # lines of the extracted text, as PDF
+        if kind == "docx":
+            from .formats.docx import read_docx as read
+        else:
+            from .formats.notebook import read_notebook as read
+        body, headings, title = read(data)
         docs = (
             [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, headings=headings)]
             if body.strip()
             else []
-        )  # lines of the extracted text, as PDF
-        return docs, []
-    if kind == "notebook":
-        from .formats.notebook import read_notebook
-
-        body, headings, title = read_notebook(data)
-        docs = (
-            [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, headings=headings)]
-            if body.strip()
-            else []
-        )  # lines of the cells' text, as DOCX
+        )
         return docs, []
     text = decode(data)
     if kind == "jsonl":
