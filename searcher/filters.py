@@ -126,15 +126,67 @@ def _glob(path: str, pattern: str) -> bool:
     return fnmatch.fnmatchcase(path, "*/" + pattern) or fnmatch.fnmatchcase(path, "*/" + pattern.rstrip("/") + "/*")
 
 
+@dataclass(frozen=True)
+class FileTimes:
+    """Each indexed file's modification time and chunk id range, as arrays: a time filter is a comparison over them
+    rather than a pass over the file table (which a relative time such as "2d" would make on every query, its
+    bound moving with the clock)."""
+
+    mtime_ns: np.ndarray
+    id_start: np.ndarray
+    id_end: np.ndarray
+
+    @classmethod
+    def of(cls, files) -> FileTimes:
+        n = len(files)
+        return cls(
+            np.fromiter((e.mtime_ns for e in files), np.int64, n),
+            np.fromiter((e.id_start for e in files), np.int64, n),
+            np.fromiter((e.id_end for e in files), np.int64, n),
+        )
+
+    def ids(self, where: Where) -> np.ndarray:
+        """Sorted chunk ids of the files changed inside `where`'s time bounds."""
+        keep = np.ones(len(self.mtime_ns), bool)
+        if where.changed_after is not None:
+            keep &= self.mtime_ns >= int(where.changed_after * 1e9)
+        if where.changed_before is not None:
+            keep &= self.mtime_ns < int(where.changed_before * 1e9)
+        return _ids_in(self.id_start[keep], self.id_end[keep])
+
+
+def _ids_in(starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The ids of the disjoint ranges [start, end), sorted (the ranges are put in order, not the ids)."""
+    order = np.argsort(starts, kind="stable")
+    starts, ends = starts[order], ends[order]
+    lengths = ends - starts
+    total = int(lengths.sum())
+    if not total:
+        return np.empty(0, np.int64)
+    # each id is its range's start plus its place within the range: arange over all, less each range's offset
+    shift = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return shift + np.arange(total, dtype=np.int64)
+
+
+def among(ids: np.ndarray, allowed: np.ndarray) -> np.ndarray:
+    """The ids of sorted `ids` that sorted `allowed` holds: a binary search per id, so that a filter's few ids are
+    checked against an index's millions (memory-mapped) without reading or sorting them all."""
+    if not len(ids) or not len(allowed):
+        return np.empty(0, np.int64)
+    at = np.minimum(np.searchsorted(allowed, ids), len(allowed) - 1)
+    return ids[np.asarray(allowed[at]) == ids]
+
+
 def selected_ids(index, where: Where) -> np.ndarray:
     """Sorted chunk ids of the files `where` keeps, holding its phrases and none of its exclusions."""
     ids = np.asarray(index.ids, dtype=np.int64)
-    if where.by_file:
-        ranges = [(e.id_start, e.id_end) for e in index.files() if where.keeps(e)]
+    if where.paths or where.types:
+        ranges = [(e.id_start, e.id_end) for e in index.files() if where.matches(e.path)]
         if not ranges:
             return np.empty(0, np.int64)
-        kept = np.sort(np.concatenate([np.arange(a, b, dtype=np.int64) for a, b in ranges]))
-        ids = kept[np.isin(kept, ids)]
+        ids = among(_ids_in(*(np.array(side, np.int64) for side in zip(*ranges))), ids)
+    if where.by_time:
+        ids = among(FileTimes.of(index.files()).ids(where), ids)
     if where.phrases or where.excluded:
         lexical = index.open_lexical()
         if lexical is None:

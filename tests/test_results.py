@@ -246,6 +246,28 @@ def test_files_are_kept_by_when_they_last_changed_in_the_library_and_the_cli(tmp
     assert bad.exit_code == 2 and "cannot read 'lately' as a time" in bad.output
 
 
+def test_a_time_filter_over_arrays_keeps_what_the_file_table_keeps():
+    import random
+
+    from searcher import Where
+    from searcher.filters import FileTimes, among
+    from searcher.manifest import FileEntry
+
+    rng = random.Random(0)
+    files, start = [], 0
+    for i in range(500):
+        n = rng.randint(0, 4)  # a file with no chunk too
+        files.append(FileEntry(f"/d/{i}.md", "x", 1, rng.randint(0, 10**6) * 10**9, 1, start, start + n))
+        start += n + rng.randint(0, 2)  # ids of removed chunks between files
+    times = FileTimes.of(files[::-1])  # (the table's order is not the ids')
+    live = np.array(sorted(rng.sample(range(start), start // 2)), np.int64)
+    for after, before in ((None, 5e5), (2.5e5, None), (1e5, 9e5), (7e5, 2e5), (None, None)):
+        where = Where(changed_after=after, changed_before=before)
+        expected = sorted(i for e in files if where.keeps(e) for i in range(e.id_start, e.id_end))
+        assert times.ids(where).tolist() == expected, (after, before)
+        assert among(times.ids(where), live).tolist() == [i for i in expected if i in set(live.tolist())]
+
+
 def test_a_time_is_a_span_back_from_now_or_a_date():
     from datetime import datetime
 

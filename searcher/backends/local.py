@@ -8,6 +8,7 @@ shortlist index alone) exist to measure what the two stages buy.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +19,7 @@ from .. import coarse, vectors
 from ..config import FUSION_DEPTH
 from ..errors import IndexFormatError
 from ..exact import EXACT_BLOCK, exact_top_k
-from ..filters import Where, selected_ids
+from ..filters import FileTimes, Where, among, selected_ids
 from ..fusion import fuse_sides
 from ..machine import usable_cores
 from ..projection import coarse_vectors
@@ -48,9 +49,16 @@ class LocalBackend:
         self._coarse = index.load_coarse()
         self.lexical = index.open_lexical()  # None: no usable lexical side (the Searcher says so)
         self._filters: dict[Where, np.ndarray] = {}
+        self._times: FileTimes | None = None
 
     def selected(self, where: Where) -> np.ndarray:
-        """The sorted chunk ids a filter keeps, worked out once per filter (the generation does not change)."""
+        """The sorted chunk ids a filter keeps, worked out once per filter (the generation does not change); a time
+        filter's bounds move with the clock ("2d"), so its part is compared afresh, over arrays kept once."""
+        if where.by_time:
+            untimed = dataclasses.replace(where, changed_after=None, changed_before=None)
+            if self._times is None:
+                self._times = FileTimes.of(self.index.files())
+            return among(self._times.ids(where), self.selected(untimed) if untimed else self.index.ids)
         if where not in self._filters:
             if len(self._filters) > 64:
                 self._filters.clear()
