@@ -130,7 +130,7 @@ def _glob(path: str, pattern: str) -> bool:
 class FileTimes:
     """Each indexed file's modification time and chunk id range, as arrays: a time filter is a comparison over them
     rather than a pass over the file table (which a relative time such as "2d" would make on every query, its
-    bound moving with the clock)."""
+    bound moving with the clock). Both measured in RESULTS.md, time-filters section."""
 
     mtime_ns: np.ndarray
     id_start: np.ndarray
