@@ -80,12 +80,16 @@ class Where:
 
     def keeps(self, entry) -> bool:
         """Whether every file filter keeps the indexed file `entry` (a manifest.FileEntry)."""
-        changed = entry.mtime_ns / 1e9
-        if self.changed_after is not None and changed < self.changed_after:
+        if self.changed_after is not None and entry.mtime_ns < _ns(self.changed_after):
             return False
-        if self.changed_before is not None and changed >= self.changed_before:
+        if self.changed_before is not None and entry.mtime_ns >= _ns(self.changed_before):
             return False
         return self.matches(entry.path)
+
+
+def _ns(seconds: float) -> int:
+    """A bound in epoch seconds as the file table keeps times (nanoseconds), the same for every comparison."""
+    return int(seconds * 1e9)
 
 
 _UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
@@ -149,9 +153,9 @@ class FileTimes:
         """Sorted chunk ids of the files changed inside `where`'s time bounds."""
         keep = np.ones(len(self.mtime_ns), bool)
         if where.changed_after is not None:
-            keep &= self.mtime_ns >= int(where.changed_after * 1e9)
+            keep &= self.mtime_ns >= _ns(where.changed_after)
         if where.changed_before is not None:
-            keep &= self.mtime_ns < int(where.changed_before * 1e9)
+            keep &= self.mtime_ns < _ns(where.changed_before)
         return _ids_in(self.id_start[keep], self.id_end[keep])
 
 
