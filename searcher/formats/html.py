@@ -197,8 +197,8 @@ def _offset_mapper(edits: list[tuple[int, int, int]]):
 def _unclosed_tail_as_text(html: str) -> str:
     """`html` with each `<` after its last `>` made a space: the tags a file's end leaves open. The standard
     library's parser (before the fix of CVE-2025-6069, in Python 3.11.7 among others) scans from each such tag to
-    the end of the file and then reads it as text, quadratic in their number (`<a <a <a ...`: 4 s for 20,000
-    characters); a browser drops them. One character for one keeps every offset and line where it was."""
+    the end of the file and then reads it as text, quadratic in their number (`<a <a <a ...`); a browser drops
+    them. One character for one keeps every offset and line where it was."""
     tail = html.rfind(">") + 1
     return html if "<" not in html[tail:] else html[:tail] + html[tail:].replace("<", " ")
 
