@@ -297,14 +297,17 @@ class Searcher:
             )
 
     def analyze(self, text: str) -> Sequence[str]:
-        """Words as the index's lexical side analyses them (config.lexical_tokenizer, as its version does; built
-        here, so an index without a usable lexical side, or a collection-only client, has words too)."""
+        """Words as the index's lexical side analyses them (its own analyzer; built here from
+        config.lexical_tokenizer when an index has no usable lexical side, or a collection-only client, so that they
+        have words too)."""
         if self._analyzer is None:
-            from .lexical import analyzer
-
             lexical = self.index.open_lexical()  # (opened once per generation; no notice: a dense query needs none)
-            version = lexical.version if lexical is not None else None
-            self._analyzer = analyzer(self.manifest.config.lexical_tokenizer, version=version)
+            if lexical is not None:
+                self._analyzer = lexical.analyzer
+            else:
+                from .lexical import analyzer
+
+                self._analyzer = analyzer(self.manifest.config.lexical_tokenizer)
         if len(text) > WORD_MEMO_CHARS:
             return self._analyzer.analyze(text)
         # A snippet's highlights analyse each word it shows, and the same words come back query after query.
