@@ -45,6 +45,21 @@ def files_by_source(sources: Iterable[str], files: Iterable) -> dict[str, list]:
     return owned
 
 
+def source_summaries(sources: Iterable[str], files: Iterable) -> list[dict]:
+    """What `searcher list INDEX` shows of each source: its path, files, documents, chunk ids (files_by_source
+    counts each file once) and whether it is still on disk."""
+    return [
+        {
+            "path": source,
+            "files": len(under),
+            "documents": sum(e.documents for e in under),
+            "chunk_ids": sum(e.id_end - e.id_start for e in under),
+            "on_disk": Path(source).exists(),
+        }
+        for source, under in files_by_source(sources, files).items()
+    ]
+
+
 def remove_from_index(
     index_dir: Path | str | None, path: Path | str, *, progress: Progress | None = None
 ) -> IndexReport:

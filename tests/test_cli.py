@@ -456,7 +456,10 @@ def test_several_indexes_are_searched_at_once_hits_merged_by_score(tmp_path, use
     assert rest.exit_code == 2, "an error, as grep's, after the hits"
     named = run("query", "owls", "--index", "sky")
     assert named.exit_code == 2 and "is damaged" in named.output and "skipped" not in named.output, "named: an error"
-    listed = {r["name"]: r for r in json.loads(run("list", "--json").stdout)}  # the listing says the same
+    table = run("list").stdout.splitlines()  # the listing says the same
+    assert any(line.startswith("sky ") and "unreadable: " in line for line in table)
+    assert any(line.startswith("later ") and "unfinished: its first build stopped" in line for line in table)
+    listed = {r["name"]: r for r in json.loads(run("list", "--json").stdout)}
     assert listed["birds"]["documents"] == 1 and listed["birds"]["sources"] == [str(birds)]
     assert listed["later"] == {"name": "later", "path": str(home() / "later"), "unfinished": True}
     assert "error" in listed["sky"] and "documents" not in listed["sky"]

@@ -211,53 +211,40 @@ def list_command(name, index_dir, show_files, as_json):
         searcher list notes            # its sources, with file, document and chunk counts
     """
     from ..home import home, named_indexes, resolve
-    from ..store import open_index, read_manifest
-    from ..upkeep import files_by_source
+    from ..store import open_index
+    from ..upkeep import source_summaries
 
     index_dir = one_index(name, index_dir)
     if index_dir is None:
-        indexes = named_indexes()
+        records = [_listed(path) for path in named_indexes()]
         if as_json:
-            click.echo(orjson.dumps([_listed(path) for path in indexes], option=orjson.OPT_INDENT_2).decode())
+            click.echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
             return
-        if not indexes:
+        if not records:
             click.echo(f"no indexes in {home()} yet; make one with `searcher index FOLDER`")
-            return
-        for path in indexes:
-            try:
-                m = read_manifest(path)
+        for r in records:
+            if r.get("unfinished"):
                 click.echo(
-                    f"{path.name:<20} {m.documents:>8,} {_noun(m.documents, 'document'):<9} {m.chunks:>9,} "
-                    f"{_noun(m.chunks, 'chunk'):<6}  updated {m.updated}  "
-                    f"{m.model.name}  {', '.join(m.sources)}"
+                    f"{r['name']:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
+                    f"{r['name']}` resumes it (or `searcher drop {r['name']}`)"
                 )
-            except Exception as e:  # noqa: BLE001 - one damaged index must not hide the others
-                if _unfinished(path):
-                    click.echo(
-                        f"{path.name:<20} unfinished: its first build stopped; `searcher index FOLDER --index "
-                        f"{path.name}` resumes it (or `searcher drop {path.name}`)"
-                    )
-                else:
-                    click.echo(f"{path.name:<20} unreadable: {str(e).splitlines()[0]}")
+            elif "error" in r:
+                click.echo(f"{r['name']:<20} unreadable: {r['error']}")
+            else:
+                click.echo(
+                    f"{r['name']:<20} {r['documents']:>8,} {_noun(r['documents'], 'document'):<9} {r['chunks']:>9,} "
+                    f"{_noun(r['chunks'], 'chunk'):<6}  updated {r['updated']}  {r['model']}  {', '.join(r['sources'])}"
+                )
         return
     index = open_index(resolve(index_dir))
     try:
         files = index.files()
     finally:
         index.close()
-    owned = files_by_source(index.manifest.sources, files)
+    sources = source_summaries(index.manifest.sources, files)
     if as_json:
         record = {"name": index.index_dir.name, "path": str(index.index_dir), **index.manifest.summary()}
-        record["sources"] = [
-            {
-                "path": source,
-                "files": len(under),
-                "documents": sum(e.documents for e in under),
-                "chunk_ids": sum(e.id_end - e.id_start for e in under),
-                "on_disk": Path(source).exists(),
-            }
-            for source, under in owned.items()
-        ]
+        record["sources"] = sources
         if show_files:
             record["files"] = [{"path": e.path, "documents": e.documents} for e in files]
         click.echo(orjson.dumps(record, option=orjson.OPT_INDENT_2).decode())
@@ -267,11 +254,11 @@ def list_command(name, index_dir, show_files, as_json):
         f"{counted(index.manifest.chunks, 'chunk')}, "
         f"updated {index.manifest.updated}"
     )
-    for source, under in owned.items():
-        gone = "" if Path(source).exists() else "  (gone from disk: `searcher remove` or `searcher update`)"
+    for source in sources:
+        gone = "" if source["on_disk"] else "  (gone from disk: `searcher remove` or `searcher update`)"
         click.echo(
-            f"  {source}: {counted(len(under), 'file')}, {counted(sum(e.documents for e in under), 'document')}, "
-            f"{counted(sum(e.id_end - e.id_start for e in under), 'chunk id')}{gone}"
+            f"  {source['path']}: {counted(source['files'], 'file')}, {counted(source['documents'], 'document')}, "
+            f"{counted(source['chunk_ids'], 'chunk id')}{gone}"
         )
     if show_files:
         for entry in files:
@@ -279,8 +266,8 @@ def list_command(name, index_dir, show_files, as_json):
 
 
 def _listed(path: Path) -> dict:
-    """One index of `searcher list --json`: its summary, or why it cannot be read (`unfinished`: a first build
-    that stopped; `error`: a damaged index)."""
+    """One index of `searcher list` (and its --json): its summary, or why it cannot be read (`unfinished`: a first
+    build that stopped; `error`: a damaged index)."""
     from ..store import read_manifest
 
     try:
