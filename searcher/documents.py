@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InvalidInputError, SearcherError
-from .ingest import decode, gunzip, kind_of, parse_file
+from .ingest import EXTRACTED, decode, gunzip, kind_of, parse_file
 from .store import StoredIndex
 
 MAX_LINES = 500  # lines returned by one call
@@ -52,7 +52,7 @@ def read_lines(index: StoredIndex, source: str, start_line: int = 1, end_line: i
     if path not in known:
         raise InvalidInputError(f"{source} is not a file of this index; pass a hit's `source`")
     data = read_indexed(path, known[path].sha256)
-    if kind_of(Path(path)) in ("pdf", "docx", "notebook"):  # the extracted text's lines, as hits count them
+    if kind_of(Path(path)) in EXTRACTED:  # the extracted text's lines, as hits count them
         docs, _ = parse_file(Path(path), data, doc_id=path)
         text = "\n".join(d.text for d in docs)
     else:

@@ -53,6 +53,9 @@ CODE = (
 FORMATS.update(dict.fromkeys(CODE, "text"))
 # Of those, the ones whose line breaks and indentation carry meaning: a hit's snippet keeps its lines.
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
+# Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
+# get_document read it back so).
+EXTRACTED = frozenset({"pdf", "docx", "notebook"})
 IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
