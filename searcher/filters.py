@@ -92,15 +92,14 @@ def _ns(seconds: float) -> int:
     return int(seconds * 1e9)
 
 
-_UNITS = {"s": 1, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "mo": 30 * 86400, "y": 365 * 86400}
-_UNIT_NAMES = {
-    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), "s"),
-    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), "min"),
-    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), "h"),
-    **dict.fromkeys(("d", "day", "days"), "d"),
-    **dict.fromkeys(("w", "week", "weeks"), "w"),
-    **dict.fromkeys(("mo", "month", "months"), "mo"),
-    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), "y"),
+_SECONDS = {  # each name of a unit of a span, and its length
+    **dict.fromkeys(("s", "sec", "secs", "second", "seconds"), 1),
+    **dict.fromkeys(("m", "min", "mins", "minute", "minutes"), 60),
+    **dict.fromkeys(("h", "hr", "hrs", "hour", "hours"), 3600),
+    **dict.fromkeys(("d", "day", "days"), 86400),
+    **dict.fromkeys(("w", "week", "weeks"), 7 * 86400),
+    **dict.fromkeys(("mo", "month", "months"), 30 * 86400),
+    **dict.fromkeys(("y", "yr", "yrs", "year", "years"), 365 * 86400),
 }
 _SPAN = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-z]+)")
 
@@ -112,8 +111,8 @@ def moment(text: str, *, now: float | None = None) -> float:
     spoken = text.strip().lower()
     parts = _SPAN.findall(spoken)
     whole = "".join(f"{n}{u}" for n, u in parts) == re.sub(r"\s+", "", spoken)  # nothing but spans
-    if parts and whole and all(u in _UNIT_NAMES for _, u in parts):
-        span = sum(float(n) * _UNITS[_UNIT_NAMES[u]] for n, u in parts)
+    if parts and whole and all(u in _SECONDS for _, u in parts):
+        span = sum(float(n) * _SECONDS[u] for n, u in parts)
         return (time.time() if now is None else now) - span
     try:
         return datetime.fromisoformat(text.strip()).timestamp()

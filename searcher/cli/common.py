@@ -300,8 +300,13 @@ def _unfinished(index_dir: Path) -> bool:
 def _disk_bytes(index_dir: Path) -> tuple[int, int]:
     """(bytes of the index's files, bytes of those hard-linked elsewhere too: the query encoder, which every index of
     a model shares with the home's store)."""
-    sizes = [(st.st_size, st.st_nlink > 1) for f in Path(index_dir).rglob("*") if f.is_file() for st in [f.stat()]]
-    return sum(size for size, _ in sizes), sum(size for size, shared in sizes if shared)
+    total = shared = 0
+    for f in Path(index_dir).rglob("*"):
+        if f.is_file():
+            st = f.stat()
+            total += st.st_size
+            shared += st.st_size if st.st_nlink > 1 else 0
+    return total, shared
 
 
 def _with_qdrant(
