@@ -137,10 +137,12 @@ MORE_KEPT = 10
 _WORD = re.compile(r"\w+")
 
 
-def _per_document(hits: list[Hit], k: int) -> list[Hit]:
+def _per_document(hits: list[Hit], k: int, *, features=None, threshold: float = NEAR_DUPLICATE) -> list[Hit]:
     """The first k documents, one hit each, in order of its best chunk; its other chunks folded into `more`. A
     document whose matching chunks say what a better document's say (the same page as .md and .html, a copied
-    file) is folded into that hit's `duplicates`."""
+    file) is folded into that hit's `duplicates`. `features` (a document's text -> a set) and `threshold`: how
+    documents are compared (_shingles and NEAR_DUPLICATE; others for benchmarks/near_duplicates.py)."""
+    features = features or _shingles
     groups: dict[str, list[Hit]] = {}
     for hit in hits:
         groups.setdefault(hit.doc_id, []).append(hit)
@@ -158,11 +160,11 @@ def _per_document(hits: list[Hit], k: int) -> list[Hit]:
         for i, kept in enumerate(out):
             if kept.source == best.source:
                 continue
-            mine = _shingles(text) if mine is None else mine
+            mine = features(text) if mine is None else mine
             theirs = pairs[i]
             if theirs is None:
-                theirs = pairs[i] = _shingles(texts[i])
-            if _near_duplicate(mine, theirs):
+                theirs = pairs[i] = features(texts[i])
+            if _near_duplicate(mine, theirs, threshold):
                 same = i
                 break
         if same is None:
@@ -181,13 +183,13 @@ def _shingles(text: str) -> set[int]:
     return set(map(hash, zip(words, words[1:]) if len(words) > 1 else words))
 
 
-def _near_duplicate(a: set, b: set) -> bool:
-    """Jaccard(a, b) >= NEAR_DUPLICATE; sets of too different sizes are told apart without intersecting them (the
+def _near_duplicate(a: set, b: set, threshold: float = NEAR_DUPLICATE) -> bool:
+    """Jaccard(a, b) >= threshold; sets of too different sizes are told apart without intersecting them (the
     intersection is at most the smaller set, the union at least the larger)."""
     small, large = sorted((len(a), len(b)))
-    if small < NEAR_DUPLICATE * large:
+    if small < threshold * large:
         return False
     if not (a or b):
         return True
     shared = len(a & b)
-    return shared >= NEAR_DUPLICATE * (len(a) + len(b) - shared)
+    return shared >= threshold * (len(a) + len(b) - shared)
