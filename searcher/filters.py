@@ -148,13 +148,18 @@ class FileTimes:
             np.fromiter((e.id_end for e in files), np.int64, n),
         )
 
-    def ids(self, where: Where) -> np.ndarray:
-        """Sorted chunk ids of the files changed inside `where`'s time bounds."""
+    def kept(self, where: Where) -> np.ndarray:
+        """A mask over the files: changed inside `where`'s time bounds."""
         keep = np.ones(len(self.mtime_ns), bool)
         if where.changed_after is not None:
             keep &= self.mtime_ns >= _ns(where.changed_after)
         if where.changed_before is not None:
             keep &= self.mtime_ns < _ns(where.changed_before)
+        return keep
+
+    def ids(self, where: Where) -> np.ndarray:
+        """Sorted chunk ids of the files changed inside `where`'s time bounds."""
+        keep = self.kept(where)
         return _ids_in(self.id_start[keep], self.id_end[keep])
 
 

@@ -41,7 +41,7 @@ import orjson
 from ..calibration import idf
 from ..config import FUSION_DEPTH, IndexConfig
 from ..errors import IndexFormatError, InvalidInputError
-from ..filters import Where
+from ..filters import FileTimes, Where
 from ..fusion import fuse_sides
 from ..lexical import analyzer, content_words
 from ..projection import coarse_vectors
@@ -290,7 +290,8 @@ class QdrantBackend:
         quantized = manifest["config"].get("qdrant_quantization", "none") != "none"
         self.oversampling = OVERSAMPLING if quantized else None
         self._files = files  # the local file table, if there is one: where filters find the files they keep
-        self._paths: tuple[int, list[str]] | None = None  # (generation, every file's path)
+        # (generation, every file's path, their times: None without a local file table), for filters
+        self._paths: tuple[int, list[str], FileTimes | None] | None = None
         self._published: tuple[float, tuple[int, int]] | None = None  # (when read, (generation, chunks))
 
     def _generation(self) -> tuple[int, int]:
@@ -330,21 +331,23 @@ class QdrantBackend:
                 "quoted phrases and -exclusions are not supported on the qdrant backend yet; "
                 "search the local index (drop --qdrant-url/--qdrant-path) or leave them out"
             )
+        if where.by_time and self._files is None:  # a file's time is in the local file table only
+            raise InvalidInputError(
+                "--changed-within and --changed-before need the index's local file table; query the index "
+                "itself (--index) rather than the collection alone"
+            )
         sources = None
-        if where.by_time:  # a file's time is in the local file table only
-            if self._files is None:
-                raise InvalidInputError(
-                    "--changed-within and --changed-before need the index's local file table; query the index "
-                    "itself (--index) rather than the collection alone"
-                )
-            sources = tuple(e.path for e in self._files() if where.keeps(e))
-            if not sources:
-                return None
-        elif where.paths:
+        if where.paths or where.by_time:
             if self._paths is None or self._paths[0] != generation:
-                paths = [e.path for e in self._files()] if self._files is not None else self.store.sources(generation)
-                self._paths = (generation, paths)
-            sources = tuple(p for p in self._paths[1] if where.matches(p))
+                if self._files is not None:
+                    files = self._files()
+                    self._paths = (generation, [e.path for e in files], FileTimes.of(files))
+                else:
+                    self._paths = (generation, self.store.sources(generation), None)
+            _, paths, times = self._paths
+            if where.by_time and times is not None:  # (a relative bound moves with the clock: not cached)
+                paths = [paths[i] for i in np.flatnonzero(times.kept(where))]
+            sources = tuple(p for p in paths if where.matches(p))
             if not sources:
                 return None
         return Scope(generation, sources, where.types)
