@@ -4,7 +4,6 @@ options, the progress bar and small parsers."""
 from __future__ import annotations
 
 import os
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -45,6 +44,8 @@ class _Group(click.Group):
             # `searcher query --no-cache-dir`, `searcher query -foo`: a flag's name searched for, unless it is
             # close to one of the command's own options (a typo: click's "Did you mean" says which)
             if ctx.invoked_subcommand == "query" and not e.possibilities:
+                import shlex
+
                 name = e.option_name if e.option_name.startswith("--") else "-foo"  # (click names -f of -foo)
                 raise click.NoSuchOption(
                     e.option_name,

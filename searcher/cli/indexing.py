@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-import orjson
 
 from ..config import (
     BACKENDS,
@@ -210,6 +209,8 @@ def list_command(name, index_dir, show_files, as_json):
         searcher list                  # indexes in ~/.local/share/searcher
         searcher list notes            # its sources, with file, document and chunk counts
     """
+    import orjson
+
     from ..home import home, named_indexes, resolve
     from ..store import open_index
     from ..upkeep import source_summaries
