@@ -137,12 +137,30 @@ MORE_KEPT = 10
 _WORD = re.compile(r"\w+")
 
 
-def _per_document(hits: list[Hit], k: int, *, features=None, threshold: float = NEAR_DUPLICATE) -> list[Hit]:
+def _shingles(text: str) -> set[int]:
+    """The pairs of adjacent words of `text`, lowercased (its one word alone for a text of one word), as their
+    hashes: sets of ints intersect faster than sets of tuples, whose hashes are not kept."""
+    words = _WORD.findall(text.lower())
+    return set(map(hash, zip(words, words[1:]) if len(words) > 1 else words))
+
+
+def _near_duplicate(a: set, b: set, threshold: float = NEAR_DUPLICATE) -> bool:
+    """Jaccard(a, b) >= threshold; sets of too different sizes are told apart without intersecting them (the
+    intersection is at most the smaller set, the union at least the larger)."""
+    small, large = sorted((len(a), len(b)))
+    if small < threshold * large:
+        return False
+    if not (a or b):
+        return True
+    shared = len(a & b)
+    return shared >= threshold * (len(a) + len(b) - shared)
+
+
+def _per_document(hits: list[Hit], k: int, *, features=_shingles, threshold: float = NEAR_DUPLICATE) -> list[Hit]:
     """The first k documents, one hit each, in order of its best chunk; its other chunks folded into `more`. A
     document whose matching chunks say what a better document's say (the same page as .md and .html, a copied
     file) is folded into that hit's `duplicates`. `features` (a document's text -> a set) and `threshold`: how
     documents are compared (_shingles and NEAR_DUPLICATE; others for benchmarks/near_duplicates.py)."""
-    features = features or _shingles
     groups: dict[str, list[Hit]] = {}
     for hit in hits:
         groups.setdefault(hit.doc_id, []).append(hit)
@@ -174,22 +192,3 @@ def _per_document(hits: list[Hit], k: int, *, features=None, threshold: float = 
         elif best.source not in out[same].duplicates:
             out[same] = out[same].replace(duplicates=(*out[same].duplicates, best.source))
     return out
-
-
-def _shingles(text: str) -> set[int]:
-    """The pairs of adjacent words of `text`, lowercased (its one word alone for a text of one word), as their
-    hashes: sets of ints intersect faster than sets of tuples, whose hashes are not kept."""
-    words = _WORD.findall(text.lower())
-    return set(map(hash, zip(words, words[1:]) if len(words) > 1 else words))
-
-
-def _near_duplicate(a: set, b: set, threshold: float = NEAR_DUPLICATE) -> bool:
-    """Jaccard(a, b) >= threshold; sets of too different sizes are told apart without intersecting them (the
-    intersection is at most the smaller set, the union at least the larger)."""
-    small, large = sorted((len(a), len(b)))
-    if small < threshold * large:
-        return False
-    if not (a or b):
-        return True
-    shared = len(a & b)
-    return shared >= threshold * (len(a) + len(b) - shared)
