@@ -9,6 +9,9 @@ per model, like the corpus chunks), and reports:
   the cards' `dim_N` tables do;
 - the share of the exact top-10 documents the dense (two-stage) top-10 keeps;
 - single-query latency, p50 and p95, with encoding and search apart.
+
+As BEIR's evaluation does, a document whose id is its query's (ArguAna, Quora: the query is a document of the
+corpus) is left out of that query's ranking unless `keep_identical_ids` (metrics.py); the report counts them.
 """
 
 from __future__ import annotations
@@ -59,6 +62,8 @@ class EvalReport:
     corpus_documents: int = 0  # usable records in corpus.jsonl
     indexed_documents: int = 0  # documents the index holds
     judged_not_indexed: list[str] = field(default_factory=list)  # judged documents missing from the index
+    identical_ids: int = 0  # judged queries whose id is also a document's (metrics.py)
+    keep_identical_ids: bool = False  # whether such a document stayed in its query's ranking
     warnings: list[str] = field(default_factory=list)  # what indexing dropped (bad lines, unreadable files, ...)
 
     def to_dict(self) -> dict:
@@ -81,6 +86,20 @@ class EvalReport:
                 else ""
             )
             + ".",
+            *(
+                [
+                    f"{self.identical_ids} of the {self.queries} queries have the id of a corpus document (the "
+                    "query is itself a document): "
+                    + (
+                        "that document was kept in their rankings."
+                        if self.keep_identical_ids
+                        else "that document was left out of their rankings, as BEIR's evaluation does "
+                        "(--keep-identical-ids keeps it)."
+                    )
+                ]
+                if self.identical_ids
+                else []
+            ),
             *(f"warning: {w}" for w in self.warnings),
             *(
                 [
@@ -133,14 +152,17 @@ def evaluate(
     root: Path | str = EVAL_ROOT,
     tune: bool = False,
     tune_split: str | None = None,
+    keep_identical_ids: bool = False,
 ) -> EvalReport:
     """Evaluate a model and searcher's search modes on a BEIR data set (see the module docstring).
 
     Indexes (unless `index_dir` names one) and the per-model embedding cache live under `root`. `tune=True`
     first picks the hybrid fusion weight on another labelled split (`tune_split`, by default train, else dev;
-    never the split reported) and stores it in the index.
+    never the split reported) and stores it in the index. `keep_identical_ids` keeps a document whose id is its
+    query's in that query's ranking (the module docstring).
     """
     data = load_beir(data_dir, split)
+    ignore = not keep_identical_ids
     config = config or IndexConfig()
     encoder = encoder or load_encoder(config.model)
     config = config.replace(model=encoder.info.name)
@@ -161,7 +183,12 @@ def evaluate(
     tuned = None
     if tune_split is not None:
         tuned = tune_fusion(
-            index_dir, load_beir(data_dir, tune_split), encoder, EmbeddingCache(cache, encoder.info), shortlist
+            index_dir,
+            load_beir(data_dir, tune_split),
+            encoder,
+            EmbeddingCache(cache, encoder.info),
+            shortlist,
+            ignore_identical_ids=ignore,
         )
         tuned["split"] = tune_split
 
@@ -174,7 +201,7 @@ def evaluate(
 
         def score(D: np.ndarray, I: np.ndarray) -> tuple[dict[str, float], list]:
             rankings = document_rankings(D, I, doc_of)
-            return ir_metrics(dict(zip(qids, rankings)), data.qrels), rankings
+            return ir_metrics(dict(zip(qids, rankings)), data.qrels, ignore_identical_ids=ignore), rankings
 
         indexed = set(doc_of.values())
         stored = [f"{e.path}: {w}" for e in searcher.index.files() for w in e.warnings]
@@ -190,6 +217,8 @@ def evaluate(
             corpus_documents=data.documents,
             indexed_documents=len(indexed),
             judged_not_indexed=sorted({d for rel in data.qrels.values() for d in rel} - indexed),
+            identical_ids=len(set(qids) & indexed),
+            keep_identical_ids=keep_identical_ids,
             warnings=list(dict.fromkeys(built.warnings + stored)),
         )
         texts = [data.queries[q] for q in qids]
@@ -198,9 +227,9 @@ def evaluate(
             report.modes["hybrid"], hybrid = score(
                 *searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts)
             )
-            report.ndcg_by_query["hybrid"] = _ndcg_by_query(qids, hybrid, data.qrels)
+            report.ndcg_by_query["hybrid"] = _ndcg_by_query(qids, hybrid, data.qrels, ignore)
         report.modes["dense"], dense = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
-        report.ndcg_by_query["dense"] = _ndcg_by_query(qids, dense, data.qrels)
+        report.ndcg_by_query["dense"] = _ndcg_by_query(qids, dense, data.qrels, ignore)
         if searcher.lexical is not None:
             report.modes["lexical"], _ = score(*searcher.search_vectors(None, k=depth, mode="lexical", texts=texts))
         report.modes["full"], full = score(*searcher.search_vectors(xq, k=depth, mode="full"))
@@ -217,8 +246,9 @@ def evaluate(
     return report
 
 
-def _ndcg_by_query(qids: list[str], rankings: list, qrels) -> dict[str, float]:
-    return {q: m["ndcg@10"] for q, m in query_metrics(dict(zip(qids, rankings)), qrels).items()}
+def _ndcg_by_query(qids: list[str], rankings: list, qrels, ignore_identical_ids: bool) -> dict[str, float]:
+    by_query = query_metrics(dict(zip(qids, rankings)), qrels, ignore_identical_ids=ignore_identical_ids)
+    return {q: m["ndcg@10"] for q, m in by_query.items()}
 
 
 TUNE_WEIGHTS = tuple(round(0.1 * i, 1) for i in range(11))
@@ -242,18 +272,34 @@ def _tune_split(data_dir: Path, split: str, requested: str | None) -> str:
     )
 
 
-def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict:
+def tune_fusion(
+    index_dir: Path,
+    data,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    shortlist: int,
+    *,
+    ignore_identical_ids: bool = True,
+) -> dict:
     """Pick the hybrid fusion weight with the best nDCG@10 on `data`'s queries and store it in the index.
 
     Ties go to the weight nearer the default. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
     """
-    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist)
+    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist, ignore_identical_ids=ignore_identical_ids)
     best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
     set_fusion_weight(index_dir, best)
     return {"queries": len(data.queries), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
 
 
-def fusion_sweep(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict[float, float]:
+def fusion_sweep(
+    index_dir: Path,
+    data,
+    encoder: Encoder,
+    cache: EmbeddingCache,
+    shortlist: int,
+    *,
+    ignore_identical_ids: bool = True,
+) -> dict[float, float]:
     """Hybrid nDCG@10 on `data`'s queries at each of TUNE_WEIGHTS; the index is not changed."""
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
@@ -267,7 +313,8 @@ def fusion_sweep(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache,
             D, I = searcher.search_vectors(
                 xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts, fusion_weight=w
             )
-            scores[w] = ir_metrics(dict(zip(qids, document_rankings(D, I, doc_of))), data.qrels)["ndcg@10"]
+            rankings = dict(zip(qids, document_rankings(D, I, doc_of)))
+            scores[w] = ir_metrics(rankings, data.qrels, ignore_identical_ids=ignore_identical_ids)["ndcg@10"]
     return scores
 
 

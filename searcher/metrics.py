@@ -4,7 +4,10 @@ The metrics are those of the two model cards (sentence-transformers' Information
 accuracy/precision/recall @1,3,5,10, ndcg@10, mrr@10 and map@100, with the same definitions - hits sorted by
 score then by document id, recall over all relevant documents, MAP normalised by min(k, #relevant). One
 extension: graded judgments (scores above 1) count as gains in nDCG (linear gain, as in trec_eval); with
-binary judgments the numbers equal the evaluator's exactly, which tests/test_evaluate.py checks.
+binary judgments the numbers equal the evaluator's exactly, which tests/test_metrics.py checks. One convention
+from BEIR's own evaluation (`ignore_identical_ids`, on by default there): a document whose id is the query's id is
+left out of that query's ranking. In sets such as ArguAna and Quora the query is itself a document of the corpus,
+and counting it would rank the query above every answer; in sets without such ids nothing changes.
 
 A document ranks by its best chunk, so results compare with published document-level numbers.
 """
@@ -149,22 +152,28 @@ def _dcg(gains: Sequence[float]) -> float:
     return sum(g / math.log2(i + 2) for i, g in enumerate(gains))
 
 
-def ir_metrics(rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+def ir_metrics(
+    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]], *, ignore_identical_ids: bool = True
+) -> dict[str, float]:
     """Mean of each metric in METRICS over the queries of `qrels` (a query with no ranking scores 0)."""
     totals = dict.fromkeys(METRICS, 0.0)
-    for values in query_metrics(rankings, qrels).values():
+    for values in query_metrics(rankings, qrels, ignore_identical_ids=ignore_identical_ids).values():
         for name, value in values.items():
             totals[name] += value
     return {name: value / len(qrels) for name, value in totals.items()}
 
 
 def query_metrics(
-    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]]
+    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]], *, ignore_identical_ids: bool = True
 ) -> dict[str, dict[str, float]]:
-    """Each metric in METRICS for each query of `qrels` (a query with no ranking scores 0)."""
+    """Each metric in METRICS for each query of `qrels` (a query with no ranking scores 0); with
+    `ignore_identical_ids`, a document whose id is the query's is left out of its ranking (the module docstring)."""
     out = {}
     for qid, relevant in qrels.items():
-        hits = sorted(rankings.get(qid, ()), key=lambda h: (-h[1], h[0]))[:DEPTH]
+        ranking = rankings.get(qid, ())
+        if ignore_identical_ids:
+            ranking = [hit for hit in ranking if hit[0] != qid]
+        hits = sorted(ranking, key=lambda h: (-h[1], h[0]))[:DEPTH]
         found = [doc in relevant for doc, _ in hits]
         m: dict[str, float] = {}
         for k in ACCURACY_AT:

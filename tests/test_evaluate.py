@@ -156,6 +156,24 @@ def test_eval_reports_what_indexing_dropped_and_judged_documents_it_lacks(beir, 
     assert "1 judged document(s) not in the index" in text and "warning: " in text, "also when the index is reused"
 
 
+def test_eval_leaves_out_a_document_with_the_querys_id_unless_told_to_keep_it(beir, use_fake_encoder):
+    queries = [json.loads(line) for line in (beir / "queries.jsonl").read_text().splitlines()]
+    with open(beir / "corpus.jsonl", "a") as f:  # as in ArguAna: each query is also a document, under its id
+        for q in queries:
+            f.write(json.dumps({"_id": q["_id"], "title": "", "text": q["text"]}) + "\n")
+    args = ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "-q", "--no-latency"]
+    left_out = CliRunner().invoke(cli, [*args, "--json"])
+    kept = CliRunner().invoke(cli, [*args, "--json", "--keep-identical-ids"])
+    assert left_out.exit_code == 0 and kept.exit_code == 0, left_out.output + kept.output
+    left_out_data, kept_data = json.loads(left_out.stdout), json.loads(kept.stdout)
+    assert left_out_data["identical_ids"] == kept_data["identical_ids"] == len(TOPICS)
+    assert left_out_data["modes"]["full"]["ndcg@10"] > 0.9, "each query names its document's topic"
+    assert kept_data["modes"]["full"]["ndcg@10"] < left_out_data["modes"]["full"]["ndcg@10"] - 0.1
+    text = CliRunner().invoke(cli, args).stdout
+    assert f"{len(TOPICS)} of the {len(TOPICS)} queries have the id of a corpus document" in text
+    assert "left out of their rankings, as BEIR's evaluation does" in text
+
+
 def test_eval_tune_picks_the_weight_on_another_split_and_stores_it(beir, use_fake_encoder):
     from searcher.store import read_manifest
 

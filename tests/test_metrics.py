@@ -40,6 +40,14 @@ def test_query_without_results_scores_zero():
     assert all(v == 0 for v in m.values())
 
 
+def test_a_document_with_the_querys_id_is_left_out_as_beir_does():
+    rankings = {"q1": [("q1", 0.9), ("d1", 0.8), ("d2", 0.7)]}  # ArguAna: the query is itself a document
+    qrels = {"q1": {"d1": 1}}
+    assert ir_metrics(rankings, qrels)["ndcg@10"] == 1.0 and ir_metrics(rankings, qrels)["precision@1"] == 1.0
+    kept = ir_metrics(rankings, qrels, ignore_identical_ids=False)
+    assert kept["ndcg@10"] == pytest.approx(1 / math.log2(3)) and kept["precision@1"] == 0.0
+
+
 def test_metrics_equal_sentence_transformers_evaluator():
     from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 

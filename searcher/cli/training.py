@@ -70,6 +70,12 @@ from .common import (
     "it in the index (train, else dev; never the split reported).",
 )
 @click.option("--tune-split", help="The split to tune on [default: train, else dev].")
+@click.option(
+    "--keep-identical-ids",
+    is_flag=True,
+    help="Keep a document whose id is its query's in that query's ranking (by default it is left out, as "
+    "BEIR's evaluation does: in ArguAna or Quora the query is itself a document).",
+)
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def eval_command(
@@ -92,6 +98,7 @@ def eval_command(
     no_latency,
     tune,
     tune_split,
+    keep_identical_ids,
     as_json,
     quiet,
 ):
@@ -130,6 +137,7 @@ def eval_command(
             latency=not no_latency,
             tune=tune or tune_split is not None,
             tune_split=tune_split,
+            keep_identical_ids=keep_identical_ids,
         )
     if as_json:
         import orjson
