@@ -7,8 +7,10 @@
 Phrases and exclusions are filters, not scores: the Searcher turns them into the set of chunks a search may return
 (filters.selected_ids), in every mode, so a dense search never lists a chunk without the phrase.
 
-Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a letter, digit
-or quote, so `--no-cache-dir`, `e-mail` and `-` alone are plain words; an unpaired quote is an ordinary character.
+Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a letter or a
+quote, so `--no-cache-dir`, `e-mail` and `-` alone are plain words, and so are numbers: `-40 degrees`, `E2F-1, -2,
+-3` (text pasted as a query holds them; an exclusion of a number is rarely meant). An unpaired quote is an
+ordinary character.
 Pure functions; tests/test_relevance.py works them out.
 """
 
@@ -17,7 +19,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[\w])(\S+)')
+_TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[^\W\d])(\S+)')
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,8 @@ def test_parse_finds_phrases_exclusions_and_plain_words():
     )
     assert parse("--no-cache-dir").excluded == (), "a --flag is a word"
     assert parse("e-mail -").text == "e-mail -", "a dash inside a word or alone is not an exclusion"
+    assert parse("E2F-1, -2, -3 at -40 degrees").excluded == (), "a number is not an exclusion"
+    assert parse("-40 degrees").text == "-40 degrees" and parse("x -_private").excluded == ("_private",)
     assert parse('an "unpaired quote').text == "an unpaired quote" and not parse('an "unpaired quote').phrases
 
 
