@@ -51,11 +51,16 @@ class Hit:
 _FIELDS = frozenset(f.name for f in dataclasses.fields(Hit))
 
 
+NOTHING_RELEVANT = "nothing in the index is likely to be relevant"
+
+
 class Hits(list):
     """The hits of one query, best first; `no_match` is True when nothing in the index is close to the query
-    (the hits are still there, with their scores)."""
+    (the hits are still there, with their scores), and `reason` says why in a line: NOTHING_RELEVANT, or that no
+    passage holds the query's quoted phrases (syntax.unmet)."""
 
     no_match: bool = False
+    reason: str = ""
     origins: tuple[int, ...] = ()  # search_many: the index (position in its list of searchers) of each hit
 
 

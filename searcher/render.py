@@ -34,9 +34,9 @@ def render_results(
     records: list[dict] = []
     for text, hits in zip(queries, results):
         if hits.no_match:
-            echo(f"no match for {text!r}: nothing in the index is likely to be relevant", err=True)
+            echo(f"no match for {text!r}: {hits.reason}", err=True)
             if output == "jsonl":  # a record for every query, so a batch's output lines up with its input
-                echo(orjson.dumps({"query": text, "no_match": True}).decode())
+                echo(orjson.dumps({"query": text, "no_match": True, "reason": hits.reason}).decode())
             continue
         if not hits:
             echo(f"nothing scored {min_score} or more" if min_score is not None else "no hits", err=True)

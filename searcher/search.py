@@ -24,7 +24,7 @@ from .config import DEFAULT_K, DEFAULT_MODE, DEFAULT_PER_DOC, DEFAULT_SHORTLIST,
 from .encoder import Encoder, load_encoder, normalize_rows, resolve_model
 from .errors import InvalidInputError, ModelError
 from .filters import Where
-from .hits import Hit, Hits, _located, _per_document
+from .hits import NOTHING_RELEVANT, Hit, Hits, _located, _per_document
 from .home import resolve as resolve_index
 from .ingest import keeps_lines
 from .lexical import LexicalIndex
@@ -34,7 +34,7 @@ from .rerank import DEFAULT_DEPTH, PASSAGE_CHARS, Reranker, check_depth, rerank_
 from .rerank import rerank as rerank_hits
 from .snippets import passages, query_terms, snippet
 from .store import open_index
-from .syntax import parse
+from .syntax import parse, unmet
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +254,9 @@ class Searcher:
                 hits = rerank_hits(second, queries[i], hits, rerank_depth, lambda h, t=terms: self._passage(h, t))
             found = Hits(self._with_snippet(h, terms) for h in hits[:k] if min_score is None or h.score >= min_score)
             found.no_match = no_match
+            if no_match:
+                scoped = where is not None and where.by_file
+                found.reason = (not ranked[i] and unmet(parsed[i], scoped=scoped)) or NOTHING_RELEVANT
             out.append(found)
         return out
 
@@ -444,6 +447,9 @@ def search_many(searchers: list[Searcher], queries: list[str], k: int = DEFAULT_
             ranked = [(h, j) for h, j in head + ranked[depth:] if min_score is None or h.score >= min_score]
         merged = Hits(h for h, _ in ranked[:k])
         merged.no_match = all(results[i].no_match for results in per_index)
+        if merged.no_match:  # the indexes' one reason, if they agree
+            reasons = {results[i].reason for results in per_index}
+            merged.reason = reasons.pop() if len(reasons) == 1 else NOTHING_RELEVANT
         merged.origins = tuple(j for _, j in ranked[:k])  # which of `searchers` each hit came from
         out.append(merged)
     return out

@@ -56,3 +56,17 @@ def parse(query: str) -> Query:
     free.append(query[pos:])
     text, words = (" ".join(" ".join(parts).replace('"', " ").split()) for parts in (kept, free))
     return Query(text, tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(excluded)), words)
+
+
+def unmet(query: Query, *, scoped: bool = False) -> str:
+    """Why a query whose phrases and exclusions left no passage at all found nothing: a line for the user, naming
+    them and the way out ("" when the query has none). `scoped`: the search was kept to some files."""
+    excluded = " ".join(f'-"{e}"' if " " in e else f"-{e}" for e in query.excluded)
+    if query.phrases:
+        quoted = " and ".join(f'"{p}"' for p in query.phrases)
+        return (
+            f"no passage{' of the files searched' if scoped else ''} holds {quoted}"
+            + (f" without {excluded}" if excluded else "")
+            + "; without the quotes, its words are searched by meaning"
+        )
+    return f"every passage the query finds holds {excluded}" if excluded else ""

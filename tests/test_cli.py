@@ -8,6 +8,7 @@ from conftest import write_corpus
 
 from searcher import calibration
 from searcher.cli import cli
+from searcher.hits import NOTHING_RELEVANT
 
 
 def run(*args, input=None):
@@ -347,7 +348,9 @@ def test_exit_statuses_follow_grep_and_a_query_starting_with_a_dash(indexed):
     assert found.exit_code == 0 and "birds.md" in found.stdout, "-e takes a query that starts with -"
     batch = run("query", "-", "--index", indexed, "--json", "--mode", "lexical", input="zqxjv\nowls\n")
     records = [__import__("json").loads(line) for line in batch.stdout.splitlines()]
-    assert records[0] == {"query": "zqxjv", "no_match": True} and records[1]["query"] == "owls"
+    assert (
+        records[0] == {"query": "zqxjv", "no_match": True, "reason": NOTHING_RELEVANT} and records[1]["query"] == "owls"
+    )
 
 
 def test_ctrl_c_on_a_read_only_command_says_nothing_about_writes(indexed, monkeypatch):

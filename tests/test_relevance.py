@@ -60,6 +60,20 @@ def test_a_phrase_and_an_exclusion_filter_every_mode(fruit, mode):
     assert "a.txt" not in _names(fruit.search('apple -"red apple"', mode=mode))
 
 
+def test_a_phrase_no_passage_holds_says_so(fruit):
+    from searcher.filters import Where
+
+    hits = fruit.search('"green banana" -pie')
+    assert hits == [] and hits.no_match
+    assert (
+        hits.reason
+        == 'no passage holds "green banana" without -pie; without the quotes, its words are searched by meaning'
+    )
+    scoped = fruit.search('"red apple"', where=Where(paths=("d.txt",)))
+    assert scoped.no_match and scoped.reason.startswith('no passage of the files searched holds "red apple"')
+    assert not fruit.search('"red apple"').reason, "a query with hits has no reason"
+
+
 def test_a_query_that_only_excludes_is_refused(fruit):
     with pytest.raises(Exception, match="only excludes"):
         fruit.search("-apple")
@@ -217,7 +231,12 @@ def test_no_match_and_min_score_in_the_cli(tmp_path, minilm, monkeypatch):
     build_index(write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(), encoder=minilm)
     index = str(tmp_path / "idx")
     gibberish = CliRunner().invoke(cli, ["query", "zzqx flibbertigibbet", "--index", index])
-    assert gibberish.exit_code == 1 and "no match" in gibberish.stderr and not gibberish.stdout
+    assert gibberish.exit_code == 1 and not gibberish.stdout
+    assert (
+        gibberish.stderr.strip() == "no match for 'zzqx flibbertigibbet': nothing in the index is likely to be relevant"
+    )
+    phrase = CliRunner().invoke(cli, ["query", '"rye sourdough" bread', "--index", index])
+    assert phrase.exit_code == 1 and 'no passage holds "rye sourdough"; without the quotes' in phrase.stderr
     found = CliRunner().invoke(cli, ["query", "how long does dough rise", "--index", index, "--json"])
     assert found.exit_code == 0 and "bread.md" in found.stdout
     strict = CliRunner().invoke(cli, ["query", "how long does dough rise", "--index", index, "--min-score", "0.999"])

@@ -145,6 +145,9 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     ]
     nothing = httpx.get(server.url + "/search", params={"query": "xqzvwk flibbertigibbet"}).json()
     assert nothing["no_match"] is True and all(h["score"] < 0.05 for h in nothing["hits"]), "no hit dressed as 1.0"
+    assert nothing["reason"] == "nothing in the index is likely to be relevant" and "reason" not in got
+    unheld = httpx.get(server.url + "/search", params={"query": '"owls on the moon"'}).json()
+    assert unheld["no_match"] is True and unheld["reason"].startswith('no passage holds "owls on the moon"')
     assert 0 < top["score"] < 1, "a probability"
     strict = httpx.get(server.url + "/search", params={"query": "planets with rings", "min_score": 0.999}).json()
     assert strict["hits"] == [], "min_score filters on the calibrated score"
@@ -436,6 +439,7 @@ def test_mcp_tools_through_an_mcp_client(served):
     assert recent.structured_content["hits"] and ancient.structured_content["hits"] == [], "files changed today"
     assert unread.is_error and "cannot read 'lately' as a time" in str(unread.content)
     assert nothing.structured_content["no_match"] is True
+    assert "no match for 'xqzvwk flibbertigibbet': nothing in the index is likely" in str(nothing.content)
     assert all(h["score"] < 0.05 for h in nothing.structured_content["hits"])
     assert strict.structured_content["hits"] == [] and not strict.is_error
     assert huge.is_error and "2000" in str(huge.content)
@@ -554,6 +558,17 @@ def test_the_search_page_in_a_headless_browser(served, tmp_path, minilm):
         chrome.find_element(By.ID, "changed_within").clear()
         chrome.find_element(By.ID, "changed_within").send_keys("lately\n")
         WebDriverWait(chrome, 20).until(lambda c: "cannot read 'lately'" in c.find_element(By.ID, "status").text)
+        # No match says why: here, a quoted phrase no passage of the Markdown files (the type above) holds.
+        chrome.find_element(By.ID, "changed_within").clear()
+        box = chrome.find_element(By.ID, "query")
+        box.clear()
+        box.send_keys('"owls on the moon"\n')
+        WebDriverWait(chrome, 20).until(
+            lambda c: (
+                'No match: no passage of the files searched holds "owls on the moon"'
+                in c.find_element(By.ID, "status").text
+            )
+        )
         assert chrome.save_screenshot(str(tmp_path / "page.png"))
     finally:
         chrome.quit()

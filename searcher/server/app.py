@@ -342,6 +342,7 @@ def _result(name: str, searcher, query: str, hits, names: list[str] | None = Non
         "index": name,
         **({"generation": searcher.manifest.generation} if searcher is not None else {}),
         "no_match": hits.no_match,
+        **({"reason": hits.reason} if hits.no_match else {}),
         "hits": records,
     }
 

@@ -42,7 +42,7 @@ def agent_record(rank: int, hit) -> dict[str, Any]:
 def _listing(query: str, hits) -> str:
     """The hits as a few lines of text (the MCP text content): the JSON is in the structured content, once."""
     if hits.no_match:
-        return f"no match for {query!r}: nothing in the index is likely to be relevant"
+        return f"no match for {query!r}: {hits.reason}"
     return (
         "\n".join(
             f"{i}. {h.score:.2f} {h.source}:{h.line or h.page} {h.heading}\n   {h.snippet}"

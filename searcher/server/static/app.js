@@ -37,7 +37,7 @@ function highlighted(text, spans) {
 function render(result) {
   const list = $("results");
   list.replaceChildren();
-  if (result.no_match) { $("status").textContent = "No match: no word of the query occurs and nothing is close in meaning."; return; }
+  if (result.no_match) { $("status").textContent = `No match: ${result.reason}.`; return; }
   $("status").textContent = result.hits.length ? `${result.hits.length} results from ${result.index}` : "Nothing passed the filters.";
   for (const hit of result.hits) {
     const li = document.createElement("li");
