@@ -10,7 +10,9 @@ Phrases and exclusions are filters, not scores: the Searcher turns them into the
 Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a letter or a
 quote, so `--no-cache-dir`, `e-mail` and `-` alone are plain words, and so are numbers: `-40 degrees`, `E2F-1, -2,
 -3` (text pasted as a query holds them; an exclusion of a number is rarely meant). An unpaired quote is an
-ordinary character.
+ordinary character. A query of more than PASSAGE_WORDS words is a passage pasted to find others like it (an
+argument, a claim, a paragraph), not a search box's query: its quotes and dashes are punctuation, as quoted speech
+and dashes are in prose, and nothing in it is a filter (Google reads no more than 32 words of a query at all).
 Pure functions; tests/test_relevance.py works them out.
 """
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+PASSAGE_WORDS = 32
 _TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[^\W\d])(\S+)')
 
 
@@ -36,6 +39,9 @@ class Query:
 
 def parse(query: str) -> Query:
     """The phrases, exclusions and remaining text of a query (see the module docstring)."""
+    if len(query.split(None, PASSAGE_WORDS)) > PASSAGE_WORDS:  # a passage: read as text
+        text = " ".join(query.replace('"', " ").split())
+        return Query(text, words=text)
     phrases: list[str] = []
     excluded: list[str] = []
     kept: list[str] = []

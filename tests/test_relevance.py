@@ -12,7 +12,7 @@ from searcher import IndexConfig, Searcher, build_index, calibration
 from searcher.cli import cli
 from searcher.config import SEARCH_MODES
 from searcher.lexical import identifiers
-from searcher.syntax import parse
+from searcher.syntax import PASSAGE_WORDS, parse
 
 FRUIT = {
     "a.txt": "She ate a red apple today.",
@@ -49,6 +49,9 @@ def test_parse_finds_phrases_exclusions_and_plain_words():
     assert parse("e-mail -").text == "e-mail -", "a dash inside a word or alone is not an exclusion"
     assert parse("E2F-1, -2, -3 at -40 degrees").excluded == (), "a number is not an exclusion"
     assert parse("-40 degrees").text == "-40 degrees" and parse("x -_private").excluded == ("_private",)
+    passage = 'As the report put it, "the plan was never tested" - and -nobody asked why. ' + "word " * 24
+    assert len(passage.split()) > PASSAGE_WORDS and not parse(passage).filters, "a pasted passage is prose"
+    assert parse(passage).text.startswith("As the report put it, the plan was never tested - and -nobody")
     assert parse('an "unpaired quote').text == "an unpaired quote" and not parse('an "unpaired quote').phrases
 
 
@@ -72,6 +75,13 @@ def test_a_phrase_no_passage_holds_says_so(fruit):
     scoped = fruit.search('"red apple"', where=Where(paths=("d.txt",)))
     assert scoped.no_match and scoped.reason.startswith('no passage of the files searched holds "red apple"')
     assert not fruit.search('"red apple"').reason, "a query with hits has no reason"
+
+
+def test_a_pasted_passage_is_searched_as_text_its_quotes_no_filter(fruit):
+    passage = 'She wrote that "a green banana" is all she ate, an apple -pie aside. ' + "and then " * 12
+    assert len(passage.split()) > PASSAGE_WORDS
+    assert fruit.search(passage, mode="lexical"), "its quoted words are words, not a phrase no passage holds"
+    assert fruit.search('"a green banana" apple', mode="lexical") == [], "in a short query they are a phrase"
 
 
 def test_a_query_that_only_excludes_is_refused(fruit):
