@@ -84,11 +84,15 @@ def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
             f"{len(missing)} query id(s) in {qrels_file.name} are not in queries.jsonl (first: {missing[0]!r})"
         )
     doc_ids = [doc_id for doc_id, _, _ in corpus_records(corpus)]
-    unknown = sorted({d for rel in qrels.values() for d in rel} - set(doc_ids))
-    if unknown:
+    judged = {d for rel in qrels.values() for d in rel}
+    unknown = sorted(judged - set(doc_ids))
+    if len(unknown) == len(judged):  # not one: another corpus's judgments, or ids written differently
         raise InvalidInputError(
-            f"{len(unknown)} document id(s) in {qrels_file.name} are not in corpus.jsonl (first: {unknown[0]!r})"
+            f"none of the {len(judged)} judged document id(s) in {qrels_file.name} is in corpus.jsonl (first: "
+            f"{unknown[0]!r}); are these the judgments for this corpus?"
         )
+    # Some judged documents missing (a sample of a larger corpus): they stay judged, so they cap recall, as in
+    # sentence-transformers' evaluator and BEIR's; `searcher eval` reports them.
     return BeirData(corpus=corpus, queries={q: all_queries[q] for q in qrels}, qrels=qrels, documents=len(doc_ids))
 
 
@@ -117,14 +121,16 @@ def _read_qrels(path: Path) -> dict[str, dict[str, int]]:
     qrels: dict[str, dict[str, int]] = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").split("\t")
-            if lineno == 1 and parts[0] == "query-id" or not line.strip():
+            parts = line.rstrip("\r\n").split("\t")
+            if not line.strip():
                 continue
             if len(parts) != 3:
                 raise InvalidInputError(f"{path}:{lineno} must have 3 tab-separated columns: query-id corpus-id score")
             try:
                 grade = int(float(parts[2]))
             except ValueError:
+                if lineno == 1:  # a header: BEIR's query-id, corpus-id, score, or another set's names for them
+                    continue
                 raise InvalidInputError(f"{path}:{lineno} has a score that is not a number: {parts[2]!r}") from None
             if grade > 0:
                 qrels.setdefault(parts[0], {})[parts[1]] = grade

@@ -129,7 +129,7 @@ def _from_jsonl(path: Path, seed: int) -> TrainingData:
 def _from_beir(data_dir: Path, eval_split: str | None) -> TrainingData:
     data = load_beir(data_dir, "train")
     docs = {doc_id: embedding_input(title, text) for doc_id, title, text in corpus_records(data.corpus)}
-    pairs = [Pair(data.queries[q], docs[d]) for q, rel in data.qrels.items() for d in rel]
+    pairs = [Pair(data.queries[q], docs[d]) for q, rel in data.qrels.items() for d in rel if d in docs]
     if eval_split is None:
         eval_split = next((s for s in ("test", "dev") if (data_dir / "qrels" / f"{s}.tsv").is_file()), None)
     evaluation = BeirEval(data_dir, eval_split) if eval_split else None

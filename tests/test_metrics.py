@@ -115,12 +115,18 @@ def test_load_beir_keeps_only_judged_queries(tmp_path):
     assert data.qrels == {"q1": {"d1": 1}, "q2": {"d2": 2}}
 
 
+def test_load_beir_keeps_judged_documents_a_sampled_corpus_lacks_and_reads_any_header(tmp_path):
+    data = load_beir(write_beir(tmp_path / "beir", qrels="qid\tdocid\trel\nq1\td1\t1\nq1\tgone\t1\nq2\td2\t2\n"))
+    assert data.qrels == {"q1": {"d1": 1, "gone": 1}, "q2": {"d2": 2}}, "still judged: it caps recall"
+    assert ir_metrics({"q1": [("d1", 1.0)], "q2": [("d2", 1.0)]}, data.qrels)["recall@10"] == pytest.approx(0.75)
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
         (
             {"qrels": "query-id\tcorpus-id\tscore\nq1\tnope\t1\n"},
-            "1 document id(s) in test.tsv are not in corpus.jsonl (first: 'nope')",
+            "none of the 1 judged document id(s) in test.tsv is in corpus.jsonl (first: 'nope'); are these the",
         ),
         (
             {"qrels": "query-id\tcorpus-id\tscore\nq9\td1\t1\n"},
