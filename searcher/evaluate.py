@@ -10,8 +10,8 @@ per model, like the corpus chunks), and reports:
 - the share of the exact top-10 documents the dense (two-stage) top-10 keeps;
 - single-query latency, p50 and p95, with encoding and search apart.
 
-As BEIR's evaluation does, a document whose id is its query's (ArguAna, Quora: the query is a document of the
-corpus) is left out of that query's ranking unless `keep_identical_ids` (metrics.py); the report counts them.
+As BEIR's evaluation does, a document that is its query (ArguAna, Quora: same id, the query's text) is left out of
+that query's ranking unless `keep_identical_ids` (metrics.py); the report counts them.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class EvalReport:
     corpus_documents: int = 0  # usable records in corpus.jsonl
     indexed_documents: int = 0  # documents the index holds
     judged_not_indexed: list[str] = field(default_factory=list)  # judged documents missing from the index
-    identical_ids: int = 0  # judged queries whose id is also a document's (metrics.py)
+    identical_ids: int = 0  # judged queries that are themselves a document of the corpus (BeirData.itself)
     keep_identical_ids: bool = False  # whether such a document stayed in its query's ranking
     warnings: list[str] = field(default_factory=list)  # what indexing dropped (bad lines, unreadable files, ...)
 
@@ -88,8 +88,8 @@ class EvalReport:
             + ".",
             *(
                 [
-                    f"{self.identical_ids} of the {self.queries} queries have the id of a corpus document (the "
-                    "query is itself a document): "
+                    f"{self.identical_ids} of the {self.queries} queries are themselves a document of the corpus "
+                    "(the same id and text): "
                     + (
                         "that document was kept in their rankings."
                         if self.keep_identical_ids
@@ -158,11 +158,11 @@ def evaluate(
 
     Indexes (unless `index_dir` names one) and the per-model embedding cache live under `root`. `tune=True`
     first picks the hybrid fusion weight on another labelled split (`tune_split`, by default train, else dev;
-    never the split reported) and stores it in the index. `keep_identical_ids` keeps a document whose id is its
-    query's in that query's ranking (the module docstring).
+    never the split reported) and stores it in the index. `keep_identical_ids` keeps a document that is its query
+    in that query's ranking (the module docstring).
     """
     data = load_beir(data_dir, split)
-    ignore = not keep_identical_ids
+    itself = frozenset() if keep_identical_ids else data.itself
     config = config or IndexConfig()
     encoder = encoder or load_encoder(config.model)
     config = config.replace(model=encoder.info.name)
@@ -188,7 +188,7 @@ def evaluate(
             encoder,
             EmbeddingCache(cache, encoder.info),
             shortlist,
-            ignore_identical_ids=ignore,
+            keep_identical_ids=keep_identical_ids,
         )
         tuned["split"] = tune_split
 
@@ -201,7 +201,7 @@ def evaluate(
 
         def score(D: np.ndarray, I: np.ndarray) -> tuple[dict[str, float], list]:
             rankings = document_rankings(D, I, doc_of)
-            return ir_metrics(dict(zip(qids, rankings)), data.qrels, ignore_identical_ids=ignore), rankings
+            return ir_metrics(dict(zip(qids, rankings)), data.qrels, itself=itself), rankings
 
         indexed = set(doc_of.values())
         stored = [f"{e.path}: {w}" for e in searcher.index.files() for w in e.warnings]
@@ -217,7 +217,7 @@ def evaluate(
             corpus_documents=data.documents,
             indexed_documents=len(indexed),
             judged_not_indexed=sorted({d for rel in data.qrels.values() for d in rel} - indexed),
-            identical_ids=len(set(qids) & indexed),
+            identical_ids=len(data.itself),
             keep_identical_ids=keep_identical_ids,
             warnings=list(dict.fromkeys(built.warnings + stored)),
         )
@@ -227,9 +227,9 @@ def evaluate(
             report.modes["hybrid"], hybrid = score(
                 *searcher.search_vectors(xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts)
             )
-            report.ndcg_by_query["hybrid"] = _ndcg_by_query(qids, hybrid, data.qrels, ignore)
+            report.ndcg_by_query["hybrid"] = _ndcg_by_query(qids, hybrid, data.qrels, itself)
         report.modes["dense"], dense = score(*searcher.search_vectors(xq, k=shortlist, shortlist=shortlist))
-        report.ndcg_by_query["dense"] = _ndcg_by_query(qids, dense, data.qrels, ignore)
+        report.ndcg_by_query["dense"] = _ndcg_by_query(qids, dense, data.qrels, itself)
         if searcher.lexical is not None:
             report.modes["lexical"], _ = score(*searcher.search_vectors(None, k=depth, mode="lexical", texts=texts))
         report.modes["full"], full = score(*searcher.search_vectors(xq, k=depth, mode="full"))
@@ -246,8 +246,8 @@ def evaluate(
     return report
 
 
-def _ndcg_by_query(qids: list[str], rankings: list, qrels, ignore_identical_ids: bool) -> dict[str, float]:
-    by_query = query_metrics(dict(zip(qids, rankings)), qrels, ignore_identical_ids=ignore_identical_ids)
+def _ndcg_by_query(qids: list[str], rankings: list, qrels, itself: frozenset[str]) -> dict[str, float]:
+    by_query = query_metrics(dict(zip(qids, rankings)), qrels, itself=itself)
     return {q: m["ndcg@10"] for q, m in by_query.items()}
 
 
@@ -279,13 +279,13 @@ def tune_fusion(
     cache: EmbeddingCache,
     shortlist: int,
     *,
-    ignore_identical_ids: bool = True,
+    keep_identical_ids: bool = False,
 ) -> dict:
     """Pick the hybrid fusion weight with the best nDCG@10 on `data`'s queries and store it in the index.
 
     Ties go to the weight nearer the default. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
     """
-    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist, ignore_identical_ids=ignore_identical_ids)
+    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist, keep_identical_ids=keep_identical_ids)
     best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
     set_fusion_weight(index_dir, best)
     return {"queries": len(data.queries), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
@@ -298,7 +298,7 @@ def fusion_sweep(
     cache: EmbeddingCache,
     shortlist: int,
     *,
-    ignore_identical_ids: bool = True,
+    keep_identical_ids: bool = False,
 ) -> dict[float, float]:
     """Hybrid nDCG@10 on `data`'s queries at each of TUNE_WEIGHTS; the index is not changed."""
     qids = list(data.queries)
@@ -314,7 +314,8 @@ def fusion_sweep(
                 xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts, fusion_weight=w
             )
             rankings = dict(zip(qids, document_rankings(D, I, doc_of)))
-            scores[w] = ir_metrics(rankings, data.qrels, ignore_identical_ids=ignore_identical_ids)["ndcg@10"]
+            itself = frozenset() if keep_identical_ids else data.itself
+            scores[w] = ir_metrics(rankings, data.qrels, itself=itself)["ndcg@10"]
     return scores
 
 

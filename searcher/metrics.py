@@ -4,10 +4,14 @@ The metrics are those of the two model cards (sentence-transformers' Information
 accuracy/precision/recall @1,3,5,10, ndcg@10, mrr@10 and map@100, with the same definitions - hits sorted by
 score then by document id, recall over all relevant documents, MAP normalised by min(k, #relevant). One
 extension: graded judgments (scores above 1) count as gains in nDCG (linear gain, as in trec_eval); with
-binary judgments the numbers equal the evaluator's exactly, which tests/test_metrics.py checks. One convention
-from BEIR's own evaluation (`ignore_identical_ids`, on by default there): a document whose id is the query's id is
-left out of that query's ranking. In sets such as ArguAna and Quora the query is itself a document of the corpus,
-and counting it would rank the query above every answer; in sets without such ids nothing changes.
+binary judgments the numbers equal the evaluator's exactly, which tests/test_metrics.py checks.
+
+One convention from BEIR's own evaluation (`ignore_identical_ids`): in sets such as ArguAna and Quora the query is
+itself a document of the corpus, under the query's id, and counting it would rank the query above every answer;
+`searcher eval` leaves such a document out of its query's ranking (`itself=`). Unlike BEIR's rule, an id alone
+does not decide: the document must hold the query's own text (BeirData.itself). Sets converted from the classic
+collections number queries and documents alike (query 1, document 1), and there the same id is a coincidence -
+dropping document 1 from query 1's ranking would lose a judged answer.
 
 A document ranks by its best chunk, so results compare with published document-level numbers.
 """
@@ -15,7 +19,7 @@ A document ranks by its best chunk, so results compare with published document-l
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,6 +53,7 @@ class BeirData:
     queries: dict[str, str]  # only the queries judged in the split
     qrels: dict[str, dict[str, int]]  # query id -> {doc id: grade > 0}
     documents: int = 0  # usable records in corpus.jsonl
+    itself: frozenset[str] = frozenset()  # judged queries that are documents of the corpus: same id, same text
 
 
 def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
@@ -83,7 +88,11 @@ def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
         raise InvalidInputError(
             f"{len(missing)} query id(s) in {qrels_file.name} are not in queries.jsonl (first: {missing[0]!r})"
         )
-    doc_ids = [doc_id for doc_id, _, _ in corpus_records(corpus)]
+    doc_ids, itself = [], set()
+    for doc_id, title, text in corpus_records(corpus):
+        doc_ids.append(doc_id)
+        if doc_id in qrels and _same_text(all_queries[doc_id], title, text):
+            itself.add(doc_id)
     judged = {d for rel in qrels.values() for d in rel}
     unknown = sorted(judged - set(doc_ids))
     if len(unknown) == len(judged):  # not one: another corpus's judgments, or ids written differently
@@ -93,7 +102,23 @@ def load_beir(data_dir: Path | str, split: str = "test") -> BeirData:
         )
     # Some judged documents missing (a sample of a larger corpus): they stay judged, so they cap recall, as in
     # sentence-transformers' evaluator and BEIR's; `searcher eval` reports them.
-    return BeirData(corpus=corpus, queries={q: all_queries[q] for q in qrels}, qrels=qrels, documents=len(doc_ids))
+    return BeirData(
+        corpus=corpus,
+        queries={q: all_queries[q] for q in qrels},
+        qrels=qrels,
+        documents=len(doc_ids),
+        itself=frozenset(itself),
+    )
+
+
+def _same_text(query: str, title: str, text: str) -> bool:
+    """Whether a document holds the query's own text: the same words (case and spacing aside) as its text, or its
+    title and text; or one holds the other and they differ by under a tenth of their length."""
+    q = " ".join(query.lower().split())
+    for d in (" ".join(text.lower().split()), " ".join(f"{title} {text}".lower().split())):
+        if q == d or ((q in d or d in q) and min(len(q), len(d)) >= 0.9 * max(len(q), len(d))):
+            return True
+    return False
 
 
 def corpus_records(path: Path) -> Iterator[tuple[str, str, str]]:
@@ -159,25 +184,25 @@ def _dcg(gains: Sequence[float]) -> float:
 
 
 def ir_metrics(
-    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]], *, ignore_identical_ids: bool = True
+    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]], *, itself: Collection[str] = ()
 ) -> dict[str, float]:
     """Mean of each metric in METRICS over the queries of `qrels` (a query with no ranking scores 0)."""
     totals = dict.fromkeys(METRICS, 0.0)
-    for values in query_metrics(rankings, qrels, ignore_identical_ids=ignore_identical_ids).values():
+    for values in query_metrics(rankings, qrels, itself=itself).values():
         for name, value in values.items():
             totals[name] += value
     return {name: value / len(qrels) for name, value in totals.items()}
 
 
 def query_metrics(
-    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]], *, ignore_identical_ids: bool = True
+    rankings: Mapping[str, Ranking], qrels: Mapping[str, Mapping[str, int]], *, itself: Collection[str] = ()
 ) -> dict[str, dict[str, float]]:
-    """Each metric in METRICS for each query of `qrels` (a query with no ranking scores 0); with
-    `ignore_identical_ids`, a document whose id is the query's is left out of its ranking (the module docstring)."""
+    """Each metric in METRICS for each query of `qrels` (a query with no ranking scores 0); for the query ids in
+    `itself`, the document of the same id (the query itself: BeirData.itself) is left out of its ranking."""
     out = {}
     for qid, relevant in qrels.items():
         ranking = rankings.get(qid, ())
-        if ignore_identical_ids:
+        if qid in itself:
             ranking = [hit for hit in ranking if hit[0] != qid]
         hits = sorted(ranking, key=lambda h: (-h[1], h[0]))[:DEPTH]
         found = [doc in relevant for doc, _ in hits]

@@ -170,8 +170,20 @@ def test_eval_leaves_out_a_document_with_the_querys_id_unless_told_to_keep_it(be
     assert left_out_data["modes"]["full"]["ndcg@10"] > 0.9, "each query names its document's topic"
     assert kept_data["modes"]["full"]["ndcg@10"] < left_out_data["modes"]["full"]["ndcg@10"] - 0.1
     text = CliRunner().invoke(cli, args).stdout
-    assert f"{len(TOPICS)} of the {len(TOPICS)} queries have the id of a corpus document" in text
+    assert f"{len(TOPICS)} of the {len(TOPICS)} queries are themselves a document of the corpus" in text
     assert "left out of their rankings, as BEIR's evaluation does" in text
+
+
+def test_eval_keeps_a_judged_document_that_only_shares_its_querys_number(beir, use_fake_encoder):
+    # As the classic collections converted to BEIR: queries and documents both numbered from 1.
+    corpus = [json.loads(line) for line in (beir / "corpus.jsonl").read_text().splitlines()]
+    (beir / "corpus.jsonl").write_text("".join(json.dumps({**d, "_id": str(i)}) + "\n" for i, d in enumerate(corpus)))
+    queries = [json.loads(line) for line in (beir / "queries.jsonl").read_text().splitlines()]
+    (beir / "queries.jsonl").write_text("".join(json.dumps({**q, "_id": str(i)}) + "\n" for i, q in enumerate(queries)))
+    (beir / "qrels" / "test.tsv").write_text("".join(f"{i}\t{i}\t1\n" for i in range(len(TOPICS))))
+    args = ["eval", str(beir), "--chunk-tokens", "24", "--overlap-tokens", "2", "--json", "-q", "--no-latency"]
+    data = json.loads(CliRunner().invoke(cli, args).stdout)
+    assert data["identical_ids"] == 0 and data["modes"]["full"]["ndcg@10"] > 0.9, "query i's answer is document i"
 
 
 def test_eval_tune_picks_the_weight_on_another_split_and_stores_it(beir, use_fake_encoder):

@@ -40,12 +40,17 @@ def test_query_without_results_scores_zero():
     assert all(v == 0 for v in m.values())
 
 
-def test_a_document_with_the_querys_id_is_left_out_as_beir_does():
+def test_a_query_that_is_a_document_is_left_out_of_its_ranking_only_when_it_is_that_document(tmp_path):
     rankings = {"q1": [("q1", 0.9), ("d1", 0.8), ("d2", 0.7)]}  # ArguAna: the query is itself a document
     qrels = {"q1": {"d1": 1}}
-    assert ir_metrics(rankings, qrels)["ndcg@10"] == 1.0 and ir_metrics(rankings, qrels)["precision@1"] == 1.0
-    kept = ir_metrics(rankings, qrels, ignore_identical_ids=False)
+    left_out = ir_metrics(rankings, qrels, itself={"q1"})
+    assert left_out["ndcg@10"] == 1.0 and left_out["precision@1"] == 1.0
+    kept = ir_metrics(rankings, qrels)
     assert kept["ndcg@10"] == pytest.approx(1 / math.log2(3)) and kept["precision@1"] == 0.0
+    root = write_beir(tmp_path / "beir", qrels="q1\td1\t1\nq2\td2\t1\n")
+    with open(root / "corpus.jsonl", "a") as f:  # q1's text as a document of q1's id; q2's id on another text
+        f.write('{"_id": "q1", "title": "First", "text": "first"}\n{"_id": "q2", "text": "a numbered document"}\n')
+    assert load_beir(root).itself == {"q1"}, "an id alone is a coincidence (classic collections number both)"
 
 
 def test_metrics_equal_sentence_transformers_evaluator():

@@ -73,8 +73,8 @@ from .common import (
 @click.option(
     "--keep-identical-ids",
     is_flag=True,
-    help="Keep a document whose id is its query's in that query's ranking (by default it is left out, as "
-    "BEIR's evaluation does: in ArguAna or Quora the query is itself a document).",
+    help="Count a document that is its query (the same id and text: ArguAna, Quora) in that query's ranking; by "
+    "default it is left out, as BEIR's evaluation does.",
 )
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
