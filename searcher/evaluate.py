@@ -16,6 +16,7 @@ that query's ranking unless `keep_identical_ids` (metrics.py); the report counts
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import re
 import time
@@ -31,7 +32,16 @@ from .encoder import Encoder, load_encoder, normalize_rows
 from .errors import InvalidInputError
 from .exact import EXACT_BLOCK, exact_top_k
 from .indexer import Progress, build_index
-from .metrics import DEPTH, document_rankings, ir_metrics, load_beir, metrics_table, query_metrics, top_overlap
+from .metrics import (
+    DEPTH,
+    BeirData,
+    document_rankings,
+    ir_metrics,
+    load_beir,
+    metrics_table,
+    query_metrics,
+    top_overlap,
+)
 from .onnx_encoder import OnnxEncoder
 from .search import Searcher
 from .store import MANIFEST, read_manifest
@@ -162,7 +172,9 @@ def evaluate(
     in that query's ranking (the module docstring).
     """
     data = load_beir(data_dir, split)
-    itself = frozenset() if keep_identical_ids else data.itself
+    identical = len(data.itself)
+    data = _counting_itself(data, keep_identical_ids)
+    itself = data.itself
     config = config or IndexConfig()
     encoder = encoder or load_encoder(config.model)
     config = config.replace(model=encoder.info.name)
@@ -182,14 +194,8 @@ def evaluate(
     )
     tuned = None
     if tune_split is not None:
-        tuned = tune_fusion(
-            index_dir,
-            load_beir(data_dir, tune_split),
-            encoder,
-            EmbeddingCache(cache, encoder.info),
-            shortlist,
-            keep_identical_ids=keep_identical_ids,
-        )
+        tune_data = _counting_itself(load_beir(data_dir, tune_split), keep_identical_ids)
+        tuned = tune_fusion(index_dir, tune_data, encoder, EmbeddingCache(cache, encoder.info), shortlist)
         tuned["split"] = tune_split
 
     qids = list(data.queries)
@@ -217,7 +223,7 @@ def evaluate(
             corpus_documents=data.documents,
             indexed_documents=len(indexed),
             judged_not_indexed=sorted({d for rel in data.qrels.values() for d in rel} - indexed),
-            identical_ids=len(data.itself),
+            identical_ids=identical,
             keep_identical_ids=keep_identical_ids,
             warnings=list(dict.fromkeys(built.warnings + stored)),
         )
@@ -246,6 +252,11 @@ def evaluate(
     return report
 
 
+def _counting_itself(data: BeirData, keep: bool) -> BeirData:
+    """`data` whose queries that are documents count those documents in their rankings (`keep`), or as it is."""
+    return dataclasses.replace(data, itself=frozenset()) if keep and data.itself else data
+
+
 def _ndcg_by_query(qids: list[str], rankings: list, qrels, itself: frozenset[str]) -> dict[str, float]:
     by_query = query_metrics(dict(zip(qids, rankings)), qrels, itself=itself)
     return {q: m["ndcg@10"] for q, m in by_query.items()}
@@ -272,34 +283,18 @@ def _tune_split(data_dir: Path, split: str, requested: str | None) -> str:
     )
 
 
-def tune_fusion(
-    index_dir: Path,
-    data,
-    encoder: Encoder,
-    cache: EmbeddingCache,
-    shortlist: int,
-    *,
-    keep_identical_ids: bool = False,
-) -> dict:
+def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict:
     """Pick the hybrid fusion weight with the best nDCG@10 on `data`'s queries and store it in the index.
 
     Ties go to the weight nearer the default. Returns {"queries", "ndcg@10": {weight: value}, "weight"}.
     """
-    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist, keep_identical_ids=keep_identical_ids)
+    scores = fusion_sweep(index_dir, data, encoder, cache, shortlist)
     best = max(TUNE_WEIGHTS, key=lambda w: (round(scores[w], 6), -abs(w - DEFAULT_FUSION_WEIGHT)))
     set_fusion_weight(index_dir, best)
     return {"queries": len(data.queries), "ndcg@10": {str(w): round(v, 4) for w, v in scores.items()}, "weight": best}
 
 
-def fusion_sweep(
-    index_dir: Path,
-    data,
-    encoder: Encoder,
-    cache: EmbeddingCache,
-    shortlist: int,
-    *,
-    keep_identical_ids: bool = False,
-) -> dict[float, float]:
+def fusion_sweep(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict[float, float]:
     """Hybrid nDCG@10 on `data`'s queries at each of TUNE_WEIGHTS; the index is not changed."""
     qids = list(data.queries)
     texts = [data.queries[q] for q in qids]
@@ -314,8 +309,7 @@ def fusion_sweep(
                 xq, k=FUSION_DEPTH, shortlist=shortlist, mode="hybrid", texts=texts, fusion_weight=w
             )
             rankings = dict(zip(qids, document_rankings(D, I, doc_of)))
-            itself = frozenset() if keep_identical_ids else data.itself
-            scores[w] = ir_metrics(rankings, data.qrels, itself=itself)["ndcg@10"]
+            scores[w] = ir_metrics(rankings, data.qrels, itself=data.itself)["ndcg@10"]
     return scores
 
 
