@@ -7,12 +7,14 @@
 Phrases and exclusions are filters, not scores: the Searcher turns them into the set of chunks a search may return
 (filters.selected_ids), in every mode, so a dense search never lists a chunk without the phrase.
 
-Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a letter or a
-quote, so `--no-cache-dir`, `e-mail` and `-` alone are plain words, and so are numbers: `-40 degrees`, `E2F-1, -2,
--3` (text pasted as a query holds them; an exclusion of a number is rarely meant). An unpaired quote is an
-ordinary character. A query of more than PASSAGE_WORDS words is a passage pasted to find others like it (an
-argument, a claim, a paragraph), not a search box's query: its quotes and dashes are punctuation, as quoted speech
-and dashes are in prose, and nothing in it is a filter (Google reads no more than 32 words of a query at all).
+Rules (as in most search boxes): a `-` starts an exclusion only at the start of a word and before a quote or a word
+of two characters or more that begins with a letter, so `--no-cache-dir`, `e-mail` and `-` alone are plain words,
+and so are numbers (`-40 degrees`, `E2F-1, -2, -3`: text pasted as a query holds them) and a single letter
+(`python -m venv`, `git commit -m`, `pip install -r`: a command's flag; leaving out every passage that holds the
+word "m" is never what a query means). An unpaired quote is an ordinary character. A query of more than
+PASSAGE_WORDS words is a passage pasted to find others like it (an argument, a claim, a paragraph), not a search
+box's query: its quotes and dashes are punctuation, as quoted speech and dashes are in prose, and nothing in it is a
+filter (Google reads no more than 32 words of a query at all).
 Pure functions; tests/test_relevance.py works them out.
 """
 
@@ -22,7 +24,7 @@ import re
 from dataclasses import dataclass
 
 PASSAGE_WORDS = 32
-_TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[^\W\d])(\S+)')
+_TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[^\W\d]\w)(\S+)')
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,9 @@ def test_parse_finds_phrases_exclusions_and_plain_words():
     assert parse("--no-cache-dir").excluded == (), "a --flag is a word"
     assert parse("e-mail -").text == "e-mail -", "a dash inside a word or alone is not an exclusion"
     assert parse("E2F-1, -2, -3 at -40 degrees").excluded == (), "a number is not an exclusion"
+    flags = parse("python -m venv, git commit -m, ls -l")
+    assert flags.excluded == () and flags.text == "python -m venv, git commit -m, ls -l", "a one-letter flag is a word"
+    assert parse("owls -at night").excluded == ("at",) and parse("x -v2").excluded == ("v2",)
     assert parse("-40 degrees").text == "-40 degrees" and parse("x -_private").excluded == ("_private",)
     passage = 'As the report put it, "the plan was never tested" - and -nobody asked why. ' + "word " * 24
     assert len(passage.split()) > PASSAGE_WORDS and not parse(passage).filters, "a pasted passage is prose"
