@@ -52,6 +52,8 @@ def unique_identifiers(searcher: Searcher) -> dict[str, str]:
     spelling: dict[str, str] = {}  # one spelling of each, as written, to search with
     for source, text in texts.items():
         for name in identifiers(text, parts=False):
+            if name.startswith("-") and not name.startswith("--"):  # a -flag: kept for the query syntax, no look-up
+                continue
             candidates[name.lower()].add(source)
             spelling.setdefault(name.lower(), name)
     out = {}

@@ -26,19 +26,20 @@ sets is in RESULTS.md's search quality section.
 
 Identifiers (`english` and `plain`): the text field cuts `Py_Initialize` into `py` and `initialize`, so that
 `initialize` and `py initialize` find it; a second field, `ident`, holds each identifier of the chunk whole
-(snake_case, camelCase and PascalCase, dotted names and their tails, `--flags`, error codes such as `E0277`,
-versions such as `v3.11.2`), lowercased and never stemmed. It scores only in a look-up query (`names`), where the
-names are boosted, so that the chunks holding them are among the candidates, however common their parts (`ctx`,
-`command`, `path` in a CLI library); elsewhere BM25 is the text field's alone (adding the field to every query's
-score lost on every tuning split). With `holding`, the Searcher lists the chunks holding every identifier of a
-look-up query first.
+(snake_case, camelCase and PascalCase, dotted names and their tails, `--flags` and `-f` flags as written, error
+codes such as `E0277`, versions such as `v3.11.2`), lowercased and never stemmed. It scores only in a look-up query
+(`names`), where the names are boosted, so that the chunks holding them are among the candidates, however common
+their parts (`ctx`, `command`, `path` in a CLI library); elsewhere BM25 is the text field's alone (adding the field
+to every query's score lost on every tuning split). With `holding`, the Searcher lists the chunks holding every
+identifier of a look-up query first.
 
 Queries: words are OR-ed and scored with BM25, without English stopwords (`english`: Lucene's list, the one bm25s
-uses) unless the query is made of nothing else ("to be or not to be"); the index keeps them, so phrases hold them.
-A "quoted phrase" must match as a phrase and a -word or -"phrase" must not occur (syntax.py); `matching` gives the
-chunks such a query allows, which the Searcher applies as a filter in every mode. Why stopwords are dropped from
-queries rather than from the index: the two measured alike against bm25s on whole documents (within 0.003 nDCG@10 on
-each tuning split), and keeping them in the index keeps phrases exact.
+uses) unless the query is made of nothing else ("to be or not to be"); the index keeps them, so phrases hold them. A
+"quoted phrase" must match as a phrase and a -word or -"phrase" must not occur (syntax.py; a -word the collection
+holds as a flag, `ls -la`, is a word: `parse`); `matching` gives the chunks such a query allows, which the Searcher
+applies as a filter in every mode. Why stopwords are dropped from queries rather than from the index: the two
+measured alike against bm25s on whole documents (within 0.003 nDCG@10 on each tuning split), and keeping them in the
+index keeps phrases exact.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import numpy as np
 
 from .calibration import idf
 from .errors import InvalidInputError
-from .syntax import parse
+from .syntax import Query, parse
 
 LEXICAL_DIR = "lexical"
 WRITER_HEAP = 50_000_000  # bytes tantivy buffers before writing a segment
@@ -148,6 +149,7 @@ def _ident_analyzer():
 _CANDIDATE = re.compile(r"-{0,2}[\w$]+(?:(?:\.|::|-|/)[\w$]+)*")
 _CAMEL = re.compile(r"[a-z][A-Z]|[A-Z]{2}[a-z]")
 _LETTER, _DIGIT = re.compile(r"[^\W\d_]"), re.compile(r"\d")
+_FLAG = re.compile(r"-[^\W\d_]\w*")  # -m, -la, -xzf, -O2
 
 
 def identifiers(text: str, *, parts: bool = True) -> list[str]:
@@ -157,6 +159,8 @@ def identifiers(text: str, *, parts: bool = True) -> list[str]:
     for m in _CANDIDATE.finditer(text):
         token = m.group()
         if token.startswith("-") and not token.startswith("--"):
+            if _FLAG.fullmatch(token):  # a command's flag as written (`ls -la`): syntax.parse asks for it
+                out.append(token)
             token = token[1:]
         if not _is_identifier(token):
             continue
@@ -324,10 +328,17 @@ class LexicalIndex:
         ids = self.searcher.fast_field_values("id", [address for _, address in hits])
         return np.array([s for s, _ in hits], dtype=np.float32), np.array(ids, dtype=np.int64)
 
+    def parse(self, text: str) -> Query:
+        """syntax.parse, with a -word this index holds as a flag (`ls -la`) read as a word, not an exclusion."""
+        return parse(text, self._is_flag)
+
+    def _is_flag(self, token: str) -> bool:
+        return self.tokenizer != "ngram" and self.searcher.doc_freq("ident", token) > 0
+
     def query_words(self, text: str) -> list[str]:
         """The analysed words a query's evidence is counted over, each once: its free words and its phrases' words,
         stopwords out unless it has nothing else (as the calibrated score counts them, search.Searcher)."""
-        parsed = parse(text)
+        parsed = self.parse(text)
         return list(dict.fromkeys(self.words(" ".join([parsed.words, *parsed.phrases]))))
 
     def coverage(self, text: str, ids: np.ndarray) -> np.ndarray:
@@ -381,7 +392,7 @@ class LexicalIndex:
         """The tantivy query for `text` (see the module docstring): words OR-ed in both fields, identifiers
         whole in `ident`, each "quoted phrase" required, each -word or -"phrase" excluded."""
         tantivy = _tantivy()
-        parsed = parse(text)
+        parsed = self.parse(text)
         free = parsed.words
         clauses = [(tantivy.Occur.Should, tantivy.Query.term_query(self.schema, "text", t)) for t in self.words(free)]
         clauses += [
@@ -412,7 +423,8 @@ class LexicalIndex:
         if self.tokenizer == "ngram":
             return []
         words = [w for w in text.split() if w.lower() not in _STOPWORDS]
-        names = identifiers(text, parts=False)
+        # (a -flag is no look-up: `-v` is in every tool's documentation)
+        names = [n for n in identifiers(text, parts=False) if not _FLAG.fullmatch(n)]
         if not names or 2 * len(names) < len(words):
             return []
         return list(dict.fromkeys(t for name in names for t in self.ident_analyzer.analyze(name)))

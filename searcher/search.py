@@ -203,7 +203,7 @@ class Searcher:
         parsed = []
         for query in queries:
             check_query(query)
-            parsed.append(parse(query))
+            parsed.append(self._parse(query))
             if not parsed[-1].text:
                 what = "only excludes" if parsed[-1].excluded else "has no word in it"
                 raise InvalidInputError(f"query {query!r} {what}; add a word or a phrase to search for")
@@ -321,6 +321,14 @@ class Searcher:
             words = self._words[text] = tuple(self._analyzer.analyze(text))
         return words
 
+    def _parse(self, query: str):
+        """The query's syntax (syntax.parse); a -word it would leave out is asked of the lexical side, which reads a
+        flag the index holds (`ls -la`) as a word."""
+        parsed = parse(query)
+        if parsed.excluded and self.lexical is not None:
+            parsed = self.lexical.parse(query)
+        return parsed
+
     def _names_first(self, hits: list[Hit], words: str) -> list[Hit]:
         """The hits holding every identifier of the query that the index knows first, each group in its order."""
         lexical = self.lexical
@@ -403,7 +411,7 @@ class Searcher:
 
     def passage(self, hit: Hit, query: str) -> str:
         """What a reranker reads of `hit` for `query` (rerank_train.py trains one on the same)."""
-        return self._passage(hit, query_terms(parse(query).text, self.analyze))
+        return self._passage(hit, query_terms(self._parse(query).text, self.analyze))
 
     def _passage(self, hit: Hit, terms: set[str]) -> str:
         """The part of a hit a reranker reads: the sentences around its matching ones, up to PASSAGE_CHARS."""

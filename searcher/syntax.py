@@ -11,19 +11,22 @@ Rules (as in most search boxes): a `-` starts an exclusion only at the start of 
 of two characters or more that begins with a letter, so `--no-cache-dir`, `e-mail` and `-` alone are plain words,
 and so are numbers (`-40 degrees`, `E2F-1, -2, -3`: text pasted as a query holds them) and a single letter
 (`python -m venv`, `git commit -m`, `pip install -r`: a command's flag; leaving out every passage that holds the
-word "m" is never what a query means). An unpaired quote is an ordinary character. A query of more than
-PASSAGE_WORDS words is a passage pasted to find others like it (an argument, a claim, a paragraph), not a search
-box's query: its quotes and dashes are punctuation, as quoted speech and dashes are in prose, and nothing in it is a
-filter (Google reads no more than 32 words of a query at all).
+word "m" is never what a query means). A `-word` that the collection holds as written (`ls -la`, `tar -xzf`: the
+index's identifiers keep such flags) is a word of the query too: `is_flag`. An unpaired quote is an ordinary
+character. A query of more than PASSAGE_WORDS words is a passage pasted to find others like it (an argument, a
+claim, a paragraph), not a search box's query: its quotes and dashes are punctuation, as quoted speech and dashes
+are in prose, and nothing in it is a filter (Google reads no more than 32 words of a query at all).
 Pure functions; tests/test_relevance.py works them out.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 PASSAGE_WORDS = 32
+_TRAILING = ",.;:!?)]}'"  # punctuation after a word, not part of it
 _TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[^\W\d]\w)(\S+)')
 
 
@@ -39,8 +42,10 @@ class Query:
         return bool(self.phrases or self.excluded)
 
 
-def parse(query: str) -> Query:
-    """The phrases, exclusions and remaining text of a query (see the module docstring)."""
+def parse(query: str, is_flag: Callable[[str], bool] | None = None) -> Query:
+    """The phrases, exclusions and remaining text of a query (see the module docstring). `is_flag(token)`: whether
+    a `-word` as written (`-la`, lower-cased) is a command-line flag the collection holds (`ls -la`), to be searched
+    for as a word rather than left out (LexicalIndex.parse asks its index)."""
     if len(query.split(None, PASSAGE_WORDS)) > PASSAGE_WORDS:  # a passage: read as text
         text = " ".join(query.replace('"', " ").split())
         return Query(text, words=text)
@@ -54,6 +59,10 @@ def parse(query: str) -> Query:
         free.append(query[pos : m.start()])
         pos = m.end()
         excluded_phrase, phrase, excluded_word = m.groups()
+        if excluded_word is not None and is_flag is not None and is_flag("-" + excluded_word.rstrip(_TRAILING).lower()):
+            kept.append(m.group())  # a flag: a word of the query
+            free.append(m.group())
+            continue
         if phrase is not None:
             if phrase.strip():
                 phrases.append(" ".join(phrase.split()))

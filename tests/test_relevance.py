@@ -87,6 +87,27 @@ def test_a_pasted_passage_is_searched_as_text_its_quotes_no_filter(fruit):
     assert fruit.search('"a green banana" apple', mode="lexical") == [], "in a short query they are a phrase"
 
 
+@pytest.mark.parametrize("mode", SEARCH_MODES)
+def test_a_flag_the_collection_holds_is_a_word_and_any_other_dash_word_an_exclusion(tmp_path, fake, mode):
+    docs = {
+        "shell.md": "# Listing\n\nList every file, hidden ones too, with ls -la in a terminal.\n",
+        "pie.txt": "An apple pie with a crisp crust.",
+        "apple.txt": "An apple a day, and la la la.",
+    }
+    build_index(
+        write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
+    )
+    s = Searcher(tmp_path / "idx", encoder=fake)
+    listed = _names(s.search("ls -la", mode=mode))
+    assert "shell.md" in listed and "apple.txt" in listed, "the flag as written, not an exclusion of 'la'"
+    assert mode not in ("hybrid", "lexical") or listed[0] == "shell.md", "a look-up of the flag: its file first"
+    assert "apple.txt" in _names(s.search("apple -la", mode=mode)), "-la is this index's flag: a word"
+    found = _names(s.search("apple -pie", mode=mode))
+    assert "pie.txt" not in found and "apple.txt" in found, "no passage holds -pie as written: an exclusion"
+    assert s.lexical.parse("apple -pie").excluded == ("pie",) and s.lexical.parse("ls -la,").excluded == ()
+    assert s.lexical.names("ls -la") == [], "a -flag is no look-up: -v is in every tool's documentation"
+
+
 def test_a_query_that_only_excludes_is_refused(fruit):
     with pytest.raises(Exception, match="only excludes"):
         fruit.search("-apple")
@@ -117,6 +138,8 @@ def test_identifiers_are_taken_whole_and_by_their_parts():
         assert name in got, name
     for word in ["e-mail", "and/or", "3.5", "Call", "and"]:
         assert word not in got, word
+    flags = identifiers("run ls -la, tar -xzf and gcc -O2 -Wall; an e-mail at -40")
+    assert {"-la", "-xzf", "-O2", "-Wall"} <= set(flags) and "-mail" not in flags and "-40" not in flags
 
 
 CODE = {

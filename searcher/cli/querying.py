@@ -172,9 +172,10 @@ def query(
     Exit status: 0 when something matched, 1 when nothing did (no match), 2 on an error, as grep's.
 
     Words in "double quotes" must occur together, as a phrase; -word and -"a phrase" leave out the passages
-    holding them (in every mode; a query of over 32 words, a pasted passage, is read as prose). Code names
-    (Py_Initialize, os.path.join, --no-cache-dir, E0277) match whole: the files holding them come first. A query
-    whose best hit is unlikely to be relevant prints "no match" and exits with status 1, like grep.
+    holding them (in every mode), unless the documents hold that -word as written, a flag as in `ls -la`; a query
+    of over 32 words, a pasted passage, is read as prose. Code names (Py_Initialize, os.path.join, --no-cache-dir,
+    E0277) match whole: the files holding them come first. A query whose best hit is unlikely to be relevant prints
+    "no match" and exits with status 1, like grep.
     With --qdrant-url or --qdrant-path and no --index, it queries a collection that `searcher index` filled, alone.
 
     \b
