@@ -2,11 +2,12 @@
 it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
-.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), and .pdf and .docx (formats/).
+.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt and .ipynb
+(formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
-Left out on purpose: other office formats, OCR, language detection, encodings other than UTF-8 (and UTF-16 with
-a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
+Left out on purpose: spreadsheets and other office formats, OCR, language detection, encodings other than UTF-8
+(and UTF-16 with a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ FORMATS = {
     ".jsonl": "jsonl",
     ".pdf": "pdf",
     ".docx": "docx",
+    ".pptx": "pptx",
+    ".odt": "odt",
     ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
@@ -55,7 +58,8 @@ FORMATS.update(dict.fromkeys(CODE, "text"))
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
-EXTRACTED = frozenset({"pdf", "docx", "notebook"})
+EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "notebook"})
+BINARY = frozenset({"pdf", "docx", "pptx", "odt"})  # packages of their own, never gzipped text
 IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
@@ -69,7 +73,7 @@ def is_supported(path: Path) -> bool:
         inner = _unzipped(path)
         return (
             inner.suffix.lower() in FORMATS
-            and FORMATS[inner.suffix.lower()] not in ("pdf", "docx")
+            and FORMATS[inner.suffix.lower()] not in BINARY
             or (inner.suffix.lower() not in FORMATS and _gz_sniffs_as_text(path))
         )
     if path.suffix.lower() in FORMATS:
@@ -425,9 +429,18 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         body, pages, title = read_pdf(data)
         # lines of the extracted text, as /document and get_document give them back (and the page beside)
         return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages)], []
-    if kind in ("docx", "notebook"):  # lines of the extracted text, as PDF
+    if kind == "pptx":  # a slide is a page, its title a heading
+        from .formats.pptx import read_pptx
+
+        body, pages, headings, title = read_pptx(data)
+        return [
+            Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages, headings=headings)
+        ] if body.strip() else [], []
+    if kind in ("docx", "odt", "notebook"):  # lines of the extracted text, as PDF
         if kind == "docx":
             from .formats.docx import read_docx as read
+        elif kind == "odt":
+            from .formats.odt import read_odt as read
         else:
             from .formats.notebook import read_notebook as read
         body, headings, title = read(data)

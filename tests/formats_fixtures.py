@@ -1,4 +1,5 @@
-"""Tiny PDF and DOCX files made by the tests themselves (no binary fixtures in the repository)."""
+"""Tiny PDF, DOCX, PPTX and ODT files made by the tests themselves (no binary fixtures in the repository): the office
+files by the libraries that write them (python-docx, python-pptx, odfpy), as a user's tools would."""
 
 from __future__ import annotations
 
@@ -51,5 +52,71 @@ def write_docx(path: Path, blocks: list[tuple[str, str]]) -> Path:
                 cell.text = f"{text} {i}"
         else:
             document.add_paragraph(text)
+    document.save(str(path))
+    return path
+
+
+def write_pptx(path: Path, slides: list[tuple[str, list[str], str]], title: str = "") -> Path:
+    """A .pptx of (title, bullet lines, speaker notes) slides; a bullet 'table:a,b' is a one-row table instead, and a
+    slide with no title uses the blank layout (a text box for its bullets)."""
+    import pptx
+    from pptx.util import Inches
+
+    deck = pptx.Presentation()
+    if title:
+        deck.core_properties.title = title
+    for heading, bullets, notes in slides:
+        slide = deck.slides.add_slide(deck.slide_layouts[1] if heading else deck.slide_layouts[6])
+        if heading:
+            slide.shapes.title.text = heading
+            body = slide.placeholders[1].text_frame
+        else:
+            body = slide.shapes.add_textbox(Inches(1), Inches(1), Inches(6), Inches(2)).text_frame
+        lines = [b for b in bullets if not b.startswith("table:")]
+        for i, line in enumerate(lines):
+            (body.paragraphs[0] if i == 0 else body.add_paragraph()).text = line
+        for b in bullets:
+            if b.startswith("table:"):
+                cells = b.removeprefix("table:").split(",")
+                table = slide.shapes.add_table(1, len(cells), Inches(1), Inches(4), Inches(6), Inches(1)).table
+                for cell, text in zip(table.rows[0].cells, cells):
+                    cell.text = text
+        if notes:
+            slide.notes_slide.notes_text_frame.text = notes
+    deck.save(str(path))
+    return path
+
+
+def write_odt(path: Path, blocks: list[tuple[str, str]], title: str = "") -> Path:
+    """An .odt of (kind, text) blocks: kind 'h1'.. for a heading of that level, 'p' a paragraph, 'li' a list item,
+    'table' a one-row table of the comma-separated cells."""
+    from odf import meta, table, text
+    from odf.dc import Title
+    from odf.opendocument import OpenDocumentText
+
+    document = OpenDocumentText()
+    if title:
+        document.meta.addElement(Title(text=title))
+    for kind, content in blocks:
+        if kind.startswith("h"):
+            document.text.addElement(text.H(outlinelevel=int(kind[1:]), text=content))
+        elif kind == "li":
+            items = text.List()
+            item = text.ListItem()
+            item.addElement(text.P(text=content))
+            items.addElement(item)
+            document.text.addElement(items)
+        elif kind == "table":
+            grid = table.Table(name="t")
+            row = table.TableRow()
+            for value in content.split(","):
+                cell = table.TableCell()
+                cell.addElement(text.P(text=value))
+                row.addElement(cell)
+            grid.addElement(row)
+            document.text.addElement(grid)
+        else:
+            document.text.addElement(text.P(text=content))
+    del meta  # (imported for odfpy's registry of the meta elements)
     document.save(str(path))
     return path

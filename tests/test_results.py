@@ -380,6 +380,67 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
     assert s.search("cell 3", 1, mode="lexical")[0].source.endswith("report.docx"), "table cells are text too"
 
 
+def test_slides_and_opendocument_text_are_indexed_and_located(tmp_path, monkeypatch):
+    from formats_fixtures import write_odt, write_pptx
+
+    from searcher.documents import read_lines
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_pptx(
+        docs / "deck.pptx",
+        [
+            ("Roadmap", ["Ship the beta in spring"], ""),
+            ("Budget", ["Hire two engineers", "table:travel,hardware,licences"], "Ask about the gerbil fund."),
+            ("", ["A slide with no title about walruses"], ""),
+        ],
+        title="Planning deck",
+    )
+    write_odt(
+        docs / "minutes.odt",
+        [
+            ("h1", "Board minutes"),
+            ("p", "The meeting opened at noon."),
+            ("h2", "Decisions"),
+            ("li", "Buy a larger kettle for the lab."),
+            ("table", "owner,date,status"),
+        ],
+        title="Minutes",
+    )
+    (docs / "broken.pptx").write_bytes(b"PK\x03\x04 not really a zip")
+    (docs / "broken.odt").write_text("plain text, not a package")
+    fake = FakeEncoder()
+    report = build_index(
+        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
+    )
+    assert report.indexed == 2 and report.skipped == 2, report
+    assert any("broken.pptx" in w and "not a readable .pptx file" in w for w in report.warnings), report.warnings
+    assert any("broken.odt" in w and "not a readable .odt file" in w for w in report.warnings), report.warnings
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    engineers = s.search("hire engineers", 1, mode="lexical")[0]
+    assert engineers.source.endswith("deck.pptx") and engineers.page == 2 and engineers.heading == "Budget"
+    assert engineers.title == "Planning deck"
+    notes = s.search("gerbil fund", 1, mode="lexical")[0]
+    assert notes.source.endswith("deck.pptx") and notes.page == 2, "speaker notes are the slide's text"
+    assert s.search("hardware licences", 1, mode="lexical")[0].page == 2, "a table's cells are text"
+    walrus = s.search("walruses", 1, mode="lexical")[0]
+    assert walrus.page == 3 and walrus.heading == "", "a slide without a title: its page, no heading"
+    kettle = s.search("larger kettle", 1, mode="lexical")[0]
+    assert kettle.source.endswith("minutes.odt") and kettle.heading == "Board minutes > Decisions"
+    assert kettle.title == "Minutes"
+    assert s.search("owner status", 1, mode="lexical")[0].source.endswith("minutes.odt"), "table cells are text too"
+    import searcher.formats.odt as odt
+    from searcher.ingest import UnreadableFileError
+
+    monkeypatch.setattr(odt, "MAX_XML_BYTES", 100)  # a content.xml unpacking past it (a zip bomb) is refused
+    with pytest.raises(UnreadableFileError, match="its content.xml unpacks past"):
+        odt.read_odt((docs / "minutes.odt").read_bytes())
+    monkeypatch.undo()
+    for hit in (engineers, notes, kettle):  # lines of the extracted text, as show and /document read them
+        shown = read_lines(s.index, hit.source, hit.line, hit.end_line).text
+        assert " ".join(shown.split("\n")[0].split()) in " ".join(hit.snippet.split()), (hit.line, shown)
+
+
 def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_path, use_fake_encoder):
     from click.testing import CliRunner
 

@@ -1,0 +1,104 @@
+"""OpenDocument text (.odt: LibreOffice's own, and what Google Docs and Word export as ODF): paragraphs, list items
+and table rows in document order, with its headings (`text:h` and their outline level) as the heading path.
+
+Read with lxml (python-docx's own dependency) from the package's content.xml: the format keeps its text in a few
+elements, so no ODF library is needed. The XML is parsed without resolving entities or fetching anything, and a
+content.xml that would unpack past MAX_XML_BYTES is refused (a zip bomb). Left out: headers, footers, comments,
+footnotes (their markers and bodies), text in frames and drawings.
+"""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+MAX_XML_BYTES = 64 * 1024 * 1024
+_NS = {
+    "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
+    "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
+    "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
+    "dc": "http://purl.org/dc/elements/1.1/",
+}
+_TEXT, _TABLE, _OFFICE = (f"{{{_NS[p]}}}" for p in ("text", "table", "office"))
+_SKIPPED = {f"{_OFFICE}annotation", f"{_TEXT}note", f"{_TEXT}tracked-changes", f"{_TEXT}bookmark-ref"}
+
+
+def read_odt(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
+    """(text, ((text offset, level, heading), ...), title) of an .odt file; paragraphs separated by blank lines."""
+    from lxml import etree
+
+    from .document import UnreadableFileError
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            content = _member(package, "content.xml")
+            meta = _member(package, "meta.xml") if "meta.xml" in package.namelist() else None
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        body = etree.fromstring(content, parser).find("office:body/office:text", _NS)
+        title_node = etree.fromstring(meta, parser).find(".//dc:title", _NS) if meta is not None else None
+    except UnreadableFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip and XML errors all mean: not a readable .odt
+        raise UnreadableFileError(f"not a readable .odt file ({type(e).__name__})") from None
+    if body is None:
+        raise UnreadableFileError("not a readable .odt file (no text body: a spreadsheet or drawing?)")
+    parts: list[str] = []
+    headings: list[tuple[int, int, str]] = []
+    offset = 0
+    for block, level in _blocks(body):
+        text = block.strip()
+        if not text:
+            continue
+        if level:
+            headings.append((offset, level, " ".join(text.split())))
+        parts.append(text)
+        offset += len(text) + 2
+    title = (title_node.text or "").strip() if title_node is not None and title_node.text else ""
+    title = title or next((h for _, lvl, h in headings if lvl == 1), "")
+    return "\n\n".join(parts), tuple(headings), title
+
+
+def _member(package: zipfile.ZipFile, name: str) -> bytes:
+    from .document import UnreadableFileError
+
+    with package.open(name) as f:
+        content = f.read(MAX_XML_BYTES + 1)
+    if len(content) > MAX_XML_BYTES:
+        raise UnreadableFileError(f"its {name} unpacks past {MAX_XML_BYTES // 2**20} MB; not read")
+    return content
+
+
+def _blocks(element):
+    """(text, heading level or 0) of each paragraph, heading, list item and table row under `element`, in order."""
+    for child in element:
+        tag = child.tag
+        if tag == f"{_TEXT}h":
+            level = child.get(f"{_TEXT}outline-level")
+            yield _inline(child), int(level) if level and level.isdigit() else 1
+        elif tag == f"{_TEXT}p":
+            yield _inline(child), 0
+        elif tag == f"{_TABLE}table-row":
+            yield " | ".join(" ".join(_inline(p) for p in cell.iter(f"{_TEXT}p")).strip() for cell in child), 0
+        elif tag in _SKIPPED:
+            continue
+        else:  # lists, list items, sections, tables and their row groups: their blocks in turn
+            yield from _blocks(child)
+
+
+def _inline(element) -> str:
+    """A paragraph's or heading's text: its spans in order, `text:s` as its count of spaces, tabs and line breaks
+    as such; comments and footnotes left out."""
+    out = [element.text or ""]
+    for child in element:
+        tag = child.tag
+        if tag == f"{_TEXT}s":
+            count = child.get(f"{_TEXT}c")
+            out.append(" " * min(int(count) if count and count.isdigit() else 1, 64))
+        elif tag == f"{_TEXT}tab":
+            out.append("\t")
+        elif tag == f"{_TEXT}line-break":
+            out.append("\n")
+        elif tag not in _SKIPPED and isinstance(tag, str):
+            out.append(_inline(child))
+        out.append(child.tail or "")
+    return "".join(out)

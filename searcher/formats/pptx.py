@@ -1,0 +1,65 @@
+"""PowerPoint (.pptx): each slide's text in order - its title, then its shapes' text (text boxes, placeholders,
+tables row by row, grouped shapes), then its speaker notes - with the slide's number as the page (a hit says
+`(page 3)`: slide 3) and its title as the heading.
+
+Reader: python-pptx (MIT; lxml underneath, as python-docx). Shapes are read in the slide's own order (the order
+PowerPoint's selection pane and screen readers follow). Left out: charts' data, SmartArt, pictures' alternative text,
+slide masters and layouts (template text such as "Click to add title" is not the deck's).
+"""
+
+from __future__ import annotations
+
+import io
+
+
+def read_pptx(
+    data: bytes,
+) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...], str]:
+    """(text, ((text offset, slide number), ...), ((text offset, 1, slide title or ""), ...), title) of a .pptx
+    file; slides separated by blank lines, slides without text left out."""
+    import pptx
+
+    from .document import UnreadableFileError
+
+    try:
+        deck = pptx.Presentation(io.BytesIO(data))
+        slides = list(deck.slides)
+    except Exception as e:  # noqa: BLE001 - zip, XML and package errors all mean: not a readable .pptx
+        raise UnreadableFileError(f"not a readable .pptx file ({type(e).__name__})") from None
+    parts: list[str] = []
+    pages: list[tuple[int, int]] = []
+    headings: list[tuple[int, int, str]] = []
+    offset = 0
+    for number, slide in enumerate(slides, start=1):
+        title_shape = slide.shapes.title
+        title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
+        lines = [title] if title else []
+        for shape in slide.shapes:
+            if title_shape is None or shape.shape_id != title_shape.shape_id:
+                lines += _shape_lines(shape)
+        if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
+            lines += slide.notes_slide.notes_text_frame.text.splitlines()
+        # (a line break inside a paragraph is a vertical tab in python-pptx's text)
+        text = "\n".join(line.strip() for line in "\n".join(lines).replace("\v", "\n").splitlines() if line.strip())
+        if not text:
+            continue
+        pages.append((offset, number))
+        headings.append((offset, 1, title))  # (untitled: "" ends the slide before's heading, chunking.Locator)
+        parts.append(text)
+        offset += len(text) + 2
+    title = (deck.core_properties.title or "").strip() or next((h for _, _, h in headings if h), "")
+    return "\n\n".join(parts), tuple(pages), tuple(headings), title
+
+
+def _shape_lines(shape) -> list[str]:
+    """The lines of text a shape shows: a text frame's paragraphs, a table's rows (cells joined by ` | `), a group's
+    shapes in turn."""
+    from pptx.enum.shapes import MSO_SHAPE_TYPE
+
+    if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+        return [line for inner in shape.shapes for line in _shape_lines(inner)]
+    if getattr(shape, "has_table", False) and shape.has_table:
+        return [" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows]
+    if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+        return [paragraph.text for paragraph in shape.text_frame.paragraphs]
+    return []
