@@ -22,16 +22,21 @@ FRUIT = {
 }
 
 
+def _indexed(tmp_path, fake, docs: dict[str, str]) -> Searcher:
+    """A Searcher over a fresh index of `docs` (name -> text) built with the fake encoder."""
+    build_index(
+        write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
+    )
+    return Searcher(tmp_path / "idx", encoder=fake)
+
+
 def _names(hits) -> list[str]:
     return [h.source.rsplit("/", 1)[1] for h in hits]
 
 
 @pytest.fixture
 def fruit(tmp_path, fake):
-    build_index(
-        write_corpus(tmp_path / "docs", FRUIT), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
-    )
-    return Searcher(tmp_path / "idx", encoder=fake)
+    return _indexed(tmp_path, fake, FRUIT)
 
 
 # --- syntax ---------------------------------------------------------------------------------------------------------
@@ -94,10 +99,7 @@ def test_a_flag_the_collection_holds_is_a_word_and_any_other_dash_word_an_exclus
         "pie.txt": "An apple pie with a crisp crust.",
         "apple.txt": "An apple a day, and la la la.",
     }
-    build_index(
-        write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
-    )
-    s = Searcher(tmp_path / "idx", encoder=fake)
+    s = _indexed(tmp_path, fake, docs)
     listed = _names(s.search("ls -la", mode=mode))
     assert "shell.md" in listed and "apple.txt" in listed, "the flag as written, not an exclusion of 'la'"
     assert mode not in ("hybrid", "lexical") or listed[0] == "shell.md", "a look-up of the flag: its file first"
@@ -169,18 +171,12 @@ CODE = {
 )
 @pytest.mark.parametrize("mode", ["hybrid", "lexical"])
 def test_a_named_identifier_ranks_its_file_first(tmp_path, fake, query, name, mode):
-    build_index(
-        write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
-    )
-    hits = Searcher(tmp_path / "idx", encoder=fake).search(query, mode=mode, per_doc=True)
+    hits = _indexed(tmp_path, fake, CODE).search(query, mode=mode, per_doc=True)
     assert _names(hits)[0] == name, _names(hits)
 
 
 def test_initialize_alone_finds_the_identifier_by_its_part_and_prose_is_no_look_up(tmp_path, fake):
-    build_index(
-        write_corpus(tmp_path / "docs", CODE), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
-    )
-    s = Searcher(tmp_path / "idx", encoder=fake)
+    s = _indexed(tmp_path, fake, CODE)
     assert "embed.rst" in _names(s.search("initialize", mode="lexical"))
     assert s.lexical.names("Py_Initialize") == ["py_initialize"]
     assert s.lexical.names("what does os.path.join return") == [], "more prose than names: not a look-up"
@@ -196,10 +192,7 @@ def test_stopwords_leave_a_query_unless_it_has_nothing_else(tmp_path, fake):
         "moon.txt": "The moon is bright tonight.",
         "sun.txt": "Sunlight warms the sea.",
     }
-    build_index(
-        write_corpus(tmp_path / "docs", docs), tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake
-    )
-    s = Searcher(tmp_path / "idx", encoder=fake)
+    s = _indexed(tmp_path, fake, docs)
     assert s.lexical.words("is the moon") == ["moon"]
     assert _names(s.search("is the moon", mode="lexical")) == ["moon.txt"], "'is' and 'the' match nothing"
     assert _names(s.search("to be or not to be", mode="lexical"))[0] == "hamlet.txt", "a query of stopwords only"
