@@ -2,7 +2,7 @@
 it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
-.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt and .ipynb
+.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .ipynb
 (formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
@@ -45,6 +45,7 @@ FORMATS = {
     ".docx": "docx",
     ".pptx": "pptx",
     ".odt": "odt",
+    ".odp": "odp",
     ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
@@ -58,8 +59,8 @@ FORMATS.update(dict.fromkeys(CODE, "text"))
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
-EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "notebook"})
-BINARY = frozenset({"pdf", "docx", "pptx", "odt"})  # packages of their own, never gzipped text
+EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "notebook"})
+BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp"})  # packages of their own, never gzipped text
 IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
@@ -429,10 +430,13 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         body, pages, title = read_pdf(data)
         # lines of the extracted text, as /document and get_document give them back (and the page beside)
         return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages)], []
-    if kind == "pptx":  # a slide is a page, its title a heading
-        from .formats.pptx import read_pptx
+    if kind in ("pptx", "odp"):  # a slide is a page, its title a heading
+        if kind == "pptx":
+            from .formats.pptx import read_pptx as read_slides
+        else:
+            from .formats.opendocument import read_odp as read_slides
 
-        body, pages, headings, title = read_pptx(data)
+        body, pages, headings, title = read_slides(data)
         return [
             Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages, headings=headings)
         ] if body.strip() else [], []
@@ -440,7 +444,7 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         if kind == "docx":
             from .formats.docx import read_docx as read
         elif kind == "odt":
-            from .formats.odt import read_odt as read
+            from .formats.opendocument import read_odt as read
         else:
             from .formats.notebook import read_notebook as read
         body, headings, title = read(data)

@@ -90,7 +90,7 @@ def write_pptx(path: Path, slides: list[tuple[str, list[str], str]], title: str 
 def write_odt(path: Path, blocks: list[tuple[str, str]], title: str = "") -> Path:
     """An .odt of (kind, text) blocks: kind 'h1'.. for a heading of that level, 'p' a paragraph, 'li' a list item,
     'table' a one-row table of the comma-separated cells."""
-    from odf import meta, table, text
+    from odf import table, text
     from odf.dc import Title
     from odf.opendocument import OpenDocumentText
 
@@ -117,6 +117,45 @@ def write_odt(path: Path, blocks: list[tuple[str, str]], title: str = "") -> Pat
             document.text.addElement(grid)
         else:
             document.text.addElement(text.P(text=content))
-    del meta  # (imported for odfpy's registry of the meta elements)
+    document.save(str(path))
+    return path
+
+
+def write_odp(path: Path, slides: list[tuple[str, list[str], str]], title: str = "") -> Path:
+    """An .odp of (title, lines, speaker notes) slides, as LibreOffice Impress writes them: a title frame
+    (presentation:class title), an outline frame of the lines, and the notes in the slide's notes page."""
+    from odf import draw, presentation, style, text
+    from odf.dc import Title
+    from odf.namespaces import PRESENTATIONNS
+    from odf.opendocument import OpenDocumentPresentation
+
+    document = OpenDocumentPresentation()
+    if title:
+        document.meta.addElement(Title(text=title))
+    layout = style.PageLayout(name="layout")
+    layout.addElement(style.PageLayoutProperties(pagewidth="28cm", pageheight="21cm", printorientation="landscape"))
+    document.automaticstyles.addElement(layout)
+    master = style.MasterPage(name="master", pagelayoutname=layout)
+    document.masterstyles.addElement(master)
+
+    def frame(kind: str, lines: list[str]):
+        box = draw.Frame(width="20cm", height="3cm", x="1cm", y="1cm")
+        box.setAttrNS(PRESENTATIONNS, "class", kind)
+        inner = draw.TextBox()
+        for line in lines:
+            inner.addElement(text.P(text=line))
+        box.addElement(inner)
+        return box
+
+    for heading, lines, notes in slides:
+        page = draw.Page(masterpagename=master)
+        if heading:
+            page.addElement(frame("title", [heading]))
+        page.addElement(frame("outline", lines))
+        if notes:
+            page_notes = presentation.Notes()
+            page_notes.addElement(frame("notes", [notes]))
+            page.addElement(page_notes)
+        document.presentation.addElement(page)
     document.save(str(path))
     return path

@@ -380,8 +380,8 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
     assert s.search("cell 3", 1, mode="lexical")[0].source.endswith("report.docx"), "table cells are text too"
 
 
-def test_slides_and_opendocument_text_are_indexed_and_located(tmp_path, monkeypatch):
-    from formats_fixtures import write_odt, write_pptx
+def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeypatch):
+    from formats_fixtures import write_odp, write_odt, write_pptx
 
     from searcher.documents import read_lines
 
@@ -407,13 +407,20 @@ def test_slides_and_opendocument_text_are_indexed_and_located(tmp_path, monkeypa
         ],
         title="Minutes",
     )
+    write_odp(
+        docs / "talk.odp",
+        [
+            ("Why otters", ["They use tools", "They hold hands asleep"], "Pause for the photo."),
+            ("", ["An untitled slide about kelp forests"], ""),
+        ],
+    )
     (docs / "broken.pptx").write_bytes(b"PK\x03\x04 not really a zip")
     (docs / "broken.odt").write_text("plain text, not a package")
     fake = FakeEncoder()
     report = build_index(
         docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
     )
-    assert report.indexed == 2 and report.skipped == 2, report
+    assert report.indexed == 3 and report.skipped == 2, report
     assert any("broken.pptx" in w and "not a readable .pptx file" in w for w in report.warnings), report.warnings
     assert any("broken.odt" in w and "not a readable .odt file" in w for w in report.warnings), report.warnings
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
@@ -429,14 +436,20 @@ def test_slides_and_opendocument_text_are_indexed_and_located(tmp_path, monkeypa
     assert kettle.source.endswith("minutes.odt") and kettle.heading == "Board minutes > Decisions"
     assert kettle.title == "Minutes"
     assert s.search("owner status", 1, mode="lexical")[0].source.endswith("minutes.odt"), "table cells are text too"
-    import searcher.formats.odt as odt
+    tools = s.search("otters use tools", 1, mode="lexical")[0]
+    assert tools.source.endswith("talk.odp") and tools.page == 1 and tools.heading == "Why otters"
+    assert tools.title == "Why otters", "no metadata title: the first slide's"
+    assert s.search("photo pause", 1, mode="lexical")[0].page == 1, "speaker notes are the slide's text"
+    kelp = s.search("kelp forests", 1, mode="lexical")[0]
+    assert kelp.page == 2 and kelp.heading == ""
+    import searcher.formats.opendocument as odt
     from searcher.ingest import UnreadableFileError
 
     monkeypatch.setattr(odt, "MAX_XML_BYTES", 100)  # a content.xml unpacking past it (a zip bomb) is refused
     with pytest.raises(UnreadableFileError, match="its content.xml unpacks past"):
         odt.read_odt((docs / "minutes.odt").read_bytes())
     monkeypatch.undo()
-    for hit in (engineers, notes, kettle):  # lines of the extracted text, as show and /document read them
+    for hit in (engineers, notes, kettle, tools):  # lines of the extracted text, as show and /document read them
         shown = read_lines(s.index, hit.source, hit.line, hit.end_line).text
         assert " ".join(shown.split("\n")[0].split()) in " ".join(hit.snippet.split()), (hit.line, shown)
 

@@ -1,10 +1,14 @@
-"""OpenDocument text (.odt: LibreOffice's own, and what Google Docs and Word export as ODF): paragraphs, list items
-and table rows in document order, with its headings (`text:h` and their outline level) as the heading path.
+"""OpenDocument text and presentations (.odt, .odp: LibreOffice's own formats, which Google Docs and Word export too).
+
+- Text: paragraphs, list items and table rows in document order, with its headings (`text:h` and their outline
+  level) as the heading path.
+- Presentation: each slide's title, then the text of its frames (text boxes, outlines, tables), then its speaker
+  notes; a slide is a hit's page and its title the heading, as for PowerPoint (formats/pptx.py).
 
 Read with lxml (python-docx's own dependency) from the package's content.xml: the format keeps its text in a few
 elements, so no ODF library is needed. The XML is parsed without resolving entities or fetching anything, and a
 content.xml that would unpack past MAX_XML_BYTES is refused (a zip bomb). Left out: headers, footers, comments,
-footnotes (their markers and bodies), text in frames and drawings.
+footnotes (their markers and bodies), a text document's frames and drawings.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ _NS = {
     "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
     "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
     "dc": "http://purl.org/dc/elements/1.1/",
+    "draw": "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0",
+    "presentation": "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0",
 }
 _TEXT, _TABLE, _OFFICE = (f"{{{_NS[p]}}}" for p in ("text", "table", "office"))
 _SKIPPED = {f"{_OFFICE}annotation", f"{_TEXT}note", f"{_TEXT}tracked-changes", f"{_TEXT}bookmark-ref"}
@@ -25,23 +31,7 @@ _SKIPPED = {f"{_OFFICE}annotation", f"{_TEXT}note", f"{_TEXT}tracked-changes", f
 
 def read_odt(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
     """(text, ((text offset, level, heading), ...), title) of an .odt file; paragraphs separated by blank lines."""
-    from lxml import etree
-
-    from .document import UnreadableFileError
-
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as package:
-            content = _member(package, "content.xml")
-            meta = _member(package, "meta.xml") if "meta.xml" in package.namelist() else None
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        body = etree.fromstring(content, parser).find("office:body/office:text", _NS)
-        title_node = etree.fromstring(meta, parser).find(".//dc:title", _NS) if meta is not None else None
-    except UnreadableFileError:
-        raise
-    except Exception as e:  # noqa: BLE001 - zip and XML errors all mean: not a readable .odt
-        raise UnreadableFileError(f"not a readable .odt file ({type(e).__name__})") from None
-    if body is None:
-        raise UnreadableFileError("not a readable .odt file (no text body: a spreadsheet or drawing?)")
+    body, title = _open(data, "odt", "office:body/office:text")
     parts: list[str] = []
     headings: list[tuple[int, int, str]] = []
     offset = 0
@@ -53,9 +43,60 @@ def read_odt(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
             headings.append((offset, level, " ".join(text.split())))
         parts.append(text)
         offset += len(text) + 2
-    title = (title_node.text or "").strip() if title_node is not None and title_node.text else ""
     title = title or next((h for _, lvl, h in headings if lvl == 1), "")
     return "\n\n".join(parts), tuple(headings), title
+
+
+def read_odp(
+    data: bytes,
+) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...], str]:
+    """(text, ((text offset, slide number), ...), ((text offset, 1, slide title or ""), ...), title) of an .odp
+    file, as formats.pptx.read_pptx gives them; slides separated by blank lines, slides without text left out."""
+    body, title = _open(data, "odp", "office:body/office:presentation")
+    parts: list[str] = []
+    pages: list[tuple[int, int]] = []
+    headings: list[tuple[int, int, str]] = []
+    offset = 0
+    title_class = f"{{{_NS['presentation']}}}class"
+    for number, page in enumerate(body.iterfind("draw:page", _NS), start=1):
+        frames = [f for f in page if f.tag == f"{{{_NS['draw']}}}frame"]
+        head = next((f for f in frames if f.get(title_class) == "title"), None)
+        heading = " ".join(" ".join(block for block, _ in _blocks(head)).split()) if head is not None else ""
+        lines = [heading] if heading else []
+        lines += [block for child in page if child is not head for block, _ in _blocks(child)]
+        text = "\n".join(line.strip() for line in "\n".join(lines).splitlines() if line.strip())
+        if not text:
+            continue
+        pages.append((offset, number))
+        headings.append((offset, 1, heading))  # (untitled: "" ends the slide before's heading, chunking.Locator)
+        parts.append(text)
+        offset += len(text) + 2
+    title = title or next((h for _, _, h in headings if h), "")
+    return "\n\n".join(parts), tuple(pages), tuple(headings), title
+
+
+def _open(data: bytes, kind: str, body_path: str):
+    """(the body element at `body_path` of the package's content.xml, the title in its meta.xml or "")."""
+    from lxml import etree
+
+    from .document import UnreadableFileError
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as package:
+            content = _member(package, "content.xml")
+            meta = _member(package, "meta.xml") if "meta.xml" in package.namelist() else None
+        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
+        body = etree.fromstring(content, parser).find(body_path, _NS)
+        title_node = etree.fromstring(meta, parser).find(".//dc:title", _NS) if meta is not None else None
+    except UnreadableFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip and XML errors all mean: not a readable file of its kind
+        raise UnreadableFileError(f"not a readable .{kind} file ({type(e).__name__})") from None
+    if body is None:
+        what = "text body" if kind == "odt" else "slides"
+        raise UnreadableFileError(f"not a readable .{kind} file (no {what}: another OpenDocument kind?)")
+    title = (title_node.text or "").strip() if title_node is not None and title_node.text else ""
+    return body, title
 
 
 def _member(package: zipfile.ZipFile, name: str) -> bytes:
