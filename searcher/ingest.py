@@ -416,6 +416,32 @@ def decode(data: bytes) -> str:
         return data.decode("latin-1")
 
 
+def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
+    """(text, pages, headings, title) of a file whose text is extracted (EXTRACTED), from its reader in formats/:
+    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, notebook)."""
+    if kind == "pdf":
+        from .formats.pdf import read_pdf
+
+        body, pages, title = read_pdf(data)
+        return body, pages, (), title
+    if kind == "pptx":
+        from .formats.pptx import read_pptx
+
+        return read_pptx(data)
+    if kind == "odp":
+        from .formats.opendocument import read_odp
+
+        return read_odp(data)
+    if kind == "docx":
+        from .formats.docx import read_docx as read
+    elif kind == "odt":
+        from .formats.opendocument import read_odt as read
+    else:
+        from .formats.notebook import read_notebook as read
+    body, headings, title = read(data)
+    return body, (), headings, title
+
+
 def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document], list[str]]:
     """The documents in one file, and warnings about parts that were dropped (bad JSONL lines).
 
@@ -424,36 +450,18 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
     kind = kind_of(path)
     source = str(path)
     data = gunzip(path, data)
-    if kind == "pdf":
-        from .formats.pdf import read_pdf
-
-        body, pages, title = read_pdf(data)
-        # lines of the extracted text, as /document and get_document give them back (and the page beside)
-        return [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages)], []
-    if kind in ("pptx", "odp"):  # a slide is a page, its title a heading
-        if kind == "pptx":
-            from .formats.pptx import read_pptx as read_slides
-        else:
-            from .formats.opendocument import read_odp as read_slides
-
-        body, pages, headings, title = read_slides(data)
-        return [
-            Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages, headings=headings)
-        ] if body.strip() else [], []
-    if kind in ("docx", "odt", "notebook"):  # lines of the extracted text, as PDF
-        if kind == "docx":
-            from .formats.docx import read_docx as read
-        elif kind == "odt":
-            from .formats.opendocument import read_odt as read
-        else:
-            from .formats.notebook import read_notebook as read
-        body, headings, title = read(data)
-        docs = (
-            [Document(doc_id=doc_id, title=title or path.stem, text=body, source=source, headings=headings)]
-            if body.strip()
-            else []
+    if kind in EXTRACTED:  # lines of the extracted text, as /document and get_document give them back
+        try:
+            body, pages, headings, title = _extracted(kind, data)
+        except UnreadableFileError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a reader library's own error on a malformed file: that file alone
+            suffix = _unzipped(path).suffix
+            raise UnreadableFileError(f"not a readable {suffix} file ({type(e).__name__} in its reader)") from None
+        document = Document(
+            doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages, headings=headings
         )
-        return docs, []
+        return ([document] if body.strip() else []), []
     text = decode(data)
     if kind == "jsonl":
         return parse_jsonl(text, source)

@@ -57,8 +57,9 @@ def write_docx(path: Path, blocks: list[tuple[str, str]]) -> Path:
 
 
 def write_pptx(path: Path, slides: list[tuple[str, list[str], str]], title: str = "") -> Path:
-    """A .pptx of (title, bullet lines, speaker notes) slides; a bullet 'table:a,b' is a one-row table instead, and a
-    slide with no title uses the blank layout (a text box for its bullets)."""
+    """A .pptx of (title, bullet lines, speaker notes) slides; a bullet 'table:a,b' is a one-row table instead,
+    'group:text' a text box inside a group shape, and a slide with no title uses the blank layout (a text box for
+    its bullets)."""
     import pptx
     from pptx.util import Inches
 
@@ -72,10 +73,13 @@ def write_pptx(path: Path, slides: list[tuple[str, list[str], str]], title: str 
             body = slide.placeholders[1].text_frame
         else:
             body = slide.shapes.add_textbox(Inches(1), Inches(1), Inches(6), Inches(2)).text_frame
-        lines = [b for b in bullets if not b.startswith("table:")]
+        lines = [b for b in bullets if not b.startswith(("table:", "group:"))]
         for i, line in enumerate(lines):
             (body.paragraphs[0] if i == 0 else body.add_paragraph()).text = line
         for b in bullets:
+            if b.startswith("group:"):
+                group = slide.shapes.add_group_shape()
+                group.shapes.add_textbox(Inches(1), Inches(5), Inches(4), Inches(1)).text_frame.text = b[6:]
             if b.startswith("table:"):
                 cells = b.removeprefix("table:").split(",")
                 table = slide.shapes.add_table(1, len(cells), Inches(1), Inches(4), Inches(6), Inches(1)).table

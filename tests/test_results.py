@@ -390,7 +390,7 @@ def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeyp
     write_pptx(
         docs / "deck.pptx",
         [
-            ("Roadmap", ["Ship the beta in spring"], ""),
+            ("Roadmap", ["Ship the beta in spring", "group:grouped caption about narwhals"], ""),
             ("Budget", ["Hire two engineers", "table:travel,hardware,licences"], "Ask about the gerbil fund."),
             ("", ["A slide with no title about walruses"], ""),
         ],
@@ -430,6 +430,7 @@ def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeyp
     notes = s.search("gerbil fund", 1, mode="lexical")[0]
     assert notes.source.endswith("deck.pptx") and notes.page == 2, "speaker notes are the slide's text"
     assert s.search("hardware licences", 1, mode="lexical")[0].page == 2, "a table's cells are text"
+    assert s.search("narwhals caption", 1, mode="lexical")[0].page == 1, "a grouped shape's text is the slide's"
     walrus = s.search("walruses", 1, mode="lexical")[0]
     assert walrus.page == 3 and walrus.heading == "", "a slide without a title: its page, no heading"
     kettle = s.search("larger kettle", 1, mode="lexical")[0]
@@ -443,8 +444,16 @@ def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeyp
     kelp = s.search("kelp forests", 1, mode="lexical")[0]
     assert kelp.page == 2 and kelp.heading == ""
     import searcher.formats.opendocument as odt
-    from searcher.ingest import UnreadableFileError
+    import searcher.formats.pptx
+    from searcher.ingest import UnreadableFileError, parse_file
 
+    def broken_library(data):  # a reader library's own bug on some malformed file
+        raise KeyError("rId7")
+
+    monkeypatch.setattr(searcher.formats.pptx, "read_pptx", broken_library)
+    with pytest.raises(UnreadableFileError, match=r"not a readable \.pptx file \(KeyError in its reader\)"):
+        parse_file(docs / "deck.pptx", (docs / "deck.pptx").read_bytes(), doc_id="deck.pptx")
+    monkeypatch.undo()
     monkeypatch.setattr(odt, "MAX_XML_BYTES", 100)  # a content.xml unpacking past it (a zip bomb) is refused
     with pytest.raises(UnreadableFileError, match="its content.xml unpacks past"):
         odt.read_odt((docs / "minutes.odt").read_bytes())

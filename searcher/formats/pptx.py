@@ -54,9 +54,9 @@ def read_pptx(
 def _shape_lines(shape) -> list[str]:
     """The lines of text a shape shows: a text frame's paragraphs, a table's rows (cells joined by ` | `), a group's
     shapes in turn."""
-    from pptx.enum.shapes import MSO_SHAPE_TYPE
+    from pptx.shapes.group import GroupShape
 
-    if shape.shape_type == MSO_SHAPE_TYPE.GROUP:
+    if isinstance(shape, GroupShape):  # (not shape_type: it raises on a shape kind python-pptx does not know)
         return [line for inner in shape.shapes for line in _shape_lines(inner)]
     if getattr(shape, "has_table", False) and shape.has_table:
         return [" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows]
