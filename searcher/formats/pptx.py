@@ -58,8 +58,8 @@ def _shape_lines(shape) -> list[str]:
 
     if isinstance(shape, GroupShape):  # (not shape_type: it raises on a shape kind python-pptx does not know)
         return [line for inner in shape.shapes for line in _shape_lines(inner)]
-    if getattr(shape, "has_table", False) and shape.has_table:
+    if getattr(shape, "has_table", False):
         return [" | ".join(cell.text.strip() for cell in row.cells) for row in shape.table.rows]
-    if getattr(shape, "has_text_frame", False) and shape.has_text_frame:
+    if getattr(shape, "has_text_frame", False):
         return [paragraph.text for paragraph in shape.text_frame.paragraphs]
     return []
