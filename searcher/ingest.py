@@ -2,7 +2,8 @@
 it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
-.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .ipynb
+.jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .epub,
+.ipynb
 (formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
@@ -46,6 +47,7 @@ FORMATS = {
     ".pptx": "pptx",
     ".odt": "odt",
     ".odp": "odp",
+    ".epub": "epub",
     ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
@@ -59,8 +61,8 @@ FORMATS.update(dict.fromkeys(CODE, "text"))
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
-EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "notebook"})
-BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp"})  # packages of their own, never gzipped text
+EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "notebook"})
+BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub"})  # packages of their own, never gzipped text
 IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
@@ -418,7 +420,7 @@ def decode(data: bytes) -> str:
 
 def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
     """(text, pages, headings, title) of a file whose text is extracted (EXTRACTED), from its reader in formats/:
-    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, notebook)."""
+    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, epub, notebook)."""
     if kind == "pdf":
         from .formats.pdf import read_pdf
 
@@ -436,6 +438,8 @@ def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
         from .formats.docx import read_docx as read
     elif kind == "odt":
         from .formats.opendocument import read_odt as read
+    elif kind == "epub":
+        from .formats.epub import read_epub as read
     else:
         from .formats.notebook import read_notebook as read
     body, headings, title = read(data)

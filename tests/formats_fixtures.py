@@ -163,3 +163,46 @@ def write_odp(path: Path, slides: list[tuple[str, list[str], str]], title: str =
         document.presentation.addElement(page)
     document.save(str(path))
     return path
+
+
+def write_epub(path: Path, chapters: list[tuple[str, str]], title: str = "", encrypted: bool = False) -> Path:
+    """An EPUB 3 of (file name, XHTML body) chapters, in that reading order, built as the format's specification
+    lays it out (no e-book library is a dependency): the mimetype first and stored, the container, the package
+    document in OEBPS/ with its manifest and spine (a navigation document outside the spine), and, with
+    `encrypted`, an encryption.xml naming the first chapter as a DRM scheme would."""
+    import zipfile
+
+    xhtml = '<?xml version="1.0" encoding="utf-8"?><html xmlns="http://www.w3.org/1999/xhtml"><head><title>{}</title></head><body>{}</body></html>'
+    items = "".join(
+        f'<item id="c{i}" href="text/{name}" media-type="application/xhtml+xml"/>'
+        for i, (name, _) in enumerate(chapters)
+    )
+    spine = "".join(f'<itemref idref="c{i}"/>' for i in range(len(chapters)))
+    opf = (
+        '<?xml version="1.0" encoding="utf-8"?><package xmlns="http://www.idpf.org/2007/opf" version="3.0" '
+        'unique-identifier="id"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="id">x'
+        f"</dc:identifier><dc:title>{title}</dc:title><dc:language>en</dc:language></metadata><manifest>"
+        f'<item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/>{items}</manifest>'
+        f"<spine>{spine}</spine></package>"
+    )
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as book:
+        book.writestr(zipfile.ZipInfo("mimetype"), "application/epub+zip")  # stored, first
+        book.writestr(
+            "META-INF/container.xml",
+            '<?xml version="1.0"?><container version="1.0" xmlns="urn:oasis:names:tc:opendocument:xmlns:container">'
+            '<rootfiles><rootfile full-path="OEBPS/content.opf" media-type="application/oebps-package+xml"/>'
+            "</rootfiles></container>",
+        )
+        book.writestr("OEBPS/content.opf", opf)
+        book.writestr("OEBPS/nav.xhtml", xhtml.format("Contents", "<nav><ol><li>Contents</li></ol></nav>"))
+        for name, body in chapters:
+            book.writestr(f"OEBPS/text/{name}", xhtml.format(name, body))
+        if encrypted:
+            book.writestr(
+                "META-INF/encryption.xml",
+                '<encryption xmlns="urn:oasis:names:tc:opendocument:xmlns:container" '
+                'xmlns:enc="http://www.w3.org/2001/04/xmlenc#"><enc:EncryptedData><enc:CipherData>'
+                f'<enc:CipherReference URI="OEBPS/text/{chapters[0][0]}"/></enc:CipherData></enc:EncryptedData>'
+                "</encryption>",
+            )
+    return path

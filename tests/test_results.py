@@ -380,8 +380,8 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
     assert s.search("cell 3", 1, mode="lexical")[0].source.endswith("report.docx"), "table cells are text too"
 
 
-def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeypatch):
-    from formats_fixtures import write_odp, write_odt, write_pptx
+def test_slides_opendocument_and_epub_files_are_indexed_and_located(tmp_path, monkeypatch):
+    from formats_fixtures import write_epub, write_odp, write_odt, write_pptx
 
     from searcher.documents import read_lines
 
@@ -414,13 +414,23 @@ def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeyp
             ("", ["An untitled slide about kelp forests"], ""),
         ],
     )
+    write_epub(
+        docs / "novel.epub",
+        [
+            ("one.xhtml", "<h1>The Harbour</h1><p>The lighthouse keeper fed the gulls at dawn.</p>"),
+            ("two.xhtml", "<h1>The Storm</h1><h2>Night</h2><p>Waves broke over the seawall.</p>"),
+        ],
+        title="A Coastal Year",
+    )
+    write_epub(docs / "locked.epub", [("one.xhtml", "<p>secret</p>")], encrypted=True)
     (docs / "broken.pptx").write_bytes(b"PK\x03\x04 not really a zip")
     (docs / "broken.odt").write_text("plain text, not a package")
     fake = FakeEncoder()
     report = build_index(
         docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
     )
-    assert report.indexed == 3 and report.skipped == 2, report
+    assert report.indexed == 4 and report.skipped == 3, report
+    assert any("locked.epub" in w and "encrypted (DRM)" in w for w in report.warnings), report.warnings
     assert any("broken.pptx" in w and "not a readable .pptx file" in w for w in report.warnings), report.warnings
     assert any("broken.odt" in w and "not a readable .odt file" in w for w in report.warnings), report.warnings
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
@@ -443,6 +453,11 @@ def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeyp
     assert s.search("photo pause", 1, mode="lexical")[0].page == 1, "speaker notes are the slide's text"
     kelp = s.search("kelp forests", 1, mode="lexical")[0]
     assert kelp.page == 2 and kelp.heading == ""
+    waves = s.search("waves seawall", 1, mode="lexical")[0]
+    assert waves.source.endswith("novel.epub") and waves.heading == "The Storm > Night", "chapters in spine order"
+    assert waves.title == "A Coastal Year"
+    gulls = s.search("lighthouse keeper gulls", 1, mode="lexical")[0]
+    assert gulls.heading == "The Harbour" and gulls.line < waves.line
     import searcher.formats.opendocument as odt
     import searcher.formats.pptx
     from searcher.ingest import UnreadableFileError, parse_file
@@ -458,7 +473,7 @@ def test_slides_and_opendocument_files_are_indexed_and_located(tmp_path, monkeyp
     with pytest.raises(UnreadableFileError, match="its content.xml unpacks past"):
         odt.read_odt((docs / "minutes.odt").read_bytes())
     monkeypatch.undo()
-    for hit in (engineers, notes, kettle, tools):  # lines of the extracted text, as show and /document read them
+    for hit in (engineers, notes, kettle, tools, waves):  # lines of the extracted text, as show and /document read them
         shown = read_lines(s.index, hit.source, hit.line, hit.end_line).text
         assert " ".join(shown.split("\n")[0].split()) in " ".join(hit.snippet.split()), (hit.line, shown)
 

@@ -1,5 +1,5 @@
 """Readers, one module per format: html, markdown, rst, jsonl, code (heading paths of source code), outline (those
-of Org, AsciiDoc and LaTeX), notebook (Jupyter), pdf, docx, pptx, opendocument (odt, odp);
+of Org, AsciiDoc and LaTeX), notebook (Jupyter), pdf, docx, pptx, opendocument (odt, odp), epub;
 with their shared types in document.py (Document, UnreadableFileError).
 
 Each turns a file's text or bytes into Documents plus where their parts are (lines, pages, headings, anchors), or
