@@ -3,11 +3,11 @@ it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
 .jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .epub,
-.ipynb
+.xlsx, .ods, .ipynb
 (formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
-Left out on purpose: spreadsheets and other office formats, OCR, language detection, encodings other than UTF-8
+Left out on purpose: other office formats (.doc, .xls, .ppt, .rtf), OCR, language detection, encodings other than UTF-8
 (and UTF-16 with a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
 """
 
@@ -48,6 +48,8 @@ FORMATS = {
     ".odt": "odt",
     ".odp": "odp",
     ".epub": "epub",
+    ".xlsx": "xlsx",
+    ".ods": "ods",
     ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
@@ -61,8 +63,9 @@ FORMATS.update(dict.fromkeys(CODE, "text"))
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
-EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "notebook"})
-BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub"})  # packages of their own, never gzipped text
+EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "notebook"})
+# Of those, packages of their own: never gzipped text.
+BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods"})
 IGNORE_FILES = (".gitignore", ".searcherignore")
 # Compressed text (Debian ships most documentation gzipped: foo.md.gz is read as foo.md), and the most a
 # compressed file may expand to.
@@ -420,7 +423,8 @@ def decode(data: bytes) -> str:
 
 def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
     """(text, pages, headings, title) of a file whose text is extracted (EXTRACTED), from its reader in formats/:
-    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, epub, notebook)."""
+    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, epub, notebook) and a
+    spreadsheet's sheet names (xlsx, ods)."""
     if kind == "pdf":
         from .formats.pdf import read_pdf
 
@@ -440,6 +444,10 @@ def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
         from .formats.opendocument import read_odt as read
     elif kind == "epub":
         from .formats.epub import read_epub as read
+    elif kind == "xlsx":
+        from .formats.spreadsheet import read_xlsx as read
+    elif kind == "ods":
+        from .formats.spreadsheet import read_ods as read
     else:
         from .formats.notebook import read_notebook as read
     body, headings, title = read(data)

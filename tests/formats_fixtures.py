@@ -206,3 +206,50 @@ def write_epub(path: Path, chapters: list[tuple[str, str]], title: str = "", enc
                 "</encryption>",
             )
     return path
+
+
+def write_xlsx(path: Path, sheets: dict[str, list[list]], title: str = "") -> Path:
+    """An .xlsx of {sheet name: rows of cell values} (None for an empty cell), written by openpyxl as Excel would."""
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.remove(book.active)
+    for name, rows in sheets.items():
+        sheet = book.create_sheet(name)
+        for row in rows:
+            sheet.append(row)
+    if title:
+        book.properties.title = title
+    book.save(str(path))
+    return path
+
+
+def write_ods(path: Path, sheets: dict[str, list[list]]) -> Path:
+    """An .ods of {sheet name: rows of cell values} written by odfpy, with LibreOffice's padding: each sheet ends in
+    a row repeated a million times and every row in an empty cell repeated to the sheet's last column."""
+    from odf import table, text
+    from odf.opendocument import OpenDocumentSpreadsheet
+
+    document = OpenDocumentSpreadsheet()
+    for name, rows in sheets.items():
+        grid = table.Table(name=name)
+        for values in rows:
+            row = table.TableRow()
+            for value in values:
+                if value is None:
+                    cell = table.TableCell()
+                elif isinstance(value, (int, float)):
+                    cell = table.TableCell(valuetype="float", value=value)
+                    cell.addElement(text.P(text=str(value)))
+                else:
+                    cell = table.TableCell(valuetype="string")
+                    cell.addElement(text.P(text=value))
+                row.addElement(cell)
+            row.addElement(table.TableCell(numbercolumnsrepeated=16000))
+            grid.addElement(row)
+        padding = table.TableRow(numberrowsrepeated=1048000)
+        padding.addElement(table.TableCell(numbercolumnsrepeated=16384))
+        grid.addElement(padding)
+        document.spreadsheet.addElement(grid)
+    document.save(str(path))
+    return path

@@ -478,6 +478,45 @@ def test_slides_opendocument_and_epub_files_are_indexed_and_located(tmp_path, mo
         assert " ".join(shown.split("\n")[0].split()) in " ".join(hit.snippet.split()), (hit.line, shown)
 
 
+def test_spreadsheets_rows_carry_their_column_names_and_row_numbers(tmp_path):
+    import datetime as dt
+
+    from formats_fixtures import write_ods, write_xlsx
+
+    from searcher.documents import read_lines
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    staff = [
+        ["Name", "Team", "Started", "Desk"],
+        ["Ada", "Compilers", dt.datetime(2021, 3, 1), 12.0],
+        [None, None, None, None],
+        ["Grace", "Navy liaison", dt.datetime(2019, 7, 15), 7.5],
+    ]
+    write_xlsx(docs / "staff.xlsx", {"People": staff, "Notes": [["Parking is behind the observatory"]]}, title="HR")
+    write_ods(docs / "stock.ods", {"Pantry": [["Item", "Count"], ["oat milk", 4], ["saffron", 2]]})
+    (docs / "broken.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
+    fake = FakeEncoder()
+    report = build_index(
+        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=64, overlap_tokens=0), encoder=fake
+    )
+    assert report.indexed == 2 and report.skipped == 1, report
+    assert any("broken.xlsx" in w and "not a readable .xlsx file" in w for w in report.warnings), report.warnings
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    grace = s.search("navy liaison", 1, mode="lexical", per_doc=False)[0]
+    assert grace.source.endswith("staff.xlsx") and grace.heading == "People" and grace.title == "HR"
+    shown = read_lines(s.index, grace.source, grace.line, grace.line).text
+    assert shown == "Row 4: Name: Grace | Team: Navy liaison | Started: 2019-07-15 | Desk: 7.5", shown
+    ada = read_lines(s.index, grace.source, grace.line - 1, grace.line - 1).text
+    assert ada == "Row 2: Name: Ada | Team: Compilers | Started: 2021-03-01 | Desk: 12", "empty row 3 left out"
+    parking = s.search("parking observatory", 1, mode="lexical")[0]
+    assert parking.heading == "Notes", "a sheet without a header row: its cells as they are"
+    saffron = s.search("saffron", 1, mode="lexical")[0]
+    assert saffron.source.endswith("stock.ods") and saffron.heading == "Pantry"
+    assert "Row 3: Item: saffron | Count: 2" in read_lines(s.index, saffron.source, 1, 10).text
+    assert len(read_lines(s.index, saffron.source, 1, 100).text.splitlines()) == 4, "padding rows not read"
+
+
 def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_path, use_fake_encoder):
     from click.testing import CliRunner
 

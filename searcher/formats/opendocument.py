@@ -17,7 +17,7 @@ import io
 import zipfile
 
 MAX_XML_BYTES = 64 * 1024 * 1024
-_NS = {
+NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
     "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
     "table": "urn:oasis:names:tc:opendocument:xmlns:table:1.0",
@@ -25,13 +25,13 @@ _NS = {
     "draw": "urn:oasis:names:tc:opendocument:xmlns:drawing:1.0",
     "presentation": "urn:oasis:names:tc:opendocument:xmlns:presentation:1.0",
 }
-_TEXT, _TABLE, _OFFICE = (f"{{{_NS[p]}}}" for p in ("text", "table", "office"))
+_TEXT, _TABLE, _OFFICE = (f"{{{NS[p]}}}" for p in ("text", "table", "office"))
 _SKIPPED = {f"{_OFFICE}annotation", f"{_TEXT}note", f"{_TEXT}tracked-changes", f"{_TEXT}bookmark-ref"}
 
 
 def read_odt(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
     """(text, ((text offset, level, heading), ...), title) of an .odt file; paragraphs separated by blank lines."""
-    body, title = _open(data, "odt", "office:body/office:text")
+    body, title = open_body(data, "odt", "office:body/office:text")
     parts: list[str] = []
     headings: list[tuple[int, int, str]] = []
     offset = 0
@@ -52,14 +52,14 @@ def read_odp(
 ) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...], str]:
     """(text, ((text offset, slide number), ...), ((text offset, 1, slide title or ""), ...), title) of an .odp
     file, as formats.pptx.read_pptx gives them; slides separated by blank lines, slides without text left out."""
-    body, title = _open(data, "odp", "office:body/office:presentation")
+    body, title = open_body(data, "odp", "office:body/office:presentation")
     parts: list[str] = []
     pages: list[tuple[int, int]] = []
     headings: list[tuple[int, int, str]] = []
     offset = 0
-    title_class = f"{{{_NS['presentation']}}}class"
-    for number, page in enumerate(body.iterfind("draw:page", _NS), start=1):
-        frames = [f for f in page if f.tag == f"{{{_NS['draw']}}}frame"]
+    title_class = f"{{{NS['presentation']}}}class"
+    for number, page in enumerate(body.iterfind("draw:page", NS), start=1):
+        frames = [f for f in page if f.tag == f"{{{NS['draw']}}}frame"]
         head = next((f for f in frames if f.get(title_class) == "title"), None)
         heading = " ".join(" ".join(block for block, _ in _blocks(head)).split()) if head is not None else ""
         lines = [heading] if heading else []
@@ -75,7 +75,7 @@ def read_odp(
     return "\n\n".join(parts), tuple(pages), tuple(headings), title
 
 
-def _open(data: bytes, kind: str, body_path: str):
+def open_body(data: bytes, kind: str, body_path: str):
     """(the body element at `body_path` of the package's content.xml, the title in its meta.xml or "")."""
     from lxml import etree
 
@@ -86,14 +86,14 @@ def _open(data: bytes, kind: str, body_path: str):
             content = _member(package, "content.xml")
             meta = _member(package, "meta.xml") if "meta.xml" in package.namelist() else None
         parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        body = etree.fromstring(content, parser).find(body_path, _NS)
-        title_node = etree.fromstring(meta, parser).find(".//dc:title", _NS) if meta is not None else None
+        body = etree.fromstring(content, parser).find(body_path, NS)
+        title_node = etree.fromstring(meta, parser).find(".//dc:title", NS) if meta is not None else None
     except UnreadableFileError:
         raise
     except Exception as e:  # noqa: BLE001 - zip and XML errors all mean: not a readable file of its kind
         raise UnreadableFileError(f"not a readable .{kind} file ({type(e).__name__})") from None
     if body is None:
-        what = "text body" if kind == "odt" else "slides"
+        what = {"odt": "text body", "odp": "slides"}.get(kind, "sheets")
         raise UnreadableFileError(f"not a readable .{kind} file (no {what}: another OpenDocument kind?)")
     title = (title_node.text or "").strip() if title_node is not None and title_node.text else ""
     return body, title
@@ -115,18 +115,18 @@ def _blocks(element):
         tag = child.tag
         if tag == f"{_TEXT}h":
             level = child.get(f"{_TEXT}outline-level")
-            yield _inline(child), int(level) if level and level.isdigit() else 1
+            yield inline_text(child), int(level) if level and level.isdigit() else 1
         elif tag == f"{_TEXT}p":
-            yield _inline(child), 0
+            yield inline_text(child), 0
         elif tag == f"{_TABLE}table-row":
-            yield " | ".join(" ".join(_inline(p) for p in cell.iter(f"{_TEXT}p")).strip() for cell in child), 0
+            yield " | ".join(" ".join(inline_text(p) for p in cell.iter(f"{_TEXT}p")).strip() for cell in child), 0
         elif tag in _SKIPPED:
             continue
         else:  # lists, list items, sections, tables and their row groups: their blocks in turn
             yield from _blocks(child)
 
 
-def _inline(element) -> str:
+def inline_text(element) -> str:
     """A paragraph's or heading's text: its spans in order, `text:s` as its count of spaces, tabs and line breaks
     as such; comments and footnotes left out."""
     out = [element.text or ""]
@@ -140,6 +140,6 @@ def _inline(element) -> str:
         elif tag == f"{_TEXT}line-break":
             out.append("\n")
         elif tag not in _SKIPPED and isinstance(tag, str):
-            out.append(_inline(child))
+            out.append(inline_text(child))
         out.append(child.tail or "")
     return "".join(out)

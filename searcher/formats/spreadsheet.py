@@ -1,0 +1,129 @@
+"""Spreadsheets (.xlsx, .ods): each sheet a section headed by its name, each row a line that starts with the row's
+number as the spreadsheet shows it (`Row 17: ...`), so that a hit says where to look.
+
+A sheet whose first filled row reads as a header (two or more cells, all text) gives each later row its column names
+(`Row 17: Name: Ada | Team: Data | Start: 2021-03-01`): a chunk of rows far down the sheet still says what its values
+are, to the model and to a reader. Empty cells and rows are left out; numbers as written (an integral float without
+its `.0`), dates as ISO dates; a formula's value as the application that saved the file computed it.
+
+Readers: openpyxl (MIT; read-only, streaming) for .xlsx; the .ods package's content.xml with lxml, as the other
+OpenDocument kinds (formats/opendocument.py), where repeated rows and cells (`number-rows-repeated`, which pads a
+sheet to a million rows) are counted, not expanded, unless they hold a value.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+MAX_REPEAT = 1000  # a filled cell or row an .ods repeats is written out at most this many times
+
+
+def read_xlsx(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
+    """(text, ((text offset, 1, sheet name), ...), title) of an .xlsx workbook; sheets separated by blank lines."""
+    import openpyxl
+
+    from .document import UnreadableFileError
+
+    try:
+        book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        sheets = [(sheet.title, enumerate(sheet.iter_rows(values_only=True), start=1)) for sheet in book.worksheets]
+        return _document(sheets, (book.properties.title or "").strip())
+    except UnreadableFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - zip, XML and workbook errors all mean: not a readable .xlsx
+        raise UnreadableFileError(f"not a readable .xlsx file ({type(e).__name__})") from None
+
+
+def read_ods(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
+    """(text, ((text offset, 1, sheet name), ...), title) of an .ods spreadsheet, as read_xlsx gives them."""
+    from .opendocument import NS, inline_text, open_body
+
+    body, title = open_body(data, "ods", "office:body/office:spreadsheet")
+    table, office = f"{{{NS['table']}}}", f"{{{NS['office']}}}"
+
+    def value(cell):
+        kind = cell.get(f"{office}value-type")
+        if kind in ("float", "percentage", "currency"):
+            return float(cell.get(f"{office}value", "nan"))
+        if kind == "date":
+            return cell.get(f"{office}date-value", "")[:10]
+        return "\n".join(inline_text(p) for p in cell.iter(f"{{{NS['text']}}}p")) or None
+
+    def rows(sheet):
+        number = 0
+        for row in sheet.iter(f"{table}table-row"):
+            repeat = int(row.get(f"{table}number-rows-repeated") or 1)
+            cells: list = []
+            for cell in row:
+                if cell.tag in (f"{table}table-cell", f"{table}covered-table-cell"):
+                    cells += [value(cell)] * min(int(cell.get(f"{table}number-columns-repeated") or 1), MAX_REPEAT)
+            if any(c not in (None, "") for c in cells):
+                for _ in range(min(repeat, MAX_REPEAT)):
+                    number += 1
+                    yield number, cells
+                number += repeat - min(repeat, MAX_REPEAT)
+            else:  # empty rows, often repeated to pad the sheet: counted, not read
+                number += repeat
+
+    sheets = [(sheet.get(f"{table}name", ""), rows(sheet)) for sheet in body.iterfind("table:table", NS)]
+    return _document(sheets, title)
+
+
+def _document(sheets, title: str) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
+    """The text and sheet headings of [(sheet name, ((row number, cell values), ...)), ...]."""
+    parts: list[str] = []
+    headings: list[tuple[int, int, str]] = []
+    offset = 0
+    for name, rows in sheets:
+        lines: list[str] = []
+        header: list[str] | None = None
+        for number, values in rows:
+            cells = [_cell(v) for v in values]
+            if not any(cells):
+                continue
+            if header is None and not lines and _is_header(values):
+                header = cells
+                lines.append(f"Row {number}: " + " | ".join(c for c in cells if c))
+                continue
+            if header:
+                pairs = [(header[i] if i < len(header) and header[i] else _column(i), c) for i, c in enumerate(cells)]
+                lines.append(f"Row {number}: " + " | ".join(f"{h}: {c}" for h, c in pairs if c))
+            else:
+                lines.append(f"Row {number}: " + " | ".join(c for c in cells if c))
+        if not lines:
+            continue
+        text = "\n".join([name, *lines]) if name else "\n".join(lines)
+        headings.append((offset, 1, name))
+        parts.append(text)
+        offset += len(text) + 2
+    return "\n\n".join(parts), tuple(headings), title
+
+
+def _is_header(values) -> bool:
+    filled = [v for v in values if v not in (None, "")]
+    return len(filled) >= 2 and all(isinstance(v, str) for v in filled)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float):
+        return str(int(value)) if value.is_integer() else f"{value:g}" if abs(value) < 1e15 else str(value)
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    return " ".join(str(value).split())
+
+
+def _column(index: int) -> str:
+    """A column's letters as a spreadsheet names it: 0 -> A, 25 -> Z, 26 -> AA."""
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
