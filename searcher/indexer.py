@@ -37,7 +37,7 @@ from .home import (
     remember_start,
 )
 from .home import resolve as resolve_index
-from .ingest import FORMATS, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path
+from .ingest import CONVERT, FORMATS, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path, unsupported
 from .lexical import is_current as lexical_is_current
 from .report import IndexReport
 from .scan import reusable_rows, scan
@@ -107,6 +107,8 @@ def build_index(
     if not source.exists():
         raise InvalidInputError(f"no such file or folder: {source}")
     if source.is_file() and not is_supported(source):
+        if source.suffix.lower() in CONVERT:
+            raise InvalidInputError(f"{source} is {unsupported(source)}")
         raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
     if source.is_dir():  # fail before a model is loaded, not after
         try:

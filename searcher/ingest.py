@@ -72,6 +72,23 @@ IGNORE_FILES = (".gitignore", ".searcherignore")
 MAX_GUNZIPPED = 64 * 1024 * 1024
 
 
+# Formats a user will have that searcher does not read, and what to do about each (skipped files name it).
+CONVERT = {
+    ".doc": "Word 97-2003 (.doc): save it as .docx to index it",
+    ".xls": "Excel 97-2003 (.xls): save it as .xlsx to index it",
+    ".ppt": "PowerPoint 97-2003 (.ppt): save it as .pptx to index it",
+    ".rtf": "RTF: save it as .docx or .odt to index it",
+    ".pages": "Apple Pages: export it as .docx or PDF to index it",
+    ".key": "Apple Keynote: export it as .pptx or PDF to index it",
+    ".numbers": "Apple Numbers: export it as .xlsx to index it",
+}
+
+
+def unsupported(path: Path) -> str:
+    """Why a file searcher does not read is left out: what to convert it to, for a format in CONVERT."""
+    return CONVERT.get(path.suffix.lower(), "not a type searcher reads")
+
+
 def is_supported(path: Path) -> bool:
     """A known extension, or no extension and text inside (README, LICENSE, Makefile...); the same for the name
     inside a .gz file (`caching.md.gz`, `changelog.gz`)."""

@@ -15,7 +15,7 @@ import numpy as np
 from .chunking import Parsed
 from .config import Progress
 from .generation import NewFile, kept_rows
-from .ingest import Ignore, is_supported, iter_changed, iter_files, read_regular
+from .ingest import Ignore, is_supported, iter_changed, iter_files, read_regular, unsupported
 from .report import IndexReport
 from .store import (
     FileEntry,
@@ -88,7 +88,7 @@ def scan(
     for seen, path in enumerate(walk, start=1):
         progress("scan", seen, None)
         if not is_supported(path):
-            report.skip(str(path), "not a type searcher reads")
+            report.skip(str(path), unsupported(path))
             continue
         old = old_files.get(str(path))
         started = time.perf_counter()

@@ -532,6 +532,7 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
             "notes/keep.md": "# Keep\n\nThis note stays.\n",
             "notes/draft.md": "# Draft\n\nThis note is excluded by the user.\n",
             "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
+            "old/minutes.doc": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",  # an OLE2 file, as Word 97-2003 wrote
             ".gitignore": "node_modules/\nbuild/\n",
         },
     )
@@ -552,8 +553,11 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "3 indexed" in result.stdout and "1 skipped" in result.stdout
+    assert "3 indexed" in result.stdout and "2 skipped" in result.stdout
     assert "logo.png (not a type searcher reads)" in result.stderr, "skipped files are named"
+    assert "minutes.doc (Word 97-2003 (.doc): save it as .docx to index it)" in result.stderr, "with the way out"
+    alone = CliRunner().invoke(cli, ["index", str(docs / "old" / "minutes.doc"), "--index", str(tmp_path / "other")])
+    assert alone.exit_code == 2 and "minutes.doc is Word 97-2003 (.doc): save it as .docx" in alone.stderr
     sources = {Path(r["source"]).name for r in open_index(tmp_path / "idx").iter_chunks()}
     assert sources == {"server.py", "README", "keep.md"}
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
