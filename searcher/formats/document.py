@@ -3,6 +3,7 @@ UnreadableFileError. The lowest module of reading: ingest and every format impor
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..errors import SearcherError
@@ -26,6 +27,28 @@ class Document:
 
 class UnreadableFileError(SearcherError):
     """A supported file whose bytes are not text (binary, or not UTF-8)."""
+
+
+def slide_deck(
+    slides: Iterable[tuple[str, list[str]]],
+) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...]]:
+    """(text, pages, headings) of a deck given as (title, lines) per slide, in order (formats/pptx.py, the .odp
+    reader): a slide's lines joined, blank ones dropped, slides apart by a blank line; a slide without text left out
+    (its number still counts); each slide a page, its title a heading ("" for an untitled one ends the heading of
+    the one before, chunking.Locator)."""
+    parts: list[str] = []
+    pages: list[tuple[int, int]] = []
+    headings: list[tuple[int, int, str]] = []
+    offset = 0
+    for number, (title, lines) in enumerate(slides, start=1):
+        text = "\n".join(line.strip() for line in "\n".join(lines).splitlines() if line.strip())
+        if not text:
+            continue
+        pages.append((offset, number))
+        headings.append((offset, 1, title))
+        parts.append(text)
+        offset += len(text) + 2
+    return "\n\n".join(parts), tuple(pages), tuple(headings)
 
 
 def normalise_newlines(text: str) -> str:

@@ -52,27 +52,20 @@ def read_odp(
 ) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...], str]:
     """(text, ((text offset, slide number), ...), ((text offset, 1, slide title or ""), ...), title) of an .odp
     file, as formats.pptx.read_pptx gives them; slides separated by blank lines, slides without text left out."""
+    from .document import slide_deck
+
     body, title = open_body(data, "odp", "office:body/office:presentation")
-    parts: list[str] = []
-    pages: list[tuple[int, int]] = []
-    headings: list[tuple[int, int, str]] = []
-    offset = 0
     title_class = f"{{{NS['presentation']}}}class"
-    for number, page in enumerate(body.iterfind("draw:page", NS), start=1):
+    slides = []
+    for page in body.iterfind("draw:page", NS):
         frames = [f for f in page if f.tag == f"{{{NS['draw']}}}frame"]
         head = next((f for f in frames if f.get(title_class) == "title"), None)
         heading = " ".join(" ".join(block for block, _ in _blocks(head)).split()) if head is not None else ""
         lines = [heading] if heading else []
-        lines += [block for child in page if child is not head for block, _ in _blocks(child)]
-        text = "\n".join(line.strip() for line in "\n".join(lines).splitlines() if line.strip())
-        if not text:
-            continue
-        pages.append((offset, number))
-        headings.append((offset, 1, heading))  # (untitled: "" ends the slide before's heading, chunking.Locator)
-        parts.append(text)
-        offset += len(text) + 2
+        slides.append((heading, lines + [block for child in page if child is not head for block, _ in _blocks(child)]))
+    text, pages, headings = slide_deck(slides)
     title = title or next((h for _, _, h in headings if h), "")
-    return "\n\n".join(parts), tuple(pages), tuple(headings), title
+    return text, pages, headings, title
 
 
 def open_body(data: bytes, kind: str, body_path: str):

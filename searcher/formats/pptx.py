@@ -19,18 +19,15 @@ def read_pptx(
     file; slides separated by blank lines, slides without text left out."""
     import pptx
 
-    from .document import UnreadableFileError
+    from .document import UnreadableFileError, slide_deck
 
     try:
         deck = pptx.Presentation(io.BytesIO(data))
         slides = list(deck.slides)
     except Exception as e:  # noqa: BLE001 - zip, XML and package errors all mean: not a readable .pptx
         raise UnreadableFileError(f"not a readable .pptx file ({type(e).__name__})") from None
-    parts: list[str] = []
-    pages: list[tuple[int, int]] = []
-    headings: list[tuple[int, int, str]] = []
-    offset = 0
-    for number, slide in enumerate(slides, start=1):
+    deck_slides = []
+    for slide in slides:
         title_shape = slide.shapes.title
         title = " ".join(title_shape.text_frame.text.split()) if title_shape is not None else ""
         lines = [title] if title else []
@@ -38,17 +35,12 @@ def read_pptx(
             if title_shape is None or shape.shape_id != title_shape.shape_id:
                 lines += _shape_lines(shape)
         if slide.has_notes_slide and slide.notes_slide.notes_text_frame is not None:
-            lines += slide.notes_slide.notes_text_frame.text.splitlines()
+            lines.append(slide.notes_slide.notes_text_frame.text)
         # (a line break inside a paragraph is a vertical tab in python-pptx's text)
-        text = "\n".join(line.strip() for line in "\n".join(lines).replace("\v", "\n").splitlines() if line.strip())
-        if not text:
-            continue
-        pages.append((offset, number))
-        headings.append((offset, 1, title))  # (untitled: "" ends the slide before's heading, chunking.Locator)
-        parts.append(text)
-        offset += len(text) + 2
+        deck_slides.append((title, [line.replace("\v", "\n") for line in lines]))
+    text, pages, headings = slide_deck(deck_slides)
     title = (deck.core_properties.title or "").strip() or next((h for _, _, h in headings if h), "")
-    return "\n\n".join(parts), tuple(pages), tuple(headings), title
+    return text, pages, headings, title
 
 
 def _shape_lines(shape) -> list[str]:
