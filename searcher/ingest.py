@@ -3,7 +3,7 @@ it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
 .jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .epub,
-.xlsx, .ods, .ipynb
+.xlsx, .ods, .eml, .ipynb
 (formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
@@ -50,6 +50,7 @@ FORMATS = {
     ".epub": "epub",
     ".xlsx": "xlsx",
     ".ods": "ods",
+    ".eml": "eml",
     ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
@@ -63,7 +64,7 @@ FORMATS.update(dict.fromkeys(CODE, "text"))
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
-EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "notebook"})
+EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "eml", "notebook"})
 # Of those, packages of their own: never gzipped text.
 BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods"})
 IGNORE_FILES = (".gitignore", ".searcherignore")
@@ -440,8 +441,8 @@ def decode(data: bytes) -> str:
 
 def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
     """(text, pages, headings, title) of a file whose text is extracted (EXTRACTED), from its reader in formats/:
-    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, epub, notebook) and a
-    spreadsheet's sheet names (xlsx, ods)."""
+    a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, epub, notebook), a
+    spreadsheet's sheet names (xlsx, ods), a message's subject (eml)."""
     if kind == "pdf":
         from .formats.pdf import read_pdf
 
@@ -465,6 +466,8 @@ def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
         from .formats.spreadsheet import read_xlsx as read
     elif kind == "ods":
         from .formats.spreadsheet import read_ods as read
+    elif kind == "eml":
+        from .formats.mail import read_eml as read
     else:
         from .formats.notebook import read_notebook as read
     body, headings, title = read(data)

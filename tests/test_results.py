@@ -517,6 +517,46 @@ def test_spreadsheets_rows_carry_their_column_names_and_row_numbers(tmp_path):
     assert len(read_lines(s.index, saffron.source, 1, 100).text.splitlines()) == 4, "padding rows not read"
 
 
+def test_email_messages_are_read_by_subject_headers_and_body(tmp_path):
+    from email.message import EmailMessage
+
+    from searcher.documents import read_lines
+
+    docs = tmp_path / "mail"
+    docs.mkdir()
+    plain = EmailMessage()
+    plain["From"], plain["To"], plain["Subject"] = "Ada <ada@example.org>", "team@example.org", "Quarterly numbers"
+    plain["Date"] = "Mon, 07 Dec 2026 09:30:00 +0000"
+    plain.set_content("The warehouse in Tromsø doubled its output.\nSee the attached report.")
+    plain.add_alternative("<p>The warehouse in <b>Tromsø</b> doubled its output.</p>", subtype="html")
+    plain.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="q3-report.pdf")
+    (docs / "numbers.eml").write_bytes(bytes(plain))
+    html = EmailMessage()
+    html["From"], html["Subject"] = "Grace <grace@example.org>", "Réunion: café à 10h"  # encoded on the wire
+    html.set_content(
+        "<html><body><h1>Agenda</h1><p>Discuss the compiler's nanosecond wire.</p></body></html>",
+        subtype="html",
+        cte="quoted-printable",
+    )
+    (docs / "agenda.eml").write_bytes(bytes(html))
+    (docs / "notes.eml").write_text("just some text, no headers\n")
+    fake = FakeEncoder()
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    assert report.indexed == 2 and report.skipped == 1, report
+    assert any("notes.eml" in w and "not an e-mail message" in w for w in report.warnings), report.warnings
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    tromso = s.search("warehouse doubled output", 1, mode="lexical")[0]
+    assert tromso.source.endswith("numbers.eml") and tromso.title == "Quarterly numbers"
+    text = read_lines(s.index, tromso.source, 1, 20).text
+    assert text.startswith("From: Ada <ada@example.org>\nTo: team@example.org\nDate: Mon, 07 Dec 2026")
+    assert "Tromsø doubled" in text and "<b>" not in text, "the plain part, not the HTML one"
+    assert text.endswith("Attachments: q3-report.pdf"), "attachments by name"
+    wire = s.search("nanosecond wire", 1, mode="lexical")[0]
+    assert wire.source.endswith("agenda.eml") and wire.title == "Réunion: café à 10h", "subject decoded"
+    assert "Discuss the compiler's nanosecond wire." in read_lines(s.index, wire.source, 1, 20).text
+    assert s.search("ada@example.org", 1, mode="lexical")[0].source.endswith("numbers.eml"), "senders are searchable"
+
+
 def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_path, use_fake_encoder):
     from click.testing import CliRunner
 
