@@ -85,6 +85,12 @@ CONVERT = {
 }
 
 
+def _hidden(name: str) -> bool:
+    """Left out of every walk: hidden names, and the owner files Microsoft Office keeps beside an open document
+    (`~$report.docx`: a few bytes of its user's name, never the document)."""
+    return name.startswith((".", "~$"))
+
+
 def unsupported(path: Path) -> str:
     """Why a file searcher does not read is left out: what to convert it to, for a format in CONVERT."""
     return CONVERT.get(path.suffix.lower(), "not a type searcher reads")
@@ -262,7 +268,8 @@ def iter_files(
 ) -> Iterator[Path]:
     """Every non-hidden regular file under `root` (or `root` itself if it is a file), in a stable sorted order.
 
-    Hidden files and folders (name starting with '.') are never entered: they hold VCS data and caches. A folder
+    Hidden files and folders (name starting with '.') are never entered: they hold VCS data and caches; nor are
+    Office's owner files (`~$report.docx`, _hidden). A folder
     that is a searcher index is never entered either (an index must not ingest an index), nor are links to
     folders. A folder under `root` that cannot be read is passed to `on_error(folder, reason)`; a file or folder
     whose name is not valid UTF-8, a nested index, or anything but a regular file (a FIFO, a socket, a link to a
@@ -296,7 +303,7 @@ def iter_files(
         if ignore is not None:
             ignore.load(folder, {e.name for e in entries})
         for entry in entries:
-            if entry.name.startswith("."):
+            if _hidden(entry.name):
                 continue
             if not _valid_name(entry.name):
                 if on_skip is not None:
@@ -341,7 +348,7 @@ def iter_changed(
 
     for path in sorted(set(paths)):
         parts = path.relative_to(root).parts
-        if any(part.startswith(".") for part in parts) or not all(_valid_name(part) for part in parts):
+        if any(_hidden(part) for part in parts) or not all(_valid_name(part) for part in parts):
             continue
         folder, inside = root, True
         for part in parts[:-1]:  # the folders a walk would pass through on its way to `path`

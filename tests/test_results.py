@@ -573,6 +573,7 @@ def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_pat
             "notes/draft.md": "# Draft\n\nThis note is excluded by the user.\n",
             "logo.png": b"\x89PNG\r\n\x1a\n\x00\x00",
             "old/minutes.doc": b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",  # an OLE2 file, as Word 97-2003 wrote
+            "notes/~$keep.docx": b"\x04ada   ",  # Office's owner file beside an open document: never read
             ".gitignore": "node_modules/\nbuild/\n",
         },
     )
