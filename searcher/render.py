@@ -69,13 +69,18 @@ def render_results(
         echo(orjson.dumps(records, option=orjson.OPT_INDENT_2).decode())
 
 
+def _page_word(source: str) -> str:
+    """What a hit's `page` is in its file: a slide of a deck, else a page (of a PDF)."""
+    return "slide" if source.lower().endswith((".pptx", ".odp")) else "page"
+
+
 def _print_hit(rank: int, hit, colored: bool, around: dict) -> None:
     """One hit of the text format: rank, score, place and label, then its passage (or the file's lines around it)."""
     where = (
         _paint(_display_path(hit.source), "35", colored)
         + (_paint(f":{hit.line}", "32", colored) if hit.line else "")
         + (f"#{hit.anchor}" if hit.anchor else "")
-        + (f" (page {hit.page})" if hit.page else "")
+        + (f" ({_page_word(hit.source)} {hit.page})" if hit.page else "")
     )
     echo(f"{rank:>2}. {hit.score:.3f}  {where}  {_label(hit)}", colored)
     if (hit.source, hit.line) in around:

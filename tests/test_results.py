@@ -437,6 +437,14 @@ def test_slides_opendocument_and_epub_files_are_indexed_and_located(tmp_path, mo
     engineers = s.search("hire engineers", 1, mode="lexical")[0]
     assert engineers.source.endswith("deck.pptx") and engineers.page == 2 and engineers.heading == "Budget"
     assert engineers.title == "Planning deck"
+    from click.testing import CliRunner
+
+    from searcher.cli import cli
+
+    printed = CliRunner().invoke(
+        cli, ["query", "hire engineers", "--index", str(tmp_path / "idx"), "--mode", "lexical"]
+    )
+    assert printed.exit_code == 0 and "deck.pptx:" in printed.stdout and "(slide 2)" in printed.stdout, printed.output
     notes = s.search("gerbil fund", 1, mode="lexical")[0]
     assert notes.source.endswith("deck.pptx") and notes.page == 2, "speaker notes are the slide's text"
     assert s.search("hardware licences", 1, mode="lexical")[0].page == 2, "a table's cells are text"

@@ -52,7 +52,7 @@ function render(result) {
     title.append(name, score);
     const where = document.createElement("a");
     where.className = "where";
-    where.textContent = hit.source + (hit.line ? `:${hit.line}` : "") + (hit.anchor ? `#${hit.anchor}` : "") + (hit.page ? ` (page ${hit.page})` : "");
+    where.textContent = hit.source + (hit.line ? `:${hit.line}` : "") + (hit.anchor ? `#${hit.anchor}` : "") + (hit.page ? ` (${/\.(pptx|odp)$/i.test(hit.source) ? "slide" : "page"} ${hit.page})` : "");
     where.href = "/document?" + documentParams(hit);
     where.addEventListener("click", (event) => { event.preventDefault(); showDocument(hit); });
     if (hit.index && result.index === "*") {
