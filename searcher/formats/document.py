@@ -29,26 +29,40 @@ class UnreadableFileError(SearcherError):
     """A supported file whose bytes are not text (binary, or not UTF-8)."""
 
 
+def join_blocks(
+    blocks: Iterable[tuple[str, int, str]],
+) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...]]:
+    """(text, starts, headings) of blocks given in order as (text, heading level or 0, heading): each block stripped,
+    empty ones left out, the rest apart by a blank line; `starts` is (text offset, the block's number, from 1) of each
+    kept block (a slide's page), `headings` (text offset, level, heading) of each kept block with a level. The one
+    join of the readers whose text is a sequence of blocks (docx, odt, slides, spreadsheets)."""
+    parts: list[str] = []
+    starts: list[tuple[int, int]] = []
+    headings: list[tuple[int, int, str]] = []
+    offset = 0
+    for number, (text, level, heading) in enumerate(blocks, start=1):
+        text = text.strip()
+        if not text:
+            continue
+        starts.append((offset, number))
+        if level:
+            headings.append((offset, level, heading))
+        parts.append(text)
+        offset += len(text) + 2
+    return "\n\n".join(parts), tuple(starts), tuple(headings)
+
+
 def slide_deck(
     slides: Iterable[tuple[str, list[str]]],
 ) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...]]:
     """(text, pages, headings) of a deck given as (title, lines) per slide, in order (formats/pptx.py, the .odp
-    reader): a slide's lines joined, blank ones dropped, slides apart by a blank line; a slide without text left out
-    (its number still counts); each slide a page, its title a heading ("" for an untitled one ends the heading of
-    the one before, chunking.Locator)."""
-    parts: list[str] = []
-    pages: list[tuple[int, int]] = []
-    headings: list[tuple[int, int, str]] = []
-    offset = 0
-    for number, (title, lines) in enumerate(slides, start=1):
-        text = "\n".join(line.strip() for line in "\n".join(lines).splitlines() if line.strip())
-        if not text:
-            continue
-        pages.append((offset, number))
-        headings.append((offset, 1, title))
-        parts.append(text)
-        offset += len(text) + 2
-    return "\n\n".join(parts), tuple(pages), tuple(headings)
+    reader): a slide's lines joined, blank ones dropped; a slide without text left out (its number still counts);
+    each slide a page, its title a heading ("" for an untitled one ends the heading of the one before,
+    chunking.Locator)."""
+    return join_blocks(
+        ("\n".join(line.strip() for line in "\n".join(lines).splitlines() if line.strip()), 1, title)
+        for title, lines in slides
+    )
 
 
 def normalise_newlines(text: str) -> str:

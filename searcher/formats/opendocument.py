@@ -31,20 +31,12 @@ _SKIPPED = {f"{_OFFICE}annotation", f"{_TEXT}note", f"{_TEXT}tracked-changes", f
 
 def read_odt(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
     """(text, ((text offset, level, heading), ...), title) of an .odt file; paragraphs separated by blank lines."""
+    from .document import join_blocks
+
     body, title = open_body(data, "odt", "office:body/office:text")
-    parts: list[str] = []
-    headings: list[tuple[int, int, str]] = []
-    offset = 0
-    for block, level in _blocks(body):
-        text = block.strip()
-        if not text:
-            continue
-        if level:
-            headings.append((offset, level, " ".join(text.split())))
-        parts.append(text)
-        offset += len(text) + 2
+    text, _, headings = join_blocks((block, level, " ".join(block.split())) for block, level in _blocks(body))
     title = title or next((h for _, lvl, h in headings if lvl == 1), "")
-    return "\n\n".join(parts), tuple(headings), title
+    return text, headings, title
 
 
 def read_odp(

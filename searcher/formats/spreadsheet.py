@@ -72,32 +72,30 @@ def read_ods(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
 
 def _document(sheets, title: str) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
     """The text and sheet headings of [(sheet name, ((row number, cell values), ...)), ...]."""
-    parts: list[str] = []
-    headings: list[tuple[int, int, str]] = []
-    offset = 0
-    for name, rows in sheets:
-        lines: list[str] = []
-        header: list[str] | None = None
-        for number, values in rows:
-            cells = [_cell(v) for v in values]
-            if not any(cells):
-                continue
-            if header is None and not lines and _is_header(values):
-                header = cells
-                lines.append(f"Row {number}: " + " | ".join(c for c in cells if c))
-                continue
-            if header:
-                pairs = [(header[i] if i < len(header) and header[i] else _column(i), c) for i, c in enumerate(cells)]
-                lines.append(f"Row {number}: " + " | ".join(f"{h}: {c}" for h, c in pairs if c))
-            else:
-                lines.append(f"Row {number}: " + " | ".join(c for c in cells if c))
-        if not lines:
+    from .document import join_blocks
+
+    text, _, headings = join_blocks((_sheet_text(name, rows), 1, name) for name, rows in sheets)
+    return text, headings, title
+
+
+def _sheet_text(name: str, rows) -> str:
+    """A sheet's name, then a line per row that holds a value ("" for a sheet with none); under a header row, each
+    value named by its column."""
+    lines: list[str] = []
+    header: list[str] | None = None
+    for number, values in rows:
+        cells = [_cell(v) for v in values]
+        if not any(cells):
             continue
-        text = "\n".join([name, *lines]) if name else "\n".join(lines)
-        headings.append((offset, 1, name))
-        parts.append(text)
-        offset += len(text) + 2
-    return "\n\n".join(parts), tuple(headings), title
+        if header is None and not lines and _is_header(values):
+            header = cells
+        elif header:
+            cells = [
+                f"{header[i] if i < len(header) and header[i] else _column(i)}: {c}" if c else ""
+                for i, c in enumerate(cells)
+            ]
+        lines.append(f"Row {number}: " + " | ".join(c for c in cells if c))
+    return "\n".join([name, *lines] if name else lines) if lines else ""
 
 
 def _is_header(values) -> bool:
