@@ -466,6 +466,7 @@ def test_slides_opendocument_and_epub_files_are_indexed_and_located(tmp_path, mo
     assert waves.title == "A Coastal Year"
     gulls = s.search("lighthouse keeper gulls", 1, mode="lexical")[0]
     assert gulls.heading == "The Harbour" and gulls.line < waves.line
+    import searcher.formats.document
     import searcher.formats.opendocument as odt
     import searcher.formats.pptx
     from searcher.ingest import UnreadableFileError, parse_file
@@ -477,7 +478,9 @@ def test_slides_opendocument_and_epub_files_are_indexed_and_located(tmp_path, mo
     with pytest.raises(UnreadableFileError, match=r"not a readable \.pptx file \(KeyError in its reader\)"):
         parse_file(docs / "deck.pptx", (docs / "deck.pptx").read_bytes(), doc_id="deck.pptx")
     monkeypatch.undo()
-    monkeypatch.setattr(odt, "MAX_XML_BYTES", 100)  # a content.xml unpacking past it (a zip bomb) is refused
+    monkeypatch.setattr(
+        searcher.formats.document, "MAX_PART_BYTES", 100
+    )  # a content.xml unpacking past it (a zip bomb) is refused
     with pytest.raises(UnreadableFileError, match="its content.xml unpacks past"):
         odt.read_odt((docs / "minutes.odt").read_bytes())
     monkeypatch.undo()

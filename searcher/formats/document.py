@@ -29,6 +29,25 @@ class UnreadableFileError(SearcherError):
     """A supported file whose bytes are not text (binary, or not UTF-8)."""
 
 
+MAX_PART_BYTES = 64 * 1024 * 1024  # one part of a zip package (ODF, EPUB), unpacked: more is a zip bomb
+
+
+def package_part(package, name: str) -> bytes:
+    """The bytes of `name` in an open zipfile.ZipFile, refused past MAX_PART_BYTES unpacked."""
+    with package.open(name) as f:
+        content = f.read(MAX_PART_BYTES + 1)
+    if len(content) > MAX_PART_BYTES:
+        raise UnreadableFileError(f"its {name} unpacks past {MAX_PART_BYTES // 2**20} MB; not read")
+    return content
+
+
+def parse_xml(content: bytes):
+    """An lxml element tree of a package's XML, parsed without resolving entities or fetching anything."""
+    from lxml import etree
+
+    return etree.fromstring(content, etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False))
+
+
 def join_blocks(
     blocks: Iterable[tuple[str, int, str]],
 ) -> tuple[str, tuple[tuple[int, int], ...], tuple[tuple[int, int, str], ...]]:

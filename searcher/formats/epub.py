@@ -3,18 +3,18 @@
 its metadata.
 
 A hit's line is a line of that text, which `searcher show` prints (as for PDF and DOCX). Read with zipfile and lxml
-(entities unresolved, nothing fetched), each part capped at MAX_PART_BYTES unpacked (a zip bomb). A book whose
-chapters are encrypted (DRM) is reported as such, not indexed as noise.
+(entities unresolved, nothing fetched), each part capped at document.MAX_PART_BYTES unpacked (a zip bomb). A book
+whose chapters are encrypted (DRM) is reported as such, not indexed as noise.
 """
 
 from __future__ import annotations
 
+import functools
 import io
 import posixpath
 import zipfile
 from urllib.parse import unquote
 
-MAX_PART_BYTES = 64 * 1024 * 1024
 _CONTAINER = "{urn:oasis:names:tc:opendocument:xmlns:container}"
 _OPF = "{http://www.idpf.org/2007/opf}"
 _DC = "{http://purl.org/dc/elements/1.1/}"
@@ -48,27 +48,18 @@ def read_epub(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
 
 def _chapters(data: bytes) -> tuple[list[str], str]:
     """(the spine's XHTML documents as text, in reading order; the title in the package's metadata)."""
-    from lxml import etree
+    from .document import UnreadableFileError, package_part, parse_xml
 
-    from .document import UnreadableFileError
-
-    parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
     with zipfile.ZipFile(io.BytesIO(data)) as package:
         names = set(package.namelist())
+        part = functools.partial(package_part, package)
 
-        def part(name: str) -> bytes:
-            with package.open(name) as f:
-                content = f.read(MAX_PART_BYTES + 1)
-            if len(content) > MAX_PART_BYTES:
-                raise UnreadableFileError(f"its {name} unpacks past {MAX_PART_BYTES // 2**20} MB; not read")
-            return content
-
-        container = etree.fromstring(part("META-INF/container.xml"), parser)
+        container = parse_xml(part("META-INF/container.xml"))
         rootfile = container.find(f".//{_CONTAINER}rootfile")
         if rootfile is None or not rootfile.get("full-path"):
             raise UnreadableFileError("not a readable .epub file (its container names no package document)")
         opf_path = rootfile.get("full-path", "")
-        opf = etree.fromstring(part(opf_path), parser)
+        opf = parse_xml(part(opf_path))
         base = posixpath.dirname(opf_path)
         manifest = {
             item.get("id"): (item.get("href") or "", item.get("media-type") or "")
@@ -82,7 +73,7 @@ def _chapters(data: bytes) -> tuple[list[str], str]:
         if "META-INF/encryption.xml" in names:
             encrypted = {
                 posixpath.normpath(unquote(ref.get("URI", "")))
-                for ref in etree.fromstring(part("META-INF/encryption.xml"), parser).iter()
+                for ref in parse_xml(part("META-INF/encryption.xml")).iter()
                 if ref.tag.endswith("}CipherReference")
             }
             if encrypted & set(paths):

@@ -7,8 +7,8 @@
 
 Read with lxml (python-docx's own dependency) from the package's content.xml: the format keeps its text in a few
 elements, so no ODF library is needed. The XML is parsed without resolving entities or fetching anything, and a
-content.xml that would unpack past MAX_XML_BYTES is refused (a zip bomb). Left out: headers, footers, comments,
-footnotes (their markers and bodies), a text document's frames and drawings.
+content.xml that would unpack past document.MAX_PART_BYTES is refused (a zip bomb). Left out: headers, footers,
+comments, footnotes (their markers and bodies), a text document's frames and drawings.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import io
 import zipfile
 
-MAX_XML_BYTES = 64 * 1024 * 1024
 NS = {
     "office": "urn:oasis:names:tc:opendocument:xmlns:office:1.0",
     "text": "urn:oasis:names:tc:opendocument:xmlns:text:1.0",
@@ -62,17 +61,14 @@ def read_odp(
 
 def open_body(data: bytes, kind: str, body_path: str):
     """(the body element at `body_path` of the package's content.xml, the title in its meta.xml or "")."""
-    from lxml import etree
-
-    from .document import UnreadableFileError
+    from .document import UnreadableFileError, package_part, parse_xml
 
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as package:
-            content = _member(package, "content.xml")
-            meta = _member(package, "meta.xml") if "meta.xml" in package.namelist() else None
-        parser = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=False)
-        body = etree.fromstring(content, parser).find(body_path, NS)
-        title_node = etree.fromstring(meta, parser).find(".//dc:title", NS) if meta is not None else None
+            content = package_part(package, "content.xml")
+            meta = package_part(package, "meta.xml") if "meta.xml" in package.namelist() else None
+        body = parse_xml(content).find(body_path, NS)
+        title_node = parse_xml(meta).find(".//dc:title", NS) if meta is not None else None
     except UnreadableFileError:
         raise
     except Exception as e:  # noqa: BLE001 - zip and XML errors all mean: not a readable file of its kind
@@ -82,16 +78,6 @@ def open_body(data: bytes, kind: str, body_path: str):
         raise UnreadableFileError(f"not a readable .{kind} file (no {what}: another OpenDocument kind?)")
     title = (title_node.text or "").strip() if title_node is not None and title_node.text else ""
     return body, title
-
-
-def _member(package: zipfile.ZipFile, name: str) -> bytes:
-    from .document import UnreadableFileError
-
-    with package.open(name) as f:
-        content = f.read(MAX_XML_BYTES + 1)
-    if len(content) > MAX_XML_BYTES:
-        raise UnreadableFileError(f"its {name} unpacks past {MAX_XML_BYTES // 2**20} MB; not read")
-    return content
 
 
 def _blocks(element):
