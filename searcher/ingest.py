@@ -3,12 +3,14 @@ it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
 .jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .epub,
-.xlsx, .ods, .eml, .ipynb
+.xlsx, .ods, .csv/.tsv (records named by their header row), .eml, .ipynb
 (formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
-Left out on purpose: other office formats (.doc, .xls, .ppt, .rtf), OCR, language detection, encodings other than UTF-8
-(and UTF-16 with a BOM). A file that cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
+Text is read as UTF-8 (with or without a BOM), UTF-16 with a BOM, or else Windows-1252 where the bytes read as text
+(`decode`). Left out on purpose: the old binary office formats (.doc, .xls, .ppt), .rtf and Apple's formats (listed
+as skipped with what to save them as: `unsupported`), OCR, language detection, other legacy encodings. A file that
+cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves on.
 """
 
 from __future__ import annotations
@@ -60,11 +62,12 @@ CODE = (
     ".toml .yaml .yml .ini .cfg .conf .xml .csv .tsv .org .adoc .asciidoc .log .json"
 ).split()
 FORMATS.update(dict.fromkeys(CODE, "text"))
+FORMATS.update({".csv": "csv", ".tsv": "tsv"})  # under a header row, each value named by its column
 # Of those, the ones whose line breaks and indentation carry meaning: a hit's snippet keeps its lines.
 LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
-EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "eml", "notebook"})
+EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "csv", "tsv", "eml", "notebook"})
 # Of those, packages of their own: never gzipped text.
 BINARY = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods"})
 IGNORE_FILES = (".gitignore", ".searcherignore")
@@ -449,7 +452,14 @@ def decode(data: bytes) -> str:
 def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
     """(text, pages, headings, title) of a file whose text is extracted (EXTRACTED), from its reader in formats/:
     a PDF's pages, slides' pages and titles (pptx, odp), a document's headings (docx, odt, epub, notebook), a
-    spreadsheet's sheet names (xlsx, ods), a message's subject (eml)."""
+    spreadsheet's sheet names (xlsx, ods), a message's subject (eml); delimited text's records under its header row
+    (csv, tsv; the file's own text where it has none)."""
+    if kind in ("csv", "tsv"):
+        from .formats.spreadsheet import read_delimited
+
+        text = normalise_newlines(decode(data))
+        named = read_delimited(text, delimiter="\t" if kind == "tsv" else None)
+        return (text if named is None else named), (), (), ""
     if kind == "pdf":
         from .formats.pdf import read_pdf
 

@@ -528,6 +528,38 @@ def test_spreadsheets_rows_carry_their_column_names_and_row_numbers(tmp_path):
     assert len(read_lines(s.index, saffron.source, 1, 100).text.splitlines()) == 4, "padding rows not read"
 
 
+def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp_path):
+    from searcher.documents import read_lines
+
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "staff.csv").write_text(
+        'Name,Team,Started\nAda,Compilers,2021-03-01\n\n"Grace","Navy\nliaison",2019-07-15\nLin,Ops,2020-01-01\n'
+    )
+    (docs / "prices.csv").write_text("item;price;unit\noat milk;1,20;EUR\nsaffron;9,90;EUR\n")  # a European CSV
+    (docs / "moons.tsv").write_text("planet\tmoon\nSaturn\tTitan\nJupiter\tEuropa\n")
+    (docs / "fruit.csv").write_text("apple,red,fruit\nbanana,yellow,fruit\n")  # no header row: its text as it is
+    fake = FakeEncoder()
+    report = build_index(
+        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=64, overlap_tokens=0), encoder=fake
+    )
+    assert report.indexed == 4 and report.skipped == 0, report
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+
+    def line(source: str, n: int) -> str:
+        return read_lines(s.index, str(docs / source), n, n).text
+
+    assert line("staff.csv", 1) == "Name | Team | Started"
+    assert line("staff.csv", 2) == "Name: Ada | Team: Compilers | Started: 2021-03-01"
+    # Grace's record starts on line 4 of the file and its quoted team runs onto line 5, left empty: Lin stays on 6
+    assert line("staff.csv", 4) == "Name: Grace | Team: Navy liaison | Started: 2019-07-15"
+    assert line("staff.csv", 5) == "" and line("staff.csv", 6).startswith("Name: Lin")
+    assert s.search("navy liaison", 1, mode="lexical", per_doc=False)[0].line == 4
+    assert line("prices.csv", 3) == "item: saffron | price: 9,90 | unit: EUR"
+    assert line("moons.tsv", 2) == "planet: Saturn | moon: Titan"
+    assert line("fruit.csv", 2) == "banana,yellow,fruit"
+
+
 def test_email_messages_are_read_by_subject_headers_and_body(tmp_path):
     from email.message import EmailMessage
 

@@ -9,14 +9,25 @@ its `.0`), dates as ISO dates; a formula's value as the application that saved t
 Readers: openpyxl (MIT; read-only, streaming) for .xlsx; the .ods package's content.xml with lxml, as the other
 OpenDocument kinds (formats/opendocument.py), where repeated rows and cells (`number-rows-repeated`, which pads a
 sheet to a million rows) are counted, not expanded, unless they hold a value.
+
+Delimited text (.csv, .tsv; `read_delimited`, the standard library's csv) gets the same column names under a header
+row, each record on the line of the file it starts on, so that a hit's line is the file's line (no `Row N:`); a file
+without a header row (or whose records do not keep to its columns) is read as the plain text it is. A CSV's header
+is a guess, as every tool's is: its first record has two or more distinct cells, none empty or a number, none of
+which comes back in its column in the next records (the csv module's `Sniffer.has_header` votes by the values'
+types and lengths, and on a short file calls `apple,red,fruit` over `banana,yellow,fruit` a header).
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import io
+import re
 
 MAX_REPEAT = 1000  # a filled cell or row an .ods repeats is written out at most this many times
+SAMPLE_RECORDS = 50  # the records a CSV's delimiter, header and shape are judged on
+NUMBER = re.compile(r"[-+]?[$€£]?\d[\d,. ]*%?")
 
 
 def read_xlsx(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
@@ -125,3 +136,57 @@ def _column(index: int) -> str:
         index, rest = divmod(index - 1, 26)
         letters = chr(65 + rest) + letters
     return letters
+
+
+def read_delimited(text: str, *, delimiter: str | None = None) -> str | None:
+    """`text` (a CSV, or TSV with `delimiter="\\t"`; newlines normalised to \\n) with each record under its header
+    row written as `Name: Ada | Team: Data` on the line it starts on (a quoted field's further lines left empty),
+    the header's cells joined by ` | `; None when the text has no header row, or its records do not keep to the
+    header's columns: read it as plain text."""
+    sample = text[: 64 * 1024]
+    if delimiter is None:
+        try:
+            delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        except csv.Error:
+            delimiter = ","
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+        records: list[tuple[int, list[str]]] = []
+        for start, record in _numbered(reader):
+            records.append((start, record))
+            if len(records) > SAMPLE_RECORDS:
+                break
+        filled = [r for _, r in records if any(c.strip() for c in r)]
+        if len(filled) < 2 or not _csv_header(filled):
+            return None
+        header = [" ".join(c.split()) for c in filled[0]]
+        if sum(len(r) == len(header) for r in filled[1:]) < 0.8 * (len(filled) - 1):
+            return None
+        lines = [""] * (text.count("\n") + 1)
+        for start, record in [*records, *_numbered(reader)]:
+            cells = [" ".join(c.split()) for c in record]
+            if record is filled[0]:
+                lines[start - 1] = " | ".join(header)
+            elif any(cells):
+                named = (f"{header[i] if i < len(header) else _column(i)}: {c}" for i, c in enumerate(cells) if c)
+                lines[start - 1] = " | ".join(named)
+    except csv.Error:  # a field past the csv module's size limit, a stray NUL: the text as it is
+        return None
+    return "\n".join(lines)
+
+
+def _numbered(reader):
+    """(line the record starts on, record) of a csv reader's records."""
+    before = reader.line_num
+    for record in reader:
+        yield before + 1, record
+        before = reader.line_num
+
+
+def _csv_header(records: list[list[str]]) -> bool:
+    first = [c.strip() for c in records[0]]
+    if len(first) < 2 or not all(first) or any(NUMBER.fullmatch(c) for c in first):
+        return False
+    if len({c.lower() for c in first}) < len(first):
+        return False
+    return not any(i < len(r) and r[i].strip() == c for r in records[1:] for i, c in enumerate(first))
