@@ -206,6 +206,15 @@ def test_help_ends_with_an_example():
         assert "Example:" in result.output
 
 
+def test_index_help_names_every_format_it_reads():
+    from searcher.ingest import FORMATS
+
+    shown = " ".join(run("index", "--help").output.lower().split())
+    for kind in set(FORMATS.values()) - {"text"}:
+        suffixes = [s for s, k in FORMATS.items() if k == kind]
+        assert any(s in shown or s[1:] in shown for s in suffixes), (kind, suffixes)
+
+
 def test_indexes_are_named_in_the_home_folder_and_found_from_anywhere(tmp_path, corpus, use_fake_encoder, monkeypatch):
     import os
 

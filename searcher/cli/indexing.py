@@ -137,7 +137,9 @@ def index(
 ):
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
-    Reads .txt, .md, .rst, .html and BEIR-style .jsonl. Options left out keep the index's own settings.
+    Reads text, Markdown, reStructuredText (.rst), HTML; PDF; Word (.docx), PowerPoint (.pptx), Excel (.xlsx);
+    OpenDocument (.odt, .odp, .ods); EPUB; CSV and TSV; e-mail (.eml); Jupyter notebooks (.ipynb); source code and
+    other text; any of these gzipped; and BEIR-style .jsonl. Options left out keep the index's own settings.
 
     \b
     Example:
