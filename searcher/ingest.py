@@ -63,8 +63,9 @@ CODE = (
 ).split()
 FORMATS.update(dict.fromkeys(CODE, "text"))
 FORMATS.update({".csv": "csv", ".tsv": "tsv"})  # under a header row, each value named by its column
-# Of those, the ones whose line breaks and indentation carry meaning: a hit's snippet keeps its lines.
-LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex", ".csv", ".tsv"}
+# Files whose line breaks carry meaning - code and configuration (indentation too), and tables, a record per line:
+# a hit's snippet keeps its whole lines.
+LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex"} | {".xlsx", ".ods"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
 EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "csv", "tsv", "eml", "notebook"})
@@ -165,7 +166,7 @@ def _unzipped(path: Path) -> Path:
 
 
 def keeps_lines(source: str) -> bool:
-    """Whether a snippet of this file keeps its line breaks and indentation (source code, configuration)."""
+    """Whether a snippet of this file keeps its line breaks and indentation (source code, configuration, tables)."""
     return _unzipped(Path(source)).suffix.lower() in LINE_FORMATS
 
 

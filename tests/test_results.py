@@ -536,6 +536,11 @@ def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp
     (docs / "staff.csv").write_text(
         'Name,Team,Started\nAda,Compilers,2021-03-01\n\n"Grace","Navy\nliaison",2019-07-15\nLin,Ops,2020-01-01\n'
     )
+    (docs / "ships.csv").write_text(
+        "Ship,Note,Port\n"
+        + "".join(f"Vessel {i},Refitted in spring. Crew of {i}. Sails north,Bergen\n" for i in range(8))
+        + "Kon-Tiki,Balsa raft. Crossed the Pacific in 1947. Now a museum piece,Oslo\n"
+    )
     (docs / "prices.csv").write_text("item;price;unit\noat milk;1,20;EUR\nsaffron;9,90;EUR\n")  # a European CSV
     (docs / "moons.tsv").write_text("planet\tmoon\nSaturn\tTitan\nJupiter\tEuropa\n")
     (docs / "fruit.csv").write_text("apple,red,fruit\nbanana,yellow,fruit\n")  # no header row: its text as it is
@@ -543,7 +548,7 @@ def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp
     report = build_index(
         docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=64, overlap_tokens=0), encoder=fake
     )
-    assert report.indexed == 4 and report.skipped == 0, report
+    assert report.indexed == 5 and report.skipped == 0, report
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
 
     def line(source: str, n: int) -> str:
@@ -554,7 +559,15 @@ def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp
     # Grace's record starts on line 4 of the file and its quoted team runs onto line 5, left empty: Lin stays on 6
     assert line("staff.csv", 4) == "Name: Grace | Team: Navy liaison | Started: 2019-07-15"
     assert line("staff.csv", 5) == "" and line("staff.csv", 6).startswith("Name: Lin")
-    assert s.search("navy liaison", 1, mode="lexical", per_doc=False)[0].line == 4
+    grace = s.search("navy liaison", 1, mode="lexical", per_doc=False)[0]
+    assert grace.line == 4
+    records = [line for line in grace.snippet.split("\n") if line]  # a snippet of whole records, never half of one
+    assert "Name: Grace | Team: Navy liaison | Started: 2019-07-15" in records, grace.snippet
+    assert all(r.startswith("Name: ") or r == "Name | Team | Started" for r in records), grace.snippet
+    raft = s.search("pacific balsa", 1, mode="lexical", per_doc=False)[0]
+    assert "Ship: Kon-Tiki | Note: Balsa raft. Crossed the Pacific in 1947. Now a museum piece | Port: Oslo" in (
+        raft.snippet.split("\n")
+    ), raft.snippet
     assert line("prices.csv", 3) == "item: saffron | price: 9,90 | unit: EUR"
     assert line("moons.tsv", 2) == "planet: Saturn | moon: Titan"
     assert line("fruit.csv", 2) == "banana,yellow,fruit"
