@@ -87,8 +87,7 @@ def _print_hit(rank: int, hit, colored: bool, around: dict) -> None:
         echo(around[(hit.source, hit.line)])
     else:
         echo(textwrap.indent(_highlight(hit.snippet, hit.highlights, colored), "    "), colored)
-    # each other place once, and not the hit's own (overlapping chunks can match at the same line)
-    others = [p for p in dict.fromkeys(m.line or m.page for m in hit.more) if p != (hit.line or hit.page)]
+    others = [m.line or m.page for m in hit.more]  # each other place once (Searcher: not the hit's own)
     if others:
         echo(
             f"    also at line{'s' if len(others) > 1 else ''} "

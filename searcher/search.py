@@ -424,8 +424,14 @@ class Searcher:
         only, not every chunk fetched to fill them (half a per-document query's time otherwise)."""
         (core, _), (a, b) = passages(hit.text, terms, self.analyze)  # the line points at the matching sentences
         text, marks = snippet(hit.text, terms, self.analyze, span=(a, b), keep_lines=keeps_lines(hit.source))
-        more = tuple(self._with_snippet(m, terms) for m in hit.more)
-        return hit.replace(snippet=text, highlights=tuple(marks), more=more, **_located(hit, core, b))
+        hit = hit.replace(snippet=text, highlights=tuple(marks), **_located(hit, core, b))
+        # Each other place once, and not the hit's own: overlapping chunks can match with the same sentences.
+        places, more = {(hit.line, hit.page)}, []
+        for m in (self._with_snippet(m, terms) for m in hit.more):
+            if (m.line, m.page) not in places:
+                places.add((m.line, m.page))
+                more.append(m)
+        return hit.replace(more=tuple(more))
 
     def _hits(self, scores: np.ndarray, ids: np.ndarray, records: Mapping[int, dict]) -> list[Hit]:
         """Hits from a backend's ids and scores, with the records it returned."""

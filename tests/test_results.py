@@ -830,6 +830,26 @@ def test_a_documents_other_places_are_those_that_match_on_their_own(tmp_path):
     assert kept.more == ()
 
 
+def test_a_hits_other_places_are_each_named_once_and_never_its_own(tmp_path):
+    """Overlapping chunks hold the same sentences: both match, and the fold listed the hit's own line again (and a
+    line twice) under "also at", in the HTTP answer and the page."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    filler = [f"Line {i} talks about weather and tides in the harbour." for i in range(40)]
+    filler[12] = "The lighthouse keeper logs every passing ship."
+    filler[30] = "A second lighthouse stands on the northern cape."
+    (docs / "coast.md").write_text("\n".join(filler) + "\n")
+    fake = FakeEncoder()
+    config = IndexConfig(model=fake.info.name, chunk_tokens=48, overlap_tokens=20)
+    build_index(docs, tmp_path / "idx", config, encoder=fake)
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    chunks = s.search("lighthouse", 20, mode="lexical", per_doc=False)
+    assert len(chunks) > len({h.line for h in chunks}), "the test needs a sentence in two chunks' overlap"
+    (hit,) = s.search("lighthouse", 1, mode="lexical")
+    places = [(h.line, h.page) for h in (hit, *hit.more)]
+    assert len(places) == len(set(places)) and {13, 31} <= {line for line, _ in places}, places
+
+
 def test_a_documents_fold_keeps_its_best_next_chunks_and_near_duplicates_are_jaccards():
     import random
 
