@@ -44,6 +44,7 @@ FORMATS = {
     ".html": "html",
     ".htm": "html",
     ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
     ".pdf": "pdf",
     ".docx": "docx",
     ".pptx": "pptx",
@@ -514,7 +515,7 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
         return ([document] if body.strip() else []), []
     text = decode(data)
     if kind == "jsonl":
-        return parse_jsonl(text, source)
+        return parse_jsonl(text, source, doc_id=doc_id, title=_unzipped(path).stem)
     fields: dict = {}
     if kind == "html":
         title, body, fields = html_document(text)

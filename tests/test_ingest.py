@@ -133,6 +133,31 @@ def test_jsonl_reads_beir_records_and_reports_bad_lines():
     assert len(warnings) == 1 and "3 line(s) skipped" in warnings[0] and "2, 4, 5" in warnings[0]
 
 
+def test_jsonl_that_is_no_corpus_is_one_document_of_named_records_on_their_own_lines():
+    content = "\r\n".join(
+        [
+            '{"ts": "2026-01-01", "level": "error", "msg": "disk full on /var"}',
+            "",
+            '{"user": {"name": "ada", "roles": ["admin", "ops"]}, "msg": "quota at\\n90%", "n": null, "ok": false}',
+            "not json at all",
+            '[1, 2, {"a": 1}]',
+        ]
+    )
+    (doc,), warnings = parse("events.jsonl", content)
+    assert warnings == [] and doc.doc_id == "events.jsonl" and doc.title == "events"
+    assert doc.text.split("\n") == [
+        "ts: 2026-01-01 | level: error | msg: disk full on /var",
+        "",
+        "user.name: ada | user.roles: admin, ops | msg: quota at 90% | n: null | ok: false",
+        "not json at all",
+        '[1,2,{"a":1}]',
+    ], "each record on the line of the file it stands on"
+    (chat,), _ = parse("chat.ndjson", '{"role": "user", "content": "How do I reset my router?"}\n')
+    assert chat.text == "role: user | content: How do I reset my router?\n"
+    (only,), warnings = parse("mixed.jsonl", '{"_id": "d1", "text": "a corpus"}\n{"ts": "2026"}\n')
+    assert only.doc_id == "d1" and "1 line(s) skipped" in warnings[0], "one record with text: a corpus"
+
+
 def test_decode_accepts_utf8_with_bom_utf16_and_windows_1252_and_rejects_binary():
     assert decode("\ufeffhé".encode("utf-8")) == "hé"
     assert decode("hé".encode("utf-16")) == "hé"

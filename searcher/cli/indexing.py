@@ -139,7 +139,8 @@ def index(
 
     Reads text, Markdown, reStructuredText (.rst), HTML; PDF; Word (.docx), PowerPoint (.pptx), Excel (.xlsx);
     OpenDocument (.odt, .odp, .ods); EPUB; CSV and TSV; e-mail (.eml); Jupyter notebooks (.ipynb); source code and
-    other text; any of these gzipped; and BEIR-style .jsonl. Options left out keep the index's own settings.
+    other text; any of these gzipped; and JSON Lines (.jsonl: a BEIR-style corpus, or any records). Options left
+    out keep the index's own settings.
 
     \b
     Example:
