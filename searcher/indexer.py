@@ -37,7 +37,7 @@ from .home import (
     remember_start,
 )
 from .home import resolve as resolve_index
-from .ingest import CONVERT, FORMATS, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path, unsupported
+from .ingest import CONVERT, IGNORE_FILES, Ignore, count_under, is_supported, is_under, named_path, unsupported
 from .lexical import is_current as lexical_is_current
 from .report import IndexReport
 from .scan import reusable_rows, scan
@@ -109,7 +109,7 @@ def build_index(
     if source.is_file() and not is_supported(source):
         if source.suffix.lower() in CONVERT:
             raise InvalidInputError(f"{source} is {unsupported(source)}")
-        raise InvalidInputError(f"{source} is not a supported file type; searcher reads {', '.join(sorted(FORMATS))}")
+        raise InvalidInputError(f"{source} is not a type searcher reads (`searcher index --help` lists them)")
     if source.is_dir():  # fail before a model is loaded, not after
         try:
             os.scandir(source).close()
@@ -446,10 +446,21 @@ def _look(
     if changed is not None:  # the files under root not looked at count as unchanged, as a walk would find them
         report.unchanged += count_under(old_files, root) - len(under_root)  # changed paths are all under root
     if not new_files and not any(is_under(e.path, root) for e in kept):
-        raise InvalidInputError(
-            f"no documents to index in {root} (searcher reads {', '.join(sorted(FORMATS))}); nothing was changed"
-        )
+        raise InvalidInputError(f"no documents to index in {root}: {_why_none(report)}; nothing was changed")
     return kept, new_files
+
+
+def _why_none(report: IndexReport) -> str:
+    """What a folder held instead of documents, for the error that says it has none: a few skipped files with
+    their reasons (what to convert them to, binary, empty), or that nothing was there to read."""
+    if not report.skipped_files:
+        return (
+            "no file there of a type searcher reads (`searcher index --help` lists them; hidden files and those an "
+            "ignore rule or --include/--exclude leave out are not read)"
+        )
+    shown = "; ".join(report.skipped_files[:3])
+    more = len(report.skipped_files) - 3
+    return f"{report.skipped} file(s) skipped: {shown}" + (f"; and {more} more" if more > 0 else "")
 
 
 def _under(files: dict[str, FileEntry], paths: list[Path]) -> Iterable[str]:

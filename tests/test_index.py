@@ -147,8 +147,14 @@ def test_unreadable_file_keeps_its_indexed_version(tmp_path, corpus, fake, fake_
 def test_empty_folder_is_an_error_and_changes_nothing(tmp_path, corpus, fake, fake_config):
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(InvalidInputError, match="no documents to index"):
+    with pytest.raises(InvalidInputError, match="no documents to index.*no file there of a type searcher reads"):
         build(empty, tmp_path / "idx", fake, fake_config)
+    (empty / "minutes.doc").write_bytes(b"\xd0\xcf\x11\xe0")
+    (empty / "dump.txt").write_bytes(b"\x00\x01")
+    with pytest.raises(InvalidInputError) as error:  # says what the folder held instead, and why each was left out
+        build(empty, tmp_path / "idx", fake, fake_config)
+    assert "2 file(s) skipped" in str(error.value) and "binary content" in str(error.value)
+    assert "minutes.doc (Word 97-2003 (.doc): save it as .docx to index it)" in str(error.value)
     build(corpus, tmp_path / "idx", fake, fake_config)
     for f in list(corpus.rglob("*")):
         if f.is_file():
@@ -253,7 +259,7 @@ def test_single_file_and_missing_source(tmp_path, corpus, fake, fake_config):
     with pytest.raises(InvalidInputError, match="no such file or folder"):
         build(tmp_path / "nope", tmp_path / "idx", fake, fake_config)
     (tmp_path / "pic.png").write_bytes(b"x")
-    with pytest.raises(InvalidInputError, match="not a supported file type"):
+    with pytest.raises(InvalidInputError, match="not a type searcher reads"):
         build(tmp_path / "pic.png", tmp_path / "idx", fake, fake_config)
 
 
