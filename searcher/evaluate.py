@@ -12,6 +12,12 @@ per model, like the corpus chunks), and reports:
 
 As BEIR's evaluation does, a document that is its query (ArguAna, Quora: same id, the query's text) is left out of
 that query's ranking unless `keep_identical_ids` (metrics.py); the report counts them.
+
+A data set's queries are text, not a search box's: their quotes and word-leading minus signs are read as
+punctuation (syntax.literal), as BEIR's retrievers and bm25s read them, not as the phrases and exclusions `searcher
+query` makes of them. A claim that quotes a term (SciFact train: `Mouse models can be generated using "artificial
+spermatids."`) would otherwise keep only the passages holding the quote word for word, and its answer, which
+paraphrases it, out of the hybrid and lexical rankings. The report counts such queries.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from .metrics import (
 from .onnx_encoder import OnnxEncoder
 from .search import Searcher
 from .store import MANIFEST, read_manifest
+from .syntax import literal
 from .upkeep import set_fusion_weight
 
 MATRYOSHKA_DIMS = (768, 512, 256, 128, 64)
@@ -73,6 +80,7 @@ class EvalReport:
     indexed_documents: int = 0  # documents the index holds
     judged_not_indexed: list[str] = field(default_factory=list)  # judged documents missing from the index
     identical_ids: int = 0  # judged queries that are themselves a document of the corpus (BeirData.itself)
+    literal_queries: int = 0  # queries holding what `searcher query` reads as syntax, read as text (syntax.literal)
     keep_identical_ids: bool = False  # whether such a document stayed in its query's ranking
     warnings: list[str] = field(default_factory=list)  # what indexing dropped (bad lines, unreadable files, ...)
 
@@ -108,6 +116,14 @@ class EvalReport:
                     )
                 ]
                 if self.identical_ids
+                else []
+            ),
+            *(
+                [
+                    f"{self.literal_queries} of the {self.queries} queries hold quotes or a word-leading minus: read "
+                    "as text, as BEIR's retrievers read them (`searcher query` reads them as phrases and exclusions)."
+                ]
+                if self.literal_queries
                 else []
             ),
             *(f"warning: {w}" for w in self.warnings),
@@ -227,7 +243,8 @@ def evaluate(
             keep_identical_ids=keep_identical_ids,
             warnings=list(dict.fromkeys(built.warnings + stored)),
         )
-        texts = [data.queries[q] for q in qids]
+        texts = [literal(data.queries[q]) for q in qids]
+        report.literal_queries = sum(t != " ".join(data.queries[q].split()) for q, t in zip(qids, texts))
         if searcher.lexical is not None:
             # k = FUSION_DEPTH: each side brings the candidates it brings for any k up to that, as users see it
             report.modes["hybrid"], hybrid = score(
@@ -297,8 +314,8 @@ def tune_fusion(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, 
 def fusion_sweep(index_dir: Path, data, encoder: Encoder, cache: EmbeddingCache, shortlist: int) -> dict[float, float]:
     """Hybrid nDCG@10 on `data`'s queries at each of TUNE_WEIGHTS; the index is not changed."""
     qids = list(data.queries)
-    texts = [data.queries[q] for q in qids]
-    xq = _query_vectors(encoder, texts, cache)
+    xq = _query_vectors(encoder, [data.queries[q] for q in qids], cache)
+    texts = [literal(data.queries[q]) for q in qids]  # read as text, as evaluate reads them
     scores = {}
     with Searcher(index_dir, encoder=encoder) as searcher:
         if searcher.lexical is None:
@@ -361,7 +378,7 @@ def _latency(searcher: Searcher, texts: list[str], shortlist: int) -> dict[str, 
         searcher.search_vectors(xq, k=10, mode="full")
         t3 = time.perf_counter()
         if searcher.lexical is not None:
-            searcher.search_vectors(xq, k=10, shortlist=shortlist, mode="hybrid", texts=[text])
+            searcher.search_vectors(xq, k=10, shortlist=shortlist, mode="hybrid", texts=[literal(text)])
             timings["hybrid search"].append(time.perf_counter() - t3)
         encode.append(t1 - t0)
         timings["dense search"].append(t2 - t1)

@@ -47,6 +47,7 @@ from .atomic import write_atomic
 from .chunking import SENTENCE, query_sentences
 from .errors import InvalidInputError
 from .pairs import BeirEval, Pair, TrainingData
+from .syntax import literal
 
 # Pseudo-queries trained on at most (a seeded sample): bounds the teacher's and the epoch's time, whatever the
 # corpus's size (how long that is on 2 cores: RESULTS.md, label-free sections).
@@ -66,7 +67,6 @@ KINDS = ("heading", "sentence", "keywords")
 # dense far below the base with every kind, above it with sentences alone; RESULTS.md, label-free sections).
 TRAINED_KINDS = ("sentence",)
 WORD = re.compile(r"[^\W\d_][\w\-]{2,}")
-QUERY_SYNTAX = re.compile(r"[\"“”]|(?:^|\s)-(?=\w)")  # quotes and a leading minus mean something to a query
 
 
 @dataclass(frozen=True)
@@ -169,13 +169,8 @@ def _pseudo_queries(records: list[dict], searcher, rng: random.Random) -> list[P
             options.append(PseudoQuery(words, "keywords", i, text))
         if options:
             out.append(options[i % len(options)] if len(options) > 1 else options[0])
-    plain = [PseudoQuery(_plain(q.text), q.kind, q.chunk_id, q.passage) for q in out]
+    plain = [PseudoQuery(literal(q.text), q.kind, q.chunk_id, q.passage) for q in out]
     return [q for q in plain if q.text and q.passage.strip()]
-
-
-def _plain(query: str) -> str:
-    """The query without what search syntax would read as phrases or exclusions."""
-    return " ".join(QUERY_SYNTAX.sub(" ", query).split())
 
 
 def _cloze(text: str, rng: random.Random) -> tuple[str, str] | None:

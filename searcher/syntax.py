@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 PASSAGE_WORDS = 32
 _TRAILING = ",.;:!?)]}'"  # punctuation after a word, not part of it
+_SYNTAX = re.compile(r"[\"“”]|(?<!\S)-(?=\w)")  # what `literal` takes out: quotes (curly ones too), word-leading minus
 _TOKEN = re.compile(r'(?<!\S)-"([^"]*)"|"([^"]*)"|(?<!\S)-(?=[^\W\d]\w)(\S+)')
 
 
@@ -73,6 +74,13 @@ def parse(query: str, is_flag: Callable[[str], bool] | None = None) -> Query:
     free.append(query[pos:])
     text, words = (" ".join(" ".join(parts).replace('"', " ").split()) for parts in (kept, free))
     return Query(text, tuple(dict.fromkeys(phrases)), tuple(dict.fromkeys(excluded)), words)
+
+
+def literal(query: str) -> str:
+    """The query with nothing in it read as syntax: its quotes and any minus at the start of a word become spaces,
+    so that `parse` finds neither phrases nor exclusions in it. For text that was not typed into a search box: a
+    data set's queries (`searcher eval`), pseudo-queries cut from documents (labelfree.py)."""
+    return " ".join(_SYNTAX.sub(" ", query).split())
 
 
 def unmet(query: Query, *, scoped: bool = False) -> str:

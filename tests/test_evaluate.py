@@ -134,6 +134,23 @@ def test_eval_on_the_first_model_cards_data(tmp_path, monkeypatch, minilm):
     assert report.modes["full"]["ndcg@10"] > 0.5
 
 
+def test_eval_reads_a_data_sets_quotes_and_dashes_as_text_not_as_phrases_and_exclusions(beir, fake):
+    """A claim that quotes a term its answer paraphrases: read as a search box's phrase, it kept the answer out of
+    the lexical ranking (only the passages holding the quote were allowed)."""
+    config = IndexConfig(model=fake.info.name, full_storage="float32", chunk_tokens=24, overlap_tokens=2)
+    queries = [json.loads(line) for line in (beir / "queries.jsonl").read_text().splitlines()]
+
+    def run(q0: str):
+        queries[0]["text"] = q0  # q0's answer is d0, about owls; d2 holds "the moon has craters"
+        (beir / "queries.jsonl").write_text("".join(json.dumps(q) + "\n" for q in queries))
+        return evaluate(beir, config=config, encoder=fake, latency=False)
+
+    quoted, plain = run('owls -hunt "moon has"'), run("owls hunt moon has")
+    assert quoted.literal_queries == 1 and plain.literal_queries == 0
+    assert quoted.modes["lexical"] == plain.modes["lexical"] and quoted.modes["hybrid"] == plain.modes["hybrid"]
+    assert "1 of the 8 queries hold quotes or a word-leading minus: read as text" in quoted.to_markdown()
+
+
 def test_eval_reports_what_indexing_dropped_and_judged_documents_it_lacks(beir, use_fake_encoder):
     with open(beir / "corpus.jsonl", "a") as f:
         f.write("{broken json\n")

@@ -107,6 +107,7 @@ def eval_command(
     Reports the model cards' metrics for every search mode (hybrid, dense, lexical, exact full-dim, coarse)
     and each Matryoshka dim, the dense top-10 agreement with exact search, and query latency. Embeddings are
     cached, so a second run with other search settings embeds nothing. --tune picks the hybrid weight first.
+    The data set's queries are read as text: their quotes and leading dashes are not phrases and exclusions.
 
     \b
     Example:
