@@ -3,7 +3,7 @@ it to its reader in formats/ for its title, plain text and places.
 
 Supported: .txt/.text, .md/.markdown, .rst, .html/.htm (visible text of the main content, and the <title>),
 .jsonl in BEIR corpus form (one document per line: `_id`, `title`, `text`), .pdf, .docx, .pptx, .odt, .odp, .epub,
-.xlsx, .ods, .csv/.tsv (records named by their header row), .eml, .ipynb
+.xlsx, .ods, .csv/.tsv (records named by their header row), .eml, .mbox (and mailboxes without a suffix), .ipynb
 (formats/), code and other text.
 Everything is pure and streaming: `parse_file` turns the bytes of one file into documents and never touches the index.
 
@@ -28,6 +28,7 @@ from .formats.code import CODE_SECTIONS, code_sections
 from .formats.document import Document, UnreadableFileError, normalise_newlines
 from .formats.html import html_document, html_to_text
 from .formats.jsonl import parse_jsonl
+from .formats.mail import is_mbox
 from .formats.markdown import markdown_document
 from .formats.outline import OUTLINES, outline
 from .formats.rst import rst_headings
@@ -54,6 +55,7 @@ FORMATS = {
     ".xlsx": "xlsx",
     ".ods": "ods",
     ".eml": "eml",
+    ".mbox": "mbox",
     ".ipynb": "notebook",
 }
 # Source code and other plain-text files, read as text (lines and all).
@@ -493,6 +495,30 @@ def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
     return body, (), headings, title
 
 
+def _mailbox(data: bytes, source: str, doc_id: str, name: str) -> list[Document]:
+    """Each message of an mbox mailbox a document (formats/mail.py), its lines anchored at its From line."""
+    from .formats.mail import read_mbox
+
+    try:
+        messages = read_mbox(data)
+    except UnreadableFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - as for the extracted formats: a malformed mailbox is that file alone
+        raise UnreadableFileError(f"not a readable mailbox ({type(e).__name__} in its reader)") from None
+    return [
+        Document(
+            doc_id=f"{doc_id}#{n}",
+            title=subject or f"{name}, message {n}",
+            text=text,
+            source=source,
+            lines=((0, line),),
+            count_newlines=False,
+        )
+        for n, (line, text, subject) in enumerate(messages, start=1)
+        if text.strip()
+    ]
+
+
 def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document], list[str]]:
     """The documents in one file, and warnings about parts that were dropped (bad JSONL lines).
 
@@ -513,6 +539,8 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
             doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages, headings=headings
         )
         return ([document] if body.strip() else []), []
+    if kind == "mbox" or (kind == "text" and not _unzipped(path).suffix and is_mbox(data[:200])):
+        return _mailbox(data, source, doc_id, _unzipped(path).stem), []
     text = decode(data)
     if kind == "jsonl":
         return parse_jsonl(text, source, doc_id=doc_id, title=_unzipped(path).stem)

@@ -613,6 +613,46 @@ def test_email_messages_are_read_by_subject_headers_and_body(tmp_path):
     assert s.search("ada@example.org", 1, mode="lexical")[0].source.endswith("numbers.eml"), "senders are searchable"
 
 
+def test_mailboxes_are_read_a_message_a_document_each_hit_at_its_from_line(tmp_path):
+    import mailbox
+    from email.message import EmailMessage
+
+    docs = tmp_path / "mail"
+    (docs / "Export.mbox").mkdir(parents=True)  # Apple Mail exports a folder holding a file named mbox
+
+    def message(sender: str, subject: str, body: str, html: bool = False) -> EmailMessage:
+        m = EmailMessage()
+        m["From"], m["Subject"], m["Date"] = sender, subject, "Tue, 08 Dec 2026 09:00:00 +0000"
+        m.set_content(body, subtype="html" if html else "plain")
+        return m
+
+    box = mailbox.mbox(str(docs / "archive.mbox"))  # the standard library writes the file as mail programs do
+    box.add(message("ada@example.org", "Boiler service", "The boiler in hall B needs a new valve."))
+    box.add(message("grace@example.org", "Lunch", "From here on, lunch is at noon.\nBring the kettle."))
+    box.add(message("lin@example.org", "Rota", "<p>The <b>night rota</b> changes on Monday.</p>", html=True))
+    box.close()
+    inbox = mailbox.mbox(str(docs / "Export.mbox" / "mbox"))  # no suffix: known by its first line
+    inbox.add(message("ken@example.org", "Telescope", "The observatory dome sticks in the cold."))
+    inbox.close()
+    (docs / "notes.mbox").write_text("not a mailbox\n")
+    fake = FakeEncoder()
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
+    assert report.indexed == 2 and report.skipped == 1, report
+    assert any("notes.mbox" in w and "not an mbox mailbox" in w for w in report.warnings), report.warnings
+    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    lines = (docs / "archive.mbox").read_text().split("\n")
+    for query, subject in (("boiler valve", "Boiler service"), ("kettle noon", "Lunch"), ("night rota", "Rota")):
+        hit = s.search(query, 1, mode="lexical")[0]
+        assert hit.title == subject and hit.source.endswith("archive.mbox"), (query, hit)
+        assert lines[hit.line - 1].startswith("From "), "a message's hit is at its From line"
+    lunch = s.search("kettle noon", 1, mode="lexical")[0]
+    assert "From here on, lunch is at noon." in lunch.text, "the body's escaped >From line read as written"
+    assert "<b>" not in s.search("night rota", 1, mode="lexical")[0].text
+    dome = s.search("observatory dome", 1, mode="lexical")[0]
+    assert dome.title == "Telescope" and dome.source.endswith("mbox")
+    assert len({h.doc_id for h in s.search("example.org", 10, mode="lexical")}) == 4, "a message, a document"
+
+
 def test_code_and_extensionless_text_are_read_and_ignore_files_respected(tmp_path, use_fake_encoder):
     from click.testing import CliRunner
 

@@ -138,9 +138,9 @@ def index(
     """Index the documents in SOURCE (a folder or a file); re-running updates the index incrementally.
 
     Reads text, Markdown, reStructuredText (.rst), HTML; PDF; Word (.docx), PowerPoint (.pptx), Excel (.xlsx);
-    OpenDocument (.odt, .odp, .ods); EPUB; CSV and TSV; e-mail (.eml); Jupyter notebooks (.ipynb); source code and
-    other text; any of these gzipped; and JSON Lines (.jsonl: a BEIR-style corpus, or any records). Options left
-    out keep the index's own settings.
+    OpenDocument (.odt, .odp, .ods); EPUB; CSV and TSV; e-mail (.eml) and mailboxes (.mbox); Jupyter notebooks
+    (.ipynb); source code and other text; any of these gzipped; and JSON Lines (.jsonl: a BEIR-style corpus, or
+    any records). Options left out keep the index's own settings.
 
     \b
     Example:
