@@ -105,6 +105,7 @@ def test_search_get_post_batch_and_the_same_records_as_the_cli(server, served):
     home, docs, index_dir = served
     got = httpx.get(server.url + "/search", params={"query": "planets with rings", "k": 3}).json()
     assert got["index"] == "index" and got["generation"] >= 1 and not got["no_match"]
+    assert httpx.get(server.url + "/search", params={"q": "planets with rings", "k": 3}).json() == got, "q= alike"
     top = got["hits"][0]
     assert (
         top["source"] == str(docs / "astronomy.txt") and (top["line"], top["end_line"]) == (3, 3) and top["rank"] == 1
@@ -220,6 +221,7 @@ def test_indexes_health_docs_page_and_document(server, served):
         ("post", "/search", {"query": "x", "k": 101}, 422, "k"),
         ("get", "/search?query=x&k=1000", None, 422, "k"),
         ("get", "/search", None, 422, "query"),
+        ("get", "/search?query=x&q=y", None, 422, "once"),
         ("post", "/search", {"query": "x", "index": "nope"}, 404, "no index named 'nope'"),
         ("post", "/search", {"query": "x", "colour": "red"}, 422, "colour"),
         ("post", "/search", {"query": "x", "mode": "fuzzy"}, 422, "mode"),

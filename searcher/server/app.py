@@ -164,7 +164,8 @@ def create_app(
 
     @app.get("/search", summary="Search one index (query string form)")
     def search_get(
-        query: str = Query(min_length=1, max_length=MAX_QUERY_CHARS),
+        query: str | None = Query(None, min_length=1, max_length=MAX_QUERY_CHARS),
+        q: str | None = Query(None, min_length=1, max_length=MAX_QUERY_CHARS, description="the same as query"),
         k: int = Query(10, ge=1, le=MAX_K),
         mode: Mode = Query("hybrid"),
         path: list[str] = Query(default_factory=list, max_length=64),
@@ -178,9 +179,11 @@ def create_app(
         rerank: bool = Query(False),
         rerank_depth: int = Query(30, ge=1, le=MAX_K * 5),
     ) -> Response:
+        if (query is None) == (q is None):  # `q` as search APIs and the page's own address name it
+            return _error(422, "query: give the query as query=... (or q=...), once")
         # model_construct: FastAPI has validated each parameter already, with the same bounds
         request = SearchRequest.model_construct(
-            query=query,
+            query=query if q is None else q,
             k=k,
             mode=mode,
             paths=path,
