@@ -496,7 +496,7 @@ def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
 
 
 def _mailbox(data: bytes, source: str, doc_id: str, name: str) -> list[Document]:
-    """Each message of an mbox mailbox a document (formats/mail.py), its lines anchored at its From line."""
+    """Each message of an mbox mailbox a document (formats/mail.py), its lines anchored at the mailbox's own."""
     from .formats.mail import read_mbox
 
     try:
@@ -511,10 +511,10 @@ def _mailbox(data: bytes, source: str, doc_id: str, name: str) -> list[Document]
             title=subject or f"{name}, message {n}",
             text=text,
             source=source,
-            lines=((0, line),),
+            lines=lines,
             count_newlines=False,
         )
-        for n, (line, text, subject) in enumerate(messages, start=1)
+        for n, (text, subject, lines) in enumerate(messages, start=1)
         if text.strip()
     ]
 

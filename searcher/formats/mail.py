@@ -4,7 +4,9 @@ of its attachments (their contents are not read).
 
 Mailboxes (mbox: `.mbox`, and a file without a suffix that starts as one does - Thunderbird's `Inbox`, the `mbox`
 inside Apple Mail's export): each message a document of its own, read as an .eml is, so that a search lists the
-messages that match, not one hit for the whole mailbox. A message's hit points at its `From ` line in the file.
+messages that match, not one hit for the whole mailbox. A hit points at its line in the file: each line of a
+message's text that stands in the file as written (headers, a plain-text body) is anchored at its own line, and the
+rest (a base64 or HTML body, decoded) at the last line found before it, the message's `From ` line at worst.
 
 Parsed with the standard library's `email` package (its modern policy: headers decoded, quoted-printable and base64
 bodies undone, charsets applied). A hit's line in an .eml is a line of that text, which `searcher show` prints.
@@ -27,9 +29,9 @@ def is_mbox(head: bytes) -> bool:
     return MBOX_START.match(head) is not None
 
 
-def read_mbox(data: bytes) -> list[tuple[int, str, str]]:
-    """[(line of its `From ` line, text, subject)] of each message of an mbox mailbox (see the module docstring);
-    messages without any mail header are left out."""
+def read_mbox(data: bytes) -> list[tuple[str, str, tuple[tuple[int, int], ...]]]:
+    """[(text, subject, ((text offset, file line), ...))] of each message of an mbox mailbox (see the module
+    docstring); messages without any mail header are left out."""
     from .document import UnreadableFileError
 
     if not is_mbox(data[:200]):
@@ -41,11 +43,34 @@ def read_mbox(data: bytes) -> list[tuple[int, str, str]]:
         line += data.count(b"\n", starts[i - 1] if i else 0, start)
         end = starts[i + 1] if i + 1 < len(starts) else len(data)
         after = data.find(b"\n", start, end)  # the message begins on the line after its From line
-        message = _parse(UNQUOTE.sub(rb"\1", data[after + 1 : end]) if after >= 0 else b"")
+        raw = UNQUOTE.sub(rb"\1", data[after + 1 : end]) if after >= 0 else b""
+        message = _parse(raw)
         if message is not None:
             text, subject = _message_text(message)
-            out.append((line, text, subject))
+            out.append((text, subject, _anchors(text, raw, line)))
     return out
+
+
+def _anchors(text: str, raw: bytes, from_line: int, window: int = 400) -> tuple[tuple[int, int], ...]:
+    """(offset in `text`, line of the mailbox) for each line of a message's text found, in order, among the lines
+    of its raw form (`raw` begins on the line after the From line, `from_line`); a line looked for no further than
+    `window` lines past the last one found."""
+    found = [(0, from_line)]
+    lines = [" ".join(x.split()) for x in raw.decode("utf-8", errors="replace").split("\n")]
+    j = 0
+    offset = 0
+    for part in text.split("\n"):
+        want = " ".join(part.split())
+        if want:
+            for r in range(j, min(j + window, len(lines))):
+                if lines[r] == want:
+                    if found[-1][0] == offset:  # the text's first line is in the file: the From line's anchor goes
+                        found.pop()
+                    found.append((offset, from_line + 1 + r))
+                    j = r + 1
+                    break
+        offset += len(part) + 1
+    return tuple(found)
 
 
 def read_eml(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
