@@ -15,9 +15,11 @@ cannot be decoded raises `UnreadableFileError`; the indexer counts it and moves 
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -429,9 +431,40 @@ def printable_path(path: str) -> str:
     return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
+# An HTML page's or an XML file's own word on its encoding, in its first bytes: <meta charset>, <?xml encoding>.
+_DECLARED = re.compile(
+    rb"<meta[^>]{0,300}?charset\s*=\s*[\"']?\s*([\w.:-]{2,40})|<\?xml[^>]{0,300}?encoding\s*=\s*[\"']([\w.:-]{2,40})",
+    re.I,
+)
+# Declared names read as browsers read them (WHATWG Encoding): Latin-1 and ASCII as Windows-1252 (decode's own
+# fallback), GB2312 and GBK as GB18030, Shift_JIS as Windows-31J.
+_AS_BROWSERS_READ = {
+    "iso8859-1": None,
+    "ascii": None,
+    "cp1252": None,
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "shift_jis": "cp932",
+}
+
+
+def _declared(data: bytes) -> str | None:
+    """The codec a file's own declaration names (_DECLARED), other than those decode tries anyway."""
+    m = _DECLARED.search(data[:4096])
+    if m is None:
+        return None
+    try:
+        codec = codecs.lookup((m.group(1) or m.group(2)).decode("ascii")).name
+    except (LookupError, UnicodeDecodeError):
+        return None
+    return _AS_BROWSERS_READ.get(codec, codec) if not codec.startswith("utf") else None
+
+
 def decode(data: bytes) -> str:
-    """Bytes -> text. UTF-8 (with or without BOM), UTF-16 with a BOM, else Windows-1252 (Latin-1 for its five
-    unassigned bytes) when the bytes read as text, as editors guess; anything else is unreadable."""
+    """Bytes -> text. UTF-8 (with or without BOM), UTF-16 with a BOM, else the encoding an HTML or XML file declares
+    (`<meta charset="shift_jis">`: pages in Japanese, Chinese, Cyrillic or Greek written before UTF-8), else
+    Windows-1252 (Latin-1 for its five unassigned bytes) when the bytes read as text, as editors guess; anything else
+    is unreadable."""
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         try:
             return data.decode("utf-16")
@@ -442,6 +475,10 @@ def decode(data: bytes) -> str:
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as e:
+        declared = _declared(data)
+        if declared is not None:
+            with contextlib.suppress(UnicodeDecodeError):
+                return data.decode(declared)
         if not _legacy_text(data):
             raise UnreadableFileError(
                 f"not text ({e.reason} at byte {e.start} as UTF-8, and control characters "

@@ -170,6 +170,24 @@ def test_decode_accepts_utf8_with_bom_utf16_and_windows_1252_and_rejects_binary(
         decode(bytes(range(1, 32)) * 10 + b"\xff")
 
 
+def test_html_and_xml_in_a_declared_legacy_encoding_are_decoded_by_it():
+    """Pages in Japanese, Chinese, Cyrillic written before UTF-8 declare their encoding; Windows-1252 guessed for
+    them (decode's fallback for undeclared text) made every word mojibake."""
+    page = '<html><head><meta charset="Shift_JIS"><title>天気</title></head><body><p>東京は晴れ。①</p></body></html>'
+    (doc,), _ = parse("tenki.html", page.encode("cp932"))  # ① is Windows-31J's, as browsers read Shift_JIS
+    assert doc.title == "天気" and "東京は晴れ。①" in doc.text
+    old = '<meta http-equiv="Content-Type" content="text/html; charset=windows-1251"><p>Москва</p>'
+    assert "Москва" in parse("moskva.htm", old.encode("cp1251"))[0][0].text
+    assert decode('<?xml version="1.0" encoding="KOI8-R"?><a>Привет</a>'.encode("koi8_r")).endswith("<a>Привет</a>")
+    assert decode('<meta charset="gb2312"><p>北京</p>'.encode("gb18030")).endswith("北京</p>")
+    latin = '<meta charset="iso-8859-1"><p>café “smart”</p>'  # browsers read Latin-1 as Windows-1252
+    assert decode(latin.encode("cp1252")) == latin
+    assert decode('<meta charset="no-such">caf\xe9'.encode("latin-1")).endswith("café"), "unknown: the guess"
+    assert decode('<meta charset="Shift_JIS"><p>ok ✓</p>'.encode()) == '<meta charset="Shift_JIS"><p>ok ✓</p>', (
+        "bytes that read as UTF-8 are UTF-8, whatever the page says"
+    )
+
+
 def test_whitespace_only_file_gives_no_document():
     docs, _ = parse("empty.txt", "  \n\n ")
     assert docs == []
