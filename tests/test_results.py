@@ -544,11 +544,12 @@ def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp
     (docs / "prices.csv").write_text("item;price;unit\noat milk;1,20;EUR\nsaffron;9,90;EUR\n")  # a European CSV
     (docs / "moons.tsv").write_text("planet\tmoon\nSaturn\tTitan\nJupiter\tEuropa\n")
     (docs / "fruit.csv").write_text("apple,red,fruit\nbanana,yellow,fruit\n")  # no header row: its text as it is
+    (docs / "links.csv").write_text("https://a.example,Alpha page\nhttps://b.example,Beta page\n")  # nor here
     fake = FakeEncoder()
     report = build_index(
         docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=64, overlap_tokens=0), encoder=fake
     )
-    assert report.indexed == 5 and report.skipped == 0, report
+    assert report.indexed == 6 and report.skipped == 0, report
     s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
 
     def line(source: str, n: int) -> str:
@@ -571,6 +572,7 @@ def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp
     assert line("prices.csv", 3) == "item: saffron | price: 9,90 | unit: EUR"
     assert line("moons.tsv", 2) == "planet: Saturn | moon: Titan"
     assert line("fruit.csv", 2) == "banana,yellow,fruit"
+    assert line("links.csv", 2) == "https://b.example,Beta page", "a web address is no column's name"
 
 
 def test_email_messages_are_read_by_subject_headers_and_body(tmp_path):

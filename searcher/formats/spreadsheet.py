@@ -13,9 +13,10 @@ sheet to a million rows) are counted, not expanded, unless they hold a value.
 Delimited text (.csv, .tsv; `read_delimited`, the standard library's csv) gets the same column names under a header
 row, each record on the line of the file it starts on, so that a hit's line is the file's line (no `Row N:`); a file
 without a header row (or whose records do not keep to its columns) is read as the plain text it is. A CSV's header
-is a guess, as every tool's is: its first record has two or more distinct cells, none empty or a number, none of
-which comes back in its column in the next records (the csv module's `Sniffer.has_header` votes by the values'
-types and lengths, and on a short file calls `apple,red,fruit` over `banana,yellow,fruit` a header).
+is a guess, as every tool's is: its first record has two or more distinct cells, none empty, a number or unlike a
+column's name (long, a web address, an e-mail address, a date), none of which comes back in its column in the next
+records (the csv module's `Sniffer.has_header` votes by the values' types and lengths, and on a short file calls
+`apple,red,fruit` over `banana,yellow,fruit` a header).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import re
 MAX_REPEAT = 1000  # a filled cell or row an .ods repeats is written out at most this many times
 SAMPLE_RECORDS = 50  # the records a CSV's delimiter, header and shape are judged on
 NUMBER = re.compile(r"[-+]?[$€£]?\d[\d,. ]*%?")
+NAME = re.compile(r"(?!.*(?:://|@|\d{4}-\d\d-\d\d)).{1,64}")  # a column's name: short, no address, e-mail or date
 
 
 def read_xlsx(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
@@ -185,7 +187,7 @@ def _numbered(reader):
 
 def _csv_header(records: list[list[str]]) -> bool:
     first = [c.strip() for c in records[0]]
-    if len(first) < 2 or not all(first) or any(NUMBER.fullmatch(c) for c in first):
+    if len(first) < 2 or not all(first) or any(NUMBER.fullmatch(c) or not NAME.fullmatch(c) for c in first):
         return False
     if len({c.lower() for c in first}) < len(first):
         return False
