@@ -6,7 +6,13 @@
   full vector and query, so inner products are unchanged and the first `coarse_dim` rotated dims are the PCA
   projection. Models not trained with MatryoshkaLoss (the bundled MiniLM) have weak prefixes; PCA fixes that.
 - `auto`: whichever of the two keeps more of the exact full-dim top-10 in a two-stage search over a sample of
-  the corpus, with sample chunks as queries; `pca` must win by PREFER_PCA_MARGIN (prefix needs no rotation).
+  the corpus, with sample chunks as queries. Within CHOICE_MARGIN of each other, a model that declares Matryoshka
+  dims keeps its trained prefix (no rotation), and any other model gets `pca`. subtle: chunks as queries find their
+  near neighbours under either projection, so on a small or repetitive collection both measure near 1.0, while
+  real queries, far from every chunk, are where a weak prefix loses: at the default shortlist the bundled MiniLM's
+  prefix keeps far less of SciFact's exact top-10 for its real queries than `pca` does (RESULTS.md, shortlist
+  sweep: agreement with exact search, no labels), and on a mailbox of 2,000 similar messages the prefix, measured
+  a hair below `pca`, was chosen and left the one message about auroras out of the shortlist for "northern lights".
   subtle: this holds for Matryoshka-trained models too. MatryoshkaLoss makes the prefix a good embedding on
   its own, not a faithful summary of the full vector: fine-tuned on SciFact, MiniLM's 64-dim prefix kept 84% of
   the exact top-10 at a shortlist of 100, a PCA projection 98% (benchmarks/RESULTS.md). `searcher finetune`
@@ -28,7 +34,7 @@ FIT_SAMPLE = 20_000  # rows used to fit the rotation
 MEASURE_SAMPLE = 5_000  # rows searched when `auto` measures
 MEASURE_QUERIES = 250
 MEASURE_K = 10
-PREFER_PCA_MARGIN = 0.01  # pca must beat prefix by this much agreement to be chosen (it costs a rotation)
+CHOICE_MARGIN = 0.01  # agreement within which the model decides (a trained prefix, else pca): see the docstring
 
 
 def fit_rotation(x: np.ndarray) -> np.ndarray:
@@ -39,6 +45,15 @@ def fit_rotation(x: np.ndarray) -> np.ndarray:
     eigenvalues, eigenvectors = np.linalg.eigh(cov)
     order = np.argsort(eigenvalues)[::-1]
     return np.ascontiguousarray(eigenvectors[:, order], dtype=np.float32)
+
+
+def rotated(xq: np.ndarray, rotation: np.ndarray | None) -> np.ndarray:
+    """Query vectors in the index's frame (float32, C-contiguous). subtle: the product is taken in float64, so that
+    one query alone and the same query in a batch (a vector against a matrix product, other BLAS kernels) land on
+    the same float32 bits, and `search` returns what `search_batch` does."""
+    if rotation is None:
+        return xq
+    return np.ascontiguousarray(np.asarray(xq, np.float64) @ np.asarray(rotation, np.float64), dtype=np.float32)
 
 
 def coarse_vectors(full: np.ndarray, coarse_dim: int) -> np.ndarray:
@@ -98,7 +113,10 @@ def choose(
         "prefix": agreement(sample, None, coarse_dim, shortlist=scaled),
         "pca": agreement(sample, rotation, coarse_dim, shortlist=scaled),
     }
-    kind = "pca" if scores["pca"] > scores["prefix"] + PREFER_PCA_MARGIN else "prefix"
+    if matryoshka_dims:  # a trained prefix: pca must earn its rotation
+        kind = "pca" if scores["pca"] > scores["prefix"] + CHOICE_MARGIN else "prefix"
+    else:  # a prefix nobody trained: it must earn its place
+        kind = "prefix" if scores["prefix"] > scores["pca"] + CHOICE_MARGIN else "pca"
     measurement = {
         "metric": f"share of exact top-{MEASURE_K} kept by a two-stage search, sample chunks as queries",
         "sample": len(sample),

@@ -148,3 +148,18 @@ def test_a_long_rerank_split_over_threads_scores_like_one_thread(tmp_path, fake,
     D2, I2 = s.search_vectors(xq, k=20, mode="dense", shortlist=150)
     assert Counting.parts == [2, 2]  # each query's rerank went to two threads
     assert np.array_equal(I1, I2) and np.allclose(D1, D2, atol=1e-6)  # BLAS may round a row 1 ulp apart
+
+
+def test_auto_gives_a_prefix_nobody_trained_no_benefit_of_the_doubt():
+    """Chunks as queries measure both projections near 1.0 on a collection like this one (clusters of near
+    duplicates); within the margin, a model without Matryoshka dims gets pca, one with them keeps its prefix."""
+    from searcher.projection import CHOICE_MARGIN, choose
+
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((20, 96)).astype(np.float32)
+    x = centres[rng.integers(0, 20, 600)] + 0.05 * rng.standard_normal((600, 96)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    plain, _, measured = choose(x, requested="auto", coarse_dim=16, matryoshka_dims=(), shortlist=200, total=600)
+    assert abs(measured["prefix"] - measured["pca"]) <= CHOICE_MARGIN, measured  # the case this rule decides
+    trained, _, _ = choose(x, requested="auto", coarse_dim=16, matryoshka_dims=(96, 16), shortlist=200, total=600)
+    assert (plain, trained) == ("pca", "prefix")

@@ -124,10 +124,11 @@ def test_an_update_that_finds_nothing_changed_never_imports_torch(tmp_path, corp
     assert (unchanged, embedded, torch, st) == (4, 1, False, False) and path.startswith("onnx"), done.stdout
     build_index(corpus, tmp_path / "ref", exact, encoder=minilm)  # the same folder embedded with torch, anew
 
-    def stored(name):
+    def stored(name):  # in the model's own frame: each index has its own projection, a pca one its own rotation
         index = open_index(tmp_path / name)
         (record,) = [r for r in index.iter_chunks() if r["source"].endswith("cooking.md")]
-        return np.asarray(index.full[index.rows_of(np.array([record["id"]]))][0], dtype=np.float32)
+        x = np.asarray(index.full[index.rows_of(np.array([record["id"]]))][0], dtype=np.float32)
+        return x if index.rotation is None else x @ index.rotation.T
 
     a, b = stored("idx"), stored("ref")
     assert float(a @ b) / float(np.linalg.norm(a) * np.linalg.norm(b)) > 0.999, "the graph's vector is the model's"

@@ -70,7 +70,10 @@ def test_every_mode_answers_like_the_local_backend(pair, fake):
                 assert a.no_match == b.no_match
         D1, I1 = sq.search_vectors(fake.encode_queries(QUERIES), k=4)
         D2, I2 = sl.search_vectors(fake.encode_queries(QUERIES), k=4)
-        assert np.array_equal(I1, I2) and np.allclose(D1, D2, atol=1e-4)
+        assert np.allclose(D1, D2, atol=1e-4)
+        for d, i1, i2 in zip(D1, I1, I2):  # the same chunks, but where scores tie (the fake's orthogonal vectors)
+            untied = [j for j in range(len(d)) if np.sum(np.abs(d - d[j]) < 1e-4) == 1]
+            assert [i1[j] for j in untied] == [i2[j] for j in untied]
 
 
 def test_filters_and_per_document(pair, fake):
