@@ -34,7 +34,13 @@ def render_results(
     records: list[dict] = []
     for text, hits in zip(queries, results):
         if hits.no_match:
-            echo(f"no match for {text!r}: {hits.reason}", err=True)
+            # the nearest passage, for a query whose answer may just be phrased otherwise; not for gibberish
+            nearest = (
+                f" (the nearest scored {hits[0].score:.3f}: --min-score 0 lists it)"
+                if hits and hits[0].score >= 0.001
+                else ""
+            )
+            echo(f"no match for {text!r}: {hits.reason}{nearest}", err=True)
             if output == "jsonl":  # a record for every query, so a batch's output lines up with its input
                 echo(orjson.dumps({"query": text, "no_match": True, "reason": hits.reason}).decode())
             continue

@@ -195,7 +195,8 @@ class Searcher:
         match. `min_score` drops hits scored below it. `per_doc` returns one hit per document, its best chunk,
         with the document's next-best chunks in `Hit.more` (those that match on their own: calibration.match_floor,
         and `min_score`). Each result list says `no_match` when its best hit
-        scores below calibration.NO_MATCH for its mode (or there is none); its hits are still there, with their scores.
+        scores below calibration.NO_MATCH for its mode, or below a lower `min_score` (or there is none); its hits are
+        still there, with their scores.
         """
         mode = check_search_args(k=k, shortlist=shortlist, mode=mode, min_score=min_score, fusion_weight=fusion_weight)
         if not queries:
@@ -248,7 +249,9 @@ class Searcher:
         out = []
         for i in range(len(queries)):
             hits = self._calibrated(ranked[i][:keep], mode, parsed[i], None if xq is None else xq[i], min_score)
-            no_match = not hits or hits[0].score < calibration.NO_MATCH[calibration.kind(mode)]
+            # a --min-score below the no-match floor is the user's own bar for what matches
+            floor = calibration.NO_MATCH[calibration.kind(mode)]
+            no_match = not hits or hits[0].score < (floor if min_score is None else min(floor, min_score))
             terms = query_terms(parsed[i].text, self.analyze)
             if second is not None:  # rerank.py: the cross-encoder orders the first rerank_depth hits
                 hits = rerank_hits(second, queries[i], hits, rerank_depth, lambda h, t=terms: self._passage(h, t))

@@ -270,6 +270,16 @@ def test_no_match_and_min_score_in_the_cli(tmp_path, minilm, monkeypatch):
     assert found.exit_code == 0 and "bread.md" in found.stdout
     strict = CliRunner().invoke(cli, ["query", "how long does dough rise", "--index", index, "--min-score", "0.999"])
     assert strict.exit_code == 1 and not strict.stdout, "every hit below --min-score: nothing to show"
+    # "oven": the page is near, but below the no-match floor. No match says how near, and a lower --min-score is
+    # the user's own bar for what matches (the library's no_match follows it).
+    near = CliRunner().invoke(cli, ["query", "oven", "--index", index])
+    assert near.exit_code == 1 and not near.stdout
+    assert "(the nearest scored 0.00" in near.stderr and "--min-score 0 lists it)" in near.stderr, near.stderr
+    listed = CliRunner().invoke(cli, ["query", "oven", "--index", index, "--min-score", "0"])
+    assert listed.exit_code == 0 and "bread.md" in listed.stdout and not listed.stderr
+    s = Searcher(index, encoder=minilm)
+    assert s.search("oven", 1).no_match and not s.search("oven", 1, min_score=0.0).no_match
+    assert s.search("oven", 1, min_score=0.5).no_match, "a stricter bar does not make a match"
     assert np.isfinite(float(found.stdout.split('"score":')[1].split(",")[0]))
 
 
