@@ -1,12 +1,14 @@
-"""E-mail messages (.eml, as mail programs save or export one message): its subject as the title, then From, To and
-Date lines, then its text - the plain-text part, else the HTML part's visible text (formats/html.py) - and the names
-of its attachments (their contents are not read).
+"""E-mail messages (.eml, as mail programs save or export one message): its subject as the title, then its text - the
+plain-text part, else the HTML part's visible text (formats/html.py) - then From, To, Cc and Date lines and the names
+of its attachments (their contents are not read). The text comes first: a hit found by meaning alone shows its
+chunk's head, which is then what the message says, not who sent it (and the model reads the words before the
+addresses).
 
 Mailboxes (mbox: `.mbox`, and a file without a suffix that starts as one does - Thunderbird's `Inbox`, the `mbox`
 inside Apple Mail's export): each message a document of its own, read as an .eml is, so that a search lists the
 messages that match, not one hit for the whole mailbox. A hit points at its line in the file: each line of a
-message's text that stands in the file as written (headers, a plain-text body) is anchored at its own line, and the
-rest (a base64 or HTML body, decoded) at the last line found before it, the message's `From ` line at worst.
+message's text that stands in the file as written (a plain-text body, the headers) is anchored at its own line, and
+the rest (a base64 or HTML body, decoded) at the last line found before it, the body's first line at worst.
 
 Parsed with the standard library's `email` package (its modern policy: headers decoded, quoted-printable and base64
 bodies undone, charsets applied). A hit's line in an .eml is a line of that text, which `searcher show` prints.
@@ -14,6 +16,7 @@ bodies undone, charsets applied). A hit's line in an .eml is a line of that text
 
 from __future__ import annotations
 
+import bisect
 import re
 
 HEADERS = ("From", "To", "Cc", "Date")
@@ -51,24 +54,29 @@ def read_mbox(data: bytes) -> list[tuple[str, str, tuple[tuple[int, int], ...]]]
     return out
 
 
-def _anchors(text: str, raw: bytes, from_line: int, window: int = 400) -> tuple[tuple[int, int], ...]:
-    """(offset in `text`, line of the mailbox) for each line of a message's text found, in order, among the lines
-    of its raw form (`raw` begins on the line after the From line, `from_line`); a line looked for no further than
-    `window` lines past the last one found."""
-    found = [(0, from_line)]
+def _anchors(text: str, raw: bytes, from_line: int) -> tuple[tuple[int, int], ...]:
+    """(offset in `text`, line of the mailbox) for each line of a message's text found among the lines of its raw
+    form (`raw` begins on the line after the From line, `from_line`): the body's lines in order, the header lines
+    that follow them in the text wherever they stand. The text's head is anchored at the body's first line in the
+    file (the line after the headers' blank line), where a decoded body begins."""
     lines = [" ".join(x.split()) for x in raw.decode("utf-8", errors="replace").split("\n")]
-    j = 0
+    where: dict[str, list[int]] = {}
+    for r, line in enumerate(lines):
+        if line:
+            where.setdefault(line, []).append(r)
+    blank = lines.index("") if "" in lines else len(lines) - 1
+    found = [(0, from_line + 1 + min(blank + 1, len(lines) - 1))]
+    j = blank + 1  # the body's lines are looked for in order from there
     offset = 0
     for part in text.split("\n"):
-        want = " ".join(part.split())
-        if want:
-            for r in range(j, min(j + window, len(lines))):
-                if lines[r] == want:
-                    if found[-1][0] == offset:  # the text's first line is in the file: the From line's anchor goes
-                        found.pop()
-                    found.append((offset, from_line + 1 + r))
-                    j = r + 1
-                    break
+        rows = where.get(" ".join(part.split()), ())
+        if rows:
+            later = rows[bisect.bisect_left(rows, j)] if rows[-1] >= j else None
+            r = later if later is not None else rows[0]
+            j = r + 1 if later is not None else j
+            if found[-1][0] == offset:  # the text's first line stands in the file itself
+                found.pop()
+            found.append((offset, from_line + 1 + r))
         offset += len(part) + 1
     return tuple(found)
 
@@ -109,5 +117,5 @@ def _message_text(message) -> tuple[str, str]:
             content = payload.decode("utf-8", errors="replace") if isinstance(payload, bytes) else ""
         text = html_to_text(content)[1] if body.get_content_type() == "text/html" else content
     attachments = [name for part in message.iter_attachments() if (name := part.get_filename())]
-    parts = ["\n".join(lines), text.strip(), "Attachments: " + ", ".join(attachments) if attachments else ""]
+    parts = [text.strip(), "\n".join(lines), "Attachments: " + ", ".join(attachments) if attachments else ""]
     return "\n\n".join(p for p in parts if p), subject
