@@ -328,6 +328,18 @@ def test_per_document_folds_a_documents_chunks_and_min_score_drops_weak_hits(man
     assert len(records) == 1 and records[0]["more"] and records[0]["source"].endswith("needle.md")
 
 
+def _read_folder(docs: Path, tmp_path: Path, *, indexed: int, skipped=(), chunk_tokens: int | None = None) -> Searcher:
+    """A Searcher over `docs` indexed with the fake encoder, once `indexed` files were read and each of `skipped`
+    ((file name, words of its reason), ...) was left out, saying why."""
+    fake = FakeEncoder()
+    chunking = {} if chunk_tokens is None else {"chunk_tokens": chunk_tokens, "overlap_tokens": 0}
+    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name, **chunking), encoder=fake)
+    assert report.indexed == indexed and report.skipped == len(skipped), report
+    for name, reason in skipped:
+        assert any(name in w and reason in w for w in report.warnings), (name, report.warnings)
+    return Searcher(tmp_path / "idx", encoder=FakeEncoder())
+
+
 def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
     from formats_fixtures import write_docx, write_pdf
 
@@ -358,13 +370,7 @@ def test_pdf_pages_and_docx_headings_are_indexed_and_located(tmp_path):
         {"cell_type": "markdown", "source": "## Results\n\nThe otters returned at dusk."},
     ]
     (docs / "lab.ipynb").write_text(__import__("json").dumps({"nbformat": 4, "metadata": {}, "cells": cells}))
-    fake = FakeEncoder()
-    report = build_index(
-        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
-    )
-    assert report.indexed == 3 and report.skipped == 1
-    assert any("scan.pdf" in w and "no text layer" in w for w in report.warnings)
-    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    s = _read_folder(docs, tmp_path, indexed=3, skipped=[("scan.pdf", "no text layer")], chunk_tokens=16)
     flux = s.search("flux capacitor dial", 1, mode="lexical")[0]
     assert flux.source.endswith("manual.pdf") and flux.page == 2 and flux.title == "Widget manual"
     penguins = s.search("penguins migrate", 1, mode="lexical")[0]
@@ -425,15 +431,12 @@ def test_slides_opendocument_and_epub_files_are_indexed_and_located(tmp_path, mo
     write_epub(docs / "locked.epub", [("one.xhtml", "<p>secret</p>")], encrypted=True)
     (docs / "broken.pptx").write_bytes(b"PK\x03\x04 not really a zip")
     (docs / "broken.odt").write_text("plain text, not a package")
-    fake = FakeEncoder()
-    report = build_index(
-        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=16, overlap_tokens=0), encoder=fake
-    )
-    assert report.indexed == 4 and report.skipped == 3, report
-    assert any("locked.epub" in w and "encrypted (DRM)" in w for w in report.warnings), report.warnings
-    assert any("broken.pptx" in w and "not a readable .pptx file" in w for w in report.warnings), report.warnings
-    assert any("broken.odt" in w and "not a readable .odt file" in w for w in report.warnings), report.warnings
-    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    unreadable = [
+        ("locked.epub", "encrypted (DRM)"),
+        ("broken.pptx", "not a readable .pptx file"),
+        ("broken.odt", "not a readable .odt file"),
+    ]
+    s = _read_folder(docs, tmp_path, indexed=4, skipped=unreadable, chunk_tokens=16)
     engineers = s.search("hire engineers", 1, mode="lexical")[0]
     assert engineers.source.endswith("deck.pptx") and engineers.page == 2 and engineers.heading == "Budget"
     assert engineers.title == "Planning deck"
@@ -507,13 +510,7 @@ def test_spreadsheets_rows_carry_their_column_names_and_row_numbers(tmp_path):
     write_xlsx(docs / "staff.xlsx", {"People": staff, "Notes": [["Parking is behind the observatory"]]}, title="HR")
     write_ods(docs / "stock.ods", {"Pantry": [["Item", "Count"], ["oat milk", 4], ["saffron", 2]]})
     (docs / "broken.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
-    fake = FakeEncoder()
-    report = build_index(
-        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=64, overlap_tokens=0), encoder=fake
-    )
-    assert report.indexed == 2 and report.skipped == 1, report
-    assert any("broken.xlsx" in w and "not a readable .xlsx file" in w for w in report.warnings), report.warnings
-    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    s = _read_folder(docs, tmp_path, indexed=2, skipped=[("broken.xlsx", "not a readable .xlsx file")], chunk_tokens=64)
     grace = s.search("navy liaison", 1, mode="lexical", per_doc=False)[0]
     assert grace.source.endswith("staff.xlsx") and grace.heading == "People" and grace.title == "HR"
     shown = read_lines(s.index, grace.source, grace.line, grace.line).text
@@ -545,12 +542,7 @@ def test_delimited_text_names_each_value_by_its_column_on_the_files_own_line(tmp
     (docs / "moons.tsv").write_text("planet\tmoon\nSaturn\tTitan\nJupiter\tEuropa\n")
     (docs / "fruit.csv").write_text("apple,red,fruit\nbanana,yellow,fruit\n")  # no header row: its text as it is
     (docs / "links.csv").write_text("https://a.example,Alpha page\nhttps://b.example,Beta page\n")  # nor here
-    fake = FakeEncoder()
-    report = build_index(
-        docs, tmp_path / "idx", IndexConfig(model=fake.info.name, chunk_tokens=64, overlap_tokens=0), encoder=fake
-    )
-    assert report.indexed == 6 and report.skipped == 0, report
-    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    s = _read_folder(docs, tmp_path, indexed=6, chunk_tokens=64)
 
     def line(source: str, n: int) -> str:
         return read_lines(s.index, str(docs / source), n, n).text
@@ -598,11 +590,7 @@ def test_email_messages_are_read_by_subject_headers_and_body(tmp_path):
     )
     (docs / "agenda.eml").write_bytes(bytes(html))
     (docs / "notes.eml").write_text("just some text, no headers\n")
-    fake = FakeEncoder()
-    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
-    assert report.indexed == 2 and report.skipped == 1, report
-    assert any("notes.eml" in w and "not an e-mail message" in w for w in report.warnings), report.warnings
-    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    s = _read_folder(docs, tmp_path, indexed=2, skipped=[("notes.eml", "not an e-mail message")])
     tromso = s.search("warehouse doubled output", 1, mode="lexical")[0]
     assert tromso.source.endswith("numbers.eml") and tromso.title == "Quarterly numbers"
     text = read_lines(s.index, tromso.source, 1, 20).text
@@ -638,11 +626,7 @@ def test_mailboxes_are_read_a_message_a_document_each_hit_at_its_line_in_the_fil
     inbox.add(message("ken@example.org", "Telescope", "The observatory dome sticks in the cold."))
     inbox.close()
     (docs / "notes.mbox").write_text("not a mailbox\n")
-    fake = FakeEncoder()
-    report = build_index(docs, tmp_path / "idx", IndexConfig(model=fake.info.name), encoder=fake)
-    assert report.indexed == 2 and report.skipped == 1, report
-    assert any("notes.mbox" in w and "not an mbox mailbox" in w for w in report.warnings), report.warnings
-    s = Searcher(tmp_path / "idx", encoder=FakeEncoder())
+    s = _read_folder(docs, tmp_path, indexed=2, skipped=[("notes.mbox", "not an mbox mailbox")])
     lines = (docs / "archive.mbox").read_text().split("\n")
     starts = [i + 1 for i, line in enumerate(lines) if line.startswith("From ")]  # each message's From line
     for query, subject, shown in (
