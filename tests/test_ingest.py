@@ -255,7 +255,8 @@ def test_a_code_section_ends_where_the_code_dedents_out_of_it():
         "        # the rest of invoke\n        with ctx:\n            return _process(ctx.run(\n"
         "                1,\n            ))\n\n    def help(\n        self,\n    ) -> str:\n"
         '        """Example::\n\n            def cli(input):\n                pass\n\n'
-        '        function returns a string, as prose.\n        """\n        return ""\n\n\nVERSION = "1"\n'
+        '        function returns a string, as prose.\n        """\n        return ""\n\n    @property\n    @cached(\n'
+        '        size=2,\n    )\n    def name(self):\n        return 1\n\n\nVERSION = "1"\n'
     )
     sections = code_sections(code, python=True)
     locate = Locator(Document(doc_id="g", title="g", text=code, source="g.py", headings=sections))
@@ -269,6 +270,9 @@ def test_a_code_section_ends_where_the_code_dedents_out_of_it():
             "pass",
             "function returns",
             'return ""',
+            "@property",
+            "size=2",
+            "return 1",
             "VERSION",
         )
     }
@@ -280,6 +284,9 @@ def test_a_code_section_ends_where_the_code_dedents_out_of_it():
         "pass": "Group > help",
         "function returns": "Group > help",
         'return ""': "Group > help",
+        "@property": "Group > name",  # a definition's decorators are in its section, not the one above
+        "size=2": "Group > name",
+        "return 1": "Group > name",
         "VERSION": "",
     }, where
     js = "function outer() {\n  function inner() {\n    return 1;\n  }\n  return inner();\n}\nconst x = outer();\n"
