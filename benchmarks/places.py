@@ -12,7 +12,8 @@ Checked for every hit:
   found and the line of the last. Hits whose snippet cannot be found in the raw file (text a converter changed) are
   counted apart, as unverifiable.
 - **heading**: for Markdown, RST and HTML files, the last heading at or above the reported line (for .py, the
-  innermost def or class enclosing it) must be the hit's heading path's last part.
+  innermost def or class enclosing it, or the one a decorator on it stands over) must be the hit's heading path's
+  last part.
 - **snippet length**: no snippet under 40 characters unless the whole chunk is.
 - **k documents**: `-k 10` returns min(10, documents that match) documents: in lexical mode, documents holding
   one of the query's words (counted by reading every chunk with the index's analyzer); in hybrid, every document.
@@ -156,6 +157,11 @@ def expected_heading(source: str, text: str, line: int) -> str | None:
         return "\t".join(html.unescape(_TAG.sub("", h)).strip() for h in found) if found else None
     if suffix == ".py":
         target = next((r for r in reversed(above) if r.strip()), "")
+        quoted = sum(r.count('"""') + r.count("'''") for r in above[:-1]) % 2  # inside a docstring's example
+        if target.lstrip().startswith("@") and not quoted:  # a decorator is its definition's: the def below it
+            below = next((r for r in lines[line:] if not r.lstrip().startswith(("@", ")", "#")) and r.strip()), "")
+            if (m := _DEF.match(below)) and len(m.group(1)) == len(target) - len(target.lstrip()):
+                return m.group(2)
         indent = len(target) - len(target.lstrip()) + target.lstrip().startswith((")", "]", "}"))
         for row in reversed(above):
             m = _DEF.match(row)
