@@ -47,13 +47,19 @@ def fit_rotation(x: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(eigenvectors[:, order], dtype=np.float32)
 
 
+def query_rotation(rotation: np.ndarray | None) -> np.ndarray | None:
+    """The rotation as `rotated` takes it: float64, made once per index (not per query: at 1024 dims the copy
+    alone was most of a query's rotation)."""
+    return None if rotation is None else np.asarray(rotation, np.float64)
+
+
 def rotated(xq: np.ndarray, rotation: np.ndarray | None) -> np.ndarray:
-    """Query vectors in the index's frame (float32, C-contiguous). subtle: the product is taken in float64, so that
-    one query alone and the same query in a batch (a vector against a matrix product, other BLAS kernels) land on
-    the same float32 bits, and `search` returns what `search_batch` does."""
+    """Query vectors in the index's frame (float32, C-contiguous); `rotation` from query_rotation. subtle: the
+    product is taken in float64, so that one query alone and the same query in a batch (a vector against a matrix
+    product, other BLAS kernels) land on the same float32 bits, and `search` returns what `search_batch` does."""
     if rotation is None:
         return xq
-    return np.ascontiguousarray(np.asarray(xq, np.float64) @ np.asarray(rotation, np.float64), dtype=np.float32)
+    return np.ascontiguousarray(np.asarray(xq, np.float64) @ rotation, dtype=np.float32)
 
 
 def coarse_vectors(full: np.ndarray, coarse_dim: int) -> np.ndarray:

@@ -22,7 +22,7 @@ from ..exact import EXACT_BLOCK, exact_top_k
 from ..filters import FileTimes, Where, among, selected_ids
 from ..fusion import fuse_sides
 from ..machine import usable_cores
-from ..projection import coarse_vectors, rotated
+from ..projection import coarse_vectors, query_rotation, rotated
 from ..store import StoredIndex
 
 # A query's rerank of at least this many rows is split over the cores: reading scattered rows of the memory map is
@@ -48,6 +48,7 @@ class LocalBackend:
         self.manifest = index.manifest
         self._coarse = index.load_coarse()
         self.lexical = index.open_lexical()  # None: no usable lexical side (the Searcher says so)
+        self._rotation = query_rotation(index.rotation)
         self._filters: dict[Where, np.ndarray] = {}
         self._times: FileTimes | None = None
 
@@ -95,7 +96,7 @@ class LocalBackend:
                     "re-run `searcher index` on it to build one"
                 )
             return self._lexical_only(texts, k, allowed)
-        xq = rotated(xq, self.index.rotation)
+        xq = rotated(xq, self._rotation)
         coarse_dim = self.manifest.projection.coarse_dim
         if mode == "coarse":
             D, I = self._coarse_search(coarse_vectors(xq, coarse_dim), k, allowed)
@@ -117,7 +118,7 @@ class LocalBackend:
 
     def cosines(self, q: np.ndarray, ids: np.ndarray) -> np.ndarray:
         """Full-vector scores of these chunk ids with one normalised query vector (backends.Backend)."""
-        q = rotated(q[None], self.index.rotation)[0]
+        q = rotated(q[None], self._rotation)[0]
         order = np.argsort(ids)
         out = np.empty(len(ids), np.float64)
         rows = self.index.rows_of(ids[order])

@@ -44,7 +44,7 @@ from ..errors import IndexFormatError, InvalidInputError
 from ..filters import FileTimes, Where
 from ..fusion import fuse_sides
 from ..lexical import analyzer, content_words
-from ..projection import coarse_vectors, rotated
+from ..projection import coarse_vectors, query_rotation, rotated
 from .qdrant_stores import LEXICAL, Found, Scope, connect
 
 # A point's id is its chunk id plus the collection's epoch << EPOCH_SHIFT. The epoch goes up when every point must
@@ -281,10 +281,11 @@ class QdrantBackend:
     def __init__(self, config: IndexConfig, *, store=None, files: Callable[[], list] | None = None) -> None:
         self.store = store or connect(config)
         try:
-            manifest, self.rotation = read_meta(self.store)
+            manifest, rotation = read_meta(self.store)
         except BaseException:
             self.store.close()
             raise
+        self._rotation = query_rotation(rotation)
         self.coarse_dim = manifest["projection"]["coarse_dim"]
         self.tokenizer = manifest["config"].get("lexical_tokenizer", IndexConfig().lexical_tokenizer)
         quantized = manifest["config"].get("qdrant_quantization", "none") != "none"
@@ -308,7 +309,7 @@ class QdrantBackend:
         the collection's current epoch (see EPOCH_SHIFT)."""
         meta = self.store.meta() or {}
         base = int(meta.get("epoch", 0)) << EPOCH_SHIFT
-        q = rotated(q[None], self.rotation)[0]
+        q = rotated(q[None], self._rotation)[0]
         found = self.store.full_vectors([int(i) + base for i in ids])
         return np.array([float(found[int(i) + base] @ q) if int(i) + base in found else np.nan for i in ids])
 
@@ -359,7 +360,7 @@ class QdrantBackend:
         if scope is None:
             return np.empty((n, 0), np.float32), np.empty((n, 0), np.int64), [(-1, -1.0)] * n, {}
         if xq is not None:
-            xq = rotated(xq, self.rotation)
+            xq = rotated(xq, self._rotation)
             xc = coarse_vectors(xq, self.coarse_dim)
         k, shortlist = min(k, total), min(max(shortlist, k), total)  # (a filter may keep fewer: Qdrant stops there)
         if k == 0:
