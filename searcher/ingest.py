@@ -18,6 +18,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import errno
+import functools
 import os
 import re
 import stat
@@ -56,6 +57,8 @@ FORMATS = {
     ".epub": "epub",
     ".xlsx": "xlsx",
     ".ods": "ods",
+    ".csv": "csv",  # under a header row, each value named by its column (formats/spreadsheet.py)
+    ".tsv": "tsv",
     ".eml": "eml",
     ".mbox": "mbox",
     ".ipynb": "notebook",
@@ -64,13 +67,12 @@ FORMATS = {
 CODE = (
     ".py .pyi .js .mjs .cjs .jsx .ts .tsx .go .rs .java .kt .scala .c .h .cc .cpp .hpp .cs .rb .php .swift .m .lua .pl "
     ".r .jl .sh .bash .zsh .fish .ps1 .sql .css .scss .vue .svelte .ex .exs .erl .hs .ml .clj .dart .zig .nim .tex "
-    ".toml .yaml .yml .ini .cfg .conf .xml .csv .tsv .org .adoc .asciidoc .log .json"
+    ".toml .yaml .yml .ini .cfg .conf .xml .org .adoc .asciidoc .log .json"
 ).split()
 FORMATS.update(dict.fromkeys(CODE, "text"))
-FORMATS.update({".csv": "csv", ".tsv": "tsv"})  # under a header row, each value named by its column
 # Files whose line breaks carry meaning - code and configuration (indentation too), and tables, a record per line:
 # a hit's snippet keeps its whole lines.
-LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex"} | {".xlsx", ".ods"}
+LINE_FORMATS = frozenset(CODE) - {".org", ".adoc", ".asciidoc", ".tex"} | {".csv", ".tsv", ".xlsx", ".ods"}
 # Kinds whose text is extracted, not the file's own: a hit's line is a line of that text (and /document, show and
 # get_document read it back so).
 EXTRACTED = frozenset({"pdf", "docx", "pptx", "odt", "odp", "epub", "xlsx", "ods", "csv", "tsv", "eml", "notebook"})
@@ -532,16 +534,22 @@ def _extracted(kind: str, data: bytes) -> tuple[str, tuple, tuple, str]:
     return body, (), headings, title
 
 
+def _guarded(read: Callable[[bytes], Any], data: bytes, what: str) -> Any:
+    """read(data), where a reader library's own error on a malformed file (anything but UnreadableFileError) is that
+    file's alone: `not a readable .docx file (KeyError in its reader)`, and the run goes on."""
+    try:
+        return read(data)
+    except UnreadableFileError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a reader library raises on a malformed file
+        raise UnreadableFileError(f"not a readable {what} ({type(e).__name__} in its reader)") from None
+
+
 def _mailbox(data: bytes, source: str, doc_id: str, name: str) -> list[Document]:
     """Each message of an mbox mailbox a document (formats/mail.py), its lines anchored at the mailbox's own."""
     from .formats.mail import read_mbox
 
-    try:
-        messages = read_mbox(data)
-    except UnreadableFileError:
-        raise
-    except Exception as e:  # noqa: BLE001 - as for the extracted formats: a malformed mailbox is that file alone
-        raise UnreadableFileError(f"not a readable mailbox ({type(e).__name__} in its reader)") from None
+    messages = _guarded(read_mbox, data, "mailbox")
     return [
         Document(
             doc_id=f"{doc_id}#{n}",
@@ -565,13 +573,8 @@ def parse_file(path: Path, data: bytes, *, doc_id: str) -> tuple[list[Document],
     source = str(path)
     data = gunzip(path, data)
     if kind in EXTRACTED:  # lines of the extracted text, as /document and get_document give them back
-        try:
-            body, pages, headings, title = _extracted(kind, data)
-        except UnreadableFileError:
-            raise
-        except Exception as e:  # noqa: BLE001 - a reader library's own error on a malformed file: that file alone
-            suffix = _unzipped(path).suffix
-            raise UnreadableFileError(f"not a readable {suffix} file ({type(e).__name__} in its reader)") from None
+        read = functools.partial(_extracted, kind)
+        body, pages, headings, title = _guarded(read, data, f"{_unzipped(path).suffix} file")
         document = Document(
             doc_id=doc_id, title=title or path.stem, text=body, source=source, pages=pages, headings=headings
         )
