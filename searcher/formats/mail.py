@@ -69,11 +69,14 @@ def _anchors(text: str, raw: bytes, from_line: int) -> tuple[tuple[int, int], ..
     j = blank + 1  # the body's lines are looked for in order from there
     offset = 0
     for part in text.split("\n"):
-        rows = where.get(" ".join(part.split()), ())
+        rows = where.get(" ".join(part.split()), [])
+        k = bisect.bisect_left(rows, j)
         if rows:
-            later = rows[bisect.bisect_left(rows, j)] if rows[-1] >= j else None
-            r = later if later is not None else rows[0]
-            j = r + 1 if later is not None else j
+            if k < len(rows):  # the body's next line
+                r = j = rows[k]
+                j += 1
+            else:  # a header line, above the body
+                r = rows[0]
             if found[-1][0] == offset:  # the text's first line stands in the file itself
                 found.pop()
             found.append((offset, from_line + 1 + r))
@@ -82,7 +85,7 @@ def _anchors(text: str, raw: bytes, from_line: int) -> tuple[tuple[int, int], ..
 
 
 def read_eml(data: bytes) -> tuple[str, tuple[tuple[int, int, str], ...], str]:
-    """(text, (), subject) of an .eml file: its headers worth searching, its body's text, its attachments' names."""
+    """(text, (), subject) of an .eml file: its body's text, its headers worth searching, its attachments' names."""
     from .document import UnreadableFileError
 
     message = _parse(data)
@@ -102,7 +105,7 @@ def _parse(data: bytes):
 
 
 def _message_text(message) -> tuple[str, str]:
-    """(text, subject) of a parsed message: its headers worth searching, its body's text, its attachments' names."""
+    """(text, subject) of a parsed message: its body's text, its headers worth searching, its attachments' names."""
     from .html import html_to_text
 
     subject = " ".join(str(message.get("Subject", "")).split())
