@@ -16,6 +16,9 @@ from .errors import SearcherError
 from .hits import hit_record
 
 CSV_FIELDS = ("query", "rank", "score", "source", "line", "end_line", "page", "title", "heading", "snippet")
+# A no match names its nearest passage when that scored at least this (shown as 0.001 or more): below, it is the
+# nothing a gibberish query finds, and naming it would only add noise.
+NEAREST_NAMED = 0.001
 
 
 def echo(text: str, colored: bool | None = None, *, err: bool = False) -> None:
@@ -34,10 +37,9 @@ def render_results(
     records: list[dict] = []
     for text, hits in zip(queries, results):
         if hits.no_match:
-            # the nearest passage, for a query whose answer may just be phrased otherwise; not for gibberish
-            nearest = (
+            nearest = (  # for a query whose answer may just be phrased otherwise
                 f" (the nearest scored {hits[0].score:.3f}: --min-score 0 lists it)"
-                if hits and hits[0].score >= 0.001
+                if hits and hits[0].score >= NEAREST_NAMED
                 else ""
             )
             echo(f"no match for {text!r}: {hits.reason}{nearest}", err=True)
